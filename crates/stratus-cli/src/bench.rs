@@ -1,0 +1,391 @@
+//! `stratus bench`: measures the invocation path against an embedded server on an
+//! ephemeral port, with a real client over loopback HTTP/1.1 keep-alive.
+//!
+//! - warm Invoke API latency p50/p99 at concurrency 1;
+//! - throughput at 16 and 64 concurrent callers (warm, provisioned environments);
+//! - cold start: Init Duration (environment start to first `/next`) for the
+//!   `provided` function and Node, against the bare process's own start-to-`/next`;
+//! - time for 100 provisioned environments to reach READY, and server memory per
+//!   idle environment.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use clap::Args;
+use serde_json::json;
+use tokio::io::AsyncReadExt;
+
+use crate::client::Api;
+
+/// Options of `stratus bench`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchArgs {
+    /// The `provided` bootstrap binary to use (build it with
+    /// `cargo build --release -p hello-rust`).
+    #[arg(long, default_value = "target/release/hello-rust")]
+    bootstrap: PathBuf,
+    /// Sequential invocations for the latency figure.
+    #[arg(long, default_value_t = 5000)]
+    requests: u32,
+    /// Seconds each throughput run lasts.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Cold starts to sample per runtime.
+    #[arg(long, default_value_t = 20)]
+    cold_samples: u32,
+    /// Provisioned environments for the READY-time figure.
+    #[arg(long, default_value_t = 100)]
+    provisioned: u32,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .map(|v| v.trim().trim_end_matches("kB").trim().parse().unwrap_or(0))
+            })
+        })
+        .unwrap_or(0)
+}
+
+async fn create(
+    api: &Api,
+    name: &str,
+    runtime: &str,
+    handler: &str,
+    zip: &[u8],
+) -> anyhow::Result<()> {
+    let body = json!({
+        "FunctionName": name, "Runtime": runtime, "Handler": handler, "Role": "arn:aws:iam::000000000000:role/bench",
+        "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) }, "Timeout": 30, "MemorySize": 128,
+    });
+    let r = api
+        .call("POST", "/2015-03-31/functions", &[], body.to_string())
+        .await?;
+    if r.status != 201 {
+        bail!(
+            "CreateFunction {name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    Ok(())
+}
+
+async fn provision(api: &Api, name: &str, n: u32) -> anyhow::Result<Duration> {
+    let v = api
+        .call(
+            "POST",
+            &format!("/2015-03-31/functions/{name}/versions"),
+            &[],
+            "{}",
+        )
+        .await?
+        .json()?;
+    let version = v["Version"].as_str().context("no version")?.to_string();
+    let t = Instant::now();
+    let path = format!("/2019-09-30/functions/{name}/provisioned-concurrency?Qualifier={version}");
+    let r = api
+        .call(
+            "PUT",
+            &path,
+            &[],
+            json!({ "ProvisionedConcurrentExecutions": n }).to_string(),
+        )
+        .await?;
+    if r.status != 202 {
+        bail!(
+            "provisioned concurrency: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    loop {
+        let st = api.call("GET", &path, &[], "").await?.json()?;
+        if st["Status"] == "READY" {
+            return Ok(t.elapsed());
+        }
+        if st["Status"] == "FAILED" {
+            bail!("provisioned concurrency failed: {}", st["StatusReason"]);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// Time from spawning `program` to its first `GET /next`, with no Stratus involved.
+async fn bare_start(
+    program: &std::path::Path,
+    args: &[String],
+    cwd: &std::path::Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<f64> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let t = Instant::now();
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env.iter().copied())
+        .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let (mut sock, _) = listener.accept().await?;
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = sock.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let _ = child.kill().await;
+    Ok(ms)
+}
+
+async fn cold_samples(
+    api: &Api,
+    prefix: &str,
+    runtime: &str,
+    handler: &str,
+    zip: &[u8],
+    n: u32,
+) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let name = format!("{prefix}-{i}");
+        create(api, &name, runtime, handler, zip).await?;
+        let r = api
+            .call(
+                "POST",
+                &format!("/2015-03-31/functions/{name}/invocations"),
+                &[("x-amz-log-type", "Tail")],
+                "{}",
+            )
+            .await?;
+        let log = base64::engine::general_purpose::STANDARD
+            .decode(r.header("x-amz-log-result").unwrap_or_default())?;
+        let log = String::from_utf8_lossy(&log);
+        let init = log
+            .split("Init Duration: ")
+            .nth(1)
+            .and_then(|s| s.split(" ms").next())
+            .and_then(|s| s.parse::<f64>().ok())
+            .with_context(|| format!("no Init Duration in {log}"))?;
+        out.push(init);
+        api.call("DELETE", &format!("/2015-03-31/functions/{name}"), &[], "")
+            .await?;
+    }
+    out.sort_by(f64::total_cmp);
+    Ok(out)
+}
+
+async fn throughput(
+    api: &Api,
+    target: &str,
+    concurrency: usize,
+    seconds: u64,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let api = Api::new(&api_base(api));
+        let (stop, count, target) = (stop.clone(), count.clone(), target.to_string());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                let r = api.invoke(&target, "{}").await?;
+                if r.status != 200 {
+                    bail!(
+                        "invoke failed: {} {}",
+                        r.status,
+                        String::from_utf8_lossy(&r.body)
+                    );
+                }
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    let rate = count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    Ok((rate, percentile(&all, 0.5), percentile(&all, 0.99)))
+}
+
+fn api_base(api: &Api) -> String {
+    api.base().to_string()
+}
+
+pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let bootstrap = args.bootstrap.canonicalize().with_context(|| {
+        format!(
+            "{} not found: build it with `cargo build --release -p hello-rust`",
+            args.bootstrap.display()
+        )
+    })?;
+    let work = tempfile_dir()?;
+    let pdir = work.join("provided");
+    std::fs::create_dir_all(&pdir)?;
+    std::fs::copy(&bootstrap, pdir.join("bootstrap"))?;
+    let provided_zip = stratus_package::zip_dir(&pdir)?;
+    let ndir = work.join("node");
+    std::fs::create_dir_all(&ndir)?;
+    std::fs::write(
+        ndir.join("index.js"),
+        "exports.handler = async () => ({ ok: true });\n",
+    )?;
+    let node_zip = stratus_package::zip_dir(&ndir)?;
+
+    let mut cfg = stratus_server::ServerConfig::new(work.join("data"), "127.0.0.1:0".parse()?);
+    cfg.shutdown_grace = Duration::from_secs(1);
+    let server = stratus_server::start(cfg).await?;
+    let api = Api::new(&format!("http://{}", server.addr()));
+    println!(
+        "stratus bench — {} cores, server on {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        server.addr()
+    );
+
+    // Warm latency at concurrency 1.
+    create(&api, "noop", "provided.al2023", "bootstrap", &provided_zip).await?;
+    provision(&api, "noop", 64).await?;
+    for _ in 0..200 {
+        api.invoke("noop:1", "{}").await?;
+    }
+    let mut lat = Vec::with_capacity(args.requests as usize);
+    for _ in 0..args.requests {
+        let t = Instant::now();
+        let r = api.invoke("noop:1", "{}").await?;
+        if r.status != 200 {
+            bail!("invoke failed: {}", String::from_utf8_lossy(&r.body));
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "warm invoke, concurrency 1 ({} requests): p50 {:.0} µs, p99 {:.0} µs",
+        args.requests,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+
+    for c in [16usize, 64] {
+        let (rate, p50, p99) = throughput(&api, "noop:1", c, args.seconds).await?;
+        println!("warm invoke, concurrency {c} ({} s): {rate:.0} invocations/s, p50 {p50:.0} µs, p99 {p99:.0} µs", args.seconds);
+    }
+
+    // Cold starts.
+    let prov_env = [("PATH", "/usr/bin:/bin")];
+    let mut bare = Vec::new();
+    for _ in 0..args.cold_samples {
+        bare.push(bare_start(&pdir.join("bootstrap"), &[], &pdir, &prov_env).await?);
+    }
+    bare.sort_by(f64::total_cmp);
+    let cold = cold_samples(
+        &api,
+        "cold-provided",
+        "provided.al2023",
+        "bootstrap",
+        &provided_zip,
+        args.cold_samples,
+    )
+    .await?;
+    println!(
+        "cold start provided (Init Duration, {} samples): p50 {:.2} ms, p99 {:.2} ms; bare process start to /next p50 {:.2} ms; Stratus adds {:.2} ms",
+        args.cold_samples, percentile(&cold, 0.5), percentile(&cold, 0.99), percentile(&bare, 0.5), percentile(&cold, 0.5) - percentile(&bare, 0.5)
+    );
+    let node_bin = stratus_sandbox_which("node")?;
+    let node_bootstrap = work
+        .join("data")
+        .join("runtimes")
+        .join("node")
+        .join("bootstrap.js");
+    let node_env = [
+        ("_HANDLER", "index.handler"),
+        ("LAMBDA_TASK_ROOT", ndir.to_str().unwrap_or_default()),
+    ];
+    let mut bare_node = Vec::new();
+    for _ in 0..args.cold_samples.min(10) {
+        bare_node.push(
+            bare_start(
+                &node_bin,
+                &[node_bootstrap.display().to_string()],
+                &ndir,
+                &node_env,
+            )
+            .await?,
+        );
+    }
+    bare_node.sort_by(f64::total_cmp);
+    let cold_node = cold_samples(
+        &api,
+        "cold-node",
+        "nodejs20.x",
+        "index.handler",
+        &node_zip,
+        args.cold_samples.min(10),
+    )
+    .await?;
+    println!(
+        "cold start nodejs20.x (Init Duration): p50 {:.2} ms, p99 {:.2} ms; bare node start to /next p50 {:.2} ms; Stratus adds {:.2} ms",
+        percentile(&cold_node, 0.5), percentile(&cold_node, 0.99), percentile(&bare_node, 0.5), percentile(&cold_node, 0.5) - percentile(&bare_node, 0.5)
+    );
+
+    // Provisioned READY time and memory per idle environment.
+    create(&api, "many", "provided.al2023", "bootstrap", &provided_zip).await?;
+    let before = rss_kb();
+    let ready = provision(&api, "many", args.provisioned).await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kb();
+    println!(
+        "{} provisioned environments READY in {:.0} ms; server memory per idle environment {:.1} KB",
+        args.provisioned,
+        ready.as_secs_f64() * 1000.0,
+        after.saturating_sub(before) as f64 / args.provisioned as f64
+    );
+    server.shutdown().await;
+    let _ = stratus_package::remove_tree(&work);
+    Ok(())
+}
+
+fn stratus_sandbox_which(name: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{name} not found on PATH"))
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("stratus-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

@@ -1,0 +1,88 @@
+//! A small HTTP/1.1 client for talking to a Stratus server (keep-alive pooled).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+
+/// A response: status, headers, body.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Reply {
+    /// Header as text.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Body as JSON.
+    pub(crate) fn json(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_slice(&self.body)?)
+    }
+}
+
+/// A client for one endpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct Api {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl Api {
+    /// A client for `base` (e.g. `http://127.0.0.1:9000`).
+    pub(crate) fn new(base: &str) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Self {
+            base: base.trim_end_matches('/').to_string(),
+            client,
+        }
+    }
+
+    /// The base URL.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request.
+    pub(crate) async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> anyhow::Result<Reply> {
+        let mut req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(body.into()))?;
+        let resp = self.client.request(req).await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await?.to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Invokes a function synchronously.
+    pub(crate) async fn invoke(&self, function: &str, payload: &str) -> anyhow::Result<Reply> {
+        self.call(
+            "POST",
+            &format!("/2015-03-31/functions/{function}/invocations"),
+            &[],
+            payload.to_string(),
+        )
+        .await
+    }
+}

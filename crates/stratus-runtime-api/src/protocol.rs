@@ -1,0 +1,122 @@
+//! Paths, headers, limits and body shapes of the Runtime API, in one place.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest response a runtime may post (6 MB, as Lambda).
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
+
+/// Largest error or init-error body we accept from a runtime.
+pub(crate) const MAX_ERROR_BYTES: usize = 1024 * 1024;
+
+pub(crate) const PREFIX: &str = "/2018-06-01/runtime/";
+
+/// Header names of the Runtime API.
+pub mod headers {
+    /// Request id of the invocation.
+    pub const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+    /// Deadline, epoch milliseconds.
+    pub const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+    /// ARN the caller used.
+    pub const INVOKED_FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+    /// X-Ray trace header.
+    pub const TRACE_ID: &str = "lambda-runtime-trace-id";
+    /// Client context (JSON).
+    pub const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
+    /// Cognito identity (JSON).
+    pub const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
+    /// Error type of a posted error, when the body lacks one.
+    pub const FUNCTION_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+}
+
+/// Lambda's error body: `{"errorMessage","errorType","stackTrace"}`.
+/// Runtimes send `stackTrace` (Python, Java, Rust) or `trace` (Node); both are kept
+/// as `stackTrace`, and any other fields (such as `requestId`) are dropped.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// Human-readable message.
+    #[serde(rename = "errorMessage", default)]
+    pub error_message: String,
+    /// Error type, e.g. `Runtime.ImportModuleError` or `TypeError`.
+    #[serde(rename = "errorType", default)]
+    pub error_type: String,
+    /// Stack frames, when the runtime sent any.
+    #[serde(
+        rename = "stackTrace",
+        alias = "trace",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "stack_lines"
+    )]
+    pub stack_trace: Vec<serde_json::Value>,
+}
+
+fn stack_lines<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<serde_json::Value>, D::Error> {
+    // Accept an array (of strings, or Python's [file, line, fn, text] lists) or a string.
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Array(items) => items,
+        serde_json::Value::Null => Vec::new(),
+        other => vec![other],
+    })
+}
+
+impl ErrorBody {
+    /// Parses what a runtime posted to `/error` or `/init/error`. A body that is not
+    /// Lambda's JSON shape is kept as the message so the caller still sees it.
+    pub fn parse(body: &[u8], header_type: Option<&str>) -> Self {
+        let mut parsed = match serde_json::from_slice::<ErrorBody>(body) {
+            Ok(b) => b,
+            Err(_) if body.is_empty() => ErrorBody::default(),
+            Err(_) => ErrorBody {
+                error_message: String::from_utf8_lossy(body).into_owned(),
+                ..ErrorBody::default()
+            },
+        };
+        if parsed.error_type.is_empty() {
+            parsed.error_type = header_type.unwrap_or("Unhandled").to_string();
+        }
+        parsed
+    }
+
+    /// A body with just a type and message.
+    pub fn new(error_type: &str, message: impl Into<String>) -> Self {
+        Self {
+            error_message: message.into(),
+            error_type: error_type.to_string(),
+            stack_trace: Vec::new(),
+        }
+    }
+
+    /// The JSON bytes, as returned to an invoker.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_node_trace_and_python_stack() {
+        let node = ErrorBody::parse(
+            br#"{"errorType":"TypeError","errorMessage":"x","trace":["a","b"]}"#,
+            None,
+        );
+        assert_eq!(node.stack_trace.len(), 2);
+        let py = ErrorBody::parse(br#"{"errorType":"E","errorMessage":"m","stackTrace":[["f",1,"g","h"]],"requestId":"r"}"#, None);
+        assert_eq!(py.stack_trace.len(), 1);
+        assert_eq!(
+            py.to_json(),
+            br#"{"errorMessage":"m","errorType":"E","stackTrace":[["f",1,"g","h"]]}"#.to_vec()
+        );
+    }
+
+    #[test]
+    fn empty_or_garbage_bodies_keep_what_was_said() {
+        let e = ErrorBody::parse(b"", Some("Runtime.Custom"));
+        assert_eq!(e.error_type, "Runtime.Custom");
+        let g = ErrorBody::parse(b"not json", None);
+        assert_eq!(g.error_message, "not json");
+        assert_eq!(g.error_type, "Unhandled");
+    }
+}

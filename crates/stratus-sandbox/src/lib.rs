@@ -1,0 +1,420 @@
+//! `stratus-sandbox` owns starting, limiting and killing one execution environment's
+//! process tree. It knows nothing about functions or HTTP: the caller hands it a
+//! [`LaunchSpec`] (program, arguments, a complete environment, working directory and a
+//! private temp dir) and gets back a [`Process`] whose stdout and stderr are captured.
+//!
+//! The seam is the [`Driver`] trait. Today there is one driver, [`ProcessDriver`]:
+//! a plain child process in its own process group, with a clean environment, a private
+//! `TMPDIR`, and `PR_SET_PDEATHSIG` so that environments never outlive the server.
+//! The Linux isolation driver (namespaces, cgroups) plugs in behind the same trait.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+
+use tokio::net::unix::pipe;
+
+/// Errors from starting or controlling an environment.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The private temp dir could not be created.
+    #[error("cannot create environment temp dir {path}: {source}")]
+    CreateTmpDir { path: PathBuf, source: io::Error },
+    /// The program could not be started (missing, not executable, ...).
+    #[error("cannot start {program}: {source}")]
+    Spawn { program: String, source: io::Error },
+    /// The captured output pipes could not be set up.
+    #[error("cannot capture output of {program}: {source}")]
+    Capture { program: String, source: io::Error },
+}
+
+/// Everything needed to start an environment's process.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// Program to exec (an absolute path is best: the environment has a clean `PATH`).
+    pub program: PathBuf,
+    /// Arguments after the program name.
+    pub args: Vec<OsString>,
+    /// Working directory (the function's code root).
+    pub cwd: PathBuf,
+    /// The complete environment; nothing is inherited from the server.
+    pub env: Vec<(String, String)>,
+    /// A private, writable temp dir for this environment, exposed as `TMPDIR`.
+    /// It is created on start and removed when the process is destroyed.
+    pub tmp_dir: PathBuf,
+}
+
+/// Starts environments. Implementations decide how isolated they are.
+pub trait Driver: Send + Sync + fmt::Debug {
+    /// Starts the process described by `spec`.
+    fn start(&self, spec: &LaunchSpec) -> Result<Process, SandboxError>;
+}
+
+/// Shared handle for killing an environment's tree from anywhere.
+pub type Killer = Arc<TreeKiller>;
+
+/// A started environment process with its captured output.
+#[derive(Debug)]
+pub struct Process {
+    child: tokio::process::Child,
+    killer: Killer,
+    /// Captured standard output.
+    pub stdout: Option<OutputPipe>,
+    /// Captured standard error.
+    pub stderr: Option<OutputPipe>,
+}
+
+impl Process {
+    /// The root process id.
+    pub fn pid(&self) -> u32 {
+        self.killer.pid
+    }
+
+    /// A handle that can kill the whole tree and measure its memory.
+    pub fn killer(&self) -> Killer {
+        self.killer.clone()
+    }
+
+    /// Waits for the root process to exit.
+    pub async fn wait(&mut self) -> io::Result<ExitStatus> {
+        self.child.wait().await
+    }
+}
+
+/// Kills a process tree and measures its memory. Cheap to clone via [`Killer`].
+#[derive(Debug)]
+pub struct TreeKiller {
+    pid: u32,
+    tmp_dir: PathBuf,
+}
+
+impl TreeKiller {
+    /// Root process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends SIGKILL to the process group and to every descendant found in `/proc`
+    /// (descendants that moved to another group included), then removes the temp dir.
+    /// Safe to call more than once.
+    pub fn kill_tree(&self) {
+        let pids = descendants(self.pid);
+        sys::kill_group(self.pid);
+        for pid in pids {
+            sys::kill_pid(pid);
+        }
+        let _ = std::fs::remove_dir_all(&self.tmp_dir);
+    }
+
+    /// Peak resident memory of the tree in bytes: the sum of `VmHWM` over the root and
+    /// its live descendants. Returns 0 when it cannot be read (process already gone).
+    pub fn max_memory_bytes(&self) -> u64 {
+        let mut total = read_hwm_kb(self.pid);
+        for pid in descendants(self.pid) {
+            total += read_hwm_kb(pid);
+        }
+        total * 1024
+    }
+}
+
+fn read_hwm_kb(pid: u32) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// All descendants of `root`, read from `/proc/<pid>/task/<tid>/children`.
+fn descendants(root: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Ok(children) = std::fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !out.contains(&child) && out.len() < 4096 {
+                    out.push(child);
+                    stack.push(child);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One captured output stream: an async pipe for waiting, plus a duplicate of the
+/// same descriptor for draining whatever is buffered *right now*, without trusting
+/// the reactor's cached readiness. The scheduler drains at the end of each invocation
+/// so that every line a function wrote before responding lands before `END`.
+#[derive(Debug)]
+pub struct OutputPipe {
+    rx: pipe::Receiver,
+    direct: File,
+}
+
+impl OutputPipe {
+    fn new(fd: OwnedFd) -> io::Result<Self> {
+        let direct = File::from(fd.try_clone()?);
+        let rx = pipe::Receiver::from_owned_fd(fd)?;
+        Ok(Self { rx, direct })
+    }
+
+    /// Waits until data is available, then reads it. `Ok(0)` is end of stream.
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use tokio::io::AsyncReadExt;
+        self.rx.read(buf).await
+    }
+
+    /// Reads what is buffered now; `Err(WouldBlock)` when the pipe is empty.
+    pub fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.direct.read(buf)
+    }
+}
+
+/// The portable driver: a plain child process in its own process group.
+#[derive(Debug, Default, Clone)]
+pub struct ProcessDriver;
+
+impl Driver for ProcessDriver {
+    fn start(&self, spec: &LaunchSpec) -> Result<Process, SandboxError> {
+        std::fs::create_dir_all(&spec.tmp_dir).map_err(|source| SandboxError::CreateTmpDir {
+            path: spec.tmp_dir.clone(),
+            source,
+        })?;
+        let program = spec.program.display().to_string();
+        let mut cmd = tokio::process::Command::new(&spec.program);
+        cmd.args(&spec.args)
+            .current_dir(&spec.cwd)
+            .env_clear()
+            .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("TMPDIR", &spec.tmp_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        sys::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().map_err(|source| {
+            let _ = std::fs::remove_dir_all(&spec.tmp_dir);
+            SandboxError::Spawn {
+                program: program.clone(),
+                source,
+            }
+        })?;
+        let pid = child.id().unwrap_or(0);
+        let killer = Arc::new(TreeKiller {
+            pid,
+            tmp_dir: spec.tmp_dir.clone(),
+        });
+        let capture = |fd: io::Result<OwnedFd>| fd.and_then(OutputPipe::new);
+        let stdout = child.stdout.take().map(|s| capture(s.into_owned_fd()));
+        let stderr = child.stderr.take().map(|s| capture(s.into_owned_fd()));
+        let (stdout, stderr) = match (stdout.transpose(), stderr.transpose()) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(source), _) | (_, Err(source)) => {
+                killer.kill_tree();
+                return Err(SandboxError::Capture { program, source });
+            }
+        };
+        Ok(Process {
+            child,
+            killer,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// Resolves `name` to an absolute, real executable path by searching `PATH`
+/// and following symlinks (a shim script can cost more than the runtime's start).
+pub fn which(name: &str) -> Option<PathBuf> {
+    let candidate = Path::new(name);
+    if candidate.is_absolute() || name.contains('/') {
+        return is_executable(candidate).then(|| candidate.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[allow(unsafe_code)]
+mod sys {
+    /// Kills the process group led by `pid`.
+    pub(super) fn kill_group(pid: u32) {
+        if pid == 0 {
+            return;
+        }
+        // SAFETY: kill(2) with a negative pid signals a process group; it has no
+        // memory-safety preconditions. pid 0 is excluded above (it would mean our group).
+        unsafe {
+            libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
+        }
+    }
+
+    /// Kills one process.
+    pub(super) fn kill_pid(pid: u32) {
+        if pid <= 1 {
+            return;
+        }
+        // SAFETY: kill(2) has no memory-safety preconditions; pids 0 and 1 are excluded.
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+
+    /// Asks the kernel to SIGKILL the child when the server dies, so a crashed or
+    /// SIGKILLed server never leaves environments behind.
+    pub(super) fn die_with_parent(cmd: &mut tokio::process::Command) {
+        // SAFETY: the closure runs between fork and exec and calls only prctl(2),
+        // which is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(script: &str, tmp: &Path) -> LaunchSpec {
+        LaunchSpec {
+            program: PathBuf::from("/bin/sh"),
+            args: vec!["-c".into(), script.into()],
+            cwd: PathBuf::from("/"),
+            env: vec![("FOO".into(), "bar".into())],
+            tmp_dir: tmp.join("env-tmp"),
+        }
+    }
+
+    async fn read_all(p: &mut OutputPipe) -> String {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = p.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn clean_environment_and_private_tmpdir() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec("echo $FOO $HOME $TMPDIR; echo err >&2", dir.path());
+        let mut p = ProcessDriver.start(&s).unwrap();
+        let out = read_all(p.stdout.as_mut().unwrap()).await;
+        let err = read_all(p.stderr.as_mut().unwrap()).await;
+        assert_eq!(out.trim(), format!("bar {}", s.tmp_dir.display()));
+        assert_eq!(err.trim(), "err");
+        assert!(p.wait().await.unwrap().success());
+        assert!(s.tmp_dir.is_dir());
+        p.killer().kill_tree();
+        assert!(!s.tmp_dir.exists(), "temp dir removed on destroy");
+    }
+
+    #[tokio::test]
+    async fn kill_tree_kills_grandchildren_and_measures_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let mut p = ProcessDriver.start(&spec(&script, dir.path())).unwrap();
+        let mut grandchild = None;
+        for _ in 0..200 {
+            if let Ok(s) = std::fs::read_to_string(&pidfile) {
+                if let Ok(pid) = s.trim().parse::<u32>() {
+                    grandchild = Some(pid);
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let grandchild = grandchild.expect("grandchild started");
+        assert!(p.killer().max_memory_bytes() > 0);
+        p.killer().kill_tree();
+        let status = p.wait().await.unwrap();
+        assert!(!status.success());
+        for _ in 0..200 {
+            let stat = std::fs::read_to_string(format!("/proc/{grandchild}/stat"));
+            // Gone, or a zombie waiting for its (dead) parent's reaper.
+            if stat.map(|s| s.contains(") Z")).unwrap_or(true) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("grandchild {grandchild} survived kill_tree");
+    }
+
+    #[tokio::test]
+    async fn read_now_sees_buffered_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = ProcessDriver
+            .start(&spec("echo hello; sleep 5", dir.path()))
+            .unwrap();
+        let out = p.stdout.as_mut().unwrap();
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        for _ in 0..500 {
+            match out.read_now(&mut buf) {
+                Ok(n) => {
+                    got = n;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(std::time::Duration::from_millis(2))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(&buf[..got], b"hello\n");
+        p.killer().kill_tree();
+    }
+
+    #[test]
+    fn missing_program_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = spec("", dir.path());
+        s.program = PathBuf::from("/nonexistent/bootstrap");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(async { ProcessDriver.start(&s).unwrap_err() });
+        assert!(err.to_string().contains("/nonexistent/bootstrap"), "{err}");
+    }
+
+    #[test]
+    fn which_finds_sh() {
+        assert!(which("sh").is_some());
+        assert!(which("definitely-not-a-program-xyz").is_none());
+    }
+}

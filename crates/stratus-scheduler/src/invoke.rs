@@ -1,0 +1,231 @@
+//! The invocation path: take a slot, hand the event to a warm environment (or start a
+//! cold one), wait for the outcome under the function's timeout, give the slot back.
+//!
+//! - **Timeout**: the environment is destroyed (never reused) and the caller gets
+//!   `{"errorMessage":"{time} {id} Task timed out after N.NN seconds"}`, also logged.
+//! - **Crash** (the process exits mid-invocation): `Runtime.ExitError`; the watcher
+//!   removes the environment and provisioned ones are replaced.
+//! - **Init failure** (cold start): the init error is the function error; repeated
+//!   failures back off (see `state.rs`) instead of spawning in a loop.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stratus_runtime_api::{ErrorBody, Invocation, Outcome, MAX_RESPONSE_BYTES};
+use tokio::sync::oneshot;
+
+use crate::env::{self, exit_error, Env, StartFailure};
+use crate::logpump::{now_ms, LogCmd, Report};
+use crate::state::Refusal;
+use crate::{FunctionSpec, InvokeError, InvokeRequest, InvokeResponse, Scheduler};
+
+impl Scheduler {
+    /// Runs one synchronous invocation of `spec`. The work runs on its own task, so a
+    /// caller that goes away mid-invocation never leaves a slot or environment behind.
+    pub async fn invoke(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
+        if self.inner.shutdown.is_set() {
+            return Err(InvokeError::ShuttingDown);
+        }
+        let this = self.clone();
+        let spec = spec.clone();
+        tokio::spawn(async move { this.run_invocation(spec, req).await })
+            .await
+            .unwrap_or(Err(InvokeError::ShuttingDown))
+    }
+
+    async fn run_invocation(
+        self,
+        spec: Arc<FunctionSpec>,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
+        let acquired = self.inner.state.lock().acquire(&spec, Instant::now());
+        let mut lease = match acquired {
+            Ok(lease) => lease,
+            Err(Refusal::Throttled(reason)) => return Err(InvokeError::Throttled(reason)),
+            Err(Refusal::BackingOff(err)) => return Ok(function_error(&err)),
+        };
+        let (env, init) = match lease.env.take() {
+            Some(env) => (env, None),
+            None => match env::start(&self.inner, &spec, false).await {
+                Ok((env, init)) => {
+                    self.inner
+                        .state
+                        .lock()
+                        .record_init(&spec.pool_key, Ok(()), Instant::now());
+                    (env, Some(init))
+                }
+                Err(failure) => {
+                    let mut st = self.inner.state.lock();
+                    let body = match failure {
+                        StartFailure::Spawn(msg) => {
+                            st.start_failed(&spec.pool_key);
+                            st.release(&spec, lease, None, Instant::now());
+                            return Err(InvokeError::Start(msg));
+                        }
+                        StartFailure::Init(body) => body,
+                    };
+                    st.record_init(&spec.pool_key, Err(&body), Instant::now());
+                    st.release(&spec, lease, None, Instant::now());
+                    return Ok(function_error(&body));
+                }
+            },
+        };
+
+        let (result, keep) = self.dispatch(&spec, &env, &req, init).await;
+        let back = self.inner.state.lock().release(
+            &spec,
+            lease,
+            keep.then(|| env.clone()),
+            Instant::now(),
+        );
+        if let Some(surplus) = back {
+            surplus.destroy("not needed");
+        }
+        if !keep {
+            env.destroy("invocation failed");
+        }
+        let (payload, function_error, tail) = result;
+        let log_tail = match tail {
+            Some(rx) => rx.await.ok(),
+            None => None,
+        };
+        Ok(InvokeResponse {
+            payload,
+            function_error,
+            log_tail,
+        })
+    }
+
+    /// Hands the event to `env` and waits for the outcome. Returns the payload,
+    /// whether it is a function error, the tail receiver, and whether `env` survives.
+    async fn dispatch(
+        &self,
+        spec: &FunctionSpec,
+        env: &Arc<Env>,
+        req: &InvokeRequest,
+        init: Option<Duration>,
+    ) -> ((Bytes, bool, Option<oneshot::Receiver<String>>), bool) {
+        env.log(LogCmd::Start {
+            request_id: req.request_id.clone(),
+            version: spec.version.clone(),
+            tail: req.tail,
+        });
+        let timeout_ms = spec.timeout.as_millis() as u64;
+        let started = Instant::now();
+        let rx = env.link.dispatch(Invocation {
+            request_id: req.request_id.clone(),
+            payload: req.payload.clone(),
+            deadline_ms: now_ms() as u64 + timeout_ms,
+            invoked_function_arn: req.invoked_arn.clone(),
+            trace_id: trace_id(&req.request_id),
+            client_context: req.client_context.clone(),
+            cognito_identity: None,
+        });
+        let outcome = tokio::time::timeout(spec.timeout, rx).await;
+        let duration = started.elapsed();
+        let mut prelude = None;
+        let mut status = None;
+        let (payload, function_error, keep) = match outcome {
+            Ok(Ok(Outcome::Response(body))) => (body, false, true),
+            Ok(Ok(Outcome::Error(e))) => (Bytes::from(e.to_json()), true, true),
+            Ok(Ok(Outcome::ResponseTooLarge)) => {
+                let e = ErrorBody::new(
+                    "Function.ResponseSizeTooLarge",
+                    format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
+                );
+                (Bytes::from(e.to_json()), true, true)
+            }
+            Ok(Ok(Outcome::Exited(reason))) => {
+                let e = exit_error(Some(&req.request_id), &reason);
+                status = Some(("error", Some(e.error_type.clone())));
+                prelude = Some(format!(
+                    "{} {} {}",
+                    iso_now(),
+                    req.request_id,
+                    e.error_message
+                ));
+                (Bytes::from(e.to_json()), true, false)
+            }
+            Ok(Err(_)) => {
+                let e = exit_error(Some(&req.request_id), "exit status 0");
+                (Bytes::from(e.to_json()), true, false)
+            }
+            Err(_) => {
+                let message = format!(
+                    "{} {} Task timed out after {:.2} seconds",
+                    iso_now(),
+                    req.request_id,
+                    spec.timeout.as_secs_f64()
+                );
+                prelude = Some(message.clone());
+                status = Some(("timeout", None));
+                let body = serde_json::json!({ "errorMessage": message });
+                (Bytes::from(body.to_string()), true, false)
+            }
+        };
+        let (tail_tx, tail_rx) = if req.tail {
+            let (tx, rx) = oneshot::channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        env.log(LogCmd::End(Box::new(Report {
+            request_id: req.request_id.clone(),
+            duration,
+            memory_mb: spec.memory_mb,
+            init,
+            prelude,
+            status,
+            tail: tail_tx,
+        })));
+        ((payload, function_error, tail_rx), keep)
+    }
+
+    pub(crate) fn env_exited(&self, env: &Env) {
+        let replace = self.inner.state.lock().env_exited(env);
+        if replace && !self.inner.shutdown.is_set() {
+            self.reconcile_provisioned(&env.pool_key);
+        }
+    }
+}
+
+fn function_error(err: &ErrorBody) -> InvokeResponse {
+    InvokeResponse {
+        payload: Bytes::from(err.to_json()),
+        function_error: true,
+        log_tail: None,
+    }
+}
+
+fn trace_id(request_id: &str) -> Arc<str> {
+    let hex: String = request_id
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(24)
+        .collect();
+    let secs = now_ms() / 1000;
+    Arc::from(format!(
+        "Root=1-{secs:08x}-{hex:0>24};Parent={};Sampled=0",
+        &hex[..hex.len().min(16)]
+    ))
+}
+
+/// Current UTC time as `2024-01-02T03:04:05.678Z`.
+pub(crate) fn iso_now() -> String {
+    let d = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        d.year(),
+        d.month() as u8,
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.millisecond()
+    )
+}

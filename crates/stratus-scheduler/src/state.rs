@@ -1,0 +1,392 @@
+//! All scheduling accounting, behind the scheduler's one lock: pools of idle
+//! environments, busy counts per function, the unreserved pool and the account limit,
+//! scaling-rate buckets, provisioned targets and init-failure back-off.
+//! Nothing here awaits or does I/O; callers destroy environments after unlocking.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use stratus_runtime_api::ErrorBody;
+
+use crate::env::Env;
+use crate::limits::{ThrottleReason, TokenBucket};
+use crate::{FunctionSpec, ProvisionedStatus, Settings};
+
+#[derive(Debug)]
+struct FnState {
+    busy: u32,
+    reserved: Option<u32>,
+    bucket: TokenBucket,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pool {
+    pub(crate) spec: Arc<FunctionSpec>,
+    idle_prov: Vec<Arc<Env>>,
+    idle_od: Vec<(Arc<Env>, Instant)>,
+    /// Live environments of this pool, starting ones included.
+    total: u32,
+    pub(crate) prov_target: u32,
+    pub(crate) prov_alive: u32,
+    pub(crate) prov_starting: u32,
+    pub(crate) prov_failures: u32,
+    pub(crate) prov_reason: Option<String>,
+    init_failures: u32,
+    backoff_until: Option<Instant>,
+    last_init_error: Option<ErrorBody>,
+    pub(crate) retired: bool,
+}
+
+impl Pool {
+    fn new(spec: Arc<FunctionSpec>) -> Self {
+        Self {
+            spec,
+            idle_prov: Vec::new(),
+            idle_od: Vec::new(),
+            total: 0,
+            prov_target: 0,
+            prov_alive: 0,
+            prov_starting: 0,
+            prov_failures: 0,
+            prov_reason: None,
+            init_failures: 0,
+            backoff_until: None,
+            last_init_error: None,
+            retired: false,
+        }
+    }
+}
+
+impl Pool {
+    /// A provisioned environment is being started.
+    pub(crate) fn total_started(&mut self) {
+        self.total += 1;
+    }
+
+    /// A start failed before any process existed.
+    pub(crate) fn total_failed(&mut self) {
+        self.total = self.total.saturating_sub(1);
+    }
+
+    pub(crate) fn add_idle_provisioned(&mut self, env: Arc<Env>) {
+        self.idle_prov.push(env);
+    }
+}
+
+/// A concurrency slot held by one invocation.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    pub(crate) env: Option<Arc<Env>>,
+    counted_unreserved: bool,
+}
+
+/// Why no slot was given.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    Throttled(ThrottleReason),
+    /// Cold starts of this pool are backing off after repeated init failures.
+    BackingOff(ErrorBody),
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    account: u32,
+    unreserved_minimum: u32,
+    scaling_rate: u32,
+    functions: HashMap<Arc<str>, FnState>,
+    pools: HashMap<Arc<str>, Pool>,
+    unreserved_busy: u32,
+    reserved_total: u32,
+}
+
+impl State {
+    pub(crate) fn new(s: &Settings) -> Self {
+        Self {
+            account: s.account_concurrency,
+            unreserved_minimum: s.unreserved_minimum,
+            scaling_rate: s.scaling_rate_per_10s,
+            functions: HashMap::new(),
+            pools: HashMap::new(),
+            unreserved_busy: 0,
+            reserved_total: 0,
+        }
+    }
+
+    fn function(&mut self, name: &Arc<str>) -> &mut FnState {
+        let rate = self.scaling_rate;
+        self.functions
+            .entry(name.clone())
+            .or_insert_with(|| FnState {
+                busy: 0,
+                reserved: None,
+                bucket: TokenBucket::new(rate),
+            })
+    }
+
+    pub(crate) fn pool(&mut self, spec: &Arc<FunctionSpec>) -> &mut Pool {
+        self.pools
+            .entry(spec.pool_key.clone())
+            .or_insert_with(|| Pool::new(spec.clone()))
+    }
+
+    pub(crate) fn pool_by_key(&mut self, key: &str) -> Option<&mut Pool> {
+        self.pools.get_mut(key)
+    }
+
+    pub(crate) fn set_reserved(&mut self, function: &str, reserved: Option<u32>) {
+        let name: Arc<str> = Arc::from(function);
+        let f = self.function(&name);
+        let old = std::mem::replace(&mut f.reserved, reserved);
+        self.reserved_total = self.reserved_total - old.unwrap_or(0) + reserved.unwrap_or(0);
+    }
+
+    pub(crate) fn unreserved_available(&self, excluding: &str) -> u32 {
+        let others: u32 = self
+            .functions
+            .iter()
+            .filter(|(name, _)| &***name != excluding)
+            .filter_map(|(_, f)| f.reserved)
+            .sum();
+        self.account
+            .saturating_sub(self.unreserved_minimum)
+            .saturating_sub(others)
+    }
+
+    pub(crate) fn busy(&self, function: &str) -> u32 {
+        self.functions.get(function).map(|f| f.busy).unwrap_or(0)
+    }
+
+    /// Takes a concurrency slot and, when there is one, an idle environment
+    /// (provisioned first, then the most recently used on-demand one).
+    pub(crate) fn acquire(
+        &mut self,
+        spec: &Arc<FunctionSpec>,
+        now: Instant,
+    ) -> Result<Lease, Refusal> {
+        let unreserved_cap = self.account.saturating_sub(self.reserved_total);
+        let unreserved_busy = self.unreserved_busy;
+        let f = self.function(&spec.function_name);
+        let counted_unreserved = match f.reserved {
+            Some(r) if f.busy >= r => {
+                return Err(Refusal::Throttled(
+                    ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+                ))
+            }
+            Some(_) => false,
+            None if unreserved_busy >= unreserved_cap => {
+                return Err(Refusal::Throttled(
+                    ThrottleReason::ConcurrentInvocationLimitExceeded,
+                ))
+            }
+            None => true,
+        };
+        let pool = self.pool(spec);
+        let env = pool
+            .idle_prov
+            .pop()
+            .or_else(|| pool.idle_od.pop().map(|(env, _)| env));
+        if env.is_none() {
+            if let (Some(until), Some(err)) = (pool.backoff_until, &pool.last_init_error) {
+                if now < until {
+                    return Err(Refusal::BackingOff(err.clone()));
+                }
+            }
+            let f = self.function(&spec.function_name);
+            if !f.bucket.try_take(now) {
+                return Err(Refusal::Throttled(
+                    ThrottleReason::FunctionInvocationRateLimitExceeded,
+                ));
+            }
+            self.pool(spec).total += 1;
+        }
+        let f = self.function(&spec.function_name);
+        f.busy += 1;
+        if counted_unreserved {
+            self.unreserved_busy += 1;
+        }
+        Ok(Lease {
+            env,
+            counted_unreserved,
+        })
+    }
+
+    /// Gives the slot back. A live `env` goes back to its pool unless the pool is
+    /// retired or has more provisioned environments than asked for; then it is
+    /// returned to the caller to destroy.
+    pub(crate) fn release(
+        &mut self,
+        spec: &Arc<FunctionSpec>,
+        lease: Lease,
+        env: Option<Arc<Env>>,
+        now: Instant,
+    ) -> Option<Arc<Env>> {
+        let f = self.function(&spec.function_name);
+        f.busy = f.busy.saturating_sub(1);
+        if lease.counted_unreserved {
+            self.unreserved_busy = self.unreserved_busy.saturating_sub(1);
+        }
+        let env = env?;
+        if env.link.is_dead() {
+            return None; // env_exited accounts for it
+        }
+        let Some(pool) = self.pools.get_mut(&spec.pool_key) else {
+            return Some(env);
+        };
+        if pool.retired {
+            return Some(env);
+        }
+        if env.prov_counted.load(Ordering::Relaxed) {
+            if pool.prov_alive > pool.prov_target {
+                return Some(env);
+            }
+            pool.idle_prov.push(env);
+        } else {
+            pool.idle_od.push((env, now));
+        }
+        None
+    }
+
+    /// A cold start of `spec` failed before its environment existed (spawn error).
+    pub(crate) fn start_failed(&mut self, key: &str) {
+        if let Some(pool) = self.pools.get_mut(key) {
+            pool.total = pool.total.saturating_sub(1);
+        }
+    }
+
+    /// Records the result of an on-demand init, driving the back-off.
+    pub(crate) fn record_init(&mut self, key: &str, result: Result<(), &ErrorBody>, now: Instant) {
+        let Some(pool) = self.pools.get_mut(key) else {
+            return;
+        };
+        match result {
+            Ok(()) => {
+                pool.init_failures = 0;
+                pool.backoff_until = None;
+                pool.last_init_error = None;
+            }
+            Err(e) => {
+                pool.init_failures += 1;
+                pool.last_init_error = Some(e.clone());
+                // Two failures in a row are not spinning yet; from the third on,
+                // cold starts wait 1 s, 2 s, 4 s ... up to 30 s between attempts.
+                if pool.init_failures >= 3 {
+                    let exp = (pool.init_failures - 3).min(5);
+                    pool.backoff_until =
+                        Some(now + Duration::from_secs(1 << exp).min(Duration::from_secs(30)));
+                }
+            }
+        }
+    }
+
+    /// The environment's process is gone: forget it. Returns whether the pool needs
+    /// a provisioned replacement.
+    pub(crate) fn env_exited(&mut self, env: &Env) -> bool {
+        let Some(pool) = self.pools.get_mut(&env.pool_key) else {
+            return false;
+        };
+        pool.total = pool.total.saturating_sub(1);
+        pool.idle_prov.retain(|e| e.id != env.id);
+        pool.idle_od.retain(|(e, _)| e.id != env.id);
+        let mut replace = false;
+        if env.prov_counted.swap(false, Ordering::Relaxed) {
+            pool.prov_alive = pool.prov_alive.saturating_sub(1);
+            replace = !pool.retired && pool.prov_alive + pool.prov_starting < pool.prov_target;
+        }
+        if pool.retired && pool.total == 0 {
+            self.pools.remove(&env.pool_key);
+        }
+        replace
+    }
+
+    /// Marks pools retired and returns their idle environments to destroy.
+    pub(crate) fn retire(&mut self, prefix: &str) -> Vec<Arc<Env>> {
+        let mut out = Vec::new();
+        for (key, pool) in self.pools.iter_mut() {
+            if key.starts_with(prefix) {
+                pool.retired = true;
+                pool.prov_target = 0;
+                out.append(&mut pool.idle_prov);
+                out.extend(pool.idle_od.drain(..).map(|(e, _)| e));
+            }
+        }
+        self.pools.retain(|_, p| !(p.retired && p.total == 0));
+        out
+    }
+
+    /// Every idle environment, for shutdown (busy ones die with their processes).
+    pub(crate) fn drain_all(&mut self) -> Vec<Arc<Env>> {
+        let mut out = Vec::new();
+        for pool in self.pools.values_mut() {
+            pool.retired = true;
+            pool.prov_target = 0;
+            out.append(&mut pool.idle_prov);
+            out.extend(pool.idle_od.drain(..).map(|(e, _)| e));
+        }
+        out
+    }
+
+    /// On-demand environments idle for longer than `keep_alive`.
+    pub(crate) fn take_expired(&mut self, keep_alive: Duration) -> Vec<Arc<Env>> {
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for pool in self.pools.values_mut() {
+            let (old, fresh): (Vec<_>, Vec<_>) = pool
+                .idle_od
+                .drain(..)
+                .partition(|(_, since)| now.duration_since(*since) >= keep_alive);
+            pool.idle_od = fresh;
+            out.extend(old.into_iter().map(|(e, _)| e));
+        }
+        out
+    }
+
+    /// Destroys surplus idle provisioned environments after the target went down.
+    pub(crate) fn take_surplus_provisioned(&mut self, key: &str) -> Vec<Arc<Env>> {
+        let Some(pool) = self.pools.get_mut(key) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while pool.prov_alive > pool.prov_target {
+            let Some(env) = pool.idle_prov.pop() else {
+                break;
+            };
+            env.prov_counted.store(false, Ordering::Relaxed);
+            pool.prov_alive -= 1;
+            out.push(env);
+        }
+        out
+    }
+
+    pub(crate) fn provisioned_status(&self, key: &str) -> Option<ProvisionedStatus> {
+        let pool = self.pools.get(key)?;
+        let status = if pool.prov_alive >= pool.prov_target {
+            "READY"
+        } else if pool.prov_failures >= 3 {
+            "FAILED"
+        } else {
+            "IN_PROGRESS"
+        };
+        Some(ProvisionedStatus {
+            requested: pool.prov_target,
+            available: pool.prov_alive.min(pool.prov_target),
+            status,
+            reason: (status == "FAILED")
+                .then(|| pool.prov_reason.clone())
+                .flatten(),
+        })
+    }
+
+    pub(crate) fn env_counts(&self) -> HashMap<String, (u32, u32)> {
+        self.pools
+            .iter()
+            .map(|(k, p)| {
+                (
+                    k.to_string(),
+                    (p.total, (p.idle_prov.len() + p.idle_od.len()) as u32),
+                )
+            })
+            .collect()
+    }
+}

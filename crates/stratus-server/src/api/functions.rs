@@ -1,0 +1,239 @@
+//! Functions, versions and aliases: `/2015-03-31/functions…`.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{blocking, json, parse_json, AppState, QualifierQuery};
+use crate::error::ApiError;
+use crate::model::RoutingConfig;
+use crate::registry::{CodeInput, FunctionInput};
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/2015-03-31/functions", post(create).get(list))
+        .route("/2015-03-31/functions/", post(create).get(list))
+        .route(
+            "/2015-03-31/functions/{name}",
+            get(get_function).delete(delete),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/code",
+            axum::routing::put(update_code),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/configuration",
+            get(get_configuration).put(update_configuration),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/versions",
+            post(publish).get(versions),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases",
+            post(create_alias).get(list_aliases),
+        )
+        .route(
+            "/2015-03-31/functions/{name}/aliases/{alias}",
+            get(get_alias).put(update_alias).delete(delete_alias),
+        )
+}
+
+fn respond<T: serde::Serialize>(status: StatusCode, r: Result<T, ApiError>) -> Response {
+    match r {
+        Ok(v) => json(status, &v),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn create(State(s): State<AppState>, body: Bytes) -> Response {
+    let r = match parse_json::<FunctionInput>(&body) {
+        Ok(input) => {
+            let reg = s.registry.clone();
+            blocking(move || reg.create(input)).await
+        }
+        Err(e) => Err(e),
+    };
+    respond(StatusCode::CREATED, r)
+}
+
+async fn list(State(s): State<AppState>) -> Response {
+    json(StatusCode::OK, &json!({ "Functions": s.registry.list() }))
+}
+
+async fn get_function(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> Response {
+    let r = s
+        .registry
+        .get(&name, q.qualifier.as_deref())
+        .map(|(config, reserved)| {
+            let mut out = json!({
+                "Configuration": config,
+                "Code": { "RepositoryType": "S3" },
+                "Tags": {},
+            });
+            if let Some(r) = reserved {
+                out["Concurrency"] = json!({ "ReservedConcurrentExecutions": r });
+            }
+            out
+        });
+    respond(StatusCode::OK, r)
+}
+
+async fn get_configuration(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> Response {
+    respond(
+        StatusCode::OK,
+        s.registry
+            .get(&name, q.qualifier.as_deref())
+            .map(|(c, _)| c),
+    )
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<QualifierQuery>,
+) -> Response {
+    match s.registry.delete(&name, q.qualifier.as_deref()) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn update_code(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let r = match parse_json::<CodeInput>(&body) {
+        Ok(code) => {
+            let reg = s.registry.clone();
+            blocking(move || reg.update_code(&name, code)).await
+        }
+        Err(e) => Err(e),
+    };
+    respond(StatusCode::OK, r)
+}
+
+async fn update_configuration(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let r = parse_json::<FunctionInput>(&body)
+        .and_then(|input| s.registry.update_configuration(&name, input));
+    respond(StatusCode::OK, r)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PublishInput {
+    description: Option<String>,
+    code_sha256: Option<String>,
+    revision_id: Option<String>,
+}
+
+async fn publish(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
+    let r = parse_json::<PublishInput>(&body).and_then(|input| {
+        let (latest, _) = s.registry.get(&name, None)?;
+        if input.code_sha256.as_ref().is_some_and(|c| *c != latest.code_sha256) {
+            return Err(ApiError::precondition(format!(
+                "CodeSHA256 ({}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the CodeSHA256 in $LATEST.",
+                input.code_sha256.unwrap_or_default(),
+                latest.code_sha256
+            )));
+        }
+        if input.revision_id.as_ref().is_some_and(|r| *r != latest.revision_id) {
+            return Err(ApiError::precondition("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id"));
+        }
+        s.registry.publish(&name, input.description)
+    });
+    respond(StatusCode::CREATED, r)
+}
+
+async fn versions(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    respond(
+        StatusCode::OK,
+        s.registry.versions(&name).map(|v| json!({ "Versions": v })),
+    )
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AliasInput {
+    name: Option<String>,
+    function_version: Option<String>,
+    description: Option<String>,
+    routing_config: Option<RoutingConfig>,
+    revision_id: Option<String>,
+}
+
+async fn create_alias(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let r = parse_json::<AliasInput>(&body).and_then(|a| {
+        let alias = a
+            .name
+            .ok_or_else(|| ApiError::invalid("Name is required"))?;
+        let version = a
+            .function_version
+            .ok_or_else(|| ApiError::invalid("FunctionVersion is required"))?;
+        s.registry
+            .create_alias(&name, &alias, &version, a.description, a.routing_config)
+    });
+    respond(StatusCode::CREATED, r)
+}
+
+async fn list_aliases(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    respond(
+        StatusCode::OK,
+        s.registry
+            .list_aliases(&name)
+            .map(|a| json!({ "Aliases": a })),
+    )
+}
+
+async fn get_alias(
+    State(s): State<AppState>,
+    Path((name, alias)): Path<(String, String)>,
+) -> Response {
+    respond(StatusCode::OK, s.registry.get_alias(&name, &alias))
+}
+
+async fn update_alias(
+    State(s): State<AppState>,
+    Path((name, alias)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let r = parse_json::<AliasInput>(&body).and_then(|a| {
+        s.registry.update_alias(
+            &name,
+            &alias,
+            a.function_version,
+            a.description,
+            a.routing_config,
+            a.revision_id,
+        )
+    });
+    respond(StatusCode::OK, r)
+}
+
+async fn delete_alias(
+    State(s): State<AppState>,
+    Path((name, alias)): Path<(String, String)>,
+) -> Response {
+    match s.registry.delete_alias(&name, &alias) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}

@@ -1,0 +1,81 @@
+//! HTTP routes. Each module turns one family of requests into typed calls on the
+//! core (registry, scheduler, logs) and back; errors leave through [`ApiError`].
+//! [`app`] assembles them, so tests can drive the router without a socket.
+
+mod concurrency;
+mod functions;
+mod invoke;
+mod native;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use stratus_scheduler::Scheduler;
+
+use crate::error::ApiError;
+use crate::logs::LogStore;
+use crate::registry::Registry;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+    pub scheduler: Scheduler,
+    pub logs: Arc<LogStore>,
+}
+
+/// The whole API on one router: management, invoke, and `/stratus/v1`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .merge(functions::routes())
+        .merge(concurrency::routes())
+        .merge(invoke::routes())
+        .merge(native::routes())
+        .fallback(fallback)
+        // Uploads may carry a 50 MB zip in base64; the invoke handler enforces 6 MB.
+        .layer(DefaultBodyLimit::max(80 * 1024 * 1024))
+        .with_state(state)
+}
+
+async fn fallback(method: Method, uri: Uri) -> Response {
+    ApiError::unknown_operation(method.as_str(), uri.path()).into_response()
+}
+
+/// Parses a JSON request body; an empty body is `{}`.
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_content(format!("Could not parse request body into json: {e}")))
+}
+
+/// A JSON response with a status.
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (status, [("content-type", "application/json")], body).into_response(),
+        Err(e) => ApiError::service(format!("cannot encode response: {e}")).into_response(),
+    }
+}
+
+/// Runs blocking registry work (hashing, unzipping, fsync) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::service(format!("task failed: {e}"))))
+}
+
+/// `?Qualifier=`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct QualifierQuery {
+    #[serde(rename = "Qualifier")]
+    qualifier: Option<String>,
+}

@@ -1,0 +1,76 @@
+//! Stratus's own API under `/stratus/v1`: health, logs for the CLI.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{json, AppState};
+use crate::error::ApiError;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/stratus/v1/health", get(health))
+        .route("/stratus/v1/logs", get(logs))
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    json(
+        StatusCode::OK,
+        &json!({
+            "status": "ok",
+            "environments": s.scheduler.total_envs(),
+            "logLinesDropped": s.logs.dropped_total(),
+        }),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct LogQuery {
+    /// Log group, e.g. `/aws/lambda/hello`; or `function` for the function's group.
+    group: Option<String>,
+    function: Option<String>,
+    /// Return events with id greater than this (for tailing).
+    after: Option<i64>,
+    /// Epoch milliseconds.
+    start: Option<i64>,
+    filter: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn logs(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Response {
+    let group = match (q.group, q.function) {
+        (Some(g), _) => g,
+        (None, Some(f)) => format!("/aws/lambda/{f}"),
+        (None, None) => {
+            return ApiError::invalid("give ?group=/aws/lambda/NAME or ?function=NAME")
+                .into_response()
+        }
+    };
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let logs = s.logs.clone();
+    let r = tokio::task::spawn_blocking(move || {
+        logs.query(
+            &group,
+            q.after.unwrap_or(0),
+            q.start,
+            q.filter.as_deref(),
+            limit,
+        )
+    })
+    .await;
+    match r {
+        Ok(Ok(events)) => {
+            let next = events.last().map(|e| e.id).or(q.after).unwrap_or(0);
+            json(
+                StatusCode::OK,
+                &json!({ "events": events, "nextToken": next }),
+            )
+        }
+        Ok(Err(e)) => ApiError::service(format!("cannot read logs: {e}")).into_response(),
+        Err(e) => ApiError::service(format!("cannot read logs: {e}")).into_response(),
+    }
+}

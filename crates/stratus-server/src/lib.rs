@@ -1,0 +1,225 @@
+//! `stratus-server` is the daemon: the Lambda management and Invoke APIs (and
+//! Stratus's own `/stratus/v1`) on one listener, the function registry and its
+//! SQLite store, code storage, runtimes, and log storage. It wires them to the
+//! scheduler and owns start-up (load state, re-warm provisioned pools) and graceful
+//! shutdown (stop accepting, let in-flight invocations finish, kill every
+//! environment).
+//!
+//! Modules: `api` (routes → typed calls), `registry` (functions, versions, aliases,
+//! concurrency settings; resolution for invoke), `store` (SQLite), `runtimes`
+//! (runtime → launch command; embedded bootstraps), `logs` (log sink and queries),
+//! `model` (AWS shapes), `error` (AWS error JSON).
+
+pub mod api;
+pub mod error;
+pub mod logs;
+pub mod model;
+pub mod registry;
+pub mod runtimes;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::future::IntoFuture;
+use stratus_package::BlobStore;
+use stratus_sandbox::ProcessDriver;
+use stratus_scheduler::{Scheduler, Settings};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::AppState;
+use crate::logs::LogStore;
+use crate::registry::{Identity, Registry};
+use crate::runtimes::Runtimes;
+use crate::store::Store;
+
+/// Everything configurable about a server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data directory (state, code, logs).
+    pub data_dir: PathBuf,
+    /// Listen address for the API.
+    pub listen: SocketAddr,
+    /// Scheduling settings.
+    pub settings: Settings,
+    /// Node.js interpreter (default `node` on PATH).
+    pub node: Option<String>,
+    /// Python interpreter (default `python3` on PATH).
+    pub python: Option<String>,
+    /// Region in ARNs and `AWS_REGION`.
+    pub region: String,
+    /// Account id in ARNs.
+    pub account_id: String,
+    /// How long log lines are kept.
+    pub log_retention: Duration,
+    /// How long in-flight invocations may run on after a shutdown signal.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for a data dir and listen address.
+    pub fn new(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            listen,
+            settings: Settings::default(),
+            node: None,
+            python: None,
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            log_retention: Duration::from_secs(7 * 24 * 3600),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Errors starting a server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("cannot open code store: {0}")]
+    Blobs(#[from] stratus_package::BlobError),
+    #[error("cannot open log store: {0}")]
+    Logs(rusqlite::Error),
+    #[error("cannot prepare runtimes: {0}")]
+    Runtimes(std::io::Error),
+    #[error("cannot load functions: {0}")]
+    Registry(#[from] error::ApiError),
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RunningServer {
+    addr: SocketAddr,
+    state: AppState,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The bound API address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The scheduler (for embedding and tests).
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.state.scheduler
+    }
+
+    /// Graceful shutdown: stop accepting, wait up to the grace period for in-flight
+    /// requests, kill every environment, flush logs.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        self.state.scheduler.shutdown();
+        self.state.logs.close();
+    }
+}
+
+/// Opens the data dir, loads state, re-warms provisioned pools and starts serving.
+pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
+    let dir = &cfg.data_dir;
+    for sub in ["", "blobs", "code", "runtimes", "tmp"] {
+        let p = dir.join(sub);
+        std::fs::create_dir_all(&p).map_err(|source| StartError::DataDir {
+            path: p.display().to_string(),
+            source,
+        })?;
+    }
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: cfg.listen,
+        source,
+    })?;
+    let logs = LogStore::open(dir, cfg.log_retention).map_err(StartError::Logs)?;
+    let mut settings = cfg.settings.clone();
+    settings.tmp_root = dir.join("tmp");
+    // Leftover temp dirs of environments of a previous run.
+    let _ = std::fs::remove_dir_all(&settings.tmp_root);
+    let _ = std::fs::create_dir_all(&settings.tmp_root);
+    let scheduler = Scheduler::new(settings, Arc::new(ProcessDriver), logs.clone());
+    let runtimes = Runtimes::prepare(
+        &dir.join("runtimes"),
+        cfg.node.as_deref(),
+        cfg.python.as_deref(),
+    )
+    .map_err(StartError::Runtimes)?;
+    let identity = Identity {
+        region: cfg.region.clone(),
+        account_id: cfg.account_id.clone(),
+        endpoint_url: format!("http://{addr}"),
+    };
+    let store = Store::open(dir)?;
+    let blobs = BlobStore::open(dir.join("blobs"))?;
+    let registry = tokio::task::block_in_place(|| {
+        Registry::open(
+            store,
+            blobs,
+            dir.join("code"),
+            runtimes,
+            identity,
+            scheduler.clone(),
+        )
+    })?;
+    let state = AppState {
+        registry: Arc::new(registry),
+        scheduler,
+        logs,
+    };
+    let app = api::app(state.clone());
+    let (stop, mut stopped) = watch::channel(false);
+    let mut stopping = stop.subscribe();
+    let grace = cfg.shutdown_grace;
+    let scheduler = state.scheduler.clone();
+    let task = tokio::spawn(async move {
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let signal = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(signal)
+            .into_future();
+        let mut serve = std::pin::pin!(serve);
+        tokio::select! {
+            _ = &mut serve => return,
+            _ = stopping.wait_for(|s| *s) => {}
+        }
+        // No new connections now; in-flight invocations get the grace period, then
+        // every environment is killed so whatever is left fails cleanly.
+        if tokio::time::timeout(grace, &mut serve).await.is_ok() {
+            return;
+        }
+        scheduler.shutdown();
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut serve).await;
+    });
+    Ok(RunningServer {
+        addr,
+        state,
+        stop,
+        task,
+    })
+}

@@ -1,0 +1,130 @@
+//! The Lambda API's resource shapes, with AWS's field names, as stored and returned.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// `Environment` in a function configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Environment {
+    /// Variables.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
+}
+
+/// `EphemeralStorage`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct EphemeralStorage {
+    /// Size in MB.
+    pub size: u32,
+}
+
+/// `TracingConfig`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TracingConfig {
+    /// `PassThrough` or `Active`.
+    pub mode: String,
+}
+
+/// `FunctionConfiguration` as GetFunctionConfiguration returns it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct FunctionConfiguration {
+    pub function_name: String,
+    pub function_arn: String,
+    pub runtime: String,
+    pub role: String,
+    pub handler: String,
+    pub code_size: u64,
+    pub description: String,
+    pub timeout: u32,
+    pub memory_size: u32,
+    pub last_modified: String,
+    pub code_sha256: String,
+    pub version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub environment: Option<Environment>,
+    pub tracing_config: TracingConfig,
+    pub revision_id: String,
+    pub state: String,
+    pub last_update_status: String,
+    pub package_type: String,
+    pub architectures: Vec<String>,
+    pub ephemeral_storage: EphemeralStorage,
+}
+
+/// `AliasRoutingConfiguration`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoutingConfig {
+    /// Version → weight (0.0–1.0) of traffic it receives.
+    #[serde(default)]
+    pub additional_version_weights: BTreeMap<String, f64>,
+}
+
+/// `AliasConfiguration`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct AliasConfiguration {
+    pub alias_arn: String,
+    pub name: String,
+    pub function_version: String,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_config: Option<RoutingConfig>,
+    pub revision_id: String,
+}
+
+/// Lambda's timestamp format: `2024-01-02T03:04:05.678+0000`.
+pub fn lambda_time_now() -> String {
+    let d = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
+        d.year(),
+        d.month() as u8,
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.millisecond()
+    )
+}
+
+/// A random id in UUID v4 text form (request ids, revision ids).
+pub fn new_uuid() -> String {
+    let b: [u8; 16] = rand::random();
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-4{}-{:x}{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        (b[8] & 0x3) | 0x8,
+        &h[17..20],
+        &h[20..32]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid_shape() {
+        let u = new_uuid();
+        let parts: Vec<_> = u.split('-').map(str::len).collect();
+        assert_eq!(parts, [8, 4, 4, 4, 12]);
+        assert_eq!(&u[14..15], "4");
+        assert_ne!(new_uuid(), u);
+    }
+
+    #[test]
+    fn time_shape() {
+        let t = lambda_time_now();
+        assert_eq!(t.len(), "2024-01-02T03:04:05.678+0000".len());
+        assert!(t.ends_with("+0000"));
+    }
+}

@@ -1,0 +1,132 @@
+//! Lambda runtime identifiers → how to start an environment for them.
+//!
+//! `provided*` execs `bootstrap` from the code root. Node.js and Python run our own
+//! bootstraps (under `runtimes/` in the repository, embedded in the binary and
+//! written to the data dir at start) with an interpreter resolved once to its real
+//! binary (a pyenv shim script costs more than Python's own start).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// Runtime identifiers accepted by CreateFunction.
+pub const SUPPORTED: &[&str] = &[
+    "nodejs18.x",
+    "nodejs20.x",
+    "nodejs22.x",
+    "python3.9",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "provided",
+    "provided.al2",
+    "provided.al2023",
+];
+
+const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/node/bootstrap.js");
+const PYTHON_BOOTSTRAP: &str = include_str!("../../../runtimes/python/bootstrap.py");
+
+/// Interpreters and bootstrap files.
+#[derive(Debug, Clone)]
+pub struct Runtimes {
+    node: Result<PathBuf, String>,
+    python: Result<PathBuf, String>,
+    node_bootstrap: PathBuf,
+    python_bootstrap: PathBuf,
+    runtime_dir: PathBuf,
+}
+
+impl Runtimes {
+    /// Resolves interpreters (`node`/`python3` on PATH unless given) and writes the
+    /// bootstraps under `dir`.
+    pub fn prepare(dir: &Path, node: Option<&str>, python: Option<&str>) -> std::io::Result<Self> {
+        let node_bootstrap = dir.join("node").join("bootstrap.js");
+        let python_bootstrap = dir.join("python").join("bootstrap.py");
+        write_if_changed(&node_bootstrap, NODE_BOOTSTRAP)?;
+        write_if_changed(&python_bootstrap, PYTHON_BOOTSTRAP)?;
+        let node_name = node.unwrap_or("node");
+        let python_name = python.unwrap_or("python3");
+        Ok(Self {
+            node: stratus_sandbox::which(node_name)
+                .map(|p| p.canonicalize().unwrap_or(p))
+                .ok_or_else(|| {
+                    format!(
+                        "the Node.js interpreter '{node_name}' was not found on PATH (set --node)"
+                    )
+                }),
+            python: resolve_python(python_name),
+            node_bootstrap,
+            python_bootstrap,
+            runtime_dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Program and arguments for `runtime` with code at `code_dir`.
+    pub fn launch(
+        &self,
+        runtime: &str,
+        code_dir: &Path,
+    ) -> Result<(PathBuf, Vec<OsString>), String> {
+        if runtime.starts_with("provided") {
+            return Ok((code_dir.join("bootstrap"), Vec::new()));
+        }
+        if runtime.starts_with("nodejs") {
+            let node = self.node.clone()?;
+            return Ok((node, vec![self.node_bootstrap.clone().into_os_string()]));
+        }
+        if runtime.starts_with("python") {
+            let python = self.python.clone()?;
+            return Ok((
+                python,
+                vec!["-u".into(), self.python_bootstrap.clone().into_os_string()],
+            ));
+        }
+        Err(format!("unsupported runtime {runtime}"))
+    }
+
+    /// `LAMBDA_RUNTIME_DIR`.
+    pub fn runtime_dir(&self) -> &Path {
+        &self.runtime_dir
+    }
+
+    /// Directory holding the interpreter, for the environment's PATH.
+    pub fn interpreter_dir(&self, runtime: &str) -> Option<PathBuf> {
+        let p = if runtime.starts_with("nodejs") {
+            self.node.as_ref().ok()
+        } else if runtime.starts_with("python") {
+            self.python.as_ref().ok()
+        } else {
+            None
+        };
+        p.and_then(|p| p.parent().map(Path::to_path_buf))
+    }
+}
+
+fn write_if_changed(path: &Path, content: &str) -> std::io::Result<()> {
+    if std::fs::read_to_string(path).ok().as_deref() == Some(content) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content)?;
+    std::fs::rename(tmp, path)
+}
+
+/// Finds the real Python binary behind `name` (pyenv and other shims are scripts).
+fn resolve_python(name: &str) -> Result<PathBuf, String> {
+    let found = stratus_sandbox::which(name).ok_or_else(|| {
+        format!("the Python interpreter '{name}' was not found on PATH (set --python)")
+    })?;
+    let out = std::process::Command::new(&found)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", found.display()))?;
+    let real = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && !real.is_empty() {
+        Ok(PathBuf::from(real))
+    } else {
+        Ok(found)
+    }
+}

@@ -1,0 +1,292 @@
+//! Durable state in SQLite (WAL) in the data dir: functions, published versions,
+//! aliases, reserved and provisioned concurrency. The registry keeps the live copy
+//! in memory and writes through this module on every change.
+
+use std::path::Path;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::model::{AliasConfiguration, FunctionConfiguration};
+
+/// Errors from the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Opening or migrating the database failed.
+    #[error("cannot open state database {path}: {source}")]
+    Open {
+        path: String,
+        source: rusqlite::Error,
+    },
+    /// A query failed.
+    #[error("state database error: {0}")]
+    Query(#[from] rusqlite::Error),
+    /// A stored row could not be decoded.
+    #[error("corrupt stored {what}: {source}")]
+    Decode {
+        what: &'static str,
+        source: serde_json::Error,
+    },
+}
+
+/// One function as stored: its `$LATEST` configuration and code hash.
+#[derive(Debug, Clone)]
+pub struct StoredFunction {
+    pub config: FunctionConfiguration,
+    pub code_hex: String,
+    pub version_counter: u64,
+    pub reserved: Option<u32>,
+}
+
+/// A published version.
+#[derive(Debug, Clone)]
+pub struct StoredVersion {
+    pub config: FunctionConfiguration,
+    pub code_hex: String,
+}
+
+/// The state database.
+#[derive(Debug)]
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS functions (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    code_hex TEXT NOT NULL,
+    version_counter INTEGER NOT NULL DEFAULT 0,
+    reserved INTEGER
+);
+CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    code_hex TEXT NOT NULL,
+    PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS aliases (
+    name TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    config TEXT NOT NULL,
+    PRIMARY KEY (name, alias)
+);
+CREATE TABLE IF NOT EXISTS provisioned (
+    name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    requested INTEGER NOT NULL,
+    last_modified TEXT NOT NULL,
+    PRIMARY KEY (name, qualifier)
+);
+";
+
+fn encode<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &'static str, s: &str) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|source| StoreError::Decode { what, source })
+}
+
+impl Store {
+    /// Opens (creating if needed) `state.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join("state.db");
+        let open = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(&path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// Every function with its versions, aliases and provisioned configs.
+    #[allow(clippy::type_complexity)]
+    pub fn load(
+        &self,
+    ) -> Result<
+        Vec<(
+            StoredFunction,
+            Vec<StoredVersion>,
+            Vec<AliasConfiguration>,
+            Vec<(String, u32, String)>,
+        )>,
+        StoreError,
+    > {
+        let conn = self.conn.lock();
+        let mut out = Vec::new();
+        let mut fns = conn.prepare(
+            "SELECT name, config, code_hex, version_counter, reserved FROM functions ORDER BY name",
+        )?;
+        let rows = fns.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (name, config, code_hex, counter, reserved) = row?;
+            let f = StoredFunction {
+                config: decode("function", &config)?,
+                code_hex,
+                version_counter: counter as u64,
+                reserved: reserved.map(|r| r as u32),
+            };
+            let mut vs = conn.prepare(
+                "SELECT config, code_hex FROM versions WHERE name = ?1 ORDER BY version",
+            )?;
+            let versions = vs
+                .query_map([&name], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
+                .map(|row| {
+                    let (c, h) = row?;
+                    Ok(StoredVersion {
+                        config: decode("version", &c)?,
+                        code_hex: h,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut als =
+                conn.prepare("SELECT config FROM aliases WHERE name = ?1 ORDER BY alias")?;
+            let aliases = als
+                .query_map([&name], |r| r.get::<_, String>(0))?
+                .map(|row| decode("alias", &row?))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let mut ps = conn.prepare(
+                "SELECT qualifier, requested, last_modified FROM provisioned WHERE name = ?1",
+            )?;
+            let provisioned = ps
+                .query_map([&name], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)? as u32,
+                        r.get::<_, String>(2)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push((f, versions, aliases, provisioned));
+        }
+        Ok(out)
+    }
+
+    /// Inserts or replaces a function's `$LATEST` row.
+    pub fn put_function(&self, f: &StoredFunction) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT INTO functions (name, config, code_hex, version_counter, reserved) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5",
+            params![f.config.function_name, encode(&f.config), f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a function and everything it owns, in one transaction.
+    pub fn delete_function(&self, name: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        for table in ["functions", "versions", "aliases", "provisioned"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a published version together with the function's new counter.
+    pub fn put_version(&self, f: &StoredFunction, v: &StoredVersion) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR REPLACE INTO versions (name, version, config, code_hex) VALUES (?1, ?2, ?3, ?4)",
+            params![v.config.function_name, v.config.version.parse::<i64>().unwrap_or(0), encode(&v.config), v.code_hex],
+        )?;
+        tx.execute(
+            "UPDATE functions SET version_counter = ?2 WHERE name = ?1",
+            params![f.config.function_name, f.version_counter as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Deletes one published version (and provisioned config on it).
+    pub fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "DELETE FROM versions WHERE name = ?1 AND version = ?2",
+            params![name, version.parse::<i64>().unwrap_or(-1)],
+        )?;
+        conn.execute(
+            "DELETE FROM provisioned WHERE name = ?1 AND qualifier = ?2",
+            params![name, version],
+        )?;
+        Ok(())
+    }
+
+    /// Inserts or replaces an alias.
+    pub fn put_alias(&self, function: &str, a: &AliasConfiguration) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT OR REPLACE INTO aliases (name, alias, config) VALUES (?1, ?2, ?3)",
+            params![function, a.name, encode(a)],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes an alias (and provisioned config on it).
+    pub fn delete_alias(&self, function: &str, alias: &str) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "DELETE FROM aliases WHERE name = ?1 AND alias = ?2",
+            params![function, alias],
+        )?;
+        conn.execute(
+            "DELETE FROM provisioned WHERE name = ?1 AND qualifier = ?2",
+            params![function, alias],
+        )?;
+        Ok(())
+    }
+
+    /// Sets or clears a provisioned config.
+    pub fn put_provisioned(
+        &self,
+        function: &str,
+        qualifier: &str,
+        requested: Option<(u32, &str)>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        match requested {
+            Some((n, modified)) => conn.execute(
+                "INSERT OR REPLACE INTO provisioned (name, qualifier, requested, last_modified) VALUES (?1, ?2, ?3, ?4)",
+                params![function, qualifier, n as i64, modified],
+            )?,
+            None => conn.execute("DELETE FROM provisioned WHERE name = ?1 AND qualifier = ?2", params![function, qualifier])?,
+        };
+        Ok(())
+    }
+
+    /// Returns whether a function exists in the database (used by tests and checks).
+    pub fn has_function(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .lock()
+            .query_row(
+                "SELECT 1 FROM functions WHERE name = ?1",
+                [name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+}

@@ -1,0 +1,684 @@
+'use strict';
+/*
+ * Stratus Node.js runtime bootstrap.
+ *
+ * Started by the Stratus server as `node /abs/path/bootstrap.js` with the code
+ * root as working directory. It loads the function named by _HANDLER and then
+ * loops over the Lambda Runtime API (2018-06-01) at AWS_LAMBDA_RUNTIME_API:
+ *
+ *   GET  /2018-06-01/runtime/invocation/next
+ *   POST /2018-06-01/runtime/invocation/{id}/response
+ *   POST /2018-06-01/runtime/invocation/{id}/error
+ *   POST /2018-06-01/runtime/init/error
+ *
+ * Only Node built-ins are used. Supported on Node 18, 20 and 22.
+ *
+ * Exit codes: 0 on SIGTERM; 1 after an init failure, an uncaught exception or
+ * unhandled rejection, or when the Runtime API misbehaves / goes away.
+ */
+
+const http = require('http');
+const fs = require('fs');
+const path = require('path');
+const { format, types: utilTypes } = require('util');
+
+const env = process.env;
+
+// ---------------------------------------------------------------------------
+// Configuration from the environment
+// ---------------------------------------------------------------------------
+
+const API_PREFIX = '/2018-06-01/runtime';
+const NEXT_PATH = API_PREFIX + '/invocation/next';
+const INIT_ERROR_PATH = API_PREFIX + '/init/error';
+
+const TASK_ROOT = env.LAMBDA_TASK_ROOT || process.cwd();
+const HANDLER = env._HANDLER || '';
+const FUNCTION_NAME = env.AWS_LAMBDA_FUNCTION_NAME;
+const FUNCTION_VERSION = env.AWS_LAMBDA_FUNCTION_VERSION;
+const MEMORY_SIZE = env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE;
+const LOG_GROUP = env.AWS_LAMBDA_LOG_GROUP_NAME;
+const LOG_STREAM = env.AWS_LAMBDA_LOG_STREAM_NAME;
+
+const [API_HOST, API_PORT] = parseHostPort(env.AWS_LAMBDA_RUNTIME_API || '127.0.0.1:9001');
+
+function parseHostPort(s) {
+  if (s.startsWith('http://')) s = s.slice(7);
+  const slash = s.indexOf('/');
+  if (slash !== -1) s = s.slice(0, slash);
+  if (s.startsWith('[')) {
+    // IPv6 literal: [::1]:9001
+    const end = s.indexOf(']');
+    const port = s.slice(end + 2);
+    return [s.slice(1, end), port ? Number(port) : 80];
+  }
+  const colon = s.lastIndexOf(':');
+  if (colon === -1) return [s, 80];
+  return [s.slice(0, colon), Number(s.slice(colon + 1))];
+}
+
+// One keep-alive connection to the Runtime API. With maxSockets 1 every
+// request is queued on the same socket, so the POST of a result and the
+// following GET /next always reuse the connection. No timeout is configured:
+// GET /next is a long poll.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 });
+
+const NEXT_OPTIONS = {
+  agent,
+  host: API_HOST,
+  port: API_PORT,
+  path: NEXT_PATH,
+  method: 'GET',
+  noDelay: true,
+};
+
+// ---------------------------------------------------------------------------
+// Synchronous stdout/stderr writing
+// ---------------------------------------------------------------------------
+
+let sleepCell = null;
+
+function sleepMs(ms) {
+  if (sleepCell === null) sleepCell = new Int32Array(new SharedArrayBuffer(4));
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+// Writes the whole string to fd synchronously. If the fd is non-blocking
+// (e.g. user code touched process.stdout and libuv switched the pipe to
+// O_NONBLOCK) partial writes and EAGAIN are handled by retrying.
+function writeFully(fd, s) {
+  let n;
+  try {
+    n = fs.writeSync(fd, s);
+  } catch (e) {
+    if (e.code !== 'EAGAIN') return; // EPIPE etc.: nowhere to write to
+    n = 0;
+  }
+  if (n === s.length && n === Buffer.byteLength(s)) return;
+  const buf = Buffer.from(s);
+  let off = n;
+  while (off < buf.length) {
+    try {
+      off += fs.writeSync(fd, buf, off, buf.length - off);
+    } catch (e) {
+      if (e.code !== 'EAGAIN') return;
+      sleepMs(1);
+    }
+  }
+}
+
+function runtimeWarn(msg) {
+  writeFully(2, `[stratus-node-runtime] ${msg}\n`);
+}
+
+// ---------------------------------------------------------------------------
+// Console patching: one line per call, Lambda text format
+// ---------------------------------------------------------------------------
+
+let currentRequestId = 'undefined';
+
+function logLine(level, message) {
+  // Newlines become \r so that one log entry stays one line.
+  writeFully(
+    1,
+    `${new Date().toISOString()}\t${currentRequestId}\t${level}\t${message.replaceAll('\n', '\r')}\n`,
+  );
+}
+
+function makeConsoleMethod(level) {
+  return function (...args) {
+    logLine(level, format(...args));
+  };
+}
+
+console.log = makeConsoleMethod('INFO');
+console.info = makeConsoleMethod('INFO');
+console.warn = makeConsoleMethod('WARN');
+console.error = makeConsoleMethod('ERROR');
+console.debug = makeConsoleMethod('DEBUG');
+console.trace = makeConsoleMethod('TRACE');
+
+// ---------------------------------------------------------------------------
+// Error helpers
+// ---------------------------------------------------------------------------
+
+function isErrorLike(e) {
+  if (e === null || (typeof e !== 'object' && typeof e !== 'function')) return false;
+  return e instanceof Error || utilTypes.isNativeError(e) || typeof e.message === 'string';
+}
+
+// { errorType, errorMessage, trace } as posted to the Runtime API.
+function errorInfo(e) {
+  try {
+    if (isErrorLike(e)) {
+      const name = e.name;
+      const message = e.message;
+      const stack = e.stack;
+      return {
+        errorType: name ? String(name) : 'Error',
+        errorMessage: message === undefined || message === null ? '' : String(message),
+        trace: typeof stack === 'string' ? stack.split('\n') : [],
+      };
+    }
+    return { errorType: 'Error', errorMessage: String(e), trace: [] };
+  } catch (_) {
+    return { errorType: 'Error', errorMessage: 'error value could not be converted to a string', trace: [] };
+  }
+}
+
+// Same shape Lambda uses in its log lines: errorType, errorMessage, (code and
+// other enumerable properties of the error), stack as an array of lines.
+function errorLogJson(info, original) {
+  const obj = { errorType: info.errorType, errorMessage: info.errorMessage };
+  if (isErrorLike(original) && !(original instanceof RuntimeError)) {
+    try {
+      if (original.code !== undefined) obj.code = original.code;
+      for (const k of Object.keys(original)) {
+        if (!(k in obj) && k !== 'stack') obj[k] = original[k];
+      }
+      obj.stack = info.trace;
+      return JSON.stringify(obj);
+    } catch (_) {
+      // fall through to the plain shape
+    }
+  }
+  return JSON.stringify({ errorType: info.errorType, errorMessage: info.errorMessage, stack: info.trace });
+}
+
+function logError(label, info, original) {
+  logLine('ERROR', `${label} \t${errorLogJson(info, original)}`);
+}
+
+// Errors raised by the runtime itself (Runtime.*).
+class RuntimeError extends Error {}
+
+function runtimeErrorInfo(type, message, cause, keepFullCauseStack) {
+  const trace = `${type}: ${message}`.split('\n');
+  if (cause && typeof cause.stack === 'string') {
+    const lines = cause.stack.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      if (keepFullCauseStack || lines[i].startsWith('    at ')) trace.push(lines[i]);
+    }
+  }
+  return { errorType: type, errorMessage: message, trace };
+}
+
+function safeToString(e) {
+  try {
+    return String(e);
+  } catch (_) {
+    return 'Error';
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Runtime API client
+// ---------------------------------------------------------------------------
+
+const INIT = 0; // loading the handler
+const IDLE = 1; // waiting for GET /next
+const RUNNING = 2; // handler running
+const POSTING = 3; // posting a result / error
+
+let state = INIT;
+let exitAfterPost = false;
+
+function die(msg) {
+  runtimeWarn(msg);
+  process.exit(1);
+}
+
+// POST a body; `done` runs once the response has been fully consumed (so the
+// socket is back in the agent before anything else is sent).
+function post(reqPath, body, errorType, done, retried) {
+  const headers = {
+    'Content-Type': errorType === undefined ? 'application/json' : 'application/vnd.aws.lambda.error+json',
+    'Content-Length': Buffer.byteLength(body),
+  };
+  if (errorType !== undefined) {
+    headers['Lambda-Runtime-Function-Error-Type'] = sanitizeHeader(errorType);
+  }
+  const req = http.request(
+    { agent, host: API_HOST, port: API_PORT, path: reqPath, method: 'POST', headers, noDelay: true },
+    (res) => {
+      const status = res.statusCode;
+      if (status >= 200 && status < 300) {
+        res.on('end', done);
+        res.resume();
+        return;
+      }
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => {
+        if (text.length < 4096) text += c;
+      });
+      res.on('end', () => {
+        runtimeWarn(`POST ${reqPath} returned HTTP ${status}: ${text}`);
+        done();
+      });
+    },
+  );
+  req.on('error', (err) => {
+    if (!retried && req.reusedSocket && err.code === 'ECONNRESET') {
+      // The idle keep-alive socket was closed by the server; nothing was
+      // processed, so send again on a fresh connection.
+      post(reqPath, body, errorType, done, true);
+      return;
+    }
+    die(`POST ${reqPath} failed: ${err.message}`);
+  });
+  req.end(body);
+}
+
+function sanitizeHeader(v) {
+  const s = String(v).replace(/[^\t\x20-\x7e]/g, '');
+  return s || 'Error';
+}
+
+function invocationPath(id, kind) {
+  return `${API_PREFIX}/invocation/${encodeURIComponent(id)}/${kind}`;
+}
+
+function errorBody(info) {
+  return JSON.stringify({ errorType: info.errorType, errorMessage: info.errorMessage, trace: info.trace });
+}
+
+// ---- GET /next -------------------------------------------------------------
+
+let nextRetried = false;
+const nextChunks = [];
+
+function getNext() {
+  state = IDLE;
+  const req = http.request(NEXT_OPTIONS, onNextResponse);
+  req.on('error', onNextError);
+  req.end();
+}
+
+function onNextError(err) {
+  if (!nextRetried && this.reusedSocket && err.code === 'ECONNRESET') {
+    nextRetried = true;
+    getNext();
+    return;
+  }
+  die(`GET ${NEXT_PATH} failed: ${err.message}`);
+}
+
+function onNextResponse(res) {
+  nextRetried = false;
+  if (res.statusCode !== 200) {
+    const status = res.statusCode;
+    let text = '';
+    res.setEncoding('utf8');
+    res.on('data', (c) => {
+      if (text.length < 4096) text += c;
+    });
+    res.on('end', () => die(`GET ${NEXT_PATH} returned HTTP ${status}: ${text}`));
+    return;
+  }
+  res.on('data', onNextData);
+  res.on('end', onNextEnd);
+}
+
+function onNextData(chunk) {
+  nextChunks.push(chunk);
+}
+
+function onNextEnd() {
+  let body;
+  if (nextChunks.length === 1) body = nextChunks[0].toString();
+  else if (nextChunks.length === 0) body = '';
+  else body = Buffer.concat(nextChunks).toString();
+  nextChunks.length = 0;
+  invoke(this.headers, body);
+}
+
+// ---------------------------------------------------------------------------
+// Invocation
+// ---------------------------------------------------------------------------
+
+let handler = null;
+let handlerUsesCallback = false;
+let invocationSeq = 0;
+let completed = true;
+let activeRequestId = '';
+let traceIdSet = env._X_AMZN_TRACE_ID !== undefined;
+
+function parseJsonHeader(v) {
+  if (v === undefined || v === '') return undefined;
+  try {
+    return JSON.parse(v);
+  } catch (_) {
+    return undefined;
+  }
+}
+
+function invoke(headers, body) {
+  const id = headers['lambda-runtime-aws-request-id'];
+  if (!id) die('GET /next response without Lambda-Runtime-Aws-Request-Id');
+
+  let deadline = Number(headers['lambda-runtime-deadline-ms']);
+  if (!Number.isFinite(deadline)) deadline = Date.now() + 900000;
+
+  const traceId = headers['lambda-runtime-trace-id'];
+  if (traceId !== undefined) {
+    env._X_AMZN_TRACE_ID = traceId;
+    traceIdSet = true;
+  } else if (traceIdSet) {
+    delete env._X_AMZN_TRACE_ID;
+    traceIdSet = false;
+  }
+
+  const seq = ++invocationSeq;
+  completed = false;
+  activeRequestId = id;
+  currentRequestId = id;
+  state = RUNNING;
+
+  let event;
+  if (body.length === 0) {
+    event = {};
+  } else {
+    try {
+      event = JSON.parse(body);
+    } catch (e) {
+      complete(seq, true, runtimeErrorObject('Runtime.UnmarshalError', `Unable to parse event as JSON: ${e.message}`));
+      return;
+    }
+  }
+
+  const callback = (err, result) => {
+    if (err !== undefined && err !== null) complete(seq, true, err);
+    else complete(seq, false, result);
+  };
+
+  const context = {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: FUNCTION_NAME,
+    functionVersion: FUNCTION_VERSION,
+    invokedFunctionArn: headers['lambda-runtime-invoked-function-arn'],
+    memoryLimitInMB: MEMORY_SIZE,
+    awsRequestId: id,
+    logGroupName: LOG_GROUP,
+    logStreamName: LOG_STREAM,
+    identity: parseJsonHeader(headers['lambda-runtime-cognito-identity']),
+    clientContext: parseJsonHeader(headers['lambda-runtime-client-context']),
+    getRemainingTimeInMillis: () => deadline - Date.now(),
+    done: callback,
+    succeed: (result) => complete(seq, false, result),
+    fail: (err) => complete(seq, true, err === undefined || err === null ? 'handled' : err),
+  };
+
+  let ret;
+  try {
+    ret = handler(event, context, callback);
+    if (ret !== undefined && ret !== null && typeof ret.then === 'function') {
+      ret.then(
+        (v) => complete(seq, false, v),
+        (e) => complete(seq, true, e),
+      );
+    } else if (ret !== undefined && !handlerUsesCallback) {
+      // Plain synchronous return value.
+      complete(seq, false, ret);
+    }
+    // Otherwise wait for callback / context.done|succeed|fail, or for the
+    // event loop to drain (see 'beforeExit' below), which yields null.
+  } catch (e) {
+    complete(seq, true, e);
+  }
+}
+
+function runtimeErrorObject(type, message) {
+  const e = new RuntimeError(message);
+  e.name = type;
+  e.stack = `${type}: ${message}`;
+  return e;
+}
+
+function complete(seq, isError, value) {
+  if (seq !== invocationSeq || completed) return;
+  completed = true;
+  state = POSTING;
+  const id = activeRequestId;
+  if (isError) {
+    const info = errorInfo(value);
+    logError('Invoke Error', info, value);
+    post(invocationPath(id, 'error'), errorBody(info), info.errorType, afterPost);
+    return;
+  }
+  let body;
+  try {
+    body = JSON.stringify(value);
+    if (body === undefined) body = 'null';
+  } catch (e) {
+    const info = runtimeErrorInfo(
+      'Runtime.MarshalError',
+      `Unable to stringify response body as json: ${e && e.message}`,
+      e,
+      false,
+    );
+    logError('Invoke Error', info, null);
+    post(invocationPath(id, 'error'), errorBody(info), info.errorType, afterPost);
+    return;
+  }
+  post(invocationPath(id, 'response'), body, undefined, afterPost);
+}
+
+function afterPost() {
+  if (exitAfterPost) process.exit(1);
+  getNext();
+}
+
+// ---------------------------------------------------------------------------
+// Process-level failure handling
+// ---------------------------------------------------------------------------
+
+function fatal(label, info, original) {
+  logError(label, info, original);
+  if (exitAfterPost) return; // already shutting down
+  exitAfterPost = true;
+  if (state === INIT) {
+    state = POSTING;
+    post(INIT_ERROR_PATH, errorBody(info), info.errorType, afterPost);
+  } else if (state === RUNNING && !completed) {
+    completed = true;
+    state = POSTING;
+    post(invocationPath(activeRequestId, 'error'), errorBody(info), info.errorType, afterPost);
+  } else if (state !== POSTING) {
+    process.exit(1);
+  }
+  // POSTING: afterPost() exits once the in-flight request is done.
+}
+
+process.on('uncaughtException', (err) => {
+  fatal('Uncaught Exception', errorInfo(err), err);
+});
+
+process.on('unhandledRejection', (reason) => {
+  let message;
+  let trace;
+  if (isErrorLike(reason)) {
+    const info = errorInfo(reason);
+    message = info.errorMessage;
+    trace = [`Runtime.UnhandledPromiseRejection: ${message}`, ...info.trace];
+  } else {
+    message = safeToString(reason);
+    trace = [`Runtime.UnhandledPromiseRejection: ${message}`];
+  }
+  fatal(
+    'Unhandled Promise Rejection',
+    { errorType: 'Runtime.UnhandledPromiseRejection', errorMessage: message, trace },
+    null,
+  );
+});
+
+// The event loop drained. While a handler is running this means it can never
+// produce a result (no callback pending), which Lambda reports as null.
+process.on('beforeExit', () => {
+  if (state === RUNNING && !completed) {
+    complete(invocationSeq, false, null);
+  } else if (state === INIT && !exitAfterPost) {
+    initFailed(
+      runtimeErrorInfo(
+        'Runtime.InitError',
+        'Handler module did not finish loading (event loop drained, e.g. unsettled top-level await)',
+        null,
+        false,
+      ),
+      null,
+    );
+  }
+});
+
+process.on('SIGTERM', () => process.exit(0));
+
+// ---------------------------------------------------------------------------
+// Handler loading
+// ---------------------------------------------------------------------------
+
+function initFailed(info, original) {
+  // Lambda logs init failures as "Uncaught Exception" with request id undefined.
+  fatal('Uncaught Exception', info, original);
+}
+
+function isFile(p) {
+  try {
+    const st = fs.statSync(p, { throwIfNoEntry: false });
+    return st !== undefined && st.isFile();
+  } catch (_) {
+    return false;
+  }
+}
+
+function packageTypeIsModule(file) {
+  let dir = path.dirname(file);
+  for (;;) {
+    let text;
+    try {
+      text = fs.readFileSync(path.join(dir, 'package.json'), 'utf8');
+    } catch (_) {
+      text = undefined;
+    }
+    if (text !== undefined) {
+      try {
+        const pj = JSON.parse(text);
+        return pj !== null && pj.type === 'module';
+      } catch (_) {
+        return false;
+      }
+    }
+    const parent = path.dirname(dir);
+    if (parent === dir) return false;
+    dir = parent;
+  }
+}
+
+function isEsmFile(file) {
+  if (file.endsWith('.mjs')) return true;
+  if (file.endsWith('.cjs')) return false;
+  if (file.endsWith('.js')) return packageTypeIsModule(file);
+  return false;
+}
+
+function resolveModuleFile(base, moduleName, moduleDir) {
+  if (isFile(base + '.js')) return base + '.js';
+  if (isFile(base + '.mjs')) return base + '.mjs';
+  if (isFile(base + '.cjs')) return base + '.cjs';
+  // Directory (package.json main / index.js), extensionless file, .json, .node …
+  try {
+    return require.resolve(base);
+  } catch (e) {
+    if (e.code !== 'MODULE_NOT_FOUND') throw e;
+  }
+  // Finally a package in node_modules, like Lambda. Its error message
+  // ("Cannot find module '<module>'") is what gets reported.
+  return require.resolve(moduleName, { paths: [moduleDir, TASK_ROOT] });
+}
+
+// Loads a resolved file: ESM via import(), CommonJS via require() (falling
+// back to import() when require() refuses an ES module).
+function loadFile(file, propPath) {
+  if (isEsmFile(file)) {
+    importModule(file, propPath);
+    return;
+  }
+  let mod;
+  try {
+    mod = require(file);
+  } catch (e) {
+    if (e && (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_REQUIRE_ASYNC_MODULE')) {
+      importModule(file, propPath);
+      return;
+    }
+    throw e;
+  }
+  onModuleLoaded(mod, propPath);
+}
+
+function importModule(file, propPath) {
+  import(require('url').pathToFileURL(file).href).then(
+    (ns) => onModuleLoaded(ns, propPath),
+    onModuleLoadError,
+  );
+}
+
+function classifyLoadError(e) {
+  if (e instanceof SyntaxError) {
+    return runtimeErrorInfo('Runtime.UserCodeSyntaxError', safeToString(e), e, true);
+  }
+  if (e && (e.code === 'MODULE_NOT_FOUND' || e.code === 'ERR_MODULE_NOT_FOUND')) {
+    return runtimeErrorInfo('Runtime.ImportModuleError', safeToString(e), e, false);
+  }
+  return errorInfo(e);
+}
+
+function onModuleLoaded(mod, propPath) {
+  if (exitAfterPost) return; // a fatal error happened while loading
+  let fn = mod;
+  try {
+    const keys = propPath.split('.');
+    for (let i = 0; i < keys.length && fn !== undefined && fn !== null; i++) fn = fn[keys[i]];
+  } catch (e) {
+    initFailed(errorInfo(e), e);
+    return;
+  }
+  if (typeof fn !== 'function') {
+    initFailed(
+      runtimeErrorInfo('Runtime.HandlerNotFound', `${HANDLER} is undefined or not exported`, null, false),
+      null,
+    );
+    return;
+  }
+  handler = fn;
+  handlerUsesCallback = fn.length >= 3;
+  getNext();
+}
+
+function onModuleLoadError(e) {
+  if (exitAfterPost) return;
+  initFailed(classifyLoadError(e), e);
+}
+
+function init() {
+  // "dir/sub/module.a.b": module path is everything up to the first '.' after
+  // the last '/', the rest is a property path inside the module.
+  const base = path.basename(HANDLER);
+  const moduleRoot = HANDLER.slice(0, HANDLER.length - base.length);
+  const dot = base.indexOf('.');
+  if (dot <= 0 || dot === base.length - 1) {
+    initFailed(runtimeErrorInfo('Runtime.MalformedHandlerName', 'Bad handler', null, false), null);
+    return;
+  }
+  const moduleName = base.slice(0, dot);
+  const propPath = base.slice(dot + 1);
+  const moduleDir = path.resolve(TASK_ROOT, moduleRoot);
+  const moduleBase = path.join(moduleDir, moduleName);
+
+  try {
+    loadFile(resolveModuleFile(moduleBase, moduleName, moduleDir), propPath);
+  } catch (e) {
+    onModuleLoadError(e);
+  }
+}
+
+init();
