@@ -331,7 +331,18 @@ class _RuntimeAPI(object):
     def __init__(self, address):
         # timeout=None: the /next long poll must never time out, even if user
         # code calls socket.setdefaulttimeout().
-        self._conn = http.client.HTTPConnection(address, timeout=None)
+        self._conn = conn = http.client.HTTPConnection(address, timeout=None)
+        # Resolve the host as bytes: a str host makes getaddrinfo() load the
+        # idna codec (+stringprep, unicodedata), ~1 ms of start-up for nothing.
+        create = conn._create_connection
+
+        def _create_connection(addr, *args):
+            host, port = addr[0], addr[1]
+            if isinstance(host, str) and host.isascii():
+                host = host.encode("ascii")
+            return create((host, port), *args)
+
+        conn._create_connection = _create_connection
 
     def _request(self, method, path, body=None, headers=_JSON_HEADERS):
         conn = self._conn

@@ -1326,7 +1326,7 @@ mod tests {
         let e = validate_settings("python3.12", "a.b", 128, 3, Some(&big), 512).unwrap_err();
         assert!(e.message.contains("exceeded the 4KB limit"));
         let mut reserved = Environment::default();
-        reserved.variables.insert("_HANDLER".into(), "x".into());
+        reserved.variables.insert("AWS_REGION".into(), "x".into());
         assert!(
             validate_settings("python3.12", "a.b", 128, 3, Some(&reserved), 512)
                 .unwrap_err()

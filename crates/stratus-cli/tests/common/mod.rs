@@ -1,0 +1,284 @@
+//! Shared test harness: starts the real `stratus` binary on an ephemeral port with a
+//! fresh data dir, and talks to it over HTTP like any AWS SDK would.
+#![allow(dead_code)]
+
+#[path = "../../src/client.rs"]
+mod client;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use base64::Engine as _;
+pub(crate) use client::{Api, Reply};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// A running `stratus server` process.
+pub struct Server {
+    pub child: Child,
+    pub api: Api,
+    pub addr: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts `stratus server` on `127.0.0.1:0` with `data_dir` and extra flags.
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("server.log"))
+            .expect("server log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0", "--shutdown-grace", "5"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start stratus server");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("server announced its address in time")
+            .expect("read stdout")
+            .expect("a line");
+        let url = line.rsplit(' ').next().expect("url").to_string();
+        let addr = url.trim_start_matches("http://").to_string();
+        Server {
+            child,
+            api: Api::new(&url),
+            addr,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("pid") as i32;
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("kill");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("server exited after SIGTERM")
+            .expect("wait")
+    }
+
+    pub async fn create(
+        &self,
+        name: &str,
+        runtime: &str,
+        handler: &str,
+        zip: &[u8],
+        extra: Value,
+    ) -> Reply {
+        let mut body = json!({
+            "FunctionName": name, "Runtime": runtime, "Handler": handler,
+            "Role": "arn:aws:iam::000000000000:role/test",
+            "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) },
+        });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        self.api
+            .call("POST", "/2015-03-31/functions", &[], body.to_string())
+            .await
+            .expect("create")
+    }
+
+    pub async fn create_ok(
+        &self,
+        name: &str,
+        runtime: &str,
+        handler: &str,
+        zip: &[u8],
+        extra: Value,
+    ) {
+        let r = self.create(name, runtime, handler, zip, extra).await;
+        assert_eq!(
+            r.status,
+            201,
+            "CreateFunction {name}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+
+    pub async fn invoke(&self, target: &str, payload: &str) -> Reply {
+        self.api.invoke(target, payload).await.expect("invoke")
+    }
+
+    pub async fn invoke_tail(&self, target: &str, payload: &str) -> (Reply, String) {
+        let r = self
+            .api
+            .call(
+                "POST",
+                &format!("/2015-03-31/functions/{target}/invocations"),
+                &[("x-amz-log-type", "Tail")],
+                payload.to_string(),
+            )
+            .await
+            .expect("invoke");
+        let tail = r
+            .header("x-amz-log-result")
+            .map(|t| {
+                String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(t)
+                        .expect("base64"),
+                )
+                .expect("utf8")
+            })
+            .unwrap_or_default();
+        (r, tail)
+    }
+
+    pub async fn publish(&self, name: &str) -> String {
+        let r = self
+            .api
+            .call(
+                "POST",
+                &format!("/2015-03-31/functions/{name}/versions"),
+                &[],
+                "{}",
+            )
+            .await
+            .expect("publish");
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json().unwrap()["Version"].as_str().unwrap().to_string()
+    }
+
+    /// Puts provisioned concurrency and waits until READY.
+    pub async fn provision(&self, name: &str, qualifier: &str, n: u32) {
+        let path =
+            format!("/2019-09-30/functions/{name}/provisioned-concurrency?Qualifier={qualifier}");
+        let r = self
+            .api
+            .call(
+                "PUT",
+                &path,
+                &[],
+                json!({ "ProvisionedConcurrentExecutions": n }).to_string(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+        self.wait_ready(name, qualifier).await;
+    }
+
+    pub async fn wait_ready(&self, name: &str, qualifier: &str) {
+        let path =
+            format!("/2019-09-30/functions/{name}/provisioned-concurrency?Qualifier={qualifier}");
+        for _ in 0..600 {
+            let st = self
+                .api
+                .call("GET", &path, &[], "")
+                .await
+                .unwrap()
+                .json()
+                .unwrap();
+            if st["Status"] == "READY" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("provisioned concurrency on {name}:{qualifier} never became READY");
+    }
+
+    /// All log messages of a function's group, oldest first (paging through them).
+    pub async fn logs(&self, function: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let path = format!("/stratus/v1/logs?function={function}&limit=10000&after={after}");
+            let v = self
+                .api
+                .call("GET", &path, &[], "")
+                .await
+                .unwrap()
+                .json()
+                .unwrap();
+            let events = v["events"].as_array().unwrap();
+            if events.is_empty() {
+                return out;
+            }
+            out.extend(
+                events
+                    .iter()
+                    .map(|e| e["message"].as_str().unwrap().to_string()),
+            );
+            after = v["nextToken"].as_i64().unwrap();
+        }
+    }
+
+    /// Waits until the function's logs contain `count` lines starting with `prefix`.
+    pub async fn wait_logs(&self, function: &str, prefix: &str, count: usize) -> Vec<String> {
+        for _ in 0..200 {
+            let logs = self.logs(function).await;
+            if logs.iter().filter(|l| l.starts_with(prefix)).count() >= count {
+                return logs;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let logs = self.logs(function).await;
+        let tail = &logs[logs.len().saturating_sub(50)..];
+        panic!("fewer than {count} '{prefix}' lines in {function}'s {} log lines; last ones: {tail:#?}", logs.len());
+    }
+}
+
+/// A deterministic zip of a fixtures sub-directory.
+pub fn fixture_zip(dir: &str) -> Vec<u8> {
+    stratus_package::zip_dir(&Path::new(FIXTURES).join(dir)).expect("zip fixture")
+}
+
+/// A zip holding the `lambda_runtime` example binary as `bootstrap`.
+pub fn rust_zip() -> Vec<u8> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_stratus")).with_file_name("hello-rust");
+    if !bin.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "hello-rust"])
+            .status()
+            .expect("run cargo build -p hello-rust");
+        assert!(status.success(), "cargo build -p hello-rust failed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&bin, dir.path().join("bootstrap")).expect("copy bootstrap");
+    stratus_package::zip_dir(dir.path()).expect("zip")
+}
+
+/// A zip with one entry per `(name, content)`; `mode` None writes no unix mode.
+pub fn raw_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        for (name, content) in entries {
+            w.start_file(*name, zip::write::SimpleFileOptions::default())
+                .unwrap();
+            w.write_all(content).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    buf.into_inner()
+}
+
+pub fn json_body(r: &Reply) -> Value {
+    r.json()
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&r.body)))
+}
+
+/// Lines of `logs` that contain `needle`.
+pub fn count(logs: &[String], needle: &str) -> usize {
+    logs.iter().filter(|l| l.contains(needle)).count()
+}
