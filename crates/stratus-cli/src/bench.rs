@@ -17,16 +17,16 @@ use anyhow::{bail, Context};
 use base64::Engine as _;
 use clap::Args;
 use serde_json::json;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 use crate::client::Api;
 
 /// Options of `stratus bench`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BenchArgs {
-    /// The `provided` bootstrap binary to use (build it with
-    /// `cargo build --release -p hello-rust`).
-    #[arg(long, default_value = "target/release/hello-rust")]
+    /// The no-op `provided` bootstrap to use (the `lambda_runtime` example's `noop`
+    /// binary: `cargo build --release -p hello-rust`).
+    #[arg(long, default_value = "target/release/noop")]
     bootstrap: PathBuf,
     /// Sequential invocations for the latency figure.
     #[arg(long, default_value_t = 5000)]
@@ -50,8 +50,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines().find_map(|l| {
@@ -144,7 +144,9 @@ async fn bare_start(
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
-    let (mut sock, _) = listener.accept().await?;
+    let (mut sock, _) = tokio::time::timeout(Duration::from_secs(30), listener.accept())
+        .await
+        .with_context(|| format!("{} never called /next", program.display()))??;
     let mut buf = vec![0u8; 4096];
     let mut seen = Vec::new();
     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -262,16 +264,36 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     )?;
     let node_zip = stratus_package::zip_dir(&ndir)?;
 
-    let mut cfg = stratus_server::ServerConfig::new(work.join("data"), "127.0.0.1:0".parse()?);
-    cfg.shutdown_grace = Duration::from_secs(1);
-    let server = stratus_server::start(cfg).await?;
-    let api = Api::new(&format!("http://{}", server.addr()));
+    // The server runs as its own process (this binary's `server` command), as in
+    // production; this process is only the client.
+    let mut server = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--shutdown-grace",
+            "1",
+            "--data-dir",
+        ])
+        .arg(work.join("data"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let server_pid = server.id().context("server pid")?;
+    let mut lines =
+        tokio::io::BufReader::new(server.stdout.take().context("server stdout")?).lines();
+    let line = lines
+        .next_line()
+        .await?
+        .context("the server printed no address")?;
+    let base = line.rsplit(' ').next().unwrap_or_default().to_string();
+    let api = Api::new(&base);
     println!(
-        "stratus bench — {} cores, server on {}",
+        "stratus bench — {} cores, server pid {server_pid} on {base}",
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(1),
-        server.addr()
+            .unwrap_or(1)
     );
 
     // Warm latency at concurrency 1.
@@ -303,7 +325,14 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
 
     // Cold starts.
-    let prov_env = [("PATH", "/usr/bin:/bin")];
+    let prov_env = [
+        ("PATH", "/usr/bin:/bin"),
+        ("AWS_LAMBDA_FUNCTION_NAME", "bare"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/bare"),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", "bare"),
+    ];
     let mut bare = Vec::new();
     for _ in 0..args.cold_samples {
         bare.push(bare_start(&pdir.join("bootstrap"), &[], &pdir, &prov_env).await?);
@@ -361,17 +390,20 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     // Provisioned READY time and memory per idle environment.
     create(&api, "many", "provided.al2023", "bootstrap", &provided_zip).await?;
-    let before = rss_kb();
+    let before = rss_kb(server_pid);
     let ready = provision(&api, "many", args.provisioned).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_kb();
+    let after = rss_kb(server_pid);
     println!(
         "{} provisioned environments READY in {:.0} ms; server memory per idle environment {:.1} KB",
         args.provisioned,
         ready.as_secs_f64() * 1000.0,
         after.saturating_sub(before) as f64 / args.provisioned as f64
     );
-    server.shutdown().await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server_pid.to_string()])
+        .status();
+    let _ = server.wait().await;
     let _ = stratus_package::remove_tree(&work);
     Ok(())
 }

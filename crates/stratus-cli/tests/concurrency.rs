@@ -5,22 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use futures_join::join_all;
 use serde_json::json;
-
-mod futures_join {
-    /// Awaits every future (spawned on the runtime, so they run concurrently).
-    pub async fn join_all<T: Send + 'static>(
-        futs: Vec<impl std::future::Future<Output = T> + Send + 'static>,
-    ) -> Vec<T> {
-        let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
-        let mut out = Vec::new();
-        for h in handles {
-            out.push(h.await.expect("task"));
-        }
-        out
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provisioned_environments_serve_load_with_zero_cold_starts_then_spill_over() {

@@ -106,8 +106,10 @@ async fn restart_keeps_state_and_rewarms_provisioned_environments() {
         "no cold start through the alias after a restart: {tail}"
     );
     // Logs from before the restart are still there.
-    let logs = s.logs("keep").await;
-    assert!(count(&logs, "REPORT RequestId") >= 2, "{logs:#?}");
+    // Logs from before the restart are still there (the new ones are written within
+    // a few tens of milliseconds).
+    let logs = s.wait_logs("keep", "REPORT RequestId", 2).await;
+    assert_eq!(count(&logs, "REPORT RequestId"), 2, "{logs:#?}");
     assert!(s.terminate().await.success());
 }
 

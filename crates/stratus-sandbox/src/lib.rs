@@ -156,32 +156,69 @@ fn descendants(root: u32) -> Vec<u32> {
     out
 }
 
-/// One captured output stream: an async pipe for waiting, plus a duplicate of the
-/// same descriptor for draining whatever is buffered *right now*, without trusting
-/// the reactor's cached readiness. The scheduler drains at the end of each invocation
-/// so that every line a function wrote before responding lands before `END`.
+/// One captured output stream: a direct (non-blocking) reader for draining whatever
+/// is buffered *right now*, plus a [`Readiness`] registered with the reactor for
+/// waiting. Draining does not trust cached readiness, so at the end of an invocation
+/// every line a function wrote before responding is seen.
 #[derive(Debug)]
 pub struct OutputPipe {
-    rx: pipe::Receiver,
     direct: File,
+    rx: Option<pipe::Receiver>,
+}
+
+/// Waits for data on an [`OutputPipe`].
+#[derive(Debug)]
+pub struct Readiness {
+    rx: pipe::Receiver,
+}
+
+impl Readiness {
+    /// Resolves when the pipe may have data (or reached end of stream).
+    pub async fn wait(&self) -> io::Result<()> {
+        self.rx.readable().await
+    }
+
+    /// Runs `drain` (which reads through the direct reader until `WouldBlock`);
+    /// a `WouldBlock` clears the cached readiness. Returns true at end of stream or
+    /// on an error.
+    pub fn clear_if_empty(&self, drain: impl FnOnce() -> io::Result<bool>) -> bool {
+        match self.rx.try_io(drain) {
+            Ok(eof) => eof,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            Err(_) => true,
+        }
+    }
 }
 
 impl OutputPipe {
     fn new(fd: OwnedFd) -> io::Result<Self> {
         let direct = File::from(fd.try_clone()?);
+        // Sets O_NONBLOCK on the shared open file, so `direct` never blocks either.
         let rx = pipe::Receiver::from_owned_fd(fd)?;
-        Ok(Self { rx, direct })
+        Ok(Self {
+            direct,
+            rx: Some(rx),
+        })
     }
 
     /// Waits until data is available, then reads it. `Ok(0)` is end of stream.
+    /// Not available after [`OutputPipe::take_readiness`].
     pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         use tokio::io::AsyncReadExt;
-        self.rx.read(buf).await
+        match &mut self.rx {
+            Some(rx) => rx.read(buf).await,
+            None => Err(io::Error::other("readiness was taken")),
+        }
     }
 
     /// Reads what is buffered now; `Err(WouldBlock)` when the pipe is empty.
     pub fn read_now(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.direct.read(buf)
+    }
+
+    /// Takes the reactor registration, to wait for data elsewhere.
+    pub fn take_readiness(&mut self) -> Option<Readiness> {
+        self.rx.take().map(|rx| Readiness { rx })
     }
 }
 

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use stratus_runtime_api::{EnvLink, ErrorBody, InitOutcome, RuntimeListener};
 use stratus_sandbox::{Killer, LaunchSpec};
-use tokio::sync::mpsc;
 
-use crate::logpump::{self, LogCmd};
+use crate::logpump::{self, Capture};
 use crate::{FunctionSpec, Inner};
 
 /// A started environment.
@@ -19,7 +18,7 @@ pub(crate) struct Env {
     pub(crate) pool_key: Arc<str>,
     pub(crate) link: EnvLink,
     killer: Killer,
-    log: mpsc::UnboundedSender<LogCmd>,
+    pub(crate) log: Arc<Capture>,
     /// Set (under the state lock) while this environment counts as provisioned.
     pub(crate) prov_counted: AtomicBool,
     _listener: RuntimeListener,
@@ -30,10 +29,6 @@ impl Env {
     pub(crate) fn destroy(&self, reason: &str) {
         self.link.fail(reason);
         self.killer.kill_tree();
-    }
-
-    pub(crate) fn log(&self, cmd: LogCmd) {
-        let _ = self.log.send(cmd);
     }
 }
 
@@ -80,23 +75,21 @@ pub(crate) async fn start(
         .driver
         .start(&launch)
         .map_err(|e| StartFailure::Spawn(e.to_string()))?;
-    let (log_tx, log_rx) = mpsc::unbounded_channel();
     let killer = process.killer();
-    tokio::spawn(logpump::run(
+    let log = Capture::start(
         inner.sink.clone(),
         spec.log_group.clone(),
         stream,
         process.stdout.take(),
         process.stderr.take(),
         killer.clone(),
-        log_rx,
-    ));
+    );
     let env = Arc::new(Env {
         id,
         pool_key: spec.pool_key.clone(),
         link,
         killer,
-        log: log_tx,
+        log,
         prov_counted: AtomicBool::new(false),
         _listener: listener,
     });

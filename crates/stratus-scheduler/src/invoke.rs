@@ -13,10 +13,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use stratus_runtime_api::{ErrorBody, Invocation, Outcome, MAX_RESPONSE_BYTES};
-use tokio::sync::oneshot;
 
 use crate::env::{self, exit_error, Env, StartFailure};
-use crate::logpump::{now_ms, LogCmd, Report};
+use crate::logpump::{now_ms, Report};
 use crate::state::Refusal;
 use crate::{FunctionSpec, InvokeError, InvokeRequest, InvokeResponse, Scheduler};
 
@@ -89,11 +88,7 @@ impl Scheduler {
         if !keep {
             env.destroy("invocation failed");
         }
-        let (payload, function_error, tail) = result;
-        let log_tail = match tail {
-            Some(rx) => rx.await.ok(),
-            None => None,
-        };
+        let (payload, function_error, log_tail) = result;
         Ok(InvokeResponse {
             payload,
             function_error,
@@ -109,12 +104,9 @@ impl Scheduler {
         env: &Arc<Env>,
         req: &InvokeRequest,
         init: Option<Duration>,
-    ) -> ((Bytes, bool, Option<oneshot::Receiver<String>>), bool) {
-        env.log(LogCmd::Start {
-            request_id: req.request_id.clone(),
-            version: spec.version.clone(),
-            tail: req.tail,
-        });
+    ) -> ((Bytes, bool, Option<String>), bool) {
+        env.log
+            .start_invocation(&req.request_id, &spec.version, req.tail);
         let timeout_ms = spec.timeout.as_millis() as u64;
         let started = Instant::now();
         let rx = env.link.dispatch(Invocation {
@@ -168,22 +160,15 @@ impl Scheduler {
                 (Bytes::from(body.to_string()), true, false)
             }
         };
-        let (tail_tx, tail_rx) = if req.tail {
-            let (tx, rx) = oneshot::channel();
-            (Some(tx), Some(rx))
-        } else {
-            (None, None)
-        };
-        env.log(LogCmd::End(Box::new(Report {
+        let tail = env.log.end_invocation(Report {
             request_id: req.request_id.clone(),
             duration,
             memory_mb: spec.memory_mb,
             init,
             prelude,
             status,
-            tail: tail_tx,
-        })));
-        ((payload, function_error, tail_rx), keep)
+        });
+        ((payload, function_error, tail), keep)
     }
 
     pub(crate) fn env_exited(&self, env: &Env) {

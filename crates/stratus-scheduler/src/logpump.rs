@@ -1,22 +1,26 @@
-//! Log capture for one environment. The pump task owns the environment's stdout and
-//! stderr and receives START/END commands from the invocation path, so everything
-//! lands in the stream in order: START, what the function wrote, END, REPORT.
+//! Log capture for one environment, in order: START, what the function wrote, END,
+//! REPORT.
 //!
-//! At END the pump first drains whatever is already in the pipes (reading the
-//! descriptor directly, not trusting cached readiness): a runtime writes its output
-//! before it posts the response, so that output is in the pipe by then.
+//! One [`Capture`] per environment holds its output pipes and line buffers behind a
+//! mutex. A reader task wakes only when the function writes; the invocation path
+//! itself emits START and END/REPORT by locking the capture, draining whatever is
+//! already in the pipes (reading the descriptor directly, not trusting cached
+//! readiness: a runtime writes its output before it posts the response, so that
+//! output is in the pipe by then) and appending its own lines. That keeps the warm
+//! path free of task wake-ups for logging.
 //!
-//! Lines go to the [`LogSink`] in one batch per wake-up; the sink must not block
-//! (the server's sink drops and counts lines when its buffer is full).
+//! Lines go to the [`LogSink`] in one batch per wake-up or invocation; the sink must
+//! not block (the server's sink drops and counts lines when its buffer is full).
 
 use std::fmt::Write as _;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use parking_lot::Mutex;
 use rand::Rng;
+use std::sync::Weak;
 use stratus_sandbox::{Killer, OutputPipe};
-use tokio::sync::{mpsc, oneshot};
 
 /// Longest stored line; longer output is split (CloudWatch's event limit is 256 KB).
 const MAX_LINE: usize = 256 * 1024;
@@ -40,17 +44,6 @@ pub trait LogSink: Send + Sync + std::fmt::Debug {
     fn write(&self, group: &Arc<str>, stream: &Arc<str>, lines: Vec<LogLine>);
 }
 
-/// What the invocation path tells the pump.
-#[derive(Debug)]
-pub(crate) enum LogCmd {
-    Start {
-        request_id: Arc<str>,
-        version: Arc<str>,
-        tail: bool,
-    },
-    End(Box<Report>),
-}
-
 /// The figures for END and REPORT.
 #[derive(Debug)]
 pub(crate) struct Report {
@@ -62,7 +55,6 @@ pub(crate) struct Report {
     pub(crate) prelude: Option<String>,
     /// `timeout` or `error` when the environment did not survive the invocation.
     pub(crate) status: Option<(&'static str, Option<String>)>,
-    pub(crate) tail: Option<oneshot::Sender<String>>,
 }
 
 /// `YYYY/MM/DD/[{version}]{32 hex}`.
@@ -117,17 +109,37 @@ struct Stream {
     partial: Vec<u8>,
 }
 
-struct Pump {
+struct Inner {
     sink: Arc<dyn LogSink>,
     group: Arc<str>,
     stream: Arc<str>,
+    out: Stream,
+    err: Stream,
     pending: Vec<LogLine>,
     tail: Option<String>,
     killer: Killer,
     memory: (u64, Option<Instant>),
+    buf: Vec<u8>,
 }
 
-impl Pump {
+/// The log capture of one environment.
+pub(crate) struct Capture {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture").finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Out,
+    Err,
+}
+
+impl Inner {
     fn push(&mut self, message: String) {
         if let Some(t) = &mut self.tail {
             t.push_str(&message);
@@ -139,41 +151,80 @@ impl Pump {
         });
     }
 
-    fn feed(&mut self, s: &mut Stream, data: &[u8]) {
-        s.partial.extend_from_slice(data);
-        let mut start = 0;
-        while let Some(pos) = s.partial[start..].iter().position(|&b| b == b'\n') {
-            let end = start + pos;
-            let line = String::from_utf8_lossy(&s.partial[start..end]).into_owned();
-            self.push(line);
-            start = end + 1;
+    fn stream(&mut self, which: Which) -> &mut Stream {
+        match which {
+            Which::Out => &mut self.out,
+            Which::Err => &mut self.err,
         }
-        s.partial.drain(..start);
-        while s.partial.len() >= MAX_LINE {
-            let rest = s.partial.split_off(MAX_LINE);
-            let line = String::from_utf8_lossy(&s.partial).into_owned();
+    }
+
+    fn feed(&mut self, which: Which, n: usize) {
+        let mut lines = Vec::new();
+        {
+            let Inner { out, err, buf, .. } = self;
+            let s = match which {
+                Which::Out => out,
+                Which::Err => err,
+            };
+            s.partial.extend_from_slice(&buf[..n]);
+            let mut start = 0;
+            while let Some(pos) = s.partial[start..].iter().position(|&b| b == b'\n') {
+                let end = start + pos;
+                lines.push(String::from_utf8_lossy(&s.partial[start..end]).into_owned());
+                start = end + 1;
+            }
+            s.partial.drain(..start);
+            while s.partial.len() >= MAX_LINE {
+                let rest = s.partial.split_off(MAX_LINE);
+                lines.push(String::from_utf8_lossy(&s.partial).into_owned());
+                s.partial = rest;
+            }
+        }
+        for line in lines {
             self.push(line);
-            s.partial = rest;
         }
     }
 
     /// Reads what is in the pipe now (at most 1 MB, so a flooding function cannot
-    /// hold the pump), then emits any unterminated line.
-    fn drain(&mut self, s: &mut Stream, buf: &mut [u8]) {
+    /// hold the caller). Returns `Ok(true)` at end of stream.
+    fn read_available(&mut self, which: Which) -> io::Result<bool> {
         let mut budget: usize = 1024 * 1024;
         while budget > 0 {
-            let n = match s.pipe.as_mut().map(|p| p.read_now(buf)) {
-                Some(Ok(n)) if n > 0 => n,
-                Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
-                _ => break,
+            let Inner { out, err, buf, .. } = self;
+            let s = match which {
+                Which::Out => out,
+                Which::Err => err,
             };
-            budget = budget.saturating_sub(n);
-            self.feed(s, &buf[..n]);
+            let Some(pipe) = s.pipe.as_mut() else {
+                return Ok(true);
+            };
+            match pipe.read_now(buf) {
+                Ok(0) => {
+                    s.pipe = None;
+                    return Ok(true);
+                }
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.feed(which, n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
-        if !s.partial.is_empty() {
-            let line = String::from_utf8_lossy(&s.partial).into_owned();
-            s.partial.clear();
-            self.push(line);
+        Ok(false)
+    }
+
+    /// Drains both pipes and emits unterminated lines: everything written so far
+    /// belongs before the line about to be added.
+    fn drain(&mut self) {
+        for which in [Which::Out, Which::Err] {
+            let _ = self.read_available(which);
+            let s = self.stream(which);
+            if !s.partial.is_empty() {
+                let line = String::from_utf8_lossy(&s.partial).into_owned();
+                s.partial.clear();
+                self.push(line);
+            }
         }
     }
 
@@ -201,83 +252,105 @@ impl Pump {
     }
 }
 
-async fn read_opt(s: &mut Stream, buf: &mut [u8]) -> io::Result<usize> {
-    match &mut s.pipe {
-        Some(p) => p.read(buf).await,
-        None => std::future::pending().await,
+impl Capture {
+    /// Takes over an environment's output pipes and starts the reader task.
+    pub(crate) fn start(
+        sink: Arc<dyn LogSink>,
+        group: Arc<str>,
+        stream: Arc<str>,
+        stdout: Option<OutputPipe>,
+        stderr: Option<OutputPipe>,
+        killer: Killer,
+    ) -> Arc<Self> {
+        let (mut stdout, mut stderr) = (stdout, stderr);
+        let readiness = [
+            stdout.as_mut().and_then(OutputPipe::take_readiness),
+            stderr.as_mut().and_then(OutputPipe::take_readiness),
+        ];
+        let capture = Arc::new(Self {
+            inner: Mutex::new(Inner {
+                sink,
+                group,
+                stream,
+                out: Stream {
+                    pipe: stdout,
+                    partial: Vec::new(),
+                },
+                err: Stream {
+                    pipe: stderr,
+                    partial: Vec::new(),
+                },
+                pending: Vec::new(),
+                tail: None,
+                killer,
+                memory: (0, None),
+                buf: vec![0u8; 64 * 1024],
+            }),
+        });
+        for (which, ready) in [Which::Out, Which::Err].into_iter().zip(readiness) {
+            if let Some(ready) = ready {
+                tokio::spawn(read_loop(Arc::downgrade(&capture), which, ready));
+            }
+        }
+        capture
+    }
+
+    /// Emits START. Output written between invocations is not drained first (that
+    /// would cost two system calls on every warm invocation); the reader task files it
+    /// as it arrives.
+    pub(crate) fn start_invocation(&self, request_id: &str, version: &str, tail: bool) {
+        let mut c = self.inner.lock();
+        if tail {
+            c.tail = Some(String::new());
+        }
+        c.push(format!("START RequestId: {request_id} Version: {version}"));
+        c.flush();
+    }
+
+    /// Emits the function's remaining output, then END and REPORT. Returns the last
+    /// 4 KB of this invocation's log when START asked for the tail.
+    pub(crate) fn end_invocation(&self, mut report: Report) -> Option<String> {
+        let mut c = self.inner.lock();
+        c.drain();
+        if let Some(line) = report.prelude.take() {
+            c.push(line);
+        }
+        c.push(format!("END RequestId: {}", report.request_id));
+        let mem = c.max_memory_mb();
+        c.push(report_line(&report, mem));
+        c.flush();
+        let tail = c.tail.take()?;
+        let cut = tail.len().saturating_sub(TAIL_BYTES);
+        let cut = (cut..tail.len())
+            .find(|i| tail.is_char_boundary(*i))
+            .unwrap_or(tail.len());
+        Some(tail[cut..].to_string())
     }
 }
 
-/// Runs until the command channel closes and both pipes reach end of stream.
-pub(crate) async fn run(
-    sink: Arc<dyn LogSink>,
-    group: Arc<str>,
-    stream: Arc<str>,
-    stdout: Option<OutputPipe>,
-    stderr: Option<OutputPipe>,
-    killer: Killer,
-    mut cmds: mpsc::UnboundedReceiver<LogCmd>,
-) {
-    let mut pump = Pump {
-        sink,
-        group,
-        stream,
-        pending: Vec::new(),
-        tail: None,
-        killer,
-        memory: (0, None),
-    };
-    let mut out = Stream {
-        pipe: stdout,
-        partial: Vec::new(),
-    };
-    let mut err = Stream {
-        pipe: stderr,
-        partial: Vec::new(),
-    };
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut buf_err = vec![0u8; 64 * 1024];
-    let mut cmds_open = true;
-    while cmds_open || out.pipe.is_some() || err.pipe.is_some() {
-        tokio::select! {
-            cmd = cmds.recv(), if cmds_open => match cmd {
-                None => cmds_open = false,
-                Some(LogCmd::Start { request_id, version, tail }) => {
-                    pump.drain(&mut out, &mut buf);
-                    pump.drain(&mut err, &mut buf);
-                    if tail {
-                        pump.tail = Some(String::new());
-                    }
-                    pump.push(format!("START RequestId: {request_id} Version: {version}"));
-                }
-                Some(LogCmd::End(mut report)) => {
-                    pump.drain(&mut out, &mut buf);
-                    pump.drain(&mut err, &mut buf);
-                    if let Some(line) = report.prelude.take() {
-                        pump.push(line);
-                    }
-                    pump.push(format!("END RequestId: {}", report.request_id));
-                    let mem = pump.max_memory_mb();
-                    pump.push(report_line(&report, mem));
-                    if let (Some(tx), Some(tail)) = (report.tail.take(), pump.tail.take()) {
-                        let cut = tail.len().saturating_sub(TAIL_BYTES);
-                        let cut = (cut..tail.len()).find(|i| tail.is_char_boundary(*i)).unwrap_or(tail.len());
-                        let _ = tx.send(tail[cut..].to_string());
-                    }
-                }
-            },
-            r = read_opt(&mut out, &mut buf) => match r {
-                Ok(0) | Err(_) => { pump.drain(&mut out, &mut buf); out.pipe = None; }
-                Ok(n) => pump.feed(&mut out, &buf[..n]),
-            },
-            r = read_opt(&mut err, &mut buf_err) => match r {
-                Ok(0) | Err(_) => { pump.drain(&mut err, &mut buf); err.pipe = None; }
-                Ok(n) => pump.feed(&mut err, &buf_err[..n]),
-            },
+/// Waits for output on one pipe and moves it into the capture, until end of stream.
+async fn read_loop(capture: Weak<Capture>, which: Which, ready: stratus_sandbox::Readiness) {
+    loop {
+        if ready.wait().await.is_err() {
+            return;
         }
-        pump.flush();
+        let Some(capture) = capture.upgrade() else {
+            return;
+        };
+        let mut c = capture.inner.lock();
+        let eof = ready.clear_if_empty(|| c.read_available(which));
+        c.flush();
+        if eof {
+            let s = c.stream(which);
+            if !s.partial.is_empty() {
+                let line = String::from_utf8_lossy(&s.partial).into_owned();
+                s.partial.clear();
+                c.push(line);
+                c.flush();
+            }
+            return;
+        }
     }
-    pump.flush();
 }
 
 #[cfg(test)]
@@ -293,7 +366,6 @@ mod tests {
             init: Some(Duration::from_micros(130_494)),
             prelude: None,
             status: None,
-            tail: None,
         };
         assert_eq!(
             report_line(&r, 56),

@@ -151,24 +151,32 @@ impl LogSink for LogStore {
     }
 }
 
+/// How often the writer looks for new lines. Polling (instead of blocking on the
+/// channel) means writing a line never wakes a thread: the cost stays off the
+/// invocation path and lines are written in large batches.
+const WRITE_INTERVAL: Duration = Duration::from_millis(20);
+
 fn writer_loop(
     mut conn: Connection,
     rx: Receiver<Batch>,
     store: std::sync::Weak<LogStore>,
     retention: Duration,
 ) {
-    let mut last_prune = Instant::now() - Duration::from_secs(3600);
-    loop {
-        let first = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(b) => Some(b),
-            Err(mpsc::RecvTimeoutError::Timeout) => None,
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut batches: Vec<Batch> = first.into_iter().collect();
-        while batches.len() < 4096 {
+    let mut last_prune: Option<Instant> = None;
+    let mut open = true;
+    while open {
+        let mut batches: Vec<Batch> = Vec::new();
+        loop {
             match rx.try_recv() {
                 Ok(b) => batches.push(b),
-                Err(_) => break,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+            if batches.len() >= 8192 {
+                break;
             }
         }
         if let Some(store) = store.upgrade() {
@@ -181,17 +189,21 @@ fn writer_loop(
                 batches.push((g, s, vec![line]));
             }
         }
+        let full = batches.len() >= 8192;
         if !batches.is_empty() {
             if let Err(e) = insert(&mut conn, &batches) {
                 tracing::error!(error = %e, "cannot write logs");
             }
         }
-        if last_prune.elapsed() >= Duration::from_secs(60) {
-            last_prune = Instant::now();
+        if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+            last_prune = Some(Instant::now());
             let cutoff = stratus_now_ms() - retention.as_millis() as i64;
             if let Err(e) = conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff]) {
                 tracing::error!(error = %e, "cannot apply log retention");
             }
+        }
+        if open && !full {
+            std::thread::sleep(WRITE_INTERVAL);
         }
     }
 }

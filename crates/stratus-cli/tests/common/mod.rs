@@ -1,6 +1,6 @@
 //! Shared test harness: starts the real `stratus` binary on an ephemeral port with a
 //! fresh data dir, and talks to it over HTTP like any AWS SDK would.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 #[path = "../../src/client.rs"]
 mod client;
@@ -281,4 +281,16 @@ pub fn json_body(r: &Reply) -> Value {
 /// Lines of `logs` that contain `needle`.
 pub fn count(logs: &[String], needle: &str) -> usize {
     logs.iter().filter(|l| l.contains(needle)).count()
+}
+
+/// Awaits every future, each spawned on the runtime so they run concurrently.
+pub async fn join_all<T: Send + 'static>(
+    futs: Vec<impl std::future::Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
 }
