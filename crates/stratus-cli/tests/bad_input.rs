@@ -113,6 +113,27 @@ async fn management_api_rejects_malformed_requests_clearly() {
         "InvalidParameterValueException",
         "/etc/evil",
     );
+    // A zip bomb: 300 MB of zeros, a few hundred KB zipped; the cap is 250 MB unzipped.
+    let bomb = {
+        use std::io::Write;
+        let mut buf = std::io::Cursor::new(Vec::new());
+        let mut w = zip::ZipWriter::new(&mut buf);
+        w.start_file("zeros.bin", zip::write::SimpleFileOptions::default())
+            .unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            w.write_all(&chunk).unwrap();
+        }
+        w.finish().unwrap();
+        buf.into_inner()
+    };
+    assert!(bomb.len() < 2 << 20);
+    assert_error(
+        &post_create(&s, &create("f", "nodejs20.x", &b64(&bomb), json!({}))).await,
+        400,
+        "InvalidParameterValueException",
+        "Could not unzip uploaded file",
+    );
     let big_env = json!({"Environment": {"Variables": {"BIG": "v".repeat(5000)}}});
     assert_error(
         &post_create(&s, &create("f", "nodejs20.x", &good_zip, big_env)).await,
@@ -121,6 +142,15 @@ async fn management_api_rejects_malformed_requests_clearly() {
         "exceeded the 4KB limit",
     );
     assert!(!dir.path().join("escape.js").exists() && !dir.path().join("data/escape.js").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("data/code"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "rejected uploads leave nothing behind: {leftovers:?}"
+    );
 
     s.create_ok(
         "f",
