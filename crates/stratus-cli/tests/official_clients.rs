@@ -84,3 +84,86 @@ async fn python_awslambdaric_serves_invocations() {
         "the environment stayed warm: {tail}"
     );
 }
+
+/// Copies a directory tree (files and directories only).
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let ty = entry.file_type().unwrap();
+        let dest = to.join(entry.file_name());
+        if ty.is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else if ty.is_file() {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_aws_lambda_ric_serves_invocations() {
+    // Installed by scripts/test (npm, native build) into target/test-deps.
+    let ric = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/test-deps/node-ric/node_modules");
+    assert!(
+        ric.join("aws-lambda-ric/index.mjs").exists(),
+        "aws-lambda-ric is not installed: run scripts/test (it installs it into target/test-deps)"
+    );
+    let pkg = tempfile::tempdir().unwrap();
+    copy_tree(&ric, &pkg.path().join("node_modules"));
+    std::fs::write(
+        pkg.path().join("index.mjs"),
+        "export const handler = async (event, context) => {\n  console.log('ric node says hi');\n  if (event.fail) throw new RangeError('node ric failure');\n  return { got: event, fn: context.functionName, left: context.getRemainingTimeInMillis() };\n};\n",
+    )
+    .unwrap();
+    let node = stratus_sandbox_like_which("node");
+    let bootstrap = pkg.path().join("bootstrap");
+    std::fs::write(
+        &bootstrap,
+        format!("#!/bin/sh\nexec {} \"$LAMBDA_TASK_ROOT/node_modules/aws-lambda-ric/index.mjs\" index.handler\n", node.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let zip = stratus_package::zip_dir(pkg.path()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    s.create_ok(
+        "noderic",
+        "provided.al2023",
+        "index.handler",
+        &zip,
+        json!({"Timeout": 5}),
+    )
+    .await;
+    let (r, tail) = s.invoke_tail("noderic", r#"{"a":1}"#).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let v = json_body(&r);
+    assert_eq!(v["got"], json!({"a": 1}));
+    assert_eq!(v["fn"], "noderic");
+    let left = v["left"].as_i64().unwrap();
+    assert!(
+        left > 4000 && left <= 5000,
+        "aws-lambda-ric read the absolute deadline: {left}"
+    );
+    assert!(tail.contains("ric node says hi"), "{tail}");
+
+    let r = s.invoke("noderic", r#"{"fail":true}"#).await;
+    assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
+    let e = json_body(&r);
+    assert_eq!(e["errorType"], "RangeError");
+    assert_eq!(e["errorMessage"], "node ric failure");
+    let (r, tail) = s.invoke_tail("noderic", r#"{"b":2}"#).await;
+    assert_eq!(json_body(&r)["got"], json!({"b": 2}));
+    assert!(
+        !tail.contains("Init Duration"),
+        "the environment stayed warm: {tail}"
+    );
+}
+
+fn stratus_sandbox_like_which(name: &str) -> std::path::PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .expect("on PATH")
+}
