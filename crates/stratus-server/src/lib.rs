@@ -11,6 +11,7 @@
 //! `model` (AWS shapes), `error` (AWS error JSON).
 
 pub mod api;
+pub mod deploy;
 pub mod error;
 pub mod logs;
 pub mod model;

@@ -223,6 +223,11 @@ fn insert(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
     tx.commit()
 }
 
+/// Current time, epoch milliseconds.
+pub fn now_ms() -> i64 {
+    stratus_now_ms()
+}
+
 fn stratus_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

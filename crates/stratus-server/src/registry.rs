@@ -99,11 +99,28 @@ pub struct FunctionInput {
 #[serde(rename_all = "PascalCase")]
 pub struct CodeInput {
     pub zip_file: Option<String>,
+    /// Stratus extension: the sha256 (hex) of a package uploaded before with
+    /// `PUT /stratus/v1/blobs/{sha256}`, instead of `ZipFile`.
+    #[serde(rename = "StratusBlobSha256")]
+    pub blob_sha256: Option<String>,
     #[serde(rename = "S3Bucket")]
     pub s3_bucket: Option<String>,
     pub image_uri: Option<String>,
     pub publish: Option<bool>,
     pub revision_id: Option<String>,
+}
+
+/// A read-only view of one function, for deployments.
+#[derive(Debug, Clone)]
+pub struct FunctionSnapshot {
+    pub latest: FunctionConfiguration,
+    pub code_hex: String,
+    /// The newest published version, with its code hash.
+    pub last_version: Option<(FunctionConfiguration, String)>,
+    pub aliases: BTreeMap<String, AliasConfiguration>,
+    pub reserved: Option<u32>,
+    /// Qualifier → requested provisioned concurrency.
+    pub provisioned: BTreeMap<String, u32>,
 }
 
 /// The registry.
@@ -157,6 +174,18 @@ pub fn parse_function_ref(raw: &str) -> Result<(String, Option<String>), ApiErro
         return Err(bad());
     }
     Ok((name.to_string(), qualifier.map(str::to_string)))
+}
+
+/// Validates function settings the way CreateFunction does.
+pub fn check_settings(
+    runtime: &str,
+    handler: &str,
+    memory: i64,
+    timeout: i64,
+    env: Option<&Environment>,
+    storage: i64,
+) -> Result<(), ApiError> {
+    validate_settings(runtime, handler, memory, timeout, env, storage)
 }
 
 fn validate_settings(
@@ -398,19 +427,41 @@ impl Registry {
         })
     }
 
-    fn store_code(&self, zip_b64: &str) -> Result<(String, u64, String), ApiError> {
+    /// Stores uploaded code (base64 `ZipFile`, or a blob uploaded before) and unpacks
+    /// it once. Returns (sha256 hex, zipped size, base64 sha256 as Lambda reports it).
+    fn store_code(&self, code: &CodeInput) -> Result<(String, u64, String), ApiError> {
+        if let Some(hex) = &code.blob_sha256 {
+            return self.code_from_blob(hex);
+        }
+        let Some(zip_b64) = code.zip_file.as_deref() else {
+            return Err(ApiError::invalid(
+                "Code.ZipFile is required: Stratus stores code itself (S3Bucket/S3Key and ImageUri are not supported)",
+            ));
+        };
         let zip = base64::engine::general_purpose::STANDARD
             .decode(zip_b64.trim())
             .map_err(|e| ApiError::invalid(format!("Code.ZipFile is not valid base64: {e}")))?;
+        let hex = hex::encode(stratus_package::sha256(&zip));
+        self.put_blob(&hex, &zip)?;
+        self.code_from_blob(&hex)
+    }
+
+    /// Stores a code package under its sha256 after checking the hash, the size
+    /// limit and that it unpacks safely.
+    pub fn put_blob(&self, expected_hex: &str, zip: &[u8]) -> Result<(), ApiError> {
         if zip.len() > MAX_ZIP_BYTES {
             return Err(ApiError::too_large(format!(
-                "Unzipped size must be smaller than ... : the zipped package is {} bytes, the limit is {MAX_ZIP_BYTES} bytes",
+                "The zipped package is {} bytes; the limit is {MAX_ZIP_BYTES} bytes",
                 zip.len()
             )));
         }
-        let digest = stratus_package::sha256(&zip);
-        let hex = hex::encode(digest);
-        stratus_package::unpack_once(&self.code_root, &hex, &zip, &Limits::default()).map_err(|e| {
+        let hex = hex::encode(stratus_package::sha256(zip));
+        if hex != expected_hex {
+            return Err(ApiError::invalid(format!(
+                "The package's sha256 is {hex}, not {expected_hex}"
+            )));
+        }
+        stratus_package::unpack_once(&self.code_root, &hex, zip, &Limits::default()).map_err(|e| {
             if e.is_user_error() {
                 ApiError::invalid(format!("Could not unzip uploaded file. Please check your file, then try to upload again. ({e})"))
             } else {
@@ -418,10 +469,37 @@ impl Registry {
             }
         })?;
         self.blobs
-            .put(&zip)
+            .put(zip)
             .map_err(|e| ApiError::service(format!("cannot store code: {e}")))?;
-        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
-        Ok((hex, zip.len() as u64, b64))
+        Ok(())
+    }
+
+    /// Whether a package with this sha256 is stored.
+    pub fn has_blob(&self, hex: &str) -> bool {
+        self.blobs.contains(hex)
+    }
+
+    fn code_from_blob(&self, hex: &str) -> Result<(String, u64, String), ApiError> {
+        if !stratus_package::is_sha256_hex(hex) || !self.blobs.contains(hex) {
+            return Err(ApiError::invalid(format!(
+                "No code package with sha256 {hex} has been uploaded (PUT /stratus/v1/blobs/{hex} first)"
+            )));
+        }
+        let zip = self
+            .blobs
+            .get(hex)
+            .map_err(|e| ApiError::service(format!("cannot read code: {e}")))?;
+        if !self.code_root.join(hex).is_dir() {
+            stratus_package::unpack_once(&self.code_root, hex, &zip, &Limits::default()).map_err(
+                |e| ApiError::invalid(format!("Could not unzip stored package {hex}: {e}")),
+            )?;
+        }
+        let digest = stratus_package::sha256(&zip);
+        Ok((
+            hex.to_string(),
+            zip.len() as u64,
+            base64::engine::general_purpose::STANDARD.encode(digest),
+        ))
     }
 
     fn not_found(&self, name: &str, qualifier: Option<&str>) -> ApiError {
@@ -470,17 +548,12 @@ impl Registry {
             return Err(ApiError::invalid("Layers are not supported yet by Stratus"));
         }
         let code = input.code.clone().unwrap_or_default();
-        let Some(zip_b64) = code.zip_file.as_deref() else {
-            return Err(ApiError::invalid(
-                "Code.ZipFile is required: Stratus stores code itself (S3Bucket/S3Key and ImageUri are not supported)",
-            ));
-        };
         if self.fns.read().contains_key(&name) {
             return Err(ApiError::conflict(format!(
                 "Function already exist: {name}"
             )));
         }
-        let (code_hex, code_size, code_b64) = self.store_code(zip_b64)?;
+        let (code_hex, code_size, code_b64) = self.store_code(&code)?;
         let config = FunctionConfiguration {
             function_arn: self.identity.function_arn(&name),
             function_name: name.clone(),
@@ -621,15 +694,10 @@ impl Registry {
         code: CodeInput,
     ) -> Result<FunctionConfiguration, ApiError> {
         let (name, _) = parse_function_ref(raw)?;
-        let Some(zip_b64) = code.zip_file.as_deref() else {
-            return Err(ApiError::invalid(
-                "ZipFile is required: Stratus stores code itself (S3 and images are not supported)",
-            ));
-        };
         if !self.fns.read().contains_key(&name) {
             return Err(self.not_found(&name, None));
         }
-        let (code_hex, code_size, code_b64) = self.store_code(zip_b64)?;
+        let (code_hex, code_size, code_b64) = self.store_code(&code)?;
         let config = self.modify_latest(&name, code.revision_id.as_deref(), |c, hex| {
             c.code_size = code_size;
             c.code_sha256 = code_b64.clone();
@@ -1115,6 +1183,19 @@ impl Registry {
         qualifier: Option<&str>,
         n: i64,
     ) -> Result<(ProvisionedStatus, String), ApiError> {
+        self.put_provisioned_replacing(raw, qualifier, n, None)
+    }
+
+    /// PutProvisionedConcurrencyConfig during a deployment that moves the floor from
+    /// `replacing` to `qualifier`: both exist until the new one is READY, so the old
+    /// one is not counted against reserved concurrency meanwhile.
+    pub fn put_provisioned_replacing(
+        &self,
+        raw: &str,
+        qualifier: Option<&str>,
+        n: i64,
+        replacing: Option<&str>,
+    ) -> Result<(ProvisionedStatus, String), ApiError> {
         let (name, _) = parse_function_ref(raw)?;
         let q = qualifier.ok_or_else(|| ApiError::invalid("Qualifier is required: provisioned concurrency applies to a published version or an alias"))?;
         if q == "$LATEST" {
@@ -1143,7 +1224,7 @@ impl Registry {
         let others: u32 = entry
             .provisioned
             .iter()
-            .filter(|(k, _)| k.as_str() != q)
+            .filter(|(k, _)| k.as_str() != q && Some(k.as_str()) != replacing)
             .map(|(_, (p, _))| p)
             .sum();
         if let Some(r) = entry.reserved {
@@ -1240,6 +1321,38 @@ impl Registry {
                 .set_provisioned(&spec, self.provisioned_on_pool(entry, &spec.pool_key));
         }
         Ok(())
+    }
+
+    /// The (service, stage) that deployed function `name`, if any.
+    pub fn owner(&self, name: &str) -> Result<Option<(String, String)>, ApiError> {
+        Ok(self.store.owner_of(name)?)
+    }
+
+    /// The state database (deployments keep their records beside the functions).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// A snapshot of function `name`, if it exists.
+    pub fn snapshot(&self, name: &str) -> Option<FunctionSnapshot> {
+        let fns = self.fns.read();
+        let e = fns.get(name)?;
+        Some(FunctionSnapshot {
+            latest: e.latest.config.clone(),
+            code_hex: e.latest.code_hex.clone(),
+            last_version: e
+                .versions
+                .values()
+                .next_back()
+                .map(|v| (v.config.clone(), v.code_hex.clone())),
+            aliases: e.aliases.clone(),
+            reserved: e.reserved,
+            provisioned: e
+                .provisioned
+                .iter()
+                .map(|(q, (n, _))| (q.clone(), *n))
+                .collect(),
+        })
     }
 
     /// (function count, total code size) for GetAccountSettings.

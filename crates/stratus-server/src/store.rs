@@ -72,6 +72,21 @@ CREATE TABLE IF NOT EXISTS aliases (
     config TEXT NOT NULL,
     PRIMARY KEY (name, alias)
 );
+CREATE TABLE IF NOT EXISTS service_functions (
+    service TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    key TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    PRIMARY KEY (service, stage, key)
+);
+CREATE TABLE IF NOT EXISTS deployments (
+    service TEXT NOT NULL,
+    stage TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    request TEXT NOT NULL,
+    result TEXT NOT NULL,
+    PRIMARY KEY (service, stage, timestamp)
+);
 CREATE TABLE IF NOT EXISTS provisioned (
     name TEXT NOT NULL,
     qualifier TEXT NOT NULL,
@@ -274,6 +289,108 @@ impl Store {
             None => conn.execute("DELETE FROM provisioned WHERE name = ?1 AND qualifier = ?2", params![function, qualifier])?,
         };
         Ok(())
+    }
+
+    /// Functions deployed by `service` on `stage`: (key in serverless.yml, function name).
+    pub fn service_functions(
+        &self,
+        service: &str,
+        stage: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare("SELECT key, function_name FROM service_functions WHERE service = ?1 AND stage = ?2 ORDER BY key")?;
+        let rows = stmt.query_map(params![service, stage], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The (service, stage) a function was deployed by.
+    pub fn owner_of(&self, function: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn
+            .lock()
+            .query_row(
+                "SELECT service, stage FROM service_functions WHERE function_name = ?1",
+                [function],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Records that `function` belongs to `service`/`stage` as `key`.
+    pub fn put_service_function(
+        &self,
+        service: &str,
+        stage: &str,
+        key: &str,
+        function: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT OR REPLACE INTO service_functions (service, stage, key, function_name) VALUES (?1, ?2, ?3, ?4)",
+            params![service, stage, key, function],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets one function of a service.
+    pub fn delete_service_function(
+        &self,
+        service: &str,
+        stage: &str,
+        key: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "DELETE FROM service_functions WHERE service = ?1 AND stage = ?2 AND key = ?3",
+            params![service, stage, key],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a service stage and its deployment history.
+    pub fn delete_service(&self, service: &str, stage: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM service_functions WHERE service = ?1 AND stage = ?2",
+            params![service, stage],
+        )?;
+        tx.execute(
+            "DELETE FROM deployments WHERE service = ?1 AND stage = ?2",
+            params![service, stage],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a deployment.
+    pub fn add_deployment(
+        &self,
+        service: &str,
+        stage: &str,
+        timestamp: i64,
+        request: &str,
+        result: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT OR REPLACE INTO deployments (service, stage, timestamp, request, result) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![service, stage, timestamp, request, result],
+        )?;
+        Ok(())
+    }
+
+    /// Deployments of a service stage, oldest first: (timestamp ms, request, result).
+    pub fn deployments(
+        &self,
+        service: &str,
+        stage: &str,
+    ) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT timestamp, request, result FROM deployments WHERE service = ?1 AND stage = ?2 ORDER BY timestamp",
+        )?;
+        let rows = stmt.query_map(params![service, stage], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Returns whether a function exists in the database (used by tests and checks).

@@ -6,6 +6,7 @@ mod concurrency;
 mod functions;
 mod invoke;
 mod native;
+mod services;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .merge(concurrency::routes())
         .merge(invoke::routes())
         .merge(native::routes())
+        .merge(services::routes())
         .fallback(fallback)
         // Uploads may carry a 50 MB zip in base64; the invoke handler enforces 6 MB.
         .layer(DefaultBodyLimit::max(80 * 1024 * 1024))

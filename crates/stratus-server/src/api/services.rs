@@ -1,0 +1,221 @@
+//! Stratus's deployment API under `/stratus/v1`: code blobs by sha256, service
+//! deployments (streamed progress), history, rollback, info and removal.
+
+use std::convert::Infallible;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+
+use super::{json, parse_json, AppState};
+use crate::deploy::{self, DeployRequest, Event};
+use crate::error::ApiError;
+
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/stratus/v1/blobs/{sha}",
+            put(put_blob).get(has_blob).head(has_blob),
+        )
+        .route(
+            "/stratus/v1/services/{service}/{stage}",
+            get(info).delete(remove),
+        )
+        .route(
+            "/stratus/v1/services/{service}/{stage}/deployments",
+            post(deploy).get(history),
+        )
+        .route(
+            "/stratus/v1/services/{service}/{stage}/rollback",
+            post(rollback),
+        )
+}
+
+async fn has_blob(State(s): State<AppState>, Path(sha): Path<String>) -> Response {
+    if s.registry.has_blob(&sha) {
+        StatusCode::OK.into_response()
+    } else {
+        ApiError::not_found(format!("no code package {sha}")).into_response()
+    }
+}
+
+async fn put_blob(State(s): State<AppState>, Path(sha): Path<String>, body: Bytes) -> Response {
+    let reg = s.registry.clone();
+    match super::blocking(move || reg.put_blob(&sha, &body)).await {
+        Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Runs a deployment on its own task and streams its events as NDJSON; the
+/// deployment continues even if the client goes away.
+fn stream_deployment(s: AppState, service: String, stage: String, req: DeployRequest) -> Response {
+    let (tx, rx) = mpsc::channel::<Event>(64);
+    tokio::spawn(async move {
+        let last = match deploy::apply(&s.registry, &service, &stage, req, &tx).await {
+            Ok(result) => Event::Done { result },
+            Err((step, e)) => Event::Error {
+                step,
+                error_type: e.error_type.to_string(),
+                message: e.message,
+            },
+        };
+        let _ = tx.send(last).await;
+    });
+    let lines = ReceiverStream::new(rx).map(|ev| {
+        let mut line = serde_json::to_vec(&ev).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, Infallible>(Bytes::from(line))
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-ndjson")],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+async fn deploy(
+    State(s): State<AppState>,
+    Path((service, stage)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    match parse_json::<DeployRequest>(&body) {
+        Ok(req) => stream_deployment(s, service, stage, req),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn history(
+    State(s): State<AppState>,
+    Path((service, stage)): Path<(String, String)>,
+) -> Response {
+    match s.registry.store().deployments(&service, &stage) {
+        Ok(rows) => {
+            let list: Vec<Value> = rows
+                .into_iter()
+                .map(|(ts, _, result)| {
+                    let r: Value = serde_json::from_str(&result).unwrap_or(Value::Null);
+                    json!({ "timestamp": ts, "functions": r["functions"] })
+                })
+                .collect();
+            json(
+                StatusCode::OK,
+                &json!({ "service": service, "stage": stage, "deployments": list }),
+            )
+        }
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RollbackInput {
+    timestamp: i64,
+}
+
+async fn rollback(
+    State(s): State<AppState>,
+    Path((service, stage)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let input = match parse_json::<RollbackInput>(&body) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let rows = match s.registry.store().deployments(&service, &stage) {
+        Ok(r) => r,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let Some((_, request, _)) = rows.into_iter().find(|(ts, _, _)| *ts == input.timestamp) else {
+        return ApiError::not_found(format!(
+            "no deployment of {service} stage {stage} at timestamp {} (see `stratus deploy list`)",
+            input.timestamp
+        ))
+        .into_response();
+    };
+    match serde_json::from_str::<DeployRequest>(&request) {
+        Ok(req) => stream_deployment(
+            s,
+            service,
+            stage,
+            DeployRequest {
+                partial: false,
+                ..req
+            },
+        ),
+        Err(e) => ApiError::service(format!("corrupt deployment record: {e}")).into_response(),
+    }
+}
+
+async fn info(
+    State(s): State<AppState>,
+    Path((service, stage)): Path<(String, String)>,
+) -> Response {
+    let functions = match s.registry.store().service_functions(&service, &stage) {
+        Ok(f) => f,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut out = Vec::new();
+    for (key, name) in functions {
+        let Some(snap) = s.registry.snapshot(&name) else {
+            continue;
+        };
+        let mut provisioned = serde_json::Map::new();
+        for q in snap.provisioned.keys() {
+            if let Ok((st, _)) = s.registry.get_provisioned(&name, Some(q)) {
+                provisioned.insert(q.clone(), json!({ "requested": st.requested, "available": st.available, "status": st.status }));
+            }
+        }
+        let aliases: serde_json::Map<String, Value> = snap
+            .aliases
+            .iter()
+            .map(|(a, c)| (a.clone(), Value::from(c.function_version.clone())))
+            .collect();
+        out.push(json!({
+            "key": key,
+            "name": name,
+            "runtime": snap.latest.runtime,
+            "handler": snap.latest.handler,
+            "memorySize": snap.latest.memory_size,
+            "timeout": snap.latest.timeout,
+            "codeSha256": snap.code_hex,
+            "lastModified": snap.latest.last_modified,
+            "version": snap.last_version.map(|(c, _)| c.version),
+            "aliases": aliases,
+            "reservedConcurrency": snap.reserved,
+            "provisionedConcurrency": provisioned,
+        }));
+    }
+    let deployments = s
+        .registry
+        .store()
+        .deployments(&service, &stage)
+        .map(|d| d.len())
+        .unwrap_or(0);
+    if out.is_empty() && deployments == 0 {
+        return ApiError::not_found(format!("service {service} has no stage {stage} deployed"))
+            .into_response();
+    }
+    json(
+        StatusCode::OK,
+        &json!({ "service": service, "stage": stage, "endpoint": s.registry.identity.endpoint_url, "functions": out, "deployments": deployments }),
+    )
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    Path((service, stage)): Path<(String, String)>,
+) -> Response {
+    match deploy::remove(&s.registry, &service, &stage) {
+        Ok(removed) => json(StatusCode::OK, &json!({ "removed": removed })),
+        Err(e) => e.into_response(),
+    }
+}

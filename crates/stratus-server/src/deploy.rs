@@ -1,0 +1,561 @@
+//! Service deployments: a whole `serverless.yml` service+stage applied at once.
+//!
+//! The CLI uploads code packages the server lacks (by sha256), then posts a
+//! [`DeployRequest`]. [`apply`] validates everything first (names, settings, that
+//! every package is stored) so a bad request changes nothing, then for each function:
+//! creates it or updates `$LATEST` when code or configuration differ, publishes a new
+//! immutable version only when something changed, sets reserved concurrency, and for
+//! `provisionedConcurrency` warms the new version's environments and moves the
+//! `provisioned` alias only once they are READY (traffic through the alias never
+//! meets a cold start during a deploy). Functions gone from the file are deleted.
+//! Unchanged inputs change nothing and record no deployment. Each step is reported
+//! through a channel (the API streams them to the CLI as NDJSON).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::error::ApiError;
+use crate::model::Environment;
+use crate::registry::{CodeInput, FunctionInput, Registry};
+
+/// The alias that serves provisioned environments (as the Serverless Framework names it).
+pub const PROVISIONED_ALIAS: &str = "provisioned";
+/// How long a deployment waits for provisioned environments to become READY.
+const READY_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// One function of a deployment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployFunction {
+    /// Key under `functions:` in serverless.yml.
+    pub key: String,
+    /// Deployed function name.
+    pub name: String,
+    pub runtime: String,
+    pub handler: String,
+    pub memory_size: u32,
+    pub timeout: u32,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_storage")]
+    pub ephemeral_storage: u32,
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// sha256 (hex) of the uploaded code package.
+    pub code_sha256: String,
+    #[serde(default)]
+    pub provisioned_concurrency: Option<u32>,
+    #[serde(default)]
+    pub reserved_concurrency: Option<u32>,
+}
+
+fn default_storage() -> u32 {
+    512
+}
+
+/// A deployment of one service stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployRequest {
+    pub functions: Vec<DeployFunction>,
+    /// Only these functions (`deploy function -f`): others are left alone.
+    #[serde(default)]
+    pub partial: bool,
+    /// The resolved manifest, kept with the deployment record.
+    #[serde(default)]
+    pub manifest: serde_json::Value,
+}
+
+/// What happened to one function.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionResult {
+    pub key: String,
+    pub name: String,
+    /// `created`, `updated`, `unchanged` or `deleted`.
+    pub action: String,
+    /// The version now serving (none for deleted functions).
+    pub version: Option<String>,
+}
+
+/// The outcome of a deployment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployResult {
+    pub service: String,
+    pub stage: String,
+    /// Epoch milliseconds of the recorded deployment; `None` when nothing changed.
+    pub timestamp: Option<i64>,
+    pub changed: bool,
+    pub functions: Vec<FunctionResult>,
+}
+
+/// Progress, streamed to the client.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum Event {
+    /// A step is starting.
+    Step { function: String, message: String },
+    /// The deployment finished.
+    Done { result: DeployResult },
+    /// The deployment failed at `step`.
+    Error {
+        step: String,
+        error_type: String,
+        message: String,
+    },
+}
+
+struct Ctx<'a> {
+    registry: &'a Arc<Registry>,
+    events: &'a mpsc::Sender<Event>,
+    step: String,
+}
+
+impl Ctx<'_> {
+    async fn step(&mut self, function: &str, message: String) {
+        self.step = format!("{function}: {message}");
+        let _ = self
+            .events
+            .send(Event::Step {
+                function: function.to_string(),
+                message,
+            })
+            .await;
+    }
+}
+
+fn valid_key(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// Checks what can be checked before anything changes.
+fn validate(
+    registry: &Registry,
+    service: &str,
+    stage: &str,
+    req: &DeployRequest,
+) -> Result<(), ApiError> {
+    if !valid_key(service) || !valid_key(stage) {
+        return Err(ApiError::invalid(format!(
+            "service '{service}' and stage '{stage}' must be 1-128 letters, digits, '-', '_' or '.'"
+        )));
+    }
+    let mut names = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for f in &req.functions {
+        crate::registry::parse_function_ref(&f.name)?;
+        if !names.insert(&f.name) || !keys.insert(&f.key) {
+            return Err(ApiError::invalid(format!(
+                "function {} ({}) appears twice in the deployment",
+                f.key, f.name
+            )));
+        }
+        crate::registry::check_settings(
+            &f.runtime,
+            &f.handler,
+            f.memory_size as i64,
+            f.timeout as i64,
+            Some(&env_of(f)),
+            f.ephemeral_storage as i64,
+        )
+        .map_err(|e| ApiError {
+            message: format!("function {}: {}", f.key, e.message),
+            ..e
+        })?;
+        if !registry.has_blob(&f.code_sha256) {
+            return Err(ApiError::invalid(format!(
+                "function {}: code package {} has not been uploaded",
+                f.key, f.code_sha256
+            )));
+        }
+        if let (Some(p), Some(r)) = (f.provisioned_concurrency, f.reserved_concurrency) {
+            if p > r {
+                return Err(ApiError::invalid(format!(
+                    "function {}: provisionedConcurrency ({p}) must not exceed reservedConcurrency ({r})",
+                    f.key
+                )));
+            }
+        }
+        // A function of another service must not be taken over silently.
+        if let Some(owner) = registry.owner(&f.name)? {
+            if owner != (service.to_string(), stage.to_string()) {
+                return Err(ApiError::conflict(format!(
+                    "function {} belongs to service {} stage {}",
+                    f.name, owner.0, owner.1
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn env_of(f: &DeployFunction) -> Environment {
+    Environment {
+        variables: f.environment.clone(),
+    }
+}
+
+fn desired_input(f: &DeployFunction) -> FunctionInput {
+    FunctionInput {
+        function_name: Some(f.name.clone()),
+        runtime: Some(f.runtime.clone()),
+        role: Some(format!("arn:aws:iam::000000000000:role/{}", f.name)),
+        handler: Some(f.handler.clone()),
+        description: Some(f.description.clone()),
+        timeout: Some(f.timeout as i64),
+        memory_size: Some(f.memory_size as i64),
+        environment: Some(env_of(f)),
+        architectures: f.architecture.clone().map(|a| vec![a]),
+        ephemeral_storage: Some(crate::model::EphemeralStorage {
+            size: f.ephemeral_storage,
+        }),
+        code: Some(CodeInput {
+            blob_sha256: Some(f.code_sha256.clone()),
+            ..CodeInput::default()
+        }),
+        ..FunctionInput::default()
+    }
+}
+
+/// Whether `$LATEST`'s settings differ from what the deployment asks for.
+fn config_differs(c: &crate::model::FunctionConfiguration, f: &DeployFunction) -> bool {
+    let env = c
+        .environment
+        .as_ref()
+        .map(|e| e.variables.clone())
+        .unwrap_or_default();
+    c.runtime != f.runtime
+        || c.handler != f.handler
+        || c.memory_size != f.memory_size
+        || c.timeout != f.timeout
+        || env != f.environment
+        || c.description != f.description
+        || c.ephemeral_storage.size != f.ephemeral_storage
+}
+
+/// Applies a deployment, reporting steps on `events`.
+pub async fn apply(
+    registry: &Arc<Registry>,
+    service: &str,
+    stage: &str,
+    req: DeployRequest,
+    events: &mpsc::Sender<Event>,
+) -> Result<DeployResult, (String, ApiError)> {
+    let mut ctx = Ctx {
+        registry,
+        events,
+        step: "validate".into(),
+    };
+    validate(registry, service, stage, &req).map_err(|e| ("validate".to_string(), e))?;
+    let mut results = Vec::new();
+    for f in &req.functions {
+        let r = deploy_function(&mut ctx, service, stage, f).await;
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => return Err((ctx.step.clone(), e)),
+        }
+    }
+    if !req.partial {
+        let wanted: BTreeSet<&str> = req.functions.iter().map(|f| f.key.as_str()).collect();
+        let existing = registry
+            .store()
+            .service_functions(service, stage)
+            .map_err(|e| (ctx.step.clone(), e.into()))?;
+        for (key, name) in existing {
+            if wanted.contains(key.as_str()) {
+                continue;
+            }
+            ctx.step(&key, format!("deleting {name} (no longer in the service)"))
+                .await;
+            let r = registry.delete(&name, None);
+            match r {
+                Ok(()) => {}
+                Err(e) if e.error_type == "ResourceNotFoundException" => {}
+                Err(e) => return Err((ctx.step.clone(), e)),
+            }
+            registry
+                .store()
+                .delete_service_function(service, stage, &key)
+                .map_err(|e| (ctx.step.clone(), e.into()))?;
+            results.push(FunctionResult {
+                key,
+                name,
+                action: "deleted".into(),
+                version: None,
+            });
+        }
+    }
+    let changed = results.iter().any(|r| r.action != "unchanged");
+    let mut result = DeployResult {
+        service: service.into(),
+        stage: stage.into(),
+        timestamp: None,
+        changed,
+        functions: results,
+    };
+    if changed {
+        let ts = crate::logs::now_ms();
+        result.timestamp = Some(ts);
+        let request = serde_json::to_string(&req).unwrap_or_default();
+        let summary = serde_json::to_string(&result).unwrap_or_default();
+        registry
+            .store()
+            .add_deployment(service, stage, ts, &request, &summary)
+            .map_err(|e| ("record deployment".to_string(), e.into()))?;
+    }
+    Ok(result)
+}
+
+async fn deploy_function(
+    ctx: &mut Ctx<'_>,
+    service: &str,
+    stage: &str,
+    f: &DeployFunction,
+) -> Result<FunctionResult, ApiError> {
+    let registry = ctx.registry;
+    let (action, version) = match registry.snapshot(&f.name) {
+        None => {
+            ctx.step(&f.key, format!("creating {} ({})", f.name, f.runtime))
+                .await;
+            let reg = registry.clone();
+            let input = desired_input(f);
+            blocking(move || reg.create(input)).await?;
+            registry
+                .store()
+                .put_service_function(service, stage, &f.key, &f.name)?;
+            ctx.step(&f.key, "publishing version 1".into()).await;
+            let v = registry.publish(&f.name, None)?;
+            ("created", v.version)
+        }
+        Some(snap) => {
+            registry
+                .store()
+                .put_service_function(service, stage, &f.key, &f.name)?;
+            let code_changed = snap.code_hex != f.code_sha256;
+            let config_changed = config_differs(&snap.latest, f);
+            if code_changed {
+                ctx.step(&f.key, "updating code".into()).await;
+                let reg = registry.clone();
+                let (name, code) = (
+                    f.name.clone(),
+                    CodeInput {
+                        blob_sha256: Some(f.code_sha256.clone()),
+                        ..CodeInput::default()
+                    },
+                );
+                blocking(move || reg.update_code(&name, code)).await?;
+            }
+            if config_changed {
+                ctx.step(&f.key, "updating configuration".into()).await;
+                let mut input = desired_input(f);
+                input.code = None;
+                registry.update_configuration(&f.name, input)?;
+            }
+            let published_matches = snap
+                .last_version
+                .as_ref()
+                .is_some_and(|(c, hex)| *hex == f.code_sha256 && !config_differs(c, f));
+            if code_changed || config_changed || !published_matches {
+                let v = registry.publish(&f.name, None)?;
+                ctx.step(&f.key, format!("published version {}", v.version))
+                    .await;
+                let action = if published_matches {
+                    "unchanged"
+                } else {
+                    "updated"
+                };
+                (action, v.version)
+            } else {
+                let v = snap
+                    .last_version
+                    .map(|(c, _)| c.version)
+                    .unwrap_or_else(|| "$LATEST".into());
+                ("unchanged", v)
+            }
+        }
+    };
+    let mut changed = action != "unchanged";
+    changed |= apply_concurrency(ctx, f, &version).await?;
+    Ok(FunctionResult {
+        key: f.key.clone(),
+        name: f.name.clone(),
+        action: if changed && action == "unchanged" {
+            "updated".into()
+        } else {
+            action.into()
+        },
+        version: Some(version),
+    })
+}
+
+/// Reserved concurrency and the provisioned alias. Returns whether anything changed.
+async fn apply_concurrency(
+    ctx: &mut Ctx<'_>,
+    f: &DeployFunction,
+    version: &str,
+) -> Result<bool, ApiError> {
+    let registry = ctx.registry;
+    let snap = registry
+        .snapshot(&f.name)
+        .ok_or_else(|| ApiError::service("function vanished during deployment"))?;
+    let mut changed = false;
+    let old_target = snap
+        .aliases
+        .get(PROVISIONED_ALIAS)
+        .map(|a| a.function_version.clone());
+    let old_floor: u32 = snap.provisioned.values().sum();
+    let new_floor = f.provisioned_concurrency.unwrap_or(0);
+
+    // Raise the reservation before the floor moves (the new floor must fit); lower
+    // or remove it afterwards (the old floor is gone by then).
+    if let Some(r) = f.reserved_concurrency {
+        if r >= old_floor && snap.reserved.is_none_or(|cur| r > cur) {
+            ctx.step(&f.key, format!("reserved concurrency {r}")).await;
+            registry.put_reserved(&f.name, r as i64)?;
+            changed = true;
+        }
+    }
+
+    if new_floor > 0 {
+        let current = snap.provisioned.get(version).copied();
+        if old_target.as_deref() != Some(version) || current != Some(new_floor) {
+            changed = true;
+            let replacing = old_target.as_deref().filter(|t| *t != version);
+            ctx.step(
+                &f.key,
+                format!("warming {new_floor} provisioned environments of version {version}"),
+            )
+            .await;
+            registry.put_provisioned_replacing(
+                &f.name,
+                Some(version),
+                new_floor as i64,
+                replacing,
+            )?;
+            wait_ready(ctx, f, version, new_floor).await?;
+            match &old_target {
+                None => {
+                    registry.create_alias(&f.name, PROVISIONED_ALIAS, version, None, None)?;
+                }
+                Some(_) => {
+                    registry.update_alias(
+                        &f.name,
+                        PROVISIONED_ALIAS,
+                        Some(version.to_string()),
+                        None,
+                        None,
+                        None,
+                    )?;
+                }
+            }
+            ctx.step(
+                &f.key,
+                format!("alias {PROVISIONED_ALIAS} -> version {version}"),
+            )
+            .await;
+            for (q, _) in snap
+                .provisioned
+                .iter()
+                .filter(|(q, _)| q.as_str() != version)
+            {
+                registry.delete_provisioned(&f.name, Some(q))?;
+            }
+        }
+    } else if old_target.is_some() || !snap.provisioned.is_empty() {
+        changed = true;
+        ctx.step(&f.key, "removing provisioned concurrency".into())
+            .await;
+        for q in snap.provisioned.keys() {
+            registry.delete_provisioned(&f.name, Some(q))?;
+        }
+        registry.delete_alias(&f.name, PROVISIONED_ALIAS)?;
+    }
+
+    if f.reserved_concurrency != registry.snapshot(&f.name).and_then(|s| s.reserved) {
+        changed = true;
+        match f.reserved_concurrency {
+            Some(r) => {
+                ctx.step(&f.key, format!("reserved concurrency {r}")).await;
+                registry.put_reserved(&f.name, r as i64)?;
+            }
+            None => {
+                ctx.step(&f.key, "removing reserved concurrency".into())
+                    .await;
+                registry.delete_reserved(&f.name)?;
+            }
+        }
+    }
+    Ok(changed)
+}
+
+async fn wait_ready(
+    ctx: &mut Ctx<'_>,
+    f: &DeployFunction,
+    version: &str,
+    n: u32,
+) -> Result<(), ApiError> {
+    let started = Instant::now();
+    let mut last = u32::MAX;
+    loop {
+        let (status, _) = ctx.registry.get_provisioned(&f.name, Some(version))?;
+        if status.available != last {
+            last = status.available;
+            ctx.step(
+                &f.key,
+                format!("provisioned environments ready: {}/{n}", status.available),
+            )
+            .await;
+        }
+        match status.status {
+            "READY" => return Ok(()),
+            "FAILED" => {
+                let _ = ctx.registry.delete_provisioned(&f.name, Some(version));
+                return Err(ApiError::invalid(format!(
+                    "provisioned concurrency for version {version} failed: {}",
+                    status.reason.unwrap_or_else(|| "init failed".into())
+                )));
+            }
+            _ if started.elapsed() > READY_TIMEOUT => {
+                let _ = ctx.registry.delete_provisioned(&f.name, Some(version));
+                return Err(ApiError::service(format!(
+                    "provisioned environments of version {version} were not READY after {} s",
+                    READY_TIMEOUT.as_secs()
+                )));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::service(format!("task failed: {e}"))))
+}
+
+/// Removes every function of a service stage and its history.
+pub fn remove(registry: &Registry, service: &str, stage: &str) -> Result<Vec<String>, ApiError> {
+    let functions = registry.store().service_functions(service, stage)?;
+    let mut removed = Vec::new();
+    for (_, name) in functions {
+        match registry.delete(&name, None) {
+            Ok(()) => removed.push(name),
+            Err(e) if e.error_type == "ResourceNotFoundException" => {}
+            Err(e) => return Err(e),
+        }
+    }
+    registry.store().delete_service(service, stage)?;
+    Ok(removed)
+}
