@@ -1,6 +1,8 @@
 """A Lambda handler, unchanged from what runs on AWS."""
 import os
 
+import six  # from requirements.txt: packaged by `stratus deploy`
+
 COUNT = 0
 
 
@@ -13,4 +15,5 @@ def hello(event, context):
         "invocation": COUNT,
         "initializationType": os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE"),
         "remainingMs": context.get_remaining_time_in_millis(),
+        "six": six.__version__,
     }

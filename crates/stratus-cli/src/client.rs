@@ -75,6 +75,42 @@ impl Api {
         })
     }
 
+    /// Sends a request and hands each line of the (streamed) response body to
+    /// `on_line` as it arrives. Returns the status.
+    pub(crate) async fn call_lines(
+        &self,
+        method: &str,
+        path: &str,
+        body: impl Into<Bytes>,
+        mut on_line: impl FnMut(&str),
+    ) -> anyhow::Result<u16> {
+        use hyper::body::Body as _;
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .body(Full::new(body.into()))?;
+        let resp = self.client.request(req).await?;
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut buf: Vec<u8> = Vec::new();
+        while !body.is_end_stream() {
+            let Some(frame) = body.frame().await else {
+                break;
+            };
+            if let Ok(data) = frame?.into_data() {
+                buf.extend_from_slice(&data);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    on_line(String::from_utf8_lossy(&line[..line.len() - 1]).as_ref());
+                }
+            }
+        }
+        if !buf.is_empty() {
+            on_line(String::from_utf8_lossy(&buf).as_ref());
+        }
+        Ok(status)
+    }
+
     /// Invokes a function synchronously.
     pub(crate) async fn invoke(&self, function: &str, payload: &str) -> anyhow::Result<Reply> {
         self.call(

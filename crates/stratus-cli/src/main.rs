@@ -1,10 +1,22 @@
-//! The `stratus` binary: `server` runs the daemon, `demo` runs it with a bundled
-//! example function created, warmed and invoked, `bench` measures the invocation
-//! path.
+//! The `stratus` binary. Two families of commands:
+//!
+//! - the daemon and its tools: `server`, `demo` (the embedded default), `bench`;
+//! - the Serverless Framework's commands, run from a service directory with a
+//!   `serverless.yml`: `create`, `package`, `deploy` (`deploy function`, `deploy
+//!   list`), `rollback`, `remove`, `invoke` (`invoke local`), `logs`, `info`,
+//!   `print`, `metrics`, `dev`.
+//!
+//! Modules: `project` (load and resolve serverless.yml), `pack` (build, select and zip
+//! code; deterministic), `commands/*` (one file per command), `client` (HTTP client
+//! for the server's APIs), `ui` (progress and output).
 
 mod bench;
 mod client;
+mod commands;
 mod demo;
+mod pack;
+mod project;
+mod ui;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +34,39 @@ use stratus_server::ServerConfig;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    global: Global,
+}
+
+/// Options every service command understands (as the Serverless Framework's).
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Global {
+    /// The Stratus server to talk to.
+    #[arg(
+        long,
+        global = true,
+        env = "STRATUS_ENDPOINT",
+        default_value = "http://127.0.0.1:9000"
+    )]
+    pub(crate) endpoint: String,
+    /// Path to serverless.yml (default: serverless.yml/.yaml/.json in the current directory).
+    #[arg(long, short = 'c', global = true)]
+    pub(crate) config: Option<PathBuf>,
+    /// Stage (default: provider.stage, else dev).
+    #[arg(long, short = 's', global = true)]
+    pub(crate) stage: Option<String>,
+    /// Region (default: provider.region, else us-east-1).
+    #[arg(long, short = 'r', global = true)]
+    pub(crate) region: Option<String>,
+    /// Parameters for `${param:...}`, as `--param="key=value"`.
+    #[arg(long = "param", global = true)]
+    pub(crate) params: Vec<String>,
+    /// List every step.
+    #[arg(long, global = true)]
+    pub(crate) verbose: bool,
+    /// Unknown keys in serverless.yml are errors instead of warnings.
+    #[arg(long, global = true)]
+    pub(crate) strict: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -36,8 +81,30 @@ enum Command {
         #[arg(long)]
         exit: bool,
     },
-    /// Benchmark the invocation path against an embedded server.
+    /// Benchmark the invocation path against a server process.
     Bench(bench::BenchArgs),
+    /// Create a new service from a template.
+    Create(commands::create::CreateArgs),
+    /// Package the service into deterministic zips under .serverless/.
+    Package(commands::deploy::PackageArgs),
+    /// Deploy the service (or one function, or list deployments).
+    Deploy(commands::deploy::DeployArgs),
+    /// Roll the service back to an earlier deployment.
+    Rollback(commands::deploy::RollbackArgs),
+    /// Remove the service's stage and everything it owns.
+    Remove,
+    /// Invoke a deployed function (or run it locally with `invoke local`).
+    Invoke(commands::invoke::InvokeArgs),
+    /// Show a function's logs.
+    Logs(commands::logs::LogsArgs),
+    /// Show the deployed service.
+    Info(commands::info::InfoArgs),
+    /// Print the resolved serverless.yml.
+    Print(commands::info::PrintArgs),
+    /// Invocation counts per function.
+    Metrics(commands::info::MetricsArgs),
+    /// Run a local server, deploy the service, and redeploy on every change.
+    Dev(commands::dev::DevArgs),
 }
 
 /// Server settings (every Lambda default can be changed here).
@@ -97,10 +164,14 @@ impl ServerArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Server(_) | Command::Demo { .. } => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -114,17 +185,32 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let g = cli.global;
     let result = rt.block_on(async {
         match cli.command {
             Command::Server(args) => serve(args).await,
             Command::Demo { server, exit } => demo::run(server, exit).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::Create(args) => commands::create::run(args),
+            Command::Package(args) => commands::deploy::package(&g, args).await,
+            Command::Deploy(args) => commands::deploy::run(&g, args).await,
+            Command::Rollback(args) => commands::deploy::rollback(&g, args).await,
+            Command::Remove => commands::deploy::remove(&g).await,
+            Command::Invoke(args) => commands::invoke::run(&g, args).await,
+            Command::Logs(args) => commands::logs::run(&g, args).await,
+            Command::Info(args) => commands::info::info(&g, args).await,
+            Command::Print(args) => commands::info::print(&g, args),
+            Command::Metrics(args) => commands::info::metrics(&g, args).await,
+            Command::Dev(args) => commands::dev::run(&g, args).await,
         }
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            if let Some(exit) = e.downcast_ref::<ui::Exit>() {
+                return std::process::ExitCode::from(exit.0);
+            }
+            eprintln!("{} {e:#}", ui::error_prefix());
             std::process::ExitCode::FAILURE
         }
     }

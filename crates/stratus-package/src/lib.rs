@@ -1,6 +1,15 @@
 //! `stratus-package` owns everything Stratus does with function code packages:
 //!
-//! * **File selection and deterministic zips** ([`zip_dir`], [`zip_files`]): the same input
+//! * **File selection** ([`select_files`], [`select_function_files`]): Serverless Framework v3
+//!   `package.patterns` semantics with its default excludes, symlinks followed only inside
+//!   the service directory, sorted output.
+//! * **Dependencies**: a Node service's production `node_modules` without devDependencies,
+//!   read from npm's lockfile or the installed tree ([`node_production_files`]); a Python
+//!   service's `requirements.txt` installed with the real pip into a content-keyed cache,
+//!   like serverless-python-requirements ([`install_python_requirements`]).
+//! * **Native code checks** ([`check_native`]): binaries and wheels built for another OS or
+//!   architecture than the function's, reported as warnings.
+//! * **Deterministic zips** ([`zip_dir`], [`zip_files`]): the same input
 //!   files always produce byte-identical archives (sorted entries, fixed timestamps,
 //!   normalized permissions, fixed compression level), so content hashes are stable.
 //! * **Content hashes** ([`sha256`], [`sha256_hex`]): the SHA-256 identity of a package.
@@ -16,10 +25,28 @@
 
 pub mod blob;
 pub mod hash;
+pub mod native;
+pub mod node_deps;
+pub mod python_deps;
+pub mod select;
 pub mod unzip;
+mod walk;
 pub mod zipwrite;
 
 pub use blob::{BlobError, BlobStore};
 pub use hash::{is_sha256_hex, sha256, sha256_hex};
+pub use native::{check_native, BinaryFormat, NativeIssue, NativeWarning, Target};
+pub use node_deps::{
+    node_dependencies, node_production_files, DependencySource, NodeDependencies, NodeDepsError,
+};
+pub use python_deps::{
+    install_python_requirements, InstallOutcome, InstallReport, PythonDepsError, PythonReqOptions,
+    PythonWarning, DEFAULT_SLIM_PATTERNS,
+};
+pub use select::{
+    merge_files, select_files, select_function_files, zip_entries, SelectError, SelectOptions,
+    SelectWarning, SelectedFile, Selection, CONFIG_FILE_NAMES, DEFAULT_EXCLUDES,
+};
 pub use unzip::{remove_tree, safe_unzip, unpack_once, Limits, UnzipError, UnzipSummary};
+pub use walk::WalkError;
 pub use zipwrite::{zip_dir, zip_files, ZipWriteError};

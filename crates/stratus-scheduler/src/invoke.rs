@@ -63,24 +63,27 @@ impl Scheduler {
                     let body = match failure {
                         StartFailure::Spawn(msg) => {
                             st.start_failed(&spec.pool_key);
-                            st.release(&spec, lease, None, Instant::now());
+                            st.release(&spec, lease, None, Instant::now(), None);
                             return Err(InvokeError::Start(msg));
                         }
                         StartFailure::Init(body) => body,
                     };
                     st.record_init(&spec.pool_key, Err(&body), Instant::now());
-                    st.release(&spec, lease, None, Instant::now());
+                    st.release(&spec, lease, None, Instant::now(), None);
                     return Ok(function_error(&body));
                 }
             },
         };
 
+        let started = Instant::now();
         let (result, keep) = self.dispatch(&spec, &env, &req, init).await;
+        let outcome = Some((result.1, started.elapsed()));
         let back = self.inner.state.lock().release(
             &spec,
             lease,
             keep.then(|| env.clone()),
             Instant::now(),
+            outcome,
         );
         if let Some(surplus) = back {
             surplus.destroy("not needed");

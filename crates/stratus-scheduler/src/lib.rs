@@ -113,6 +113,22 @@ pub struct ProvisionedStatus {
     pub reason: Option<String>,
 }
 
+/// Counters of one function since the server started.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionMetrics {
+    /// Invocations that ran (successfully or not).
+    pub invocations: u64,
+    /// Of those, function errors (including timeouts, crashes and init failures).
+    pub errors: u64,
+    /// Calls refused with 429.
+    pub throttles: u64,
+    /// Sum of invocation durations, milliseconds.
+    pub duration_ms_total: f64,
+    /// Invocations running now.
+    pub concurrent: u32,
+}
+
 /// One synchronous invocation.
 #[derive(Debug, Clone)]
 pub struct InvokeRequest {
@@ -217,6 +233,11 @@ impl Scheduler {
     /// Account concurrency that is not reserved by any function except `excluding`.
     pub fn unreserved_available(&self, excluding: &str) -> u32 {
         self.inner.state.lock().unreserved_available(excluding)
+    }
+
+    /// Counters of `function` since the server started.
+    pub fn metrics(&self, function: &str) -> FunctionMetrics {
+        self.inner.state.lock().metrics(function)
     }
 
     /// Environments currently busy for `function` (all versions).

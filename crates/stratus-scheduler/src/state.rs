@@ -12,13 +12,14 @@ use stratus_runtime_api::ErrorBody;
 
 use crate::env::Env;
 use crate::limits::{ThrottleReason, TokenBucket};
-use crate::{FunctionSpec, ProvisionedStatus, Settings};
+use crate::{FunctionMetrics, FunctionSpec, ProvisionedStatus, Settings};
 
 #[derive(Debug)]
 struct FnState {
     busy: u32,
     reserved: Option<u32>,
     bucket: TokenBucket,
+    metrics: FunctionMetrics,
 }
 
 #[derive(Debug)]
@@ -122,6 +123,7 @@ impl State {
                 busy: 0,
                 reserved: None,
                 bucket: TokenBucket::new(rate),
+                metrics: FunctionMetrics::default(),
             })
     }
 
@@ -152,6 +154,16 @@ impl State {
         self.account
             .saturating_sub(self.unreserved_minimum)
             .saturating_sub(others)
+    }
+
+    pub(crate) fn metrics(&self, function: &str) -> FunctionMetrics {
+        self.functions
+            .get(function)
+            .map(|f| FunctionMetrics {
+                concurrent: f.busy,
+                ..f.metrics.clone()
+            })
+            .unwrap_or_default()
     }
 
     pub(crate) fn busy(&self, function: &str) -> u32 {
@@ -221,9 +233,18 @@ impl State {
         lease: Lease,
         env: Option<Arc<Env>>,
         now: Instant,
+        outcome: Option<(bool, std::time::Duration)>,
     ) -> Option<Arc<Env>> {
         let f = self.function(&spec.function_name);
         f.busy = f.busy.saturating_sub(1);
+        f.metrics.invocations += 1;
+        match outcome {
+            Some((error, duration)) => {
+                f.metrics.errors += u64::from(error);
+                f.metrics.duration_ms_total += duration.as_secs_f64() * 1000.0;
+            }
+            None => f.metrics.errors += 1,
+        }
         if lease.counted_unreserved {
             self.unreserved_busy = self.unreserved_busy.saturating_sub(1);
         }

@@ -15,6 +15,7 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/stratus/v1/health", get(health))
         .route("/stratus/v1/logs", get(logs))
+        .route("/stratus/v1/metrics", get(metrics))
 }
 
 async fn health(State(s): State<AppState>) -> Response {
@@ -73,4 +74,14 @@ async fn logs(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Response 
         Ok(Err(e)) => ApiError::service(format!("cannot read logs: {e}")).into_response(),
         Err(e) => ApiError::service(format!("cannot read logs: {e}")).into_response(),
     }
+}
+
+#[derive(Debug, Deserialize)]
+struct MetricsQuery {
+    function: String,
+}
+
+/// Counters of one function since the server started.
+async fn metrics(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Response {
+    json(StatusCode::OK, &s.scheduler.metrics(&q.function))
 }

@@ -1,0 +1,9 @@
+import json
+
+
+def hello(event, context):
+    body = {
+        "message": "Go Serverless with Stratus! Your function executed successfully!",
+        "input": event,
+    }
+    return {"statusCode": 200, "body": json.dumps(body)}

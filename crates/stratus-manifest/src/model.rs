@@ -1,0 +1,625 @@
+//! The resolved service: what the server and the CLI consume. Every variable is
+//! substituted, every default applied (provider settings are copied into each
+//! function), every name computed. Serializable, with a fixed field order and
+//! sorted maps, so the same configuration always serializes to the same bytes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// Default stage, as in the Serverless Framework.
+pub const DEFAULT_STAGE: &str = "dev";
+/// Default region, as in the Serverless Framework.
+pub const DEFAULT_REGION: &str = "us-east-1";
+/// Default memory in MB, as in the Serverless Framework (Lambda's is 128).
+pub const DEFAULT_MEMORY_SIZE: u32 = 1024;
+/// Default timeout in seconds, as in the Serverless Framework (Lambda's is 3).
+pub const DEFAULT_TIMEOUT: u32 = 6;
+/// Default `/tmp` size in MB, as in Lambda.
+pub const DEFAULT_EPHEMERAL_STORAGE_SIZE: u32 = 512;
+/// Default retries of an asynchronous invocation, as in Lambda.
+pub const DEFAULT_MAXIMUM_RETRY_ATTEMPTS: u32 = 2;
+/// Default maximum age in seconds of an asynchronous event, as in Lambda.
+pub const DEFAULT_MAXIMUM_EVENT_AGE: u32 = 21_600;
+/// Runtime used when neither the provider nor the function names one (the
+/// Serverless Framework's default for Node.js).
+pub const DEFAULT_RUNTIME: Runtime = Runtime::Nodejs20;
+/// Default SQS batch size, as in Lambda.
+pub const DEFAULT_SQS_BATCH_SIZE: u32 = 10;
+
+/// A service, fully resolved.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// `service:`.
+    pub service: String,
+    /// `frameworkVersion:`, as written.
+    pub framework_version: Option<String>,
+    /// The effective stage: `--stage`, else `provider.stage`, else `dev`.
+    pub stage: String,
+    /// The effective region: `--region`, else `provider.region`, else `us-east-1`.
+    pub region: String,
+    /// Provider-wide settings, with defaults applied (also copied into each function).
+    pub provider: Provider,
+    /// Functions by their key under `functions:`.
+    pub functions: BTreeMap<String, ResolvedFunction>,
+    /// Service-wide packaging.
+    pub package: PackageSettings,
+    /// IAM statements for the functions' role: `provider.iam.role.statements`
+    /// followed by the older `provider.iamRoleStatements`.
+    pub iam_statements: Vec<Json>,
+    /// `plugins:` as listed. Plugins are not run.
+    pub plugins: Vec<String>,
+    /// Effective parameters for the stage: `params.default`, overridden by
+    /// `params.<stage>`, overridden by `--param`.
+    pub params: BTreeMap<String, Json>,
+    /// `custom:` (null when absent).
+    pub custom: Json,
+    /// `resources:` (null when absent); carried, not deployed.
+    pub resources: Json,
+}
+
+/// Provider-wide settings with defaults applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provider {
+    /// Always `aws`.
+    pub name: String,
+    /// `provider.runtime`, when set.
+    pub runtime: Option<Runtime>,
+    /// `provider.memorySize`, else 1024.
+    pub memory_size: u32,
+    /// `provider.timeout`, else 6.
+    pub timeout: u32,
+    /// `provider.architecture`, else `x86_64`.
+    pub architecture: Architecture,
+    /// `provider.ephemeralStorageSize`, else 512.
+    pub ephemeral_storage_size: u32,
+    /// `provider.logRetentionInDays`, when set.
+    pub log_retention_in_days: Option<u32>,
+    /// `provider.environment`.
+    pub environment: BTreeMap<String, String>,
+    /// `provider.tags`.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// One function, with provider defaults applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolvedFunction {
+    /// The key under `functions:` (`hello`).
+    pub key: String,
+    /// The deployed name: `name:`, else `{service}-{stage}-{key}`.
+    pub name: String,
+    /// `handler:` (`handler.hello`, `src/app.main`, `bootstrap`).
+    pub handler: String,
+    /// The function's runtime, else the provider's, else [`DEFAULT_RUNTIME`].
+    pub runtime: Runtime,
+    /// MB: the function's, else the provider's, else 1024.
+    pub memory_size: u32,
+    /// Seconds: the function's, else the provider's, else 6.
+    pub timeout: u32,
+    /// Provider environment merged with the function's (the function wins).
+    pub environment: BTreeMap<String, String>,
+    /// Event sources, in the order written.
+    pub events: Vec<Event>,
+    /// Environments kept initialized (0 or absent: none).
+    pub provisioned_concurrency: Option<u32>,
+    /// Concurrency reserved for, and capping, this function.
+    pub reserved_concurrency: Option<u32>,
+    /// Dead-letter target ARN for failed asynchronous invocations (a string, or
+    /// a CloudFormation reference object as written).
+    pub on_error: Option<Json>,
+    /// Asynchronous invocation destinations.
+    pub destinations: Option<Destinations>,
+    /// Retries of a failed asynchronous invocation (0–2), default 2.
+    pub maximum_retry_attempts: u32,
+    /// Seconds an asynchronous event may wait (60–21600), default 21600.
+    pub maximum_event_age: u32,
+    /// Function URL, when enabled.
+    pub url: Option<FunctionUrl>,
+    /// Packaging for this function.
+    pub package: FunctionPackage,
+    /// Layer ARNs (strings, or CloudFormation reference objects as written):
+    /// the function's, else the provider's.
+    pub layers: Vec<Json>,
+    /// Provider tags merged with the function's (the function wins).
+    pub tags: BTreeMap<String, String>,
+    /// `description:`.
+    pub description: Option<String>,
+    /// The function's, else the provider's, else `x86_64`.
+    pub architecture: Architecture,
+    /// MB of `/tmp`: the function's, else the provider's, else 512.
+    pub ephemeral_storage_size: u32,
+    /// The function's, else the provider's, when set.
+    pub log_retention_in_days: Option<u32>,
+}
+
+/// Service-wide packaging (`package:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PackageSettings {
+    /// Glob patterns in order; `!pattern` excludes. The older `exclude` entries
+    /// come first (negated), then `include`, then `patterns`.
+    pub patterns: Vec<String>,
+    /// Package each function separately.
+    pub individually: bool,
+    /// A prebuilt zip to deploy instead of packaging.
+    pub artifact: Option<String>,
+    /// Leave npm dev dependencies out (default true).
+    pub exclude_dev_dependencies: bool,
+}
+
+/// Packaging of one function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FunctionPackage {
+    /// The service patterns followed by the function's own.
+    pub patterns: Vec<String>,
+    /// Packaged on its own (its own or the service's `individually`).
+    pub individually: bool,
+    /// The function's artifact, else the service's.
+    pub artifact: Option<String>,
+}
+
+/// Lambda runtimes Stratus runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Runtime {
+    /// `nodejs18.x`
+    #[serde(rename = "nodejs18.x")]
+    Nodejs18,
+    /// `nodejs20.x`
+    #[serde(rename = "nodejs20.x")]
+    Nodejs20,
+    /// `nodejs22.x`
+    #[serde(rename = "nodejs22.x")]
+    Nodejs22,
+    /// `python3.9`
+    #[serde(rename = "python3.9")]
+    Python39,
+    /// `python3.10`
+    #[serde(rename = "python3.10")]
+    Python310,
+    /// `python3.11`
+    #[serde(rename = "python3.11")]
+    Python311,
+    /// `python3.12`
+    #[serde(rename = "python3.12")]
+    Python312,
+    /// `python3.13`
+    #[serde(rename = "python3.13")]
+    Python313,
+    /// `provided`
+    #[serde(rename = "provided")]
+    Provided,
+    /// `provided.al2`
+    #[serde(rename = "provided.al2")]
+    ProvidedAl2,
+    /// `provided.al2023`
+    #[serde(rename = "provided.al2023")]
+    ProvidedAl2023,
+}
+
+/// What kind of program a runtime starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuntimeFamily {
+    /// Node.js.
+    Node,
+    /// Python.
+    Python,
+    /// A `bootstrap` executable.
+    Provided,
+}
+
+impl Runtime {
+    /// Every supported runtime, in the order listed to users.
+    pub const ALL: [Runtime; 11] = [
+        Runtime::Nodejs18,
+        Runtime::Nodejs20,
+        Runtime::Nodejs22,
+        Runtime::Python39,
+        Runtime::Python310,
+        Runtime::Python311,
+        Runtime::Python312,
+        Runtime::Python313,
+        Runtime::Provided,
+        Runtime::ProvidedAl2,
+        Runtime::ProvidedAl2023,
+    ];
+
+    /// The Lambda identifier (`nodejs20.x`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Runtime::Nodejs18 => "nodejs18.x",
+            Runtime::Nodejs20 => "nodejs20.x",
+            Runtime::Nodejs22 => "nodejs22.x",
+            Runtime::Python39 => "python3.9",
+            Runtime::Python310 => "python3.10",
+            Runtime::Python311 => "python3.11",
+            Runtime::Python312 => "python3.12",
+            Runtime::Python313 => "python3.13",
+            Runtime::Provided => "provided",
+            Runtime::ProvidedAl2 => "provided.al2",
+            Runtime::ProvidedAl2023 => "provided.al2023",
+        }
+    }
+
+    /// The runtime named by a Lambda identifier.
+    pub fn from_id(id: &str) -> Option<Runtime> {
+        Runtime::ALL.into_iter().find(|r| r.as_str() == id)
+    }
+
+    /// Node.js, Python or a `bootstrap` executable.
+    pub fn family(self) -> RuntimeFamily {
+        match self {
+            Runtime::Nodejs18 | Runtime::Nodejs20 | Runtime::Nodejs22 => RuntimeFamily::Node,
+            Runtime::Python39
+            | Runtime::Python310
+            | Runtime::Python311
+            | Runtime::Python312
+            | Runtime::Python313 => RuntimeFamily::Python,
+            Runtime::Provided | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 => {
+                RuntimeFamily::Provided
+            }
+        }
+    }
+
+    /// `nodejs18.x, nodejs20.x, …` for messages.
+    pub fn supported_list() -> String {
+        Runtime::ALL.map(Runtime::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Instruction set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Architecture {
+    /// `x86_64` (the default).
+    #[default]
+    #[serde(rename = "x86_64")]
+    X86_64,
+    /// `arm64`.
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+impl Architecture {
+    /// `x86_64` / `arm64`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::X86_64 => "x86_64",
+            Architecture::Arm64 => "arm64",
+        }
+    }
+}
+
+/// One event source of a function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// `http:` — API Gateway REST API (payload 1.0).
+    Http(HttpEvent),
+    /// `httpApi:` — API Gateway HTTP API (payload 2.0).
+    HttpApi(HttpApiEvent),
+    /// `schedule:` — a rate or cron schedule.
+    Schedule(ScheduleEvent),
+    /// `sqs:` — an SQS queue.
+    Sqs(SqsEvent),
+    /// Any other event type, kept as written; Stratus does not wire it.
+    Other {
+        /// The event type (`s3`, `sns`, …).
+        kind: String,
+        /// Its settings as written.
+        config: Json,
+    },
+}
+
+/// An `http` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpEvent {
+    /// Upper-case method, or `ANY`.
+    pub method: String,
+    /// Path starting with `/`, with `{param}` and `{proxy+}` segments as written.
+    pub path: String,
+    /// CORS settings, when enabled.
+    pub cors: Option<HttpCors>,
+}
+
+/// CORS of an `http` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpCors {
+    /// Allowed origins (default `*`).
+    pub origins: Vec<String>,
+    /// Allowed request headers.
+    pub headers: Vec<String>,
+    /// Allowed methods (default `OPTIONS` and the event's method).
+    pub methods: Vec<String>,
+    /// `Access-Control-Allow-Credentials`.
+    pub allow_credentials: bool,
+    /// `Access-Control-Max-Age` in seconds.
+    pub max_age: Option<u32>,
+    /// `Cache-Control` of the preflight response.
+    pub cache_control: Option<String>,
+}
+
+/// An `httpApi` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpApiEvent {
+    /// Upper-case method, or `*` for any.
+    pub method: String,
+    /// Path starting with `/`, or `*` for any path.
+    pub path: String,
+}
+
+/// A `schedule` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleEvent {
+    /// `rate(…)` / `cron(…)` expressions (one or more).
+    pub rate: Vec<String>,
+    /// Whether the schedule fires (default true).
+    pub enabled: bool,
+    /// Constant event payload instead of the scheduled-event JSON.
+    pub input: Option<Json>,
+    /// JSONPath selecting part of the scheduled-event JSON as payload.
+    pub input_path: Option<String>,
+    /// Rule name.
+    pub name: Option<String>,
+}
+
+/// An `sqs` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SqsEvent {
+    /// Queue ARN (a string, or a CloudFormation reference object as written).
+    pub arn: Json,
+    /// Messages per invocation (1–10000), default 10.
+    pub batch_size: u32,
+    /// Seconds to gather a batch (0–300).
+    pub maximum_batching_window: Option<u32>,
+    /// `ReportBatchItemFailures` when set.
+    pub function_response_type: Option<String>,
+    /// Whether polling is on (default true).
+    pub enabled: bool,
+}
+
+/// A function URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionUrl {
+    /// `NONE` or `AWS_IAM`.
+    pub auth_type: String,
+    /// `BUFFERED` (default) or `RESPONSE_STREAM`.
+    pub invoke_mode: String,
+    /// CORS settings, when enabled.
+    pub cors: Option<UrlCors>,
+}
+
+/// CORS of a function URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UrlCors {
+    /// Allowed origins.
+    pub allowed_origins: Vec<String>,
+    /// Allowed request headers.
+    pub allowed_headers: Vec<String>,
+    /// Allowed methods.
+    pub allowed_methods: Vec<String>,
+    /// Whether credentials are allowed.
+    pub allow_credentials: bool,
+    /// Response headers exposed to the browser.
+    pub exposed_response_headers: Vec<String>,
+    /// Preflight cache seconds.
+    pub max_age: Option<u32>,
+}
+
+/// Asynchronous invocation destinations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Destinations {
+    /// Where successful results go.
+    pub on_success: Option<Destination>,
+    /// Where failures go.
+    pub on_failure: Option<Destination>,
+}
+
+/// One destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Destination {
+    /// Another function of this service, by its key.
+    Function(String),
+    /// A target ARN (`arn:aws:sqs:…`, `arn:aws:sns:…`, `arn:aws:lambda:…`,
+    /// `arn:aws:events:…`).
+    Arn(String),
+    /// `{type, arn}` with a CloudFormation reference as the ARN.
+    Reference {
+        /// `function`, `sns`, `sqs` or `eventBus`.
+        kind: String,
+        /// The reference as written.
+        arn: Json,
+    },
+}
+
+/// Lowers the checked schema into a [`Service`]: applies defaults, merges
+/// provider settings into each function, computes names, and checks what
+/// spans several settings (name length, total environment size, duplicate
+/// deployed names). Problems go to `c`.
+pub(crate) fn lower(
+    config: crate::schema::Config,
+    stage: &str,
+    opts: &crate::Options,
+    c: &mut crate::schema::reader::Checker,
+) -> Service {
+    let p = &config.provider;
+    let region = opts
+        .region
+        .clone()
+        .or_else(|| opts.cli_options.get("region").cloned())
+        .or_else(|| p.region.as_ref().map(|r| r.value.clone()))
+        .unwrap_or_else(|| DEFAULT_REGION.to_string());
+    let provider = Provider {
+        name: p.name.clone(),
+        runtime: p.runtime,
+        memory_size: p.memory_size.unwrap_or(DEFAULT_MEMORY_SIZE),
+        timeout: p.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        architecture: p.architecture.unwrap_or_default(),
+        ephemeral_storage_size: p
+            .ephemeral_storage_size
+            .unwrap_or(DEFAULT_EPHEMERAL_STORAGE_SIZE),
+        log_retention_in_days: p.log_retention_in_days,
+        environment: p
+            .environment
+            .as_ref()
+            .map(|e| e.value.clone())
+            .unwrap_or_default(),
+        tags: p.tags.clone(),
+    };
+    let package = PackageSettings {
+        patterns: config.package.patterns.clone(),
+        individually: config.package.individually.unwrap_or(false),
+        artifact: config.package.artifact.clone(),
+        exclude_dev_dependencies: config.package.exclude_dev_dependencies.unwrap_or(true),
+    };
+
+    if p.runtime.is_none() && config.functions.iter().any(|f| f.runtime.is_none()) {
+        let span = p
+            .span
+            .clone()
+            .unwrap_or_else(|| config.service.span.clone());
+        c.note(
+            &span,
+            "provider.runtime",
+            format!("not set; functions without `runtime` use {DEFAULT_RUNTIME}"),
+        );
+    }
+
+    let mut functions = BTreeMap::new();
+    let mut deployed: BTreeMap<String, String> = BTreeMap::new();
+    for f in config.functions {
+        let key = f.key.value.clone();
+        let path = format!("functions.{key}");
+        let (name, name_span, name_path) = match &f.name {
+            Some(n) => (n.value.clone(), n.span.clone(), format!("{path}.name")),
+            None => (
+                format!("{}-{stage}-{key}", config.service.value),
+                f.key.span.clone(),
+                path.clone(),
+            ),
+        };
+        if name.len() > 64 {
+            c.error(
+                &name_span,
+                &name_path,
+                format!(
+                    "the deployed function name `{name}` has {} characters; Lambda allows at most 64 (set a shorter `name:`)",
+                    name.len()
+                ),
+            );
+        } else if !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            c.error(
+                &name_span,
+                &name_path,
+                format!("the deployed function name `{name}` may contain only letters, digits, `-` and `_`"),
+            );
+        }
+        if let Some(other) = deployed.insert(name.clone(), key.clone()) {
+            c.error(
+                &name_span,
+                &name_path,
+                format!("the deployed function name `{name}` is also used by `functions.{other}`"),
+            );
+        }
+
+        let mut environment = provider.environment.clone();
+        if let Some(env) = &f.environment {
+            environment.extend(env.value.clone());
+        }
+        let env_bytes: usize = environment.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if env_bytes > MAX_ENVIRONMENT_BYTES {
+            let (span, env_path) = match (&f.environment, &p.environment) {
+                (Some(e), _) => (e.span.clone(), format!("{path}.environment")),
+                (None, Some(e)) => (e.span.clone(), "provider.environment".to_string()),
+                (None, None) => (f.key.span.clone(), path.clone()),
+            };
+            c.error(
+                &span,
+                &env_path,
+                format!(
+                    "the environment variables of `{key}` take {env_bytes} bytes (names and values); Lambda allows {MAX_ENVIRONMENT_BYTES} (4 KB) in total"
+                ),
+            );
+        }
+        let mut tags = provider.tags.clone();
+        tags.extend(f.tags.clone());
+        let mut patterns = package.patterns.clone();
+        patterns.extend(f.package.patterns.clone());
+
+        let resolved = ResolvedFunction {
+            key: key.clone(),
+            name,
+            handler: f.handler,
+            runtime: f.runtime.or(p.runtime).unwrap_or(DEFAULT_RUNTIME),
+            memory_size: f.memory_size.unwrap_or(provider.memory_size),
+            timeout: f.timeout.unwrap_or(provider.timeout),
+            environment,
+            events: f.events,
+            provisioned_concurrency: f.provisioned_concurrency,
+            reserved_concurrency: f.reserved_concurrency,
+            on_error: f.on_error,
+            destinations: f.destinations,
+            maximum_retry_attempts: f
+                .maximum_retry_attempts
+                .unwrap_or(DEFAULT_MAXIMUM_RETRY_ATTEMPTS),
+            maximum_event_age: f.maximum_event_age.unwrap_or(DEFAULT_MAXIMUM_EVENT_AGE),
+            url: f.url,
+            package: FunctionPackage {
+                patterns,
+                individually: f.package.individually.unwrap_or(package.individually),
+                artifact: f.package.artifact.or_else(|| package.artifact.clone()),
+            },
+            layers: f.layers.or_else(|| p.layers.clone()).unwrap_or_default(),
+            tags,
+            description: f.description,
+            architecture: f.architecture.unwrap_or(provider.architecture),
+            ephemeral_storage_size: f
+                .ephemeral_storage_size
+                .unwrap_or(provider.ephemeral_storage_size),
+            log_retention_in_days: f.log_retention_in_days.or(provider.log_retention_in_days),
+        };
+        functions.insert(key, resolved);
+    }
+
+    let mut params: BTreeMap<String, Json> = BTreeMap::new();
+    for group in ["default", stage] {
+        if let Some(values) = config.params.get(group) {
+            for (k, v) in values {
+                if !v.is_null() {
+                    params.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    for (k, v) in &opts.params {
+        params.insert(k.clone(), Json::String(v.clone()));
+    }
+
+    Service {
+        service: config.service.value,
+        framework_version: config.framework_version,
+        stage: stage.to_string(),
+        region,
+        iam_statements: p.iam_statements.clone(),
+        provider,
+        functions,
+        package,
+        plugins: config.plugins.into_iter().map(|p| p.value).collect(),
+        params,
+        custom: config.custom.unwrap_or(Json::Null),
+        resources: config.resources.unwrap_or(Json::Null),
+    }
+}
+
+/// Lambda's limit on the environment variables of one function, names and
+/// values together.
+pub const MAX_ENVIRONMENT_BYTES: usize = 4096;
