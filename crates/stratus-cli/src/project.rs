@@ -14,6 +14,8 @@ use crate::{ui, Global};
 pub(crate) struct Project {
     /// The service directory (where serverless.yml is).
     pub(crate) dir: PathBuf,
+    /// The configuration file read.
+    pub(crate) config_file: PathBuf,
     /// The resolved service.
     pub(crate) service: Service,
 }
@@ -100,6 +102,7 @@ pub(crate) fn load_from(g: &Global, dir: &Path) -> anyhow::Result<Project> {
     }
     Ok(Project {
         dir: loaded.service_dir,
+        config_file: loaded.config_file,
         service: loaded.service,
     })
 }

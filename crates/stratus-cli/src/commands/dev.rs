@@ -27,14 +27,25 @@ pub(crate) struct DevArgs {
     no_watch: bool,
 }
 
-/// Directories whose changes never trigger a redeploy.
-fn ignored(path: &Path, root: &Path) -> bool {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components().next().is_some_and(|c| {
-        matches!(
-            c.as_os_str().to_str(),
-            Some(".stratus" | ".serverless" | ".git" | "target" | "__pycache__")
-        )
+/// Whether an event can change what is deployed: file contents, names or the tree,
+/// outside the directories Stratus and tools write to.
+fn relevant(ev: &notify::Event, root: &Path) -> bool {
+    use notify::event::ModifyKind;
+    use notify::EventKind;
+    match ev.kind {
+        EventKind::Modify(ModifyKind::Metadata(_)) => return false,
+        EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => {}
+        _ => return false,
+    }
+    ev.paths.iter().any(|path| {
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        match rel.components().next() {
+            None => false,
+            Some(c) => !matches!(
+                c.as_os_str().to_str(),
+                Some(".stratus" | ".serverless" | ".git" | "target" | "__pycache__")
+            ),
+        }
     })
 }
 
@@ -52,8 +63,10 @@ pub(crate) async fn run(g: &Global, args: DevArgs) -> anyhow::Result<()> {
         "Stratus dev server on {endpoint} (data in {})",
         data.display()
     );
+    // Reloads read the same file, wherever `--config` pointed.
     let g = Global {
         endpoint: endpoint.clone(),
+        config: Some(p.config_file.clone()),
         ..g.clone()
     };
     let api = Api::new(&endpoint);
@@ -91,7 +104,7 @@ pub(crate) async fn run(g: &Global, args: DevArgs) -> anyhow::Result<()> {
             let Ok(rx) = rx2.lock() else { return false };
             loop {
                 match rx.recv() {
-                    Ok(ev) if ev.paths.iter().any(|p| !ignored(p, &root2)) => break,
+                    Ok(ev) if relevant(&ev, &root2) => break,
                     Ok(_) => continue,
                     Err(_) => return false,
                 }
