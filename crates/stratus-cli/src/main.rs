@@ -140,6 +140,10 @@ pub(crate) struct ServerArgs {
     /// Seconds in-flight invocations may finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 30)]
     shutdown_grace: u64,
+    /// Seconds before the first retry of a failed asynchronous event (the second
+    /// retry waits twice as long; Lambda waits about a minute, then two).
+    #[arg(long, default_value_t = 60.0)]
+    async_retry_delay: f64,
     /// Region used in ARNs and AWS_REGION.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -158,6 +162,7 @@ impl ServerArgs {
         cfg.log_retention = Duration::from_secs(self.log_retention_days * 24 * 3600);
         cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         cfg.region = self.region.clone();
+        cfg.async_settings.retry_base = Duration::from_secs_f64(self.async_retry_delay.max(0.0));
         cfg
     }
 }

@@ -457,3 +457,74 @@ async fn dev_deploys_and_redeploys_on_change() {
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_settings_from_serverless_yml_apply() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[]).await;
+    let ep = format!("http://{}", s.addr);
+    let dir = tmp.path().join("svc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        format!(
+            "service: asy\nprovider:\n  name: aws\n  runtime: nodejs20.x\n  environment:\n    OUT: {}\nfunctions:\n  worker:\n    handler: h.worker\n    maximumRetryAttempts: 0\n    destinations:\n      onFailure: failures\n  failures:\n    handler: h.failures\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("h.js"),
+        "const fs = require('fs');\nexports.worker = async () => { throw new Error('worker failed'); };\nexports.failures = async (record) => { fs.writeFileSync(process.env.OUT + '/record.json', JSON.stringify(record)); return 'ok'; };\n",
+    )
+    .unwrap();
+    ok(stratus(&dir, &ep, &["deploy"]).await);
+    let cfg = json_body(
+        &s.api
+            .call(
+                "GET",
+                "/2019-09-25/functions/asy-dev-worker/event-invoke-config",
+                &[],
+                "",
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(cfg["MaximumRetryAttempts"], 0);
+    assert_eq!(
+        cfg["DestinationConfig"]["OnFailure"]["Destination"],
+        "arn:aws:lambda:us-east-1:000000000000:function:asy-dev-failures"
+    );
+    let o = ok(stratus(
+        &dir,
+        &ep,
+        &[
+            "invoke",
+            "-f",
+            "worker",
+            "--type",
+            "Event",
+            "-d",
+            r#"{"job":7}"#,
+        ],
+    )
+    .await);
+    assert!(o.contains("Invocation accepted"), "{o}");
+    let record = out.join("record.json");
+    for _ in 0..200 {
+        if record.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).expect("OnFailure record written"))
+            .unwrap();
+    assert_eq!(v["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(v["requestContext"]["approximateInvokeCount"], 1);
+    assert_eq!(v["requestPayload"], serde_json::json!({"job": 7}));
+    // Unchanged settings: nothing to deploy.
+    assert!(ok(stratus(&dir, &ep, &["deploy"]).await).contains("No changes"));
+}

@@ -264,6 +264,11 @@ impl Scheduler {
         }
     }
 
+    /// Whether [`Scheduler::shutdown`] was called.
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shutdown.is_set()
+    }
+
     /// Stops everything: no new invocations, every environment killed.
     pub fn shutdown(&self) {
         self.inner.shutdown.set();

@@ -177,6 +177,14 @@ impl State {
         spec: &Arc<FunctionSpec>,
         now: Instant,
     ) -> Result<Lease, Refusal> {
+        let r = self.try_acquire(spec, now);
+        if let Err(Refusal::Throttled(_)) = r {
+            self.function(&spec.function_name).metrics.throttles += 1;
+        }
+        r
+    }
+
+    fn try_acquire(&mut self, spec: &Arc<FunctionSpec>, now: Instant) -> Result<Lease, Refusal> {
         let unreserved_cap = self.account.saturating_sub(self.reserved_total);
         let unreserved_busy = self.unreserved_busy;
         let f = self.function(&spec.function_name);

@@ -53,6 +53,21 @@ pub struct DeployFunction {
     pub provisioned_concurrency: Option<u32>,
     #[serde(default)]
     pub reserved_concurrency: Option<u32>,
+    /// Asynchronous invocation: retries (0-2).
+    #[serde(default)]
+    pub maximum_retry_attempts: Option<u32>,
+    /// Asynchronous invocation: maximum event age, seconds (60-21600).
+    #[serde(default)]
+    pub maximum_event_age: Option<u32>,
+    /// `destinations.onSuccess`: a function name or ARN.
+    #[serde(default)]
+    pub on_success: Option<String>,
+    /// `destinations.onFailure`: a function name or ARN.
+    #[serde(default)]
+    pub on_failure: Option<String>,
+    /// `onError`: the dead-letter target ARN.
+    #[serde(default)]
+    pub dead_letter_target: Option<String>,
 }
 
 fn default_storage() -> u32 {
@@ -241,6 +256,10 @@ fn config_differs(c: &crate::model::FunctionConfiguration, f: &DeployFunction) -
         || env != f.environment
         || c.description != f.description
         || c.ephemeral_storage.size != f.ephemeral_storage
+        || c.dead_letter_config
+            .as_ref()
+            .and_then(|d| d.target_arn.clone())
+            != f.dead_letter_target
 }
 
 /// Applies a deployment, reporting steps on `events`.
@@ -386,6 +405,7 @@ async fn deploy_function(
     };
     let mut changed = action != "unchanged";
     changed |= apply_concurrency(ctx, f, &version).await?;
+    changed |= apply_async(ctx, f).await?;
     Ok(FunctionResult {
         key: f.key.clone(),
         name: f.name.clone(),
@@ -396,6 +416,56 @@ async fn deploy_function(
         },
         version: Some(version),
     })
+}
+
+/// The asynchronous invocation settings (retries, age, destinations) on `$LATEST`,
+/// which every qualifier without its own configuration uses. Returns whether they
+/// changed.
+async fn apply_async(ctx: &mut Ctx<'_>, f: &DeployFunction) -> Result<bool, ApiError> {
+    use crate::model::{Destination, DestinationConfig, EventInvokeConfig};
+    let registry = ctx.registry;
+    let arn = |target: &Option<String>| {
+        target.as_ref().map(|t| {
+            let t = if t.starts_with("arn:") {
+                t.clone()
+            } else {
+                registry.identity.function_arn(t)
+            };
+            Destination {
+                destination: Some(t),
+            }
+        })
+    };
+    let destinations = DestinationConfig {
+        on_success: arn(&f.on_success),
+        on_failure: arn(&f.on_failure),
+    };
+    let wanted = EventInvokeConfig {
+        maximum_retry_attempts: f.maximum_retry_attempts.map(i64::from),
+        maximum_event_age_in_seconds: f.maximum_event_age.map(i64::from),
+        destination_config: (destinations != DestinationConfig::default()).then_some(destinations),
+        ..EventInvokeConfig::default()
+    };
+    let current = registry.store().event_invoke_config(&f.name, "$LATEST")?;
+    let is_default = wanted == EventInvokeConfig::default();
+    let same = current.as_ref().is_some_and(|c| {
+        c.maximum_retry_attempts == wanted.maximum_retry_attempts
+            && c.maximum_event_age_in_seconds == wanted.maximum_event_age_in_seconds
+            && c.destination_config == wanted.destination_config
+    });
+    if same || (is_default && current.is_none()) {
+        return Ok(false);
+    }
+    if is_default {
+        ctx.step(&f.key, "removing asynchronous invocation settings".into())
+            .await;
+        registry.delete_event_invoke_config(&f.name, Some("$LATEST"))?;
+    } else {
+        ctx.step(&f.key, "asynchronous invocation settings".into())
+            .await;
+        registry.put_event_invoke_config(&f.name, Some("$LATEST"), wanted, false)?;
+    }
+    Ok(true)
 }
 
 /// Reserved concurrency and the provisioned alias. Returns whether anything changed.

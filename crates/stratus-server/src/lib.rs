@@ -11,6 +11,7 @@
 //! `model` (AWS shapes), `error` (AWS error JSON).
 
 pub mod api;
+pub mod async_queue;
 pub mod deploy;
 pub mod error;
 pub mod logs;
@@ -59,6 +60,8 @@ pub struct ServerConfig {
     pub log_retention: Duration,
     /// How long in-flight invocations may run on after a shutdown signal.
     pub shutdown_grace: Duration,
+    /// Asynchronous delivery tuning.
+    pub async_settings: async_queue::AsyncSettings,
 }
 
 impl ServerConfig {
@@ -74,6 +77,7 @@ impl ServerConfig {
             account_id: "000000000000".into(),
             log_retention: Duration::from_secs(7 * 24 * 3600),
             shutdown_grace: Duration::from_secs(30),
+            async_settings: async_queue::AsyncSettings::default(),
         }
     }
 }
@@ -99,6 +103,8 @@ pub enum StartError {
     Logs(rusqlite::Error),
     #[error("cannot prepare runtimes: {0}")]
     Runtimes(std::io::Error),
+    #[error("cannot open the event queue: {0}")]
+    Events(rusqlite::Error),
     #[error("cannot load functions: {0}")]
     Registry(#[from] error::ApiError),
 }
@@ -183,10 +189,19 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             scheduler.clone(),
         )
     })?;
+    let registry = Arc::new(registry);
+    let events = async_queue::AsyncQueue::start(
+        dir,
+        registry.clone(),
+        scheduler.clone(),
+        cfg.async_settings.clone(),
+    )
+    .map_err(StartError::Events)?;
     let state = AppState {
-        registry: Arc::new(registry),
+        registry,
         scheduler,
         logs,
+        events,
     };
     let app = api::app(state.clone());
     let (stop, mut stopped) = watch::channel(false);

@@ -92,6 +92,7 @@ pub struct FunctionInput {
     pub package_type: Option<String>,
     pub revision_id: Option<String>,
     pub layers: Option<Vec<String>>,
+    pub dead_letter_config: Option<crate::model::DeadLetterConfig>,
 }
 
 /// `Code` of CreateFunction / the body of UpdateFunctionCode.
@@ -585,6 +586,10 @@ impl Registry {
             ephemeral_storage: EphemeralStorage {
                 size: storage as u32,
             },
+            dead_letter_config: input
+                .dead_letter_config
+                .clone()
+                .filter(|d| d.target_arn.is_some()),
         };
         let stored = StoredFunction {
             config: config.clone(),
@@ -747,6 +752,10 @@ impl Registry {
             }
             if let Some(r) = &input.role {
                 c.role = r.clone();
+            }
+            if let Some(d) = &input.dead_letter_config {
+                c.dead_letter_config = Some(d.clone())
+                    .filter(|d| d.target_arn.as_deref().is_some_and(|t| !t.is_empty()));
             }
             Ok(())
         })
@@ -1326,6 +1335,149 @@ impl Registry {
     /// The (service, stage) that deployed function `name`, if any.
     pub fn owner(&self, name: &str) -> Result<Option<(String, String)>, ApiError> {
         Ok(self.store.owner_of(name)?)
+    }
+
+    /// Put/UpdateFunctionEventInvokeConfig: validates and stores (`merge` keeps fields
+    /// the request leaves out, as UpdateFunctionEventInvokeConfig does).
+    pub fn put_event_invoke_config(
+        &self,
+        raw: &str,
+        qualifier: Option<&str>,
+        mut cfg: crate::model::EventInvokeConfig,
+        merge: bool,
+    ) -> Result<crate::model::EventInvokeConfig, ApiError> {
+        let (name, q) = parse_function_ref(raw)?;
+        let q = qualifier
+            .map(str::to_string)
+            .or(q)
+            .unwrap_or_else(|| "$LATEST".into());
+        let fns = self.fns.read();
+        let entry = fns.get(&name).ok_or_else(|| self.not_found(&name, None))?;
+        Self::qualifier_entry(entry, Some(&q)).ok_or_else(|| self.not_found(&name, Some(&q)))?;
+        if let Some(n) = cfg.maximum_retry_attempts {
+            if !(0..=2).contains(&n) {
+                return Err(ApiError::validation(
+                    &n.to_string(),
+                    "maximumRetryAttempts",
+                    "Member must have value less than or equal to 2 and greater than or equal to 0",
+                ));
+            }
+        }
+        if let Some(n) = cfg.maximum_event_age_in_seconds {
+            if !(60..=21_600).contains(&n) {
+                return Err(ApiError::validation(&n.to_string(), "maximumEventAgeInSeconds", "Member must have value less than or equal to 21600 and greater than or equal to 60"));
+            }
+        }
+        if merge {
+            let old = self.store.event_invoke_config(&name, &q)?.ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "The function {}:{q} doesn't have an EventInvokeConfig",
+                    entry.latest.config.function_arn
+                ))
+            })?;
+            cfg.maximum_retry_attempts = cfg.maximum_retry_attempts.or(old.maximum_retry_attempts);
+            cfg.maximum_event_age_in_seconds = cfg
+                .maximum_event_age_in_seconds
+                .or(old.maximum_event_age_in_seconds);
+            cfg.destination_config = cfg.destination_config.or(old.destination_config);
+        }
+        cfg.function_arn = Some(format!("{}:{q}", entry.latest.config.function_arn));
+        cfg.last_modified = Some(crate::logs::now_ms() as f64 / 1000.0);
+        self.store.put_event_invoke_config(&name, &q, Some(&cfg))?;
+        Ok(cfg)
+    }
+
+    /// GetFunctionEventInvokeConfig.
+    pub fn get_event_invoke_config(
+        &self,
+        raw: &str,
+        qualifier: Option<&str>,
+    ) -> Result<crate::model::EventInvokeConfig, ApiError> {
+        let (name, q) = parse_function_ref(raw)?;
+        let q = qualifier
+            .map(str::to_string)
+            .or(q)
+            .unwrap_or_else(|| "$LATEST".into());
+        let arn = self.identity.function_arn(&name);
+        if self.snapshot(&name).is_none() {
+            return Err(self.not_found(&name, None));
+        }
+        self.store.event_invoke_config(&name, &q)?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "The function {arn}:{q} doesn't have an EventInvokeConfig"
+            ))
+        })
+    }
+
+    /// DeleteFunctionEventInvokeConfig.
+    pub fn delete_event_invoke_config(
+        &self,
+        raw: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(), ApiError> {
+        self.get_event_invoke_config(raw, qualifier)?;
+        let (name, q) = parse_function_ref(raw)?;
+        let q = qualifier
+            .map(str::to_string)
+            .or(q)
+            .unwrap_or_else(|| "$LATEST".into());
+        self.store.put_event_invoke_config(&name, &q, None)?;
+        Ok(())
+    }
+
+    /// ListFunctionEventInvokeConfigs.
+    pub fn list_event_invoke_configs(
+        &self,
+        raw: &str,
+    ) -> Result<Vec<crate::model::EventInvokeConfig>, ApiError> {
+        let (name, _) = parse_function_ref(raw)?;
+        if self.snapshot(&name).is_none() {
+            return Err(self.not_found(&name, None));
+        }
+        Ok(self.store.event_invoke_configs(&name)?)
+    }
+
+    /// Retry, age and destination settings for an asynchronous event of `name` invoked
+    /// with `qualifier` (the qualifier's config, else `$LATEST`'s, else Lambda's
+    /// defaults), plus the function's dead-letter target.
+    pub fn event_invoke_settings(
+        &self,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> crate::async_queue::EventInvokeSettings {
+        let mut out = crate::async_queue::EventInvokeSettings::default();
+        let q = qualifier.unwrap_or("$LATEST");
+        let cfg = self
+            .store
+            .event_invoke_config(name, q)
+            .ok()
+            .flatten()
+            .or_else(|| {
+                self.store
+                    .event_invoke_config(name, "$LATEST")
+                    .ok()
+                    .flatten()
+            });
+        if let Some(c) = cfg {
+            if let Some(n) = c.maximum_retry_attempts {
+                out.maximum_retry_attempts = n as u32;
+            }
+            if let Some(n) = c.maximum_event_age_in_seconds {
+                out.maximum_event_age_seconds = n as u32;
+            }
+            if let Some(d) = c.destination_config {
+                out.on_success = d.on_success.and_then(|d| d.destination);
+                out.on_failure = d.on_failure.and_then(|d| d.destination);
+            }
+        }
+        out.dead_letter_target = self.fns.read().get(name).and_then(|e| {
+            e.latest
+                .config
+                .dead_letter_config
+                .as_ref()
+                .and_then(|d| d.target_arn.clone())
+        });
+        out
     }
 
     /// The state database (deployments keep their records beside the functions).

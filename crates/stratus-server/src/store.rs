@@ -87,6 +87,12 @@ CREATE TABLE IF NOT EXISTS deployments (
     result TEXT NOT NULL,
     PRIMARY KEY (service, stage, timestamp)
 );
+CREATE TABLE IF NOT EXISTS event_invoke_config (
+    name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    config TEXT NOT NULL,
+    PRIMARY KEY (name, qualifier)
+);
 CREATE TABLE IF NOT EXISTS provisioned (
     name TEXT NOT NULL,
     qualifier TEXT NOT NULL,
@@ -213,7 +219,13 @@ impl Store {
     pub fn delete_function(&self, name: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
-        for table in ["functions", "versions", "aliases", "provisioned"] {
+        for table in [
+            "functions",
+            "versions",
+            "aliases",
+            "provisioned",
+            "event_invoke_config",
+        ] {
             tx.execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])?;
         }
         tx.commit()?;
@@ -287,6 +299,53 @@ impl Store {
                 params![function, qualifier, n as i64, modified],
             )?,
             None => conn.execute("DELETE FROM provisioned WHERE name = ?1 AND qualifier = ?2", params![function, qualifier])?,
+        };
+        Ok(())
+    }
+
+    /// The event invoke config of a qualifier.
+    pub fn event_invoke_config(
+        &self,
+        name: &str,
+        qualifier: &str,
+    ) -> Result<Option<crate::model::EventInvokeConfig>, StoreError> {
+        let conn = self.conn.lock();
+        let raw: Option<String> = conn
+            .query_row(
+                "SELECT config FROM event_invoke_config WHERE name = ?1 AND qualifier = ?2",
+                params![name, qualifier],
+                |r| r.get(0),
+            )
+            .optional()?;
+        raw.map(|r| decode("event invoke config", &r)).transpose()
+    }
+
+    /// Every event invoke config of a function.
+    pub fn event_invoke_configs(
+        &self,
+        name: &str,
+    ) -> Result<Vec<crate::model::EventInvokeConfig>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare("SELECT config FROM event_invoke_config WHERE name = ?1 ORDER BY qualifier")?;
+        let rows = stmt.query_map([name], |r| r.get::<_, String>(0))?;
+        rows.map(|r| decode("event invoke config", &r?)).collect()
+    }
+
+    /// Sets or clears the event invoke config of a qualifier.
+    pub fn put_event_invoke_config(
+        &self,
+        name: &str,
+        qualifier: &str,
+        cfg: Option<&crate::model::EventInvokeConfig>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        match cfg {
+            Some(c) => conn.execute(
+                "INSERT OR REPLACE INTO event_invoke_config (name, qualifier, config) VALUES (?1, ?2, ?3)",
+                params![name, qualifier, encode(c)],
+            )?,
+            None => conn.execute("DELETE FROM event_invoke_config WHERE name = ?1 AND qualifier = ?2", params![name, qualifier])?,
         };
         Ok(())
     }

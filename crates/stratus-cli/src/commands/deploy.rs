@@ -127,6 +127,11 @@ pub(crate) fn request(
             "codeSha256": a.sha256,
             "provisionedConcurrency": f.provisioned_concurrency.filter(|n| *n > 0),
             "reservedConcurrency": f.reserved_concurrency,
+            "maximumRetryAttempts": (f.maximum_retry_attempts != 2).then_some(f.maximum_retry_attempts),
+            "maximumEventAge": (f.maximum_event_age != 21_600).then_some(f.maximum_event_age),
+            "onSuccess": f.destinations.as_ref().and_then(|d| destination(p, d.on_success.as_ref())),
+            "onFailure": f.destinations.as_ref().and_then(|d| destination(p, d.on_failure.as_ref())),
+            "deadLetterTarget": f.on_error.as_ref().and_then(|v| v.as_str().map(str::to_string)),
         }));
     }
     Ok(json!({
@@ -134,6 +139,25 @@ pub(crate) fn request(
         "partial": only.is_some(),
         "manifest": serde_json::to_value(&p.service)?,
     }))
+}
+
+/// A destination as the server takes it: a function of this service by its deployed
+/// name, or an ARN.
+fn destination(p: &Project, d: Option<&stratus_manifest::model::Destination>) -> Option<String> {
+    match d? {
+        stratus_manifest::model::Destination::Function(key) => Some(
+            p.service
+                .functions
+                .get(key)
+                .map(|f| f.name.clone())
+                .unwrap_or_else(|| key.clone()),
+        ),
+        stratus_manifest::model::Destination::Arn(arn) => Some(arn.clone()),
+        stratus_manifest::model::Destination::Reference { kind, .. } => {
+            crate::ui::warn(&format!("a {kind} destination given as a CloudFormation reference is not supported yet; ignored"));
+            None
+        }
+    }
 }
 
 /// Streams a deployment's events, showing progress; returns the final result.

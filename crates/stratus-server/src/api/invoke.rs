@@ -88,29 +88,45 @@ async fn run(
     match invocation_type {
         "RequestResponse" => {}
         "DryRun" => {
-            return Ok(with_ids(Response::builder().status(StatusCode::NO_CONTENT), request_id, None)
-                .body(Body::empty())
-                .unwrap_or_default())
+            return Ok(with_ids(
+                Response::builder().status(StatusCode::NO_CONTENT),
+                request_id,
+                None,
+            )
+            .body(Body::empty())
+            .unwrap_or_default())
         }
         "Event" => {
-            return Err(ApiError::invalid(
-                "InvocationType Event is not available yet in this Stratus build: asynchronous invocation arrives with the durable event queue",
-            ))
+            if body.len() > crate::async_queue::MAX_ASYNC_PAYLOAD {
+                return Err(ApiError::too_large(format!(
+                    "Request must be smaller than {} bytes for the InvokeFunction operation",
+                    crate::async_queue::MAX_ASYNC_PAYLOAD
+                )));
+            }
+            let payload = validated_payload(body)?;
+            let (name, q) = crate::registry::parse_function_ref(name)?;
+            let qualifier = qualifier.map(str::to_string).or(q);
+            s.events
+                .enqueue(request_id.to_string(), name, qualifier, payload)
+                .await
+                .map_err(ApiError::service)?;
+            return Ok(with_ids(
+                Response::builder().status(StatusCode::ACCEPTED),
+                request_id,
+                None,
+            )
+            .body(Body::empty())
+            .unwrap_or_default());
         }
         other => {
-            return Err(ApiError::validation(other, "invocationType", "Member must satisfy enum value set: [Event, RequestResponse, DryRun]"))
+            return Err(ApiError::validation(
+                other,
+                "invocationType",
+                "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
+            ))
         }
     }
-    let payload = if body.iter().all(u8::is_ascii_whitespace) {
-        Bytes::from_static(b"{}")
-    } else {
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
-            return Err(ApiError::bad_content(format!(
-                "Could not parse request body into json: {e}"
-            )));
-        }
-        body
-    };
+    let payload = validated_payload(body)?;
     let client_context = match header(h::CLIENT_CONTEXT) {
         None => None,
         Some(b64) => {
@@ -178,4 +194,15 @@ fn with_ids(
         b = b.header(h::EXECUTED_VERSION, v);
     }
     b
+}
+
+/// The event: an empty body is `{}`; anything else must be JSON.
+fn validated_payload(body: Bytes) -> Result<Bytes, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Bytes::from_static(b"{}"));
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body).map_err(|e| {
+        ApiError::bad_content(format!("Could not parse request body into json: {e}"))
+    })?;
+    Ok(body)
 }

@@ -3,6 +3,7 @@
 //! [`app`] assembles them, so tests can drive the router without a socket.
 
 mod concurrency;
+mod event_config;
 mod functions;
 mod invoke;
 mod native;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub scheduler: Scheduler,
     pub logs: Arc<LogStore>,
+    pub events: crate::async_queue::AsyncQueue,
 }
 
 /// The whole API on one router: management, invoke, and `/stratus/v1`.
@@ -34,6 +36,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(functions::routes())
         .merge(concurrency::routes())
+        .merge(event_config::routes())
         .merge(invoke::routes())
         .merge(native::routes())
         .merge(services::routes())

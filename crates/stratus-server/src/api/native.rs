@@ -16,6 +16,8 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/stratus/v1/health", get(health))
         .route("/stratus/v1/logs", get(logs))
         .route("/stratus/v1/metrics", get(metrics))
+        .route("/stratus/v1/dead-letters", get(dead_letters))
+        .route("/stratus/v1/async", get(async_pending))
 }
 
 async fn health(State(s): State<AppState>) -> Response {
@@ -84,4 +86,32 @@ struct MetricsQuery {
 /// Counters of one function since the server started.
 async fn metrics(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Response {
     json(StatusCode::OK, &s.scheduler.metrics(&q.function))
+}
+
+#[derive(Debug, Deserialize)]
+struct FunctionQuery {
+    function: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Events that failed asynchronous delivery (retries exhausted, too old, function gone).
+async fn dead_letters(State(s): State<AppState>, Query(q): Query<FunctionQuery>) -> Response {
+    let Some(function) = q.function else {
+        return ApiError::invalid("give ?function=NAME").into_response();
+    };
+    let events = s.events.clone();
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    match tokio::task::spawn_blocking(move || events.dead_letters(&function, limit)).await {
+        Ok(Ok(list)) => json(StatusCode::OK, &json!({ "deadLetters": list })),
+        Ok(Err(e)) => ApiError::service(format!("cannot read dead letters: {e}")).into_response(),
+        Err(e) => ApiError::service(format!("cannot read dead letters: {e}")).into_response(),
+    }
+}
+
+/// Asynchronous events waiting for delivery or a retry.
+async fn async_pending(State(s): State<AppState>, Query(q): Query<FunctionQuery>) -> Response {
+    match s.events.pending(q.function.as_deref()) {
+        Ok(n) => json(StatusCode::OK, &json!({ "pending": n })),
+        Err(e) => ApiError::service(format!("cannot read the event queue: {e}")).into_response(),
+    }
 }
