@@ -11,20 +11,6 @@ fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
 }
 
-/// Copies a directory tree (files and directories only).
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let ty = entry.file_type().unwrap();
-        let dest = to.join(entry.file_name());
-        if ty.is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else if ty.is_file() {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
 async fn stratus(dir: &Path, endpoint: &str, args: &[&str]) -> String {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
         .args(args)

@@ -85,20 +85,6 @@ async fn python_awslambdaric_serves_invocations() {
     );
 }
 
-/// Copies a directory tree (files and directories only).
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let ty = entry.file_type().unwrap();
-        let dest = to.join(entry.file_name());
-        if ty.is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else if ty.is_file() {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_aws_lambda_ric_serves_invocations() {
     // Installed by scripts/test (npm, native build) into target/test-deps.

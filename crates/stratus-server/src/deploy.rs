@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+use crate::api::blocking;
 use crate::error::ApiError;
 use crate::model::Environment;
 use crate::registry::{CodeInput, FunctionInput, Registry};
@@ -605,14 +606,6 @@ async fn wait_ready(
             _ => tokio::time::sleep(Duration::from_millis(20)).await,
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(ApiError::service(format!("task failed: {e}"))))
 }
 
 /// Removes every function of a service stage and its history.

@@ -1255,6 +1255,12 @@ impl Registry {
             .insert(q.to_string(), (n, modified.clone()));
         let total = self.provisioned_on_pool(entry, &spec.pool_key);
         self.scheduler.set_provisioned(&spec, total);
+        Ok((self.provisioned_view(&spec, n), modified))
+    }
+
+    /// The status of `n` provisioned environments requested on `spec`'s pool (a pool
+    /// may serve several configs: a version and its aliases).
+    fn provisioned_view(&self, spec: &FunctionSpec, n: u32) -> ProvisionedStatus {
         let status =
             self.scheduler
                 .provisioned_status(&spec.pool_key)
@@ -1264,14 +1270,11 @@ impl Registry {
                     status: "IN_PROGRESS",
                     reason: None,
                 });
-        Ok((
-            ProvisionedStatus {
-                requested: n,
-                available: status.available.min(n),
-                ..status
-            },
-            modified,
-        ))
+        ProvisionedStatus {
+            requested: n,
+            available: status.available.min(n),
+            ..status
+        }
     }
 
     /// GetProvisionedConcurrencyConfig.
@@ -1291,23 +1294,7 @@ impl Registry {
             ))
         })?;
         let spec = Self::qualifier_spec(entry, q)?;
-        let status =
-            self.scheduler
-                .provisioned_status(&spec.pool_key)
-                .unwrap_or(ProvisionedStatus {
-                    requested: n,
-                    available: 0,
-                    status: "IN_PROGRESS",
-                    reason: None,
-                });
-        Ok((
-            ProvisionedStatus {
-                requested: n,
-                available: status.available.min(n),
-                ..status
-            },
-            modified,
-        ))
+        Ok((self.provisioned_view(&spec, n), modified))
     }
 
     /// DeleteProvisionedConcurrencyConfig.

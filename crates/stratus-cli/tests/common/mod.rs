@@ -294,3 +294,17 @@ pub async fn join_all<T: Send + 'static>(
     }
     out
 }
+
+/// Copies a directory tree (files and directories only).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let ty = entry.file_type().unwrap();
+        let dest = to.join(entry.file_name());
+        if ty.is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else if ty.is_file() {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}

@@ -27,30 +27,34 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn put_config(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    s: State<AppState>,
+    name: Path<String>,
+    q: Query<QualifierQuery>,
     body: Bytes,
 ) -> Response {
-    let r = parse_json::<EventInvokeConfig>(&body).and_then(|c| {
-        s.registry
-            .put_event_invoke_config(&name, q.qualifier.as_deref(), c, false)
-    });
-    match r {
-        Ok(c) => json(StatusCode::OK, &c),
-        Err(e) => e.into_response(),
-    }
+    store_config(s, name, q, body, false)
 }
 
 async fn update_config(
+    s: State<AppState>,
+    name: Path<String>,
+    q: Query<QualifierQuery>,
+    body: Bytes,
+) -> Response {
+    store_config(s, name, q, body, true)
+}
+
+/// Put (`merge` false) or Update (`merge` true: fields left out are kept).
+fn store_config(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
     body: Bytes,
+    merge: bool,
 ) -> Response {
     let r = parse_json::<EventInvokeConfig>(&body).and_then(|c| {
         s.registry
-            .put_event_invoke_config(&name, q.qualifier.as_deref(), c, true)
+            .put_event_invoke_config(&name, q.qualifier.as_deref(), c, merge)
     });
     match r {
         Ok(c) => json(StatusCode::OK, &c),

@@ -70,7 +70,7 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
 }
 
 /// Runs blocking registry work (hashing, unzipping, fsync) off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
