@@ -528,3 +528,104 @@ async fn async_settings_from_serverless_yml_apply() {
     // Unchanged settings: nothing to deploy.
     assert!(ok(stratus(&dir, &ep, &["deploy"]).await).contains("No changes"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_tail_follows_new_invocations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[]).await;
+    let ep = format!("http://{}", s.addr);
+    ok(stratus(
+        tmp.path(),
+        &ep,
+        &["create", "--template", "aws-nodejs", "--path", "svc"],
+    )
+    .await);
+    let dir = tmp.path().join("svc");
+    std::fs::write(
+        dir.join("handler.js"),
+        "module.exports.hello = async (e) => { console.log('tail me', e.n); return 1; };\n",
+    )
+    .unwrap();
+    ok(stratus(&dir, &ep, &["deploy"]).await);
+    let mut tail = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["logs", "-f", "hello", "--tail"])
+        .current_dir(&dir)
+        .env("STRATUS_ENDPOINT", &ep)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(tail.stdout.take().unwrap()).lines();
+    for n in 1..=2 {
+        ok(stratus(
+            &dir,
+            &ep,
+            &["invoke", "-f", "hello", "-d", &format!("{{\"n\":{n}}}")],
+        )
+        .await);
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+                .await
+                .expect("a new line in time")
+                .unwrap()
+                .unwrap();
+            if line.ends_with(&format!("tail me {n}")) {
+                break;
+            }
+        }
+    }
+    tail.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_fire_and_info_shows_the_next_firing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[]).await;
+    let ep = format!("http://{}", s.addr);
+    let dir = tmp.path().join("svc");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = tmp.path().join("fired.json");
+    std::fs::write(
+        dir.join("serverless.yml"),
+        format!(
+            "service: sch\nprovider:\n  name: aws\n  runtime: nodejs20.x\n  environment:\n    OUT: {}\nfunctions:\n  tick:\n    handler: h.tick\n    events:\n      - schedule: rate(1 minute)\n      - schedule:\n          rate: cron(0 12 * * ? *)\n          input:\n            kind: noon\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("h.js"), "exports.tick = async (e) => { require('fs').writeFileSync(process.env.OUT, JSON.stringify(e)); };\n").unwrap();
+    let o = ok(stratus(&dir, &ep, &["deploy", "--verbose"]).await);
+    assert!(o.contains("created"), "{o}");
+    let info = ok(stratus(&dir, &ep, &["info"]).await);
+    assert!(info.contains("schedule rate(1 minute): next 20"), "{info}");
+    assert!(
+        info.contains("schedule cron(0 12 * * ? *): next 20") && info.contains("T12:00:00Z"),
+        "{info}"
+    );
+    // rate(1 minute) fires one minute after the deployment, as an asynchronous
+    // invocation carrying the EventBridge Scheduled Event.
+    for _ in 0..150 {
+        if out.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let v: Value = serde_json::from_str(
+        &std::fs::read_to_string(&out).expect("the schedule fired within 75 s"),
+    )
+    .unwrap();
+    assert_eq!(v["detail-type"], "Scheduled Event");
+    assert_eq!(v["source"], "aws.events");
+    assert_eq!(
+        v["resources"][0],
+        "arn:aws:events:us-east-1:000000000000:rule/sch-dev-tick-rule-1"
+    );
+    // Invalid expressions are refused at deploy time, naming the function.
+    let yml = std::fs::read_to_string(dir.join("serverless.yml"))
+        .unwrap()
+        .replace("rate(1 minute)", "rate(0 minutes)");
+    std::fs::write(dir.join("serverless.yml"), yml).unwrap();
+    let o = stratus(&dir, &ep, &["deploy"]).await;
+    assert!(!o.status.success(), "{}", text(&o));
+}

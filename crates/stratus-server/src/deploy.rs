@@ -69,6 +69,9 @@ pub struct DeployFunction {
     /// `onError`: the dead-letter target ARN.
     #[serde(default)]
     pub dead_letter_target: Option<String>,
+    /// The function's `events` from serverless.yml (schedules are wired today).
+    #[serde(default)]
+    pub events: Vec<stratus_manifest::model::Event>,
 }
 
 fn default_storage() -> u32 {
@@ -188,6 +191,8 @@ fn validate(
             message: format!("function {}: {}", f.key, e.message),
             ..e
         })?;
+        crate::triggers::validate(&f.events)
+            .map_err(|e| ApiError::invalid(format!("function {}: {e}", f.key)))?;
         if !registry.has_blob(&f.code_sha256) {
             return Err(ApiError::invalid(format!(
                 "function {}: code package {} has not been uploaded",
@@ -407,6 +412,17 @@ async fn deploy_function(
     let mut changed = action != "unchanged";
     changed |= apply_concurrency(ctx, f, &version).await?;
     changed |= apply_async(ctx, f).await?;
+    if registry
+        .store()
+        .put_function_events(&f.name, &f.events, crate::logs::now_ms())?
+    {
+        ctx.step(
+            &f.key,
+            format!("event sources: {}", describe_events(&f.events)),
+        )
+        .await;
+        changed = true;
+    }
     Ok(FunctionResult {
         key: f.key.clone(),
         name: f.name.clone(),
@@ -417,6 +433,25 @@ async fn deploy_function(
         },
         version: Some(version),
     })
+}
+
+fn describe_events(events: &[stratus_manifest::model::Event]) -> String {
+    use stratus_manifest::model::Event;
+    let parts: Vec<String> = events
+        .iter()
+        .map(|e| match e {
+            Event::Schedule(s) => format!("schedule {}", s.rate.join(", ")),
+            Event::Http(h) => format!("http {} {}", h.method, h.path),
+            Event::HttpApi(h) => format!("httpApi {} {}", h.method, h.path),
+            Event::Sqs(_) => "sqs".to_string(),
+            Event::Other { kind, .. } => kind.clone(),
+        })
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// The asynchronous invocation settings (retries, age, destinations) on `$LATEST`,

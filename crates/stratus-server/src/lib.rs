@@ -19,6 +19,7 @@ pub mod model;
 pub mod registry;
 pub mod runtimes;
 pub mod store;
+pub mod triggers;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -197,11 +198,13 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         cfg.async_settings.clone(),
     )
     .map_err(StartError::Events)?;
+    let triggers = triggers::Triggers::start(registry.clone(), events.clone());
     let state = AppState {
         registry,
         scheduler,
         logs,
         events,
+        triggers,
     };
     let app = api::app(state.clone());
     let (stop, mut stopped) = watch::channel(false);

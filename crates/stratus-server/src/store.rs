@@ -93,6 +93,11 @@ CREATE TABLE IF NOT EXISTS event_invoke_config (
     config TEXT NOT NULL,
     PRIMARY KEY (name, qualifier)
 );
+CREATE TABLE IF NOT EXISTS function_events (
+    function_name TEXT PRIMARY KEY,
+    events TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS provisioned (
     name TEXT NOT NULL,
     qualifier TEXT NOT NULL,
@@ -301,6 +306,65 @@ impl Store {
             None => conn.execute("DELETE FROM provisioned WHERE name = ?1 AND qualifier = ?2", params![function, qualifier])?,
         };
         Ok(())
+    }
+
+    /// Stores a function's event sources; `created_ms` is kept when they did not change
+    /// (rates stay anchored at the deployment that created them). Returns whether they
+    /// changed.
+    pub fn put_function_events(
+        &self,
+        name: &str,
+        events: &[stratus_manifest::model::Event],
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let conn = self.conn.lock();
+        let json = encode(&events);
+        let old: Option<String> = conn
+            .query_row(
+                "SELECT events FROM function_events WHERE function_name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if old.as_deref() == Some(json.as_str()) {
+            return Ok(false);
+        }
+        if events.is_empty() {
+            conn.execute(
+                "DELETE FROM function_events WHERE function_name = ?1",
+                [name],
+            )?;
+        } else {
+            conn.execute(
+                "INSERT OR REPLACE INTO function_events (function_name, events, created_ms) VALUES (?1, ?2, ?3)",
+                params![name, json, now_ms],
+            )?;
+        }
+        Ok(old.is_some() || !events.is_empty())
+    }
+
+    /// Every function's event sources: (function, events, created ms).
+    #[allow(clippy::type_complexity)]
+    pub fn all_function_events(
+        &self,
+    ) -> Result<Vec<(String, Vec<stratus_manifest::model::Event>, i64)>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT function_name, events, created_ms FROM function_events ORDER BY function_name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, events, created) = row?;
+            out.push((name, decode("function events", &events)?, created));
+        }
+        Ok(out)
     }
 
     /// The event invoke config of a qualifier.

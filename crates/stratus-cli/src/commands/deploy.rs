@@ -132,6 +132,7 @@ pub(crate) fn request(
             "onSuccess": f.destinations.as_ref().and_then(|d| destination(p, d.on_success.as_ref())),
             "onFailure": f.destinations.as_ref().and_then(|d| destination(p, d.on_failure.as_ref())),
             "deadLetterTarget": f.on_error.as_ref().and_then(|v| v.as_str().map(str::to_string)),
+            "events": f.events,
         }));
     }
     Ok(json!({

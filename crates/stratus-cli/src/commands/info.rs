@@ -98,6 +98,13 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
             ));
         }
         println!("    {}", details.join(", "));
+        for sch in f["schedules"].as_array().into_iter().flatten() {
+            println!(
+                "    schedule {}: next {}",
+                sch["expression"].as_str().unwrap_or(""),
+                sch["next"].as_str().unwrap_or("never")
+            );
+        }
     }
     Ok(())
 }

@@ -29,6 +29,7 @@ pub struct AppState {
     pub scheduler: Scheduler,
     pub logs: Arc<LogStore>,
     pub events: crate::async_queue::AsyncQueue,
+    pub triggers: crate::triggers::Triggers,
 }
 
 /// The whole API on one router: management, invoke, and `/stratus/v1`.

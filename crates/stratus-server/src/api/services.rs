@@ -68,6 +68,9 @@ fn stream_deployment(s: AppState, service: String, stage: String, req: DeployReq
                 message: e.message,
             },
         };
+        // Schedules (and other event sources) follow the deployment before the
+        // client hears it is done.
+        s.triggers.reload(&s.registry);
         let _ = tx.send(last).await;
     });
     let lines = ReceiverStream::new(rx).map(|ev| {
@@ -174,6 +177,12 @@ async fn info(
                 provisioned.insert(q.clone(), json!({ "requested": st.requested, "available": st.available, "status": st.status }));
             }
         }
+        let schedules: Vec<Value> = s
+            .triggers
+            .next_firings(&name)
+            .into_iter()
+            .map(|(expr, next)| json!({ "expression": expr, "next": next.map(stratus_schedule::format_time) }))
+            .collect();
         let aliases: serde_json::Map<String, Value> = snap
             .aliases
             .iter()
@@ -192,6 +201,7 @@ async fn info(
             "aliases": aliases,
             "reservedConcurrency": snap.reserved,
             "provisionedConcurrency": provisioned,
+            "schedules": schedules,
         }));
     }
     let deployments = s
@@ -215,7 +225,10 @@ async fn remove(
     Path((service, stage)): Path<(String, String)>,
 ) -> Response {
     match deploy::remove(&s.registry, &service, &stage) {
-        Ok(removed) => json(StatusCode::OK, &json!({ "removed": removed })),
+        Ok(removed) => {
+            s.triggers.reload(&s.registry);
+            json(StatusCode::OK, &json!({ "removed": removed }))
+        }
         Err(e) => e.into_response(),
     }
 }
