@@ -144,6 +144,10 @@ pub(crate) struct ServerArgs {
     /// retry waits twice as long; Lambda waits about a minute, then two).
     #[arg(long, default_value_t = 60.0)]
     async_retry_delay: f64,
+    /// Serve the HTTP gateway (`http`/`httpApi` events, function URLs) on this
+    /// address; `--gateway` alone uses 127.0.0.1:3000.
+    #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:3000")]
+    gateway: Option<SocketAddr>,
     /// Region used in ARNs and AWS_REGION.
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -162,6 +166,7 @@ impl ServerArgs {
         cfg.log_retention = Duration::from_secs(self.log_retention_days * 24 * 3600);
         cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         cfg.region = self.region.clone();
+        cfg.gateway = self.gateway;
         cfg.async_settings.retry_base = Duration::from_secs_f64(self.async_retry_delay.max(0.0));
         cfg
     }
@@ -241,6 +246,9 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let server = stratus_server::start(args.config()).await?;
     tracing::info!(addr = %server.addr(), data_dir = %args.data_dir.display(), "stratus server listening");
     println!("stratus server listening on http://{}", server.addr());
+    if let Some(g) = server.gateway_addr() {
+        println!("HTTP gateway on http://{g}");
+    }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight invocations");
     server.shutdown().await;

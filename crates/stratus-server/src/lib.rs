@@ -14,6 +14,7 @@ pub mod api;
 pub mod async_queue;
 pub mod deploy;
 pub mod error;
+pub mod gateway;
 pub mod logs;
 pub mod model;
 pub mod registry;
@@ -63,6 +64,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Asynchronous delivery tuning.
     pub async_settings: async_queue::AsyncSettings,
+    /// Listen address of the HTTP gateway (off when `None`).
+    pub gateway: Option<SocketAddr>,
 }
 
 impl ServerConfig {
@@ -79,6 +82,7 @@ impl ServerConfig {
             log_retention: Duration::from_secs(7 * 24 * 3600),
             shutdown_grace: Duration::from_secs(30),
             async_settings: async_queue::AsyncSettings::default(),
+            gateway: None,
         }
     }
 }
@@ -114,6 +118,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    gateway: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     state: AppState,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
@@ -125,6 +130,11 @@ impl RunningServer {
         self.addr
     }
 
+    /// The bound gateway address, when the gateway is on.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway.as_ref().map(|(a, _)| *a)
+    }
+
     /// The scheduler (for embedding and tests).
     pub fn scheduler(&self) -> &Scheduler {
         &self.state.scheduler
@@ -134,6 +144,9 @@ impl RunningServer {
     /// requests, kill every environment, flush logs.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        if let Some((_, g)) = &self.gateway {
+            g.abort();
+        }
         let _ = self.task.await;
         self.state.scheduler.shutdown();
         self.state.logs.close();
@@ -160,6 +173,18 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         addr: cfg.listen,
         source,
     })?;
+    let gateway_listener = match cfg.gateway {
+        None => None,
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| StartError::Bind { addr, source })?;
+            Some((listener, bound))
+        }
+    };
     let logs = LogStore::open(dir, cfg.log_retention).map_err(StartError::Logs)?;
     let mut settings = cfg.settings.clone();
     settings.tmp_root = dir.join("tmp");
@@ -177,6 +202,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         region: cfg.region.clone(),
         account_id: cfg.account_id.clone(),
         endpoint_url: format!("http://{addr}"),
+        gateway_url: gateway_listener
+            .as_ref()
+            .map(|(_, a)| format!("http://{a}")),
     };
     let store = Store::open(dir)?;
     let blobs = BlobStore::open(dir.join("blobs"))?;
@@ -205,6 +233,21 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         logs,
         events,
         triggers,
+    };
+    let gateway = match gateway_listener {
+        None => None,
+        Some((listener, bound)) => {
+            let app = gateway::app(
+                state.triggers.routes.clone(),
+                state.registry.clone(),
+                state.scheduler.clone(),
+            );
+            let task = tokio::spawn(async move {
+                let service = app.into_make_service_with_connect_info::<SocketAddr>();
+                let _ = axum::serve(listener, service).await;
+            });
+            Some((bound, task))
+        }
     };
     let app = api::app(state.clone());
     let (stop, mut stopped) = watch::channel(false);
@@ -237,6 +280,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     });
     Ok(RunningServer {
         addr,
+        gateway,
         state,
         stop,
         task,

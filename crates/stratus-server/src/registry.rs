@@ -34,6 +34,8 @@ pub struct Identity {
     pub account_id: String,
     /// `AWS_ENDPOINT_URL` given to function code.
     pub endpoint_url: String,
+    /// The HTTP gateway's base URL, when it runs.
+    pub gateway_url: Option<String>,
 }
 
 impl Identity {

@@ -170,6 +170,8 @@ fn select_path(v: &Value, path: &str) -> Value {
 pub struct Triggers {
     entries: Arc<Mutex<Vec<ScheduleEntry>>>,
     changed: Arc<Notify>,
+    /// HTTP routes for the gateway.
+    pub routes: crate::gateway::Routes,
 }
 
 impl Triggers {
@@ -178,6 +180,7 @@ impl Triggers {
         let t = Self {
             entries: Arc::default(),
             changed: Arc::new(Notify::new()),
+            routes: Default::default(),
         };
         t.reload(&registry);
         tokio::spawn(run(t.clone(), registry, events));
@@ -196,6 +199,7 @@ impl Triggers {
         }
         *self.entries.lock() = all;
         self.changed.notify_one();
+        self.routes.reload(registry);
     }
 
     /// The schedules of `function` with their next firing.

@@ -132,7 +132,7 @@ pub(crate) fn request(
             "onSuccess": f.destinations.as_ref().and_then(|d| destination(p, d.on_success.as_ref())),
             "onFailure": f.destinations.as_ref().and_then(|d| destination(p, d.on_failure.as_ref())),
             "deadLetterTarget": f.on_error.as_ref().and_then(|v| v.as_str().map(str::to_string)),
-            "events": f.events,
+            "events": events_with_url(f),
         }));
     }
     Ok(json!({
@@ -140,6 +140,18 @@ pub(crate) fn request(
         "partial": only.is_some(),
         "manifest": serde_json::to_value(&p.service)?,
     }))
+}
+
+/// The function's events; `url:` travels with them as an `other` event of kind `url`.
+fn events_with_url(f: &stratus_manifest::ResolvedFunction) -> Vec<stratus_manifest::Event> {
+    let mut events = f.events.clone();
+    if f.url.is_some() {
+        events.push(stratus_manifest::Event::Other {
+            kind: "url".into(),
+            config: serde_json::Value::Bool(true),
+        });
+    }
+    events
 }
 
 /// A destination as the server takes it: a function of this service by its deployed

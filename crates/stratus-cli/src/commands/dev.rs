@@ -22,6 +22,9 @@ pub(crate) struct DevArgs {
     /// Port of the local API (0 picks a free one).
     #[arg(long, default_value_t = 9000)]
     port: u16,
+    /// Port of the HTTP gateway (0 picks a free one).
+    #[arg(long, default_value_t = 3000)]
+    gateway_port: u16,
     /// Deploy once and serve, without watching files.
     #[arg(long)]
     no_watch: bool,
@@ -54,6 +57,7 @@ pub(crate) async fn run(g: &Global, args: DevArgs) -> anyhow::Result<()> {
     let data = p.dir.join(".stratus").join("data");
     let mut cfg = stratus_server::ServerConfig::new(&data, ([127, 0, 0, 1], args.port).into());
     cfg.shutdown_grace = Duration::from_secs(2);
+    cfg.gateway = Some(([127, 0, 0, 1], args.gateway_port).into());
     cfg.region = p.service.region.clone();
     let server = stratus_server::start(cfg)
         .await
@@ -63,6 +67,9 @@ pub(crate) async fn run(g: &Global, args: DevArgs) -> anyhow::Result<()> {
         "Stratus dev server on {endpoint} (data in {})",
         data.display()
     );
+    if let Some(g) = server.gateway_addr() {
+        println!("HTTP gateway on http://{g}");
+    }
     // Reloads read the same file, wherever `--config` pointed.
     let g = Global {
         endpoint: endpoint.clone(),

@@ -98,6 +98,13 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
             ));
         }
         println!("    {}", details.join(", "));
+        for ep in f["endpoints"].as_array().into_iter().flatten() {
+            println!(
+                "    {} - {}",
+                ep["method"].as_str().unwrap_or(""),
+                ep["url"].as_str().unwrap_or("")
+            );
+        }
         for sch in f["schedules"].as_array().into_iter().flatten() {
             println!(
                 "    schedule {}: next {}",

@@ -23,6 +23,8 @@ pub struct Server {
     pub api: Api,
     pub addr: String,
     pub data_dir: PathBuf,
+    /// The HTTP gateway's base URL, when started with `--gateway`.
+    pub gateway: Option<String>,
 }
 
 impl Server {
@@ -53,11 +55,22 @@ impl Server {
             .expect("a line");
         let url = line.rsplit(' ').next().expect("url").to_string();
         let addr = url.trim_start_matches("http://").to_string();
+        let gateway = if extra.iter().any(|a| a.starts_with("--gateway")) {
+            let line = lines
+                .next_line()
+                .await
+                .expect("read stdout")
+                .expect("the gateway line");
+            Some(line.rsplit(' ').next().expect("gateway url").to_string())
+        } else {
+            None
+        };
         Server {
             child,
             api: Api::new(&url),
             addr,
             data_dir: data_dir.to_path_buf(),
+            gateway,
         }
     }
 

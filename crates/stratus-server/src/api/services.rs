@@ -177,6 +177,17 @@ async fn info(
                 provisioned.insert(q.clone(), json!({ "requested": st.requested, "available": st.available, "status": st.status }));
             }
         }
+        let endpoints: Vec<Value> = s
+            .triggers
+            .routes
+            .list()
+            .into_iter()
+            .filter(|(_, _, _, f)| *f == name)
+            .map(|(kind, method, path, _)| {
+                let base = s.registry.identity.gateway_url.clone().unwrap_or_default();
+                json!({ "kind": kind, "method": method, "url": format!("{base}{path}") })
+            })
+            .collect();
         let schedules: Vec<Value> = s
             .triggers
             .next_firings(&name)
@@ -202,6 +213,7 @@ async fn info(
             "reservedConcurrency": snap.reserved,
             "provisionedConcurrency": provisioned,
             "schedules": schedules,
+            "endpoints": endpoints,
         }));
     }
     let deployments = s

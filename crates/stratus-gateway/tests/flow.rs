@@ -1,0 +1,223 @@
+//! The sequence the server runs for a request, end to end without a socket:
+//! size check, preflight, lookup, event, (a stand-in for) the invocation,
+//! response mapping, CORS.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use serde_json::Value;
+use stratus_gateway::response::{check_request_size, function_response};
+use stratus_gateway::{build_event, CorsConfig, GatewayError, RequestMeta, RouteSpec, RouteTable};
+
+/// What the server does; `invoke` stands in for the scheduler and returns
+/// the function's result payload, or `Err` for a function error.
+fn serve(
+    table: &RouteTable,
+    request: Request<Vec<u8>>,
+    invoke: impl FnOnce(&str, &Value) -> Result<Vec<u8>, GatewayError>,
+) -> Response<Bytes> {
+    let (parts, body) = request.into_parts();
+    let origin = parts
+        .headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let path = parts.uri.path().to_string();
+
+    if let Some(preflight) = table.preflight(&parts.method, &path) {
+        let id = stratus_gateway::request::new_request_id(preflight.kind);
+        return preflight.response(origin.as_deref(), &id);
+    }
+    let matched = match table.lookup(&parts.method, &path) {
+        Ok(m) => m,
+        Err(e) => return e.response("not-found-id"),
+    };
+    let kind = matched.route.kind();
+    let meta = RequestMeta::new(
+        kind,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        "000000000000",
+        "localapi01",
+    );
+    if let Err(e) = check_request_size(kind, body.len()) {
+        return e.to_response(kind, &meta.request_id);
+    }
+    let event = build_event(&matched, &parts, &body, &meta);
+    let payload = match event.to_json() {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    let event: Value = match serde_json::from_slice(&payload) {
+        Ok(v) => v,
+        Err(e) => panic!("{e}"),
+    };
+    let mut response = match invoke(matched.route.function(), &event) {
+        Ok(result) => function_response(kind, &result, &meta.request_id),
+        Err(error) => error.to_response(kind, &meta.request_id),
+    };
+    matched.apply_cors(origin.as_deref(), response.headers_mut());
+    response
+}
+
+fn table() -> RouteTable {
+    let specs = vec![
+        RouteSpec::rest("GET", "/users/{id}", "dev", "svc-dev-getUser")
+            .with_cors(CorsConfig::serverless_default(["GET"])),
+        RouteSpec::rest("ANY", "/admin/{proxy+}", "dev", "svc-dev-admin"),
+        RouteSpec::http_api("POST", "/orders", "svc-dev-createOrder"),
+        RouteSpec::function_url("svc-dev-hook"),
+    ];
+    match RouteTable::new(specs) {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn request(method: Method, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Request<Vec<u8>> {
+    let mut builder = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    match builder.body(body.to_vec()) {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn header<'a>(r: &'a Response<Bytes>, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[test]
+fn rest_get_with_cors() {
+    let t = table();
+    let r = serve(
+        &t,
+        request(
+            Method::GET,
+            "/dev/users/7",
+            &[("origin", "https://app.test")],
+            b"",
+        ),
+        |function, event| {
+            assert_eq!(function, "svc-dev-getUser");
+            assert_eq!(event["pathParameters"]["id"], "7");
+            assert_eq!(event["resource"], "/users/{id}");
+            Ok(br#"{"statusCode":200,"body":"{\"id\":7}"}"#.to_vec())
+        },
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body().as_ref(), br#"{"id":7}"#);
+    assert_eq!(header(&r, "access-control-allow-origin"), Some("*"));
+    assert_eq!(header(&r, "content-type"), Some("application/json"));
+    assert_eq!(header(&r, "x-amzn-requestid").map(str::len), Some(36));
+}
+
+#[test]
+fn preflight_does_not_invoke() {
+    let t = table();
+    let r = serve(
+        &t,
+        request(
+            Method::OPTIONS,
+            "/dev/users/7",
+            &[
+                ("origin", "https://app.test"),
+                ("access-control-request-method", "GET"),
+            ],
+            b"",
+        ),
+        |_, _| panic!("a preflight must not invoke the function"),
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        header(&r, "access-control-allow-methods"),
+        Some("OPTIONS,GET")
+    );
+}
+
+#[test]
+fn unknown_routes_answer_as_their_api() {
+    let t = table();
+    let never = |_: &str, _: &Value| -> Result<Vec<u8>, GatewayError> { panic!("no invocation") };
+    let r = serve(&t, request(Method::POST, "/dev/users/7", &[], b""), never);
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        r.body().as_ref(),
+        br#"{"message": "Missing Authentication Token"}"#
+    );
+    let r = serve(&t, request(Method::GET, "/orders", &[], b""), never);
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.body().as_ref(), br#"{"message":"Not Found"}"#);
+}
+
+#[test]
+fn http_api_simplified_result_and_function_errors() {
+    let t = table();
+    let r = serve(
+        &t,
+        request(
+            Method::POST,
+            "/orders",
+            &[("content-type", "application/json")],
+            br#"{"n":1}"#,
+        ),
+        |function, event| {
+            assert_eq!(function, "svc-dev-createOrder");
+            assert_eq!(event["body"], r#"{"n":1}"#);
+            assert_eq!(event["routeKey"], "POST /orders");
+            Ok(br#"{"created":true}"#.to_vec())
+        },
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body().as_ref(), br#"{"created":true}"#);
+    assert_eq!(header(&r, "apigw-requestid").map(str::len), Some(16));
+
+    let r = serve(&t, request(Method::POST, "/orders", &[], b""), |_, _| {
+        Err(GatewayError::FunctionError)
+    });
+    assert_eq!(r.status(), 502);
+    assert_eq!(r.body().as_ref(), br#"{"message":"Internal server error"}"#);
+
+    let r = serve(&t, request(Method::POST, "/orders", &[], b""), |_, _| {
+        Err(GatewayError::Timeout)
+    });
+    assert_eq!(r.status(), 504);
+}
+
+#[test]
+fn function_url_gets_the_rest_of_the_path() {
+    let t = table();
+    let r = serve(
+        &t,
+        request(
+            Method::DELETE,
+            "/lambda-url/svc-dev-hook/items/3?force=1",
+            &[],
+            b"",
+        ),
+        |function, event| {
+            assert_eq!(function, "svc-dev-hook");
+            assert_eq!(event["rawPath"], "/items/3");
+            assert_eq!(event["queryStringParameters"]["force"], "1");
+            assert_eq!(event["requestContext"]["http"]["method"], "DELETE");
+            Ok(br#"{"statusCode":204}"#.to_vec())
+        },
+    );
+    assert_eq!(r.status(), 204);
+    assert!(r.body().is_empty());
+}
+
+#[test]
+fn oversized_bodies_are_refused_before_invoking() {
+    let t = table();
+    let big = vec![b'a'; 6 * 1024 * 1024 + 1];
+    let r = serve(
+        &t,
+        request(Method::POST, "/lambda-url/svc-dev-hook/", &[], &big),
+        |_, _| panic!("no invocation"),
+    );
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.body().as_ref(), br#"{"message":"Request Too Long"}"#);
+}
