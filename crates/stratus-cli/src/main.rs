@@ -103,6 +103,8 @@ enum Command {
     Print(commands::info::PrintArgs),
     /// Invocation counts per function.
     Metrics(commands::info::MetricsArgs),
+    /// The built-in queues: list, send, receive, purge.
+    Queue(commands::queue::QueueArgs),
     /// Run a local server, deploy the service, and redeploy on every change.
     Dev(commands::dev::DevArgs),
 }
@@ -212,6 +214,7 @@ fn main() -> std::process::ExitCode {
             Command::Print(args) => commands::info::print(&g, args),
             Command::Metrics(args) => commands::info::metrics(&g, args).await,
             Command::Dev(args) => commands::dev::run(&g, args).await,
+            Command::Queue(args) => commands::queue::run(&g, args).await,
         }
     });
     match result {

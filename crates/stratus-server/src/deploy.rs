@@ -89,6 +89,20 @@ pub struct DeployRequest {
     /// The resolved manifest, kept with the deployment record.
     #[serde(default)]
     pub manifest: serde_json::Value,
+    /// Queues from `resources` (`AWS::SQS::Queue`), created or updated first.
+    #[serde(default)]
+    pub queues: Vec<QueueDef>,
+}
+
+/// A queue of the service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueDef {
+    /// Queue name.
+    pub name: String,
+    /// SQS attributes (`VisibilityTimeout`, `RedrivePolicy`, ...), as strings.
+    #[serde(default)]
+    pub attributes: std::collections::HashMap<String, String>,
 }
 
 /// What happened to one function.
@@ -271,6 +285,7 @@ fn config_differs(c: &crate::model::FunctionConfiguration, f: &DeployFunction) -
 /// Applies a deployment, reporting steps on `events`.
 pub async fn apply(
     registry: &Arc<Registry>,
+    queues: &Arc<stratus_queue::Queues>,
     service: &str,
     stage: &str,
     req: DeployRequest,
@@ -282,6 +297,30 @@ pub async fn apply(
         step: "validate".into(),
     };
     validate(registry, service, stage, &req).map_err(|e| ("validate".to_string(), e))?;
+    // Queues first (dead-letter targets before the queues that name them), so
+    // functions and their event sources find them.
+    let mut ordered: Vec<&QueueDef> = req.queues.iter().collect();
+    ordered.sort_by_key(|q| q.attributes.contains_key("RedrivePolicy"));
+    for q in ordered {
+        ctx.step("resources", format!("queue {}", q.name)).await;
+        let r = if queues.exists(&q.name).await.unwrap_or(false) {
+            queues
+                .set_attributes(&q.name, &q.attributes)
+                .await
+                .map(|_| ())
+        } else {
+            queues
+                .create_queue(&q.name, &q.attributes, &std::collections::HashMap::new())
+                .await
+                .map(|_| ())
+        };
+        r.map_err(|e| {
+            (
+                ctx.step.clone(),
+                ApiError::invalid(format!("queue {}: {e}", q.name)),
+            )
+        })?;
+    }
     let mut results = Vec::new();
     for f in &req.functions {
         let r = deploy_function(&mut ctx, service, stage, f).await;

@@ -14,6 +14,7 @@ pub mod api;
 pub mod async_queue;
 pub mod deploy;
 pub mod error;
+pub mod esm;
 pub mod gateway;
 pub mod logs;
 pub mod model;
@@ -108,6 +109,8 @@ pub enum StartError {
     Logs(rusqlite::Error),
     #[error("cannot prepare runtimes: {0}")]
     Runtimes(std::io::Error),
+    #[error("cannot open the queue service: {0}")]
+    Queues(String),
     #[error("cannot open the event queue: {0}")]
     Events(rusqlite::Error),
     #[error("cannot load functions: {0}")]
@@ -226,13 +229,26 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         cfg.async_settings.clone(),
     )
     .map_err(StartError::Events)?;
-    let triggers = triggers::Triggers::start(registry.clone(), events.clone());
+    let queues = stratus_queue::Queues::open(
+        dir,
+        &registry.identity.endpoint_url,
+        &registry.identity.region,
+        &registry.identity.account_id,
+    )
+    .map_err(|e| StartError::Queues(e.to_string()))?;
+    let triggers = triggers::Triggers::start(
+        registry.clone(),
+        events.clone(),
+        queues.clone(),
+        scheduler.clone(),
+    );
     let state = AppState {
         registry,
         scheduler,
         logs,
         events,
         triggers,
+        queues,
     };
     let gateway = match gateway_listener {
         None => None,

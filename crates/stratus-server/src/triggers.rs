@@ -1,6 +1,8 @@
 //! Event sources of deployed functions, from their `serverless.yml` `events`:
-//! schedules today (each firing is an asynchronous invocation with the EventBridge
-//! Scheduled Event payload, or the `input`/`inputPath` the event asks for).
+//! schedules (each firing is an asynchronous invocation with the EventBridge
+//! Scheduled Event payload, or the `input`/`inputPath` the event asks for), HTTP
+//! routes for the gateway (`gateway.rs`) and SQS pollers (`esm.rs`), all reloaded
+//! together after each deployment.
 //!
 //! The deployment stores each function's events (`function_events` in the state
 //! database); [`Triggers`] keeps the enabled schedules in memory and a task fires them.
@@ -172,15 +174,27 @@ pub struct Triggers {
     changed: Arc<Notify>,
     /// HTTP routes for the gateway.
     pub routes: crate::gateway::Routes,
+    /// SQS event source mappings.
+    mappings: crate::esm::Mappings,
+    queues: Arc<stratus_queue::Queues>,
+    scheduler: stratus_scheduler::Scheduler,
 }
 
 impl Triggers {
     /// Loads every function's schedules and starts firing them.
-    pub fn start(registry: Arc<Registry>, events: AsyncQueue) -> Self {
+    pub fn start(
+        registry: Arc<Registry>,
+        events: AsyncQueue,
+        queues: Arc<stratus_queue::Queues>,
+        scheduler: stratus_scheduler::Scheduler,
+    ) -> Self {
         let t = Self {
             entries: Arc::default(),
             changed: Arc::new(Notify::new()),
             routes: Default::default(),
+            mappings: Default::default(),
+            queues,
+            scheduler,
         };
         t.reload(&registry);
         tokio::spawn(run(t.clone(), registry, events));
@@ -188,7 +202,7 @@ impl Triggers {
     }
 
     /// Re-reads the schedules after a deployment.
-    pub fn reload(&self, registry: &Registry) {
+    pub fn reload(&self, registry: &Arc<Registry>) {
         let mut all = Vec::new();
         for (function, events, created_ms) in
             registry.store().all_function_events().unwrap_or_default()
@@ -200,6 +214,8 @@ impl Triggers {
         *self.entries.lock() = all;
         self.changed.notify_one();
         self.routes.reload(registry);
+        self.mappings
+            .reload(registry, &self.queues, &self.scheduler);
     }
 
     /// The schedules of `function` with their next firing.

@@ -98,12 +98,99 @@ async fn upload(
     Ok(())
 }
 
+/// Queues declared in `resources` (`Type: AWS::SQS::Queue`): the definitions the
+/// server creates, and each logical id's ARN for `Fn::GetAtt`/`Ref`.
+#[allow(clippy::type_complexity)]
+fn queue_resources(
+    p: &Project,
+) -> anyhow::Result<(Vec<Value>, std::collections::BTreeMap<String, String>)> {
+    let mut arns = std::collections::BTreeMap::new();
+    let resources = p.service.resources["Resources"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let name_of = |id: &str, r: &Value| {
+        r["Properties"]["QueueName"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}-{}-{id}", p.service.service, p.service.stage))
+    };
+    for (id, r) in &resources {
+        if r["Type"] == "AWS::SQS::Queue" {
+            arns.insert(
+                id.clone(),
+                format!(
+                    "arn:aws:sqs:{}:000000000000:{}",
+                    p.service.region,
+                    name_of(id, r)
+                ),
+            );
+        }
+    }
+    let mut queues = Vec::new();
+    for (id, r) in &resources {
+        if r["Type"] != "AWS::SQS::Queue" {
+            continue;
+        }
+        let mut attrs = serde_json::Map::new();
+        for (k, v) in r["Properties"].as_object().into_iter().flatten() {
+            let value = match (k.as_str(), v) {
+                ("QueueName", _) | ("Tags", _) => continue,
+                ("RedrivePolicy", Value::Object(o)) => {
+                    let mut o = o.clone();
+                    if let Some(target) = o.get("deadLetterTargetArn").cloned() {
+                        let arn = resolve_ref(&target, &arns).with_context(|| {
+                            format!("resources.Resources.{id}.Properties.RedrivePolicy.deadLetterTargetArn")
+                        })?;
+                        o.insert("deadLetterTargetArn".into(), Value::String(arn));
+                    }
+                    Value::Object(o).to_string()
+                }
+                (_, Value::String(s)) => s.clone(),
+                (_, other) => other.to_string(),
+            };
+            attrs.insert(k.clone(), Value::String(value));
+        }
+        queues.push(json!({ "name": name_of(id, r), "attributes": attrs }));
+    }
+    Ok((queues, arns))
+}
+
+/// An ARN written as a string, `{"Fn::GetAtt": [Id, "Arn"]}` or `{"Ref": Id}`.
+fn resolve_ref(
+    v: &Value,
+    arns: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<String> {
+    if let Some(s) = v.as_str() {
+        return Ok(s.to_string());
+    }
+    let id = v["Fn::GetAtt"][0].as_str().or_else(|| v["Ref"].as_str());
+    match id.and_then(|id| arns.get(id)) {
+        Some(arn) => Ok(arn.clone()),
+        None => bail!("cannot resolve {v}: expected a queue ARN, or Fn::GetAtt/Ref of an AWS::SQS::Queue in resources"),
+    }
+}
+
+/// Replaces `sqs` events' ARN references with the ARNs of the service's queues.
+fn resolve_events(
+    mut events: Vec<stratus_manifest::Event>,
+    arns: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<Vec<stratus_manifest::Event>> {
+    for ev in &mut events {
+        if let stratus_manifest::Event::Sqs(s) = ev {
+            s.arn = Value::String(resolve_ref(&s.arn, arns)?);
+        }
+    }
+    Ok(events)
+}
+
 /// The deployment request for `p`'s functions (all, or `only`).
 pub(crate) fn request(
     p: &Project,
     packages: &Packages,
     only: Option<&str>,
 ) -> anyhow::Result<Value> {
+    let (queues, arns) = queue_resources(p)?;
     let mut functions = Vec::new();
     for (key, f) in &p.service.functions {
         if only.is_some_and(|o| o != key) {
@@ -132,10 +219,11 @@ pub(crate) fn request(
             "onSuccess": f.destinations.as_ref().and_then(|d| destination(p, d.on_success.as_ref())),
             "onFailure": f.destinations.as_ref().and_then(|d| destination(p, d.on_failure.as_ref())),
             "deadLetterTarget": f.on_error.as_ref().and_then(|v| v.as_str().map(str::to_string)),
-            "events": events_with_url(f),
+            "events": resolve_events(events_with_url(f), &arns).with_context(|| format!("functions.{key}.events"))?,
         }));
     }
     Ok(json!({
+        "queues": queues,
         "functions": functions,
         "partial": only.is_some(),
         "manifest": serde_json::to_value(&p.service)?,

@@ -6,6 +6,7 @@ pub(crate) mod dev;
 pub(crate) mod info;
 pub(crate) mod invoke;
 pub(crate) mod logs;
+pub(crate) mod queue;
 
 use anyhow::bail;
 

@@ -30,6 +30,7 @@ pub struct AppState {
     pub logs: Arc<LogStore>,
     pub events: crate::async_queue::AsyncQueue,
     pub triggers: crate::triggers::Triggers,
+    pub queues: std::sync::Arc<stratus_queue::Queues>,
 }
 
 /// The whole API on one router: management, invoke, and `/stratus/v1`.
@@ -41,10 +42,27 @@ pub fn app(state: AppState) -> Router {
         .merge(invoke::routes())
         .merge(native::routes())
         .merge(services::routes())
+        .route("/", axum::routing::post(sqs))
         .fallback(fallback)
         // Uploads may carry a 50 MB zip in base64; the invoke handler enforces 6 MB.
         .layer(DefaultBodyLimit::max(80 * 1024 * 1024))
         .with_state(state)
+}
+
+/// The SQS JSON protocol: `POST /` with `X-Amz-Target: AmazonSQS.<Action>`, on the
+/// same listener as the Lambda APIs so one `AWS_ENDPOINT_URL` serves both clients.
+async fn sqs(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        Some(target) if target.starts_with(stratus_queue::TARGET_PREFIX) => {
+            stratus_queue::handle(&s.queues, target, &body).await
+        }
+        _ => ApiError::unknown_operation("POST", "/ (without an X-Amz-Target this server serves)")
+            .into_response(),
+    }
 }
 
 async fn fallback(method: Method, uri: Uri) -> Response {

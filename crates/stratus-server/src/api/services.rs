@@ -60,7 +60,7 @@ async fn put_blob(State(s): State<AppState>, Path(sha): Path<String>, body: Byte
 fn stream_deployment(s: AppState, service: String, stage: String, req: DeployRequest) -> Response {
     let (tx, rx) = mpsc::channel::<Event>(64);
     tokio::spawn(async move {
-        let last = match deploy::apply(&s.registry, &service, &stage, req, &tx).await {
+        let last = match deploy::apply(&s.registry, &s.queues, &service, &stage, req, &tx).await {
             Ok(result) => Event::Done { result },
             Err((step, e)) => Event::Error {
                 step,
@@ -236,6 +236,19 @@ async fn remove(
     State(s): State<AppState>,
     Path((service, stage)): Path<(String, String)>,
 ) -> Response {
+    // The queues the last deployment declared go with the service.
+    let declared: Vec<String> = s
+        .registry
+        .store()
+        .deployments(&service, &stage)
+        .ok()
+        .and_then(|d| d.last().cloned())
+        .and_then(|(_, req, _)| serde_json::from_str::<DeployRequest>(&req).ok())
+        .map(|r| r.queues.into_iter().map(|q| q.name).collect())
+        .unwrap_or_default();
+    for q in declared {
+        let _ = s.queues.delete_queue(&q).await;
+    }
     match deploy::remove(&s.registry, &service, &stage) {
         Ok(removed) => {
             s.triggers.reload(&s.registry);

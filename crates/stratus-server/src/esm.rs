@@ -1,0 +1,302 @@
+//! SQS event source mappings: `events: - sqs: {arn, batchSize, maximumBatchingWindow,
+//! functionResponseType, enabled}` of deployed functions.
+//!
+//! Each enabled mapping has pollers that long-poll the built-in queue for up to
+//! `batchSize` messages (at most 10 per receive, so larger batches gather several
+//! receives within `maximumBatchingWindow`) and invoke the function synchronously
+//! with Lambda's SQS event (`{"Records":[{messageId, receiptHandle, body, attributes,
+//! messageAttributes, md5OfBody, eventSource:"aws:sqs", eventSourceARN, awsRegion}]}`).
+//! Success deletes the batch; a function error (or a throttle) leaves it to become
+//! visible again after the visibility timeout, so the queue's redrive policy decides
+//! when a message is dead-lettered; with `ReportBatchItemFailures` only the messages
+//! the function lists in `batchItemFailures` stay. Pollers scale with the queue's
+//! depth (one per full batch waiting, up to five per mapping), within the
+//! function's concurrency limits (a throttled batch simply waits).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde_json::{json, Value};
+use stratus_manifest::model::Event;
+use stratus_queue::{Queues, Received};
+use stratus_scheduler::{InvokeRequest, Scheduler};
+use tokio::task::JoinHandle;
+
+use crate::model::new_uuid;
+use crate::registry::Registry;
+
+/// Most pollers one mapping runs.
+const MAX_POLLERS: usize = 5;
+
+#[derive(Debug, Clone, PartialEq)]
+struct Mapping {
+    function: String,
+    queue: String,
+    queue_arn: String,
+    batch_size: u32,
+    window: Duration,
+    report_failures: bool,
+}
+
+/// A mapping and the task running it.
+type Running = (Mapping, Vec<JoinHandle<()>>);
+
+/// The running pollers.
+#[derive(Debug, Clone, Default)]
+pub struct Mappings {
+    running: Arc<Mutex<HashMap<String, Running>>>,
+}
+
+impl Mappings {
+    /// Starts, keeps or stops pollers to match the deployed functions' `sqs` events.
+    pub fn reload(&self, registry: &Arc<Registry>, queues: &Arc<Queues>, scheduler: &Scheduler) {
+        let mut wanted = HashMap::new();
+        for (function, events, _) in registry.store().all_function_events().unwrap_or_default() {
+            for ev in &events {
+                let Event::Sqs(s) = ev else { continue };
+                if !s.enabled {
+                    continue;
+                }
+                let Some(arn) = s.arn.as_str() else { continue };
+                // One account per server: an SQS ARN naming another region or account
+                // id still means the queue of that name here.
+                let queue = queues.name_from_arn(arn).or_else(|| {
+                    arn.strip_prefix("arn:aws:sqs:")
+                        .and_then(|r| r.rsplit(':').next())
+                        .map(str::to_string)
+                });
+                let Some(queue) = queue else {
+                    tracing::warn!(function, arn, "sqs event: not a queue of this server");
+                    continue;
+                };
+                let m = Mapping {
+                    function: function.clone(),
+                    queue_arn: queues.arn(&queue),
+                    queue,
+                    batch_size: s.batch_size.max(1),
+                    window: Duration::from_secs(u64::from(s.maximum_batching_window.unwrap_or(0))),
+                    report_failures: s.function_response_type.as_deref()
+                        == Some("ReportBatchItemFailures"),
+                };
+                wanted.insert(format!("{function}\0{arn}"), m);
+            }
+        }
+        let mut running = self.running.lock();
+        running.retain(|key, (m, handles)| {
+            let keep = wanted.get(key) == Some(m);
+            if !keep {
+                for h in handles.iter() {
+                    h.abort();
+                }
+            }
+            keep
+        });
+        for (key, m) in wanted {
+            if running.contains_key(&key) {
+                continue;
+            }
+            let supervisor = tokio::spawn(supervise(
+                m.clone(),
+                registry.clone(),
+                queues.clone(),
+                scheduler.clone(),
+            ));
+            running.insert(key, (m, vec![supervisor]));
+        }
+    }
+}
+
+/// Runs one poller, adding more while full batches wait, removing them when idle.
+async fn supervise(m: Mapping, registry: Arc<Registry>, queues: Arc<Queues>, scheduler: Scheduler) {
+    // Dropped (and so every poller aborted) when this supervisor is aborted.
+    let mut guard = AbortOnDrop(Vec::new());
+    let pollers = &mut guard.0;
+    loop {
+        pollers.retain(|p| !p.is_finished());
+        let depth = queues.depth(&m.queue).await.map(|d| d.visible).unwrap_or(0);
+        let want = ((depth as usize).div_ceil(m.batch_size as usize)).clamp(1, MAX_POLLERS);
+        while pollers.len() < want {
+            pollers.push(tokio::spawn(poll(
+                m.clone(),
+                registry.clone(),
+                queues.clone(),
+                scheduler.clone(),
+            )));
+        }
+        while pollers.len() > want {
+            if let Some(p) = pollers.pop() {
+                p.abort();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if scheduler.is_shut_down() {
+            return;
+        }
+    }
+}
+
+/// Aborts the pollers with their supervisor.
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+async fn poll(m: Mapping, registry: Arc<Registry>, queues: Arc<Queues>, scheduler: Scheduler) {
+    loop {
+        if scheduler.is_shut_down() {
+            return;
+        }
+        let batch = gather(&m, &queues).await;
+        if batch.is_empty() {
+            continue;
+        }
+        let resolved = match registry.resolve(&m.function, None) {
+            Ok(r) => r,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let event = sqs_event(&m, &batch, &registry.identity.region);
+        let req = InvokeRequest {
+            request_id: Arc::from(new_uuid()),
+            payload: Bytes::from(event.to_string()),
+            invoked_arn: resolved.invoked_arn.clone(),
+            client_context: None,
+            tail: false,
+        };
+        match scheduler.invoke(&resolved.spec, req).await {
+            Ok(out) if !out.function_error => {
+                let failed = if m.report_failures {
+                    batch_item_failures(&out.payload)
+                } else {
+                    Vec::new()
+                };
+                for msg in batch.iter().filter(|msg| !failed.contains(&msg.message_id)) {
+                    if let Err(e) = queues.delete(&m.queue, &msg.receipt_handle).await {
+                        tracing::warn!(error = %e, "cannot delete a processed message");
+                    }
+                }
+            }
+            // A function error or a throttle: the batch becomes visible again after
+            // the visibility timeout; the redrive policy applies as for any consumer.
+            Ok(_) | Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Receives up to `batch_size` messages, waiting up to the batching window (or a
+/// 20 s long poll for the first message).
+async fn gather(m: &Mapping, queues: &Queues) -> Vec<Received> {
+    let mut batch = Vec::new();
+    let deadline = tokio::time::Instant::now() + m.window;
+    loop {
+        let want = (m.batch_size as usize - batch.len()).min(10) as u32;
+        let wait = if batch.is_empty() {
+            Duration::from_secs(20)
+        } else {
+            deadline.saturating_duration_since(tokio::time::Instant::now())
+        };
+        match queues.receive(&m.queue, want, None, Some(wait)).await {
+            Ok(mut got) => {
+                let empty = got.is_empty();
+                batch.append(&mut got);
+                if empty
+                    || batch.len() >= m.batch_size as usize
+                    || tokio::time::Instant::now() >= deadline
+                {
+                    return batch;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, queue = %m.queue, "cannot receive");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return batch;
+            }
+        }
+    }
+}
+
+/// Lambda's SQS event.
+fn sqs_event(m: &Mapping, batch: &[Received], region: &str) -> Value {
+    let records: Vec<Value> = batch
+        .iter()
+        .map(|msg| {
+            let attrs: serde_json::Map<String, Value> = msg
+                .attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            json!({
+                "messageId": msg.message_id,
+                "receiptHandle": msg.receipt_handle,
+                "body": msg.body,
+                "attributes": attrs,
+                "messageAttributes": message_attributes(&msg.message_attributes),
+                "md5OfBody": msg.md5_of_body,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": m.queue_arn,
+                "awsRegion": region,
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// Message attributes in the event's form (`stringValue`/`binaryValue` (base64),
+/// `dataType`).
+fn message_attributes(attrs: &stratus_queue::MessageAttributes) -> Value {
+    use base64::Engine as _;
+    let out: serde_json::Map<String, Value> = attrs
+        .iter()
+        .map(|(k, a)| {
+            let mut o =
+                json!({ "stringListValues": [], "binaryListValues": [], "dataType": a.data_type });
+            match &a.value {
+                stratus_queue::AttributeValue::String(s) => {
+                    o["stringValue"] = Value::String(s.clone())
+                }
+                stratus_queue::AttributeValue::Binary(b) => {
+                    o["binaryValue"] =
+                        Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+                }
+            }
+            (k.clone(), o)
+        })
+        .collect();
+    Value::Object(out)
+}
+
+/// `{"batchItemFailures":[{"itemIdentifier":"<messageId>"}]}` → the ids.
+fn batch_item_failures(payload: &[u8]) -> Vec<String> {
+    let Ok(v) = serde_json::from_slice::<Value>(payload) else {
+        return Vec::new();
+    };
+    v["batchItemFailures"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_item_failures_are_read() {
+        let p = br#"{"batchItemFailures":[{"itemIdentifier":"a"},{"itemIdentifier":"b"}]}"#;
+        assert_eq!(batch_item_failures(p), ["a", "b"]);
+        assert!(batch_item_failures(b"null").is_empty());
+        assert!(batch_item_failures(b"not json").is_empty());
+    }
+}
