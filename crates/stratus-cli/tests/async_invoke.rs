@@ -474,3 +474,97 @@ async fn sigkill_in_a_burst_loses_no_accepted_event() {
     );
     assert!(accepted.len() >= 300);
 }
+
+async fn sqs(s: &Server, action: &str, body: Value) -> Value {
+    let target = format!("AmazonSQS.{action}");
+    let r = s
+        .api
+        .call(
+            "POST",
+            "/",
+            &[
+                ("x-amz-target", target.as_str()),
+                ("content-type", "application/x-amz-json-1.0"),
+            ],
+            body.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "{action}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_destinations_and_dead_letter_queues_receive_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    create_recorder(&s, "qrec", &out, json!({})).await;
+    let ok_url = sqs(&s, "CreateQueue", json!({"QueueName": "successes"})).await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dlq_url = sqs(&s, "CreateQueue", json!({"QueueName": "dead"})).await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let cfg = json!({"MaximumRetryAttempts": 0, "DestinationConfig": {"OnSuccess": {"Destination": "arn:aws:sqs:us-east-1:000000000000:successes"}}});
+    let r = s
+        .api
+        .call(
+            "PUT",
+            "/2019-09-25/functions/qrec/event-invoke-config",
+            &[],
+            cfg.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let r = s
+        .api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/qrec/configuration",
+            &[],
+            json!({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:000000000000:dead"}})
+                .to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+
+    event(&s, "qrec", json!({"id": "fine"})).await;
+    event(&s, "qrec", json!({"id": "broken", "failTimes": 3})).await;
+    let receive = |url: String| {
+        let s = &s;
+        async move {
+            let v = sqs(
+                s,
+                "ReceiveMessage",
+                json!({"QueueUrl": url, "WaitTimeSeconds": 10, "MaxNumberOfMessages": 1}),
+            )
+            .await;
+            let body = v["Messages"][0]["Body"]
+                .as_str()
+                .expect("a message")
+                .to_string();
+            serde_json::from_str::<Value>(&body).unwrap()
+        }
+    };
+    let record = receive(ok_url).await;
+    assert_eq!(record["requestContext"]["condition"], "Success");
+    assert_eq!(record["requestPayload"]["id"], "fine");
+    assert_eq!(record["responsePayload"], json!({"ok": "fine"}));
+    let dead = receive(dlq_url).await;
+    assert_eq!(
+        dead,
+        json!({"id": "broken", "failTimes": 3}),
+        "the DLQ gets the original event"
+    );
+}

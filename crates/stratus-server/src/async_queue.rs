@@ -95,6 +95,8 @@ pub struct DeadLetter {
 #[derive(Clone)]
 pub struct AsyncQueue {
     tx: mpsc::Sender<Enqueue>,
+    /// Queue destinations and dead-letter queues.
+    queues: Arc<stratus_queue::Queues>,
     db: Arc<Mutex<Connection>>,
     wake: Arc<Notify>,
 }
@@ -146,6 +148,7 @@ impl AsyncQueue {
         dir: &Path,
         registry: Arc<Registry>,
         scheduler: Scheduler,
+        queues: Arc<stratus_queue::Queues>,
         settings: AsyncSettings,
     ) -> rusqlite::Result<Self> {
         let path = dir.join("events.db");
@@ -158,7 +161,12 @@ impl AsyncQueue {
             .name("stratus-events".into())
             .spawn(move || writer_loop(writer, rx, w))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let queue = Self { tx, db, wake };
+        let queue = Self {
+            tx,
+            db,
+            wake,
+            queues,
+        };
         tokio::spawn(dispatch_loop(queue.clone(), registry, scheduler, settings));
         Ok(queue)
     }
@@ -574,8 +582,29 @@ async fn send_to(queue: &AsyncQueue, registry: &Arc<Registry>, target: &str, rec
     send_raw(queue, registry, target, Bytes::from(record.to_string())).await;
 }
 
-/// Sends to a destination: a function ARN (or name) gets an asynchronous invocation.
+/// Sends to a destination: a function ARN (or name) gets an asynchronous invocation,
+/// a queue ARN (`arn:aws:sqs:…`) a message.
 async fn send_raw(queue: &AsyncQueue, registry: &Arc<Registry>, target: &str, payload: Bytes) {
+    if let Some(rest) = target.strip_prefix("arn:aws:sqs:") {
+        let name = queue
+            .queues
+            .name_from_arn(target)
+            .or_else(|| rest.rsplit(':').next().map(str::to_string));
+        let body = String::from_utf8_lossy(&payload).into_owned();
+        match name {
+            Some(name) => {
+                if let Err(e) = queue
+                    .queues
+                    .send_message(&name, stratus_queue::SendMessage::new(body))
+                    .await
+                {
+                    tracing::error!(error = %e, target, "cannot send to a queue destination");
+                }
+            }
+            None => tracing::error!(target, "not a queue ARN"),
+        }
+        return;
+    }
     match crate::registry::parse_function_ref(target) {
         Ok((name, qualifier)) if registry.snapshot(&name).is_some() => {
             if let Err(e) = queue.enqueue(new_uuid(), name, qualifier, payload).await {

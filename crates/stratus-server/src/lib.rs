@@ -222,13 +222,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         )
     })?;
     let registry = Arc::new(registry);
-    let events = async_queue::AsyncQueue::start(
-        dir,
-        registry.clone(),
-        scheduler.clone(),
-        cfg.async_settings.clone(),
-    )
-    .map_err(StartError::Events)?;
     let queues = stratus_queue::Queues::open(
         dir,
         &registry.identity.endpoint_url,
@@ -236,6 +229,15 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         &registry.identity.account_id,
     )
     .map_err(|e| StartError::Queues(e.to_string()))?;
+    let events = async_queue::AsyncQueue::start(
+        dir,
+        registry.clone(),
+        scheduler.clone(),
+        queues.clone(),
+        cfg.async_settings.clone(),
+    )
+    .map_err(StartError::Events)?;
+
     let triggers = triggers::Triggers::start(
         registry.clone(),
         events.clone(),
