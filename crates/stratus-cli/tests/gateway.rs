@@ -188,4 +188,29 @@ async fn http_events_are_served_with_lambda_proxy_payloads() {
     let e = serde_json::from_slice::<Value>(&r.body).unwrap()["seen"].clone();
     assert_eq!(e["version"], "2.0");
     assert_eq!(e["rawPath"], "/some/path");
+
+    // A deleted function's routes go with it.
+    let r = s
+        .api
+        .call("DELETE", "/2015-03-31/functions/web-dev-api", &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        client
+            .call("GET", "/items/7", &[], "")
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    assert_eq!(
+        client
+            .call("GET", "/dev/users/1", &[], "")
+            .await
+            .unwrap()
+            .status,
+        201,
+        "other functions keep theirs"
+    );
 }

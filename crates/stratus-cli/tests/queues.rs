@@ -182,3 +182,74 @@ async fn sqs_events_process_batches_redrive_and_report_item_failures() {
     let list = stratus(&dir, &ep, &["queue", "list"]).await;
     assert!(!list.contains("jobs"), "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_source_mapping_api_with_boto3() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[]).await;
+    let ep = format!("http://{}", s.addr);
+    let pkg = tmp.path().join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("h.js"), HANDLER).unwrap();
+    s.create_ok(
+        "mapped",
+        "nodejs20.x",
+        "h.worker",
+        &stratus_package::zip_dir(&pkg).unwrap(),
+        serde_json::json!({"Environment": {"Variables": {"OUT": out.to_str().unwrap()}}}),
+    )
+    .await;
+    let script = format!(
+        r#"
+import boto3, time
+kw = dict(endpoint_url='{ep}', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')
+sqs = boto3.client('sqs', **kw)
+lam = boto3.client('lambda', **kw)
+url = sqs.create_queue(QueueName='api-src')['QueueUrl']
+arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=['QueueArn'])['Attributes']['QueueArn']
+m = lam.create_event_source_mapping(EventSourceArn=arn, FunctionName='mapped', BatchSize=2)
+assert m['State'] == 'Enabled' and m['BatchSize'] == 2, m
+try:
+    lam.create_event_source_mapping(EventSourceArn=arn, FunctionName='mapped')
+    raise SystemExit('expected a conflict')
+except lam.exceptions.ResourceConflictException:
+    pass
+try:
+    lam.create_event_source_mapping(EventSourceArn='arn:aws:sqs:us-east-1:000000000000:nope', FunctionName='mapped')
+    raise SystemExit('expected an invalid queue')
+except lam.exceptions.InvalidParameterValueException:
+    pass
+assert [x['UUID'] for x in lam.list_event_source_mappings(FunctionName='mapped')['EventSourceMappings']] == [m['UUID']]
+sqs.send_message(QueueUrl=url, MessageBody='via-mapping')
+for _ in range(200):
+    try:
+        if 'via-mapping' in open('{out}/seen.log').read():
+            break
+    except FileNotFoundError:
+        pass
+    time.sleep(0.05)
+else:
+    raise SystemExit('the mapping never delivered')
+u = lam.update_event_source_mapping(UUID=m['UUID'], Enabled=False)
+assert u['State'] == 'Disabled', u
+assert lam.get_event_source_mapping(UUID=m['UUID'])['State'] == 'Disabled'
+lam.delete_event_source_mapping(UUID=m['UUID'])
+assert lam.list_event_source_mappings()['EventSourceMappings'] == []
+print('ok')
+"#,
+        out = out.display()
+    );
+    let o = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "ok");
+}

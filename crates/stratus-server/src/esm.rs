@@ -84,6 +84,38 @@ impl Mappings {
                 wanted.insert(format!("{function}\0{arn}"), m);
             }
         }
+        for m in registry.store().event_source_mappings().unwrap_or_default() {
+            if m["State"] != "Enabled" {
+                continue;
+            }
+            let (Some(function), Some(arn)) =
+                (m["FunctionName"].as_str(), m["EventSourceArn"].as_str())
+            else {
+                continue;
+            };
+            let Some(queue) = queues.name_from_arn(arn) else {
+                continue;
+            };
+            let mapping = Mapping {
+                function: function.to_string(),
+                queue_arn: queues.arn(&queue),
+                queue,
+                batch_size: m["BatchSize"].as_u64().unwrap_or(10) as u32,
+                window: Duration::from_secs(
+                    m["MaximumBatchingWindowInSeconds"].as_u64().unwrap_or(0),
+                ),
+                report_failures: m["FunctionResponseTypes"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t == "ReportBatchItemFailures")),
+            };
+            wanted.insert(
+                format!(
+                    "{function}\0{arn}\0{}",
+                    m["UUID"].as_str().unwrap_or_default()
+                ),
+                mapping,
+            );
+        }
         let mut running = self.running.lock();
         running.retain(|key, (m, handles)| {
             let keep = wanted.get(key) == Some(m);

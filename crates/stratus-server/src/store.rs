@@ -98,6 +98,11 @@ CREATE TABLE IF NOT EXISTS function_events (
     events TEXT NOT NULL,
     created_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS event_source_mappings (
+    uuid TEXT PRIMARY KEY,
+    function_name TEXT NOT NULL,
+    config TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS provisioned (
     name TEXT NOT NULL,
     qualifier TEXT NOT NULL,
@@ -233,6 +238,13 @@ impl Store {
         ] {
             tx.execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])?;
         }
+        // Its event sources go with it (schedules, routes, queue pollers).
+        for table in ["function_events", "event_source_mappings"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE function_name = ?1"),
+                [name],
+            )?;
+        }
         tx.commit()?;
         Ok(())
     }
@@ -365,6 +377,32 @@ impl Store {
             out.push((name, decode("function events", &events)?, created));
         }
         Ok(out)
+    }
+
+    /// Every event source mapping made through the Lambda API (as JSON).
+    pub fn event_source_mappings(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare("SELECT config FROM event_source_mappings ORDER BY uuid")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| decode("event source mapping", &r?)).collect()
+    }
+
+    /// Inserts, replaces or (with `None`) deletes an event source mapping.
+    pub fn put_event_source_mapping(
+        &self,
+        uuid: &str,
+        function: &str,
+        config: Option<&serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        match config {
+            Some(c) => conn.execute(
+                "INSERT OR REPLACE INTO event_source_mappings (uuid, function_name, config) VALUES (?1, ?2, ?3)",
+                params![uuid, function, encode(c)],
+            )?,
+            None => conn.execute("DELETE FROM event_source_mappings WHERE uuid = ?1", [uuid])?,
+        };
+        Ok(())
     }
 
     /// The event invoke config of a qualifier.

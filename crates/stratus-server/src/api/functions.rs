@@ -107,7 +107,11 @@ async fn delete(
     Query(q): Query<QualifierQuery>,
 ) -> Response {
     match s.registry.delete(&name, q.qualifier.as_deref()) {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => {
+            // Its schedules, routes and queue pollers stop with it.
+            s.triggers.reload(&s.registry);
+            StatusCode::NO_CONTENT.into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

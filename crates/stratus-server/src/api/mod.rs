@@ -6,6 +6,7 @@ mod concurrency;
 mod event_config;
 mod functions;
 mod invoke;
+mod mappings;
 mod native;
 mod services;
 
@@ -42,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .merge(invoke::routes())
         .merge(native::routes())
         .merge(services::routes())
+        .merge(mappings::routes())
         .route("/", axum::routing::post(sqs))
         .fallback(fallback)
         // Uploads may carry a 50 MB zip in base64; the invoke handler enforces 6 MB.
