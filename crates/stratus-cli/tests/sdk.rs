@@ -83,3 +83,78 @@ async fn aws_cli_invokes_with_tail_logs() {
         serde_json::from_slice(&std::fs::read(&outfile).unwrap()).unwrap();
     assert_eq!(result["functionName"], "cli");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_drives_the_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let ep = format!("http://{}", s.addr);
+    let aws = |args: Vec<String>| {
+        let ep = ep.clone();
+        async move {
+            let out = tokio::process::Command::new("aws")
+                .arg("sqs")
+                .args(&args)
+                .args([
+                    "--endpoint-url",
+                    &ep,
+                    "--region",
+                    "us-east-1",
+                    "--output",
+                    "json",
+                ])
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .output()
+                .await
+                .expect("run the AWS CLI");
+            assert!(
+                out.status.success(),
+                "aws sqs {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .unwrap_or(serde_json::Value::Null)
+        }
+    };
+    let url = aws(vec![
+        "create-queue".into(),
+        "--queue-name".into(),
+        "cli-q".into(),
+    ])
+    .await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(url.ends_with("/000000000000/cli-q"), "{url}");
+    let sent = aws(vec![
+        "send-message".into(),
+        "--queue-url".into(),
+        url.clone(),
+        "--message-body".into(),
+        "hello".into(),
+    ])
+    .await;
+    assert_eq!(sent["MD5OfMessageBody"], "5d41402abc4b2a76b9719d911017c592");
+    let got = aws(vec![
+        "receive-message".into(),
+        "--queue-url".into(),
+        url.clone(),
+        "--wait-time-seconds".into(),
+        "1".into(),
+    ])
+    .await;
+    assert_eq!(got["Messages"][0]["Body"], "hello");
+    let attrs = aws(vec![
+        "get-queue-attributes".into(),
+        "--queue-url".into(),
+        url,
+        "--attribute-names".into(),
+        "All".into(),
+    ])
+    .await;
+    assert_eq!(
+        attrs["Attributes"]["QueueArn"],
+        "arn:aws:sqs:us-east-1:000000000000:cli-q"
+    );
+}
