@@ -555,3 +555,55 @@ async fn versions_and_weighted_aliases_route_traffic() {
         "Function not found: arn:aws:lambda:us-east-1:000000000000:function:w:2"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_goes_away_frees_its_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    s.create_ok(
+        "gone",
+        "provided.al2023",
+        "bootstrap",
+        &rust_zip(),
+        json!({"Timeout": 30}),
+    )
+    .await;
+    s.api
+        .call(
+            "PUT",
+            "/2017-10-31/functions/gone/concurrency",
+            &[],
+            r#"{"ReservedConcurrentExecutions":1}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(s.invoke("gone", "{}").await.status, 200);
+    // A caller starts a long invocation, then disconnects.
+    let api = Api::new(&format!("http://{}", s.addr));
+    let call =
+        tokio::spawn(async move { api.invoke("gone", r#"{"action":"sleep","ms":20000}"#).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    call.abort();
+    let _ = call.await;
+    // The slot comes back (the abandoned environment is destroyed), so the next call
+    // is served instead of throttled.
+    let mut status = 0;
+    for _ in 0..50 {
+        status = s.invoke("gone", "{}").await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+    let health = json_body(
+        &s.api
+            .call("GET", "/stratus/v1/health", &[], "")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        health["environments"], 1,
+        "the abandoned environment was destroyed: {health}"
+    );
+}

@@ -20,8 +20,12 @@ use crate::state::Refusal;
 use crate::{FunctionSpec, InvokeError, InvokeRequest, InvokeResponse, Scheduler};
 
 impl Scheduler {
-    /// Runs one synchronous invocation of `spec`. The work runs on its own task, so a
-    /// caller that goes away mid-invocation never leaves a slot or environment behind.
+    /// Runs one synchronous invocation of `spec`.
+    ///
+    /// The warm path runs inline (no task hand-off); if the caller goes away
+    /// mid-invocation, [`Settle`]'s drop destroys the environment (its invocation can
+    /// no longer be awaited) and frees the slot. A cold start runs on its own task, so
+    /// a caller that goes away cannot orphan the new environment.
     pub async fn invoke(
         &self,
         spec: &Arc<FunctionSpec>,
@@ -30,73 +34,61 @@ impl Scheduler {
         if self.inner.shutdown.is_set() {
             return Err(InvokeError::ShuttingDown);
         }
-        let this = self.clone();
-        let spec = spec.clone();
-        tokio::spawn(async move { this.run_invocation(spec, req).await })
-            .await
-            .unwrap_or(Err(InvokeError::ShuttingDown))
-    }
-
-    async fn run_invocation(
-        self,
-        spec: Arc<FunctionSpec>,
-        req: InvokeRequest,
-    ) -> Result<InvokeResponse, InvokeError> {
-        let acquired = self.inner.state.lock().acquire(&spec, Instant::now());
+        let acquired = self.inner.state.lock().acquire(spec, Instant::now());
         let mut lease = match acquired {
             Ok(lease) => lease,
             Err(Refusal::Throttled(reason)) => return Err(InvokeError::Throttled(reason)),
             Err(Refusal::BackingOff(err)) => return Ok(function_error(&err)),
         };
-        let (env, init) = match lease.env.take() {
-            Some(env) => (env, None),
-            None => match env::start(&self.inner, &spec, false).await {
-                Ok((env, init)) => {
-                    self.inner
-                        .state
-                        .lock()
-                        .record_init(&spec.pool_key, Ok(()), Instant::now());
-                    (env, Some(init))
-                }
-                Err(failure) => {
-                    let mut st = self.inner.state.lock();
-                    let body = match failure {
-                        StartFailure::Spawn(msg) => {
-                            st.start_failed(&spec.pool_key);
-                            st.release(&spec, lease, None, Instant::now(), None);
-                            return Err(InvokeError::Start(msg));
-                        }
-                        StartFailure::Init(body) => body,
-                    };
-                    st.record_init(&spec.pool_key, Err(&body), Instant::now());
-                    st.release(&spec, lease, None, Instant::now(), None);
-                    return Ok(function_error(&body));
-                }
-            },
-        };
+        match lease.env.take() {
+            Some(env) => {
+                let settle = Settle::new(self, spec, lease, env.clone());
+                let (result, keep) = self.dispatch(spec, &env, &req, None).await;
+                Ok(settle.finish(result, keep))
+            }
+            None => {
+                let this = self.clone();
+                let spec = spec.clone();
+                tokio::spawn(async move { this.run_cold(spec, req, lease).await })
+                    .await
+                    .unwrap_or(Err(InvokeError::ShuttingDown))
+            }
+        }
+    }
 
-        let started = Instant::now();
-        let (result, keep) = self.dispatch(&spec, &env, &req, init).await;
-        let outcome = Some((result.1, started.elapsed()));
-        let back = self.inner.state.lock().release(
-            &spec,
-            lease,
-            keep.then(|| env.clone()),
-            Instant::now(),
-            outcome,
-        );
-        if let Some(surplus) = back {
-            surplus.destroy("not needed");
-        }
-        if !keep {
-            env.destroy("invocation failed");
-        }
-        let (payload, function_error, log_tail) = result;
-        Ok(InvokeResponse {
-            payload,
-            function_error,
-            log_tail,
-        })
+    /// Starts an environment for `lease`, then runs the invocation on it.
+    async fn run_cold(
+        self,
+        spec: Arc<FunctionSpec>,
+        req: InvokeRequest,
+        lease: crate::state::Lease,
+    ) -> Result<InvokeResponse, InvokeError> {
+        let (env, init) = match env::start(&self.inner, &spec, false).await {
+            Ok((env, init)) => {
+                self.inner
+                    .state
+                    .lock()
+                    .record_init(&spec.pool_key, Ok(()), Instant::now());
+                (env, init)
+            }
+            Err(failure) => {
+                let mut st = self.inner.state.lock();
+                let body = match failure {
+                    StartFailure::Spawn(msg) => {
+                        st.start_failed(&spec.pool_key);
+                        st.release(&spec, lease, None, Instant::now(), None);
+                        return Err(InvokeError::Start(msg));
+                    }
+                    StartFailure::Init(body) => body,
+                };
+                st.record_init(&spec.pool_key, Err(&body), Instant::now());
+                st.release(&spec, lease, None, Instant::now(), None);
+                return Ok(function_error(&body));
+            }
+        };
+        let settle = Settle::new(&self, &spec, lease, env.clone());
+        let (result, keep) = self.dispatch(&spec, &env, &req, Some(init)).await;
+        Ok(settle.finish(result, keep))
     }
 
     /// Hands the event to `env` and waits for the outcome. Returns the payload,
@@ -178,6 +170,73 @@ impl Scheduler {
         let replace = self.inner.state.lock().env_exited(env);
         if replace && !self.inner.shutdown.is_set() {
             self.reconcile_provisioned(&env.pool_key);
+        }
+    }
+}
+
+/// Gives an invocation's slot back exactly once: through [`Settle::finish`] with the
+/// outcome, or, when the invocation is abandoned mid-way (the caller went away), on
+/// drop, destroying the environment whose invocation nobody awaits any more.
+struct Settle<'a> {
+    sched: &'a Scheduler,
+    spec: &'a Arc<FunctionSpec>,
+    lease: Option<crate::state::Lease>,
+    env: Arc<Env>,
+    started: Instant,
+}
+
+impl<'a> Settle<'a> {
+    fn new(
+        sched: &'a Scheduler,
+        spec: &'a Arc<FunctionSpec>,
+        lease: crate::state::Lease,
+        env: Arc<Env>,
+    ) -> Self {
+        Self {
+            sched,
+            spec,
+            lease: Some(lease),
+            env,
+            started: Instant::now(),
+        }
+    }
+
+    fn finish(mut self, result: (Bytes, bool, Option<String>), keep: bool) -> InvokeResponse {
+        let (payload, function_error, log_tail) = result;
+        if let Some(lease) = self.lease.take() {
+            let outcome = Some((function_error, self.started.elapsed()));
+            let back = self.sched.inner.state.lock().release(
+                self.spec,
+                lease,
+                keep.then(|| self.env.clone()),
+                Instant::now(),
+                outcome,
+            );
+            if let Some(surplus) = back {
+                surplus.destroy("not needed");
+            }
+            if !keep {
+                self.env.destroy("invocation failed");
+            }
+        }
+        InvokeResponse {
+            payload,
+            function_error,
+            log_tail,
+        }
+    }
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            self.env.destroy("the caller went away mid-invocation");
+            let outcome = Some((true, self.started.elapsed()));
+            self.sched
+                .inner
+                .state
+                .lock()
+                .release(self.spec, lease, None, Instant::now(), outcome);
         }
     }
 }
