@@ -195,7 +195,8 @@ fn writer_loop(
                 tracing::error!(error = %e, "cannot write logs");
             }
         }
-        if last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+        // Retention: once a minute, and when closing.
+        if !open || last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
             last_prune = Some(Instant::now());
             let cutoff = stratus_now_ms() - retention.as_millis() as i64;
             if let Err(e) = conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff]) {
@@ -261,6 +262,36 @@ mod tests {
             .unwrap();
         assert_eq!(after.len(), 1);
         assert_eq!(after[0].message, "hello");
+    }
+
+    #[test]
+    fn retention_deletes_old_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LogStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
+        let g: Arc<str> = Arc::from("/aws/lambda/r");
+        let now = stratus_now_ms();
+        store.write(
+            &g,
+            &g,
+            vec![
+                LogLine {
+                    ts_ms: now - 2 * 3600 * 1000,
+                    message: "old".into(),
+                },
+                LogLine {
+                    ts_ms: now,
+                    message: "new".into(),
+                },
+            ],
+        );
+        store.close();
+        let left: Vec<_> = store
+            .query("/aws/lambda/r", 0, None, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(left, ["new"], "lines older than the retention are deleted");
     }
 
     #[test]
