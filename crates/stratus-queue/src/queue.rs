@@ -1470,10 +1470,11 @@ mod tests {
     const T0: i64 = 1_700_000_000_000;
     const NOW: Option<Duration> = Some(Duration::ZERO);
 
+    // Fields drop in order: the queues (closing the database) before the directory.
     struct Fixture {
-        _dir: tempfile::TempDir,
         q: Arc<Queues>,
         clock: Arc<ManualClock>,
+        _dir: tempfile::TempDir,
     }
 
     fn manual() -> Fixture {

@@ -114,9 +114,25 @@ struct Completion {
 /// An operation: given the connection (or why there is none), does its work.
 type Job = Box<dyn FnOnce(Result<&Connection, &str>) -> Completion + Send>;
 
-/// Handle to the writer thread. Dropping every handle stops the thread.
+/// Handle to the writer thread. Dropping it stops the thread and waits until the
+/// database is closed.
 pub(crate) struct Store {
-    tx: mpsc::Sender<Job>,
+    tx: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            // Wait for the close: the SQLite that rusqlite 0.38 bundles (3.51.1) can
+            // deadlock when one thread closes a WAL database while another opens the
+            // same file (fixed in SQLite 3.51.2), so a reopen must not overlap it.
+            if thread.join().is_err() {
+                tracing::error!("the queue writer thread panicked");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -144,11 +160,14 @@ impl Store {
                 source,
             })?;
         let (tx, rx) = mpsc::channel::<Job>(16 * 1024);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("stratus-queues".into())
             .spawn(move || writer_loop(conn, rx))
             .map_err(StoreError::Thread)?;
-        Ok(Self { tx })
+        Ok(Self {
+            tx: Some(tx),
+            thread: Some(thread),
+        })
     }
 
     /// Runs `f` on the writer thread inside the current group transaction and
@@ -185,8 +204,8 @@ impl Store {
                 }
             }
         });
-        self.tx
-            .send(job)
+        let tx = self.tx.as_ref().ok_or(StoreError::ShutDown)?;
+        tx.send(job)
             .await
             .map_err(|_| E::from(StoreError::ShutDown))?;
         answer.await.map_err(|_| E::from(StoreError::ShutDown))?
