@@ -391,7 +391,7 @@ async fn dev_deploys_and_redeploys_on_change() {
     )
     .unwrap();
     let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(["dev", "--port", "0"])
+        .args(["dev", "--port", "0", "--gateway-port", "0"])
         .current_dir(&dir)
         .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::piped())
@@ -420,6 +420,11 @@ async fn dev_deploys_and_redeploys_on_change() {
         seen.iter()
             .any(|l| l.contains("hello: svc-dev-hello (created, version 1)")),
         "{seen:#?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|l| l.starts_with("HTTP gateway on http://127.0.0.1:")),
+        "dev runs the gateway: {seen:#?}"
     );
     let api = Api::new(&endpoint);
     let r = api.invoke("svc-dev-hello", "{}").await.unwrap();
