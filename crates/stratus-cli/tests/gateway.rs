@@ -42,7 +42,10 @@ functions:
       - http: POST /files/{proxy+}
   api:
     handler: h.api
-    url: true
+    url:
+      cors:
+        allowedOrigins:
+          - https://x.example
     events:
       - httpApi: 'GET /items/{id}'
       - httpApi: 'POST /broken'
@@ -181,10 +184,20 @@ async fn http_events_are_served_with_lambda_proxy_payloads() {
 
     // Function URL.
     let r = client
-        .call("GET", "/lambda-url/web-dev-api/some/path?q=1", &[], "")
+        .call(
+            "GET",
+            "/lambda-url/web-dev-api/some/path?q=1",
+            &[("origin", "https://x.example")],
+            "",
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://x.example"),
+        "the URL's CORS settings apply"
+    );
     let e = serde_json::from_slice::<Value>(&r.body).unwrap()["seen"].clone();
     assert_eq!(e["version"], "2.0");
     assert_eq!(e["rawPath"], "/some/path");

@@ -80,8 +80,24 @@ impl Routes {
                         RouteSpec::http_api(h.method.clone(), path, function.clone())
                     }
                     // `url: true` travels with the events as `{"other": {"kind": "url"}}`.
-                    Event::Other { kind, .. } if kind == "url" => {
-                        RouteSpec::function_url(function.clone())
+                    Event::Other { kind, config } if kind == "url" => {
+                        let spec = RouteSpec::function_url(function.clone());
+                        let url = serde_json::from_value::<stratus_manifest::model::FunctionUrl>(
+                            config.clone(),
+                        );
+                        match url {
+                            Ok(stratus_manifest::model::FunctionUrl { cors: Some(c), .. }) => spec
+                                .with_cors(CorsConfig {
+                                    allow_origins: c.allowed_origins,
+                                    allow_headers: c.allowed_headers,
+                                    allow_methods: c.allowed_methods,
+                                    expose_headers: c.exposed_response_headers,
+                                    allow_credentials: c.allow_credentials,
+                                    max_age: c.max_age,
+                                    ..CorsConfig::default()
+                                }),
+                            _ => spec,
+                        }
                     }
                     _ => continue,
                 };

@@ -233,10 +233,10 @@ pub(crate) fn request(
 /// The function's events; `url:` travels with them as an `other` event of kind `url`.
 fn events_with_url(f: &stratus_manifest::ResolvedFunction) -> Vec<stratus_manifest::Event> {
     let mut events = f.events.clone();
-    if f.url.is_some() {
+    if let Some(url) = &f.url {
         events.push(stratus_manifest::Event::Other {
             kind: "url".into(),
-            config: serde_json::Value::Bool(true),
+            config: serde_json::to_value(url).unwrap_or(Value::Bool(true)),
         });
     }
     events
