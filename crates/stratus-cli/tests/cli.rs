@@ -5,38 +5,22 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
 
-/// Runs `stratus args…` in `dir` against `endpoint`.
-async fn stratus(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(args)
-        .current_dir(dir)
-        .env("STRATUS_ENDPOINT", endpoint)
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("run stratus")
-}
+use common::stratus_cmd as stratus;
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    output_text(o)
 }
 
 fn ok(o: Output) -> String {
     assert!(o.status.success(), "{}", text(&o));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_serverless_workflow_end_to_end() {

@@ -5,40 +5,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
+
+use common::stratus_ok as stratus;
 use serde_json::Value;
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
-
-async fn stratus(dir: &Path, endpoint: &str, args: &[&str]) -> String {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(args)
-        .current_dir(dir)
-        .env("STRATUS_ENDPOINT", endpoint)
-        .env("NO_COLOR", "1")
-        // The Rust example is built in a debug profile and its own target directory,
-        // so this nested cargo never waits on the one running the tests.
-        .env("STRATUS_CARGO_PROFILE", "dev")
-        .env(
-            "CARGO_TARGET_DIR",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-examples"),
-        )
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("run stratus");
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "stratus {args:?} in {}: {all}",
-        dir.display()
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

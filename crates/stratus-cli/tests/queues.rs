@@ -8,26 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::Value;
 
-async fn stratus(dir: &Path, endpoint: &str, args: &[&str]) -> String {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(args)
-        .current_dir(dir)
-        .env("STRATUS_ENDPOINT", endpoint)
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    let all = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "stratus {args:?}: {all}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::stratus_ok as stratus;
+use serde_json::Value;
 
 const SERVICE: &str = r#"service: qs
 provider:

@@ -321,3 +321,44 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Runs `stratus args…` in `dir` against `endpoint` and returns its output. Rust
+/// functions are built in cargo's dev profile and their own target directory, so the
+/// nested cargo never waits on the one running the tests.
+pub async fn stratus_cmd(dir: &Path, endpoint: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(args)
+        .current_dir(dir)
+        .env("STRATUS_ENDPOINT", endpoint)
+        .env("NO_COLOR", "1")
+        .env("STRATUS_CARGO_PROFILE", "dev")
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-examples"),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run stratus")
+}
+
+/// Standard output and error together, for messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// [`stratus_cmd`], asserting success; returns standard output.
+pub async fn stratus_ok(dir: &Path, endpoint: &str, args: &[&str]) -> String {
+    let o = stratus_cmd(dir, endpoint, args).await;
+    assert!(
+        o.status.success(),
+        "stratus {args:?} in {}: {}",
+        dir.display(),
+        output_text(&o)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
