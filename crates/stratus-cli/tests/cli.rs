@@ -374,6 +374,13 @@ async fn dev_deploys_and_redeploys_on_change() {
         "module.exports.hello = async () => ({ v: 'one' });\n",
     )
     .unwrap();
+    let yml = std::fs::read_to_string(dir.join("serverless.yml"))
+        .unwrap()
+        .replace(
+            "    handler: handler.hello\n",
+            "    handler: handler.hello\n    events:\n      - httpApi: 'GET /hello'\n",
+        );
+    std::fs::write(dir.join("serverless.yml"), yml).unwrap();
     let mut dev = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
         .args(["dev", "--port", "0", "--gateway-port", "0"])
         .current_dir(&dir)
@@ -410,9 +417,25 @@ async fn dev_deploys_and_redeploys_on_change() {
             .any(|l| l.starts_with("HTTP gateway on http://127.0.0.1:")),
         "dev runs the gateway: {seen:#?}"
     );
+    let route = seen
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("GET - "))
+        .expect("dev prints the HTTP endpoint")
+        .to_string();
+    assert!(route.ends_with("/hello"), "{route}");
+    let (gateway, path) = route.split_at(route.len() - "/hello".len());
     let api = Api::new(&endpoint);
     let r = api.invoke("svc-dev-hello", "{}").await.unwrap();
     assert_eq!(r.json().unwrap()["v"], "one");
+    let http = Api::new(gateway);
+    assert_eq!(
+        http.call("GET", path, &[], "")
+            .await
+            .unwrap()
+            .json()
+            .unwrap()["v"],
+        "one"
+    );
 
     std::fs::write(
         dir.join("handler.js"),
@@ -435,6 +458,8 @@ async fn dev_deploys_and_redeploys_on_change() {
         "two",
         "the next request runs the new code"
     );
+    let r = http.call("GET", path, &[], "").await.unwrap();
+    assert_eq!(r.json().unwrap()["v"], "two", "over HTTP too");
     let pid = dev.id().unwrap().to_string();
     std::process::Command::new("kill")
         .args(["-INT", &pid])

@@ -87,6 +87,21 @@ pub(crate) async fn run(g: &Global, args: DevArgs) -> anyhow::Result<()> {
             f.name
         );
     }
+    if let Ok(info) = api
+        .call("GET", &p.api_path(), &[], "")
+        .await
+        .and_then(|r| r.json())
+    {
+        for f in info["functions"].as_array().into_iter().flatten() {
+            for ep in f["endpoints"].as_array().into_iter().flatten() {
+                println!(
+                    "  {} - {}",
+                    ep["method"].as_str().unwrap_or(""),
+                    ep["url"].as_str().unwrap_or("")
+                );
+            }
+        }
+    }
 
     let (tx, rx) = mpsc::channel();
     let root = p.dir.canonicalize().unwrap_or(p.dir.clone());
