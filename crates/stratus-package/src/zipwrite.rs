@@ -7,7 +7,7 @@
 //! entry names.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Cursor};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,28 +22,9 @@ const DEFLATE_LEVEL: i64 = 6;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ZipWriteError {
-    /// A directory could not be listed while walking the tree.
-    #[error("could not read directory {path}: {source}")]
-    ReadDir {
-        /// Directory being listed.
-        path: PathBuf,
-        /// Underlying I/O error.
-        source: io::Error,
-    },
-    /// File metadata could not be read.
-    #[error("could not inspect {path}: {source}")]
-    Metadata {
-        /// File being inspected.
-        path: PathBuf,
-        /// Underlying I/O error.
-        source: io::Error,
-    },
-    /// A file name is not valid UTF-8, so it cannot become a zip entry name.
-    #[error("file name {path} is not valid UTF-8; zip entry names must be UTF-8")]
-    NonUtf8Name {
-        /// The offending path.
-        path: PathBuf,
-    },
+    /// The directory tree given to [`zip_dir`] could not be listed.
+    #[error(transparent)]
+    Walk(#[from] crate::walk::WalkError),
     /// An entry name given to [`zip_files`] is not a clean relative path.
     #[error("invalid zip entry name '{name}': {reason}")]
     InvalidName {
@@ -94,46 +75,14 @@ pub enum ZipWriteError {
 
 /// Zips every regular file under `dir`, recursively, with names relative to `dir`.
 ///
-/// Symlinks are followed when they point to a regular file (the file's content is stored);
-/// symlinks to directories (which could form cycles), dangling symlinks, sockets, FIFOs and
-/// device files are skipped. Empty directories are not stored. File names must be UTF-8.
+/// Symlinks are followed while their target stays inside `dir` (a linked file's content
+/// is stored; a linked directory is walked unless it loops); links leading outside,
+/// dangling links, sockets, FIFOs and device files are skipped. Empty directories are not stored. File names must be UTF-8.
 pub fn zip_dir(dir: &Path) -> Result<Vec<u8>, ZipWriteError> {
-    let mut entries = Vec::new();
-    // Explicit stack instead of recursion: directory depth is user controlled.
-    let mut pending: Vec<(PathBuf, String)> = vec![(dir.to_path_buf(), String::new())];
-    while let Some((path, prefix)) = pending.pop() {
-        let read_dir = fs::read_dir(&path).map_err(|source| ZipWriteError::ReadDir {
-            path: path.clone(),
-            source,
-        })?;
-        for entry in read_dir {
-            let entry = entry.map_err(|source| ZipWriteError::ReadDir {
-                path: path.clone(),
-                source,
-            })?;
-            let child = entry.path();
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                return Err(ZipWriteError::NonUtf8Name { path: child });
-            };
-            let file_type = entry
-                .file_type()
-                .map_err(|source| ZipWriteError::Metadata {
-                    path: child.clone(),
-                    source,
-                })?;
-            let rel = format!("{prefix}{name}");
-            if file_type.is_dir() {
-                pending.push((child, format!("{rel}/")));
-            } else if file_type.is_file() {
-                entries.push((rel, child));
-            } else if file_type.is_symlink() {
-                // Follow links to regular files; skip everything else they may point at.
-                if fs::metadata(&child).is_ok_and(|m| m.is_file()) {
-                    entries.push((rel, child));
-                }
-            }
-        }
-    }
+    // The same walker file selection uses: symlinks are followed while they stay
+    // inside `dir`, loops and dangling links are skipped.
+    let (files, _skipped) = crate::walk::walk(dir, "")?;
+    let entries: Vec<(String, PathBuf)> = files.into_iter().map(|f| (f.rel, f.source)).collect();
     zip_files(&entries)
 }
 
@@ -225,6 +174,7 @@ fn validate_name(name: &str) -> Result<(), ZipWriteError> {
 mod tests {
     use super::*;
     use crate::hash::sha256_hex;
+    use std::fs;
     use std::io::Read;
     use std::time::{Duration, SystemTime};
 
@@ -362,6 +312,10 @@ mod tests {
         let zip = zip_dir(dir.path()).unwrap();
         assert_eq!(zip::ZipArchive::new(Cursor::new(&zip)).unwrap().len(), 0);
         let err = zip_dir(&dir.path().join("missing")).unwrap_err();
-        assert!(matches!(err, ZipWriteError::ReadDir { .. }), "{err}");
+        assert!(matches!(err, ZipWriteError::Walk(_)), "{err}");
+        assert!(
+            err.to_string().contains("missing"),
+            "the error names the directory: {err}"
+        );
     }
 }
