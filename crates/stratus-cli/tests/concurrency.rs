@@ -87,17 +87,10 @@ async fn provisioned_environments_serve_load_with_zero_cold_starts_then_spill_ov
 
     // Concurrent load up to the provisioned count: no cold start at all.
     for _ in 0..5 {
-        let futs = (0..3)
-            .map(|_| {
-                let api = s.api.clone();
-                async move {
-                    api.invoke("pc:live", r#"{"action":"sleep","ms":100}"#)
-                        .await
-                        .unwrap()
-                }
-            })
-            .collect();
-        for r in join_all(futs).await {
+        for r in s
+            .invoke_concurrently("pc:live", r#"{"action":"sleep","ms":100}"#, 3)
+            .await
+        {
             assert_eq!(r.status, 200);
             assert_eq!(r.header("x-amz-executed-version"), Some("1"));
         }
@@ -112,17 +105,10 @@ async fn provisioned_environments_serve_load_with_zero_cold_starts_then_spill_ov
     );
 
     // A fourth concurrent call spills over to an on-demand (cold) environment.
-    let futs = (0..4)
-        .map(|_| {
-            let api = s.api.clone();
-            async move {
-                api.invoke("pc:live", r#"{"action":"sleep","ms":300}"#)
-                    .await
-                    .unwrap()
-            }
-        })
-        .collect();
-    for r in join_all(futs).await {
+    for r in s
+        .invoke_concurrently("pc:live", r#"{"action":"sleep","ms":300}"#, 4)
+        .await
+    {
         assert_eq!(r.status, 200);
     }
     let logs = s.wait_logs("pc", "REPORT", 20).await;
@@ -248,18 +234,12 @@ async fn reserved_concurrency_is_a_hard_ceiling() {
     );
 
     // Exactly N at once: fire 6 concurrent calls at a reservation of 2.
-    let futs = (0..6)
-        .map(|_| {
-            let api = s.api.clone();
-            async move {
-                api.invoke("capped", r#"{"action":"sleep","ms":800}"#)
-                    .await
-                    .unwrap()
-                    .status
-            }
-        })
+    let statuses: Vec<u16> = s
+        .invoke_concurrently("capped", r#"{"action":"sleep","ms":800}"#, 6)
+        .await
+        .iter()
+        .map(|r| r.status)
         .collect();
-    let statuses = join_all(futs).await;
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
         2,
@@ -345,24 +325,12 @@ async fn account_limit_and_scaling_rate_throttle_with_their_reasons() {
     )
     .await;
 
-    let futs = (0..5)
-        .map(|_| {
-            let api = s.api.clone();
-            async move {
-                let r = api
-                    .invoke("a", r#"{"action":"sleep","ms":800}"#)
-                    .await
-                    .unwrap();
-                (
-                    r.status,
-                    r.json()
-                        .ok()
-                        .and_then(|v| v["Reason"].as_str().map(str::to_string)),
-                )
-            }
-        })
+    let results: Vec<(u16, Option<String>)> = s
+        .invoke_concurrently("a", r#"{"action":"sleep","ms":800}"#, 5)
+        .await
+        .iter()
+        .map(|r| (r.status, reason(r)))
         .collect();
-    let results = join_all(futs).await;
     assert_eq!(
         results.iter().filter(|(s, _)| *s == 200).count(),
         3,
@@ -382,24 +350,12 @@ async fn account_limit_and_scaling_rate_throttle_with_their_reasons() {
         json!({"Timeout": 30}),
     )
     .await;
-    let futs = (0..3)
-        .map(|_| {
-            let api = s.api.clone();
-            async move {
-                let r = api
-                    .invoke("b", r#"{"action":"sleep","ms":500}"#)
-                    .await
-                    .unwrap();
-                (
-                    r.status,
-                    r.json()
-                        .ok()
-                        .and_then(|v| v["Reason"].as_str().map(str::to_string)),
-                )
-            }
-        })
+    let results: Vec<(u16, Option<String>)> = s
+        .invoke_concurrently("b", r#"{"action":"sleep","ms":500}"#, 3)
+        .await
+        .iter()
+        .map(|r| (r.status, reason(r)))
         .collect();
-    let results = join_all(futs).await;
     assert!(
         results.iter().all(|(s, _)| *s == 200),
         "separate bucket per function: {results:?}"
@@ -418,24 +374,12 @@ async fn scaling_rate_limits_new_environments() {
         json!({"Timeout": 30}),
     )
     .await;
-    let futs = (0..4)
-        .map(|_| {
-            let api = s.api.clone();
-            async move {
-                let r = api
-                    .invoke("r", r#"{"action":"sleep","ms":800}"#)
-                    .await
-                    .unwrap();
-                (
-                    r.status,
-                    r.json()
-                        .ok()
-                        .and_then(|v| v["Reason"].as_str().map(str::to_string)),
-                )
-            }
-        })
+    let results: Vec<(u16, Option<String>)> = s
+        .invoke_concurrently("r", r#"{"action":"sleep","ms":800}"#, 4)
+        .await
+        .iter()
+        .map(|r| (r.status, reason(r)))
         .collect();
-    let results = join_all(futs).await;
     assert_eq!(
         results.iter().filter(|(s, _)| *s == 200).count(),
         2,

@@ -172,6 +172,18 @@ impl Server {
         r.json().unwrap()["Version"].as_str().unwrap().to_string()
     }
 
+    /// `n` invocations of `target` at once.
+    pub async fn invoke_concurrently(&self, target: &str, payload: &str, n: usize) -> Vec<Reply> {
+        let futs = (0..n)
+            .map(|_| {
+                let (api, target, payload) =
+                    (self.api.clone(), target.to_string(), payload.to_string());
+                async move { api.invoke(&target, &payload).await.expect("invoke") }
+            })
+            .collect();
+        join_all(futs).await
+    }
+
     /// Puts provisioned concurrency and waits until READY.
     pub async fn provision(&self, name: &str, qualifier: &str, n: u32) {
         let path =
@@ -361,4 +373,11 @@ pub async fn stratus_ok(dir: &Path, endpoint: &str, args: &[&str]) -> String {
         output_text(&o)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The `Reason` of a throttle (or other error) body.
+pub fn reason(r: &Reply) -> Option<String> {
+    r.json()
+        .ok()
+        .and_then(|v| v["Reason"].as_str().map(str::to_string))
 }
