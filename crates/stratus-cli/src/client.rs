@@ -44,11 +44,6 @@ impl Api {
         }
     }
 
-    /// The base URL.
-    pub(crate) fn base(&self) -> &str {
-        &self.base
-    }
-
     /// Sends a request.
     pub(crate) async fn call(
         &self,
@@ -111,7 +106,8 @@ impl Api {
         Ok(status)
     }
 
-    /// Invokes a function synchronously.
+    /// Invokes a function synchronously (the integration tests' shorthand).
+    #[allow(dead_code)]
     pub(crate) async fn invoke(&self, function: &str, payload: &str) -> anyhow::Result<Reply> {
         self.call(
             "POST",

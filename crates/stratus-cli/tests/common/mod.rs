@@ -269,17 +269,24 @@ pub fn fixture_zip(dir: &str) -> Vec<u8> {
 
 /// A zip holding the `lambda_runtime` example binary as `bootstrap`.
 pub fn rust_zip() -> Vec<u8> {
-    let bin = Path::new(env!("CARGO_BIN_EXE_stratus")).with_file_name("hello-rust");
-    if !bin.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "hello-rust"])
-            .status()
-            .expect("run cargo build -p hello-rust");
-        assert!(status.success(), "cargo build -p hello-rust failed");
-    }
+    let bin = workspace_bin("hello-rust", "hello-rust");
     let dir = tempfile::tempdir().unwrap();
     std::fs::copy(&bin, dir.path().join("bootstrap")).expect("copy bootstrap");
     stratus_package::zip_dir(dir.path()).expect("zip")
+}
+
+/// The path of binary `bin` of workspace package `package`, built beside `stratus`
+/// (`cargo test --workspace` builds it; a narrower run builds it here).
+pub fn workspace_bin(bin: &str, package: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_BIN_EXE_stratus")).with_file_name(bin);
+    if !path.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", package])
+            .status()
+            .unwrap_or_else(|e| panic!("run cargo build -p {package}: {e}"));
+        assert!(status.success(), "cargo build -p {package} failed");
+    }
+    path
 }
 
 /// A zip with one entry per `(name, content)`; `mode` None writes no unix mode.

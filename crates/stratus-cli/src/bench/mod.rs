@@ -8,9 +8,10 @@
 //! - time for 100 provisioned environments to reach READY, and server memory per
 //!   idle environment.
 
+mod load;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -24,9 +25,10 @@ use crate::client::Api;
 /// Options of `stratus bench`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct BenchArgs {
-    /// The no-op `provided` bootstrap to use (the `lambda_runtime` example's `noop`
-    /// binary: `cargo build --release -p hello-rust`).
-    #[arg(long, default_value = "target/release/noop")]
+    /// The no-op `provided` bootstrap to use: `noop-bootstrap` (a minimal Runtime API
+    /// client: `cargo build --release -p noop-bootstrap`), or the `lambda_runtime`
+    /// example's `noop` (`cargo build --release -p hello-rust`).
+    #[arg(long, default_value = "target/release/noop-bootstrap")]
     bootstrap: PathBuf,
     /// Sequential invocations for the latency figure.
     #[arg(long, default_value_t = 5000)]
@@ -198,56 +200,10 @@ async fn cold_samples(
     Ok(out)
 }
 
-async fn throughput(
-    api: &Api,
-    target: &str,
-    concurrency: usize,
-    seconds: u64,
-) -> anyhow::Result<(f64, f64, f64)> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let count = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let api = Api::new(&api_base(api));
-        let (stop, count, target) = (stop.clone(), count.clone(), target.to_string());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let t = Instant::now();
-                let r = api.invoke(&target, "{}").await?;
-                if r.status != 200 {
-                    bail!(
-                        "invoke failed: {} {}",
-                        r.status,
-                        String::from_utf8_lossy(&r.body)
-                    );
-                }
-                lat.push(t.elapsed().as_secs_f64() * 1e6);
-                count.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok::<_, anyhow::Error>(lat)
-        }));
-    }
-    let t = Instant::now();
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await??);
-    }
-    let rate = count.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
-    all.sort_by(f64::total_cmp);
-    Ok((rate, percentile(&all, 0.5), percentile(&all, 0.99)))
-}
-
-fn api_base(api: &Api) -> String {
-    api.base().to_string()
-}
-
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let bootstrap = args.bootstrap.canonicalize().with_context(|| {
         format!(
-            "{} not found: build it with `cargo build --release -p hello-rust`",
+            "{} not found: build it with `cargo build --release -p noop-bootstrap`",
             args.bootstrap.display()
         )
     })?;
@@ -289,6 +245,10 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .context("the server printed no address")?;
     let base = line.rsplit(' ').next().unwrap_or_default().to_string();
     let api = Api::new(&base);
+    let addr: SocketAddr = base
+        .trim_start_matches("http://")
+        .parse()
+        .with_context(|| format!("the server printed an unexpected address: {line}"))?;
     println!(
         "stratus bench — {} cores, server pid {server_pid} on {base}",
         std::thread::available_parallelism()
@@ -299,18 +259,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Warm latency at concurrency 1.
     create(&api, "noop", "provided.al2023", "bootstrap", &provided_zip).await?;
     provision(&api, "noop", 64).await?;
-    for _ in 0..200 {
-        api.invoke("noop:1", "{}").await?;
-    }
-    let mut lat = Vec::with_capacity(args.requests as usize);
-    for _ in 0..args.requests {
-        let t = Instant::now();
-        let r = api.invoke("noop:1", "{}").await?;
-        if r.status != 200 {
-            bail!("invoke failed: {}", String::from_utf8_lossy(&r.body));
-        }
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
-    }
+    let request = load::invoke_request(addr, "noop:1");
+    let mut lat = load::sequential(addr, request.clone(), 200, args.requests).await?;
     lat.sort_by(f64::total_cmp);
     println!(
         "warm invoke, concurrency 1 ({} requests): p50 {:.0} µs, p99 {:.0} µs",
@@ -320,8 +270,15 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     for c in [16usize, 64] {
-        let (rate, p50, p99) = throughput(&api, "noop:1", c, args.seconds).await?;
-        println!("warm invoke, concurrency {c} ({} s): {rate:.0} invocations/s, p50 {p50:.0} µs, p99 {p99:.0} µs", args.seconds);
+        let (rate, mut lat) =
+            load::concurrent(addr, request.clone(), c, Duration::from_secs(args.seconds)).await?;
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "warm invoke, concurrency {c} ({} s): {rate:.0} invocations/s, p50 {:.0} µs, p99 {:.0} µs",
+            args.seconds,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
     }
 
     // Cold starts.

@@ -1,0 +1,72 @@
+//! `stratus bench` end to end, at a tiny scale: it starts its own server, drives the
+//! no-op `provided` function (the minimal Runtime API client in `bench/noop-bootstrap`)
+//! with its load generator, and prints every figure BENCHMARKS.md quotes. The figures
+//! themselves are not checked here (they belong to BENCHMARKS.md, not to a timed test);
+//! that each one is produced, and that a broken setup is a clear error, is.
+
+mod common;
+
+use common::{output_text, workspace_bin};
+
+fn figure(out: &str, line_start: &str, before: &str) -> f64 {
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .unwrap_or_else(|| panic!("no line starting {line_start:?} in:\n{out}"));
+    let head = line
+        .split(before)
+        .next()
+        .unwrap_or_else(|| panic!("no {before:?} in {line}"));
+    head.rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number before {before:?} in {line}"))
+}
+
+#[tokio::test]
+async fn bench_prints_every_figure() {
+    let noop = workspace_bin("noop-bootstrap", "noop-bootstrap");
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .arg("bench")
+        .arg("--bootstrap")
+        .arg(&noop)
+        .args([
+            "--requests",
+            "50",
+            "--seconds",
+            "1",
+            "--cold-samples",
+            "2",
+            "--provisioned",
+            "5",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(figure(&text, "warm invoke, concurrency 1 ", " µs, p99") > 0.0);
+    assert!(figure(&text, "warm invoke, concurrency 16 ", " invocations/s") > 0.0);
+    assert!(figure(&text, "warm invoke, concurrency 64 ", " invocations/s") > 0.0);
+    assert!(figure(&text, "cold start provided ", " ms; Stratus adds").is_finite());
+    assert!(figure(&text, "cold start nodejs20.x ", " ms; Stratus adds").is_finite());
+    assert!(figure(&text, "5 provisioned environments READY in ", " ms;") > 0.0);
+}
+
+#[tokio::test]
+async fn bench_without_its_bootstrap_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .current_dir(dir.path())
+        .args(["bench", "--requests", "1"])
+        .output()
+        .await
+        .unwrap();
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("target/release/noop-bootstrap not found")
+            && text.contains("cargo build --release -p noop-bootstrap"),
+        "{text}"
+    );
+}
