@@ -501,7 +501,7 @@ async fn versions_and_weighted_aliases_route_traffic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_caller_that_goes_away_frees_its_slot() {
+async fn a_caller_that_goes_away_leaves_the_invocation_running() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]).await;
     s.create_ok(
@@ -522,15 +522,23 @@ async fn a_caller_that_goes_away_frees_its_slot() {
         .await
         .unwrap();
     assert_eq!(s.invoke("gone", "{}").await.status, 200);
-    // A caller starts a long invocation, then disconnects.
+    // A caller starts a 1.5 s invocation, then disconnects.
     let api = Api::new(&format!("http://{}", s.addr));
     let call =
-        tokio::spawn(async move { api.invoke("gone", r#"{"action":"sleep","ms":20000}"#).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::spawn(async move { api.invoke("gone", r#"{"action":"sleep","ms":1500}"#).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
     call.abort();
     let _ = call.await;
-    // The slot comes back (the abandoned environment is destroyed), so the next call
-    // is served instead of throttled.
+    // As in Lambda, the invocation runs on and holds the only slot...
+    let r = s.invoke("gone", "{}").await;
+    assert_eq!(r.status, 429, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        reason(&r).as_deref(),
+        Some("ReservedFunctionConcurrentInvocationLimitExceeded")
+    );
+    // ...until it ends, logged as usual; then the same environment serves the next
+    // call warm.
+    s.wait_logs("gone", "REPORT", 2).await;
     let mut status = 0;
     for _ in 0..50 {
         status = s.invoke("gone", "{}").await.status;
@@ -540,14 +548,17 @@ async fn a_caller_that_goes_away_frees_its_slot() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(status, 200);
+    let logs = s.wait_logs("gone", "REPORT", 3).await;
+    assert_eq!(
+        count(&logs, "Init Duration"),
+        1,
+        "one cold start: {logs:#?}"
+    );
     let health = json_body(
         &s.api
             .call("GET", "/stratus/v1/health", &[], "")
             .await
             .unwrap(),
     );
-    assert_eq!(
-        health["environments"], 1,
-        "the abandoned environment was destroyed: {health}"
-    );
+    assert_eq!(health["environments"], 1, "{health}");
 }

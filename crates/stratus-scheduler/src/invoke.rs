@@ -7,12 +7,16 @@
 //!   removes the environment and provisioned ones are replaced.
 //! - **Init failure** (cold start): the init error is the function error; repeated
 //!   failures back off (see `state.rs`) instead of spawning in a loop.
+//! - **Caller gone** (the Invoke request's connection closed mid-invocation): as in
+//!   Lambda, the invocation runs on to its end or its timeout, holding its slot; its
+//!   END/REPORT are logged and the environment goes back to the pool warm.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use stratus_runtime_api::{ErrorBody, Invocation, Outcome, MAX_RESPONSE_BYTES};
+use tokio::sync::oneshot;
 
 use crate::env::{self, exit_error, Env, StartFailure};
 use crate::logpump::{now_ms, Report};
@@ -23,9 +27,9 @@ impl Scheduler {
     /// Runs one synchronous invocation of `spec`.
     ///
     /// The warm path runs inline (no task hand-off); if the caller goes away
-    /// mid-invocation, [`Settle`]'s drop destroys the environment (its invocation can
-    /// no longer be awaited) and frees the slot. A cold start runs on its own task, so
-    /// a caller that goes away cannot orphan the new environment.
+    /// mid-invocation, [`Settle`]'s drop hands the rest of the invocation to a task of
+    /// its own. A cold start runs on its own task, so a caller that goes away cannot
+    /// orphan the new environment.
     pub async fn invoke(
         &self,
         spec: &Arc<FunctionSpec>,
@@ -42,9 +46,9 @@ impl Scheduler {
         };
         match lease.env.take() {
             Some(env) => {
-                let settle = Settle::new(self, spec, lease, env.clone());
-                let (result, keep) = self.dispatch(spec, &env, &req, None).await;
-                Ok(settle.finish(result, keep))
+                let mut settle = Settle::new(self, spec, lease, env, &req, None);
+                let outcome = settle.wait().await;
+                Ok(settle.finish(outcome))
             }
             None => {
                 let this = self.clone();
@@ -86,67 +90,77 @@ impl Scheduler {
                 return Ok(function_error(&body));
             }
         };
-        let settle = Settle::new(&self, &spec, lease, env.clone());
-        let (result, keep) = self.dispatch(&spec, &env, &req, Some(init)).await;
-        Ok(settle.finish(result, keep))
+        let mut settle = Settle::new(&self, &spec, lease, env, &req, Some(init));
+        let outcome = settle.wait().await;
+        Ok(settle.finish(outcome))
     }
 
-    /// Hands the event to `env` and waits for the outcome. Returns the payload,
-    /// whether it is a function error, the tail receiver, and whether `env` survives.
-    async fn dispatch(
-        &self,
+    /// Hands the event to `env` (START is logged first) and returns where its outcome
+    /// will arrive.
+    fn begin(
         spec: &FunctionSpec,
-        env: &Arc<Env>,
+        env: &Env,
         req: &InvokeRequest,
         init: Option<Duration>,
-    ) -> ((Bytes, bool, Option<String>), bool) {
+    ) -> InFlight {
         env.log
             .start_invocation(&req.request_id, &spec.version, req.tail);
-        let timeout_ms = spec.timeout.as_millis() as u64;
         let started = Instant::now();
         let rx = env.link.dispatch(Invocation {
             request_id: req.request_id.clone(),
             payload: req.payload.clone(),
-            deadline_ms: now_ms() as u64 + timeout_ms,
+            deadline_ms: now_ms() as u64 + spec.timeout.as_millis() as u64,
             invoked_function_arn: req.invoked_arn.clone(),
             trace_id: trace_id(&req.request_id),
             client_context: req.client_context.clone(),
             cognito_identity: None,
         });
-        let outcome = tokio::time::timeout(spec.timeout, rx).await;
-        let duration = started.elapsed();
+        InFlight {
+            rx,
+            request_id: req.request_id.clone(),
+            deadline: tokio::time::Instant::from_std(started + spec.timeout),
+            started,
+            init,
+        }
+    }
+
+    /// Turns an invocation's outcome (or its timeout) into the caller's answer, logs
+    /// END and REPORT, and tells whether `env` survives.
+    fn conclude(
+        spec: &FunctionSpec,
+        env: &Env,
+        inv: &InFlight,
+        outcome: Option<Result<Outcome, oneshot::error::RecvError>>,
+    ) -> ((Bytes, bool, Option<String>), bool) {
+        let duration = inv.started.elapsed();
+        let request_id = &inv.request_id;
         let mut prelude = None;
         let mut status = None;
         let (payload, function_error, keep) = match outcome {
-            Ok(Ok(Outcome::Response(body))) => (body, false, true),
-            Ok(Ok(Outcome::Error(e))) => (Bytes::from(e.to_json()), true, true),
-            Ok(Ok(Outcome::ResponseTooLarge)) => {
+            Some(Ok(Outcome::Response(body))) => (body, false, true),
+            Some(Ok(Outcome::Error(e))) => (Bytes::from(e.to_json()), true, true),
+            Some(Ok(Outcome::ResponseTooLarge)) => {
                 let e = ErrorBody::new(
                     "Function.ResponseSizeTooLarge",
                     format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."),
                 );
                 (Bytes::from(e.to_json()), true, true)
             }
-            Ok(Ok(Outcome::Exited(reason))) => {
-                let e = exit_error(Some(&req.request_id), &reason);
+            Some(Ok(Outcome::Exited(reason))) => {
+                let e = exit_error(Some(request_id), &reason);
                 status = Some(("error", Some(e.error_type.clone())));
-                prelude = Some(format!(
-                    "{} {} {}",
-                    iso_now(),
-                    req.request_id,
-                    e.error_message
-                ));
+                prelude = Some(format!("{} {} {}", iso_now(), request_id, e.error_message));
                 (Bytes::from(e.to_json()), true, false)
             }
-            Ok(Err(_)) => {
-                let e = exit_error(Some(&req.request_id), "exit status 0");
+            Some(Err(_)) => {
+                let e = exit_error(Some(request_id), "exit status 0");
                 (Bytes::from(e.to_json()), true, false)
             }
-            Err(_) => {
+            None => {
                 let message = format!(
                     "{} {} Task timed out after {:.2} seconds",
                     iso_now(),
-                    req.request_id,
+                    request_id,
                     spec.timeout.as_secs_f64()
                 );
                 prelude = Some(message.clone());
@@ -156,10 +170,10 @@ impl Scheduler {
             }
         };
         let tail = env.log.end_invocation(Report {
-            request_id: req.request_id.clone(),
+            request_id: request_id.clone(),
             duration,
             memory_mb: spec.memory_mb,
-            init,
+            init: inv.init,
             prelude,
             status,
         });
@@ -174,15 +188,27 @@ impl Scheduler {
     }
 }
 
-/// Gives an invocation's slot back exactly once: through [`Settle::finish`] with the
-/// outcome, or, when the invocation is abandoned mid-way (the caller went away), on
-/// drop, destroying the environment whose invocation nobody awaits any more.
+/// An invocation handed to an environment and not yet concluded.
+struct InFlight {
+    rx: oneshot::Receiver<Outcome>,
+    request_id: Arc<str>,
+    started: Instant,
+    deadline: tokio::time::Instant,
+    init: Option<Duration>,
+}
+
+/// The outcome as awaited: `None` when the function's timeout passed first.
+type Awaited = Option<Result<Outcome, oneshot::error::RecvError>>;
+
+/// Carries one invocation from hand-off to the slot's return, exactly once: through
+/// [`Settle::finish`] with the outcome, or, when the caller goes away mid-way (the
+/// future is dropped), on drop, by finishing the invocation on a task of its own.
 struct Settle<'a> {
     sched: &'a Scheduler,
     spec: &'a Arc<FunctionSpec>,
-    lease: Option<crate::state::Lease>,
+    /// Taken when settled.
+    run: Option<(crate::state::Lease, InFlight)>,
     env: Arc<Env>,
-    started: Instant,
 }
 
 impl<'a> Settle<'a> {
@@ -191,34 +217,33 @@ impl<'a> Settle<'a> {
         spec: &'a Arc<FunctionSpec>,
         lease: crate::state::Lease,
         env: Arc<Env>,
+        req: &InvokeRequest,
+        init: Option<Duration>,
     ) -> Self {
+        let inv = Scheduler::begin(spec, &env, req, init);
         Self {
             sched,
             spec,
-            lease: Some(lease),
+            run: Some((lease, inv)),
             env,
-            started: Instant::now(),
         }
     }
 
-    fn finish(mut self, result: (Bytes, bool, Option<String>), keep: bool) -> InvokeResponse {
-        let (payload, function_error, log_tail) = result;
-        if let Some(lease) = self.lease.take() {
-            let outcome = Some((function_error, self.started.elapsed()));
-            let back = self.sched.inner.state.lock().release(
-                self.spec,
-                lease,
-                keep.then(|| self.env.clone()),
-                Instant::now(),
-                outcome,
-            );
-            if let Some(surplus) = back {
-                surplus.destroy("not needed");
-            }
-            if !keep {
-                self.env.destroy("invocation failed");
-            }
-        }
+    /// Waits for the outcome, up to the function's timeout.
+    async fn wait(&mut self) -> Awaited {
+        let (_, inv) = self.run.as_mut()?;
+        tokio::time::timeout_at(inv.deadline, &mut inv.rx)
+            .await
+            .ok()
+    }
+
+    fn finish(mut self, outcome: Awaited) -> InvokeResponse {
+        let (lease, inv) = self
+            .run
+            .take()
+            .expect("an invocation is settled exactly once");
+        let (payload, function_error, log_tail) =
+            settle(self.sched, self.spec, lease, &self.env, &inv, outcome);
         InvokeResponse {
             payload,
             function_error,
@@ -227,16 +252,58 @@ impl<'a> Settle<'a> {
     }
 }
 
+/// Concludes `inv` on `env` and gives its slot back (with `env` if it survived).
+fn settle(
+    sched: &Scheduler,
+    spec: &Arc<FunctionSpec>,
+    lease: crate::state::Lease,
+    env: &Arc<Env>,
+    inv: &InFlight,
+    outcome: Awaited,
+) -> (Bytes, bool, Option<String>) {
+    let ((payload, function_error, log_tail), keep) = Scheduler::conclude(spec, env, inv, outcome);
+    let back = sched.inner.state.lock().release(
+        spec,
+        lease,
+        keep.then(|| env.clone()),
+        Instant::now(),
+        Some((function_error, inv.started.elapsed())),
+    );
+    if let Some(surplus) = back {
+        surplus.destroy("not needed");
+    }
+    if !keep {
+        env.destroy("invocation failed");
+    }
+    (payload, function_error, log_tail)
+}
+
 impl Drop for Settle<'_> {
     fn drop(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            self.env.destroy("the caller went away mid-invocation");
-            let outcome = Some((true, self.started.elapsed()));
-            self.sched
-                .inner
-                .state
-                .lock()
-                .release(self.spec, lease, None, Instant::now(), outcome);
+        let Some((lease, mut inv)) = self.run.take() else {
+            return;
+        };
+        let (sched, spec, env) = (self.sched.clone(), self.spec.clone(), self.env.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let outcome = tokio::time::timeout_at(inv.deadline, &mut inv.rx)
+                        .await
+                        .ok();
+                    settle(&sched, &spec, lease, &env, &inv, outcome);
+                });
+            }
+            // No runtime left to wait on (the server is going down): the invocation
+            // cannot be awaited any more, so the environment goes with it.
+            Err(_) => {
+                env.destroy("the invocation was abandoned at shutdown");
+                let outcome = Some((true, inv.started.elapsed()));
+                sched
+                    .inner
+                    .state
+                    .lock()
+                    .release(&spec, lease, None, Instant::now(), outcome);
+            }
         }
     }
 }
