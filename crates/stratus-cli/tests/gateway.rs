@@ -1,7 +1,10 @@
 //! The HTTP gateway end to end: `http` (REST, payload 1.0) and `httpApi` (payload 2.0)
-//! events and function URLs deployed from serverless.yml, served on `--gateway`.
+//! events and function URLs deployed from serverless.yml, served on `--gateway`,
+//! with their CORS settings.
 
 mod common;
+
+use std::path::Path;
 
 use common::*;
 
@@ -207,4 +210,182 @@ async fn http_events_are_served_with_lambda_proxy_payloads() {
         201,
         "other functions keep theirs"
     );
+}
+
+/// A handler that logs each invocation and sends CORS headers of its own, which
+/// an HTTP API with CORS replaces.
+const CORS_HANDLER: &str = r#"
+exports.api = async (event) => {
+  console.log(`invoked ${event.requestContext.http.method} ${event.rawPath}`);
+  return {
+    statusCode: 200,
+    headers: { 'access-control-allow-origin': 'https://fn.example', 'x-total': '3' },
+    body: JSON.stringify({ ok: true }),
+  };
+};
+"#;
+
+/// Deploys `yml` with [`CORS_HANDLER`] as `h.js` to a fresh server with a gateway.
+async fn deploy_cors_service(tmp: &Path, yml: &str) -> (Server, Api) {
+    let s = Server::start(&tmp.join("data"), &["--gateway", "127.0.0.1:0"]).await;
+    let ep = format!("http://{}", s.addr);
+    let gw = Api::new(&s.gateway.clone().expect("gateway url"));
+    let dir = tmp.join("svc");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("serverless.yml"), yml).unwrap();
+    std::fs::write(dir.join("h.js"), CORS_HANDLER).unwrap();
+    stratus(&dir, &ep, &["deploy"]).await;
+    (s, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_api_cors_true_answers_preflights_at_the_gateway() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (s, gw) = deploy_cors_service(
+        tmp.path(),
+        "service: open
+provider:
+  name: aws
+  runtime: nodejs20.x
+  httpApi:
+    cors: true
+functions:
+  api:
+    handler: h.api
+    events:
+      - httpApi: 'GET /items/{id}'
+      - httpApi: 'POST /items'
+",
+    )
+    .await;
+
+    let preflight = gw
+        .call(
+            "OPTIONS",
+            "/items/1",
+            &[
+                ("origin", "https://app.example"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "content-type"),
+            ],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(preflight.status, 204, "the gateway answers the preflight");
+    assert!(preflight.body.is_empty());
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("OPTIONS,GET,POST"),
+        "OPTIONS and the methods of the service's httpApi routes"
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-headers")
+            .is_some_and(|h| h.contains("Content-Type") && h.contains("X-Amzn-Trace-Id")),
+        "{:?}",
+        preflight.headers
+    );
+    assert!(preflight.header("apigw-requestid").is_some());
+
+    let r = gw
+        .call("GET", "/items/1", &[("origin", "https://app.example")], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("*"),
+        "the API's CORS headers replace the function's"
+    );
+    assert_eq!(json_body(&r), serde_json::json!({"ok": true}));
+
+    // Only the GET reached the function.
+    let logs = s.wait_logs("open-dev-api", "REPORT", 1).await;
+    assert_eq!(count(&logs, "invoked GET /items/1"), 1, "{logs:#?}");
+    assert_eq!(count(&logs, "invoked OPTIONS"), 0, "{logs:#?}");
+    assert_eq!(count(&logs, "START RequestId"), 1, "{logs:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_api_cors_allows_only_the_listed_origins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_s, gw) = deploy_cors_service(
+        tmp.path(),
+        "service: strict
+provider:
+  name: aws
+  runtime: nodejs20.x
+  httpApi:
+    cors:
+      allowedOrigins: https://app.example
+      allowedHeaders: [Content-Type, Authorization]
+      allowedMethods: [GET]
+      allowCredentials: true
+      exposedResponseHeaders: x-total
+      maxAge: 600
+functions:
+  api:
+    handler: h.api
+    events:
+      - httpApi: 'GET /things'
+",
+    )
+    .await;
+    let preflight_from = |origin: &'static str| {
+        let gw = gw.clone();
+        async move {
+            gw.call(
+                "OPTIONS",
+                "/things",
+                &[("origin", origin), ("access-control-request-method", "GET")],
+                "",
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    let ok = preflight_from("https://app.example").await;
+    assert_eq!(ok.status, 204);
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(ok.header("access-control-allow-methods"), Some("GET"));
+    assert_eq!(
+        ok.header("access-control-allow-headers"),
+        Some("Content-Type,Authorization")
+    );
+    assert_eq!(ok.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(ok.header("access-control-max-age"), Some("600"));
+
+    let foreign = preflight_from("https://evil.example").await;
+    assert_eq!(foreign.status, 204);
+    assert_eq!(foreign.header("access-control-allow-origin"), None);
+    assert_eq!(foreign.header("access-control-allow-methods"), None);
+
+    let r = gw
+        .call("GET", "/things", &[("origin", "https://app.example")], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(r.header("access-control-expose-headers"), Some("x-total"));
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+
+    // A foreign origin still reaches the function, but gets no CORS headers,
+    // not even the function's own.
+    let r = gw
+        .call("GET", "/things", &[("origin", "https://evil.example")], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    assert_eq!(r.header("access-control-allow-credentials"), None);
+    assert_eq!(r.header("x-total"), Some("3"));
 }

@@ -11,7 +11,8 @@
 //! - HTTP APIs and function URLs (`cors` settings of the API or URL): the
 //!   gateway answers preflights itself with `204` (HTTP API) or `200`
 //!   (function URL), and sets the CORS headers on actual responses, replacing
-//!   the function's. No CORS headers at all when the `Origin` is not allowed.
+//!   the function's. No CORS headers at all when the `Origin` is not allowed
+//!   (an HTTP API drops the function's own then too).
 //!
 //! Origins: `*` allows any (and is sent as `*`); an entry with `*` inside
 //! (`https://*.example.com`) is a wildcard pattern; others match exactly
@@ -125,6 +126,20 @@ impl CorsConfig {
 
     /// Adds the CORS headers of an actual (non-preflight) response.
     pub fn apply(&self, kind: RouteKind, origin: Option<&str>, headers: &mut HeaderMap) {
+        if kind == RouteKind::HttpApi {
+            // An HTTP API with CORS ignores the CORS headers its integration
+            // returns, whether or not the origin is allowed.
+            for name in [
+                ACCESS_CONTROL_ALLOW_ORIGIN,
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                ACCESS_CONTROL_EXPOSE_HEADERS,
+                ACCESS_CONTROL_ALLOW_HEADERS,
+                ACCESS_CONTROL_ALLOW_METHODS,
+                ACCESS_CONTROL_MAX_AGE,
+            ] {
+                headers.remove(name);
+            }
+        }
         let Some(allow) = self.allowed_origin(origin) else {
             return;
         };
@@ -380,6 +395,25 @@ mod tests {
         let mut none = HeaderMap::new();
         strict.apply(RouteKind::FunctionUrl, None, &mut none);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn http_apis_drop_the_functions_cors_headers_for_a_foreign_origin() {
+        let strict = CorsConfig {
+            allow_origins: vec!["https://ok.test".into()],
+            ..CorsConfig::default()
+        };
+        let mut h = HeaderMap::new();
+        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(
+            ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        strict.apply(RouteKind::HttpApi, Some("https://other.test"), &mut h);
+        assert_eq!(header(&h, "access-control-allow-origin"), None);
+        assert_eq!(header(&h, "access-control-allow-credentials"), None);
+        assert_eq!(header(&h, "content-type"), Some("text/plain"));
     }
 
     #[test]

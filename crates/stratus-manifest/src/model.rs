@@ -351,6 +351,30 @@ pub struct HttpApiEvent {
     pub method: String,
     /// Path starting with `/`, or `*` for any path.
     pub path: String,
+    /// The HTTP API's CORS settings (`provider.httpApi.cors`), copied into
+    /// each of its routes; `None` when CORS is off. Events stored before
+    /// this field existed read as `None`.
+    #[serde(default)]
+    pub cors: Option<HttpApiCors>,
+}
+
+/// CORS of the service's HTTP API (`provider.httpApi.cors`), with the
+/// Serverless Framework's defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpApiCors {
+    /// Allowed origins (default `*`).
+    pub allowed_origins: Vec<String>,
+    /// Allowed request headers (default: the Serverless Framework's seven).
+    pub allowed_headers: Vec<String>,
+    /// Allowed methods (default `OPTIONS` and every method of the service's
+    /// `httpApi` routes, or `*` when a route takes any method).
+    pub allowed_methods: Vec<String>,
+    /// `Access-Control-Allow-Credentials`.
+    pub allow_credentials: bool,
+    /// Response headers exposed to the page.
+    pub exposed_response_headers: Vec<String>,
+    /// `Access-Control-Max-Age` of preflight answers, in seconds.
+    pub max_age: Option<u32>,
 }
 
 /// A `schedule` event.
@@ -491,6 +515,12 @@ pub(crate) fn lower(
         );
     }
 
+    let http_api_cors = p
+        .http_api
+        .cors
+        .as_ref()
+        .map(|cors| http_api_cors(cors, &config.functions));
+
     let mut functions = BTreeMap::new();
     let mut deployed: BTreeMap<String, String> = BTreeMap::new();
     for f in config.functions {
@@ -554,6 +584,12 @@ pub(crate) fn lower(
         tags.extend(f.tags.clone());
         let mut patterns = package.patterns.clone();
         patterns.extend(f.package.patterns.clone());
+        let mut events = f.events;
+        for event in &mut events {
+            if let Event::HttpApi(route) = event {
+                route.cors.clone_from(&http_api_cors);
+            }
+        }
 
         let resolved = ResolvedFunction {
             key: key.clone(),
@@ -563,7 +599,7 @@ pub(crate) fn lower(
             memory_size: f.memory_size.unwrap_or(provider.memory_size),
             timeout: f.timeout.unwrap_or(provider.timeout),
             environment,
-            events: f.events,
+            events,
             provisioned_concurrency: f.provisioned_concurrency,
             reserved_concurrency: f.reserved_concurrency,
             on_error: f.on_error,
@@ -620,6 +656,64 @@ pub(crate) fn lower(
     }
 }
 
+/// `provider.httpApi.cors` with its defaults applied. Unless written, the
+/// allowed methods are `OPTIONS` and those of every `httpApi` route of the
+/// service in file order, or only `*` when a route takes any method (as the
+/// Serverless Framework computes them).
+fn http_api_cors(
+    cors: &crate::schema::HttpApiCorsConfig,
+    functions: &[crate::schema::FunctionConfig],
+) -> HttpApiCors {
+    let allowed_methods = cors.allowed_methods.clone().unwrap_or_else(|| {
+        let mut methods = vec!["OPTIONS".to_string()];
+        let routes = functions
+            .iter()
+            .flat_map(|f| &f.events)
+            .filter_map(|e| match e {
+                Event::HttpApi(route) => Some(route),
+                _ => None,
+            });
+        for route in routes {
+            if route.method == "*" {
+                return vec!["*".to_string()];
+            }
+            if !methods.contains(&route.method) {
+                methods.push(route.method.clone());
+            }
+        }
+        methods
+    });
+    HttpApiCors {
+        allowed_origins: cors.allowed_origins.clone(),
+        allowed_headers: cors.allowed_headers.clone(),
+        allowed_methods,
+        allow_credentials: cors.allow_credentials,
+        exposed_response_headers: cors.exposed_response_headers.clone(),
+        max_age: cors.max_age,
+    }
+}
+
 /// Lambda's limit on the environment variables of one function, names and
 /// values together.
 pub const MAX_ENVIRONMENT_BYTES: usize = 4096;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_api_events_stored_without_cors_still_read() {
+        // The server keeps each function's events as JSON; rows written
+        // before `cors` existed must load as routes without CORS.
+        let event: Event =
+            serde_json::from_str(r#"{"http_api":{"method":"GET","path":"/items"}}"#).unwrap();
+        assert_eq!(
+            event,
+            Event::HttpApi(HttpApiEvent {
+                method: "GET".into(),
+                path: "/items".into(),
+                cors: None,
+            })
+        );
+    }
+}

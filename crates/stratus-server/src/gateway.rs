@@ -1,7 +1,8 @@
 //! The HTTP gateway: a second listener (`--gateway ADDR`) that serves the `http`
 //! (REST, payload 1.0, under `/{stage}/…`) and `httpApi` (HTTP API, payload 2.0)
 //! events and function URLs (`url: true`, under `/lambda-url/{function}/…`) of
-//! deployed functions.
+//! deployed functions, with their CORS settings (`http` events' `cors`,
+//! `provider.httpApi.cors`, `url.cors`): preflights answered by the gateway.
 //!
 //! Routing, event building and response mapping are `stratus-gateway`'s; this module
 //! owns the listener, builds the route table from the deployed functions' events
@@ -77,7 +78,20 @@ impl Routes {
                         } else {
                             h.path.clone()
                         };
-                        RouteSpec::http_api(h.method.clone(), path, function.clone())
+                        let spec = RouteSpec::http_api(h.method.clone(), path, function.clone());
+                        // `provider.httpApi.cors`, copied into each route of the API.
+                        match &h.cors {
+                            Some(c) => spec.with_cors(CorsConfig {
+                                allow_origins: c.allowed_origins.clone(),
+                                allow_headers: c.allowed_headers.clone(),
+                                allow_methods: c.allowed_methods.clone(),
+                                expose_headers: c.exposed_response_headers.clone(),
+                                allow_credentials: c.allow_credentials,
+                                max_age: c.max_age,
+                                ..CorsConfig::default()
+                            }),
+                            None => spec,
+                        }
                     }
                     // `url: true` travels with the events as `{"other": {"kind": "url"}}`.
                     Event::Other { kind, config } if kind == "url" => {

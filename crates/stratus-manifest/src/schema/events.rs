@@ -16,6 +16,7 @@ use crate::model::{
 use crate::spanned::{Node, Value};
 
 use super::reader::{boolean, is_intrinsic, string, string_list, whole, Checker, Fields, Range};
+use super::DEFAULT_CORS_HEADERS;
 
 /// Event types of the Serverless Framework v3 that Stratus does not wire.
 const OTHER_V3_EVENTS: &[&str] = &[
@@ -41,17 +42,6 @@ const OTHER_V3_EVENTS: &[&str] = &[
 
 const HTTP_METHODS: &[&str] = &[
     "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
-];
-
-/// Headers allowed by `cors: true` on an `http` event, as in the Serverless Framework.
-const DEFAULT_CORS_HEADERS: &[&str] = &[
-    "Content-Type",
-    "X-Amz-Date",
-    "Authorization",
-    "X-Api-Key",
-    "X-Amz-Security-Token",
-    "X-Amz-User-Agent",
-    "X-Amzn-Trace-Id",
 ];
 
 /// Reads one entry of `events`.
@@ -254,6 +244,7 @@ fn http_api(c: &mut Checker, node: &Node, path: &str) -> Option<HttpApiEvent> {
             return Some(HttpApiEvent {
                 method: "*".into(),
                 path: "*".into(),
+                cors: None,
             });
         }
         let Some((method, p)) = method_and_path(s) else {
@@ -262,7 +253,11 @@ fn http_api(c: &mut Checker, node: &Node, path: &str) -> Option<HttpApiEvent> {
         };
         let method = http_api_method(c, node, path, &method)?;
         let p = http_api_path(c, node, path, &p)?;
-        return Some(HttpApiEvent { method, path: p });
+        return Some(HttpApiEvent {
+            method,
+            path: p,
+            cors: None,
+        });
     }
     let mut f = Fields::new(
         c,
@@ -292,9 +287,11 @@ fn http_api(c: &mut Checker, node: &Node, path: &str) -> Option<HttpApiEvent> {
         }
     };
     f.finish(c, &["authorizer", "swaggerTags"]);
+    // `cors` comes from `provider.httpApi.cors`, set when lowering.
     Some(HttpApiEvent {
         method: method?,
         path: p?,
+        cors: None,
     })
 }
 

@@ -10,6 +10,7 @@
 //! `functions.*.tracing`, …) are notes.
 
 mod events;
+mod http_api;
 pub(crate) mod reader;
 
 use std::collections::BTreeMap;
@@ -106,6 +107,55 @@ pub struct ProviderConfig {
     pub tags: BTreeMap<String, String>,
     /// `layers: [arn, …]` — layer ARNs for every function.
     pub layers: Option<Vec<Json>>,
+    /// `httpApi: {cors: …}` — the service's HTTP API (its `httpApi` events).
+    pub http_api: HttpApiConfig,
+}
+
+/// `provider.httpApi:` — settings of the service's HTTP API. Stratus uses
+/// `cors`; `id`, `name`, `payload`, `disableDefaultEndpoint`, `metrics`,
+/// `useProviderTags` and `authorizers` are accepted and not used.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpApiConfig {
+    /// `cors: true`, or a map of CORS settings for every route of the API;
+    /// `false` or absent: no CORS.
+    pub cors: Option<HttpApiCorsConfig>,
+}
+
+/// `provider.httpApi.cors:` — `true`, or
+/// `{allowedOrigins, allowedHeaders, allowedMethods, allowCredentials,
+/// exposedResponseHeaders, maxAge}`. Each list is a list of strings or one
+/// string. Keys left out take the values of `cors: true`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpApiCorsConfig {
+    /// `allowedOrigins: [https://app.example.com, 'https://*.example.com']` —
+    /// default `['*']`.
+    pub allowed_origins: Vec<String>,
+    /// `allowedHeaders: [Content-Type, Authorization]` — default the
+    /// Serverless Framework's seven (`Content-Type`, `X-Amz-Date`, …).
+    pub allowed_headers: Vec<String>,
+    /// `allowedMethods: [GET, POST]` — `None` when not written: `OPTIONS` and
+    /// the methods of the service's `httpApi` routes, computed when lowering.
+    pub allowed_methods: Option<Vec<String>>,
+    /// `allowCredentials: true` — default false.
+    pub allow_credentials: bool,
+    /// `exposedResponseHeaders: [x-total-count]` — default none.
+    pub exposed_response_headers: Vec<String>,
+    /// `maxAge: 600` — seconds browsers may cache a preflight answer, 0–86400.
+    pub max_age: Option<u32>,
+}
+
+impl Default for HttpApiCorsConfig {
+    /// What `cors: true` means.
+    fn default() -> Self {
+        HttpApiCorsConfig {
+            allowed_origins: vec!["*".into()],
+            allowed_headers: DEFAULT_CORS_HEADERS.iter().map(|h| h.to_string()).collect(),
+            allowed_methods: None,
+            allow_credentials: false,
+            exposed_response_headers: Vec::new(),
+            max_age: None,
+        }
+    }
 }
 
 /// `functions.<key>:`.
@@ -172,6 +222,18 @@ pub struct PackageConfig {
     /// `excludeDevDependencies: false` (service only).
     pub exclude_dev_dependencies: Option<bool>,
 }
+
+/// Headers allowed by `cors: true` on an `http` event and by
+/// `provider.httpApi.cors: true`, as in the Serverless Framework.
+const DEFAULT_CORS_HEADERS: &[&str] = &[
+    "Content-Type",
+    "X-Amz-Date",
+    "Authorization",
+    "X-Api-Key",
+    "X-Amz-Security-Token",
+    "X-Amz-User-Agent",
+    "X-Amzn-Trace-Id",
+];
 
 /// Valid `logRetentionInDays` values (CloudWatch Logs).
 const LOG_RETENTION_DAYS: &[u32] = &[
@@ -241,7 +303,6 @@ const PROVIDER_IGNORED: &[&str] = &[
     "ecr",
     "endpointType",
     "eventBridge",
-    "httpApi",
     "kmsKeyArn",
     "lambdaHashingVersion",
     "logDataProtectionPolicy",
@@ -492,6 +553,10 @@ fn provider(c: &mut Checker, node: &Node) -> Option<ProviderConfig> {
     p.layers = f
         .get("layers")
         .and_then(|n| layers(c, n, "provider.layers"));
+    p.http_api = f
+        .get("httpApi")
+        .map(|n| http_api::http_api(c, n, "provider.httpApi"))
+        .unwrap_or_default();
     f.finish(c, PROVIDER_IGNORED);
     name_ok.then_some(p)
 }

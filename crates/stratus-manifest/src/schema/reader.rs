@@ -279,6 +279,19 @@ pub(crate) fn string_list(c: &mut Checker, node: &Node, path: &str) -> Option<Ve
     ok.then_some(out)
 }
 
+/// A list of strings, or one string read as a list of one (`allowedOrigins:
+/// https://app.example.com`).
+pub(crate) fn string_or_list(c: &mut Checker, node: &Node, path: &str) -> Option<Vec<String>> {
+    match &node.value {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Seq(_) => string_list(c, node, path),
+        _ => {
+            c.expected(node, path, "a string or a list of strings");
+            None
+        }
+    }
+}
+
 /// A map of strings (numbers and booleans become text), e.g. `tags`.
 pub(crate) fn string_map(
     c: &mut Checker,
