@@ -3,6 +3,7 @@
 //!
 //! - warm Invoke API latency p50/p99 at concurrency 1;
 //! - throughput at 16 and 64 concurrent callers (warm, provisioned environments);
+//! - the same, briefly, for the embedded Node and Python runtimes;
 //! - cold start: Init Duration (environment start to first `/next`) for the
 //!   `provided` function and Node, against the bare process's own start-to-`/next`;
 //! - time for 100 provisioned environments to reach READY, and server memory per
@@ -219,6 +220,13 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "exports.handler = async () => ({ ok: true });\n",
     )?;
     let node_zip = stratus_package::zip_dir(&ndir)?;
+    let pydir = work.join("python");
+    std::fs::create_dir_all(&pydir)?;
+    std::fs::write(
+        pydir.join("app.py"),
+        "def handler(event, context):\n    return {'ok': True}\n",
+    )?;
+    let python_zip = stratus_package::zip_dir(&pydir)?;
 
     // The server runs as its own process (this binary's `server` command), as in
     // production; this process is only the client.
@@ -276,6 +284,25 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         println!(
             "warm invoke, concurrency {c} ({} s): {rate:.0} invocations/s, p50 {:.0} µs, p99 {:.0} µs",
             args.seconds,
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99)
+        );
+    }
+
+    // The embedded Node and Python runtimes, warm (16 provisioned environments).
+    for (name, runtime, handler, zip) in [
+        ("noop-node", "nodejs20.x", "index.handler", &node_zip),
+        ("noop-python", "python3.12", "app.handler", &python_zip),
+    ] {
+        create(&api, name, runtime, handler, zip).await?;
+        provision(&api, name, 16).await?;
+        let request = load::invoke_request(addr, &format!("{name}:1"));
+        let mut lat = load::sequential(addr, request.clone(), 500, args.requests / 5).await?;
+        lat.sort_by(f64::total_cmp);
+        let (rate, _) =
+            load::concurrent(addr, request, 16, Duration::from_secs(args.seconds)).await?;
+        println!(
+            "warm invoke {runtime}: concurrency 1 p50 {:.0} µs, p99 {:.0} µs; concurrency 16 {rate:.0} invocations/s",
             percentile(&lat, 0.5),
             percentile(&lat, 0.99)
         );
