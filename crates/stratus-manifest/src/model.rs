@@ -355,19 +355,21 @@ pub struct HttpApiEvent {
     /// each of its routes; `None` when CORS is off. Events stored before
     /// this field existed read as `None`.
     #[serde(default)]
-    pub cors: Option<HttpApiCors>,
+    pub cors: Option<ApiCors>,
 }
 
-/// CORS of the service's HTTP API (`provider.httpApi.cors`), with the
-/// Serverless Framework's defaults applied.
+/// CORS of an HTTP API (`provider.httpApi.cors`, copied into each route) or of a
+/// function URL (`url.cors`): both take the same settings. Defaults are applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HttpApiCors {
+pub struct ApiCors {
     /// Allowed origins (default `*`).
     pub allowed_origins: Vec<String>,
-    /// Allowed request headers (default: the Serverless Framework's seven).
+    /// Allowed request headers (default: the Serverless Framework's, seven for an
+    /// HTTP API and five for a function URL).
     pub allowed_headers: Vec<String>,
-    /// Allowed methods (default `OPTIONS` and every method of the service's
-    /// `httpApi` routes, or `*` when a route takes any method).
+    /// Allowed methods (HTTP API default: `OPTIONS` and every method of the
+    /// service's `httpApi` routes, or `*` when a route takes any method; function
+    /// URL default `*`).
     pub allowed_methods: Vec<String>,
     /// `Access-Control-Allow-Credentials`.
     pub allow_credentials: bool,
@@ -415,24 +417,7 @@ pub struct FunctionUrl {
     /// `BUFFERED` (default) or `RESPONSE_STREAM`.
     pub invoke_mode: String,
     /// CORS settings, when enabled.
-    pub cors: Option<UrlCors>,
-}
-
-/// CORS of a function URL.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UrlCors {
-    /// Allowed origins.
-    pub allowed_origins: Vec<String>,
-    /// Allowed request headers.
-    pub allowed_headers: Vec<String>,
-    /// Allowed methods.
-    pub allowed_methods: Vec<String>,
-    /// Whether credentials are allowed.
-    pub allow_credentials: bool,
-    /// Response headers exposed to the browser.
-    pub exposed_response_headers: Vec<String>,
-    /// Preflight cache seconds.
-    pub max_age: Option<u32>,
+    pub cors: Option<ApiCors>,
 }
 
 /// Asynchronous invocation destinations.
@@ -661,9 +646,9 @@ pub(crate) fn lower(
 /// service in file order, or only `*` when a route takes any method (as the
 /// Serverless Framework computes them).
 fn http_api_cors(
-    cors: &crate::schema::HttpApiCorsConfig,
+    cors: &crate::schema::CorsSettings,
     functions: &[crate::schema::FunctionConfig],
-) -> HttpApiCors {
+) -> ApiCors {
     let allowed_methods = cors.allowed_methods.clone().unwrap_or_else(|| {
         let mut methods = vec!["OPTIONS".to_string()];
         let routes = functions
@@ -683,7 +668,7 @@ fn http_api_cors(
         }
         methods
     });
-    HttpApiCors {
+    ApiCors {
         allowed_origins: cors.allowed_origins.clone(),
         allowed_headers: cors.allowed_headers.clone(),
         allowed_methods,

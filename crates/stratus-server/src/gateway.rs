@@ -28,6 +28,19 @@ use stratus_scheduler::{InvokeError, InvokeRequest, Scheduler};
 use crate::deploy::PROVISIONED_ALIAS;
 use crate::registry::Registry;
 
+/// The gateway's CORS settings for an HTTP API's or a function URL's `cors`.
+fn api_cors(c: &stratus_manifest::model::ApiCors) -> CorsConfig {
+    CorsConfig {
+        allow_origins: c.allowed_origins.clone(),
+        allow_headers: c.allowed_headers.clone(),
+        allow_methods: c.allowed_methods.clone(),
+        expose_headers: c.exposed_response_headers.clone(),
+        allow_credentials: c.allow_credentials,
+        max_age: c.max_age,
+        ..CorsConfig::default()
+    }
+}
+
 /// The live route table.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
@@ -81,15 +94,7 @@ impl Routes {
                         let spec = RouteSpec::http_api(h.method.clone(), path, function.clone());
                         // `provider.httpApi.cors`, copied into each route of the API.
                         match &h.cors {
-                            Some(c) => spec.with_cors(CorsConfig {
-                                allow_origins: c.allowed_origins.clone(),
-                                allow_headers: c.allowed_headers.clone(),
-                                allow_methods: c.allowed_methods.clone(),
-                                expose_headers: c.exposed_response_headers.clone(),
-                                allow_credentials: c.allow_credentials,
-                                max_age: c.max_age,
-                                ..CorsConfig::default()
-                            }),
+                            Some(c) => spec.with_cors(api_cors(c)),
                             None => spec,
                         }
                     }
@@ -100,16 +105,9 @@ impl Routes {
                             config.clone(),
                         );
                         match url {
-                            Ok(stratus_manifest::model::FunctionUrl { cors: Some(c), .. }) => spec
-                                .with_cors(CorsConfig {
-                                    allow_origins: c.allowed_origins,
-                                    allow_headers: c.allowed_headers,
-                                    allow_methods: c.allowed_methods,
-                                    expose_headers: c.exposed_response_headers,
-                                    allow_credentials: c.allow_credentials,
-                                    max_age: c.max_age,
-                                    ..CorsConfig::default()
-                                }),
+                            Ok(stratus_manifest::model::FunctionUrl { cors: Some(c), .. }) => {
+                                spec.with_cors(api_cors(&c))
+                            }
                             _ => spec,
                         }
                     }

@@ -15,10 +15,10 @@
 //!       maxAge: 600
 //! ```
 
-use crate::spanned::{Node, Value};
+use crate::spanned::Node;
 
-use super::reader::{boolean, string_or_list, whole, Checker, Fields, Range};
-use super::{HttpApiConfig, HttpApiCorsConfig};
+use super::reader::{Checker, Fields};
+use super::{cors_settings, HttpApiConfig, DEFAULT_CORS_HEADERS};
 
 /// Settings of the Serverless Framework's `provider.httpApi` that Stratus
 /// accepts and does not use.
@@ -40,66 +40,21 @@ pub(super) fn http_api(c: &mut Checker, node: &Node, path: &str) -> HttpApiConfi
         return out;
     };
     if let Some(n) = f.get("cors") {
-        out.cors = cors(c, n, &f.path_of("cors"));
+        out.cors = cors_settings(c, n, &f.path_of("cors"), DEFAULT_CORS_HEADERS);
     }
     f.finish(c, IGNORED);
     out
-}
-
-/// `cors: true | false | {…}`.
-fn cors(c: &mut Checker, node: &Node, path: &str) -> Option<HttpApiCorsConfig> {
-    // A bare string `true`/`false` is what a variable such as
-    // `${env:CORS}` resolves to.
-    let enabled = match &node.value {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s == "true" || s == "false" => Some(s == "true"),
-        _ => None,
-    };
-    if let Some(enabled) = enabled {
-        return enabled.then(HttpApiCorsConfig::default);
-    }
-    let mut f = Fields::new(c, node, path, "true, false or a map of CORS settings")?;
-    let mut cors = HttpApiCorsConfig::default();
-    let mut list = |c: &mut Checker, key: &'static str| {
-        let n = f.get(key)?;
-        string_or_list(c, n, &f.path_of(key))
-    };
-    if let Some(v) = list(c, "allowedOrigins") {
-        cors.allowed_origins = v;
-    }
-    if let Some(v) = list(c, "allowedHeaders") {
-        cors.allowed_headers = v;
-    }
-    cors.allowed_methods = list(c, "allowedMethods")
-        .map(|methods| methods.iter().map(|m| m.to_ascii_uppercase()).collect());
-    if let Some(v) = list(c, "exposedResponseHeaders") {
-        cors.exposed_response_headers = v;
-    }
-    if let Some(n) = f.get("allowCredentials") {
-        cors.allow_credentials = boolean(c, n, &f.path_of("allowCredentials")).unwrap_or(false);
-    }
-    if let Some(n) = f.get("maxAge") {
-        cors.max_age = whole(
-            c,
-            n,
-            &f.path_of("maxAge"),
-            "a whole number of seconds",
-            Range::between(0, 86_400),
-        );
-    }
-    f.finish(c, &[]);
-    Some(cors)
 }
 
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
-    use crate::model::{Event, HttpApiCors};
+    use crate::model::{ApiCors, Event};
     use crate::{load_str, ManifestError, Options};
 
     /// Loads a service with one `GET /items` route and this `provider.httpApi`.
-    fn load(http_api: &str) -> Result<Option<HttpApiCors>, ManifestError> {
+    fn load(http_api: &str) -> Result<Option<ApiCors>, ManifestError> {
         let text = format!(
             "service: svc\nprovider:\n  name: aws\n  httpApi:\n{http_api}\nfunctions:\n  f:\n    handler: h.f\n    events:\n      - httpApi: 'GET /items'\n"
         );

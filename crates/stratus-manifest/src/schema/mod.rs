@@ -17,12 +17,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value as Json;
 
-use crate::model::{Architecture, Destination, Destinations, Event, FunctionUrl, Runtime, UrlCors};
+use crate::model::{ApiCors, Architecture, Destination, Destinations, Event, FunctionUrl, Runtime};
 use crate::spanned::{Node, Span, Value};
 
 use reader::{
-    boolean, is_intrinsic, non_empty_string, string, string_list, string_map, text, whole, Checker,
-    Fields, Range, UnknownKeys,
+    boolean, is_intrinsic, non_empty_string, string, string_list, string_map, string_or_list, text,
+    whole, Checker, Fields, Range, UnknownKeys,
 };
 
 /// A value and where it was written.
@@ -118,23 +118,23 @@ pub struct ProviderConfig {
 pub struct HttpApiConfig {
     /// `cors: true`, or a map of CORS settings for every route of the API;
     /// `false` or absent: no CORS.
-    pub cors: Option<HttpApiCorsConfig>,
+    pub cors: Option<CorsSettings>,
 }
 
-/// `provider.httpApi.cors:` — `true`, or
+/// `cors:` of `provider.httpApi` or of a function's `url` — `true`, or
 /// `{allowedOrigins, allowedHeaders, allowedMethods, allowCredentials,
 /// exposedResponseHeaders, maxAge}`. Each list is a list of strings or one
 /// string. Keys left out take the values of `cors: true`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpApiCorsConfig {
+pub struct CorsSettings {
     /// `allowedOrigins: [https://app.example.com, 'https://*.example.com']` —
     /// default `['*']`.
     pub allowed_origins: Vec<String>,
     /// `allowedHeaders: [Content-Type, Authorization]` — default the
-    /// Serverless Framework's seven (`Content-Type`, `X-Amz-Date`, …).
+    /// Serverless Framework's (`Content-Type`, `X-Amz-Date`, …).
     pub allowed_headers: Vec<String>,
-    /// `allowedMethods: [GET, POST]` — `None` when not written: `OPTIONS` and
-    /// the methods of the service's `httpApi` routes, computed when lowering.
+    /// `allowedMethods: [GET, POST]`, upper-cased — `None` when not written (an
+    /// HTTP API computes it when lowering; a function URL allows `*`).
     pub allowed_methods: Option<Vec<String>>,
     /// `allowCredentials: true` — default false.
     pub allow_credentials: bool,
@@ -144,18 +144,68 @@ pub struct HttpApiCorsConfig {
     pub max_age: Option<u32>,
 }
 
-impl Default for HttpApiCorsConfig {
-    /// What `cors: true` means.
-    fn default() -> Self {
-        HttpApiCorsConfig {
+impl CorsSettings {
+    /// What `cors: true` means, with these allowed headers.
+    fn enabled(default_headers: &[&str]) -> Self {
+        CorsSettings {
             allowed_origins: vec!["*".into()],
-            allowed_headers: DEFAULT_CORS_HEADERS.iter().map(|h| h.to_string()).collect(),
+            allowed_headers: default_headers.iter().map(|h| h.to_string()).collect(),
             allowed_methods: None,
             allow_credentials: false,
             exposed_response_headers: Vec::new(),
             max_age: None,
         }
     }
+}
+
+/// `cors: true | false | {…}` of an HTTP API or a function URL.
+fn cors_settings(
+    c: &mut Checker,
+    node: &Node,
+    path: &str,
+    default_headers: &[&str],
+) -> Option<CorsSettings> {
+    // A bare string `true`/`false` is what a variable such as `${env:CORS}`
+    // resolves to.
+    let enabled = match &node.value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s == "true" || s == "false" => Some(s == "true"),
+        _ => None,
+    };
+    if let Some(enabled) = enabled {
+        return enabled.then(|| CorsSettings::enabled(default_headers));
+    }
+    let mut f = Fields::new(c, node, path, "true, false or a map of CORS settings")?;
+    let mut cors = CorsSettings::enabled(default_headers);
+    let mut list = |c: &mut Checker, key: &'static str| {
+        let n = f.get(key)?;
+        string_or_list(c, n, &f.path_of(key))
+    };
+    if let Some(v) = list(c, "allowedOrigins") {
+        cors.allowed_origins = v;
+    }
+    if let Some(v) = list(c, "allowedHeaders") {
+        cors.allowed_headers = v;
+    }
+    cors.allowed_methods = list(c, "allowedMethods")
+        .map(|methods| methods.iter().map(|m| m.to_ascii_uppercase()).collect());
+    if let Some(v) = list(c, "exposedResponseHeaders") {
+        cors.exposed_response_headers = v;
+    }
+    if let Some(n) = f.get("allowCredentials") {
+        cors.allow_credentials = boolean(c, n, &f.path_of("allowCredentials")).unwrap_or(false);
+    }
+    if let Some(n) = f.get("maxAge") {
+        cors.max_age = whole(
+            c,
+            n,
+            &f.path_of("maxAge"),
+            "a whole number of seconds",
+            Range::between(0, 86_400),
+        );
+    }
+    f.finish(c, &[]);
+    Some(cors)
 }
 
 /// `functions.<key>:`.
@@ -1259,55 +1309,23 @@ fn url(c: &mut Checker, node: &Node, path: &str) -> Option<FunctionUrl> {
     Some(url)
 }
 
-fn url_cors(c: &mut Checker, node: &Node, path: &str) -> Option<UrlCors> {
-    let mut cors = UrlCors {
-        allowed_origins: vec!["*".into()],
-        allowed_headers: [
-            "Content-Type",
-            "X-Amz-Date",
-            "Authorization",
-            "X-Api-Key",
-            "X-Amz-Security-Token",
-        ]
-        .map(String::from)
-        .to_vec(),
-        allowed_methods: vec!["*".into()],
-        allow_credentials: false,
-        exposed_response_headers: Vec::new(),
-        max_age: None,
-    };
-    if let Value::Bool(enabled) = node.value {
-        return enabled.then_some(cors);
-    }
-    let mut f = Fields::new(c, node, path, "true, false or a map of CORS settings")?;
-    let list = |c: &mut Checker, f: &mut Fields<'_>, key: &'static str, slot: &mut Vec<String>| {
-        if let Some(n) = f.get(key) {
-            if let Some(v) = string_list(c, n, &f.path_of(key)) {
-                *slot = v;
-            }
-        }
-    };
-    list(c, &mut f, "allowedOrigins", &mut cors.allowed_origins);
-    list(c, &mut f, "allowedHeaders", &mut cors.allowed_headers);
-    list(c, &mut f, "allowedMethods", &mut cors.allowed_methods);
-    list(
-        c,
-        &mut f,
-        "exposedResponseHeaders",
-        &mut cors.exposed_response_headers,
-    );
-    if let Some(n) = f.get("allowCredentials") {
-        cors.allow_credentials = boolean(c, n, &f.path_of("allowCredentials")).unwrap_or(false);
-    }
-    if let Some(n) = f.get("maxAge") {
-        cors.max_age = whole(
-            c,
-            n,
-            &f.path_of("maxAge"),
-            "a whole number of seconds",
-            Range::between(0, 86_400),
-        );
-    }
-    f.finish(c, &[]);
-    Some(cors)
+/// Headers a function URL allows with `cors: true`, as in the Serverless Framework.
+const URL_CORS_HEADERS: &[&str] = &[
+    "Content-Type",
+    "X-Amz-Date",
+    "Authorization",
+    "X-Api-Key",
+    "X-Amz-Security-Token",
+];
+
+fn url_cors(c: &mut Checker, node: &Node, path: &str) -> Option<ApiCors> {
+    let cors = cors_settings(c, node, path, URL_CORS_HEADERS)?;
+    Some(ApiCors {
+        allowed_origins: cors.allowed_origins,
+        allowed_headers: cors.allowed_headers,
+        allowed_methods: cors.allowed_methods.unwrap_or_else(|| vec!["*".into()]),
+        allow_credentials: cors.allow_credentials,
+        exposed_response_headers: cors.exposed_response_headers,
+        max_age: cors.max_age,
+    })
 }
