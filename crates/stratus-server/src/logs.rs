@@ -163,6 +163,7 @@ fn writer_loop(
     retention: Duration,
 ) {
     let mut last_prune: Option<Instant> = None;
+    let mut prune_backlog = false;
     let mut open = true;
     while open {
         let mut batches: Vec<Batch> = Vec::new();
@@ -195,18 +196,65 @@ fn writer_loop(
                 tracing::error!(error = %e, "cannot write logs");
             }
         }
-        // Retention: once a minute, and when closing.
-        if !open || last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+        // Retention: once a minute, when closing, and on every round while a
+        // backlog of expired lines remains.
+        if !open
+            || prune_backlog
+            || last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
             last_prune = Some(Instant::now());
             let cutoff = stratus_now_ms() - retention.as_millis() as i64;
-            if let Err(e) = conn.execute("DELETE FROM events WHERE ts < ?1", [cutoff]) {
-                tracing::error!(error = %e, "cannot apply log retention");
+            match prune(&conn, cutoff, PRUNE_CHUNK) {
+                Ok(deleted) => prune_backlog = deleted == PRUNE_CHUNK,
+                Err(e) => {
+                    prune_backlog = false;
+                    tracing::error!(error = %e, "cannot apply log retention");
+                }
             }
         }
         if open && !full {
             std::thread::sleep(WRITE_INTERVAL);
         }
     }
+}
+
+/// Most lines one retention round deletes, so that the writer never stalls for long
+/// (a backlog is worked off over the following rounds).
+const PRUNE_CHUNK: usize = 50_000;
+
+/// Deletes up to `limit` of the oldest lines older than `cutoff_ms`; returns how many.
+///
+/// Lines are inserted as they are written, so ids grow with time: the first line to
+/// keep is found by bisecting ids through the primary key (a few dozen lookups)
+/// instead of scanning every row's `ts`, which has no index (one would cost every
+/// insert).
+fn prune(conn: &Connection, cutoff_ms: i64, limit: usize) -> rusqlite::Result<usize> {
+    // Two queries: SQLite answers a lone min() or max() of the rowid from the
+    // b-tree's ends, but scans the table for both in one query.
+    let lo: Option<i64> = conn.query_row("SELECT min(id) FROM events", [], |r| r.get(0))?;
+    let hi: Option<i64> = conn.query_row("SELECT max(id) FROM events", [], |r| r.get(0))?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok(0);
+    };
+    let mut first_ts =
+        conn.prepare_cached("SELECT ts FROM events WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+    // The smallest id whose line (or the next one after it) is recent enough.
+    let (mut old, mut keep) = (lo, hi + 1);
+    if first_ts.query_row([lo], |r| r.get::<_, i64>(0))? >= cutoff_ms {
+        return Ok(0);
+    }
+    while keep - old > 1 {
+        let mid = old + (keep - old) / 2;
+        if first_ts.query_row([mid], |r| r.get::<_, i64>(0))? < cutoff_ms {
+            old = mid;
+        } else {
+            keep = mid;
+        }
+    }
+    conn.execute(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        [keep, limit as i64],
+    )
 }
 
 fn insert(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
@@ -292,6 +340,44 @@ mod tests {
             .map(|e| e.message)
             .collect();
         assert_eq!(left, ["new"], "lines older than the retention are deleted");
+    }
+
+    #[test]
+    fn prune_finds_the_cutoff_by_id_and_deletes_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("logs.db")).unwrap();
+        let g: Arc<str> = Arc::from("/aws/lambda/p");
+        // 1000 lines one second apart, then a gap in the ids.
+        let lines = (0..1000)
+            .map(|i| LogLine {
+                ts_ms: 1_000_000 + i * 1000,
+                message: format!("line {i}"),
+            })
+            .collect();
+        insert(&mut conn, &[(g.clone(), g.clone(), lines)]).unwrap();
+        conn.execute("DELETE FROM events WHERE id BETWEEN 100 AND 199", [])
+            .unwrap();
+        let count = |conn: &Connection| -> i64 {
+            conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+                .unwrap()
+        };
+        // Nothing is older than the oldest line.
+        assert_eq!(prune(&conn, 1_000_000, 10_000).unwrap(), 0);
+        // Lines 0..=449 are older than the cutoff; 100..=199 are already gone.
+        let cutoff = 1_000_000 + 450 * 1000;
+        assert_eq!(prune(&conn, cutoff, 200).unwrap(), 200, "one chunk");
+        assert_eq!(prune(&conn, cutoff, 200).unwrap(), 150, "the rest");
+        assert_eq!(prune(&conn, cutoff, 200).unwrap(), 0);
+        assert_eq!(count(&conn), 550);
+        let oldest: String = conn
+            .query_row("SELECT message FROM events ORDER BY id LIMIT 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(oldest, "line 450");
+        // A cutoff past everything empties the table.
+        assert_eq!(prune(&conn, i64::MAX, 10_000).unwrap(), 550);
+        assert_eq!(prune(&conn, i64::MAX, 10_000).unwrap(), 0);
     }
 
     #[test]
