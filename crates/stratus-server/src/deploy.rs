@@ -7,7 +7,9 @@
 //! immutable version only when something changed, sets reserved concurrency, and for
 //! `provisionedConcurrency` warms the new version's environments and moves the
 //! `provisioned` alias only once they are READY (traffic through the alias never
-//! meets a cold start during a deploy). Functions gone from the file are deleted.
+//! meets a cold start during a deploy), and makes the function's tags exactly the
+//! manifest's (tags are not part of a version, so a tags-only change publishes
+//! nothing). Functions gone from the file are deleted.
 //! Unchanged inputs change nothing and record no deployment. Each step is reported
 //! through a channel (the API streams them to the CLI as NDJSON).
 
@@ -72,6 +74,10 @@ pub struct DeployFunction {
     /// The function's `events` from serverless.yml (schedules are wired today).
     #[serde(default)]
     pub events: Vec<stratus_manifest::model::Event>,
+    /// The function's tags (`provider.tags` merged with its own). When absent, the
+    /// tags of this function in the request's `manifest` are used, else none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 fn default_storage() -> u32 {
@@ -207,6 +213,18 @@ fn validate(
         })?;
         crate::triggers::validate(&f.events)
             .map_err(|e| ApiError::invalid(format!("function {}: {e}", f.key)))?;
+        let tags = f.tags.clone().unwrap_or_default();
+        crate::registry::check_tags(&tags)
+            .and_then(|()| {
+                crate::registry::check_tag_count(
+                    &registry.identity.function_arn(&f.name),
+                    tags.len(),
+                )
+            })
+            .map_err(|e| ApiError {
+                message: format!("function {}: {}", f.key, e.message),
+                ..e
+            })?;
         if !registry.has_blob(&f.code_sha256) {
             return Err(ApiError::invalid(format!(
                 "function {}: code package {} has not been uploaded",
@@ -258,8 +276,36 @@ fn desired_input(f: &DeployFunction) -> FunctionInput {
             blob_sha256: Some(f.code_sha256.clone()),
             ..CodeInput::default()
         }),
+        tags: f.tags.clone(),
         ..FunctionInput::default()
     }
+}
+
+/// Gives every function without explicit `tags` those of its entry in the request's
+/// manifest (the CLI sends the resolved service, whose functions carry provider tags
+/// merged with their own), or none.
+fn fill_tags(req: &mut DeployRequest) -> Result<(), ApiError> {
+    for f in &mut req.functions {
+        if f.tags.is_some() {
+            continue;
+        }
+        let listed = req
+            .manifest
+            .get("functions")
+            .and_then(|fns| fns.get(&f.key))
+            .and_then(|m| m.get("tags"));
+        let tags = match listed {
+            None | Some(serde_json::Value::Null) => BTreeMap::new(),
+            Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+                ApiError::invalid(format!(
+                    "function {}: the manifest's tags are not a map of strings: {e}",
+                    f.key
+                ))
+            })?,
+        };
+        f.tags = Some(tags);
+    }
+    Ok(())
 }
 
 /// Whether `$LATEST`'s settings differ from what the deployment asks for.
@@ -288,7 +334,7 @@ pub async fn apply(
     queues: &Arc<stratus_queue::Queues>,
     service: &str,
     stage: &str,
-    req: DeployRequest,
+    mut req: DeployRequest,
     events: &mpsc::Sender<Event>,
 ) -> Result<DeployResult, (String, ApiError)> {
     let mut ctx = Ctx {
@@ -296,7 +342,9 @@ pub async fn apply(
         events,
         step: "validate".into(),
     };
-    validate(registry, service, stage, &req).map_err(|e| ("validate".to_string(), e))?;
+    fill_tags(&mut req)
+        .and_then(|()| validate(registry, service, stage, &req))
+        .map_err(|e| ("validate".to_string(), e))?;
     // Queues first (dead-letter targets before the queues that name them), so
     // functions and their event sources find them.
     let mut ordered: Vec<&QueueDef> = req.queues.iter().collect();
@@ -451,6 +499,7 @@ async fn deploy_function(
     let mut changed = action != "unchanged";
     changed |= apply_concurrency(ctx, f, &version).await?;
     changed |= apply_async(ctx, f).await?;
+    changed |= apply_tags(ctx, f).await?;
     if registry
         .store()
         .put_function_events(&f.name, &f.events, crate::logs::now_ms())?
@@ -491,6 +540,31 @@ fn describe_events(events: &[stratus_manifest::model::Event]) -> String {
     } else {
         parts.join("; ")
     }
+}
+
+/// Makes the function's tags exactly the deployment's. Tags belong to the function,
+/// not to a version, so this never publishes. Returns whether they changed.
+async fn apply_tags(ctx: &mut Ctx<'_>, f: &DeployFunction) -> Result<bool, ApiError> {
+    let wanted = f.tags.clone().unwrap_or_default();
+    let current = ctx
+        .registry
+        .snapshot(&f.name)
+        .map(|s| s.tags)
+        .unwrap_or_default();
+    if current == wanted {
+        return Ok(false);
+    }
+    let listed: Vec<String> = wanted.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    ctx.step(
+        &f.key,
+        if listed.is_empty() {
+            "removing tags".to_string()
+        } else {
+            format!("tags: {}", listed.join(", "))
+        },
+    )
+    .await;
+    ctx.registry.set_tags(&f.name, wanted)
 }
 
 /// The asynchronous invocation settings (retries, age, destinations) on `$LATEST`,

@@ -65,6 +65,8 @@ struct FnEntry {
     reserved: Option<u32>,
     /// Qualifier → (requested, last modified).
     provisioned: BTreeMap<String, (u32, String)>,
+    /// The function's tags (function-level: versions and aliases have none).
+    tags: BTreeMap<String, String>,
 }
 
 /// What the invocation path needs after resolving a name and qualifier.
@@ -95,6 +97,8 @@ pub struct FunctionInput {
     pub revision_id: Option<String>,
     pub layers: Option<Vec<String>>,
     pub dead_letter_config: Option<crate::model::DeadLetterConfig>,
+    /// CreateFunction only: the new function's tags.
+    pub tags: Option<BTreeMap<String, String>>,
 }
 
 /// `Code` of CreateFunction / the body of UpdateFunctionCode.
@@ -113,6 +117,18 @@ pub struct CodeInput {
     pub revision_id: Option<String>,
 }
 
+/// What GetFunction shows of one function and qualifier.
+#[derive(Debug, Clone)]
+pub struct FunctionView {
+    /// The qualifier's configuration.
+    pub config: FunctionConfiguration,
+    /// sha256 (hex) of the qualifier's code package in the blob store.
+    pub code_hex: String,
+    pub reserved: Option<u32>,
+    /// The function's tags.
+    pub tags: BTreeMap<String, String>,
+}
+
 /// A read-only view of one function, for deployments.
 #[derive(Debug, Clone)]
 pub struct FunctionSnapshot {
@@ -124,6 +140,7 @@ pub struct FunctionSnapshot {
     pub reserved: Option<u32>,
     /// Qualifier → requested provisioned concurrency.
     pub provisioned: BTreeMap<String, u32>,
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The registry.
@@ -177,6 +194,122 @@ pub fn parse_function_ref(raw: &str) -> Result<(String, Option<String>), ApiErro
         return Err(bad());
     }
     Ok((name.to_string(), qualifier.map(str::to_string)))
+}
+
+/// Most tags a function may have, as Lambda.
+pub const MAX_TAGS: usize = 50;
+/// Longest tag key, in characters.
+pub const MAX_TAG_KEY: usize = 128;
+/// Longest tag value, in characters.
+pub const MAX_TAG_VALUE: usize = 256;
+
+const TAG_ARN_PATTERN: &str = "Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:lambda:[a-z]{2}(-gov)?-[a-z]+-\\d{1}:\\d{12}:function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?";
+
+/// A function ARN as the tagging operations take it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagArn {
+    pub region: String,
+    pub account: String,
+    pub name: String,
+    pub qualifier: Option<String>,
+}
+
+/// Parses the ARN of TagResource, UntagResource and ListTags: a full function ARN
+/// (Lambda's pattern), possibly qualified. Anything else is a `ValidationException`.
+pub fn parse_tag_arn(raw: &str) -> Result<TagArn, ApiError> {
+    let bad = || ApiError::validation(raw, "resource", TAG_ARN_PATTERN);
+    let parts: Vec<&str> = raw.split(':').collect();
+    let (partition, region, account, name, qualifier) = match parts.as_slice() {
+        ["arn", p, "lambda", r, a, "function", n] => (*p, *r, *a, *n, None),
+        ["arn", p, "lambda", r, a, "function", n, q] => (*p, *r, *a, *n, Some(*q)),
+        _ => return Err(bad()),
+    };
+    let partition_ok = partition.is_empty()
+        || partition
+            .strip_prefix("aws")
+            .is_some_and(|rest| rest.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-'));
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let name_ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let qualifier_ok = qualifier.is_none_or(|q| {
+        q == "$LATEST"
+            || (!q.is_empty()
+                && q.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    });
+    if !(partition_ok && valid_region(region) && account_ok && name_ok && qualifier_ok) {
+        return Err(bad());
+    }
+    Ok(TagArn {
+        region: region.to_string(),
+        account: account.to_string(),
+        name: name.to_string(),
+        qualifier: qualifier.map(str::to_string),
+    })
+}
+
+/// `[a-z]{2}(-gov)?-[a-z]+-\d`, e.g. `us-east-1`, `us-gov-west-1`.
+fn valid_region(r: &str) -> bool {
+    let parts: Vec<&str> = r.split('-').collect();
+    let lower = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase());
+    let (head, middle, digit) = match parts.as_slice() {
+        [h, m, d] => (*h, *m, *d),
+        [h, "gov", m, d] => (*h, *m, *d),
+        _ => return false,
+    };
+    head.len() == 2
+        && lower(head)
+        && lower(middle)
+        && digit.len() == 1
+        && digit.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Checks one tag key: 1–128 characters, not starting with the reserved `aws:`.
+pub fn check_tag_key(key: &str) -> Result<(), ApiError> {
+    let n = key.chars().count();
+    if n == 0 || n > MAX_TAG_KEY {
+        return Err(ApiError::validation(
+            key,
+            "tags",
+            &format!("Map keys must satisfy constraint: [Member must have length less than or equal to {MAX_TAG_KEY}, Member must have length greater than or equal to 1] (this key has {n} characters)"),
+        ));
+    }
+    if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+        return Err(ApiError::invalid(format!(
+            "Tag key '{key}' is not allowed: keys starting with 'aws:' are reserved for AWS use"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks tags as Lambda does: keys 1–128 characters and not `aws:…`, values at most
+/// 256 characters. The count is checked on the function's resulting set
+/// ([`check_tag_count`]).
+pub fn check_tags(tags: &BTreeMap<String, String>) -> Result<(), ApiError> {
+    for (k, v) in tags {
+        check_tag_key(k)?;
+        let n = v.chars().count();
+        if n > MAX_TAG_VALUE {
+            return Err(ApiError::validation(
+                v,
+                &format!("tags.{k}"),
+                &format!("Map values must satisfy constraint: [Member must have length less than or equal to {MAX_TAG_VALUE}] (this value has {n} characters)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A function has at most [`MAX_TAGS`] tags.
+pub fn check_tag_count(function_arn: &str, n: usize) -> Result<(), ApiError> {
+    if n > MAX_TAGS {
+        return Err(ApiError::invalid(format!(
+            "Too many tags: {function_arn} would have {n} tags; a function can have at most {MAX_TAGS}"
+        )));
+    }
+    Ok(())
 }
 
 /// Validates function settings the way CreateFunction does.
@@ -306,6 +439,7 @@ impl Registry {
             scheduler,
         };
         let loaded = reg.store.load()?;
+        let mut tags = reg.store.all_tags()?;
         let mut fns = reg.fns.write();
         for (f, versions, aliases, provisioned) in loaded {
             let name = f.config.function_name.clone();
@@ -327,6 +461,7 @@ impl Registry {
                     .into_iter()
                     .map(|(q, n, t)| (q, (n, t)))
                     .collect(),
+                tags: tags.remove(&name).unwrap_or_default(),
             };
             if entry.reserved.is_some() {
                 reg.scheduler.set_reserved(&name, entry.reserved);
@@ -482,6 +617,22 @@ impl Registry {
         self.blobs.contains(hex)
     }
 
+    /// The code package stored under sha256 `hex` (only ever a path inside the blob
+    /// store: the hash is checked to be 64 lowercase hex digits first).
+    pub fn blob(&self, hex: &str) -> Result<Vec<u8>, ApiError> {
+        if !stratus_package::is_sha256_hex(hex) {
+            return Err(ApiError::not_found(format!(
+                "No code package '{hex}': a package is named by its sha256, 64 lowercase hex digits"
+            )));
+        }
+        self.blobs.get(hex).map_err(|e| match e {
+            stratus_package::BlobError::NotFound { .. } => {
+                ApiError::not_found(format!("No code package with sha256 {hex} is stored"))
+            }
+            e => ApiError::service(format!("cannot read code package {hex}: {e}")),
+        })
+    }
+
     fn code_from_blob(&self, hex: &str) -> Result<(String, u64, String), ApiError> {
         if !stratus_package::is_sha256_hex(hex) || !self.blobs.contains(hex) {
             return Err(ApiError::invalid(format!(
@@ -550,6 +701,9 @@ impl Registry {
         if input.layers.as_ref().is_some_and(|l| !l.is_empty()) {
             return Err(ApiError::invalid("Layers are not supported yet by Stratus"));
         }
+        let tags = input.tags.clone().unwrap_or_default();
+        check_tags(&tags)?;
+        check_tag_count(&self.identity.function_arn(&name), tags.len())?;
         let code = input.code.clone().unwrap_or_default();
         if self.fns.read().contains_key(&name) {
             return Err(ApiError::conflict(format!(
@@ -605,7 +759,7 @@ impl Registry {
                 "Function already exist: {name}"
             )));
         }
-        self.store.put_function(&stored)?;
+        self.store.create_function(&stored, &tags)?;
         let entry = FnEntry {
             latest: self.version_entry(config.clone(), code_hex),
             versions: BTreeMap::new(),
@@ -613,6 +767,7 @@ impl Registry {
             version_counter: 0,
             reserved: None,
             provisioned: BTreeMap::new(),
+            tags,
         };
         fns.insert(name.clone(), entry);
         drop(fns);
@@ -639,6 +794,109 @@ impl Registry {
         let v = Self::qualifier_entry(entry, q.as_deref())
             .ok_or_else(|| self.not_found(&name, q.as_deref()))?;
         Ok((v.config.clone(), entry.reserved))
+    }
+
+    /// GetFunction: the qualifier's configuration and code, the function's reserved
+    /// concurrency and tags.
+    pub fn describe(&self, raw: &str, qualifier: Option<&str>) -> Result<FunctionView, ApiError> {
+        let (name, q) = parse_function_ref(raw)?;
+        let q = qualifier.map(str::to_string).or(q);
+        let fns = self.fns.read();
+        let entry = fns.get(&name).ok_or_else(|| self.not_found(&name, None))?;
+        let v = Self::qualifier_entry(entry, q.as_deref())
+            .ok_or_else(|| self.not_found(&name, q.as_deref()))?;
+        Ok(FunctionView {
+            config: v.config.clone(),
+            code_hex: v.code_hex.clone(),
+            reserved: entry.reserved,
+            tags: entry.tags.clone(),
+        })
+    }
+
+    /// ListTags.
+    pub fn list_tags(&self, resource: &str) -> Result<BTreeMap<String, String>, ApiError> {
+        let name = self.tag_target(resource)?;
+        let fns = self.fns.read();
+        let entry = fns.get(&name).ok_or_else(|| self.not_found(&name, None))?;
+        Ok(entry.tags.clone())
+    }
+
+    /// TagResource: adds `tags` to the function's, replacing values of keys it has.
+    pub fn tag_resource(
+        &self,
+        resource: &str,
+        tags: BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
+        let name = self.tag_target(resource)?;
+        check_tags(&tags)?;
+        self.change_tags(&name, |t| t.extend(tags))
+    }
+
+    /// UntagResource: removes `keys` (keys the function lacks are ignored).
+    pub fn untag_resource(&self, resource: &str, keys: &[String]) -> Result<(), ApiError> {
+        let name = self.tag_target(resource)?;
+        if keys.is_empty() {
+            return Err(ApiError::validation(
+                "null",
+                "tagKeys",
+                "Member must not be null",
+            ));
+        }
+        for k in keys {
+            check_tag_key(k)?;
+        }
+        self.change_tags(&name, |t| t.retain(|k, _| !keys.contains(k)))
+    }
+
+    /// Makes function `name`'s tags exactly `tags` (deployments). Returns whether
+    /// they changed.
+    pub fn set_tags(&self, name: &str, tags: BTreeMap<String, String>) -> Result<bool, ApiError> {
+        check_tags(&tags)?;
+        let mut changed = false;
+        self.change_tags(name, |t| {
+            changed = *t != tags;
+            *t = tags;
+        })?;
+        Ok(changed)
+    }
+
+    /// Applies `change` to function `name`'s tags, checks the count, writes through.
+    fn change_tags(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BTreeMap<String, String>),
+    ) -> Result<(), ApiError> {
+        let mut fns = self.fns.write();
+        let entry = fns
+            .get_mut(name)
+            .ok_or_else(|| self.not_found(name, None))?;
+        let mut tags = entry.tags.clone();
+        change(&mut tags);
+        if tags == entry.tags {
+            return Ok(());
+        }
+        check_tag_count(&entry.latest.config.function_arn, tags.len())?;
+        self.store.put_tags(name, &tags)?;
+        entry.tags = tags;
+        Ok(())
+    }
+
+    /// The function a tagging ARN names, which must be this server's and unqualified.
+    fn tag_target(&self, resource: &str) -> Result<String, ApiError> {
+        let arn = parse_tag_arn(resource)?;
+        if arn.qualifier.is_some() {
+            return Err(ApiError::invalid(format!(
+                "Tags apply to functions, not to versions or aliases: use the unqualified ARN {} instead of {resource}",
+                self.identity.function_arn(&arn.name)
+            )));
+        }
+        if arn.region != self.identity.region || arn.account != self.identity.account_id {
+            return Err(ApiError::not_found(format!(
+                "Function not found: {resource} (this server's functions are in region {} and account {})",
+                self.identity.region, self.identity.account_id
+            )));
+        }
+        Ok(arn.name)
     }
 
     /// ListFunctions (`$LATEST` of each).
@@ -1493,6 +1751,7 @@ impl Registry {
                 .iter()
                 .map(|(q, (n, _))| (q.clone(), *n))
                 .collect(),
+            tags: e.tags.clone(),
         })
     }
 
@@ -1544,6 +1803,107 @@ mod tests {
             assert_eq!(e.error_type, "ValidationException", "{bad}");
             assert!(e.message.contains("at 'functionName'"), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn tag_arns() {
+        let arn = parse_tag_arn("arn:aws:lambda:us-east-1:000000000000:function:hello").unwrap();
+        assert_eq!(
+            arn,
+            TagArn {
+                region: "us-east-1".into(),
+                account: "000000000000".into(),
+                name: "hello".into(),
+                qualifier: None,
+            }
+        );
+        let q =
+            parse_tag_arn("arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:f:$LATEST")
+                .unwrap();
+        assert_eq!(q.qualifier.as_deref(), Some("$LATEST"));
+        assert_eq!(q.region, "us-gov-west-1");
+        for bad in [
+            "",
+            "hello",
+            "000000000000:function:hello",
+            "arn:aws:lambda:us-east-1:000000000000:function:",
+            "arn:aws:lambda:us-east-1:0000:function:hello",
+            "arn:aws:lambda:useast1:000000000000:function:hello",
+            "arn:aws:lambda:us-east-1:000000000000:layer:hello",
+            "arn:aws:s3:us-east-1:000000000000:function:hello",
+            "arn:gcp:lambda:us-east-1:000000000000:function:hello",
+            "arn:aws:lambda:us-east-1:000000000000:function:he llo",
+            "arn:aws:lambda:us-east-1:000000000000:function:hello:1:2",
+        ] {
+            let e = parse_tag_arn(bad).unwrap_err();
+            assert_eq!(e.error_type, "ValidationException", "{bad}");
+            assert!(
+                e.message.contains(&format!("Value '{bad}' at 'resource'"))
+                    && e.message.contains("regular expression pattern: arn:"),
+                "{}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn tag_validation() {
+        let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let long_key = "k".repeat(128);
+        let long_value = "v".repeat(256);
+        assert!(check_tags(&tags(&[
+            ("team", ""),
+            (&long_key, &long_value),
+            ("awsome", "x"),
+            ("ünï", "çödé"),
+        ]))
+        .is_ok());
+        // Lengths count characters, not bytes.
+        assert!(check_tags(&tags(&[(&"é".repeat(128), &"é".repeat(256))])).is_ok());
+
+        let e = check_tags(&tags(&[(&"k".repeat(129), "v")])).unwrap_err();
+        assert_eq!(e.error_type, "ValidationException");
+        assert!(
+            e.message.contains("at 'tags'") && e.message.contains("less than or equal to 128"),
+            "{}",
+            e.message
+        );
+        let e = check_tags(&tags(&[("", "v")])).unwrap_err();
+        assert_eq!(e.error_type, "ValidationException");
+        assert!(
+            e.message.contains("greater than or equal to 1"),
+            "{}",
+            e.message
+        );
+
+        let e = check_tags(&tags(&[("team", &"v".repeat(257))])).unwrap_err();
+        assert_eq!(e.error_type, "ValidationException");
+        assert!(
+            e.message.contains("at 'tags.team'") && e.message.contains("less than or equal to 256"),
+            "{}",
+            e.message
+        );
+
+        for reserved in ["aws:cloudformation:stack-name", "AWS:x", "aws:"] {
+            let e = check_tags(&tags(&[(reserved, "v")])).unwrap_err();
+            assert_eq!(e.error_type, "InvalidParameterValueException", "{reserved}");
+            assert!(e.message.contains("reserved"), "{}", e.message);
+            assert!(e.message.contains(reserved), "{}", e.message);
+        }
+
+        assert!(check_tag_count("arn:f", 50).is_ok());
+        let e = check_tag_count("arn:f", 51).unwrap_err();
+        assert_eq!(e.error_type, "InvalidParameterValueException");
+        assert!(
+            e.message.contains("51 tags") && e.message.contains("at most 50"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Durable state in SQLite (WAL) in the data dir: functions, published versions,
-//! aliases, reserved and provisioned concurrency. The registry keeps the live copy
+//! aliases, tags, reserved and provisioned concurrency. The registry keeps the live copy
 //! in memory and writes through this module on every change.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use parking_lot::Mutex;
@@ -103,6 +104,12 @@ CREATE TABLE IF NOT EXISTS event_source_mappings (
     function_name TEXT NOT NULL,
     config TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS tags (
+    name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, key)
+);
 CREATE TABLE IF NOT EXISTS provisioned (
     name TEXT NOT NULL,
     qualifier TEXT NOT NULL,
@@ -118,6 +125,20 @@ fn encode<T: serde::Serialize>(v: &T) -> String {
 
 fn decode<T: serde::de::DeserializeOwned>(what: &'static str, s: &str) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|source| StoreError::Decode { what, source })
+}
+
+/// Replaces `name`'s tag rows inside a transaction.
+fn write_tags(
+    tx: &rusqlite::Transaction<'_>,
+    name: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM tags WHERE name = ?1", [name])?;
+    let mut insert = tx.prepare("INSERT INTO tags (name, key, value) VALUES (?1, ?2, ?3)")?;
+    for (k, v) in tags {
+        insert.execute(params![name, k, v])?;
+    }
+    Ok(())
 }
 
 impl Store {
@@ -225,6 +246,52 @@ impl Store {
         Ok(())
     }
 
+    /// Inserts a new function's `$LATEST` row and its tags, in one transaction.
+    pub fn create_function(
+        &self,
+        f: &StoredFunction,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO functions (name, config, code_hex, version_counter, reserved) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5",
+            params![f.config.function_name, encode(&f.config), f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
+        )?;
+        write_tags(&tx, &f.config.function_name, tags)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces a function's tags with `tags`.
+    pub fn put_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        write_tags(&tx, name, tags)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every function's tags, by function name.
+    pub fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare("SELECT name, key, value FROM tags")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out: HashMap<String, BTreeMap<String, String>> = HashMap::new();
+        for row in rows {
+            let (name, key, value) = row?;
+            out.entry(name).or_default().insert(key, value);
+        }
+        Ok(out)
+    }
+
     /// Deletes a function and everything it owns, in one transaction.
     pub fn delete_function(&self, name: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.lock();
@@ -235,6 +302,7 @@ impl Store {
             "aliases",
             "provisioned",
             "event_invoke_config",
+            "tags",
         ] {
             tx.execute(&format!("DELETE FROM {table} WHERE name = ?1"), [name])?;
         }

@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -70,21 +70,24 @@ async fn get_function(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
+    headers: HeaderMap,
 ) -> Response {
-    let r = s
-        .registry
-        .get(&name, q.qualifier.as_deref())
-        .map(|(config, reserved)| {
-            let mut out = json!({
-                "Configuration": config,
-                "Code": { "RepositoryType": "S3" },
-                "Tags": {},
-            });
-            if let Some(r) = reserved {
-                out["Concurrency"] = json!({ "ReservedConcurrentExecutions": r });
-            }
-            out
+    let r = s.registry.describe(&name, q.qualifier.as_deref()).map(|f| {
+        let location = format!(
+            "{}/stratus/v1/code/{}",
+            super::base_url(&headers, &s.registry.identity.endpoint_url),
+            f.code_hex
+        );
+        let mut out = json!({
+            "Configuration": f.config,
+            "Code": { "RepositoryType": "S3", "Location": location },
+            "Tags": f.tags,
         });
+        if let Some(r) = f.reserved {
+            out["Concurrency"] = json!({ "ReservedConcurrentExecutions": r });
+        }
+        out
+    });
     respond(StatusCode::OK, r)
 }
 

@@ -9,11 +9,12 @@ mod invoke;
 mod mappings;
 mod native;
 mod services;
+mod tags;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -44,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .merge(native::routes())
         .merge(services::routes())
         .merge(mappings::routes())
+        .merge(tags::routes())
         .route("/", axum::routing::post(sqs))
         .fallback(fallback)
         // Uploads may carry a 50 MB zip in base64; the invoke handler enforces 6 MB.
@@ -97,6 +99,27 @@ pub(crate) async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| Err(ApiError::service(format!("task failed: {e}"))))
+}
+
+/// This server's base URL as the client reached it: the request's `Host` (with
+/// `https` when a proxy says so in `X-Forwarded-Proto`), else the listen address.
+/// URLs handed back to clients (such as `Code.Location`) are built on it, so they work
+/// from wherever the client is.
+fn base_url(headers: &HeaderMap, fallback: &str) -> String {
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.parse::<http::uri::Authority>().ok());
+    match host {
+        Some(host) => {
+            let https = headers
+                .get("x-forwarded-proto")
+                .and_then(|p| p.to_str().ok())
+                .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+            format!("{}://{host}", if https { "https" } else { "http" })
+        }
+        None => fallback.trim_end_matches('/').to_string(),
+    }
 }
 
 /// `?Qualifier=`.

@@ -1,5 +1,6 @@
-//! Stratus's deployment API under `/stratus/v1`: code blobs by sha256, service
-//! deployments (streamed progress), history, rollback, info and removal.
+//! Stratus's deployment API under `/stratus/v1`: code blobs by sha256 (uploaded, and
+//! downloaded as GetFunction's `Code.Location`), service deployments (streamed
+//! progress), history, rollback, info and removal.
 
 use std::convert::Infallible;
 
@@ -25,6 +26,7 @@ pub(super) fn routes() -> Router<AppState> {
             "/stratus/v1/blobs/{sha}",
             put(put_blob).get(has_blob).head(has_blob),
         )
+        .route("/stratus/v1/code/{sha}", get(download_code))
         .route(
             "/stratus/v1/services/{service}/{stage}",
             get(info).delete(remove),
@@ -51,6 +53,24 @@ async fn put_blob(State(s): State<AppState>, Path(sha): Path<String>, body: Byte
     let reg = s.registry.clone();
     match super::blocking(move || reg.put_blob(&sha, &body)).await {
         Ok(()) => StatusCode::CREATED.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A stored code package, as GetFunction's `Code.Location` points at it.
+async fn download_code(State(s): State<AppState>, Path(sha): Path<String>) -> Response {
+    let reg = s.registry.clone();
+    let name = format!("attachment; filename=\"{sha}.zip\"");
+    match super::blocking(move || reg.blob(&sha)).await {
+        Ok(zip) => (
+            StatusCode::OK,
+            [
+                ("content-type", "application/zip".to_string()),
+                ("content-disposition", name),
+            ],
+            zip,
+        )
+            .into_response(),
         Err(e) => e.into_response(),
     }
 }
