@@ -447,7 +447,9 @@ class _RuntimeAPI(object):
 
     def _post(self, path, body, headers):
         status, _, data = self._request("POST", path, body, headers)
-        if not 200 <= status < 300:
+        # 413: the response was too large; the server already answers the caller
+        # with Function.ResponseSizeTooLarge, as Lambda does, with nothing logged.
+        if not 200 <= status < 300 and status != 413:
             _warn("POST %s returned %d: %r" % (path, status, data[:500]))
 
     def post_response(self, request_id, payload):

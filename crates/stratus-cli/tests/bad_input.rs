@@ -401,3 +401,32 @@ async fn a_missing_interpreter_is_a_clear_error_not_a_hang() {
     let r = s.invoke("nob", "{}").await;
     assert_error(&r, 502, "InvalidRuntimeException", "bootstrap");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_response_is_a_function_error_in_every_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    for (name, runtime, handler, fixture) in [
+        ("big-node", "nodejs20.x", "index.handler", "node"),
+        ("big-python", "python3.12", "app.handler", "python"),
+    ] {
+        s.create_ok(name, runtime, handler, &fixture_zip(fixture), json!({}))
+            .await;
+        let r = s.invoke(name, r#"{"action":"big","bytes":7000000}"#).await;
+        assert_eq!(r.status, 200, "{name}");
+        assert_eq!(
+            r.header("x-amz-function-error"),
+            Some("Unhandled"),
+            "{name}"
+        );
+        let e = json_body(&r);
+        assert_eq!(e["errorType"], "Function.ResponseSizeTooLarge", "{name}");
+        // The environment lives on: the next call is served warm.
+        assert_eq!(s.invoke(name, "{}").await.status, 200, "{name}");
+        let logs = s.wait_logs(name, "REPORT", 2).await;
+        assert_eq!(count(&logs, "Init Duration"), 1, "{name}: {logs:#?}");
+        // Nothing but the function's own output between the invocations: the
+        // runtime does not log the refused response (Lambda logs nothing either).
+        assert_eq!(count(&logs, "413"), 0, "{name}: {logs:#?}");
+    }
+}
