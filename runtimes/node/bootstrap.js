@@ -376,7 +376,9 @@ function onNext(status, headers, body) {
 // ---------------------------------------------------------------------------
 
 let handler = null;
-let handlerUsesCallback = false;
+// A result handed to callback(null, result) while callbackWaitsForEmptyEventLoop
+// is true: it is posted once the event loop is empty ('beforeExit' below).
+let waitingResult = null; // { seq, value }
 let invocationSeq = 0;
 let completed = true;
 let activeRequestId = '';
@@ -425,10 +427,21 @@ function invoke(headers, body) {
     }
   }
 
-  const callback = (err, result) => {
-    if (err !== undefined && err !== null) complete(seq, true, err);
-    else complete(seq, false, result);
+  // As in Lambda's Node runtime: the first of callback / done / succeed / fail
+  // counts. An error is posted at once; callback's result waits for the event
+  // loop to empty unless context.callbackWaitsForEmptyEventLoop was set false;
+  // done / succeed / fail post at once.
+  let answered = false;
+  const once = (fn) => (...args) => {
+    if (answered || seq !== invocationSeq) return;
+    answered = true;
+    fn(...args);
   };
+  const callback = once((err, result) => {
+    if (err !== undefined && err !== null) complete(seq, true, err);
+    else if (context.callbackWaitsForEmptyEventLoop) waitingResult = { seq, value: result };
+    else complete(seq, false, result);
+  });
 
   const context = {
     callbackWaitsForEmptyEventLoop: true,
@@ -442,9 +455,12 @@ function invoke(headers, body) {
     identity: parseJsonHeader(headers['lambda-runtime-cognito-identity']),
     clientContext: parseJsonHeader(headers['lambda-runtime-client-context']),
     getRemainingTimeInMillis: () => deadline - Date.now(),
-    done: callback,
-    succeed: (result) => complete(seq, false, result),
-    fail: (err) => complete(seq, true, err === undefined || err === null ? 'handled' : err),
+    done: once((err, result) => {
+      if (err !== undefined && err !== null) complete(seq, true, err);
+      else complete(seq, false, result);
+    }),
+    succeed: once((result) => complete(seq, false, result)),
+    fail: once((err) => complete(seq, true, err === undefined || err === null ? 'handled' : err)),
   };
 
   let ret;
@@ -455,11 +471,9 @@ function invoke(headers, body) {
         (v) => complete(seq, false, v),
         (e) => complete(seq, true, e),
       );
-    } else if (ret !== undefined && !handlerUsesCallback) {
-      // Plain synchronous return value.
-      complete(seq, false, ret);
     }
-    // Otherwise wait for callback / context.done|succeed|fail, or for the
+    // Otherwise (a handler that is not async; a plain return value is ignored,
+    // as in Lambda) wait for callback / context.done|succeed|fail, or for the
     // event loop to drain (see 'beforeExit' below), which yields null.
   } catch (e) {
     complete(seq, true, e);
@@ -550,11 +564,15 @@ process.on('unhandledRejection', (reason) => {
   );
 });
 
-// The event loop drained. While a handler is running this means it can never
-// produce a result (no callback pending), which Lambda reports as null.
+// The event loop drained. While a handler is running this posts the result it
+// gave callback(), or, if it gave none, null (it can never produce one), as
+// Lambda does.
 process.on('beforeExit', () => {
   if (state === RUNNING && !completed) {
-    complete(invocationSeq, false, null);
+    const waiting = waitingResult;
+    waitingResult = null;
+    const value = waiting !== null && waiting.seq === invocationSeq ? waiting.value : null;
+    complete(invocationSeq, false, value);
   } else if (state === INIT && !exitAfterPost) {
     initFailed(
       runtimeErrorInfo(
@@ -688,7 +706,6 @@ function onModuleLoaded(mod, propPath) {
     return;
   }
   handler = fn;
-  handlerUsesCallback = fn.length >= 3;
   getNext();
 }
 

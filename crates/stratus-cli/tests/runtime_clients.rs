@@ -337,19 +337,33 @@ async fn an_unreachable_runtime_api_is_an_error_not_a_hang() {
 
 #[tokio::test]
 async fn node_handlers_finish_by_callback_context_or_an_empty_event_loop() {
-    // Callback and context.succeed answer with their value; a handler that neither
-    // returns a promise nor calls back answers null once the event loop is empty
-    // (here: after its timer), as Lambda's Node runtime does. The runtime's own idle
-    // connection must not keep the loop alive.
+    // As Lambda's Node runtime does: callback's result is posted once the event
+    // loop is empty (here: after the timer that marks it), unless
+    // callbackWaitsForEmptyEventLoop is false; context.succeed posts at once; a
+    // handler that neither returns a promise nor calls back answers null when the
+    // loop empties, and a plain (non-promise) return value is ignored. The
+    // runtime's own idle connection must not keep the loop alive.
     let source = r#"
+const later = (r) => setTimeout(() => { r.fired = true; }, 50);
 exports.cb = (event, context, callback) => { setTimeout(() => callback(null, 'by callback'), 5); };
-exports.succeed = (event, context) => { context.succeed('by context'); };
+exports.waits = (event, context, callback) => { const r = { fired: false }; later(r); callback(null, r); };
+exports.nowait = (event, context, callback) => {
+  context.callbackWaitsForEmptyEventLoop = false;
+  const r = { fired: false }; later(r); callback(null, r);
+};
+exports.first = (event, context, callback) => { context.succeed('first'); callback(null, 'second'); };
+exports.succeed = (event, context) => { const r = { fired: false }; later(r); context.succeed(r); };
 exports.drain = (event, context) => { setTimeout(() => {}, 20); };
+exports.plain = (event) => ({ ignored: true });
 "#;
     for (handler, expected) in [
         ("index.cb", r#""by callback""#),
-        ("index.succeed", r#""by context""#),
+        ("index.waits", r#"{"fired":true}"#),
+        ("index.nowait", r#"{"fired":false}"#),
+        ("index.first", r#""first""#),
+        ("index.succeed", r#"{"fired":false}"#),
         ("index.drain", "null"),
+        ("index.plain", "null"),
     ] {
         let (api, seen) = scripted(Box::new(|n, _| match n {
             1 => event("id-1", "{}"),
