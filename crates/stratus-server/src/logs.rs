@@ -6,6 +6,11 @@
 //! transaction per batch). When the channel is full, lines are dropped and counted,
 //! and the writer records `[stratus] N log lines dropped` in the affected stream.
 //! A retention setting deletes old lines periodically.
+//!
+//! Tables: `groups` and `streams` name each log group and stream once; `lines` holds
+//! one row per line with their integer ids (a line's id is the `nextToken` of the
+//! read API). A database written before streams were normalized (one `events` table
+//! with the names on every row) is migrated in place at open, ids kept.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -45,21 +50,57 @@ pub struct LogEvent {
     pub message: String,
 }
 
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS groups (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS streams (
+    id INTEGER PRIMARY KEY,
+    grp INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    UNIQUE (grp, name)
+);
+CREATE TABLE IF NOT EXISTS lines (
+    id INTEGER PRIMARY KEY,
+    grp INTEGER NOT NULL,
+    stream INTEGER NOT NULL,
+    ts INTEGER NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lines_grp ON lines (grp, id);
+";
+
+/// Moves the lines of a database from before `groups`/`streams` (an `events` table
+/// naming its group and stream on every row) into `lines`, keeping their ids.
+const MIGRATE_EVENTS: &str = "
+INSERT OR IGNORE INTO groups (name) SELECT DISTINCT grp FROM events;
+INSERT OR IGNORE INTO streams (grp, name)
+    SELECT DISTINCT g.id, e.stream FROM events e JOIN groups g ON g.name = e.grp;
+INSERT INTO lines (id, grp, stream, ts, message)
+    SELECT e.id, g.id, s.id, e.ts, e.message FROM events e
+    JOIN groups g ON g.name = e.grp
+    JOIN streams s ON s.grp = g.id AND s.name = e.stream
+    ORDER BY e.id;
+DROP TABLE events;
+";
+
 fn open(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(path)?;
+    let mut conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.busy_timeout(Duration::from_secs(5))?;
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS events (
-            id INTEGER PRIMARY KEY,
-            grp TEXT NOT NULL,
-            stream TEXT NOT NULL,
-            ts INTEGER NOT NULL,
-            message TEXT NOT NULL
-        );
-        CREATE INDEX IF NOT EXISTS events_grp ON events (grp, id);",
+    let tx = conn.transaction()?;
+    tx.execute_batch(SCHEMA)?;
+    let old: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events')",
+        [],
+        |r| r.get(0),
     )?;
+    if old {
+        tx.execute_batch(MIGRATE_EVENTS)?;
+    }
+    tx.commit()?;
     Ok(conn)
 }
 
@@ -111,9 +152,10 @@ impl LogStore {
     ) -> rusqlite::Result<Vec<LogEvent>> {
         let conn = self.reader.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, ts, stream, message FROM events
-             WHERE grp = ?1 AND id > ?2 AND ts >= ?3 AND (?4 IS NULL OR instr(message, ?4) > 0)
-             ORDER BY id LIMIT ?5",
+            "SELECT l.id, l.ts, s.name, l.message FROM lines l JOIN streams s ON s.id = l.stream
+             WHERE l.grp = (SELECT id FROM groups WHERE name = ?1) AND l.id > ?2 AND l.ts >= ?3
+               AND (?4 IS NULL OR instr(l.message, ?4) > 0)
+             ORDER BY l.id LIMIT ?5",
         )?;
         let rows = stmt.query_map(
             params![group, after, start_ms.unwrap_or(0), filter, limit],
@@ -164,6 +206,7 @@ fn writer_loop(
 ) {
     let mut last_prune: Option<Instant> = None;
     let mut prune_backlog = false;
+    let mut stream_ids = StreamIds::new();
     let mut open = true;
     while open {
         let mut batches: Vec<Batch> = Vec::new();
@@ -192,7 +235,7 @@ fn writer_loop(
         }
         let full = batches.len() >= 8192;
         if !batches.is_empty() {
-            if let Err(e) = insert(&mut conn, &batches) {
+            if let Err(e) = insert(&mut conn, &mut stream_ids, &batches) {
                 tracing::error!(error = %e, "cannot write logs");
             }
         }
@@ -231,13 +274,13 @@ const PRUNE_CHUNK: usize = 50_000;
 fn prune(conn: &Connection, cutoff_ms: i64, limit: usize) -> rusqlite::Result<usize> {
     // Two queries: SQLite answers a lone min() or max() of the rowid from the
     // b-tree's ends, but scans the table for both in one query.
-    let lo: Option<i64> = conn.query_row("SELECT min(id) FROM events", [], |r| r.get(0))?;
-    let hi: Option<i64> = conn.query_row("SELECT max(id) FROM events", [], |r| r.get(0))?;
+    let lo: Option<i64> = conn.query_row("SELECT min(id) FROM lines", [], |r| r.get(0))?;
+    let hi: Option<i64> = conn.query_row("SELECT max(id) FROM lines", [], |r| r.get(0))?;
     let (Some(lo), Some(hi)) = (lo, hi) else {
         return Ok(0);
     };
     let mut first_ts =
-        conn.prepare_cached("SELECT ts FROM events WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+        conn.prepare_cached("SELECT ts FROM lines WHERE id >= ?1 ORDER BY id LIMIT 1")?;
     // The smallest id whose line (or the next one after it) is recent enough.
     let (mut old, mut keep) = (lo, hi + 1);
     if first_ts.query_row([lo], |r| r.get::<_, i64>(0))? >= cutoff_ms {
@@ -252,23 +295,63 @@ fn prune(conn: &Connection, cutoff_ms: i64, limit: usize) -> rusqlite::Result<us
         }
     }
     conn.execute(
-        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id < ?1 ORDER BY id LIMIT ?2)",
+        "DELETE FROM lines WHERE id IN (SELECT id FROM lines WHERE id < ?1 ORDER BY id LIMIT ?2)",
         [keep, limit as i64],
     )
 }
 
-fn insert(conn: &mut Connection, batches: &[Batch]) -> rusqlite::Result<()> {
+/// The writer's map from (group, stream) names to their ids.
+type StreamIds = HashMap<StreamKey, (i64, i64)>;
+
+/// The ids of `group` and `stream`, creating their rows on first sight.
+fn stream_ids(
+    tx: &rusqlite::Transaction<'_>,
+    ids: &mut StreamIds,
+    group: &Arc<str>,
+    stream: &Arc<str>,
+) -> rusqlite::Result<(i64, i64)> {
+    let key = (group.clone(), stream.clone());
+    if let Some(found) = ids.get(&key) {
+        return Ok(*found);
+    }
+    tx.prepare_cached("INSERT OR IGNORE INTO groups (name) VALUES (?1)")?
+        .execute([&**group])?;
+    let g: i64 = tx
+        .prepare_cached("SELECT id FROM groups WHERE name = ?1")?
+        .query_row([&**group], |r| r.get(0))?;
+    tx.prepare_cached("INSERT OR IGNORE INTO streams (grp, name) VALUES (?1, ?2)")?
+        .execute(params![g, &**stream])?;
+    let s: i64 = tx
+        .prepare_cached("SELECT id FROM streams WHERE grp = ?1 AND name = ?2")?
+        .query_row(params![g, &**stream], |r| r.get(0))?;
+    // One entry per environment: the map stays small, but a long-lived server
+    // sees many environments come and go.
+    if ids.len() >= 4096 {
+        ids.clear();
+    }
+    ids.insert(key, (g, s));
+    Ok((g, s))
+}
+
+fn insert(conn: &mut Connection, ids: &mut StreamIds, batches: &[Batch]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
-    {
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO events (grp, stream, ts, message) VALUES (?1, ?2, ?3, ?4)",
-        )?;
+    let result = (|| -> rusqlite::Result<()> {
         for (g, s, lines) in batches {
+            let (gid, sid) = stream_ids(&tx, ids, g, s)?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO lines (grp, stream, ts, message) VALUES (?1, ?2, ?3, ?4)",
+            )?;
             for l in lines {
-                stmt.execute(params![&**g, &**s, l.ts_ms, l.message])?;
+                stmt.execute(params![gid, sid, l.ts_ms, l.message])?;
             }
         }
+        Ok(())
+    })();
+    if result.is_err() {
+        // Ids learned in a transaction that rolls back may not exist.
+        ids.clear();
     }
+    result?;
     tx.commit()
 }
 
@@ -354,11 +437,16 @@ mod tests {
                 message: format!("line {i}"),
             })
             .collect();
-        insert(&mut conn, &[(g.clone(), g.clone(), lines)]).unwrap();
-        conn.execute("DELETE FROM events WHERE id BETWEEN 100 AND 199", [])
+        insert(
+            &mut conn,
+            &mut StreamIds::new(),
+            &[(g.clone(), g.clone(), lines)],
+        )
+        .unwrap();
+        conn.execute("DELETE FROM lines WHERE id BETWEEN 100 AND 199", [])
             .unwrap();
         let count = |conn: &Connection| -> i64 {
-            conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            conn.query_row("SELECT count(*) FROM lines", [], |r| r.get(0))
                 .unwrap()
         };
         // Nothing is older than the oldest line.
@@ -370,7 +458,7 @@ mod tests {
         assert_eq!(prune(&conn, cutoff, 200).unwrap(), 0);
         assert_eq!(count(&conn), 550);
         let oldest: String = conn
-            .query_row("SELECT message FROM events ORDER BY id LIMIT 1", [], |r| {
+            .query_row("SELECT message FROM lines ORDER BY id LIMIT 1", [], |r| {
                 r.get(0)
             })
             .unwrap();
@@ -378,6 +466,54 @@ mod tests {
         // A cutoff past everything empties the table.
         assert_eq!(prune(&conn, i64::MAX, 10_000).unwrap(), 550);
         assert_eq!(prune(&conn, i64::MAX, 10_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_database_from_before_streams_were_normalized_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let old = Connection::open(dir.path().join("logs.db")).unwrap();
+            old.execute_batch(
+                "CREATE TABLE events (
+                    id INTEGER PRIMARY KEY, grp TEXT NOT NULL, stream TEXT NOT NULL,
+                    ts INTEGER NOT NULL, message TEXT NOT NULL);
+                CREATE INDEX events_grp ON events (grp, id);
+                INSERT INTO events VALUES (7, '/aws/lambda/a', 's1', 100, 'START one');
+                INSERT INTO events VALUES (8, '/aws/lambda/b', 's2', 101, 'other');
+                INSERT INTO events VALUES (9, '/aws/lambda/a', 's3', 102, 'END one');",
+            )
+            .unwrap();
+        }
+        let store = LogStore::open(dir.path(), Duration::from_secs(3600 * 24 * 365 * 100)).unwrap();
+        let a = store.query("/aws/lambda/a", 0, None, None, 10).unwrap();
+        let got: Vec<_> = a
+            .iter()
+            .map(|e| (e.id, e.timestamp, e.stream.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [(7, 100, "s1", "START one"), (9, 102, "s3", "END one")]
+        );
+        // New lines continue after the migrated ids.
+        let g: Arc<str> = Arc::from("/aws/lambda/a");
+        let line = LogLine {
+            ts_ms: 103,
+            message: "later".into(),
+        };
+        store.write(&g, &Arc::from("s1"), vec![line]);
+        store.close();
+        let a = store.query("/aws/lambda/a", 9, None, None, 10).unwrap();
+        assert_eq!(a.len(), 1);
+        assert!(a[0].id > 9 && a[0].stream == "s1" && a[0].message == "later");
+        let conn = open(&dir.path().join("logs.db")).unwrap();
+        let old_left: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'events')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!old_left, "the old table is gone");
     }
 
     #[test]
