@@ -491,3 +491,43 @@ async fn serverless_tags_are_applied_on_deploy_and_replaced_on_redeploy() {
         json!({"team": "core", "owner": "ana"})
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_location_streams_a_package_of_many_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    // 400 KB that deflate cannot shrink, so the package spans several 64 KB chunks.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let noise: Vec<u8> = (0..400 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let index = std::fs::read(format!("{FIXTURES}/node/index.js")).unwrap();
+    let zip = raw_zip(&[("index.js", &index[..]), ("noise.bin", &noise[..])]);
+    assert!(zip.len() > 300 * 1024);
+    s.create_ok("big", "nodejs20.x", "index.handler", &zip, json!({}))
+        .await;
+    let got = json_body(
+        &s.api
+            .call("GET", "/2015-03-31/functions/big", &[], "")
+            .await
+            .unwrap(),
+    );
+    let location = got["Code"]["Location"].as_str().unwrap();
+    let path = location
+        .strip_prefix(&format!("http://{}", s.addr))
+        .unwrap();
+    let r = s.api.call("GET", path, &[], "").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-length"), Some(&*zip.len().to_string()));
+    assert_eq!(r.header("content-type"), Some("application/zip"));
+    assert_eq!(r.body.len(), zip.len());
+    assert_eq!(
+        stratus_package::sha256_hex(&r.body),
+        stratus_package::sha256_hex(&zip)
+    );
+}

@@ -617,20 +617,24 @@ impl Registry {
         self.blobs.contains(hex)
     }
 
-    /// The code package stored under sha256 `hex` (only ever a path inside the blob
-    /// store: the hash is checked to be 64 lowercase hex digits first).
-    pub fn blob(&self, hex: &str) -> Result<Vec<u8>, ApiError> {
-        if !stratus_package::is_sha256_hex(hex) {
-            return Err(ApiError::not_found(format!(
+    /// Opens the stored package with sha256 `hex` for reading, with its size.
+    pub fn open_blob(&self, hex: &str) -> Result<(std::fs::File, u64), ApiError> {
+        let missing =
+            || ApiError::not_found(format!("No code package with sha256 {hex} is stored"));
+        let path = self.blobs.path(hex).map_err(|_| {
+            ApiError::not_found(format!(
                 "No code package '{hex}': a package is named by its sha256, 64 lowercase hex digits"
-            )));
-        }
-        self.blobs.get(hex).map_err(|e| match e {
-            stratus_package::BlobError::NotFound { .. } => {
-                ApiError::not_found(format!("No code package with sha256 {hex} is stored"))
-            }
-            e => ApiError::service(format!("cannot read code package {hex}: {e}")),
-        })
+            ))
+        })?;
+        let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => missing(),
+            _ => ApiError::service(format!("cannot read code package {hex}: {e}")),
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| ApiError::service(format!("cannot read code package {hex}: {e}")))?
+            .len();
+        Ok((file, len))
     }
 
     fn code_from_blob(&self, hex: &str) -> Result<(String, u64, String), ApiError> {

@@ -58,21 +58,48 @@ async fn put_blob(State(s): State<AppState>, Path(sha): Path<String>, body: Byte
 }
 
 /// A stored code package, as GetFunction's `Code.Location` points at it.
+/// Streams a stored package (up to 50 MB) in 64 KB chunks read on a blocking
+/// thread, rather than reading it whole into memory.
 async fn download_code(State(s): State<AppState>, Path(sha): Path<String>) -> Response {
+    const CHUNK: usize = 64 * 1024;
     let reg = s.registry.clone();
     let name = format!("attachment; filename=\"{sha}.zip\"");
-    match super::blocking(move || reg.blob(&sha)).await {
-        Ok(zip) => (
-            StatusCode::OK,
-            [
-                ("content-type", "application/zip".to_string()),
-                ("content-disposition", name),
-            ],
-            zip,
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
+    let (mut file, len) = match super::blocking(move || reg.open_blob(&sha)).await {
+        Ok(opened) => opened,
+        Err(e) => return e.into_response(),
+    };
+    let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let chunk = match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(Bytes::from(buf))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            // The client went away, or the read failed (the body ends in an error,
+            // so the response is cut short rather than silently truncated).
+            if tx.blocking_send(chunk).is_err() || failed {
+                return;
+            }
+        }
+    });
+    (
+        StatusCode::OK,
+        [
+            ("content-type", "application/zip".to_string()),
+            ("content-disposition", name),
+            ("content-length", len.to_string()),
+        ],
+        Body::from_stream(ReceiverStream::new(rx)),
+    )
+        .into_response()
 }
 
 /// Runs a deployment on its own task and streams its events as NDJSON; the
