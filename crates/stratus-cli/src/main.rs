@@ -139,6 +139,9 @@ pub(crate) struct ServerArgs {
     /// Days log lines are kept.
     #[arg(long, default_value_t = 7)]
     log_retention_days: u64,
+    /// Most MB of log lines kept in logs.db; past it the oldest lines are deleted.
+    #[arg(long, default_value_t = 2048)]
+    log_max_mb: u64,
     /// Seconds in-flight invocations may finish after SIGINT/SIGTERM.
     #[arg(long, default_value_t = 30)]
     shutdown_grace: u64,
@@ -165,7 +168,10 @@ impl ServerArgs {
         cfg.settings.unreserved_minimum = self.unreserved_minimum;
         cfg.settings.scaling_rate_per_10s = self.scaling_rate;
         cfg.settings.idle_keep_alive = Duration::from_secs(self.idle_keep_alive);
-        cfg.log_retention = Duration::from_secs(self.log_retention_days * 24 * 3600);
+        cfg.log_limits = stratus_server::logs::LogLimits {
+            max_age: Duration::from_secs(self.log_retention_days * 24 * 3600),
+            max_bytes: self.log_max_mb.saturating_mul(1 << 20),
+        };
         cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         cfg.region = self.region.clone();
         cfg.gateway = self.gateway;

@@ -59,8 +59,8 @@ pub struct ServerConfig {
     pub region: String,
     /// Account id in ARNs.
     pub account_id: String,
-    /// How long log lines are kept.
-    pub log_retention: Duration,
+    /// How long, and how much, log lines are kept.
+    pub log_limits: logs::LogLimits,
     /// How long in-flight invocations may run on after a shutdown signal.
     pub shutdown_grace: Duration,
     /// Asynchronous delivery tuning.
@@ -80,7 +80,7 @@ impl ServerConfig {
             python: None,
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
-            log_retention: Duration::from_secs(7 * 24 * 3600),
+            log_limits: logs::LogLimits::for_age(Duration::from_secs(7 * 24 * 3600)),
             shutdown_grace: Duration::from_secs(30),
             async_settings: async_queue::AsyncSettings::default(),
             gateway: None,
@@ -188,7 +188,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             Some((listener, bound))
         }
     };
-    let logs = LogStore::open(dir, cfg.log_retention).map_err(StartError::Logs)?;
+    let logs = LogStore::open(dir, cfg.log_limits).map_err(StartError::Logs)?;
     let mut settings = cfg.settings.clone();
     settings.tmp_root = dir.join("tmp");
     // Leftover temp dirs of environments of a previous run.

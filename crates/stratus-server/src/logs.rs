@@ -5,7 +5,9 @@
 //! [`LogSink`] with a bounded channel; a writer thread drains it in batches (one
 //! transaction per batch). When the channel is full, lines are dropped and counted,
 //! and the writer records `[stratus] N log lines dropped` in the affected stream.
-//! A retention setting deletes old lines periodically.
+//! Retention ([`LogLimits`]) deletes lines older than a maximum age, and the oldest
+//! lines whenever the database holds more than a maximum size (a load test writes
+//! ~10 MB of logs a second; age alone would let that fill the disk).
 //!
 //! Tables: `groups` and `streams` name each log group and stream once; `lines` holds
 //! one row per line with their integer ids (a line's id is the `nextToken` of the
@@ -104,9 +106,29 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// How long, and how much, the log store keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct LogLimits {
+    /// Lines older than this are deleted.
+    pub max_age: Duration,
+    /// When the lines take more than this many bytes of `logs.db`, the oldest are
+    /// deleted until they do not.
+    pub max_bytes: u64,
+}
+
+impl LogLimits {
+    /// Keep lines for `max_age`, in at most 2 GiB.
+    pub fn for_age(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            max_bytes: 2 << 30,
+        }
+    }
+}
+
 impl LogStore {
     /// Opens `logs.db` in `dir` and starts the writer thread.
-    pub fn open(dir: &Path, retention: Duration) -> rusqlite::Result<Arc<Self>> {
+    pub fn open(dir: &Path, limits: LogLimits) -> rusqlite::Result<Arc<Self>> {
         let path = dir.join("logs.db");
         let writer_conn = open(&path)?;
         let reader = open(&path)?;
@@ -121,7 +143,7 @@ impl LogStore {
         let weak = Arc::downgrade(&store);
         let handle = std::thread::Builder::new()
             .name("stratus-logs".into())
-            .spawn(move || writer_loop(writer_conn, rx, weak, retention))
+            .spawn(move || writer_loop(writer_conn, rx, weak, limits))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         *store.writer.lock() = Some(handle);
         Ok(store)
@@ -202,10 +224,13 @@ fn writer_loop(
     mut conn: Connection,
     rx: Receiver<Batch>,
     store: std::sync::Weak<LogStore>,
-    retention: Duration,
+    limits: LogLimits,
 ) {
     let mut last_prune: Option<Instant> = None;
     let mut prune_backlog = false;
+    let mut over_size = false;
+    let mut last_size_check = Instant::now();
+    let mut last_size_warning: Option<Instant> = None;
     let mut stream_ids = StreamIds::new();
     let mut open = true;
     while open {
@@ -239,19 +264,42 @@ fn writer_loop(
                 tracing::error!(error = %e, "cannot write logs");
             }
         }
-        // Retention: once a minute, when closing, and on every round while a
-        // backlog of expired lines remains.
+        // Retention by age: once a minute, when closing, and on every round while
+        // a backlog of expired lines remains. By size: once a second (reading the
+        // page counts is cheap), and on every round while over the limit.
         if !open
             || prune_backlog
             || last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
         {
             last_prune = Some(Instant::now());
-            let cutoff = stratus_now_ms() - retention.as_millis() as i64;
+            let cutoff = stratus_now_ms() - limits.max_age.as_millis() as i64;
             match prune(&conn, cutoff, PRUNE_CHUNK) {
                 Ok(deleted) => prune_backlog = deleted == PRUNE_CHUNK,
                 Err(e) => {
                     prune_backlog = false;
                     tracing::error!(error = %e, "cannot apply log retention");
+                }
+            }
+        }
+        if !open || over_size || last_size_check.elapsed() >= Duration::from_secs(1) {
+            last_size_check = Instant::now();
+            match prune_to_size(&conn, limits.max_bytes, PRUNE_CHUNK) {
+                Ok(deleted) => {
+                    // Said once, then at most every ten minutes while it goes on.
+                    let quiet =
+                        last_size_warning.is_some_and(|t| t.elapsed() < Duration::from_secs(600));
+                    if deleted > 0 && !quiet {
+                        last_size_warning = Some(Instant::now());
+                        tracing::warn!(
+                            max_bytes = limits.max_bytes,
+                            "logs.db is over its size limit: deleting the oldest log lines"
+                        );
+                    }
+                    over_size = deleted > 0;
+                }
+                Err(e) => {
+                    over_size = false;
+                    tracing::error!(error = %e, "cannot apply the log size limit");
                 }
             }
         }
@@ -333,6 +381,28 @@ fn stream_ids(
     Ok((g, s))
 }
 
+/// Bytes of `logs.db` in use (pages not on the free list).
+fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
+    let pragma = |name: &str| -> rusqlite::Result<u64> {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+    };
+    Ok(pragma("page_count")?.saturating_sub(pragma("freelist_count")?) * pragma("page_size")?)
+}
+
+/// Deletes up to `limit` of the oldest lines if the database uses more than
+/// `max_bytes`; returns how many. Freed pages are reused by later lines, so the file
+/// stops growing at about the limit.
+fn prune_to_size(conn: &Connection, max_bytes: u64, limit: usize) -> rusqlite::Result<usize> {
+    if used_bytes(conn)? <= max_bytes {
+        return Ok(0);
+    }
+    conn.execute(
+        "DELETE FROM lines WHERE id IN (SELECT id FROM lines ORDER BY id LIMIT ?1)",
+        [limit as i64],
+    )
+}
+
 fn insert(conn: &mut Connection, ids: &mut StreamIds, batches: &[Batch]) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     let result = (|| -> rusqlite::Result<()> {
@@ -374,7 +444,8 @@ mod tests {
     #[test]
     fn writes_in_order_and_queries_by_group_and_filter() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
+        let store =
+            LogStore::open(dir.path(), LogLimits::for_age(Duration::from_secs(3600))).unwrap();
         let g: Arc<str> = Arc::from("/aws/lambda/a");
         let s: Arc<str> = Arc::from("2024/01/01/[$LATEST]x");
         let line = |m: &str| LogLine {
@@ -398,7 +469,8 @@ mod tests {
     #[test]
     fn retention_deletes_old_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
+        let store =
+            LogStore::open(dir.path(), LogLimits::for_age(Duration::from_secs(3600))).unwrap();
         let g: Arc<str> = Arc::from("/aws/lambda/r");
         let now = stratus_now_ms();
         store.write(
@@ -484,7 +556,11 @@ mod tests {
             )
             .unwrap();
         }
-        let store = LogStore::open(dir.path(), Duration::from_secs(3600 * 24 * 365 * 100)).unwrap();
+        let store = LogStore::open(
+            dir.path(),
+            LogLimits::for_age(Duration::from_secs(3600 * 24 * 365 * 100)),
+        )
+        .unwrap();
         let a = store.query("/aws/lambda/a", 0, None, None, 10).unwrap();
         let got: Vec<_> = a
             .iter()
@@ -517,9 +593,50 @@ mod tests {
     }
 
     #[test]
+    fn the_oldest_lines_go_when_the_database_is_over_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = open(&dir.path().join("logs.db")).unwrap();
+        let g: Arc<str> = Arc::from("/aws/lambda/big");
+        let mut ids = StreamIds::new();
+        // About 4 MB of lines.
+        for batch in 0..40 {
+            let lines = (0..1000)
+                .map(|i| LogLine {
+                    ts_ms: batch * 1000 + i,
+                    message: format!("{batch:04}-{i:04} {}", "x".repeat(90)),
+                })
+                .collect();
+            insert(&mut conn, &mut ids, &[(g.clone(), g.clone(), lines)]).unwrap();
+        }
+        let max = 1 << 20;
+        assert!(used_bytes(&conn).unwrap() > 3 * max);
+        let mut rounds = 0;
+        while prune_to_size(&conn, max, 5_000).unwrap() > 0 {
+            rounds += 1;
+            assert!(rounds < 20, "pruning to size terminates");
+        }
+        assert!(rounds >= 2, "took {rounds} rounds");
+        assert!(used_bytes(&conn).unwrap() <= max);
+        // What is left is the newest lines, in order, up to the very last.
+        let (first, last): (String, String) = conn
+            .query_row(
+                "SELECT (SELECT message FROM lines ORDER BY id LIMIT 1),
+                        (SELECT message FROM lines ORDER BY id DESC LIMIT 1)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert!(first.as_str() > "0020", "{first}");
+        assert!(last.starts_with("0039-0999"), "{last}");
+        // Under the limit nothing is deleted.
+        assert_eq!(prune_to_size(&conn, u64::MAX, 5_000).unwrap(), 0);
+    }
+
+    #[test]
     fn a_closed_store_drops_and_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = LogStore::open(dir.path(), Duration::from_secs(3600)).unwrap();
+        let store =
+            LogStore::open(dir.path(), LogLimits::for_age(Duration::from_secs(3600))).unwrap();
         store.close();
         let g: Arc<str> = Arc::from("g");
         store.write(
