@@ -9,21 +9,7 @@ use serde_json::json;
 async fn boto3_drives_the_management_and_invoke_apis() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/boto3_lambda.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(format!("http://{}", s.addr))
-        .arg(FIXTURES)
-        .output()
-        .await
-        .expect("run python3 (boto3 is installed by .ci/run)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("boto3: all checks passed"));
+    run_sdk_script(&s, "boto3_lambda.py", "boto3: all checks passed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,21 +52,7 @@ fn error_of(r: &Reply) -> (u16, String, String) {
 async fn boto3_tags_functions_and_downloads_their_code() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]).await;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/boto3_tags.py");
-    let out = tokio::process::Command::new("python3")
-        .arg(script)
-        .arg(format!("http://{}", s.addr))
-        .arg(FIXTURES)
-        .output()
-        .await
-        .expect("run python3 (boto3 is installed by scripts/test)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("boto3 tags: all checks passed"), "{stdout}");
+    run_sdk_script(&s, "boto3_tags.py", "boto3 tags: all checks passed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

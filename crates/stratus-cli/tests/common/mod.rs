@@ -289,6 +289,26 @@ pub fn workspace_bin(bin: &str, package: &str) -> PathBuf {
     path
 }
 
+/// Runs `tests/sdk/{script}` with python3 against `s` (arguments: the endpoint and the
+/// fixtures dir) and asserts that it succeeded and printed `done`.
+pub async fn run_sdk_script(s: &Server, script: &str, done: &str) {
+    let path = format!("{}/tests/sdk/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3")
+        .arg(&path)
+        .arg(format!("http://{}", s.addr))
+        .arg(FIXTURES)
+        .output()
+        .await
+        .expect("run python3 (boto3 is installed by scripts/test)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains(done), "{script}: {stdout}");
+}
+
 /// A zip with one entry per `(name, content)`; `mode` None writes no unix mode.
 pub fn raw_zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
