@@ -175,7 +175,11 @@ async fn events_are_accepted_delivered_retried_and_dead_lettered() {
         "failing attempt 2"
     );
     // The DLQ target got the original event (a third delivery of "bad", unchanged).
-    assert_eq!(d.iter().filter(|v| v["id"] == "bad").count(), 3);
+    // The DLQ target is a recorder too, and "bad" makes it fail as well, so its own
+    // asynchronous retries may add later deliveries: count only the first three.
+    let bad: Vec<&Value> = d.iter().filter(|v| v["id"] == "bad").collect();
+    assert!(bad.len() >= 3, "{bad:?}");
+    assert_eq!(*bad[2], json!({"id": "bad", "failTimes": 5}));
     let dl = json_body(
         &s.api
             .call("GET", "/stratus/v1/dead-letters?function=rec", &[], "")
