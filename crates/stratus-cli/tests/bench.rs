@@ -52,6 +52,7 @@ async fn bench_prints_every_figure() {
     assert!(figure(&text, "warm invoke python3.12:", " invocations/s") > 0.0);
     assert!(figure(&text, "cold start provided ", " ms; Stratus adds").is_finite());
     assert!(figure(&text, "cold start nodejs20.x ", " ms; Stratus adds").is_finite());
+    assert!(figure(&text, "cold start python3.12 ", " ms; Stratus adds").is_finite());
     assert!(figure(&text, "5 provisioned environments READY in ", " ms;") > 0.0);
 }
 

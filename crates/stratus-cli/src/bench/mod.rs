@@ -5,7 +5,8 @@
 //! - throughput at 16 and 64 concurrent callers (warm, provisioned environments);
 //! - the same, briefly, for the embedded Node and Python runtimes;
 //! - cold start: Init Duration (environment start to first `/next`) for the
-//!   `provided` function and Node, against the bare process's own start-to-`/next`;
+//!   `provided` function, Node and Python, against the bare process's own
+//!   start-to-`/next`;
 //! - time for 100 provisioned environments to reach READY, and server memory per
 //!   idle environment.
 
@@ -335,42 +336,42 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         "cold start provided (Init Duration, {} samples): p50 {:.2} ms, p99 {:.2} ms; bare process start to /next p50 {:.2} ms; Stratus adds {:.2} ms",
         args.cold_samples, percentile(&cold, 0.5), percentile(&cold, 0.99), percentile(&bare, 0.5), percentile(&cold, 0.5) - percentile(&bare, 0.5)
     );
-    let node_bin = stratus_sandbox_which("node")?;
-    let node_bootstrap = work
-        .join("data")
-        .join("runtimes")
-        .join("node")
-        .join("bootstrap.js");
-    let node_env = [
-        ("_HANDLER", "index.handler"),
-        ("LAMBDA_TASK_ROOT", ndir.to_str().unwrap_or_default()),
-    ];
-    let mut bare_node = Vec::new();
-    for _ in 0..args.cold_samples.min(10) {
-        bare_node.push(
-            bare_start(
-                &node_bin,
-                &[node_bootstrap.display().to_string()],
-                &ndir,
-                &node_env,
-            )
-            .await?,
+    let runtimes_dir = work.join("data").join("runtimes");
+    let node = Interpreted {
+        runtime: "nodejs20.x",
+        handler: "index.handler",
+        program: stratus_sandbox_which("node")?,
+        args: vec![runtimes_dir
+            .join("node")
+            .join("bootstrap.js")
+            .display()
+            .to_string()],
+        dir: &ndir,
+        zip: &node_zip,
+    };
+    let python = Interpreted {
+        runtime: "python3.12",
+        handler: "app.handler",
+        program: real_python()?,
+        args: vec![
+            "-u".into(),
+            runtimes_dir
+                .join("python")
+                .join("bootstrap.py")
+                .display()
+                .to_string(),
+        ],
+        dir: &pydir,
+        zip: &python_zip,
+    };
+    for rt in [node, python] {
+        let samples = args.cold_samples.min(10);
+        let (cold, bare) = rt.cold_starts(&api, samples).await?;
+        println!(
+            "cold start {} (Init Duration): p50 {:.2} ms, p99 {:.2} ms; bare interpreter start to /next p50 {:.2} ms; Stratus adds {:.2} ms",
+            rt.runtime, percentile(&cold, 0.5), percentile(&cold, 0.99), percentile(&bare, 0.5), percentile(&cold, 0.5) - percentile(&bare, 0.5)
         );
     }
-    bare_node.sort_by(f64::total_cmp);
-    let cold_node = cold_samples(
-        &api,
-        "cold-node",
-        "nodejs20.x",
-        "index.handler",
-        &node_zip,
-        args.cold_samples.min(10),
-    )
-    .await?;
-    println!(
-        "cold start nodejs20.x (Init Duration): p50 {:.2} ms, p99 {:.2} ms; bare node start to /next p50 {:.2} ms; Stratus adds {:.2} ms",
-        percentile(&cold_node, 0.5), percentile(&cold_node, 0.99), percentile(&bare_node, 0.5), percentile(&cold_node, 0.5) - percentile(&bare_node, 0.5)
-    );
 
     // Provisioned READY time and memory per idle environment.
     create(&api, "many", "provided.al2023", "bootstrap", &provided_zip).await?;
@@ -390,6 +391,51 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _ = server.wait().await;
     let _ = stratus_package::remove_tree(&work);
     Ok(())
+}
+
+/// A runtime run by one of the embedded bootstraps, for its cold-start figures.
+struct Interpreted<'a> {
+    runtime: &'static str,
+    handler: &'static str,
+    program: PathBuf,
+    args: Vec<String>,
+    dir: &'a std::path::Path,
+    zip: &'a [u8],
+}
+
+impl Interpreted<'_> {
+    /// Init Durations through Stratus, and the bare bootstrap's own start to
+    /// `/next`, sorted.
+    async fn cold_starts(&self, api: &Api, samples: u32) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+        let env = [
+            ("_HANDLER", self.handler),
+            ("LAMBDA_TASK_ROOT", self.dir.to_str().unwrap_or_default()),
+        ];
+        let mut bare = Vec::new();
+        for _ in 0..samples {
+            bare.push(bare_start(&self.program, &self.args, self.dir, &env).await?);
+        }
+        bare.sort_by(f64::total_cmp);
+        let prefix = format!("cold-{}", self.runtime.replace('.', ""));
+        let cold =
+            cold_samples(api, &prefix, self.runtime, self.handler, self.zip, samples).await?;
+        Ok((cold, bare))
+    }
+}
+
+/// The real Python binary behind `python3` on PATH (as the server resolves it: a
+/// pyenv shim is a script that costs more than Python's own start).
+fn real_python() -> anyhow::Result<PathBuf> {
+    let found = stratus_sandbox_which("python3")?;
+    let out = std::process::Command::new(&found)
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()?;
+    let real = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    Ok(if out.status.success() && !real.is_empty() {
+        PathBuf::from(real)
+    } else {
+        found
+    })
 }
 
 fn stratus_sandbox_which(name: &str) -> anyhow::Result<PathBuf> {
