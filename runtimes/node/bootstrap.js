@@ -81,6 +81,7 @@ function connect() {
   sock = net.connect({ host: API_HOST, port: API_PORT, noDelay: true });
   sockUsed = false;
   inbuf = null;
+  partial = null;
   const me = sock;
   sock.on('data', (chunk) => {
     if (me === sock) onData(chunk);
@@ -113,6 +114,7 @@ function onSocketGone(reason) {
   if (sock !== null) sock.destroy();
   sock = null;
   inbuf = null;
+  partial = null;
   if (p === null) return; // idle keep-alive socket closed: reconnect on the next request
   if (!p.got && reused && !p.retried) {
     // The server closed an idle keep-alive socket before reading the request;
@@ -124,45 +126,65 @@ function onSocketGone(reason) {
   die(`Runtime API request failed (${p.head.slice(0, p.head.indexOf(' HTTP/1.1'))}): ${reason}`);
 }
 
+// The response being read: once its head is parsed, its body is copied into a
+// buffer of the announced size as bytes arrive (a 6 MB event arrives in ~100
+// chunks; concatenating as they come would copy it ~50 times).
+let partial = null; // { status, headers, body, filled }
+
+function parseHead(head) {
+  const lines = head.toString('latin1').split('\r\n');
+  const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
+  if (m === null) die(`malformed response from the Runtime API: ${JSON.stringify(lines[0].slice(0, 200))}`);
+  const headers = {};
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  const lengthText = headers['content-length'];
+  const length = lengthText === undefined ? NaN : Number(lengthText);
+  if (!Number.isSafeInteger(length) || length < 0) {
+    die(`Runtime API response without a valid Content-Length (${lines[0]})`);
+  }
+  return { status: Number(m[1]), headers, body: Buffer.allocUnsafe(length), filled: 0 };
+}
+
 function onData(chunk) {
   if (pending !== null) pending.got = true;
-  inbuf = inbuf === null ? chunk : Buffer.concat([inbuf, chunk]);
-  for (;;) {
-    const end = inbuf.indexOf(HEADER_END);
-    if (end === -1) return;
-    const lines = inbuf.toString('latin1', 0, end).split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
-    if (m === null) die(`malformed response from the Runtime API: ${JSON.stringify(lines[0].slice(0, 200))}`);
-    const headers = {};
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i];
-      const colon = line.indexOf(':');
-      if (colon <= 0) continue;
-      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+  let data = chunk;
+  while (data !== null && data.length > 0) {
+    if (partial === null) {
+      inbuf = inbuf === null ? data : Buffer.concat([inbuf, data]);
+      const end = inbuf.indexOf(HEADER_END);
+      if (end === -1) {
+        if (inbuf.length > 1024 * 1024) die('Runtime API response head larger than 1 MB');
+        return;
+      }
+      partial = parseHead(inbuf.subarray(0, end));
+      data = inbuf.subarray(end + 4);
+      inbuf = null;
     }
-    const lengthText = headers['content-length'];
-    const length = lengthText === undefined ? NaN : Number(lengthText);
-    if (!Number.isSafeInteger(length) || length < 0) {
-      die(`Runtime API response without a valid Content-Length (${lines[0]})`);
-    }
-    const total = end + 4 + length;
-    if (inbuf.length < total) return;
-    const body = inbuf.subarray(end + 4, total);
-    inbuf = inbuf.length === total ? null : inbuf.subarray(total);
+    const r = partial;
+    const take = Math.min(r.body.length - r.filled, data.length);
+    data.copy(r.body, r.filled, 0, take);
+    r.filled += take;
+    data = take < data.length ? data.subarray(take) : null;
+    if (r.filled < r.body.length) return;
+    partial = null;
     sockUsed = true;
     const p = pending;
     pending = null;
-    if (headers.connection === 'close') {
+    if (r.headers.connection === 'close') {
       const old = sock;
       sock = null;
-      inbuf = null;
+      data = null;
       if (old !== null) old.destroy();
     } else if (sock !== null) {
       sock.unref();
     }
-    if (p === null) die(`unexpected response from the Runtime API (${lines[0]})`);
-    p.onResponse(Number(m[1]), headers, body);
-    if (inbuf === null) return;
+    if (p === null) die(`unexpected response from the Runtime API (HTTP ${r.status})`);
+    p.onResponse(r.status, r.headers, r.body);
   }
 }
 

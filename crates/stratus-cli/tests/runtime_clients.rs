@@ -25,6 +25,8 @@ struct Seen {
 enum Action {
     /// Answer with these bytes, written a few bytes at a time.
     Send(Vec<u8>),
+    /// Answer with these bytes in one write (large bodies).
+    SendWhole(Vec<u8>),
     /// Close the connection without answering.
     Close,
     /// Answer nothing and keep the connection open (a parked `/next`).
@@ -132,6 +134,11 @@ async fn serve(
                         return;
                     }
                     let _ = s.flush().await;
+                }
+            }
+            Action::SendWhole(bytes) => {
+                if s.write_all(&bytes).await.is_err() {
+                    return;
                 }
             }
             Action::Close => return,
@@ -390,5 +397,51 @@ exports.plain = (event) => ({ ignored: true });
             seen[2].path, "/2018-06-01/runtime/invocation/next",
             "{handler}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_large_event_arrives_whole() {
+    // A 3 MB event reaches the handler intact (it arrives in many reads).
+    let data = "x".repeat(3_000_000);
+    let body = format!(r#"{{"data":"{data}"}}"#);
+    for (runtime, handler, source) in [
+        (
+            "node",
+            "index.handler",
+            "exports.handler = async (e) => e.data.length;\n",
+        ),
+        (
+            "python",
+            "app.handler",
+            "def handler(e, c):\n    return len(e['data'])\n",
+        ),
+    ] {
+        let big = match event("id-big", &body) {
+            Action::Send(bytes) => Action::SendWhole(bytes),
+            other => other,
+        };
+        let big = std::sync::Mutex::new(Some(big));
+        let (api, seen) = scripted(Box::new(move |n, _| match n {
+            1 => big.lock().unwrap().take().unwrap_or(Action::Close),
+            2 => accepted(),
+            _ => Action::Park,
+        }))
+        .await;
+        let run = tokio::spawn(async move { run_handler(runtime, handler, source, &api).await });
+        for _ in 0..400 {
+            if seen.lock().unwrap().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        run.abort();
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.len() >= 2, "{runtime}: {seen:#?}");
+        assert_eq!(
+            seen[1].path, "/2018-06-01/runtime/invocation/id-big/response",
+            "{runtime}"
+        );
+        assert_eq!(seen[1].body, "3000000", "{runtime}");
     }
 }
