@@ -75,7 +75,7 @@ const HEADER_END = Buffer.from('\r\n\r\n');
 let sock = null; // the connection, when open
 let sockUsed = false; // a response has been read on it (it is a reused keep-alive socket)
 let pending = null; // { head, body, onResponse, retried, got } of the request in flight
-let inbuf = null; // bytes received and not yet consumed
+let inbuf = null; // bytes of a response head not yet complete
 
 function connect() {
   sock = net.connect({ host: API_HOST, port: API_PORT, noDelay: true });
