@@ -342,9 +342,14 @@ fn prune(conn: &Connection, cutoff_ms: i64, limit: usize) -> rusqlite::Result<us
             keep = mid;
         }
     }
+    delete_oldest(conn, keep, limit)
+}
+
+/// Deletes up to `limit` of the oldest lines with an id below `below`.
+fn delete_oldest(conn: &Connection, below: i64, limit: usize) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM lines WHERE id IN (SELECT id FROM lines WHERE id < ?1 ORDER BY id LIMIT ?2)",
-        [keep, limit as i64],
+        [below, limit as i64],
     )
 }
 
@@ -397,10 +402,7 @@ fn prune_to_size(conn: &Connection, max_bytes: u64, limit: usize) -> rusqlite::R
     if used_bytes(conn)? <= max_bytes {
         return Ok(0);
     }
-    conn.execute(
-        "DELETE FROM lines WHERE id IN (SELECT id FROM lines ORDER BY id LIMIT ?1)",
-        [limit as i64],
-    )
+    delete_oldest(conn, i64::MAX, limit)
 }
 
 fn insert(conn: &mut Connection, ids: &mut StreamIds, batches: &[Batch]) -> rusqlite::Result<()> {

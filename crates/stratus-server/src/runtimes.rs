@@ -115,7 +115,7 @@ fn write_if_changed(path: &Path, content: &str) -> std::io::Result<()> {
 }
 
 /// Finds the real Python binary behind `name` (pyenv and other shims are scripts).
-fn resolve_python(name: &str) -> Result<PathBuf, String> {
+pub fn resolve_python(name: &str) -> Result<PathBuf, String> {
     let found = stratus_sandbox::which(name).ok_or_else(|| {
         format!("the Python interpreter '{name}' was not found on PATH (set --python)")
     })?;

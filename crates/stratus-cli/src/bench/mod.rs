@@ -352,7 +352,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let python = Interpreted {
         runtime: "python3.12",
         handler: "app.handler",
-        program: real_python()?,
+        program: stratus_server::runtimes::resolve_python("python3").map_err(anyhow::Error::msg)?,
         args: vec![
             "-u".into(),
             runtimes_dir
@@ -421,21 +421,6 @@ impl Interpreted<'_> {
             cold_samples(api, &prefix, self.runtime, self.handler, self.zip, samples).await?;
         Ok((cold, bare))
     }
-}
-
-/// The real Python binary behind `python3` on PATH (as the server resolves it: a
-/// pyenv shim is a script that costs more than Python's own start).
-fn real_python() -> anyhow::Result<PathBuf> {
-    let found = stratus_sandbox_which("python3")?;
-    let out = std::process::Command::new(&found)
-        .args(["-c", "import sys; print(sys.executable)"])
-        .output()?;
-    let real = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    Ok(if out.status.success() && !real.is_empty() {
-        PathBuf::from(real)
-    } else {
-        found
-    })
 }
 
 fn stratus_sandbox_which(name: &str) -> anyhow::Result<PathBuf> {
