@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -14,6 +15,18 @@ use common::stratus_cmd as stratus;
 
 fn text(o: &Output) -> String {
     output_text(o)
+}
+
+/// `stratus create --template {template} --path {path}` in `parent`; returns the
+/// service's directory.
+async fn create_service(parent: &Path, ep: &str, template: &str, path: &str) -> PathBuf {
+    ok(stratus(
+        parent,
+        ep,
+        &["create", "--template", template, "--path", path],
+    )
+    .await);
+    parent.join(path)
 }
 
 fn ok(o: Output) -> String {
@@ -27,13 +40,7 @@ async fn the_serverless_workflow_end_to_end() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), &[]).await;
     let ep = format!("http://{}", s.addr);
-    ok(stratus(
-        tmp.path(),
-        &ep,
-        &["create", "--template", "aws-nodejs", "--path", "svc"],
-    )
-    .await);
-    let dir = tmp.path().join("svc");
+    let dir = create_service(tmp.path(), &ep, "aws-nodejs", "svc").await;
     // Give the function a provisioned floor, an environment variable and a second file.
     let yml = std::fs::read_to_string(dir.join("serverless.yml")).unwrap();
     let yml = yml.replace(
@@ -221,13 +228,7 @@ async fn errors_exit_non_zero_with_a_message() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), &[]).await;
     let ep = format!("http://{}", s.addr);
-    ok(stratus(
-        tmp.path(),
-        &ep,
-        &["create", "--template", "aws-python3", "--path", "py"],
-    )
-    .await);
-    let dir = tmp.path().join("py");
+    let dir = create_service(tmp.path(), &ep, "aws-python3", "py").await;
     std::fs::write(
         dir.join("handler.py"),
         "def hello(event, context):\n    raise ValueError('nope')\n",
@@ -280,13 +281,7 @@ async fn errors_exit_non_zero_with_a_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn package_is_deterministic_and_invoke_local_needs_no_server() {
     let tmp = tempfile::tempdir().unwrap();
-    ok(stratus(
-        tmp.path(),
-        "http://127.0.0.1:1",
-        &["create", "--template", "aws-nodejs", "--path", "svc"],
-    )
-    .await);
-    let dir = tmp.path().join("svc");
+    let dir = create_service(tmp.path(), "http://127.0.0.1:1", "aws-nodejs", "svc").await;
     std::fs::create_dir_all(dir.join("lib")).unwrap();
     std::fs::write(dir.join("lib/util.js"), "module.exports = 1;\n").unwrap();
     std::fs::write(dir.join("notes.md"), "not shipped\n").unwrap();
@@ -362,13 +357,7 @@ async fn package_is_deterministic_and_invoke_local_needs_no_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_deploys_and_redeploys_on_change() {
     let tmp = tempfile::tempdir().unwrap();
-    ok(stratus(
-        tmp.path(),
-        "http://127.0.0.1:1",
-        &["create", "--template", "aws-nodejs", "--path", "svc"],
-    )
-    .await);
-    let dir = tmp.path().join("svc");
+    let dir = create_service(tmp.path(), "http://127.0.0.1:1", "aws-nodejs", "svc").await;
     std::fs::write(
         dir.join("handler.js"),
         "module.exports.hello = async () => ({ v: 'one' });\n",
@@ -548,13 +537,7 @@ async fn logs_tail_follows_new_invocations() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&tmp.path().join("data"), &[]).await;
     let ep = format!("http://{}", s.addr);
-    ok(stratus(
-        tmp.path(),
-        &ep,
-        &["create", "--template", "aws-nodejs", "--path", "svc"],
-    )
-    .await);
-    let dir = tmp.path().join("svc");
+    let dir = create_service(tmp.path(), &ep, "aws-nodejs", "svc").await;
     std::fs::write(
         dir.join("handler.js"),
         "module.exports.hello = async (e) => { console.log('tail me', e.n); return 1; };\n",
