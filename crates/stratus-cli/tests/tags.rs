@@ -37,6 +37,24 @@ async fn tag(s: &Server, arn_in_path: &str, tags: Value) -> Reply {
         .unwrap()
 }
 
+async fn get_function(s: &Server, name: &str) -> Value {
+    json_body(
+        &s.api
+            .call("GET", &format!("/2015-03-31/functions/{name}"), &[], "")
+            .await
+            .unwrap(),
+    )
+}
+
+/// Fetches a GetFunction answer's `Code.Location` (a URL on this server).
+async fn download(s: &Server, got: &Value) -> Reply {
+    let location = got["Code"]["Location"].as_str().unwrap();
+    let path = location
+        .strip_prefix(&format!("http://{}", s.addr))
+        .unwrap_or_else(|| panic!("{location} is not on this server"));
+    s.api.call("GET", path, &[], "").await.unwrap()
+}
+
 fn error_of(r: &Reply) -> (u16, String, String) {
     (
         r.status,
@@ -307,18 +325,9 @@ async fn raw_and_encoded_arns_validation_and_a_restart() {
     assert!(s.terminate().await.success());
     let s = Server::start(&data, &[]).await;
     assert_eq!(list_tags(&s, ARN).await, before);
-    let got = json_body(
-        &s.api
-            .call("GET", "/2015-03-31/functions/tagged", &[], "")
-            .await
-            .unwrap(),
-    );
+    let got = get_function(&s, "tagged").await;
     assert_eq!(got["Tags"], before);
-    let location = got["Code"]["Location"].as_str().unwrap();
-    let path = location
-        .strip_prefix(&format!("http://{}", s.addr))
-        .unwrap();
-    let r = s.api.call("GET", path, &[], "").await.unwrap();
+    let r = download(&s, &got).await;
     assert_eq!(r.status, 200);
     assert_eq!(stratus_package::sha256_hex(&r.body), sha);
     let r = s
@@ -497,17 +506,7 @@ async fn code_location_streams_a_package_of_many_chunks() {
     assert!(zip.len() > 300 * 1024);
     s.create_ok("big", "nodejs20.x", "index.handler", &zip, json!({}))
         .await;
-    let got = json_body(
-        &s.api
-            .call("GET", "/2015-03-31/functions/big", &[], "")
-            .await
-            .unwrap(),
-    );
-    let location = got["Code"]["Location"].as_str().unwrap();
-    let path = location
-        .strip_prefix(&format!("http://{}", s.addr))
-        .unwrap();
-    let r = s.api.call("GET", path, &[], "").await.unwrap();
+    let r = download(&s, &get_function(&s, "big").await).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-length"), Some(&*zip.len().to_string()));
     assert_eq!(r.header("content-type"), Some("application/zip"));
