@@ -550,7 +550,8 @@ pub(crate) fn lower(
         if let Some(env) = &f.environment {
             environment.extend(env.value.clone());
         }
-        let env_bytes: usize = environment.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let env_bytes =
+            stratus_rules::env_bytes(environment.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if env_bytes > MAX_ENVIRONMENT_BYTES {
             let (span, env_path) = match (&f.environment, &p.environment) {
                 (Some(e), _) => (e.span.clone(), format!("{path}.environment")),
@@ -680,7 +681,7 @@ fn http_api_cors(
 
 /// Lambda's limit on the environment variables of one function, names and
 /// values together.
-pub const MAX_ENVIRONMENT_BYTES: usize = 4096;
+pub const MAX_ENVIRONMENT_BYTES: usize = stratus_rules::MAX_ENV_BYTES;
 
 #[cfg(test)]
 mod tests {

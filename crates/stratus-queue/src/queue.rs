@@ -257,19 +257,9 @@ fn expire(c: &Connection, q: &QueueRow, now: i64) -> Result<(), QueueError> {
     Ok(())
 }
 
+/// A message or request id (UUID v4).
 pub(crate) fn new_uuid() -> String {
-    let mut b: [u8; 16] = rand::random();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    stratus_rules::uuid_v4()
 }
 
 /// A receipt handle: base64 of `v1:{queue row}:{message row}:{token}`.

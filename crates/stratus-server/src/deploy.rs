@@ -24,6 +24,7 @@ use crate::api::blocking;
 use crate::error::ApiError;
 use crate::model::Environment;
 use crate::registry::{CodeInput, FunctionInput, Registry};
+use crate::store::{DeploymentStore, Stores};
 
 /// The alias that serves provisioned environments (as the Serverless Framework names it).
 pub const PROVISIONED_ALIAS: &str = "provisioned";
@@ -153,6 +154,7 @@ pub enum Event {
 
 struct Ctx<'a> {
     registry: &'a Arc<Registry>,
+    stores: &'a Stores,
     events: &'a mpsc::Sender<Event>,
     step: String,
 }
@@ -180,6 +182,7 @@ fn valid_key(s: &str) -> bool {
 /// Checks what can be checked before anything changes.
 fn validate(
     registry: &Registry,
+    deployments: &dyn DeploymentStore,
     service: &str,
     stage: &str,
     req: &DeployRequest,
@@ -240,7 +243,7 @@ fn validate(
             }
         }
         // A function of another service must not be taken over silently.
-        if let Some(owner) = registry.owner(&f.name)? {
+        if let Some(owner) = deployments.owner_of(&f.name)? {
             if owner != (service.to_string(), stage.to_string()) {
                 return Err(ApiError::conflict(format!(
                     "function {} belongs to service {} stage {}",
@@ -331,6 +334,7 @@ fn config_differs(c: &crate::model::FunctionConfiguration, f: &DeployFunction) -
 /// Applies a deployment, reporting steps on `events`.
 pub async fn apply(
     registry: &Arc<Registry>,
+    stores: &Stores,
     queues: &Arc<stratus_queue::Queues>,
     service: &str,
     stage: &str,
@@ -339,11 +343,12 @@ pub async fn apply(
 ) -> Result<DeployResult, (String, ApiError)> {
     let mut ctx = Ctx {
         registry,
+        stores,
         events,
         step: "validate".into(),
     };
     fill_tags(&mut req)
-        .and_then(|()| validate(registry, service, stage, &req))
+        .and_then(|()| validate(registry, &*stores.deployments, service, stage, &req))
         .map_err(|e| ("validate".to_string(), e))?;
     // Queues first (dead-letter targets before the queues that name them), so
     // functions and their event sources find them.
@@ -379,8 +384,8 @@ pub async fn apply(
     }
     if !req.partial {
         let wanted: BTreeSet<&str> = req.functions.iter().map(|f| f.key.as_str()).collect();
-        let existing = registry
-            .store()
+        let existing = stores
+            .deployments
             .service_functions(service, stage)
             .map_err(|e| (ctx.step.clone(), e.into()))?;
         for (key, name) in existing {
@@ -395,8 +400,8 @@ pub async fn apply(
                 Err(e) if e.error_type == "ResourceNotFoundException" => {}
                 Err(e) => return Err((ctx.step.clone(), e)),
             }
-            registry
-                .store()
+            stores
+                .deployments
                 .delete_service_function(service, stage, &key)
                 .map_err(|e| (ctx.step.clone(), e.into()))?;
             results.push(FunctionResult {
@@ -420,8 +425,8 @@ pub async fn apply(
         result.timestamp = Some(ts);
         let request = serde_json::to_string(&req).unwrap_or_default();
         let summary = serde_json::to_string(&result).unwrap_or_default();
-        registry
-            .store()
+        stores
+            .deployments
             .add_deployment(service, stage, ts, &request, &summary)
             .map_err(|e| ("record deployment".to_string(), e.into()))?;
     }
@@ -442,16 +447,16 @@ async fn deploy_function(
             let reg = registry.clone();
             let input = desired_input(f);
             blocking(move || reg.create(input)).await?;
-            registry
-                .store()
+            ctx.stores
+                .deployments
                 .put_service_function(service, stage, &f.key, &f.name)?;
             ctx.step(&f.key, "publishing version 1".into()).await;
             let v = registry.publish(&f.name, None)?;
             ("created", v.version)
         }
         Some(snap) => {
-            registry
-                .store()
+            ctx.stores
+                .deployments
                 .put_service_function(service, stage, &f.key, &f.name)?;
             let code_changed = snap.code_hex != f.code_sha256;
             let config_changed = config_differs(&snap.latest, f);
@@ -500,8 +505,9 @@ async fn deploy_function(
     changed |= apply_concurrency(ctx, f, &version).await?;
     changed |= apply_async(ctx, f).await?;
     changed |= apply_tags(ctx, f).await?;
-    if registry
-        .store()
+    if ctx
+        .stores
+        .mappings
         .put_function_events(&f.name, &f.events, crate::logs::now_ms())?
     {
         ctx.step(
@@ -595,7 +601,13 @@ async fn apply_async(ctx: &mut Ctx<'_>, f: &DeployFunction) -> Result<bool, ApiE
         destination_config: (destinations != DestinationConfig::default()).then_some(destinations),
         ..EventInvokeConfig::default()
     };
-    let current = registry.store().event_invoke_config(&f.name, "$LATEST")?;
+    let current = registry
+        .get_event_invoke_config(&f.name, Some("$LATEST"))
+        .map(Some)
+        .or_else(|e| match e.error_type {
+            "ResourceNotFoundException" => Ok(None),
+            _ => Err(e),
+        })?;
     let is_default = wanted == EventInvokeConfig::default();
     let same = current.as_ref().is_some_and(|c| {
         c.maximum_retry_attempts == wanted.maximum_retry_attempts
@@ -757,8 +769,13 @@ async fn wait_ready(
 }
 
 /// Removes every function of a service stage and its history.
-pub fn remove(registry: &Registry, service: &str, stage: &str) -> Result<Vec<String>, ApiError> {
-    let functions = registry.store().service_functions(service, stage)?;
+pub fn remove(
+    registry: &Registry,
+    deployments: &dyn DeploymentStore,
+    service: &str,
+    stage: &str,
+) -> Result<Vec<String>, ApiError> {
+    let functions = deployments.service_functions(service, stage)?;
     let mut removed = Vec::new();
     for (_, name) in functions {
         match registry.delete(&name, None) {
@@ -767,6 +784,6 @@ pub fn remove(registry: &Registry, service: &str, stage: &str) -> Result<Vec<Str
             Err(e) => return Err(e),
         }
     }
-    registry.store().delete_service(service, stage)?;
+    deployments.delete_service(service, stage)?;
     Ok(removed)
 }

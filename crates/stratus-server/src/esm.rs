@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::model::new_uuid;
 use crate::registry::Registry;
+use crate::store::Stores;
 
 /// Most pollers one mapping runs.
 const MAX_POLLERS: usize = 5;
@@ -52,9 +53,15 @@ pub struct Mappings {
 
 impl Mappings {
     /// Starts, keeps or stops pollers to match the deployed functions' `sqs` events.
-    pub fn reload(&self, registry: &Arc<Registry>, queues: &Arc<Queues>, scheduler: &Scheduler) {
+    pub fn reload(
+        &self,
+        registry: &Arc<Registry>,
+        stores: &Stores,
+        queues: &Arc<Queues>,
+        scheduler: &Scheduler,
+    ) {
         let mut wanted = HashMap::new();
-        for (function, events, _) in registry.store().all_function_events().unwrap_or_default() {
+        for (function, events, _) in stores.mappings.all_function_events().unwrap_or_default() {
             for ev in &events {
                 let Event::Sqs(s) = ev else { continue };
                 if !s.enabled {
@@ -84,7 +91,7 @@ impl Mappings {
                 wanted.insert(format!("{function}\0{arn}"), m);
             }
         }
-        for m in registry.store().event_source_mappings().unwrap_or_default() {
+        for m in stores.mappings.event_source_mappings().unwrap_or_default() {
             if m["State"] != "Enabled" {
                 continue;
             }

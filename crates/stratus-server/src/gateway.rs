@@ -27,6 +27,7 @@ use stratus_scheduler::{InvokeError, InvokeRequest, Scheduler};
 
 use crate::deploy::PROVISIONED_ALIAS;
 use crate::registry::Registry;
+use crate::store::Stores;
 
 /// The gateway's CORS settings for an HTTP API's or a function URL's `cors`.
 fn api_cors(c: &stratus_manifest::model::ApiCors) -> CorsConfig {
@@ -50,11 +51,12 @@ pub struct Routes {
 impl Routes {
     /// Rebuilds the table from every deployed function's events. Conflicting routes
     /// are logged and the previous table is kept.
-    pub fn reload(&self, registry: &Registry) {
+    pub fn reload(&self, registry: &Registry, stores: &Stores) {
         let mut specs = Vec::new();
-        for (function, events, _) in registry.store().all_function_events().unwrap_or_default() {
-            let stage = registry
-                .owner(&function)
+        for (function, events, _) in stores.mappings.all_function_events().unwrap_or_default() {
+            let stage = stores
+                .deployments
+                .owner_of(&function)
                 .ok()
                 .flatten()
                 .map(|(_, stage)| stage)

@@ -40,7 +40,7 @@ use crate::api::AppState;
 use crate::logs::LogStore;
 use crate::registry::{Identity, Registry};
 use crate::runtimes::Runtimes;
-use crate::store::Store;
+use crate::store::Stores;
 
 /// Everything configurable about a server.
 #[derive(Debug, Clone)]
@@ -209,11 +209,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             .as_ref()
             .map(|(_, a)| format!("http://{a}")),
     };
-    let store = Store::open(dir)?;
+    let stores = Stores::sqlite(dir)?;
     let blobs = BlobStore::open(dir.join("blobs"))?;
     let registry = tokio::task::block_in_place(|| {
         Registry::open(
-            store,
+            stores.functions.clone(),
             blobs,
             dir.join("code"),
             runtimes,
@@ -240,12 +240,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
 
     let triggers = triggers::Triggers::start(
         registry.clone(),
+        stores.clone(),
         events.clone(),
         queues.clone(),
         scheduler.clone(),
     );
     let state = AppState {
         registry,
+        stores,
         scheduler,
         logs,
         events,

@@ -141,17 +141,7 @@ pub fn lambda_time_now() -> String {
 
 /// A random id in UUID v4 text form (request ids, revision ids).
 pub fn new_uuid() -> String {
-    let b: [u8; 16] = rand::random();
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-4{}-{:x}{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[13..16],
-        (b[8] & 0x3) | 0x8,
-        &h[17..20],
-        &h[20..32]
-    )
+    stratus_rules::uuid_v4()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use crate::async_queue::AsyncQueue;
 use crate::model::new_uuid;
 use crate::registry::Registry;
+use crate::store::Stores;
 
 /// One enabled schedule expression of a function.
 #[derive(Debug, Clone)]
@@ -178,12 +179,15 @@ pub struct Triggers {
     mappings: crate::esm::Mappings,
     queues: Arc<stratus_queue::Queues>,
     scheduler: stratus_scheduler::Scheduler,
+    /// Where the declared events and mappings are read from.
+    stores: Stores,
 }
 
 impl Triggers {
     /// Loads every function's schedules and starts firing them.
     pub fn start(
         registry: Arc<Registry>,
+        stores: Stores,
         events: AsyncQueue,
         queues: Arc<stratus_queue::Queues>,
         scheduler: stratus_scheduler::Scheduler,
@@ -195,6 +199,7 @@ impl Triggers {
             mappings: Default::default(),
             queues,
             scheduler,
+            stores,
         };
         t.reload(&registry);
         tokio::spawn(run(t.clone(), registry, events));
@@ -204,8 +209,11 @@ impl Triggers {
     /// Re-reads the schedules after a deployment.
     pub fn reload(&self, registry: &Arc<Registry>) {
         let mut all = Vec::new();
-        for (function, events, created_ms) in
-            registry.store().all_function_events().unwrap_or_default()
+        for (function, events, created_ms) in self
+            .stores
+            .mappings
+            .all_function_events()
+            .unwrap_or_default()
         {
             let anchor = OffsetDateTime::from_unix_timestamp_nanos(created_ms as i128 * 1_000_000)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH);
@@ -213,9 +221,9 @@ impl Triggers {
         }
         *self.entries.lock() = all;
         self.changed.notify_one();
-        self.routes.reload(registry);
+        self.routes.reload(registry, &self.stores);
         self.mappings
-            .reload(registry, &self.queues, &self.scheduler);
+            .reload(registry, &self.stores, &self.queues, &self.scheduler);
     }
 
     /// The schedules of `function` with their next firing.

@@ -278,6 +278,35 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         percentile(&lat, 0.99)
     );
 
+    // Warm latency while management calls run against another function: each
+    // change is written to SQLite, and none may stall the invocation path.
+    let quiet = {
+        let mut l = load::sequential(addr, request.clone(), 200, args.requests).await?;
+        l.sort_by(f64::total_cmp);
+        l
+    };
+    create(
+        &api,
+        "managed",
+        "provided.al2023",
+        "bootstrap",
+        &provided_zip,
+    )
+    .await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = tokio::spawn(management_loop(api.clone(), stop.clone()));
+    let mut busy = load::sequential(addr, request.clone(), 200, args.requests).await?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let calls = churn.await??;
+    busy.sort_by(f64::total_cmp);
+    println!(
+        "warm invoke, concurrency 1, quiet: p50 {:.0} µs, p99 {:.0} µs; during {calls} management calls (UpdateFunctionConfiguration, PublishVersion, TagResource): p50 {:.0} µs, p99 {:.0} µs",
+        percentile(&quiet, 0.5),
+        percentile(&quiet, 0.99),
+        percentile(&busy, 0.5),
+        percentile(&busy, 0.99)
+    );
+
     for c in [16usize, 64] {
         let (rate, mut lat) =
             load::concurrent(addr, request.clone(), c, Duration::from_secs(args.seconds)).await?;
@@ -391,6 +420,52 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let _ = server.wait().await;
     let _ = stratus_package::remove_tree(&work);
     Ok(())
+}
+
+/// UpdateFunctionConfiguration, PublishVersion and TagResource on function `managed`,
+/// one after another until `stop`; returns how many calls were made.
+async fn management_loop(
+    api: Api,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<u64> {
+    let arn = "arn:aws:lambda:us-east-1:000000000000:function:managed";
+    let mut calls = 0u64;
+    let mut i = 0u64;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        i += 1;
+        let steps = [
+            (
+                "PUT",
+                "/2015-03-31/functions/managed/configuration".to_string(),
+                json!({ "Environment": { "Variables": { "ROUND": i.to_string() } } }),
+                200,
+            ),
+            (
+                "POST",
+                "/2015-03-31/functions/managed/versions".to_string(),
+                json!({}),
+                201,
+            ),
+            (
+                "POST",
+                format!("/2017-03-31/tags/{arn}"),
+                json!({ "Tags": { "round": i.to_string() } }),
+                204,
+            ),
+        ];
+        for (method, path, body, want) in steps {
+            let r = api.call(method, &path, &[], body.to_string()).await?;
+            if r.status != want {
+                bail!(
+                    "{method} {path}: {} {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                );
+            }
+            calls += 1;
+        }
+    }
+    Ok(calls)
 }
 
 /// A runtime run by one of the embedded bootstraps, for its cold-start figures.

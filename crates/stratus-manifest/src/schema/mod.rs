@@ -291,28 +291,6 @@ const LOG_RETENTION_DAYS: &[u32] = &[
     3288, 3653,
 ];
 
-/// Environment variable names Lambda reserves.
-const RESERVED_ENV: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_DEFAULT_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_LAMBDA_RUNTIME_API",
-    "AWS_REGION",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "LAMBDA_RUNTIME_DIR",
-    "LAMBDA_TASK_ROOT",
-];
-
 /// Plugins whose job Stratus does itself: a note instead of a warning.
 const NATIVE_PLUGINS: &[(&str, &str)] = &[
     (
@@ -549,7 +527,7 @@ fn provider(c: &mut Checker, node: &Node) -> Option<ProviderConfig> {
     });
     p.region = f.get("region").and_then(|n| {
         let s = string(c, n, "provider.region")?;
-        if !is_region(&s) {
+        if !stratus_rules::is_region(&s) {
             c.expected(
                 n,
                 "provider.region",
@@ -609,17 +587,6 @@ fn provider(c: &mut Checker, node: &Node) -> Option<ProviderConfig> {
         .unwrap_or_default();
     f.finish(c, PROVIDER_IGNORED);
     name_ok.then_some(p)
-}
-
-fn is_region(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| {
-            !p.is_empty()
-                && p.chars()
-                    .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit())
-        })
-        && parts[parts.len() - 1].chars().all(|ch| ch.is_ascii_digit())
 }
 
 fn runtime(c: &mut Checker, node: &Node, path: &str) -> Option<Runtime> {
@@ -713,7 +680,7 @@ fn environment(
     let mut vars = BTreeMap::new();
     for e in entries {
         let p = format!("{path}.{}", e.key);
-        if RESERVED_ENV.contains(&e.key.as_str()) {
+        if stratus_rules::is_reserved_env_var(&e.key) {
             c.error(
                 &e.key_span,
                 &p,
@@ -721,10 +688,7 @@ fn environment(
             );
             continue;
         }
-        let mut chars = e.key.chars();
-        let valid = chars.next().is_some_and(|ch| ch.is_ascii_alphabetic())
-            && chars.all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
-        if !valid {
+        if !stratus_rules::is_env_name(&e.key) {
             c.error(
                 &e.key_span,
                 &p,

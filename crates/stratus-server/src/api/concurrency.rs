@@ -46,12 +46,13 @@ async fn put_reserved(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let r = parse_json::<ReservedInput>(&body).and_then(|i| {
-        let n = i
+    let r = async {
+        let n = parse_json::<ReservedInput>(&body)?
             .reserved_concurrent_executions
             .ok_or_else(|| ApiError::invalid("ReservedConcurrentExecutions is required"))?;
-        s.registry.put_reserved(&name, n)
-    });
+        s.db(move |r| r.put_reserved(&name, n)).await
+    }
+    .await;
     match r {
         Ok(n) => json(
             StatusCode::OK,
@@ -73,7 +74,7 @@ async fn get_reserved(State(s): State<AppState>, Path(name): Path<String>) -> Re
 }
 
 async fn delete_reserved(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    match s.registry.delete_reserved(&name) {
+    match s.db(move |r| r.delete_reserved(&name)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
@@ -105,12 +106,14 @@ async fn put_provisioned(
     Query(q): Query<QualifierQuery>,
     body: Bytes,
 ) -> Response {
-    let r = parse_json::<ProvisionedInput>(&body).and_then(|i| {
-        let n = i
+    let r = async {
+        let n = parse_json::<ProvisionedInput>(&body)?
             .provisioned_concurrent_executions
             .ok_or_else(|| ApiError::invalid("ProvisionedConcurrentExecutions is required"))?;
-        s.registry.put_provisioned(&name, q.qualifier.as_deref(), n)
-    });
+        s.db(move |r| r.put_provisioned(&name, q.qualifier.as_deref(), n))
+            .await
+    }
+    .await;
     match r {
         Ok((st, modified)) => json(StatusCode::ACCEPTED, &provisioned_body(st, modified)),
         Err(e) => e.into_response(),
@@ -133,7 +136,10 @@ async fn delete_provisioned(
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
 ) -> Response {
-    match s.registry.delete_provisioned(&name, q.qualifier.as_deref()) {
+    match s
+        .db(move |r| r.delete_provisioned(&name, q.qualifier.as_deref()))
+        .await
+    {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }

@@ -32,7 +32,7 @@ async fn put_config(
     q: Query<QualifierQuery>,
     body: Bytes,
 ) -> Response {
-    store_config(s, name, q, body, false)
+    store_config(s, name, q, body, false).await
 }
 
 async fn update_config(
@@ -41,21 +41,24 @@ async fn update_config(
     q: Query<QualifierQuery>,
     body: Bytes,
 ) -> Response {
-    store_config(s, name, q, body, true)
+    store_config(s, name, q, body, true).await
 }
 
 /// Put (`merge` false) or Update (`merge` true: fields left out are kept).
-fn store_config(
+async fn store_config(
     State(s): State<AppState>,
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
     body: Bytes,
     merge: bool,
 ) -> Response {
-    let r = parse_json::<EventInvokeConfig>(&body).and_then(|c| {
-        s.registry
-            .put_event_invoke_config(&name, q.qualifier.as_deref(), c, merge)
-    });
+    let r = match parse_json::<EventInvokeConfig>(&body) {
+        Ok(c) => {
+            s.db(move |r| r.put_event_invoke_config(&name, q.qualifier.as_deref(), c, merge))
+                .await
+        }
+        Err(e) => Err(e),
+    };
     match r {
         Ok(c) => json(StatusCode::OK, &c),
         Err(e) => e.into_response(),
@@ -68,8 +71,8 @@ async fn get_config(
     Query(q): Query<QualifierQuery>,
 ) -> Response {
     match s
-        .registry
-        .get_event_invoke_config(&name, q.qualifier.as_deref())
+        .db(move |r| r.get_event_invoke_config(&name, q.qualifier.as_deref()))
+        .await
     {
         Ok(c) => json(StatusCode::OK, &c),
         Err(e) => e.into_response(),
@@ -82,8 +85,8 @@ async fn delete_config(
     Query(q): Query<QualifierQuery>,
 ) -> Response {
     match s
-        .registry
-        .delete_event_invoke_config(&name, q.qualifier.as_deref())
+        .db(move |r| r.delete_event_invoke_config(&name, q.qualifier.as_deref()))
+        .await
     {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
@@ -91,7 +94,7 @@ async fn delete_config(
 }
 
 async fn list_configs(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    match s.registry.list_event_invoke_configs(&name) {
+    match s.db(move |r| r.list_event_invoke_configs(&name)).await {
         Ok(list) => json(
             StatusCode::OK,
             &json!({ "FunctionEventInvokeConfigs": list }),

@@ -109,10 +109,10 @@ async fn delete(
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
 ) -> Response {
-    match s.registry.delete(&name, q.qualifier.as_deref()) {
+    match s.db(move |r| r.delete(&name, q.qualifier.as_deref())).await {
         Ok(()) => {
             // Its schedules, routes and queue pollers stop with it.
-            s.triggers.reload(&s.registry);
+            s.reload_triggers().await;
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => e.into_response(),
@@ -135,8 +135,10 @@ async fn update_configuration(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let r = parse_json::<FunctionInput>(&body)
-        .and_then(|input| s.registry.update_configuration(&name, input));
+    let r = match parse_json::<FunctionInput>(&body) {
+        Ok(input) => s.db(move |r| r.update_configuration(&name, input)).await,
+        Err(e) => Err(e),
+    };
     respond(StatusCode::OK, r)
 }
 
@@ -149,21 +151,41 @@ struct PublishInput {
 }
 
 async fn publish(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
-    let r = parse_json::<PublishInput>(&body).and_then(|input| {
-        let (latest, _) = s.registry.get(&name, None)?;
-        if input.code_sha256.as_ref().is_some_and(|c| *c != latest.code_sha256) {
+    let r = match parse_json::<PublishInput>(&body) {
+        Ok(input) => s.db(move |r| publish_checked(r, &name, input)).await,
+        Err(e) => Err(e),
+    };
+    respond(StatusCode::CREATED, r)
+}
+
+/// PublishVersion with its `CodeSha256` and `RevisionId` preconditions.
+fn publish_checked(
+    registry: &crate::registry::Registry,
+    name: &str,
+    input: PublishInput,
+) -> Result<crate::model::FunctionConfiguration, ApiError> {
+    {
+        let (latest, _) = registry.get(name, None)?;
+        if input
+            .code_sha256
+            .as_ref()
+            .is_some_and(|c| *c != latest.code_sha256)
+        {
             return Err(ApiError::precondition(format!(
                 "CodeSHA256 ({}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the CodeSHA256 in $LATEST.",
                 input.code_sha256.unwrap_or_default(),
                 latest.code_sha256
             )));
         }
-        if input.revision_id.as_ref().is_some_and(|r| *r != latest.revision_id) {
+        if input
+            .revision_id
+            .as_ref()
+            .is_some_and(|r| *r != latest.revision_id)
+        {
             return Err(ApiError::precondition("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id"));
         }
-        s.registry.publish(&name, input.description)
-    });
-    respond(StatusCode::CREATED, r)
+        registry.publish(name, input.description)
+    }
 }
 
 async fn versions(State(s): State<AppState>, Path(name): Path<String>) -> Response {
@@ -188,16 +210,18 @@ async fn create_alias(
     Path(name): Path<String>,
     body: Bytes,
 ) -> Response {
-    let r = parse_json::<AliasInput>(&body).and_then(|a| {
+    let r = async {
+        let a = parse_json::<AliasInput>(&body)?;
         let alias = a
             .name
             .ok_or_else(|| ApiError::invalid("Name is required"))?;
         let version = a
             .function_version
             .ok_or_else(|| ApiError::invalid("FunctionVersion is required"))?;
-        s.registry
-            .create_alias(&name, &alias, &version, a.description, a.routing_config)
-    });
+        s.db(move |r| r.create_alias(&name, &alias, &version, a.description, a.routing_config))
+            .await
+    }
+    .await;
     respond(StatusCode::CREATED, r)
 }
 
@@ -222,16 +246,22 @@ async fn update_alias(
     Path((name, alias)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let r = parse_json::<AliasInput>(&body).and_then(|a| {
-        s.registry.update_alias(
-            &name,
-            &alias,
-            a.function_version,
-            a.description,
-            a.routing_config,
-            a.revision_id,
-        )
-    });
+    let r = match parse_json::<AliasInput>(&body) {
+        Ok(a) => {
+            s.db(move |r| {
+                r.update_alias(
+                    &name,
+                    &alias,
+                    a.function_version,
+                    a.description,
+                    a.routing_config,
+                    a.revision_id,
+                )
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
     respond(StatusCode::OK, r)
 }
 
@@ -239,7 +269,7 @@ async fn delete_alias(
     State(s): State<AppState>,
     Path((name, alias)): Path<(String, String)>,
 ) -> Response {
-    match s.registry.delete_alias(&name, &alias) {
+    match s.db(move |r| r.delete_alias(&name, &alias)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }

@@ -38,9 +38,7 @@ struct MappingInput {
 }
 
 fn find(s: &AppState, uuid: &str) -> Result<Value, ApiError> {
-    s.registry
-        .store()
-        .event_source_mappings()?
+    s.stores.mappings.event_source_mappings()?
         .into_iter()
         .find(|m| m["UUID"] == uuid)
         .ok_or_else(|| ApiError::not_found(format!("The resource you requested does not exist. (Service: Lambda, Status Code: 404, Request ID: {uuid})")))
@@ -114,7 +112,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> Response {
         if !s.queues.exists(&queue).await.unwrap_or(false) {
             return Err(ApiError::invalid(format!("Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue {queue} does not exist")));
         }
-        let mut m = json!({
+        let m = json!({
             "UUID": new_uuid(),
             "BatchSize": 10,
             "MaximumBatchingWindowInSeconds": 0,
@@ -124,24 +122,38 @@ async fn create(State(s): State<AppState>, body: Bytes) -> Response {
             "LastProcessingResult": "No records processed",
             "FunctionResponseTypes": [],
         });
-        apply(&s, &mut m, input)?;
+        s.off_async(move |s| create_stored(s, m, input)).await
+    }
+    .await;
+    match r {
+        Ok(m) => json(StatusCode::ACCEPTED, &public(m)),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// CreateEventSourceMapping's checks against the stored mappings, and the write.
+fn create_stored(s: &AppState, mut m: Value, input: MappingInput) -> Result<Value, ApiError> {
+    {
+        apply(s, &mut m, input)?;
         let function = m["FunctionName"].as_str().unwrap_or_default().to_string();
-        let existing = s.registry.store().event_source_mappings()?;
-        if let Some(dup) = existing.iter().find(|e| e["FunctionName"] == function && e["EventSourceArn"] == m["EventSourceArn"]) {
+        let existing = s.stores.mappings.event_source_mappings()?;
+        if let Some(dup) = existing
+            .iter()
+            .find(|e| e["FunctionName"] == function && e["EventSourceArn"] == m["EventSourceArn"])
+        {
             return Err(ApiError::conflict(format!(
                 "An event source mapping with SQS arn (\" {} \") and function (\" {function} \") already exists. Please update or delete the existing mapping with UUID {}",
                 m["EventSourceArn"].as_str().unwrap_or_default(),
                 dup["UUID"].as_str().unwrap_or_default()
             )));
         }
-        s.registry.store().put_event_source_mapping(m["UUID"].as_str().unwrap_or_default(), &function, Some(&m))?;
+        s.stores.mappings.put_event_source_mapping(
+            m["UUID"].as_str().unwrap_or_default(),
+            &function,
+            Some(&m),
+        )?;
         s.triggers.reload(&s.registry);
         Ok(m)
-    }
-    .await;
-    match r {
-        Ok(m) => json(StatusCode::ACCEPTED, &public(m)),
-        Err(e) => e.into_response(),
     }
 }
 
@@ -171,7 +183,10 @@ async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Response
         Ok(w) => w.map(|(n, _)| n),
         Err(e) => return e.into_response(),
     };
-    match s.registry.store().event_source_mappings() {
+    match s
+        .off_async(|s| Ok(s.stores.mappings.event_source_mappings()?))
+        .await
+    {
         Ok(all) => {
             let list: Vec<Value> = all
                 .into_iter()
@@ -189,29 +204,31 @@ async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Response
                 .collect();
             json(StatusCode::OK, &json!({ "EventSourceMappings": list }))
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
 async fn get_one(State(s): State<AppState>, Path(uuid): Path<String>) -> Response {
-    match find(&s, &uuid) {
+    match s.off_async(move |s| find(s, &uuid)).await {
         Ok(m) => json(StatusCode::OK, &public(m)),
         Err(e) => e.into_response(),
     }
 }
 
 async fn update(State(s): State<AppState>, Path(uuid): Path<String>, body: Bytes) -> Response {
-    let r = (|| {
-        let input: MappingInput = parse_json(&body)?;
-        let mut m = find(&s, &uuid)?;
-        apply(&s, &mut m, input)?;
-        let function = m["FunctionName"].as_str().unwrap_or_default().to_string();
-        s.registry
-            .store()
-            .put_event_source_mapping(&uuid, &function, Some(&m))?;
-        s.triggers.reload(&s.registry);
-        Ok::<_, ApiError>(m)
-    })();
+    let r = s
+        .off_async(move |s| {
+            let input: MappingInput = parse_json(&body)?;
+            let mut m = find(s, &uuid)?;
+            apply(s, &mut m, input)?;
+            let function = m["FunctionName"].as_str().unwrap_or_default().to_string();
+            s.stores
+                .mappings
+                .put_event_source_mapping(&uuid, &function, Some(&m))?;
+            s.triggers.reload(&s.registry);
+            Ok(m)
+        })
+        .await;
     match r {
         Ok(m) => json(StatusCode::ACCEPTED, &public(m)),
         Err(e) => e.into_response(),
@@ -219,15 +236,17 @@ async fn update(State(s): State<AppState>, Path(uuid): Path<String>, body: Bytes
 }
 
 async fn delete(State(s): State<AppState>, Path(uuid): Path<String>) -> Response {
-    let r = (|| {
-        let mut m = find(&s, &uuid)?;
-        s.registry
-            .store()
-            .put_event_source_mapping(&uuid, "", None)?;
-        s.triggers.reload(&s.registry);
-        m["State"] = "Deleting".into();
-        Ok::<_, ApiError>(m)
-    })();
+    let r = s
+        .off_async(move |s| {
+            let mut m = find(s, &uuid)?;
+            s.stores
+                .mappings
+                .put_event_source_mapping(&uuid, "", None)?;
+            s.triggers.reload(&s.registry);
+            m["State"] = "Deleting".into();
+            Ok(m)
+        })
+        .await;
     match r {
         Ok(m) => json(StatusCode::ACCEPTED, &public(m)),
         Err(e) => e.into_response(),

@@ -28,11 +28,45 @@ use crate::registry::Registry;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
+    /// Deployments and event sources (functions are the registry's).
+    pub stores: crate::store::Stores,
     pub scheduler: Scheduler,
     pub logs: Arc<LogStore>,
     pub events: crate::async_queue::AsyncQueue,
     pub triggers: crate::triggers::Triggers,
     pub queues: std::sync::Arc<stratus_queue::Queues>,
+}
+
+impl AppState {
+    /// Runs a registry call that may touch the database on a blocking thread, so no
+    /// async worker (and no invocation queued behind it) waits on SQLite.
+    pub(crate) async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Registry) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let reg = self.registry.clone();
+        blocking(move || f(&reg)).await
+    }
+
+    /// Re-reads every event source (schedules, routes, pollers) after a change, on a
+    /// blocking thread (it reads the stores).
+    pub(crate) async fn reload_triggers(&self) {
+        let _ = self
+            .off_async(|s| {
+                s.triggers.reload(&s.registry);
+                Ok(())
+            })
+            .await;
+    }
+
+    /// Runs `f` — work that reads or writes the stores — on a blocking thread.
+    pub(crate) async fn off_async<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let s = self.clone();
+        blocking(move || f(&s)).await
+    }
 }
 
 /// The whole API on one router: management, invoke, and `/stratus/v1`.

@@ -107,7 +107,17 @@ async fn download_code(State(s): State<AppState>, Path(sha): Path<String>) -> Re
 fn stream_deployment(s: AppState, service: String, stage: String, req: DeployRequest) -> Response {
     let (tx, rx) = mpsc::channel::<Event>(64);
     tokio::spawn(async move {
-        let last = match deploy::apply(&s.registry, &s.queues, &service, &stage, req, &tx).await {
+        let last = match deploy::apply(
+            &s.registry,
+            &s.stores,
+            &s.queues,
+            &service,
+            &stage,
+            req,
+            &tx,
+        )
+        .await
+        {
             Ok(result) => Event::Done { result },
             Err((step, e)) => Event::Error {
                 step,
@@ -117,7 +127,7 @@ fn stream_deployment(s: AppState, service: String, stage: String, req: DeployReq
         };
         // Schedules (and other event sources) follow the deployment before the
         // client hears it is done.
-        s.triggers.reload(&s.registry);
+        s.reload_triggers().await;
         let _ = tx.send(last).await;
     });
     let lines = ReceiverStream::new(rx).map(|ev| {
@@ -148,7 +158,11 @@ async fn history(
     State(s): State<AppState>,
     Path((service, stage)): Path<(String, String)>,
 ) -> Response {
-    match s.registry.store().deployments(&service, &stage) {
+    let (svc, stg) = (service.clone(), stage.clone());
+    match s
+        .off_async(move |s| Ok(s.stores.deployments.deployments(&svc, &stg)?))
+        .await
+    {
         Ok(rows) => {
             let list: Vec<Value> = rows
                 .into_iter()
@@ -162,7 +176,7 @@ async fn history(
                 &json!({ "service": service, "stage": stage, "deployments": list }),
             )
         }
-        Err(e) => ApiError::from(e).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -180,9 +194,13 @@ async fn rollback(
         Ok(i) => i,
         Err(e) => return e.into_response(),
     };
-    let rows = match s.registry.store().deployments(&service, &stage) {
+    let (svc, stg) = (service.clone(), stage.clone());
+    let rows = match s
+        .off_async(move |s| Ok(s.stores.deployments.deployments(&svc, &stg)?))
+        .await
+    {
         Ok(r) => r,
-        Err(e) => return ApiError::from(e).into_response(),
+        Err(e) => return e.into_response(),
     };
     let Some((_, request, _)) = rows.into_iter().find(|(ts, _, _)| *ts == input.timestamp) else {
         return ApiError::not_found(format!(
@@ -209,7 +227,15 @@ async fn info(
     State(s): State<AppState>,
     Path((service, stage)): Path<(String, String)>,
 ) -> Response {
-    let functions = match s.registry.store().service_functions(&service, &stage) {
+    s.off_async(move |s| Ok(info_of(s, service, stage)))
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// The service stage's functions and their state (reads the stores: run off the
+/// async workers).
+fn info_of(s: &AppState, service: String, stage: String) -> Response {
+    let functions = match s.stores.deployments.service_functions(&service, &stage) {
         Ok(f) => f,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -264,8 +290,8 @@ async fn info(
         }));
     }
     let deployments = s
-        .registry
-        .store()
+        .stores
+        .deployments
         .deployments(&service, &stage)
         .map(|d| d.len())
         .unwrap_or(0);
@@ -284,10 +310,10 @@ async fn remove(
     Path((service, stage)): Path<(String, String)>,
 ) -> Response {
     // The queues the last deployment declared go with the service.
+    let (svc, stg) = (service.clone(), stage.clone());
     let declared: Vec<String> = s
-        .registry
-        .store()
-        .deployments(&service, &stage)
+        .off_async(move |s| Ok(s.stores.deployments.deployments(&svc, &stg)?))
+        .await
         .ok()
         .and_then(|d| d.last().cloned())
         .and_then(|(_, req, _)| serde_json::from_str::<DeployRequest>(&req).ok())
@@ -296,11 +322,15 @@ async fn remove(
     for q in declared {
         let _ = s.queues.delete_queue(&q).await;
     }
-    match deploy::remove(&s.registry, &service, &stage) {
-        Ok(removed) => {
+    let removed = s
+        .off_async(move |s| {
+            let removed = deploy::remove(&s.registry, &*s.stores.deployments, &service, &stage)?;
             s.triggers.reload(&s.registry);
-            json(StatusCode::OK, &json!({ "removed": removed }))
-        }
+            Ok(removed)
+        })
+        .await;
+    match removed {
+        Ok(removed) => json(StatusCode::OK, &json!({ "removed": removed })),
         Err(e) => e.into_response(),
     }
 }

@@ -35,12 +35,13 @@ async fn list(State(s): State<AppState>, Path(arn): Path<String>) -> Response {
 }
 
 async fn tag(State(s): State<AppState>, Path(arn): Path<String>, body: Bytes) -> Response {
-    let r = parse_json::<TagInput>(&body).and_then(|input| {
-        let tags = input
+    let r = async {
+        let tags = parse_json::<TagInput>(&body)?
             .tags
             .ok_or_else(|| ApiError::validation("null", "tags", "Member must not be null"))?;
-        s.registry.tag_resource(&arn, tags)
-    });
+        s.db(move |r| r.tag_resource(&arn, tags)).await
+    }
+    .await;
     match r {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
@@ -53,7 +54,7 @@ async fn untag(
     RawQuery(query): RawQuery,
 ) -> Response {
     let keys = tag_keys(query.as_deref().unwrap_or(""));
-    match s.registry.untag_resource(&arn, &keys) {
+    match s.db(move |r| r.untag_resource(&arn, &keys)).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }

@@ -1,6 +1,6 @@
-//! Durable state in SQLite (WAL) in the data dir: functions, published versions,
-//! aliases, tags, reserved and provisioned concurrency. The registry keeps the live copy
-//! in memory and writes through this module on every change.
+//! The embedded backend of every store boundary: one SQLite database (WAL),
+//! `state.db` in the data dir, holding functions, versions, aliases, concurrency
+//! settings, tags, event-invoke configs, event sources and deployments.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -8,47 +8,15 @@ use std::path::Path;
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{AliasConfiguration, FunctionConfiguration};
+use super::{
+    DeploymentRecord, DeploymentStore, FunctionEvents, FunctionStore, LoadedFunction, MappingStore,
+    StoreError, StoredFunction, StoredVersion,
+};
+use crate::model::{AliasConfiguration, EventInvokeConfig};
 
-/// Errors from the state database.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// Opening or migrating the database failed.
-    #[error("cannot open state database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
-    /// A query failed.
-    #[error("state database error: {0}")]
-    Query(#[from] rusqlite::Error),
-    /// A stored row could not be decoded.
-    #[error("corrupt stored {what}: {source}")]
-    Decode {
-        what: &'static str,
-        source: serde_json::Error,
-    },
-}
-
-/// One function as stored: its `$LATEST` configuration and code hash.
-#[derive(Debug, Clone)]
-pub struct StoredFunction {
-    pub config: FunctionConfiguration,
-    pub code_hex: String,
-    pub version_counter: u64,
-    pub reserved: Option<u32>,
-}
-
-/// A published version.
-#[derive(Debug, Clone)]
-pub struct StoredVersion {
-    pub config: FunctionConfiguration,
-    pub code_hex: String,
-}
-
-/// The state database.
+/// The embedded state database: one SQLite file (WAL), one connection behind a mutex.
 #[derive(Debug)]
-pub struct Store {
+pub struct SqliteStore {
     conn: Mutex<Connection>,
 }
 
@@ -141,7 +109,7 @@ fn write_tags(
     Ok(())
 }
 
-impl Store {
+impl SqliteStore {
     /// Opens (creating if needed) `state.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("state.db");
@@ -163,19 +131,24 @@ impl Store {
         })
     }
 
+    /// Returns whether a function exists in the database (used by tests and checks).
+    pub fn has_function(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .lock()
+            .query_row(
+                "SELECT 1 FROM functions WHERE name = ?1",
+                [name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+}
+
+impl FunctionStore for SqliteStore {
     /// Every function with its versions, aliases and provisioned configs.
-    #[allow(clippy::type_complexity)]
-    pub fn load(
-        &self,
-    ) -> Result<
-        Vec<(
-            StoredFunction,
-            Vec<StoredVersion>,
-            Vec<AliasConfiguration>,
-            Vec<(String, u32, String)>,
-        )>,
-        StoreError,
-    > {
+    fn load(&self) -> Result<Vec<LoadedFunction>, StoreError> {
         let conn = self.conn.lock();
         let mut out = Vec::new();
         let mut fns = conn.prepare(
@@ -231,50 +204,18 @@ impl Store {
                     ))
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            out.push((f, versions, aliases, provisioned));
+            out.push(LoadedFunction {
+                function: f,
+                versions,
+                aliases,
+                provisioned,
+            });
         }
         Ok(out)
     }
 
-    /// Inserts or replaces a function's `$LATEST` row.
-    pub fn put_function(&self, f: &StoredFunction) -> Result<(), StoreError> {
-        self.conn.lock().execute(
-            "INSERT INTO functions (name, config, code_hex, version_counter, reserved) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(name) DO UPDATE SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5",
-            params![f.config.function_name, encode(&f.config), f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
-        )?;
-        Ok(())
-    }
-
-    /// Inserts a new function's `$LATEST` row and its tags, in one transaction.
-    pub fn create_function(
-        &self,
-        f: &StoredFunction,
-        tags: &BTreeMap<String, String>,
-    ) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO functions (name, config, code_hex, version_counter, reserved) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(name) DO UPDATE SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5",
-            params![f.config.function_name, encode(&f.config), f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
-        )?;
-        write_tags(&tx, &f.config.function_name, tags)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Replaces a function's tags with `tags`.
-    pub fn put_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
-        write_tags(&tx, name, tags)?;
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Every function's tags, by function name.
-    pub fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError> {
+    fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare("SELECT name, key, value FROM tags")?;
         let rows = stmt.query_map([], |r| {
@@ -292,8 +233,36 @@ impl Store {
         Ok(out)
     }
 
+    /// Inserts a new function's `$LATEST` row and its tags, in one transaction.
+    fn create_function(
+        &self,
+        f: &StoredFunction,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO functions (name, config, code_hex, version_counter, reserved) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5",
+            params![f.config.function_name, encode(&f.config), f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
+        )?;
+        write_tags(&tx, &f.config.function_name, tags)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Inserts or replaces a function's `$LATEST` row.
+    fn put_function(&self, f: &StoredFunction) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT INTO functions (name, config, code_hex, version_counter, reserved) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(name) DO UPDATE SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5",
+            params![f.config.function_name, encode(&f.config), f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
+        )?;
+        Ok(())
+    }
+
     /// Deletes a function and everything it owns, in one transaction.
-    pub fn delete_function(&self, name: &str) -> Result<(), StoreError> {
+    fn delete_function(&self, name: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         for table in [
@@ -318,7 +287,7 @@ impl Store {
     }
 
     /// Records a published version together with the function's new counter.
-    pub fn put_version(&self, f: &StoredFunction, v: &StoredVersion) -> Result<(), StoreError> {
+    fn put_version(&self, f: &StoredFunction, v: &StoredVersion) -> Result<(), StoreError> {
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         tx.execute(
@@ -334,7 +303,7 @@ impl Store {
     }
 
     /// Deletes one published version (and provisioned config on it).
-    pub fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
+    fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let conn = self.conn.lock();
         conn.execute(
             "DELETE FROM versions WHERE name = ?1 AND version = ?2",
@@ -348,7 +317,7 @@ impl Store {
     }
 
     /// Inserts or replaces an alias.
-    pub fn put_alias(&self, function: &str, a: &AliasConfiguration) -> Result<(), StoreError> {
+    fn put_alias(&self, function: &str, a: &AliasConfiguration) -> Result<(), StoreError> {
         self.conn.lock().execute(
             "INSERT OR REPLACE INTO aliases (name, alias, config) VALUES (?1, ?2, ?3)",
             params![function, a.name, encode(a)],
@@ -357,7 +326,7 @@ impl Store {
     }
 
     /// Deletes an alias (and provisioned config on it).
-    pub fn delete_alias(&self, function: &str, alias: &str) -> Result<(), StoreError> {
+    fn delete_alias(&self, function: &str, alias: &str) -> Result<(), StoreError> {
         let conn = self.conn.lock();
         conn.execute(
             "DELETE FROM aliases WHERE name = ?1 AND alias = ?2",
@@ -371,7 +340,7 @@ impl Store {
     }
 
     /// Sets or clears a provisioned config.
-    pub fn put_provisioned(
+    fn put_provisioned(
         &self,
         function: &str,
         qualifier: &str,
@@ -388,10 +357,165 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a function's tags with `tags`.
+    fn put_tags(&self, name: &str, tags: &BTreeMap<String, String>) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        write_tags(&tx, name, tags)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The event invoke config of a qualifier.
+    fn event_invoke_config(
+        &self,
+        name: &str,
+        qualifier: &str,
+    ) -> Result<Option<EventInvokeConfig>, StoreError> {
+        let conn = self.conn.lock();
+        let raw: Option<String> = conn
+            .query_row(
+                "SELECT config FROM event_invoke_config WHERE name = ?1 AND qualifier = ?2",
+                params![name, qualifier],
+                |r| r.get(0),
+            )
+            .optional()?;
+        raw.map(|r| decode("event invoke config", &r)).transpose()
+    }
+
+    /// Every event invoke config of a function.
+    fn event_invoke_configs(&self, name: &str) -> Result<Vec<EventInvokeConfig>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare("SELECT config FROM event_invoke_config WHERE name = ?1 ORDER BY qualifier")?;
+        let rows = stmt.query_map([name], |r| r.get::<_, String>(0))?;
+        rows.map(|r| decode("event invoke config", &r?)).collect()
+    }
+
+    /// Sets or clears the event invoke config of a qualifier.
+    fn put_event_invoke_config(
+        &self,
+        name: &str,
+        qualifier: &str,
+        cfg: Option<&EventInvokeConfig>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        match cfg {
+            Some(c) => conn.execute(
+                "INSERT OR REPLACE INTO event_invoke_config (name, qualifier, config) VALUES (?1, ?2, ?3)",
+                params![name, qualifier, encode(c)],
+            )?,
+            None => conn.execute("DELETE FROM event_invoke_config WHERE name = ?1 AND qualifier = ?2", params![name, qualifier])?,
+        };
+        Ok(())
+    }
+}
+
+impl DeploymentStore for SqliteStore {
+    /// Functions deployed by `service` on `stage`: (key in serverless.yml, function name).
+    fn service_functions(
+        &self,
+        service: &str,
+        stage: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare("SELECT key, function_name FROM service_functions WHERE service = ?1 AND stage = ?2 ORDER BY key")?;
+        let rows = stmt.query_map(params![service, stage], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The (service, stage) a function was deployed by.
+    fn owner_of(&self, function: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .conn
+            .lock()
+            .query_row(
+                "SELECT service, stage FROM service_functions WHERE function_name = ?1",
+                [function],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Records that `function` belongs to `service`/`stage` as `key`.
+    fn put_service_function(
+        &self,
+        service: &str,
+        stage: &str,
+        key: &str,
+        function: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT OR REPLACE INTO service_functions (service, stage, key, function_name) VALUES (?1, ?2, ?3, ?4)",
+            params![service, stage, key, function],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets one function of a service.
+    fn delete_service_function(
+        &self,
+        service: &str,
+        stage: &str,
+        key: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "DELETE FROM service_functions WHERE service = ?1 AND stage = ?2 AND key = ?3",
+            params![service, stage, key],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a service stage and its deployment history.
+    fn delete_service(&self, service: &str, stage: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM service_functions WHERE service = ?1 AND stage = ?2",
+            params![service, stage],
+        )?;
+        tx.execute(
+            "DELETE FROM deployments WHERE service = ?1 AND stage = ?2",
+            params![service, stage],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a deployment.
+    fn add_deployment(
+        &self,
+        service: &str,
+        stage: &str,
+        timestamp: i64,
+        request: &str,
+        result: &str,
+    ) -> Result<(), StoreError> {
+        self.conn.lock().execute(
+            "INSERT OR REPLACE INTO deployments (service, stage, timestamp, request, result) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![service, stage, timestamp, request, result],
+        )?;
+        Ok(())
+    }
+
+    /// Deployments of a service stage, oldest first: (timestamp ms, request, result).
+    fn deployments(&self, service: &str, stage: &str) -> Result<Vec<DeploymentRecord>, StoreError> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(
+            "SELECT timestamp, request, result FROM deployments WHERE service = ?1 AND stage = ?2 ORDER BY timestamp",
+        )?;
+        let rows = stmt.query_map(params![service, stage], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+impl MappingStore for SqliteStore {
     /// Stores a function's event sources; `created_ms` is kept when they did not change
     /// (rates stay anchored at the deployment that created them). Returns whether they
     /// changed.
-    pub fn put_function_events(
+    fn put_function_events(
         &self,
         name: &str,
         events: &[stratus_manifest::model::Event],
@@ -424,10 +548,7 @@ impl Store {
     }
 
     /// Every function's event sources: (function, events, created ms).
-    #[allow(clippy::type_complexity)]
-    pub fn all_function_events(
-        &self,
-    ) -> Result<Vec<(String, Vec<stratus_manifest::model::Event>, i64)>, StoreError> {
+    fn all_function_events(&self) -> Result<Vec<FunctionEvents>, StoreError> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare(
             "SELECT function_name, events, created_ms FROM function_events ORDER BY function_name",
@@ -448,7 +569,7 @@ impl Store {
     }
 
     /// Every event source mapping made through the Lambda API (as JSON).
-    pub fn event_source_mappings(&self) -> Result<Vec<serde_json::Value>, StoreError> {
+    fn event_source_mappings(&self) -> Result<Vec<serde_json::Value>, StoreError> {
         let conn = self.conn.lock();
         let mut stmt = conn.prepare("SELECT config FROM event_source_mappings ORDER BY uuid")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
@@ -456,7 +577,7 @@ impl Store {
     }
 
     /// Inserts, replaces or (with `None`) deletes an event source mapping.
-    pub fn put_event_source_mapping(
+    fn put_event_source_mapping(
         &self,
         uuid: &str,
         function: &str,
@@ -471,168 +592,5 @@ impl Store {
             None => conn.execute("DELETE FROM event_source_mappings WHERE uuid = ?1", [uuid])?,
         };
         Ok(())
-    }
-
-    /// The event invoke config of a qualifier.
-    pub fn event_invoke_config(
-        &self,
-        name: &str,
-        qualifier: &str,
-    ) -> Result<Option<crate::model::EventInvokeConfig>, StoreError> {
-        let conn = self.conn.lock();
-        let raw: Option<String> = conn
-            .query_row(
-                "SELECT config FROM event_invoke_config WHERE name = ?1 AND qualifier = ?2",
-                params![name, qualifier],
-                |r| r.get(0),
-            )
-            .optional()?;
-        raw.map(|r| decode("event invoke config", &r)).transpose()
-    }
-
-    /// Every event invoke config of a function.
-    pub fn event_invoke_configs(
-        &self,
-        name: &str,
-    ) -> Result<Vec<crate::model::EventInvokeConfig>, StoreError> {
-        let conn = self.conn.lock();
-        let mut stmt = conn
-            .prepare("SELECT config FROM event_invoke_config WHERE name = ?1 ORDER BY qualifier")?;
-        let rows = stmt.query_map([name], |r| r.get::<_, String>(0))?;
-        rows.map(|r| decode("event invoke config", &r?)).collect()
-    }
-
-    /// Sets or clears the event invoke config of a qualifier.
-    pub fn put_event_invoke_config(
-        &self,
-        name: &str,
-        qualifier: &str,
-        cfg: Option<&crate::model::EventInvokeConfig>,
-    ) -> Result<(), StoreError> {
-        let conn = self.conn.lock();
-        match cfg {
-            Some(c) => conn.execute(
-                "INSERT OR REPLACE INTO event_invoke_config (name, qualifier, config) VALUES (?1, ?2, ?3)",
-                params![name, qualifier, encode(c)],
-            )?,
-            None => conn.execute("DELETE FROM event_invoke_config WHERE name = ?1 AND qualifier = ?2", params![name, qualifier])?,
-        };
-        Ok(())
-    }
-
-    /// Functions deployed by `service` on `stage`: (key in serverless.yml, function name).
-    pub fn service_functions(
-        &self,
-        service: &str,
-        stage: &str,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let conn = self.conn.lock();
-        let mut stmt = conn.prepare("SELECT key, function_name FROM service_functions WHERE service = ?1 AND stage = ?2 ORDER BY key")?;
-        let rows = stmt.query_map(params![service, stage], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The (service, stage) a function was deployed by.
-    pub fn owner_of(&self, function: &str) -> Result<Option<(String, String)>, StoreError> {
-        Ok(self
-            .conn
-            .lock()
-            .query_row(
-                "SELECT service, stage FROM service_functions WHERE function_name = ?1",
-                [function],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-    }
-
-    /// Records that `function` belongs to `service`/`stage` as `key`.
-    pub fn put_service_function(
-        &self,
-        service: &str,
-        stage: &str,
-        key: &str,
-        function: &str,
-    ) -> Result<(), StoreError> {
-        self.conn.lock().execute(
-            "INSERT OR REPLACE INTO service_functions (service, stage, key, function_name) VALUES (?1, ?2, ?3, ?4)",
-            params![service, stage, key, function],
-        )?;
-        Ok(())
-    }
-
-    /// Forgets one function of a service.
-    pub fn delete_service_function(
-        &self,
-        service: &str,
-        stage: &str,
-        key: &str,
-    ) -> Result<(), StoreError> {
-        self.conn.lock().execute(
-            "DELETE FROM service_functions WHERE service = ?1 AND stage = ?2 AND key = ?3",
-            params![service, stage, key],
-        )?;
-        Ok(())
-    }
-
-    /// Forgets a service stage and its deployment history.
-    pub fn delete_service(&self, service: &str, stage: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "DELETE FROM service_functions WHERE service = ?1 AND stage = ?2",
-            params![service, stage],
-        )?;
-        tx.execute(
-            "DELETE FROM deployments WHERE service = ?1 AND stage = ?2",
-            params![service, stage],
-        )?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Records a deployment.
-    pub fn add_deployment(
-        &self,
-        service: &str,
-        stage: &str,
-        timestamp: i64,
-        request: &str,
-        result: &str,
-    ) -> Result<(), StoreError> {
-        self.conn.lock().execute(
-            "INSERT OR REPLACE INTO deployments (service, stage, timestamp, request, result) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![service, stage, timestamp, request, result],
-        )?;
-        Ok(())
-    }
-
-    /// Deployments of a service stage, oldest first: (timestamp ms, request, result).
-    pub fn deployments(
-        &self,
-        service: &str,
-        stage: &str,
-    ) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let conn = self.conn.lock();
-        let mut stmt = conn.prepare(
-            "SELECT timestamp, request, result FROM deployments WHERE service = ?1 AND stage = ?2 ORDER BY timestamp",
-        )?;
-        let rows = stmt.query_map(params![service, stage], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Returns whether a function exists in the database (used by tests and checks).
-    pub fn has_function(&self, name: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .conn
-            .lock()
-            .query_row(
-                "SELECT 1 FROM functions WHERE name = ?1",
-                [name],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
     }
 }

@@ -1,0 +1,91 @@
+//! A version's [`FunctionSpec`]: how the scheduler starts an environment for it —
+//! the program and arguments of its runtime, its working directory (the unpacked
+//! code), and the environment Lambda defines plus the function's own variables.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use stratus_package::Limits;
+use stratus_scheduler::FunctionSpec;
+
+use super::Registry;
+use crate::model::FunctionConfiguration;
+
+impl Registry {
+    pub(super) fn build_spec(
+        &self,
+        c: &FunctionConfiguration,
+        code_hex: &str,
+    ) -> Result<FunctionSpec, String> {
+        let code_dir = self.code_root.join(code_hex);
+        if !code_dir.is_dir() {
+            let zip = self
+                .blobs
+                .get(code_hex)
+                .map_err(|e| format!("code package missing: {e}"))?;
+            stratus_package::unpack_once(&self.code_root, code_hex, &zip, &Limits::default())
+                .map_err(|e| format!("cannot unpack code: {e}"))?;
+        }
+        let (program, args) = self.runtimes.launch(&c.runtime, &code_dir)?;
+        let mut path = String::new();
+        if let Some(dir) = self.runtimes.interpreter_dir(&c.runtime) {
+            path.push_str(&dir.display().to_string());
+            path.push(':');
+        }
+        path.push_str("/usr/local/bin:/usr/bin:/bin:/opt/bin");
+        let id = &self.identity;
+        let mut env: Vec<(String, String)> = vec![
+            ("PATH".into(), path),
+            ("LANG".into(), "en_US.UTF-8".into()),
+            ("TZ".into(), ":UTC".into()),
+            ("_HANDLER".into(), c.handler.clone()),
+            ("LAMBDA_TASK_ROOT".into(), code_dir.display().to_string()),
+            (
+                "LAMBDA_RUNTIME_DIR".into(),
+                self.runtimes.runtime_dir().display().to_string(),
+            ),
+            ("AWS_LAMBDA_FUNCTION_NAME".into(), c.function_name.clone()),
+            ("AWS_LAMBDA_FUNCTION_VERSION".into(), c.version.clone()),
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+                c.memory_size.to_string(),
+            ),
+            (
+                "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+                format!("/aws/lambda/{}", c.function_name),
+            ),
+            ("AWS_REGION".into(), id.region.clone()),
+            ("AWS_DEFAULT_REGION".into(), id.region.clone()),
+            (
+                "AWS_EXECUTION_ENV".into(),
+                format!("AWS_Lambda_{}", c.runtime),
+            ),
+            ("AWS_ENDPOINT_URL".into(), id.endpoint_url.clone()),
+            // Credentials for the AWS SDKs inside the function; the security issue
+            // replaces these with per-function scoped credentials.
+            ("AWS_ACCESS_KEY_ID".into(), "stratus".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "stratus".into()),
+        ];
+        if let Some(vars) = &c.environment {
+            for (k, v) in &vars.variables {
+                env.retain(|(ek, _)| ek != k);
+                env.push((k.clone(), v.clone()));
+            }
+        }
+        Ok(FunctionSpec {
+            pool_key: Arc::from(format!(
+                "{}\0{}\0{}",
+                c.function_name, c.version, c.revision_id
+            )),
+            function_name: Arc::from(c.function_name.as_str()),
+            version: Arc::from(c.version.as_str()),
+            memory_mb: c.memory_size,
+            timeout: Duration::from_secs(c.timeout as u64),
+            program,
+            args,
+            cwd: code_dir,
+            env,
+            log_group: Arc::from(format!("/aws/lambda/{}", c.function_name)),
+        })
+    }
+}
