@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::api::blocking;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorKind};
 use crate::model::Environment;
 use crate::registry::{CodeInput, FunctionInput, Registry};
 use crate::store::{DeploymentStore, Stores};
@@ -397,7 +397,7 @@ pub async fn apply(
             let r = registry.delete(&name, None);
             match r {
                 Ok(()) => {}
-                Err(e) if e.error_type == "ResourceNotFoundException" => {}
+                Err(e) if e.kind == ErrorKind::ResourceNotFound => {}
                 Err(e) => return Err((ctx.step.clone(), e)),
             }
             stores
@@ -604,8 +604,8 @@ async fn apply_async(ctx: &mut Ctx<'_>, f: &DeployFunction) -> Result<bool, ApiE
     let current = registry
         .get_event_invoke_config(&f.name, Some("$LATEST"))
         .map(Some)
-        .or_else(|e| match e.error_type {
-            "ResourceNotFoundException" => Ok(None),
+        .or_else(|e| match e.kind {
+            ErrorKind::ResourceNotFound => Ok(None),
             _ => Err(e),
         })?;
     let is_default = wanted == EventInvokeConfig::default();
@@ -780,7 +780,7 @@ pub fn remove(
     for (_, name) in functions {
         match registry.delete(&name, None) {
             Ok(()) => removed.push(name),
-            Err(e) if e.error_type == "ResourceNotFoundException" => {}
+            Err(e) if e.kind == ErrorKind::ResourceNotFound => {}
             Err(e) => return Err(e),
         }
     }

@@ -143,6 +143,12 @@ impl RunningServer {
         &self.state.scheduler
     }
 
+    /// The API as a router with this server's state, to drive it in-process (tests:
+    /// `tower::ServiceExt::oneshot`, no socket).
+    pub fn router(&self) -> axum::Router {
+        api::app(self.state.clone())
+    }
+
     /// Graceful shutdown: stop accepting, wait up to the grace period for in-flight
     /// requests, kill every environment, flush logs.
     pub async fn shutdown(self) {

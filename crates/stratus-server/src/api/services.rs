@@ -121,7 +121,7 @@ fn stream_deployment(s: AppState, service: String, stage: String, req: DeployReq
             Ok(result) => Event::Done { result },
             Err((step, e)) => Event::Error {
                 step,
-                error_type: e.error_type.to_string(),
+                error_type: e.error_type().to_string(),
                 message: e.message,
             },
         };

@@ -98,6 +98,7 @@ pub fn parse_tag_arn(raw: &str) -> Result<TagArn, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn function_name_forms() {
@@ -126,7 +127,7 @@ mod tests {
             "f:",
         ] {
             let e = parse_function_ref(bad).unwrap_err();
-            assert_eq!(e.error_type, "ValidationException", "{bad}");
+            assert_eq!(e.kind, ErrorKind::Validation, "{bad}");
             assert!(e.message.contains("at 'functionName'"), "{}", e.message);
         }
     }
@@ -162,7 +163,7 @@ mod tests {
             "arn:aws:lambda:us-east-1:000000000000:function:hello:1:2",
         ] {
             let e = parse_tag_arn(bad).unwrap_err();
-            assert_eq!(e.error_type, "ValidationException", "{bad}");
+            assert_eq!(e.kind, ErrorKind::Validation, "{bad}");
             assert!(
                 e.message.contains(&format!("Value '{bad}' at 'resource'"))
                     && e.message.contains("regular expression pattern: arn:"),

@@ -146,6 +146,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorKind;
 
     #[test]
     fn tag_validation() {
@@ -168,14 +169,14 @@ mod tests {
         assert!(check_tags(&tags(&[(&"é".repeat(128), &"é".repeat(256))])).is_ok());
 
         let e = check_tags(&tags(&[(&"k".repeat(129), "v")])).unwrap_err();
-        assert_eq!(e.error_type, "ValidationException");
+        assert_eq!(e.kind, ErrorKind::Validation);
         assert!(
             e.message.contains("at 'tags'") && e.message.contains("less than or equal to 128"),
             "{}",
             e.message
         );
         let e = check_tags(&tags(&[("", "v")])).unwrap_err();
-        assert_eq!(e.error_type, "ValidationException");
+        assert_eq!(e.kind, ErrorKind::Validation);
         assert!(
             e.message.contains("greater than or equal to 1"),
             "{}",
@@ -183,7 +184,7 @@ mod tests {
         );
 
         let e = check_tags(&tags(&[("team", &"v".repeat(257))])).unwrap_err();
-        assert_eq!(e.error_type, "ValidationException");
+        assert_eq!(e.kind, ErrorKind::Validation);
         assert!(
             e.message.contains("at 'tags.team'") && e.message.contains("less than or equal to 256"),
             "{}",
@@ -192,14 +193,14 @@ mod tests {
 
         for reserved in ["aws:cloudformation:stack-name", "AWS:x", "aws:"] {
             let e = check_tags(&tags(&[(reserved, "v")])).unwrap_err();
-            assert_eq!(e.error_type, "InvalidParameterValueException", "{reserved}");
+            assert_eq!(e.kind, ErrorKind::InvalidParameterValue, "{reserved}");
             assert!(e.message.contains("reserved"), "{}", e.message);
             assert!(e.message.contains(reserved), "{}", e.message);
         }
 
         assert!(check_tag_count("arn:f", 50).is_ok());
         let e = check_tag_count("arn:f", 51).unwrap_err();
-        assert_eq!(e.error_type, "InvalidParameterValueException");
+        assert_eq!(e.kind, ErrorKind::InvalidParameterValue);
         assert!(
             e.message.contains("51 tags") && e.message.contains("at most 50"),
             "{}",
