@@ -1,6 +1,7 @@
 //! Asynchronous invocation: durable acceptance, retries with back-off, maximum event
 //! age, destinations and dead letters, the event-invoke-config API, throttled events
 //! waiting, and nothing lost across a SIGKILL.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Malformed input of every kind gets the Lambda error type and a message that says
 //! what is wrong; the server keeps serving and leaks nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! with its load generator, and prints every figure BENCHMARKS.md quotes. The figures
 //! themselves are not checked here (they belong to BENCHMARKS.md, not to a timed test);
 //! that each one is produced, and that a broken setup is a clear error, is.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

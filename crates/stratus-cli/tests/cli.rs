@@ -2,6 +2,7 @@
 //! create → deploy → invoke → logs → deploy unchanged → change code → deploy →
 //! rollback → remove, plus package determinism, invoke local, print, info, metrics
 //! and exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

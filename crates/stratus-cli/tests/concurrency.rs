@@ -1,4 +1,5 @@
 //! Provisioned and reserved concurrency, throttling, aliases with weights.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The deployment API the CLI uses: blobs by hash, a whole service+stage applied at
 //! once with streamed progress, idempotence, provisioned alias moved only when READY,
 //! history, rollback and removal.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Every example under `examples/` deploys as is with the CLI and answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The HTTP gateway end to end: `http` (REST, payload 1.0) and `httpApi` (payload 2.0)
 //! events and function URLs deployed from serverless.yml, served on `--gateway`,
 //! with their CORS settings.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

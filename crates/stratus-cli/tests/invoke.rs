@@ -1,6 +1,7 @@
 //! Invocations through the Invoke API with real Node, Python and `lambda_runtime`
 //! functions: cold then warm, reuse, logs, function errors, timeouts, crashes and
 //! init failures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

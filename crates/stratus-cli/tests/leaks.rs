@@ -4,6 +4,7 @@
 //! deletion — and once every environment is gone, the server holds no more pipes,
 //! pidfds, listening sockets, child processes or temp dirs than before it started
 //! any environment.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Server lifecycle: state survives a restart and provisioned pools re-warm; SIGTERM
 //! lets in-flight invocations finish, kills every environment and exits 0.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

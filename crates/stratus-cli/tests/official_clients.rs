@@ -2,6 +2,7 @@
 //! API: AWS's `awslambdaric` for Python (installed from PyPI into the function
 //! package, as a container image build would), started from a `provided` bootstrap.
 //! (The `lambda_runtime` crate is covered in `invoke.rs`.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Queues from serverless.yml `resources`, the SQS JSON protocol on the Lambda
 //! listener, `stratus queue`, and `sqs` event sources: batches, deletion on success,
 //! redrive to the dead-letter queue, partial batch failures.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

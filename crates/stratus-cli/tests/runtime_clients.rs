@@ -3,6 +3,7 @@
 //! connection, a missing `Content-Length`, a garbage status line. A good exchange is
 //! served; a broken one ends the runtime with a message that says what was wrong
 //! (never a hang, never a wrong answer).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,4 +1,5 @@
 //! Wire compatibility with the real AWS SDK (boto3) and the AWS CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! GetFunction's `Tags`, `provider.tags` and function `tags` in serverless.yml) and
 //! GetFunction's `Code.Location`, driven by boto3, the AWS CLI, the `stratus` CLI and
 //! raw requests.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! `tests/fixtures/` (see the README there for each example's source and the
 //! documented differences). Request ids and times are injected so the
 //! payloads are exact.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::net::IpAddr;
 

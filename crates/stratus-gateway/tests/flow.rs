@@ -1,6 +1,7 @@
 //! The sequence the server runs for a request, end to end without a socket:
 //! size check, preflight, lookup, event, (a stand-in for) the invocation,
 //! response mapping, CORS.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::net::{IpAddr, Ipv4Addr};
 

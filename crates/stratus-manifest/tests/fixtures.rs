@@ -11,6 +11,7 @@
 //! `STRATUS_BLESS=1 cargo test -p stratus-manifest --test fixtures` rewrites
 //! the expected files from the current output (review the diff before
 //! committing it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -9,45 +9,85 @@ use crate::store::StoreError;
 pub enum QueueError {
     /// No queue of that name (or the URL names another account).
     #[error("The specified queue does not exist: {name}.")]
-    QueueDoesNotExist { name: String },
+    QueueDoesNotExist {
+        /// The queue name (or URL) asked for.
+        name: String,
+    },
     /// `CreateQueue` of an existing queue with a different attribute value.
     #[error("A queue already exists with the same name and a different value for attribute {attribute}.")]
-    QueueNameExists { name: String, attribute: String },
+    QueueNameExists {
+        /// The queue's name.
+        name: String,
+        /// The attribute whose value differs.
+        attribute: String,
+    },
     /// A `QueueUrl` that is not `.../{account}/{name}`.
     #[error("The address {url} is not valid for this endpoint: a queue URL ends with /ACCOUNT/QUEUE_NAME.")]
-    InvalidAddress { url: String },
+    InvalidAddress {
+        /// The URL as given.
+        url: String,
+    },
     /// An attribute name SQS does not have, or one that cannot be set.
     #[error("Unknown Attribute {name}.")]
-    InvalidAttributeName { name: String },
+    InvalidAttributeName {
+        /// The attribute name as given.
+        name: String,
+    },
     /// A queue attribute with a value out of range or malformed.
     #[error("Invalid value for the parameter {name}. Reason: {reason}")]
-    InvalidAttributeValue { name: String, reason: String },
+    InvalidAttributeValue {
+        /// The attribute.
+        name: String,
+        /// Why the value is refused.
+        reason: String,
+    },
     /// A request parameter with a value out of range or malformed.
     #[error("Value {value} for parameter {name} is invalid. Reason: {reason}")]
     InvalidParameterValue {
+        /// The parameter.
         name: String,
+        /// The value as given.
         value: String,
+        /// Why the value is refused.
         reason: String,
     },
     /// A request that breaks a rule across parameters (size limits, queue type).
     #[error("One or more parameters are invalid. Reason: {reason}")]
-    InvalidParameters { reason: String },
+    InvalidParameters {
+        /// Which rule is broken.
+        reason: String,
+    },
     /// A required parameter is absent.
     #[error("The request must contain the parameter {name}.")]
-    MissingParameter { name: String },
+    MissingParameter {
+        /// The missing parameter.
+        name: String,
+    },
     /// A receipt handle this service did not issue, or issued for another queue.
     #[error("The input receipt handle \"{handle}\" is not a valid receipt handle.")]
-    ReceiptHandleIsInvalid { handle: String },
+    ReceiptHandleIsInvalid {
+        /// The handle as given.
+        handle: String,
+    },
     /// `ChangeMessageVisibility` of a message that is not in flight (its visibility
     /// timeout ran out, or it was received again with a newer receipt handle).
     #[error("The message referred to by receipt handle \"{handle}\" is not in flight.")]
-    MessageNotInflight { handle: String },
+    MessageNotInflight {
+        /// The handle as given.
+        handle: String,
+    },
     /// A message body with characters outside SQS's allowed set.
     #[error("Invalid binary character in the message body: {reason}")]
-    InvalidMessageContents { reason: String },
+    InvalidMessageContents {
+        /// What is wrong with the body.
+        reason: String,
+    },
     /// An SQS action Stratus does not implement.
     #[error("{operation} is not supported by Stratus queues.")]
-    UnsupportedOperation { operation: String },
+    UnsupportedOperation {
+        /// The SQS action asked for.
+        operation: String,
+    },
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -21,13 +21,17 @@ pub enum StoreError {
     /// The data directory could not be created.
     #[error("cannot create the queue directory {path}: {source}")]
     CreateDir {
+        /// The directory.
         path: PathBuf,
+        /// What the file system said.
         source: std::io::Error,
     },
     /// The database could not be opened or migrated.
     #[error("cannot open the queue database {path}: {source}")]
     Open {
+        /// The database file.
         path: PathBuf,
+        /// What SQLite said.
         source: rusqlite::Error,
     },
     /// The writer thread could not be started.

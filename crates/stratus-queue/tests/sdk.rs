@@ -1,5 +1,6 @@
 //! Wire compatibility with the real AWS SDK for Python (boto3) and the AWS CLI:
 //! [`stratus_queue::handle`] behind a minimal axum router on an ephemeral port.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The Runtime API over real HTTP: the happy path and every wrong-state request a
 //! runtime can make.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -237,6 +237,9 @@ impl<'a> Settle<'a> {
             .ok()
     }
 
+    // `run` is `Some` from construction until `finish` or `Drop` takes it, and
+    // `finish` consumes `self`: it cannot be taken twice.
+    #[allow(clippy::expect_used)]
     fn finish(mut self, outcome: Awaited) -> InvokeResponse {
         let (lease, inv) = self
             .run

@@ -82,12 +82,19 @@ struct Enqueue {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
+    /// The request id of the original invocation.
     pub request_id: String,
+    /// The function it was for.
     pub function: String,
+    /// Why it was dead-lettered (e.g. `RetriesExhausted`, `EventAgeExceeded`).
     pub condition: String,
+    /// How many times delivery was tried.
     pub attempts: u32,
+    /// The last error, if the function failed.
     pub error: Option<String>,
+    /// The event as it was invoked.
     pub payload: String,
+    /// When it was dead-lettered, epoch milliseconds.
     pub timestamp: i64,
 }
 
@@ -345,10 +352,15 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Enqueue>, wake: Arc<
 /// Retry and age settings of one function, with Lambda's defaults.
 #[derive(Debug, Clone)]
 pub struct EventInvokeSettings {
+    /// Retries after the first attempt (0-2; Lambda's default 2).
     pub maximum_retry_attempts: u32,
+    /// Longest an event waits for delivery, in seconds (Lambda's default 6 hours).
     pub maximum_event_age_seconds: u32,
+    /// Where a successful invocation's record goes (a function or queue ARN).
     pub on_success: Option<String>,
+    /// Where a failed event's record goes.
     pub on_failure: Option<String>,
+    /// The function's dead-letter queue or function (`DeadLetterConfig.TargetArn`).
     pub dead_letter_target: Option<String>,
 }
 

@@ -39,23 +39,33 @@ pub struct DeployFunction {
     pub key: String,
     /// Deployed function name.
     pub name: String,
+    /// Lambda runtime identifier (`nodejs20.x`).
     pub runtime: String,
+    /// Handler (`file.function`; `bootstrap` for `provided`).
     pub handler: String,
+    /// Memory in MB.
     pub memory_size: u32,
+    /// Timeout in seconds.
     pub timeout: u32,
     #[serde(default)]
+    /// Environment variables (provider's and the function's, merged).
     pub environment: BTreeMap<String, String>,
     #[serde(default)]
+    /// Description.
     pub description: String,
     #[serde(default = "default_storage")]
+    /// `/tmp` size in MB.
     pub ephemeral_storage: u32,
     #[serde(default)]
+    /// `x86_64` or `arm64`.
     pub architecture: Option<String>,
     /// sha256 (hex) of the uploaded code package.
     pub code_sha256: String,
     #[serde(default)]
+    /// Provisioned concurrency behind the `provisioned` alias.
     pub provisioned_concurrency: Option<u32>,
     #[serde(default)]
+    /// Reserved concurrency.
     pub reserved_concurrency: Option<u32>,
     /// Asynchronous invocation: retries (0-2).
     #[serde(default)]
@@ -89,6 +99,7 @@ fn default_storage() -> u32 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeployRequest {
+    /// Every function of the service (or, with `partial`, those to update).
     pub functions: Vec<DeployFunction>,
     /// Only these functions (`deploy function -f`): others are left alone.
     #[serde(default)]
@@ -116,7 +127,9 @@ pub struct QueueDef {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct FunctionResult {
+    /// Key under `functions:` in serverless.yml.
     pub key: String,
+    /// Deployed function name.
     pub name: String,
     /// `created`, `updated`, `unchanged` or `deleted`.
     pub action: String,
@@ -128,11 +141,15 @@ pub struct FunctionResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeployResult {
+    /// The service.
     pub service: String,
+    /// The stage.
     pub stage: String,
     /// Epoch milliseconds of the recorded deployment; `None` when nothing changed.
     pub timestamp: Option<i64>,
+    /// Whether anything changed.
     pub changed: bool,
+    /// What happened to each function.
     pub functions: Vec<FunctionResult>,
 }
 
@@ -141,13 +158,24 @@ pub struct DeployResult {
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum Event {
     /// A step is starting.
-    Step { function: String, message: String },
+    Step {
+        /// The function (its serverless.yml key).
+        function: String,
+        /// What is being done.
+        message: String,
+    },
     /// The deployment finished.
-    Done { result: DeployResult },
+    Done {
+        /// The outcome.
+        result: DeployResult,
+    },
     /// The deployment failed at `step`.
     Error {
+        /// The step that failed (`function: message`).
         step: String,
+        /// The AWS error type.
         error_type: String,
+        /// The error message.
         message: String,
     },
 }

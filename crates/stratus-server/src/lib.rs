@@ -92,28 +92,41 @@ impl ServerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create data directory {path}: {source}")]
+    /// The data directory could not be created.
     DataDir {
+        /// The directory.
         path: String,
+        /// What the file system said.
         source: std::io::Error,
     },
     #[error("cannot listen on {addr}: {source}")]
+    /// The API (or gateway) address could not be bound.
     Bind {
+        /// The address.
         addr: SocketAddr,
+        /// What the OS said.
         source: std::io::Error,
     },
     #[error(transparent)]
+    /// The state database could not be opened.
     Store(#[from] store::StoreError),
     #[error("cannot open code store: {0}")]
+    /// The code blob store could not be opened.
     Blobs(#[from] stratus_package::BlobError),
     #[error("cannot open log store: {0}")]
+    /// The log database could not be opened.
     Logs(rusqlite::Error),
     #[error("cannot prepare runtimes: {0}")]
+    /// The runtime bootstraps could not be written.
     Runtimes(std::io::Error),
     #[error("cannot open the queue service: {0}")]
+    /// The queue service could not be opened.
     Queues(String),
     #[error("cannot open the event queue: {0}")]
+    /// The asynchronous event store could not be opened.
     Events(rusqlite::Error),
     #[error("cannot load functions: {0}")]
+    /// Stored functions could not be loaded.
     Registry(#[from] error::ApiError),
 }
 

@@ -46,9 +46,13 @@ pub struct LogStore {
 /// One stored event, as the native API returns it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct LogEvent {
+    /// Row id: increasing, so a tail resumes after the last id seen.
     pub id: i64,
+    /// Epoch milliseconds.
     pub timestamp: i64,
+    /// Log stream name.
     pub stream: String,
+    /// The line.
     pub message: String,
 }
 

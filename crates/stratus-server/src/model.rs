@@ -32,6 +32,7 @@ pub struct TracingConfig {
 /// `FunctionConfiguration` as GetFunctionConfiguration returns it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)] // Lambda's API shape: each field is as the Lambda API reference documents it
 pub struct FunctionConfiguration {
     pub function_name: String,
     pub function_arn: String,
@@ -71,6 +72,7 @@ pub struct DeadLetterConfig {
 /// `FunctionEventInvokeConfig`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)] // Lambda's API shape: each field is as the Lambda API reference documents it
 pub struct EventInvokeConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub function_arn: Option<String>,
@@ -87,6 +89,7 @@ pub struct EventInvokeConfig {
 /// `DestinationConfig`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)] // Lambda's API shape: each field is as the Lambda API reference documents it
 pub struct DestinationConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_success: Option<Destination>,
@@ -97,6 +100,7 @@ pub struct DestinationConfig {
 /// One destination.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)] // Lambda's API shape: each field is as the Lambda API reference documents it
 pub struct Destination {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<String>,
@@ -114,6 +118,7 @@ pub struct RoutingConfig {
 /// `AliasConfiguration`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
+#[allow(missing_docs)] // Lambda's API shape: each field is as the Lambda API reference documents it
 pub struct AliasConfiguration {
     pub alias_arn: String,
     pub name: String,

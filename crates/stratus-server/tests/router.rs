@@ -2,6 +2,7 @@
 //! no socket): versions, aliases and provisioned concurrency moving together, weighted
 //! routing, and the error shapes of the management API. Functions are real Node.js
 //! handlers run by the server's own bootstrap.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};

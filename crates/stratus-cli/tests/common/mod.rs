@@ -1,5 +1,6 @@
 //! Shared test harness: starts the real `stratus` binary on an ephemeral port with a
 //! fresh data dir, and talks to it over HTTP like any AWS SDK would.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 #![allow(dead_code, unreachable_pub)]
 
 #[path = "../../src/client.rs"]

@@ -27,13 +27,19 @@ use crate::registry::Registry;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// Functions, versions, aliases and concurrency settings.
     pub registry: Arc<Registry>,
     /// Deployments and event sources (functions are the registry's).
     pub stores: crate::store::Stores,
+    /// Environments, pools and limits.
     pub scheduler: Scheduler,
+    /// Log lines (START/END/REPORT and the functions' own).
     pub logs: Arc<LogStore>,
+    /// Accepted asynchronous events and their delivery.
     pub events: crate::async_queue::AsyncQueue,
+    /// Schedules, gateway routes and queue pollers.
     pub triggers: crate::triggers::Triggers,
+    /// The SQS-compatible queue service.
     pub queues: std::sync::Arc<stratus_queue::Queues>,
 }
 

@@ -60,9 +60,13 @@ const TAG_ARN_PATTERN: &str = "Member must satisfy regular expression pattern: a
 /// A function ARN as the tagging operations take it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagArn {
+    /// Region.
     pub region: String,
+    /// Account id.
     pub account: String,
+    /// Function name.
     pub name: String,
+    /// Version or alias, when qualified.
     pub qualifier: Option<String>,
 }
 
