@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 use crate::logs::now_ms;
 use crate::model::new_uuid;
-use crate::registry::Registry;
+use crate::registry::{EventInvokeSettings, Registry};
 
 /// Largest asynchronous payload (1 MB, as Lambda since late 2025).
 pub const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
@@ -346,33 +346,6 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Enqueue>, wake: Arc<
             let _ = e.ack.send(reply.clone());
         }
         wake.notify_one();
-    }
-}
-
-/// Retry and age settings of one function, with Lambda's defaults.
-#[derive(Debug, Clone)]
-pub struct EventInvokeSettings {
-    /// Retries after the first attempt (0-2; Lambda's default 2).
-    pub maximum_retry_attempts: u32,
-    /// Longest an event waits for delivery, in seconds (Lambda's default 6 hours).
-    pub maximum_event_age_seconds: u32,
-    /// Where a successful invocation's record goes (a function or queue ARN).
-    pub on_success: Option<String>,
-    /// Where a failed event's record goes.
-    pub on_failure: Option<String>,
-    /// The function's dead-letter queue or function (`DeadLetterConfig.TargetArn`).
-    pub dead_letter_target: Option<String>,
-}
-
-impl Default for EventInvokeSettings {
-    fn default() -> Self {
-        Self {
-            maximum_retry_attempts: 2,
-            maximum_event_age_seconds: 21_600,
-            on_success: None,
-            on_failure: None,
-            dead_letter_target: None,
-        }
     }
 }
 

@@ -6,6 +6,34 @@ use super::{parse_function_ref, Registry};
 use crate::error::ApiError;
 use crate::model::EventInvokeConfig;
 
+/// The settings the async queue applies to one event: the effective event-invoke
+/// config with Lambda's defaults, and the dead-letter target.
+#[derive(Debug, Clone)]
+pub struct EventInvokeSettings {
+    /// Retries after the first attempt (0-2; Lambda's default 2).
+    pub maximum_retry_attempts: u32,
+    /// Longest an event waits for delivery, in seconds (Lambda's default 6 hours).
+    pub maximum_event_age_seconds: u32,
+    /// Where a successful invocation's record goes (a function or queue ARN).
+    pub on_success: Option<String>,
+    /// Where a failed event's record goes.
+    pub on_failure: Option<String>,
+    /// The function's dead-letter queue or function (`DeadLetterConfig.TargetArn`).
+    pub dead_letter_target: Option<String>,
+}
+
+impl Default for EventInvokeSettings {
+    fn default() -> Self {
+        Self {
+            maximum_retry_attempts: 2,
+            maximum_event_age_seconds: 21_600,
+            on_success: None,
+            on_failure: None,
+            dead_letter_target: None,
+        }
+    }
+}
+
 impl Registry {
     /// Put/UpdateFunctionEventInvokeConfig: validates and stores (`merge` keeps fields
     /// the request leaves out, as UpdateFunctionEventInvokeConfig does).
@@ -110,8 +138,8 @@ impl Registry {
         &self,
         name: &str,
         qualifier: Option<&str>,
-    ) -> crate::async_queue::EventInvokeSettings {
-        let mut out = crate::async_queue::EventInvokeSettings::default();
+    ) -> EventInvokeSettings {
+        let mut out = EventInvokeSettings::default();
         let q = qualifier.unwrap_or("$LATEST");
         let read = |q: &str| {
             self.store

@@ -48,6 +48,7 @@ use crate::runtimes::Runtimes;
 use crate::store::FunctionStore;
 
 pub use code::MAX_ZIP_BYTES;
+pub use event_config::EventInvokeSettings;
 pub use names::{parse_function_ref, parse_tag_arn, Identity, TagArn};
 pub use tags::{check_tag_count, check_tag_key, check_tags, MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE};
 pub use validate::check_settings;
