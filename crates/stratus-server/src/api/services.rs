@@ -198,6 +198,7 @@ async fn rollback(
             stage,
             DeployRequest {
                 partial: false,
+                force: false,
                 ..req
             },
         ),
