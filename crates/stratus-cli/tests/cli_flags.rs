@@ -462,6 +462,25 @@ async fn invoke_raw_and_client_context() {
         );
         assert!(e.contains("cannot read the context file"), "{e}");
     }
+    // --debug: debug logs on stderr (the in-process server's and the client's).
+    for debug in [false, true] {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+        cmd.args(["invoke", "local", "-f", "hello"]);
+        if debug {
+            cmd.arg("--debug");
+        }
+        let o = cmd
+            .current_dir(&dir)
+            .env_remove("STRATUS_LOG")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{}", output_text(&o));
+        assert_eq!(err.contains("DEBUG"), debug, "{err}");
+    }
     // Options without effect are noted, not refused.
     let o = stratus_cmd(
         &dir,

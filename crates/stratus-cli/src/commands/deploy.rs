@@ -128,7 +128,14 @@ pub(crate) async fn package(g: &Global, args: PackageArgs) -> anyhow::Result<()>
     }
     let p = project::load(g)?;
     let out_dir = match &args.package {
-        Some(d) => package_dir(d)?,
+        Some(d) => {
+            let dir = package_dir(d)?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            // Shown and recorded without `..` detours.
+            dir.canonicalize()
+                .with_context(|| format!("cannot resolve {}", dir.display()))?
+        }
         None => p.output_dir(),
     };
     let progress = Progress::new(g.verbose, "Packaging");
