@@ -423,6 +423,9 @@ async fn invoke_raw_and_client_context() {
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {out}"))
     };
     std::fs::write(dir.join("ctx.json"), r#"{"custom":{"from":"file"}}"#).unwrap();
+    std::fs::write(dir.join("event.txt"), r#"{"not": json"#).unwrap();
+    let e = fails(stratus_cmd(&dir, &ep, &["invoke", "-f", "hello", "-p", "event.txt"]).await);
+    assert!(e.contains("not valid JSON (use --raw"), "{e}");
     for local in [false, true] {
         let base: Vec<&str> = if local {
             vec!["invoke", "local", "-f", "hello"]
@@ -442,6 +445,8 @@ async fn invoke_raw_and_client_context() {
         assert_eq!(v["cc"], Value::Null);
         let v = run(&["-d", r#"{"a":1}"#, "--raw"]).await;
         assert_eq!(v["event"], json!(r#"{"a":1}"#), "local={local}");
+        let v = run(&["-p", "event.txt", "--raw"]).await;
+        assert_eq!(v["event"], json!("{\"not\": json"), "local={local}");
         let v = run(&["--context", r#"{"custom":{"k":"v"}}"#]).await;
         assert_eq!(v["cc"]["custom"]["k"], "v", "local={local}: {v}");
         let v = run(&["--contextPath", "ctx.json"]).await;

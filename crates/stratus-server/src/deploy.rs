@@ -13,8 +13,8 @@
 //! Unchanged inputs change nothing and record no deployment, unless the request says
 //! `force` (`deploy --force`): then every function's code and configuration are
 //! applied again (a version is published only if none matches) and a deployment is
-//! recorded. Each step is reported
-//! through a channel (the API streams them to the CLI as NDJSON).
+//! recorded. Each step is reported through a channel (the API streams them to the
+//! CLI as NDJSON).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
