@@ -7,9 +7,10 @@
 //!   (`STRATUS_CHECK_ARGS` makes `stratus` print what it parsed instead of running).
 //! - The options that mean something here, against a real server: `package
 //!   --package` then `deploy --package` (no rebuild), `deploy --force`, `deploy
-//!   function --update-config`, `invoke --raw/--context/--contextPath`, `logs
-//!   --interval`, `info --verbose`, `deploy list functions`, `create
-//!   --template-path`, and the notes for the options that have no effect.
+//!   function --update-config`, `rollback function`, `invoke --raw/--context/
+//!   --contextPath`, `logs --interval`, `info --verbose`, `deploy list functions`,
+//!   `create --template-path`, `--debug`, and the notes for the options that have no
+//!   effect.
 
 mod common;
 
@@ -33,6 +34,7 @@ const VERBS: &[&str] = &[
     "info",
     "remove",
     "rollback",
+    "rollback function",
     "metrics",
     "create",
 ];
@@ -399,6 +401,42 @@ async fn force_and_update_config() {
     ok(stratus_cmd(&dir, &ep, &["deploy", "function", "-f", "hello"]).await);
     let r = s.invoke("svc-dev-hello", "{}").await;
     assert_eq!(r.json().unwrap()["marker"], "v2");
+    // rollback function: version 1's code back on $LATEST.
+    let out = ok(stratus_cmd(
+        &dir,
+        &ep,
+        &[
+            "rollback",
+            "function",
+            "-f",
+            "hello",
+            "--function-version",
+            "1",
+        ],
+    )
+    .await);
+    assert!(
+        out.contains("Successfully rolled back function hello to version \"1\""),
+        "{out}"
+    );
+    let r = s.invoke("svc-dev-hello", "{}").await;
+    assert_eq!(r.json().unwrap()["marker"], "v1");
+    let e = fails(
+        stratus_cmd(
+            &dir,
+            &ep,
+            &[
+                "rollback",
+                "function",
+                "-f",
+                "hello",
+                "--function-version",
+                "99",
+            ],
+        )
+        .await,
+    );
+    assert!(e.contains("has no version 99"), "{e}");
     // Nothing deployed yet: nothing to keep.
     let e = fails(
         stratus_cmd(

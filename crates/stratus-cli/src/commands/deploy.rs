@@ -1,5 +1,6 @@
 //! `package [--package DIR]`, `deploy` (`--package DIR`, `--force`; `deploy function -f
-//! [--update-config]`, `deploy list [functions]`), `rollback -t`, `remove`.
+//! [--update-config]`, `deploy list [functions]`), `rollback -t` (`rollback function
+//! -f --function-version`), `remove`.
 //!
 //! `package` writes, next to the zips, the deployment plan ([`PLAN_FILE`]): the exact
 //! request `deploy` would send, so `deploy --package DIR` deploys that package later
@@ -96,11 +97,27 @@ enum ListWhat {
 
 /// `stratus rollback` options.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct RollbackArgs {
+    #[command(subcommand)]
+    function: Option<RollbackWhat>,
     /// Timestamp of the deployment to roll back to (without it, the deployments are
     /// listed).
     #[arg(long, short = 't')]
     timestamp: Option<i64>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum RollbackWhat {
+    /// Put the code of one of a function's published versions back on `$LATEST`.
+    Function {
+        /// The function (its key under `functions:`).
+        #[arg(long, short = 'f')]
+        function: String,
+        /// The published version whose code to restore.
+        #[arg(long = "function-version", value_name = "VERSION")]
+        function_version: String,
+    },
 }
 
 /// How a deployment goes.
@@ -646,8 +663,12 @@ async fn deployed_code_sha(
     if r.status != 200 {
         return Err(server_error(&format!("reading function {name}"), &r));
     }
-    let v = r.json()?;
-    let b64 = v["Configuration"]["CodeSha256"]
+    code_sha_hex(&r.json()?, name)
+}
+
+/// A GetFunction reply's `CodeSha256` (base64) as the hex the blob store names it by.
+fn code_sha_hex(reply: &Value, name: &str) -> anyhow::Result<String> {
+    let b64 = reply["Configuration"]["CodeSha256"]
         .as_str()
         .with_context(|| format!("GetFunction {name} returned no CodeSha256"))?;
     let digest = base64::engine::general_purpose::STANDARD
@@ -813,6 +834,13 @@ async fn list_functions(p: &Project, api: &Api, g: &Global) -> anyhow::Result<()
 pub(crate) async fn rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<()> {
     let p = project::load(g)?;
     let api = Api::new(&g.endpoint);
+    if let Some(RollbackWhat::Function {
+        function,
+        function_version,
+    }) = &args.function
+    {
+        return rollback_function(&p, &api, g, function, function_version).await;
+    }
     let Some(timestamp) = args.timestamp else {
         list_deployments(&p, &api, g).await?;
         bail!("which deployment? give its timestamp: `stratus rollback -t TIMESTAMP`");
@@ -841,6 +869,53 @@ pub(crate) async fn rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<(
         }
     })?;
     summary(&p, &g.endpoint, &result, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `rollback function`: as the Serverless Framework does, only the code of `version`
+/// goes back onto `$LATEST` (no configuration, nothing published; the next `deploy`
+/// publishes it if it differs from the last version).
+async fn rollback_function(
+    p: &Project,
+    api: &Api,
+    g: &Global,
+    key: &str,
+    version: &str,
+) -> anyhow::Result<()> {
+    let name = &p.function(key)?.name;
+    println!("Rolling back function {key} to version \"{version}\"");
+    let r = api
+        .call(
+            "GET",
+            &format!("/2015-03-31/functions/{name}?Qualifier={version}"),
+            &[],
+            "",
+        )
+        .await
+        .map_err(|e| unreachable(&g.endpoint, e))?;
+    if r.status == 404 {
+        bail!("function {key} ({name}) has no version {version} (see `stratus deploy list functions`)");
+    }
+    if r.status != 200 {
+        return Err(server_error(
+            &format!("reading {name} version {version}"),
+            &r,
+        ));
+    }
+    let sha = code_sha_hex(&r.json()?, name)?;
+    let r = api
+        .call(
+            "PUT",
+            &format!("/2015-03-31/functions/{name}/code"),
+            &[],
+            json!({ "StratusBlobSha256": sha }).to_string(),
+        )
+        .await
+        .map_err(|e| unreachable(&g.endpoint, e))?;
+    if r.status != 200 {
+        return Err(server_error(&format!("updating the code of {name}"), &r));
+    }
+    println!("✔ Successfully rolled back function {key} to version \"{version}\"");
     Ok(())
 }
 
