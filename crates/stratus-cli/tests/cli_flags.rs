@@ -309,7 +309,10 @@ async fn a_package_deploys_later_without_its_sources() {
     let out = ok(stratus_cmd(&dir, &ep, &["deploy", "-p", "artifacts"]).await);
     assert!(out.contains("No changes to deploy"), "{out}");
 
-    // Refused: not a package, another stage, another service, a changed zip.
+    // Refused: the service directory itself as the output; not a package, another
+    // stage, another service, a changed zip.
+    let e = fails(stratus_cmd(&dir, &ep, &["package", "--package", "."]).await);
+    assert!(e.contains("is the service directory or holds it"), "{e}");
     let e = fails(stratus_cmd(&dir, &ep, &["deploy", "--package", "nowhere"]).await);
     assert!(e.contains("nowhere has no stratus-deployment.json"), "{e}");
     let e = fails(stratus_cmd(&dir, &ep, &["deploy", "-p", "artifacts", "--stage", "prod"]).await);

@@ -150,8 +150,17 @@ pub(crate) async fn package(g: &Global, args: PackageArgs) -> anyhow::Result<()>
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             // Shown and recorded without `..` detours.
-            dir.canonicalize()
-                .with_context(|| format!("cannot resolve {}", dir.display()))?
+            let dir = dir
+                .canonicalize()
+                .with_context(|| format!("cannot resolve {}", dir.display()))?;
+            // The packages would then select themselves (and everything else).
+            if p.dir.canonicalize().is_ok_and(|s| s.starts_with(&dir)) {
+                bail!(
+                    "--package {}: that is the service directory or holds it; name a directory of its own (e.g. artifacts)",
+                    dir.display()
+                );
+            }
+            dir
         }
         None => p.output_dir(),
     };
