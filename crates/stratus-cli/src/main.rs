@@ -22,13 +22,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use stratus_server::ServerConfig;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "stratus",
     version,
+    propagate_version = true,
+    disable_version_flag = true,
     about = "Self-hosted serverless: AWS Lambda-compatible functions with provisioned concurrency"
 )]
 struct Cli {
@@ -67,6 +69,42 @@ pub(crate) struct Global {
     /// Unknown keys in serverless.yml are errors instead of warnings.
     #[arg(long, global = true)]
     pub(crate) strict: bool,
+    /// Debug logs (all of Stratus's with `*`, the default; or one module, e.g.
+    /// `stratus_server`). STRATUS_LOG, when set, wins.
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "*", value_name = "NAMESPACE")]
+    pub(crate) debug: Option<String>,
+    /// No effect on Stratus (no AWS credentials are used).
+    #[arg(long = "aws-profile", global = true, value_name = "PROFILE")]
+    pub(crate) aws_profile: Option<String>,
+    /// No effect on Stratus (Serverless Dashboard app).
+    #[arg(long, global = true)]
+    pub(crate) app: Option<String>,
+    /// No effect on Stratus (Serverless Dashboard org).
+    #[arg(long, global = true)]
+    pub(crate) org: Option<String>,
+    /// No effect on Stratus (no AWS credentials are used).
+    #[arg(long = "use-local-credentials", global = true)]
+    pub(crate) use_local_credentials: bool,
+}
+
+impl Global {
+    /// Notes for the options that are accepted for compatibility but mean nothing here.
+    fn note_no_ops(&self) {
+        if self.aws_profile.is_some() || self.use_local_credentials {
+            let flag = if self.aws_profile.is_some() {
+                "aws-profile"
+            } else {
+                "use-local-credentials"
+            };
+            ui::no_effect(flag, "it uses no AWS credentials");
+        }
+        if self.app.is_some() {
+            ui::no_effect("app", "there is no Serverless Dashboard");
+        }
+        if self.org.is_some() {
+            ui::no_effect("org", "there is no Serverless Dashboard");
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,19 +218,81 @@ impl ServerArgs {
     }
 }
 
+/// The command line's definition: the derived one, plus `-v`/`--version` on every
+/// command as in the Serverless Framework (clap's own flag is `-V`, kept as an alias).
+fn cli_command() -> clap::Command {
+    Cli::command().arg(
+        clap::Arg::new("version")
+            .short('v')
+            .short_alias('V')
+            .long("version")
+            .action(clap::ArgAction::Version)
+            .global(true)
+            .help("Print version"),
+    )
+}
+
+/// With `STRATUS_CHECK_ARGS` set, `stratus` only parses its arguments and prints what
+/// it understood as JSON: `{"command": [...], "options": {"long-name": [values]}}`
+/// (options by their long name, however they were spelled). The differential test
+/// against the Serverless Framework's own option schema drives this.
+fn parsed_options(cmd: &clap::Command, matches: &clap::ArgMatches) -> serde_json::Value {
+    let (mut cmd, mut m) = (cmd, matches);
+    let mut path = Vec::new();
+    while let Some((name, sub)) = m.subcommand() {
+        let Some(c) = cmd.find_subcommand(name) else {
+            break;
+        };
+        path.push(name.to_string());
+        (cmd, m) = (c, sub);
+    }
+    let mut options = serde_json::Map::new();
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id();
+        if m.value_source(id.as_str()) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let values: Vec<String> = m
+            .get_raw(id.as_str())
+            .into_iter()
+            .flatten()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        let name = arg.get_long().unwrap_or(id.as_str()).to_string();
+        options.insert(name, values.into());
+    }
+    serde_json::json!({ "command": path, "options": options })
+}
+
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let mut cmd = cli_command();
+    let matches = cmd.get_matches_mut();
+    if std::env::var_os("STRATUS_CHECK_ARGS").is_some() {
+        println!("{}", parsed_options(&cmd, &matches));
+        return std::process::ExitCode::SUCCESS;
+    }
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut cmd).exit(),
+    };
     let default_level = match cli.command {
         Command::Server(_) | Command::Demo { .. } => "info",
         _ => "warn",
     };
+    let filter = match &cli.global.debug {
+        Some(ns) if ns.is_empty() || ns == "*" => "debug".to_string(),
+        Some(ns) => format!("{default_level},{ns}=debug"),
+        None => default_level.to_string(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_new(&filter))
                 .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
+    cli.global.note_no_ops();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,5 +1,6 @@
 //! Packaging: turns a service into deterministic zips, one per service or one per
-//! function (`individually`), and writes them to `.serverless/`.
+//! function (`individually`), and writes them to `.serverless/` (or the directory
+//! `--package` names).
 //!
 //! - `package.artifact` (service or function): that zip is used as is.
 //! - A `provided*` function in a service with a `Cargo.toml`: `cargo build --release
@@ -48,14 +49,33 @@ fn is_individual(p: &Project, f: &ResolvedFunction) -> bool {
     p.service.package.individually || f.package.individually || f.package.artifact.is_some()
 }
 
-/// Packages `only` (a function key) or every function.
+impl Packages {
+    /// Each function's package sha256 (key → hex).
+    pub(crate) fn shas(&self) -> BTreeMap<String, String> {
+        self.by_function
+            .iter()
+            .map(|(k, a)| (k.clone(), a.sha256.clone()))
+            .collect()
+    }
+
+    /// The distinct packages (functions sharing the service package share one).
+    pub(crate) fn distinct(&self) -> Vec<&Artifact> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.by_function
+            .values()
+            .filter(|a| seen.insert(&a.sha256))
+            .collect()
+    }
+}
+
+/// Packages `only` (a function key) or every function into `out_dir`.
 pub(crate) fn package(
     p: &Project,
     only: Option<&str>,
+    out_dir: &Path,
     step: &dyn Fn(&str),
 ) -> anyhow::Result<Packages> {
-    let out_dir = p.output_dir();
-    std::fs::create_dir_all(&out_dir)
+    std::fs::create_dir_all(out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
     let mut packages = Packages::default();
     let mut shared: Option<Artifact> = None;
@@ -65,7 +85,7 @@ pub(crate) fn package(
         }
         let artifact = if is_individual(p, f) {
             step(&format!("packaging function {key}"));
-            build(p, Some(f), &out_dir.join(format!("{key}.zip")))?
+            build(p, Some(f), out_dir, &out_dir.join(format!("{key}.zip")))?
         } else if let Some(a) = &shared {
             a.clone()
         } else {
@@ -73,6 +93,7 @@ pub(crate) fn package(
             let a = build(
                 p,
                 Some(f),
+                out_dir,
                 &out_dir.join(format!("{}.zip", p.service.service)),
             )?;
             shared = Some(a.clone());
@@ -83,7 +104,12 @@ pub(crate) fn package(
     Ok(packages)
 }
 
-fn build(p: &Project, f: Option<&ResolvedFunction>, dest: &Path) -> anyhow::Result<Artifact> {
+fn build(
+    p: &Project,
+    f: Option<&ResolvedFunction>,
+    out_dir: &Path,
+    dest: &Path,
+) -> anyhow::Result<Artifact> {
     let artifact = f
         .and_then(|f| f.package.artifact.clone())
         .or_else(|| p.service.package.artifact.clone());
@@ -96,7 +122,7 @@ fn build(p: &Project, f: Option<&ResolvedFunction>, dest: &Path) -> anyhow::Resu
     }) {
         cargo_bootstrap(p, f)?
     } else {
-        let files = select(p, f)?;
+        let files = select(p, f, out_dir)?;
         stratus_package::zip_files(&stratus_package::zip_entries(&files))?
     };
     std::fs::write(dest, &bytes).with_context(|| format!("cannot write {}", dest.display()))?;
@@ -109,9 +135,14 @@ fn build(p: &Project, f: Option<&ResolvedFunction>, dest: &Path) -> anyhow::Resu
 
 /// Files of the package: patterns (production `node_modules` included, dev
 /// dependencies excluded), then Python requirements.
-fn select(p: &Project, f: Option<&ResolvedFunction>) -> anyhow::Result<Vec<SelectedFile>> {
+fn select(
+    p: &Project,
+    f: Option<&ResolvedFunction>,
+    out_dir: &Path,
+) -> anyhow::Result<Vec<SelectedFile>> {
+    // The output directory never packages itself (`.serverless` is excluded anyway).
     let opts = stratus_package::SelectOptions {
-        output_dir: Some(p.output_dir()),
+        output_dir: Some(out_dir.to_path_buf()),
         exclude_dev_dependencies: p.service.package.exclude_dev_dependencies,
         ..stratus_package::SelectOptions::default()
     };

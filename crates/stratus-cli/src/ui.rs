@@ -40,6 +40,12 @@ pub(crate) fn warn(message: &str) {
     }
 }
 
+/// Says on stderr that a Serverless Framework option was accepted but means nothing
+/// here (`--{flag}`), and why.
+pub(crate) fn no_effect(flag: &str, why: &str) {
+    eprintln!("note: --{flag} has no effect on Stratus ({why})");
+}
+
 /// A step indicator: a spinner on a terminal; with `verbose` (or without a
 /// terminal) each step is printed as a line instead.
 #[derive(Debug)]

@@ -10,8 +10,11 @@
 //! meets a cold start during a deploy), and makes the function's tags exactly the
 //! manifest's (tags are not part of a version, so a tags-only change publishes
 //! nothing). Functions gone from the file are deleted.
-//! Unchanged inputs change nothing and record no deployment. Each step is reported
-//! through a channel (the API streams them to the CLI as NDJSON).
+//! Unchanged inputs change nothing and record no deployment, unless the request says
+//! `force` (`deploy --force`): then every function's code and configuration are
+//! applied again (a version is published only if none matches) and a deployment is
+//! recorded. Each step is reported through a channel (the API streams them to the
+//! CLI as NDJSON).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -104,6 +107,9 @@ pub struct DeployRequest {
     /// Only these functions (`deploy function -f`): others are left alone.
     #[serde(default)]
     pub partial: bool,
+    /// Apply every function even when nothing changed (`deploy --force`).
+    #[serde(default)]
+    pub force: bool,
     /// The resolved manifest, kept with the deployment record.
     #[serde(default)]
     pub manifest: serde_json::Value,
@@ -185,6 +191,7 @@ struct Ctx<'a> {
     stores: &'a Stores,
     events: &'a mpsc::Sender<Event>,
     step: String,
+    force: bool,
 }
 
 impl Ctx<'_> {
@@ -374,6 +381,7 @@ pub async fn apply(
         stores,
         events,
         step: "validate".into(),
+        force: req.force,
     };
     fill_tags(&mut req)
         .and_then(|()| validate(registry, &*stores.deployments, service, stage, &req))
@@ -486,8 +494,8 @@ async fn deploy_function(
             ctx.stores
                 .deployments
                 .put_service_function(service, stage, &f.key, &f.name)?;
-            let code_changed = snap.code_hex != f.code_sha256;
-            let config_changed = config_differs(&snap.latest, f);
+            let code_changed = ctx.force || snap.code_hex != f.code_sha256;
+            let config_changed = ctx.force || config_differs(&snap.latest, f);
             if code_changed {
                 ctx.step(&f.key, "updating code".into()).await;
                 let reg = registry.clone();
@@ -514,7 +522,7 @@ async fn deploy_function(
                 let v = registry.publish(&f.name, None)?;
                 ctx.step(&f.key, format!("published version {}", v.version))
                     .await;
-                let action = if published_matches {
+                let action = if published_matches && !ctx.force {
                     "unchanged"
                 } else {
                     "updated"

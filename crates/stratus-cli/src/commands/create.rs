@@ -1,4 +1,5 @@
-//! `stratus create --template T --path P`: a new service from a bundled template.
+//! `stratus create --template T --path P`: a new service from a bundled template, or
+//! from a local directory (`--template-path`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +10,20 @@ use clap::Args;
 #[derive(Debug, Clone, Args)]
 pub(crate) struct CreateArgs {
     /// Template: aws-nodejs, aws-python3 or provided-rust.
-    #[arg(long, short = 't')]
-    template: String,
+    #[arg(long, short = 't', required_unless_present_any = ["template_path", "template_url"])]
+    template: Option<String>,
+    /// Copy this local directory as the new service (its serverless.yml's `service:`
+    /// is renamed with --name).
+    #[arg(
+        long = "template-path",
+        conflicts_with = "template",
+        value_name = "DIR"
+    )]
+    template_path: Option<PathBuf>,
+    /// Not supported: Stratus downloads nothing; clone the repository and use
+    /// --template-path.
+    #[arg(long = "template-url", short = 'u', conflicts_with_all = ["template", "template_path"], value_name = "URL")]
+    template_url: Option<String>,
     /// Directory to create (default: the current directory).
     #[arg(long, short = 'p')]
     path: Option<PathBuf>,
@@ -81,13 +94,7 @@ pub(crate) fn write_template(
             known.join(", ")
         );
     };
-    if !name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        bail!("service name \"{name}\" must start with a letter and contain only letters, digits, '-' and '_' (use --name)");
-    }
+    check_name(name)?;
     let mut written = Vec::new();
     for (rel, content) in files.iter() {
         let path = dir.join(rel);
@@ -107,7 +114,89 @@ pub(crate) fn write_template(
     Ok(written.into_iter().map(|(p, _)| p).collect())
 }
 
+/// Copies the directory `from` into `dir` (which must not hold any of its files), then
+/// renames the service in its serverless.yml to `name` when given.
+fn copy_template(from: &Path, dir: &Path, name: Option<&str>) -> anyhow::Result<Vec<PathBuf>> {
+    if !from.is_dir() {
+        bail!("--template-path {}: not a directory", from.display());
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![from.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in
+            std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?
+        {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    let mut written = Vec::new();
+    for f in &files {
+        let rel = f.strip_prefix(from).unwrap_or(f);
+        let dest = dir.join(rel);
+        if dest.exists() {
+            bail!("{} already exists; not overwriting it", dest.display());
+        }
+        written.push((f, dest));
+    }
+    for (src, dest) in &written {
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::copy(src, dest)
+            .with_context(|| format!("cannot copy {} to {}", src.display(), dest.display()))?;
+    }
+    if let Some(name) = name {
+        check_name(name)?;
+        let yml = ["serverless.yml", "serverless.yaml"]
+            .iter()
+            .map(|f| dir.join(f))
+            .find(|p| p.is_file());
+        if let Some(yml) = yml {
+            let text = std::fs::read_to_string(&yml)?;
+            let mut renamed = false;
+            let lines: Vec<String> = text
+                .lines()
+                .map(|l| {
+                    if !renamed && l.starts_with("service:") {
+                        renamed = true;
+                        format!("service: {name}")
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect();
+            if renamed {
+                std::fs::write(&yml, lines.join("\n") + "\n")
+                    .with_context(|| format!("cannot write {}", yml.display()))?;
+            }
+        }
+    }
+    Ok(written.into_iter().map(|(_, d)| d).collect())
+}
+
+fn check_name(name: &str) -> anyhow::Result<()> {
+    if !name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        bail!("service name \"{name}\" must start with a letter and contain only letters, digits, '-' and '_' (use --name)");
+    }
+    Ok(())
+}
+
 pub(crate) fn run(args: CreateArgs) -> anyhow::Result<()> {
+    if let Some(url) = &args.template_url {
+        bail!("--template-url {url}: Stratus does not download templates; clone the repository and use --template-path DIR");
+    }
     let dir = match &args.path {
         Some(p) => p.clone(),
         None => std::env::current_dir()?,
@@ -122,11 +211,17 @@ pub(crate) fn run(args: CreateArgs) -> anyhow::Result<()> {
             .unwrap_or("service")
             .to_string(),
     };
-    let files = write_template(&args.template, &dir, &name)?;
+    let (files, template) = match (&args.template, &args.template_path) {
+        (_, Some(from)) => (
+            copy_template(from, &dir, args.name.as_deref())?,
+            from.display().to_string(),
+        ),
+        (Some(t), None) => (write_template(t, &dir, &name)?, t.clone()),
+        (None, None) => bail!("which template? give --template or --template-path"),
+    };
     println!(
-        "✔ Project successfully created in \"{}\" from \"{}\" template",
-        dir.display(),
-        args.template
+        "✔ Project successfully created in \"{}\" from \"{template}\" template",
+        dir.display()
     );
     for f in files {
         println!("  {}", f.display());
@@ -155,5 +250,34 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("must start with a letter"));
+    }
+
+    #[test]
+    fn a_local_template_is_copied_and_renamed() {
+        let from = tempfile::tempdir().unwrap();
+        std::fs::write(
+            from.path().join("serverless.yml"),
+            "service: old\nprovider:\n  name: aws\n",
+        )
+        .unwrap();
+        std::fs::create_dir(from.path().join("src")).unwrap();
+        std::fs::write(from.path().join("src/h.js"), "x").unwrap();
+        let to = tempfile::tempdir().unwrap();
+        let files = copy_template(from.path(), to.path(), Some("fresh")).unwrap();
+        assert_eq!(files.len(), 2);
+        let yml = std::fs::read_to_string(to.path().join("serverless.yml")).unwrap();
+        assert_eq!(yml, "service: fresh\nprovider:\n  name: aws\n");
+        assert_eq!(
+            std::fs::read_to_string(to.path().join("src/h.js")).unwrap(),
+            "x"
+        );
+        assert!(copy_template(from.path(), to.path(), None)
+            .unwrap_err()
+            .to_string()
+            .contains("already exists"));
+        assert!(copy_template(&to.path().join("nope"), to.path(), None)
+            .unwrap_err()
+            .to_string()
+            .contains("not a directory"));
     }
 }

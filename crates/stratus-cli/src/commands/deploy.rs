@@ -1,21 +1,43 @@
-//! `package`, `deploy` (`deploy function -f`, `deploy list`), `rollback -t`, `remove`.
+//! `package [--package DIR]`, `deploy` (`--package DIR`, `--force`; `deploy function -f
+//! [--update-config]`, `deploy list [functions]`), `rollback -t` (`rollback function
+//! -f --function-version`), `remove`.
+//!
+//! `package` writes, next to the zips, the deployment plan ([`PLAN_FILE`]): the exact
+//! request `deploy` would send, so `deploy --package DIR` deploys that package later
+//! without reading or building any source.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
+use base64::Engine as _;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::{server_error, unreachable};
 use crate::client::Api;
-use crate::pack::{self, Packages};
+use crate::pack::{self, Artifact, Packages};
 use crate::project::{self, Project};
-use crate::ui::Progress;
+use crate::ui::{self, Progress};
 use crate::Global;
+
+/// The deployment plan `package` writes next to the packages.
+pub(crate) const PLAN_FILE: &str = "stratus-deployment.json";
+/// Bumped when the plan's shape changes incompatibly.
+const PLAN_FORMAT: u64 = 1;
 
 /// `stratus package` options.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct PackageArgs {}
+pub(crate) struct PackageArgs {
+    /// Write the packages and the deployment plan to DIR instead of `.serverless/`
+    /// (`stratus deploy --package DIR` deploys them).
+    #[arg(long, short = 'p', value_name = "DIR")]
+    package: Option<PathBuf>,
+    /// No effect on Stratus (there is no CloudFormation template).
+    #[arg(long = "minify-template")]
+    minify_template: bool,
+}
 
 /// `stratus deploy` options.
 #[derive(Debug, Clone, Args)]
@@ -23,6 +45,26 @@ pub(crate) struct PackageArgs {}
 pub(crate) struct DeployArgs {
     #[command(subcommand)]
     what: Option<DeployWhat>,
+    /// Deploy the package in DIR (from `stratus package --package DIR`) as it is,
+    /// without packaging again.
+    #[arg(long, short = 'p', value_name = "DIR")]
+    package: Option<PathBuf>,
+    /// Deploy even when nothing changed: code and configuration are applied again and
+    /// a deployment is recorded.
+    #[arg(long)]
+    force: bool,
+    /// No effect on Stratus (it prints no secrets).
+    #[arg(long)]
+    conceal: bool,
+    /// No effect on Stratus (packages go straight to the server, not through S3).
+    #[arg(long = "aws-s3-accelerate")]
+    aws_s3_accelerate: bool,
+    /// No effect on Stratus (versions follow the code's sha256 and the configuration).
+    #[arg(long = "enforce-hash-update")]
+    enforce_hash_update: bool,
+    /// No effect on Stratus (there is no CloudFormation template).
+    #[arg(long = "minify-template")]
+    minify_template: bool,
 }
 
 #[derive(Debug, Clone, Subcommand)]
@@ -32,50 +74,231 @@ enum DeployWhat {
         /// The function (its key under `functions:`).
         #[arg(long, short = 'f')]
         function: String,
+        /// Deploy even when the function's code and configuration are unchanged.
+        #[arg(long)]
+        force: bool,
+        /// Only the configuration (memory, timeout, environment, ...): nothing is
+        /// packaged or uploaded; the deployed code stays.
+        #[arg(long = "update-config", short = 'u')]
+        update_config: bool,
     },
     /// List the deployments of this service stage.
-    List,
+    List {
+        #[command(subcommand)]
+        what: Option<ListWhat>,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+enum ListWhat {
+    /// List the deployed functions and their published versions.
+    Functions,
 }
 
 /// `stratus rollback` options.
 #[derive(Debug, Clone, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub(crate) struct RollbackArgs {
-    /// Timestamp of the deployment to roll back to (see `stratus deploy list`).
+    #[command(subcommand)]
+    function: Option<RollbackWhat>,
+    /// Timestamp of the deployment to roll back to (without it, the deployments are
+    /// listed).
     #[arg(long, short = 't')]
-    timestamp: i64,
+    timestamp: Option<i64>,
 }
 
-pub(crate) async fn package(g: &Global, _args: PackageArgs) -> anyhow::Result<()> {
+#[derive(Debug, Clone, Subcommand)]
+enum RollbackWhat {
+    /// Put the code of one of a function's published versions back on `$LATEST`.
+    Function {
+        /// The function (its key under `functions:`).
+        #[arg(long, short = 'f')]
+        function: String,
+        /// The published version whose code to restore.
+        #[arg(long = "function-version", value_name = "VERSION")]
+        function_version: String,
+    },
+}
+
+/// How a deployment goes.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DeployOptions {
+    /// Apply everything even when nothing changed.
+    pub(crate) force: bool,
+    /// `deploy function --update-config`: the deployed code stays, nothing is packaged.
+    pub(crate) config_only: bool,
+}
+
+/// The directory `--package` names, relative to the current directory.
+fn package_dir(arg: &Path) -> anyhow::Result<PathBuf> {
+    if arg.is_absolute() {
+        return Ok(arg.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("cannot read the current directory")?
+        .join(arg))
+}
+
+pub(crate) async fn package(g: &Global, args: PackageArgs) -> anyhow::Result<()> {
+    if args.minify_template {
+        ui::no_effect("minify-template", "there is no CloudFormation template");
+    }
     let p = project::load(g)?;
+    let out_dir = match &args.package {
+        Some(d) => {
+            let dir = package_dir(d)?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            // Shown and recorded without `..` detours.
+            let dir = dir
+                .canonicalize()
+                .with_context(|| format!("cannot resolve {}", dir.display()))?;
+            // The packages would then select themselves (and everything else).
+            if p.dir.canonicalize().is_ok_and(|s| s.starts_with(&dir)) {
+                bail!(
+                    "--package {}: that is the service directory or holds it; name a directory of its own (e.g. artifacts)",
+                    dir.display()
+                );
+            }
+            dir
+        }
+        None => p.output_dir(),
+    };
     let progress = Progress::new(g.verbose, "Packaging");
-    let packages = pack::package(&p, None, &|s| progress.step(s))?;
+    let packages = pack::package(&p, None, &out_dir, &|s| progress.step(s))?;
+    let plan = write_plan(&p, &packages, &out_dir);
     progress.finish();
-    let mut seen = std::collections::BTreeSet::new();
-    for a in packages.by_function.values() {
-        if seen.insert(&a.path) {
-            println!(
-                "{}  {}  ({} bytes)",
-                a.sha256,
-                a.path.display(),
-                a.bytes.len()
+    let plan = plan?;
+    for a in packages.distinct() {
+        println!(
+            "{}  {}  ({} bytes)",
+            a.sha256,
+            a.path.display(),
+            a.bytes.len()
+        );
+    }
+    println!("plan  {}", plan.display());
+    Ok(())
+}
+
+/// Writes the deployment plan for `packages` (all of `p`'s functions) into `dir`.
+fn write_plan(p: &Project, packages: &Packages, dir: &Path) -> anyhow::Result<PathBuf> {
+    let mut files = serde_json::Map::new();
+    for a in packages.distinct() {
+        let name = a
+            .path
+            .strip_prefix(dir)
+            .with_context(|| format!("{} is not inside {}", a.path.display(), dir.display()))?;
+        files.insert(
+            a.sha256.clone(),
+            Value::String(name.to_string_lossy().into_owned()),
+        );
+    }
+    let plan = json!({
+        "format": PLAN_FORMAT,
+        "service": p.service.service,
+        "stage": p.service.stage,
+        "packages": files,
+        "request": request(p, &packages.shas(), None)?,
+    });
+    let path = dir.join(PLAN_FILE);
+    std::fs::write(&path, serde_json::to_string_pretty(&plan)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+/// Reads the plan and the packages in `dir`, checking they belong to `p`'s service
+/// and stage and are the bytes that were packaged.
+fn read_plan(p: &Project, dir: &Path) -> anyhow::Result<(Value, Vec<Artifact>)> {
+    let path = dir.join(PLAN_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "{} has no {PLAN_FILE}: not a package written by `stratus package --package {}`",
+            dir.display(),
+            dir.display()
+        ),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let plan: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", path.display()))?;
+    if plan["format"].as_u64() != Some(PLAN_FORMAT) {
+        bail!(
+            "{}: unknown plan format {} (this stratus reads format {PLAN_FORMAT}); package again",
+            path.display(),
+            plan["format"]
+        );
+    }
+    let (service, stage) = (
+        plan["service"].as_str().unwrap_or(""),
+        plan["stage"].as_str().unwrap_or(""),
+    );
+    if service != p.service.service {
+        bail!(
+            "{} is a package of service \"{service}\", not \"{}\" (from {})",
+            dir.display(),
+            p.service.service,
+            p.config_file.display()
+        );
+    }
+    if stage != p.service.stage {
+        bail!(
+            "{} was packaged for stage \"{stage}\", not \"{}\"; package again with --stage {}",
+            dir.display(),
+            p.service.stage,
+            p.service.stage
+        );
+    }
+    let mut artifacts = Vec::new();
+    for (sha, file) in plan["packages"].as_object().into_iter().flatten() {
+        let file = file
+            .as_str()
+            .with_context(|| format!("{}: packages.{sha} is not a file name", path.display()))?;
+        let zip = dir.join(file);
+        let bytes = std::fs::read(&zip).with_context(|| {
+            format!(
+                "the package {} (named in {PLAN_FILE}) cannot be read",
+                zip.display()
+            )
+        })?;
+        let actual = stratus_package::sha256_hex(&bytes);
+        if actual != *sha {
+            bail!(
+                "{} changed since it was packaged (sha256 {actual}, the plan says {sha}); package again",
+                zip.display()
+            );
+        }
+        artifacts.push(Artifact {
+            path: zip,
+            bytes,
+            sha256: actual,
+        });
+    }
+    let request = &plan["request"];
+    let functions = request["functions"]
+        .as_array()
+        .with_context(|| format!("{}: the request has no functions", path.display()))?;
+    for f in functions {
+        let sha = f["codeSha256"].as_str().unwrap_or("");
+        if !artifacts.iter().any(|a| a.sha256 == sha) {
+            bail!(
+                "{}: function {} needs package {sha}, which the plan does not list",
+                path.display(),
+                f["key"]
             );
         }
     }
-    Ok(())
+    Ok((request.clone(), artifacts))
 }
 
 /// Uploads the packages the server does not have yet.
 async fn upload(
     api: &Api,
     g: &Global,
-    packages: &Packages,
+    artifacts: &[&Artifact],
     progress: &Progress,
 ) -> anyhow::Result<()> {
-    let mut done = std::collections::BTreeSet::new();
-    for a in packages.by_function.values() {
-        if !done.insert(a.sha256.clone()) {
-            continue;
-        }
+    for a in artifacts {
         let path = format!("/stratus/v1/blobs/{}", a.sha256);
         let head = api
             .call("HEAD", &path, &[], "")
@@ -184,10 +407,11 @@ fn resolve_events(
     Ok(events)
 }
 
-/// The deployment request for `p`'s functions (all, or `only`).
+/// The deployment request for `p`'s functions (all, or `only`), each with its code
+/// package's sha256 from `shas` (function key → hex).
 pub(crate) fn request(
     p: &Project,
-    packages: &Packages,
+    shas: &BTreeMap<String, String>,
     only: Option<&str>,
 ) -> anyhow::Result<Value> {
     let (queues, arns) = queue_resources(p)?;
@@ -196,8 +420,7 @@ pub(crate) fn request(
         if only.is_some_and(|o| o != key) {
             continue;
         }
-        let a = packages
-            .by_function
+        let sha = shas
             .get(key)
             .with_context(|| format!("function {key} was not packaged"))?;
         functions.push(json!({
@@ -211,7 +434,7 @@ pub(crate) fn request(
             "description": f.description.clone().unwrap_or_default(),
             "ephemeralStorage": f.ephemeral_storage_size,
             "architecture": f.architecture.as_str(),
-            "codeSha256": a.sha256,
+            "codeSha256": sha,
             "provisionedConcurrency": f.provisioned_concurrency.filter(|n| *n > 0),
             "reservedConcurrency": f.reserved_concurrency,
             "maximumRetryAttempts": (f.maximum_retry_attempts != 2).then_some(f.maximum_retry_attempts),
@@ -340,6 +563,18 @@ pub(crate) async fn deploy_project(
     g: &Global,
     only: Option<&str>,
 ) -> anyhow::Result<Value> {
+    deploy_with(p, api, g, only, DeployOptions::default()).await
+}
+
+/// [`deploy_project`] with options. A whole-service deployment also leaves its plan in
+/// `.serverless/`, so that directory is a package `deploy --package` takes.
+pub(crate) async fn deploy_with(
+    p: &Project,
+    api: &Api,
+    g: &Global,
+    only: Option<&str>,
+    opts: DeployOptions,
+) -> anyhow::Result<Value> {
     let started = Instant::now();
     let progress = Progress::new(
         g.verbose,
@@ -348,18 +583,34 @@ pub(crate) async fn deploy_project(
             p.service.service, p.service.stage
         ),
     );
-    if let Some(key) = only {
-        p.function(key)?;
+    let result = async {
+        if let Some(key) = only {
+            p.function(key)?;
+        }
+        let mut body = if opts.config_only {
+            let key = only.context("--update-config needs a function")?;
+            progress.step(&format!(
+                "{key}: configuration only, the deployed code stays"
+            ));
+            let sha = deployed_code_sha(api, g, p, key).await?;
+            request(p, &BTreeMap::from([(key.to_string(), sha)]), only)?
+        } else {
+            let packages = pack::package(p, only, &p.output_dir(), &|s| progress.step(s))?;
+            if only.is_none() {
+                write_plan(p, &packages, &p.output_dir())?;
+            }
+            upload(api, g, &packages.distinct(), &progress).await?;
+            request(p, &packages.shas(), only)?
+        };
+        body["force"] = Value::Bool(opts.force);
+        stream(
+            api,
+            &format!("{}/deployments", p.api_path()),
+            body,
+            &progress,
+        )
+        .await
     }
-    let packages = pack::package(p, only, &|s| progress.step(s))?;
-    upload(api, g, &packages, &progress).await?;
-    let body = request(p, &packages, only)?;
-    let result = stream(
-        api,
-        &format!("{}/deployments", p.api_path()),
-        body,
-        &progress,
-    )
     .await;
     progress.finish();
     let result = result?;
@@ -367,72 +618,254 @@ pub(crate) async fn deploy_project(
     Ok(result)
 }
 
+/// Deploys the package in `dir` (written by `package --package`) without packaging.
+async fn deploy_package(
+    p: &Project,
+    api: &Api,
+    g: &Global,
+    dir: &Path,
+    force: bool,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (mut body, artifacts) = read_plan(p, dir)?;
+    let progress = Progress::new(
+        g.verbose,
+        &format!(
+            "Deploying {} to stage {} from {}",
+            p.service.service,
+            p.service.stage,
+            dir.display()
+        ),
+    );
+    let result = async {
+        upload(api, g, &artifacts.iter().collect::<Vec<_>>(), &progress).await?;
+        body["force"] = Value::Bool(force);
+        stream(
+            api,
+            &format!("{}/deployments", p.api_path()),
+            body,
+            &progress,
+        )
+        .await
+    }
+    .await;
+    progress.finish();
+    summary(p, &g.endpoint, &result?, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The sha256 (hex) of the code the function `key` runs on the server now.
+async fn deployed_code_sha(
+    api: &Api,
+    g: &Global,
+    p: &Project,
+    key: &str,
+) -> anyhow::Result<String> {
+    let name = &p.function(key)?.name;
+    let r = api
+        .call("GET", &format!("/2015-03-31/functions/{name}"), &[], "")
+        .await
+        .map_err(|e| unreachable(&g.endpoint, e))?;
+    if r.status == 404 {
+        bail!("function {key} ({name}) is not deployed yet, so it has no code to keep: deploy it once without --update-config");
+    }
+    if r.status != 200 {
+        return Err(server_error(&format!("reading function {name}"), &r));
+    }
+    code_sha_hex(&r.json()?, name)
+}
+
+/// A GetFunction reply's `CodeSha256` (base64) as the hex the blob store names it by.
+fn code_sha_hex(reply: &Value, name: &str) -> anyhow::Result<String> {
+    let b64 = reply["Configuration"]["CodeSha256"]
+        .as_str()
+        .with_context(|| format!("GetFunction {name} returned no CodeSha256"))?;
+    let digest = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .with_context(|| format!("GetFunction {name}: CodeSha256 {b64} is not base64"))?;
+    Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Notes for `deploy`'s options that mean nothing here.
+fn note_no_ops(args: &DeployArgs) {
+    if args.conceal {
+        ui::no_effect("conceal", "it prints no secrets");
+    }
+    if args.aws_s3_accelerate {
+        ui::no_effect(
+            "aws-s3-accelerate",
+            "packages go straight to the server, not through S3",
+        );
+    }
+    if args.enforce_hash_update {
+        ui::no_effect(
+            "enforce-hash-update",
+            "versions follow the code's sha256 and the configuration",
+        );
+    }
+    if args.minify_template {
+        ui::no_effect("minify-template", "there is no CloudFormation template");
+    }
+}
+
 pub(crate) async fn run(g: &Global, args: DeployArgs) -> anyhow::Result<()> {
+    note_no_ops(&args);
     let p = project::load(g)?;
     let api = Api::new(&g.endpoint);
     match args.what {
-        None => deploy_project(&p, &api, g, None).await.map(|_| ()),
-        Some(DeployWhat::Function { function }) => deploy_project(&p, &api, g, Some(&function))
-            .await
-            .map(|_| ()),
-        Some(DeployWhat::List) => {
-            let r = api
-                .call("GET", &format!("{}/deployments", p.api_path()), &[], "")
+        None => match &args.package {
+            Some(dir) => deploy_package(&p, &api, g, &package_dir(dir)?, args.force).await,
+            None => {
+                let opts = DeployOptions {
+                    force: args.force,
+                    config_only: false,
+                };
+                deploy_with(&p, &api, g, None, opts).await.map(|_| ())
+            }
+        },
+        Some(DeployWhat::Function {
+            function,
+            force,
+            update_config,
+        }) => {
+            let opts = DeployOptions {
+                force,
+                config_only: update_config,
+            };
+            deploy_with(&p, &api, g, Some(&function), opts)
                 .await
-                .map_err(|e| unreachable(&g.endpoint, e))?;
-            if r.status != 200 {
-                return Err(server_error("listing deployments", &r));
-            }
-            let v = r.json()?;
-            let list = v["deployments"].as_array().cloned().unwrap_or_default();
-            if list.is_empty() {
-                println!(
-                    "No deployments of {} stage {}.",
-                    p.service.service, p.service.stage
-                );
-            }
-            for d in list {
-                let ts = d["timestamp"].as_i64().unwrap_or(0);
-                let when = time::OffsetDateTime::from_unix_timestamp_nanos(ts as i128 * 1_000_000)
+                .map(|_| ())
+        }
+        Some(DeployWhat::List { what: None }) => list_deployments(&p, &api, g).await,
+        Some(DeployWhat::List {
+            what: Some(ListWhat::Functions),
+        }) => list_functions(&p, &api, g).await,
+    }
+}
+
+/// `deploy list`: the recorded deployments, oldest first.
+async fn list_deployments(p: &Project, api: &Api, g: &Global) -> anyhow::Result<()> {
+    let r = api
+        .call("GET", &format!("{}/deployments", p.api_path()), &[], "")
+        .await
+        .map_err(|e| unreachable(&g.endpoint, e))?;
+    if r.status != 200 {
+        return Err(server_error("listing deployments", &r));
+    }
+    let v = r.json()?;
+    let list = v["deployments"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        println!(
+            "No deployments of {} stage {}.",
+            p.service.service, p.service.stage
+        );
+    }
+    for d in list {
+        let ts = d["timestamp"].as_i64().unwrap_or(0);
+        let when = time::OffsetDateTime::from_unix_timestamp_nanos(ts as i128 * 1_000_000)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
                     .ok()
-                    .and_then(|t| {
-                        t.format(&time::format_description::well_known::Rfc3339)
-                            .ok()
-                    })
-                    .unwrap_or_default();
-                println!("Timestamp: {ts}  ({when})");
-                for f in d["functions"].as_array().into_iter().flatten() {
-                    println!(
-                        "  {}: {}{}",
-                        f["key"].as_str().unwrap_or(""),
-                        f["action"].as_str().unwrap_or(""),
-                        f["version"]
-                            .as_str()
-                            .map(|v| format!(" version {v}"))
-                            .unwrap_or_default()
-                    );
-                }
-            }
-            Ok(())
+            })
+            .unwrap_or_default();
+        println!("Timestamp: {ts}  ({when})");
+        for f in d["functions"].as_array().into_iter().flatten() {
+            println!(
+                "  {}: {}{}",
+                f["key"].as_str().unwrap_or(""),
+                f["action"].as_str().unwrap_or(""),
+                f["version"]
+                    .as_str()
+                    .map(|v| format!(" version {v}"))
+                    .unwrap_or_default()
+            );
         }
     }
+    Ok(())
+}
+
+/// `deploy list functions`: each deployed function and its published versions.
+async fn list_functions(p: &Project, api: &Api, g: &Global) -> anyhow::Result<()> {
+    let r = api
+        .call("GET", &p.api_path(), &[], "")
+        .await
+        .map_err(|e| unreachable(&g.endpoint, e))?;
+    if r.status == 404 {
+        bail!(
+            "{} stage {} is not deployed at {} (run `stratus deploy`)",
+            p.service.service,
+            p.service.stage,
+            g.endpoint
+        );
+    }
+    if r.status != 200 {
+        return Err(server_error("reading the service", &r));
+    }
+    let info = r.json()?;
+    println!("Listing functions and their last 5 versions:");
+    for f in info["functions"].as_array().into_iter().flatten() {
+        let name = f["name"].as_str().unwrap_or("");
+        let r = api
+            .call(
+                "GET",
+                &format!("/2015-03-31/functions/{name}/versions"),
+                &[],
+                "",
+            )
+            .await
+            .map_err(|e| unreachable(&g.endpoint, e))?;
+        if r.status != 200 {
+            return Err(server_error(&format!("listing versions of {name}"), &r));
+        }
+        let versions: Vec<String> = r.json()?["Versions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v["Version"].as_str())
+            .filter(|v| *v != "$LATEST")
+            .map(str::to_string)
+            .collect();
+        let last = &versions[versions.len().saturating_sub(5)..];
+        println!(
+            "{}: {}",
+            f["key"].as_str().unwrap_or(name),
+            if last.is_empty() {
+                "none published".to_string()
+            } else {
+                last.join(", ")
+            }
+        );
+    }
+    Ok(())
 }
 
 pub(crate) async fn rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<()> {
     let p = project::load(g)?;
     let api = Api::new(&g.endpoint);
+    if let Some(RollbackWhat::Function {
+        function,
+        function_version,
+    }) = &args.function
+    {
+        return rollback_function(&p, &api, g, function, function_version).await;
+    }
+    let Some(timestamp) = args.timestamp else {
+        list_deployments(&p, &api, g).await?;
+        bail!("which deployment? give its timestamp: `stratus rollback -t TIMESTAMP`");
+    };
     let started = Instant::now();
     let progress = Progress::new(
         g.verbose,
         &format!(
-            "Rolling back {} stage {} to {}",
-            p.service.service, p.service.stage, args.timestamp
+            "Rolling back {} stage {} to {timestamp}",
+            p.service.service, p.service.stage
         ),
     );
     let result = stream(
         &api,
         &format!("{}/rollback", p.api_path()),
-        json!({ "timestamp": args.timestamp }),
+        json!({ "timestamp": timestamp }),
         &progress,
     )
     .await;
@@ -445,6 +878,53 @@ pub(crate) async fn rollback(g: &Global, args: RollbackArgs) -> anyhow::Result<(
         }
     })?;
     summary(&p, &g.endpoint, &result, started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `rollback function`: as the Serverless Framework does, only the code of `version`
+/// goes back onto `$LATEST` (no configuration, nothing published; the next `deploy`
+/// publishes it if it differs from the last version).
+async fn rollback_function(
+    p: &Project,
+    api: &Api,
+    g: &Global,
+    key: &str,
+    version: &str,
+) -> anyhow::Result<()> {
+    let name = &p.function(key)?.name;
+    println!("Rolling back function {key} to version \"{version}\"");
+    let r = api
+        .call(
+            "GET",
+            &format!("/2015-03-31/functions/{name}?Qualifier={version}"),
+            &[],
+            "",
+        )
+        .await
+        .map_err(|e| unreachable(&g.endpoint, e))?;
+    if r.status == 404 {
+        bail!("function {key} ({name}) has no version {version} (see `stratus deploy list functions`)");
+    }
+    if r.status != 200 {
+        return Err(server_error(
+            &format!("reading {name} version {version}"),
+            &r,
+        ));
+    }
+    let sha = code_sha_hex(&r.json()?, name)?;
+    let r = api
+        .call(
+            "PUT",
+            &format!("/2015-03-31/functions/{name}/code"),
+            &[],
+            json!({ "StratusBlobSha256": sha }).to_string(),
+        )
+        .await
+        .map_err(|e| unreachable(&g.endpoint, e))?;
+    if r.status != 200 {
+        return Err(server_error(&format!("updating the code of {name}"), &r));
+    }
+    println!("✔ Successfully rolled back function {key} to version \"{version}\"");
     Ok(())
 }
 

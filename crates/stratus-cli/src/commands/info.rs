@@ -9,12 +9,16 @@ use crate::client::Api;
 use crate::project;
 use crate::Global;
 
-/// `stratus info` options.
+/// `stratus info` options (`--verbose` adds each function's handler, code, ARN and
+/// the service's outputs).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct InfoArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// No effect on Stratus (it prints no secrets).
+    #[arg(long)]
+    conceal: bool,
 }
 
 /// `stratus print` options.
@@ -31,9 +35,18 @@ pub(crate) struct MetricsArgs {
     /// Only this function.
     #[arg(long, short = 'f')]
     function: Option<String>,
+    /// No effect on Stratus (metrics count from the server's start).
+    #[arg(long = "startTime")]
+    start_time: Option<String>,
+    /// No effect on Stratus (metrics count up to now).
+    #[arg(long = "endTime")]
+    end_time: Option<String>,
 }
 
 pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
+    if args.conceal {
+        crate::ui::no_effect("conceal", "it prints no secrets");
+    }
     let p = project::load(g)?;
     let api = Api::new(&g.endpoint);
     let r = api
@@ -112,8 +125,69 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
                 sch["next"].as_str().unwrap_or("never")
             );
         }
+        if g.verbose {
+            println!("    handler: {}", f["handler"].as_str().unwrap_or(""));
+            println!(
+                "    code sha256: {}",
+                f["codeSha256"].as_str().unwrap_or("")
+            );
+            println!(
+                "    last modified: {}",
+                f["lastModified"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if g.verbose {
+        verbose_outputs(&api, g, &v).await?;
     }
     Ok(())
+}
+
+/// `info --verbose`'s outputs, named as the Serverless Framework's stack outputs:
+/// each function's qualified ARN (its published version), then the endpoint and the
+/// number of recorded deployments.
+async fn verbose_outputs(api: &Api, g: &Global, info: &Value) -> anyhow::Result<()> {
+    println!("outputs:");
+    for f in info["functions"].as_array().into_iter().flatten() {
+        let name = f["name"].as_str().unwrap_or("");
+        let r = api
+            .call("GET", &format!("/2015-03-31/functions/{name}"), &[], "")
+            .await
+            .map_err(|e| unreachable(&g.endpoint, e))?;
+        if r.status != 200 {
+            return Err(server_error(&format!("reading function {name}"), &r));
+        }
+        let arn = r.json()?["Configuration"]["FunctionArn"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let qualified = match f["version"].as_str() {
+            Some(v) => format!("{arn}:{v}"),
+            None => arn,
+        };
+        println!(
+            "  {}LambdaFunctionQualifiedArn: {qualified}",
+            logical_id(f["key"].as_str().unwrap_or(name))
+        );
+    }
+    println!("  ServiceEndpoint: {}", g.endpoint);
+    println!("deployments: {}", info["deployments"]);
+    Ok(())
+}
+
+/// A function key as the Serverless Framework spells it in logical ids: first letter
+/// upper case, `-` as `Dash`, `_` as `Underscore`.
+fn logical_id(key: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in key.chars().enumerate() {
+        match c {
+            '-' => out.push_str("Dash"),
+            '_' => out.push_str("Underscore"),
+            c if i == 0 => out.extend(c.to_uppercase()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub(crate) fn print(g: &Global, args: PrintArgs) -> anyhow::Result<()> {
@@ -127,6 +201,12 @@ pub(crate) fn print(g: &Global, args: PrintArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn metrics(g: &Global, args: MetricsArgs) -> anyhow::Result<()> {
+    if args.start_time.is_some() {
+        crate::ui::no_effect("startTime", "metrics count from the server's start");
+    }
+    if args.end_time.is_some() {
+        crate::ui::no_effect("endTime", "metrics count up to now");
+    }
     let p = project::load(g)?;
     let api = Api::new(&g.endpoint);
     println!(
@@ -222,6 +302,12 @@ fn to_yaml(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logical_ids_follow_the_serverless_framework() {
+        assert_eq!(logical_id("hello"), "Hello");
+        assert_eq!(logical_id("my-func_2"), "MyDashfuncUnderscore2");
+    }
 
     #[test]
     fn yaml_rendering_quotes_what_needs_it() {

@@ -1,6 +1,8 @@
 //! `invoke` (a deployed function through the Invoke API) and `invoke local` (the same
 //! function, packaged and run by an in-process server: same bootstraps, same Runtime
-//! API, no daemon needed).
+//! API, no daemon needed). Both take the event from `--data`/`--path`/stdin (`--raw`
+//! keeps it a string) and a client context from `--context`/`--contextPath`, which
+//! the function sees as `context.clientContext`.
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use serde_json::{json, Value};
 use super::{server_error, unreachable};
 use crate::client::{Api, Reply};
 use crate::project::{self, Project};
-use crate::ui::Exit;
+use crate::ui::{self, Exit};
 use crate::Global;
 
 /// The event: `--data`, `--path`, or standard input.
@@ -28,6 +30,16 @@ pub(crate) struct EventArgs {
     /// A file holding the event (JSON).
     #[arg(long, short = 'p')]
     path: Option<PathBuf>,
+    /// Send the data (and the context) as a JSON string even when it parses as JSON.
+    #[arg(long)]
+    raw: bool,
+    /// Client context, as JSON (or any text, sent as a JSON string); the function
+    /// sees it as `context.clientContext`.
+    #[arg(long)]
+    context: Option<String>,
+    /// A file holding the client context (JSON); `--context` wins when both are given.
+    #[arg(long = "contextPath", short = 'x')]
+    context_path: Option<PathBuf>,
 }
 
 /// `stratus invoke` options.
@@ -58,6 +70,13 @@ enum Local {
         /// Extra environment variables, KEY=VALUE (repeatable).
         #[arg(long, short = 'e')]
         env: Vec<String>,
+        /// No effect on Stratus (the function runs in its runtime's bootstrap, as on
+        /// the server; not in Docker).
+        #[arg(long)]
+        docker: bool,
+        /// No effect on Stratus (no Docker is used).
+        #[arg(long = "docker-arg", allow_hyphen_values = true)]
+        docker_arg: Option<String>,
     },
 }
 
@@ -85,13 +104,44 @@ fn event_payload(e: &EventArgs, dir: &std::path::Path) -> anyhow::Result<String>
     if raw.trim().is_empty() {
         return Ok("{}".into());
     }
+    let json_file = e.data.is_none()
+        && e.path
+            .as_ref()
+            .is_some_and(|p| p.extension().is_some_and(|x| x == "json"));
+    if e.raw && !json_file {
+        return Ok(Value::String(raw).to_string());
+    }
     if serde_json::from_str::<Value>(&raw).is_ok() {
         return Ok(raw);
     }
-    if e.path.is_some() {
-        bail!("the event file is not valid JSON");
+    if e.data.is_none() && e.path.is_some() {
+        bail!("the event file is not valid JSON (use --raw to send it as a string)");
     }
     Ok(Value::String(raw).to_string())
+}
+
+/// The `X-Amz-Client-Context` header for `--context` / `--contextPath`: base64 of the
+/// context as JSON (text that is not JSON, or anything with `--raw`, becomes a JSON
+/// string, as the Serverless Framework sends it).
+fn client_context(e: &EventArgs, dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let text = match (&e.context, &e.context_path) {
+        (Some(c), _) => c.clone(),
+        (None, Some(p)) => {
+            let path = if p.is_absolute() {
+                p.clone()
+            } else {
+                dir.join(p)
+            };
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the context file {}", path.display()))?
+        }
+        (None, None) => return Ok(None),
+    };
+    let json = match serde_json::from_str::<Value>(&text) {
+        Ok(v) if !e.raw => v.to_string(),
+        _ => Value::String(text).to_string(),
+    };
+    Ok(Some(base64::engine::general_purpose::STANDARD.encode(json)))
 }
 
 /// Prints a result the way the Serverless Framework does: pretty JSON (4 spaces),
@@ -132,6 +182,7 @@ async fn invoke_remote(
 ) -> anyhow::Result<()> {
     let f = p.function(&e.function)?;
     let payload = event_payload(e, &p.dir)?;
+    let context = client_context(e, &p.dir)?;
     let api = Api::new(&g.endpoint);
     let target = match &args.qualifier {
         Some(q) => format!("{}:{q}", f.name),
@@ -140,6 +191,9 @@ async fn invoke_remote(
     let mut headers = vec![("x-amz-invocation-type", args.r#type.as_str())];
     if args.log {
         headers.push(("x-amz-log-type", "Tail"));
+    }
+    if let Some(c) = &context {
+        headers.push(("x-amz-client-context", c.as_str()));
     }
     let r = api
         .call(
@@ -175,6 +229,7 @@ async fn invoke_local(g: &Global, e: &EventArgs, env: &[String]) -> anyhow::Resu
     let p = project::load(g)?;
     let f = p.function(&e.function)?.clone();
     let payload = event_payload(e, &p.dir)?;
+    let context = client_context(e, &p.dir)?;
     let mut vars = f.environment.clone();
     for kv in env {
         let (k, v) = kv
@@ -182,7 +237,7 @@ async fn invoke_local(g: &Global, e: &EventArgs, env: &[String]) -> anyhow::Resu
             .with_context(|| format!("--env {kv}: expected KEY=VALUE"))?;
         vars.insert(k.to_string(), v.to_string());
     }
-    let packages = crate::pack::package(&p, Some(&e.function), &|_| {})?;
+    let packages = crate::pack::package(&p, Some(&e.function), &p.output_dir(), &|_| {})?;
     let artifact = packages
         .by_function
         .get(&e.function)
@@ -207,8 +262,12 @@ async fn invoke_local(g: &Global, e: &EventArgs, env: &[String]) -> anyhow::Resu
         if r.status != 201 {
             return Err(server_error("creating the local function", &r));
         }
+        let mut headers = vec![("x-amz-log-type", "Tail")];
+        if let Some(c) = &context {
+            headers.push(("x-amz-client-context", c.as_str()));
+        }
         let r = api
-            .call("POST", &format!("/2015-03-31/functions/{}/invocations", f.name), &[("x-amz-log-type", "Tail")], payload)
+            .call("POST", &format!("/2015-03-31/functions/{}/invocations", f.name), &headers, payload)
             .await?;
         if r.status != 200 {
             return Err(server_error("invoking locally", &r));
@@ -225,7 +284,23 @@ async fn invoke_local(g: &Global, e: &EventArgs, env: &[String]) -> anyhow::Resu
 
 pub(crate) async fn run(g: &Global, args: InvokeArgs) -> anyhow::Result<()> {
     match (&args.local, &args.event) {
-        (Some(Local::Local { event, env }), _) => invoke_local(g, event, env).await,
+        (
+            Some(Local::Local {
+                event,
+                env,
+                docker,
+                docker_arg,
+            }),
+            _,
+        ) => {
+            if *docker {
+                ui::no_effect("docker", "invoke local runs the function with its runtime's bootstrap, as the server does");
+            }
+            if docker_arg.is_some() {
+                ui::no_effect("docker-arg", "invoke local uses no Docker");
+            }
+            invoke_local(g, event, env).await
+        }
         (None, Some(e)) => {
             let p = project::load(g)?;
             invoke_remote(g, &args, e, &p).await

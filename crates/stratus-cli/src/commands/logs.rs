@@ -1,4 +1,4 @@
-//! `stratus logs -f NAME [--tail] [--startTime 30m] [--filter text]`.
+//! `stratus logs -f NAME [--tail] [--startTime 30m] [--filter text] [--interval ms]`.
 
 use std::time::Duration;
 
@@ -26,8 +26,8 @@ pub(crate) struct LogsArgs {
     /// Only lines containing this text.
     #[arg(long)]
     filter: Option<String>,
-    /// Seconds between polls with --tail.
-    #[arg(long, default_value_t = 1)]
+    /// Milliseconds between polls with --tail.
+    #[arg(long, short = 'i', default_value_t = 1000, value_name = "MS")]
     interval: u64,
 }
 
@@ -86,7 +86,7 @@ pub(crate) async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(args.interval)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(args.interval.max(1))) => {}
             _ = crate::shutdown_signal() => return Ok(()),
         }
     }

@@ -216,6 +216,7 @@ async fn rollback(
             stage,
             DeployRequest {
                 partial: false,
+                force: false,
                 ..req
             },
         ),
