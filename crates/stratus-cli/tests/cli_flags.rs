@@ -11,6 +11,7 @@
 //!   --contextPath`, `logs --interval`, `info --verbose`, `deploy list functions`,
 //!   `create --template-path`, `--debug`, and the notes for the options that have no
 //!   effect.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
 

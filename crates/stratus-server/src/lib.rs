@@ -177,14 +177,19 @@ impl RunningServer {
 
 /// Opens the data dir, loads state, re-warms provisioned pools and starts serving.
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
-    let dir = &cfg.data_dir;
     for sub in ["", "blobs", "code", "runtimes", "tmp"] {
-        let p = dir.join(sub);
+        let p = cfg.data_dir.join(sub);
         std::fs::create_dir_all(&p).map_err(|source| StartError::DataDir {
             path: p.display().to_string(),
             source,
         })?;
     }
+    // Environments run with their code directory as the working directory, so
+    // every path handed to them (bootstraps, code, /tmp) must be absolute.
+    let dir = &std::fs::canonicalize(&cfg.data_dir).map_err(|source| StartError::DataDir {
+        path: cfg.data_dir.display().to_string(),
+        source,
+    })?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Bind {

@@ -57,7 +57,15 @@ impl Answer {
 impl Api {
     async fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = ServerConfig::new(dir.path().join("data"), "127.0.0.1:0".parse().unwrap());
+        Self::start_in(dir, |d| d.join("data")).await
+    }
+
+    /// A server whose data dir is `data(dir)`.
+    async fn start_in(
+        dir: tempfile::TempDir,
+        data: impl FnOnce(&std::path::Path) -> std::path::PathBuf,
+    ) -> Self {
+        let cfg = ServerConfig::new(data(dir.path()), "127.0.0.1:0".parse().unwrap());
         let server = stratus_server::start(cfg).await.unwrap();
         let app = server.router();
         Self {
@@ -575,5 +583,19 @@ async fn management_errors_have_lambdas_shapes() {
     api.call("GET", "/no/such/operation", &[], Value::Null)
         .await
         .expect_error(StatusCode::NOT_FOUND, "UnknownOperationException");
+    api.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relative_data_dir_runs_interpreted_functions() {
+    // `stratus server` defaults to `./.stratus`; environments run in their code
+    // directory, so the server must hand them absolute paths.
+    let dir = tempfile::tempdir().unwrap();
+    std::env::set_current_dir(dir.path()).unwrap();
+    let api = Api::start_in(dir, |_| std::path::PathBuf::from("relative-data")).await;
+    api.create_function("f").await;
+    let (out, cold) = api.invoke("f").await;
+    assert_eq!(out, "latest");
+    assert!(cold);
     api.server.shutdown().await;
 }
