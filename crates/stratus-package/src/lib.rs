@@ -29,6 +29,7 @@ pub mod native;
 pub mod node_deps;
 pub mod python_deps;
 pub mod select;
+mod selection;
 pub mod unzip;
 mod walk;
 pub mod zipwrite;
@@ -44,9 +45,10 @@ pub use python_deps::{
     PythonWarning, DEFAULT_SLIM_PATTERNS,
 };
 pub use select::{
-    merge_files, select_files, select_function_files, zip_entries, SelectError, SelectOptions,
-    SelectWarning, SelectedFile, Selection, CONFIG_FILE_NAMES, DEFAULT_EXCLUDES,
+    select_files, select_function_files, SelectError, SelectOptions, CONFIG_FILE_NAMES,
+    DEFAULT_EXCLUDES,
 };
+pub use selection::{merge_files, zip_entries, SelectWarning, SelectedFile, Selection};
 pub use unzip::{remove_tree, safe_unzip, unpack_once, Limits, UnzipError, UnzipSummary};
 pub use walk::WalkError;
 pub use zipwrite::{zip_dir, zip_files, ZipWriteError};

@@ -29,7 +29,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::PathBuf;
 
-use crate::select::SelectedFile;
+use crate::selection::SelectedFile;
 
 /// Bytes read from the start of every file.
 const HEADER_LEN: u64 = 64;

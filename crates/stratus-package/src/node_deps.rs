@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::select::{SelectWarning, SelectedFile, Selection};
+use crate::selection::{SelectWarning, SelectedFile, Selection};
 use crate::walk::{self, WalkError};
 
 /// Lockfiles tried in order, relative to the service directory.
@@ -406,18 +406,21 @@ fn is_bin_shim(rel: &str) -> bool {
     rel.starts_with("node_modules/.bin/") || rel.contains("/node_modules/.bin/")
 }
 
+/// Node service fixtures shared with [`crate::select`]'s tests of devDependency
+/// exclusion.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use std::fs;
+    use std::path::Path;
 
-    fn write(root: &Path, rel: &str, content: &str) {
+    pub(crate) fn write(root: &Path, rel: &str, content: &str) {
         let p = root.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, content).unwrap();
     }
 
     /// A package in node_modules with its package.json and an index.js.
-    fn pkg(root: &Path, dir: &str, deps: &[&str]) {
+    pub(crate) fn pkg(root: &Path, dir: &str, deps: &[&str]) {
         let deps: serde_json::Map<String, serde_json::Value> = deps
             .iter()
             .map(|d| ((*d).to_owned(), serde_json::Value::from("*")))
@@ -433,7 +436,7 @@ mod tests {
 
     /// express (prod) → shared; jest (dev) → shared, jest-only, nested dev helper;
     /// @types/node (dev, scoped); optional prod `fsevents` not installed.
-    fn fabricate(root: &Path) {
+    pub(crate) fn fabricate(root: &Path) {
         write(
             root,
             "package.json",
@@ -455,6 +458,21 @@ mod tests {
         write(root, "node_modules/.bin/jest", "#!/usr/bin/env node");
         write(root, "handler.js", "exports.handler = async () => 1;");
     }
+
+    pub(crate) const PROD_FILES: &[&str] = &[
+        "node_modules/express/index.js",
+        "node_modules/express/package.json",
+        "node_modules/left-pad/index.js",
+        "node_modules/left-pad/package.json",
+        "node_modules/shared/index.js",
+        "node_modules/shared/package.json",
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{fabricate, pkg, write, PROD_FILES};
+    use super::*;
 
     fn lockfile_v3() -> String {
         serde_json::json!({
@@ -479,15 +497,6 @@ mod tests {
     fn zip_paths(sel: &Selection) -> Vec<&str> {
         sel.files.iter().map(|f| f.zip_path.as_str()).collect()
     }
-
-    const PROD_FILES: &[&str] = &[
-        "node_modules/express/index.js",
-        "node_modules/express/package.json",
-        "node_modules/left-pad/index.js",
-        "node_modules/left-pad/package.json",
-        "node_modules/shared/index.js",
-        "node_modules/shared/package.json",
-    ];
 
     #[test]
     fn lockfile_dev_flags() {
@@ -567,30 +576,6 @@ mod tests {
         );
         let sel = node_production_files(root).unwrap();
         assert_eq!(zip_paths(&sel), PROD_FILES);
-
-        // Through select_files with the default excludeDevDependencies.
-        let all = crate::select_files(root, &[], &crate::SelectOptions::default()).unwrap();
-        let mut expected = vec!["handler.js", "package.json"];
-        expected.extend(PROD_FILES);
-        expected.sort();
-        assert_eq!(
-            all.files
-                .iter()
-                .map(|f| f.zip_path.as_str())
-                .collect::<Vec<_>>(),
-            expected
-        );
-        // A pattern can still bring a dev package back.
-        let back = crate::select_files(
-            root,
-            &["node_modules/jest-only/**".to_owned()],
-            &crate::SelectOptions::default(),
-        )
-        .unwrap();
-        assert!(back
-            .files
-            .iter()
-            .any(|f| f.zip_path == "node_modules/jest-only/index.js"));
     }
 
     #[test]
@@ -612,16 +597,6 @@ mod tests {
             text.contains("npm install") && text.contains("express"),
             "{text}"
         );
-        // select_files (which also packages Python services) only warns.
-        let sel = crate::select_files(root, &[], &crate::SelectOptions::default()).unwrap();
-        assert_eq!(
-            sel.warnings,
-            vec![SelectWarning::NodeModulesMissing {
-                dependencies: vec!["express".to_owned()]
-            }]
-        );
-        assert!(sel.warnings[0].to_string().contains("npm ci"));
-
         // node_modules exists but express is not in it: a warning, not an error.
         pkg(root, "node_modules/other", &[]);
         let sel = node_production_files(root).unwrap();

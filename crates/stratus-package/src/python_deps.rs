@@ -60,7 +60,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::hash::sha256_hex;
 use crate::native::{check_native, NativeWarning, Target};
-use crate::select::{SelectWarning, SelectedFile};
+use crate::selection::{SelectWarning, SelectedFile};
 use crate::walk::{self, WalkError};
 
 /// The plugin's default `slim` patterns plus test directories (see [`PythonReqOptions::slim`]).
@@ -1018,8 +1018,9 @@ mod tests {
         let again =
             install_python_requirements(service.path(), None, other_cache.path(), &opts).unwrap();
         assert_eq!(again.outcome, InstallOutcome::Installed);
-        let zip =
-            |files: &[SelectedFile]| crate::zip_files(&crate::select::zip_entries(files)).unwrap();
+        let zip = |files: &[SelectedFile]| {
+            crate::zip_files(&crate::selection::zip_entries(files)).unwrap()
+        };
         assert_eq!(zip(&first.files), zip(&again.files));
     }
 

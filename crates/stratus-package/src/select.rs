@@ -50,13 +50,16 @@
 //! service directory, dangling links and directory links that would loop are skipped and
 //! reported as warnings, never errors.
 
-use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::node_deps::{self, NodeDepsError};
 use crate::walk::{self, WalkError};
+
+// The result types live in `selection` (shared with `walk` and `node_deps` without a
+// module cycle); they stay reachable under `select::` as before.
+pub use crate::selection::{merge_files, zip_entries, SelectWarning, SelectedFile, Selection};
 
 /// The Serverless Framework's default excludes plus Stratus's own (see the module docs).
 pub const DEFAULT_EXCLUDES: &[&str] = &[
@@ -116,147 +119,6 @@ impl Default for SelectOptions {
             output_dir: None,
             extra_excludes: Vec::new(),
             exclude_dev_dependencies: true,
-        }
-    }
-}
-
-/// One file chosen for a package.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SelectedFile {
-    /// Name inside the zip: relative, `/`-separated, no `.`/`..` components.
-    pub zip_path: String,
-    /// The file on disk (possibly a symlink to a file inside the service directory).
-    pub source: PathBuf,
-    /// Whether the owner may execute the file; [`crate::zip_files`] stores it as `0o755`.
-    pub executable: bool,
-}
-
-/// The result of a selection: files sorted by [`SelectedFile::zip_path`], and what was
-/// skipped along the way.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Selection {
-    /// The chosen files, sorted by zip path, no duplicates.
-    pub files: Vec<SelectedFile>,
-    /// Things the user should hear about that did not stop the selection.
-    pub warnings: Vec<SelectWarning>,
-}
-
-impl Selection {
-    /// The files as `(zip name, source)` pairs, ready for [`crate::zip_files`].
-    pub fn zip_entries(&self) -> Vec<(String, PathBuf)> {
-        zip_entries(&self.files)
-    }
-}
-
-/// Turns selected files into `(zip name, source)` pairs for [`crate::zip_files`].
-pub fn zip_entries(files: &[SelectedFile]) -> Vec<(String, PathBuf)> {
-    files
-        .iter()
-        .map(|f| (f.zip_path.clone(), f.source.clone()))
-        .collect()
-}
-
-/// Combines two file lists into one package (service files and installed dependencies,
-/// say). When both have an entry with the same zip path the one from `primary` is kept
-/// and the path is listed in the second element of the result, so the caller can warn.
-/// The result is sorted by zip path.
-pub fn merge_files(
-    primary: Vec<SelectedFile>,
-    secondary: Vec<SelectedFile>,
-) -> (Vec<SelectedFile>, Vec<String>) {
-    let mut by_name = std::collections::BTreeMap::new();
-    for f in primary {
-        by_name.insert(f.zip_path.clone(), f);
-    }
-    let mut shadowed = Vec::new();
-    for f in secondary {
-        if by_name.contains_key(&f.zip_path) {
-            shadowed.push(f.zip_path);
-        } else {
-            by_name.insert(f.zip_path.clone(), f);
-        }
-    }
-    shadowed.sort();
-    (by_name.into_values().collect(), shadowed)
-}
-
-/// Something skipped or ignored during selection; shown to the user, never fatal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum SelectWarning {
-    /// A symlink points outside the service directory; it was not followed.
-    SymlinkOutsideService {
-        /// The link, relative to the service directory.
-        path: String,
-        /// Where it resolves to.
-        target: PathBuf,
-    },
-    /// A directory symlink points at one of its own ancestors; it was not followed.
-    SymlinkLoop {
-        /// The link, relative to the service directory.
-        path: String,
-        /// Where it resolves to.
-        target: PathBuf,
-    },
-    /// A symlink whose target does not exist.
-    BrokenSymlink {
-        /// The link, relative to the service directory.
-        path: String,
-        /// The link's stored target.
-        link: PathBuf,
-    },
-    /// A pattern names paths outside the service directory; it was ignored.
-    PatternOutsideService {
-        /// The pattern as given.
-        pattern: String,
-    },
-    /// A production dependency from `package.json` is not installed in `node_modules`.
-    MissingNodeDependency {
-        /// The package name.
-        name: String,
-    },
-    /// `package.json` lists dependencies but there is no `node_modules` directory.
-    NodeModulesMissing {
-        /// The first few dependency names.
-        dependencies: Vec<String>,
-    },
-}
-
-impl fmt::Display for SelectWarning {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::SymlinkOutsideService { path, target } => write!(
-                f,
-                "skipped symlink '{path}': it points outside the service directory (to {})",
-                target.display()
-            ),
-            Self::SymlinkLoop { path, target } => write!(
-                f,
-                "skipped symlink '{path}': it points to its own parent directory {} (a loop)",
-                target.display()
-            ),
-            Self::BrokenSymlink { path, link } => write!(
-                f,
-                "skipped symlink '{path}': its target '{}' does not exist",
-                link.display()
-            ),
-            Self::PatternOutsideService { pattern } => write!(
-                f,
-                "ignored pattern '{pattern}': patterns can only select files inside the \
-                 service directory"
-            ),
-            Self::NodeModulesMissing { dependencies } => write!(
-                f,
-                "package.json lists dependencies ({}) but there is no node_modules directory, \
-                 so none are packaged; run `npm install` (or `npm ci`) first if the functions \
-                 need them",
-                dependencies.join(", ")
-            ),
-            Self::MissingNodeDependency { name } => write!(
-                f,
-                "dependency '{name}' from package.json is not installed in node_modules; \
-                 run `npm install` (or `npm ci`)"
-            ),
         }
     }
 }
@@ -614,6 +476,7 @@ fn relative_inside(base: &Path, path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node_deps::fixtures::{fabricate, write, PROD_FILES};
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
 
@@ -831,25 +694,53 @@ mod tests {
     }
 
     #[test]
-    fn merge_prefers_primary() {
-        let f = |n: &str, s: &str| SelectedFile {
-            zip_path: n.to_owned(),
-            source: PathBuf::from(s),
-            executable: false,
-        };
-        let (merged, shadowed) = merge_files(
-            vec![f("b.py", "svc/b.py"), f("a.py", "svc/a.py")],
-            vec![f("six.py", "deps/six.py"), f("a.py", "deps/a.py")],
-        );
+    fn dev_dependencies_are_excluded_and_can_be_brought_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        fabricate(root);
+        // Through select_files with the default excludeDevDependencies.
+        let all = select_files(root, &[], &SelectOptions::default()).unwrap();
+        let mut expected = vec!["handler.js", "package.json"];
+        expected.extend(PROD_FILES);
+        expected.sort();
         assert_eq!(
-            merged,
-            vec![
-                f("a.py", "svc/a.py"),
-                f("b.py", "svc/b.py"),
-                f("six.py", "deps/six.py")
-            ]
+            all.files
+                .iter()
+                .map(|f| f.zip_path.as_str())
+                .collect::<Vec<_>>(),
+            expected
         );
-        assert_eq!(shadowed, vec!["a.py"]);
+        // A pattern can still bring a dev package back.
+        let back = select_files(
+            root,
+            &["node_modules/jest-only/**".to_owned()],
+            &SelectOptions::default(),
+        )
+        .unwrap();
+        assert!(back
+            .files
+            .iter()
+            .any(|f| f.zip_path == "node_modules/jest-only/index.js"));
+    }
+
+    #[test]
+    fn missing_node_modules_only_warns() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write(
+            root,
+            "package.json",
+            r#"{"dependencies":{"express":"^4"},"devDependencies":{"jest":"29"}}"#,
+        );
+        // select_files (which also packages Python services) only warns.
+        let sel = select_files(root, &[], &SelectOptions::default()).unwrap();
+        assert_eq!(
+            sel.warnings,
+            vec![SelectWarning::NodeModulesMissing {
+                dependencies: vec!["express".to_owned()]
+            }]
+        );
+        assert!(sel.warnings[0].to_string().contains("npm ci"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::select::SelectWarning;
+use crate::selection::SelectWarning;
 
 /// Errors from listing a directory tree.
 #[derive(Debug, thiserror::Error)]

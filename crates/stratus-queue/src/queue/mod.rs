@@ -1,0 +1,226 @@
+//! The queue core: [`Queues`] implements SQS's semantics on [`crate::store`] and is
+//! the library API the rest of Stratus uses (the SQS event-source poller included).
+//! It knows nothing of HTTP.
+//!
+//! - **Visibility**: each message row has `visible_ms`, the moment it can next be
+//!   received: sent time plus delay, then receive time plus visibility timeout.
+//!   A message is *delayed* (never received, not yet visible), *in flight*
+//!   (received, not yet visible again) or *visible*.
+//! - **Receipt handles** name the queue, the message row and a random token that
+//!   changes on every receive. `DeleteMessage` with an older handle of a message
+//!   that has since been received again succeeds without deleting (SQS: "the
+//!   request will succeed, but the message might not be deleted"); with the latest
+//!   handle it deletes, even after the visibility timeout ran out.
+//! - **Retention**: a message older than the queue's `MessageRetentionPeriod`
+//!   (measured from its first `SentTimestamp`, also in a dead-letter queue) is
+//!   deleted before any read of its queue, and at start-up.
+//! - **Redrive**: a receive that meets a message already received
+//!   `maxReceiveCount` times moves it to the dead-letter queue (same message id,
+//!   body and attributes, receive count reset) instead of returning it.
+//! - **Long polling** waits on a per-queue [`Notify`] that every send, visibility
+//!   change and redrive into the queue wakes, and otherwise sleeps exactly until
+//!   the next delayed or in-flight message becomes visible.
+//! - **FIFO** queues (`.fifo`): messages of one group are received in order and a
+//!   group with a message in flight yields nothing else; `MessageDeduplicationId`
+//!   (or a SHA-256 of the body with `ContentBasedDeduplication`) suppresses a
+//!   duplicate sent within 5 minutes.
+//!
+//! The operations are grouped by family, one file each, all of them `impl Queues`
+//! blocks on the handle defined here:
+//! - `identity`: queue URLs and ARNs.
+//! - `lifecycle`: CreateQueue, DeleteQueue, ListQueues, GetQueueUrl (existence),
+//!   PurgeQueue, queue attributes and message counts.
+//! - `tags`: TagQueue, UntagQueue, ListQueueTags.
+//! - `send`: SendMessage(Batch), validation, delays, FIFO deduplication.
+//! - `receive`: ReceiveMessage, long polling, FIFO group ordering.
+//! - `receipt`: receipt handles and what they allow: DeleteMessage(Batch),
+//!   ChangeMessageVisibility(Batch).
+//! - `redrive`: dead-letter queues (moving messages, checking targets, sources).
+//! - `retention`: `MessageRetentionPeriod` expiry.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::Notify;
+
+use crate::attributes::QueueConfig;
+use crate::clock::{Clock, SystemClock};
+use crate::error::QueueError;
+use crate::store::{Store, StoreError};
+
+mod identity;
+mod lifecycle;
+mod receipt;
+mod receive;
+mod redrive;
+mod retention;
+mod send;
+mod tags;
+#[cfg(test)]
+mod test_support;
+
+use identity::Identity;
+pub use lifecycle::Depth;
+pub use receive::{Received, MAX_RECEIVE_MESSAGES};
+pub use send::{SendMessage, Sent, DEDUPLICATION_WINDOW};
+pub use tags::MAX_TAGS;
+
+/// A queue as loaded inside an operation.
+#[derive(Debug, Clone)]
+struct QueueRow {
+    id: i64,
+    name: String,
+    config: QueueConfig,
+    created_ms: i64,
+    modified_ms: i64,
+}
+
+fn load_queue(c: &Connection, name: &str) -> Result<QueueRow, QueueError> {
+    load_queue_opt(c, name)?.ok_or_else(|| QueueError::no_queue(name))
+}
+
+fn load_queue_opt(c: &Connection, name: &str) -> Result<Option<QueueRow>, QueueError> {
+    let row = c
+        .prepare_cached("SELECT id, config, created_ms, modified_ms FROM queues WHERE name = ?1")?
+        .query_row([name], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .optional()?;
+    let Some((id, config, created_ms, modified_ms)) = row else {
+        return Ok(None);
+    };
+    let config = serde_json::from_str(&config).map_err(|e| {
+        tracing::error!(queue = name, error = %e, "unreadable queue configuration");
+        QueueError::Store(StoreError::Corrupt(format!(
+            "the stored configuration of queue {name} is unreadable: {e}"
+        )))
+    })?;
+    Ok(Some(QueueRow {
+        id,
+        name: name.to_string(),
+        config,
+        created_ms,
+        modified_ms,
+    }))
+}
+
+fn config_json(config: &QueueConfig) -> Result<String, QueueError> {
+    serde_json::to_string(config).map_err(|e| {
+        QueueError::Store(StoreError::Corrupt(format!(
+            "cannot encode a queue configuration: {e}"
+        )))
+    })
+}
+
+/// A message or request id (UUID v4).
+pub(crate) fn new_uuid() -> String {
+    stratus_rules::uuid_v4()
+}
+
+/// Queues with SQS semantics, stored in `queues.db`. Cheap to share (`Arc`).
+pub struct Queues {
+    store: Store,
+    identity: Arc<Identity>,
+    clock: Arc<dyn Clock>,
+    /// Long-poll wake-ups, per queue name.
+    waiters: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl std::fmt::Debug for Queues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queues")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Queues {
+    /// Opens (creating) `queues.db` in `dir`. Queue URLs are
+    /// `{endpoint}/{account}/{name}` and ARNs `arn:aws:sqs:{region}:{account}:{name}`.
+    pub fn open(
+        dir: &Path,
+        endpoint: &str,
+        region: &str,
+        account: &str,
+    ) -> Result<Arc<Self>, QueueError> {
+        Self::open_with_clock(dir, endpoint, region, account, Arc::new(SystemClock))
+    }
+
+    /// [`Queues::open`] with another clock (tests move time with
+    /// [`crate::ManualClock`]).
+    pub fn open_with_clock(
+        dir: &Path,
+        endpoint: &str,
+        region: &str,
+        account: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, QueueError> {
+        let store = Store::open(dir, clock.now_ms())?;
+        Ok(Arc::new(Self {
+            store,
+            identity: Arc::new(Identity {
+                endpoint: endpoint.trim_end_matches('/').to_string(),
+                region: region.to_string(),
+                account: account.to_string(),
+            }),
+            clock,
+            waiters: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    fn waiter(&self, queue: &str) -> Arc<Notify> {
+        self.waiters
+            .lock()
+            .entry(queue.to_string())
+            .or_insert_with(|| Arc::new(Notify::new()))
+            .clone()
+    }
+
+    /// Wakes the long polls of a queue (they look again).
+    fn wake(&self, queue: &str) {
+        if let Some(n) = self.waiters.lock().get(queue) {
+            n.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+    use crate::message::MessageAttributes;
+
+    #[tokio::test]
+    async fn sent_messages_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || Queues::open(dir.path(), "http://h", "us-east-1", "1").unwrap();
+        let q = open();
+        create(&q, "q", &[]).await;
+        q.send("q", "kept", MessageAttributes::new(), None)
+            .await
+            .unwrap();
+        q.send("q", "in flight", MessageAttributes::new(), None)
+            .await
+            .unwrap();
+        let m = q.receive("q", 1, Some(600), NOW).await.unwrap().remove(0);
+        drop(q);
+        let q = open();
+        assert_eq!(
+            q.depth("q").await.unwrap(),
+            Depth {
+                visible: 1,
+                in_flight: 1,
+                delayed: 0
+            }
+        );
+        assert!(q.delete("q", &m.receipt_handle).await.unwrap());
+    }
+}

@@ -1,0 +1,575 @@
+//! Receiving: ReceiveMessage. One attempt marks messages received inside the
+//! writer's transaction (standard queues earliest-visible first, FIFO queues in order
+//! per group, skipping groups with a message in flight); long polling repeats
+//! attempts, waking on the queue's [`tokio::sync::Notify`] or when the next delayed
+//! or in-flight message becomes visible.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use tokio::time::Instant;
+
+use crate::attributes::{MAX_VISIBILITY_TIMEOUT, MAX_WAIT_SECONDS};
+use crate::error::QueueError;
+use crate::message::{
+    decode_attributes, md5_hex, md5_of_attributes, AttributeValue, MessageAttributes,
+};
+
+use super::receipt::make_handle;
+use super::retention::expire;
+use super::send::sequence_number;
+use super::{load_queue, Identity, QueueRow, Queues};
+
+/// Most messages one receive returns.
+pub const MAX_RECEIVE_MESSAGES: u32 = 10;
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The message id given at send.
+    pub message_id: String,
+    /// The handle for deleting it or changing its visibility; new on every receive.
+    pub receipt_handle: String,
+    /// The body.
+    pub body: String,
+    /// Hex MD5 of the body.
+    pub md5_of_body: String,
+    /// Every system attribute of the message: `SenderId`, `SentTimestamp`,
+    /// `ApproximateReceiveCount`, `ApproximateFirstReceiveTimestamp`, and when
+    /// they apply `MessageGroupId`, `MessageDeduplicationId`, `SequenceNumber`,
+    /// `AWSTraceHeader`, `DeadLetterQueueSourceArn`.
+    pub attributes: BTreeMap<String, String>,
+    /// Every message attribute.
+    pub message_attributes: MessageAttributes,
+    /// `MD5OfMessageAttributes` over all of them, when there are any.
+    pub md5_of_message_attributes: Option<String>,
+    /// Times received, this one included.
+    pub receive_count: u32,
+    /// Epoch ms of the send.
+    pub sent_timestamp: i64,
+    /// Epoch ms of the first receive.
+    pub first_receive_timestamp: i64,
+}
+
+/// A message row as a receive reads it.
+#[derive(Debug)]
+struct MessageRow {
+    id: i64,
+    message_id: String,
+    body: String,
+    attributes: Option<String>,
+    system_attributes: Option<String>,
+    sent_ms: i64,
+    receive_count: u32,
+    first_receive_ms: Option<i64>,
+    group_id: Option<String>,
+    dedup_id: Option<String>,
+    dead_letter_source: Option<String>,
+}
+
+const MESSAGE_COLUMNS: &str = "id, message_id, body, attributes, system_attributes, sent_ms, receive_count, first_receive_ms, group_id, dedup_id, dead_letter_source";
+
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
+    Ok(MessageRow {
+        id: r.get(0)?,
+        message_id: r.get(1)?,
+        body: r.get(2)?,
+        attributes: r.get(3)?,
+        system_attributes: r.get(4)?,
+        sent_ms: r.get(5)?,
+        receive_count: r.get::<_, i64>(6)? as u32,
+        first_receive_ms: r.get(7)?,
+        group_id: r.get(8)?,
+        dedup_id: r.get(9)?,
+        dead_letter_source: r.get(10)?,
+    })
+}
+
+/// The outcome of one receive attempt.
+#[derive(Debug, Default)]
+pub(super) struct Attempt {
+    messages: Vec<Received>,
+    /// The queue's `ReceiveMessageWaitTimeSeconds`.
+    wait_seconds: u32,
+    /// When the next delayed or in-flight message becomes visible.
+    next_visible_ms: Option<i64>,
+    /// Dead-letter queues that messages were moved to.
+    pub(super) moved_to: Vec<String>,
+}
+
+/// One receive attempt, inside the writer's transaction.
+pub(super) struct ReceiveJob<'a> {
+    pub(super) c: &'a Connection,
+    pub(super) identity: &'a Identity,
+    pub(super) q: &'a QueueRow,
+    pub(super) now: i64,
+    visibility: u32,
+    /// The dead-letter queue, looked up once when first needed.
+    pub(super) dlq: Option<Option<QueueRow>>,
+    pub(super) attempt: Attempt,
+}
+
+impl ReceiveJob<'_> {
+    /// Marks a message received and adds it to the answer.
+    fn take(&mut self, row: MessageRow) -> Result<(), QueueError> {
+        let token = hex::encode(rand::random::<[u8; 16]>());
+        let count = row.receive_count + 1;
+        let first = row.first_receive_ms.unwrap_or(self.now);
+        self.c
+            .prepare_cached(
+                "UPDATE messages SET receive_count = ?2, first_receive_ms = ?3, last_receive_ms = ?4,
+                 visible_ms = ?5, receipt_token = ?6 WHERE id = ?1",
+            )?
+            .execute(params![
+                row.id,
+                count,
+                first,
+                self.now,
+                self.now + i64::from(self.visibility) * 1000,
+                token
+            ])?;
+        let mut attributes = BTreeMap::from([
+            ("SenderId".to_string(), self.identity.account.clone()),
+            ("SentTimestamp".to_string(), row.sent_ms.to_string()),
+            ("ApproximateReceiveCount".to_string(), count.to_string()),
+            (
+                "ApproximateFirstReceiveTimestamp".to_string(),
+                first.to_string(),
+            ),
+        ]);
+        if let Some(g) = row.group_id {
+            attributes.insert("MessageGroupId".into(), g);
+        }
+        if let Some(d) = row.dedup_id {
+            attributes.insert("MessageDeduplicationId".into(), d);
+            attributes.insert("SequenceNumber".into(), sequence_number(row.id));
+        }
+        if let Some(source) = row.dead_letter_source {
+            attributes.insert("DeadLetterQueueSourceArn".into(), source);
+        }
+        for (name, attr) in decode_attributes(row.system_attributes.as_deref()) {
+            if let AttributeValue::String(v) = attr.value {
+                attributes.insert(name, v);
+            }
+        }
+        let message_attributes = decode_attributes(row.attributes.as_deref());
+        self.attempt.messages.push(Received {
+            message_id: row.message_id,
+            receipt_handle: make_handle(self.q.id, row.id, &token),
+            md5_of_body: md5_hex(row.body.as_bytes()),
+            body: row.body,
+            attributes,
+            md5_of_message_attributes: md5_of_attributes(&message_attributes),
+            message_attributes,
+            receive_count: count,
+            sent_timestamp: row.sent_ms,
+            first_receive_timestamp: first,
+        });
+        Ok(())
+    }
+
+    fn read_row(&self, id: i64) -> Result<MessageRow, QueueError> {
+        Ok(self
+            .c
+            .prepare_cached(&format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?1"
+            ))?
+            .query_row([id], message_row)?)
+    }
+
+    /// Standard queue: visible messages, earliest visible first.
+    fn standard(&mut self, max: usize) -> Result<(), QueueError> {
+        let mut seen = HashSet::new();
+        loop {
+            let limit = (max - self.attempt.messages.len() + seen.len()) as i64;
+            let rows: Vec<MessageRow> = self
+                .c
+                .prepare_cached(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE queue_id = ?1 AND visible_ms <= ?2
+                     ORDER BY visible_ms, id LIMIT ?3"
+                ))?
+                .query_map(params![self.q.id, self.now, limit], message_row)?
+                .collect::<Result<_, _>>()?;
+            let mut progressed = false;
+            for row in rows {
+                if !seen.insert(row.id) {
+                    continue;
+                }
+                progressed = true;
+                if self.redrive(row.id, row.receive_count)? {
+                    continue;
+                }
+                self.take(row)?;
+                if self.attempt.messages.len() >= max {
+                    return Ok(());
+                }
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// FIFO queue: in order within each group; a group whose oldest message is in
+    /// flight (or delayed) yields nothing.
+    fn fifo(&mut self, max: usize) -> Result<(), QueueError> {
+        let heads: Vec<(i64, Option<String>, i64, u32)> = self
+            .c
+            .prepare_cached(
+                "SELECT id, group_id, visible_ms, receive_count FROM messages WHERE queue_id = ?1 ORDER BY id",
+            )?
+            .query_map([self.q.id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u32))
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut blocked: HashSet<Option<String>> = HashSet::new();
+        for (id, group, visible_ms, receive_count) in heads {
+            if blocked.contains(&group) {
+                continue;
+            }
+            if visible_ms > self.now {
+                blocked.insert(group);
+                continue;
+            }
+            if self.redrive(id, receive_count)? {
+                continue;
+            }
+            let row = self.read_row(id)?;
+            self.take(row)?;
+            if self.attempt.messages.len() >= max {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Queues {
+    /// Receives up to `max` (1–10) messages, hiding them for `visibility` seconds
+    /// (`None`: the queue's `VisibilityTimeout`). With messages available it returns
+    /// at once; otherwise it waits up to `wait` (`None`: the queue's
+    /// `ReceiveMessageWaitTimeSeconds`; at most 20 s) for one to arrive or become
+    /// visible, and returns as soon as one does.
+    pub async fn receive(
+        &self,
+        queue: &str,
+        max: u32,
+        visibility: Option<u32>,
+        wait: Option<Duration>,
+    ) -> Result<Vec<Received>, QueueError> {
+        if !(1..=MAX_RECEIVE_MESSAGES).contains(&max) {
+            return Err(QueueError::param(
+                "MaxNumberOfMessages",
+                max,
+                "Must be between 1 and 10, if provided.",
+            ));
+        }
+        if let Some(v) = visibility.filter(|v| *v > MAX_VISIBILITY_TIMEOUT) {
+            return Err(QueueError::param(
+                "VisibilityTimeout",
+                v,
+                "Must be between 0 and 43200, if provided.",
+            ));
+        }
+        if let Some(w) = wait.filter(|w| *w > Duration::from_secs(MAX_WAIT_SECONDS.into())) {
+            return Err(QueueError::param(
+                "WaitTimeSeconds",
+                w.as_secs(),
+                "Must be >= 0 and <= 20, if provided.",
+            ));
+        }
+        let notify = self.waiter(queue);
+        let start = Instant::now();
+        let mut deadline = wait.map(|w| start + w);
+        loop {
+            // Registered before looking, so a send between the look and the wait
+            // still wakes this poll.
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let attempt = self.receive_once(queue, max, visibility).await?;
+            for dlq in &attempt.moved_to {
+                self.wake(dlq);
+            }
+            if !attempt.messages.is_empty() {
+                return Ok(attempt.messages);
+            }
+            let deadline =
+                *deadline.get_or_insert(start + Duration::from_secs(attempt.wait_seconds.into()));
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let mut until = deadline;
+            if let Some(at) = attempt.next_visible_ms {
+                let ms = (at - self.clock.now_ms()).max(1) as u64;
+                until = until.min(now + Duration::from_millis(ms));
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+        }
+    }
+
+    async fn receive_once(
+        &self,
+        queue: &str,
+        max: u32,
+        visibility: Option<u32>,
+    ) -> Result<Attempt, QueueError> {
+        let (owned, identity, clock) =
+            (queue.to_string(), self.identity.clone(), self.clock.clone());
+        self.store
+            .run(move |c| {
+                let q = load_queue(c, &owned)?;
+                let now = clock.now_ms();
+                expire(c, &q, now)?;
+                let mut job = ReceiveJob {
+                    c,
+                    identity: &identity,
+                    q: &q,
+                    now,
+                    visibility: visibility.unwrap_or(q.config.visibility_timeout),
+                    dlq: None,
+                    attempt: Attempt {
+                        wait_seconds: q.config.receive_wait_seconds,
+                        ..Attempt::default()
+                    },
+                };
+                if q.config.fifo {
+                    job.fifo(max as usize)?;
+                } else {
+                    job.standard(max as usize)?;
+                }
+                let mut attempt = job.attempt;
+                if attempt.messages.is_empty() {
+                    attempt.next_visible_ms = c
+                        .prepare_cached(
+                            "SELECT MIN(visible_ms) FROM messages WHERE queue_id = ?1 AND visible_ms > ?2",
+                        )?
+                        .query_row(params![q.id, now], |r| r.get(0))?;
+                }
+                Ok::<_, QueueError>(attempt)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::super::test_support::*;
+    use super::*;
+    use crate::error::QueueError;
+    use crate::message::MessageAttribute;
+    use crate::queue::{Depth, SendMessage};
+
+    #[tokio::test]
+    async fn send_receive_delete() {
+        let f = manual();
+        create(&f.q, "q", &[]).await;
+        let sent =
+            f.q.send(
+                "q",
+                "derp",
+                MessageAttributes::from([(
+                    "timestamp".to_string(),
+                    MessageAttribute::number("1493147359900"),
+                )]),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(sent.md5_of_body, "58fd9edd83341c29f1aebba81c31e257");
+        assert_eq!(
+            sent.md5_of_message_attributes.as_deref(),
+            Some("235c5c510d26fb653d073faed50ae77c")
+        );
+        assert_eq!(sent.message_id.len(), 36);
+        f.clock.advance(Duration::from_millis(5));
+        let got = f.q.receive("q", 10, None, NOW).await.unwrap();
+        assert_eq!(got.len(), 1);
+        let m = &got[0];
+        assert_eq!(
+            (m.message_id.as_str(), m.body.as_str()),
+            (sent.message_id.as_str(), "derp")
+        );
+        assert_eq!(m.md5_of_body, sent.md5_of_body);
+        assert_eq!(m.md5_of_message_attributes, sent.md5_of_message_attributes);
+        assert_eq!(m.receive_count, 1);
+        assert_eq!(m.sent_timestamp, T0);
+        assert_eq!(m.first_receive_timestamp, T0 + 5);
+        assert_eq!(m.attributes["SentTimestamp"], T0.to_string());
+        assert_eq!(m.attributes["ApproximateReceiveCount"], "1");
+        assert_eq!(
+            m.attributes["ApproximateFirstReceiveTimestamp"],
+            (T0 + 5).to_string()
+        );
+        assert_eq!(m.attributes["SenderId"], "123456789012");
+        assert_eq!(
+            f.q.depth("q").await.unwrap(),
+            Depth {
+                visible: 0,
+                in_flight: 1,
+                delayed: 0
+            }
+        );
+        assert!(f.q.delete("q", &m.receipt_handle).await.unwrap());
+        assert_eq!(f.q.depth("q").await.unwrap(), Depth::default());
+        // Deleting again succeeds and deletes nothing, as in SQS.
+        assert!(!f.q.delete("q", &m.receipt_handle).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn visibility_timeout_hides_a_message_until_it_runs_out() {
+        let f = manual();
+        create(&f.q, "q", &[("VisibilityTimeout", "30")]).await;
+        f.q.send("q", "m", MessageAttributes::new(), None)
+            .await
+            .unwrap();
+        let first = f.q.receive("q", 1, None, NOW).await.unwrap().remove(0);
+        assert!(f.q.receive("q", 1, None, NOW).await.unwrap().is_empty());
+        f.clock.advance(Duration::from_secs(29));
+        assert!(f.q.receive("q", 1, None, NOW).await.unwrap().is_empty());
+        f.clock.advance(Duration::from_secs(1));
+        let second = f.q.receive("q", 1, None, NOW).await.unwrap().remove(0);
+        assert_eq!(second.message_id, first.message_id);
+        assert_eq!(second.receive_count, 2);
+        assert_eq!(second.attributes["ApproximateReceiveCount"], "2");
+        assert_eq!(
+            second.first_receive_timestamp,
+            first.first_receive_timestamp
+        );
+        assert_ne!(second.receipt_handle, first.receipt_handle);
+        // The older handle no longer deletes; the latest one does.
+        assert!(!f.q.delete("q", &first.receipt_handle).await.unwrap());
+        assert_eq!(f.q.depth("q").await.unwrap().in_flight, 1);
+        assert!(f.q.delete("q", &second.receipt_handle).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn zero_visibility_returns_the_message_again_at_once() {
+        let f = manual();
+        create(&f.q, "q", &[]).await;
+        f.q.send("q", "m", MessageAttributes::new(), None)
+            .await
+            .unwrap();
+        let a = f.q.receive("q", 10, Some(0), NOW).await.unwrap();
+        assert_eq!(a.len(), 1, "one message, not repeated within a receive");
+        let b = f.q.receive("q", 10, Some(0), NOW).await.unwrap();
+        assert_eq!(b[0].receive_count, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_poll_wakes_on_send() {
+        let (_dir, q) = real();
+        create(&q, "q", &[]).await;
+        let poller = {
+            let q = q.clone();
+            tokio::spawn(
+                async move { q.receive("q", 1, None, Some(Duration::from_secs(20))).await },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        q.send("q", "wake", MessageAttributes::new(), None)
+            .await
+            .unwrap();
+        // Far less than the 20 s wait: the send woke the poll.
+        let got = tokio::time::timeout(Duration::from_secs(10), poller)
+            .await
+            .expect("the long poll should end when a message arrives")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got[0].body, "wake");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn long_poll_wakes_when_a_delayed_message_becomes_visible() {
+        let (_dir, q) = real();
+        create(&q, "q", &[("ReceiveMessageWaitTimeSeconds", "20")]).await;
+        q.send("q", "later", MessageAttributes::new(), Some(1))
+            .await
+            .unwrap();
+        // wait = None: the queue's ReceiveMessageWaitTimeSeconds applies.
+        let got = tokio::time::timeout(Duration::from_secs(10), q.receive("q", 1, None, None))
+            .await
+            .expect("the poll should end when the delay passes")
+            .unwrap();
+        assert_eq!(got[0].body, "later");
+    }
+
+    #[tokio::test]
+    async fn long_poll_of_an_empty_queue_ends_empty_after_the_wait() {
+        let (_dir, q) = real();
+        create(&q, "q", &[]).await;
+        let t = Instant::now();
+        let got = q
+            .receive("q", 1, None, Some(Duration::from_millis(300)))
+            .await
+            .unwrap();
+        assert!(got.is_empty());
+        assert!(t.elapsed() >= Duration::from_millis(300));
+    }
+
+    #[tokio::test]
+    async fn receive_parameters_are_validated() {
+        let f = manual();
+        create(&f.q, "q", &[]).await;
+        for (max, vis, wait) in [
+            (0, None, NOW),
+            (11, None, NOW),
+            (1, Some(43_201), NOW),
+            (1, None, Some(Duration::from_secs(21))),
+        ] {
+            assert!(matches!(
+                f.q.receive("q", max, vis, wait).await,
+                Err(QueueError::InvalidParameterValue { .. })
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn fifo_orders_within_groups_and_blocks_groups_in_flight() {
+        let f = manual();
+        create(&f.q, "f.fifo", &[("FifoQueue", "true")]).await;
+        let send = |body: &'static str, group: &'static str| {
+            let q = f.q.clone();
+            async move {
+                q.send_message(
+                    "f.fifo",
+                    SendMessage {
+                        group_id: Some(group.into()),
+                        deduplication_id: Some(body.into()),
+                        ..SendMessage::new(body)
+                    },
+                )
+                .await
+                .unwrap()
+            }
+        };
+        let a1 = send("a1", "A").await;
+        send("a2", "A").await;
+        send("b1", "B").await;
+        assert!(a1.sequence_number.is_some());
+        let first = f.q.receive("f.fifo", 1, None, NOW).await.unwrap().remove(0);
+        assert_eq!(first.body, "a1");
+        assert_eq!(first.attributes["MessageGroupId"], "A");
+        // A is blocked while a1 is in flight; B is not.
+        let next = f.q.receive("f.fifo", 10, None, NOW).await.unwrap();
+        assert_eq!(
+            next.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            ["b1"]
+        );
+        f.q.delete("f.fifo", &first.receipt_handle).await.unwrap();
+        let next = f.q.receive("f.fifo", 10, None, NOW).await.unwrap();
+        assert_eq!(
+            next.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            ["a2"]
+        );
+    }
+}
