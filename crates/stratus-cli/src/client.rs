@@ -7,34 +7,37 @@ use hyper_util::rt::TokioExecutor;
 
 /// A response: status, headers, body.
 #[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    pub(crate) headers: http::HeaderMap,
-    pub(crate) body: Bytes,
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: http::HeaderMap,
+    /// The whole body.
+    pub body: Bytes,
 }
 
 impl Reply {
     /// Header as text.
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// Body as JSON.
-    pub(crate) fn json(&self) -> anyhow::Result<serde_json::Value> {
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
         Ok(serde_json::from_slice(&self.body)?)
     }
 }
 
 /// A client for one endpoint.
 #[derive(Debug, Clone)]
-pub(crate) struct Api {
+pub struct Api {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
 }
 
 impl Api {
     /// A client for `base` (e.g. `http://127.0.0.1:9000`).
-    pub(crate) fn new(base: &str) -> Self {
+    pub fn new(base: &str) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
@@ -45,7 +48,7 @@ impl Api {
     }
 
     /// Sends a request.
-    pub(crate) async fn call(
+    pub async fn call(
         &self,
         method: &str,
         path: &str,
@@ -72,7 +75,7 @@ impl Api {
 
     /// Sends a request and hands each line of the (streamed) response body to
     /// `on_line` as it arrives. Returns the status.
-    pub(crate) async fn call_lines(
+    pub async fn call_lines(
         &self,
         method: &str,
         path: &str,
@@ -108,7 +111,7 @@ impl Api {
 
     /// Invokes a function synchronously (the integration tests' shorthand).
     #[allow(dead_code)]
-    pub(crate) async fn invoke(&self, function: &str, payload: &str) -> anyhow::Result<Reply> {
+    pub async fn invoke(&self, function: &str, payload: &str) -> anyhow::Result<Reply> {
         self.call(
             "POST",
             &format!("/2015-03-31/functions/{function}/invocations"),

@@ -11,7 +11,6 @@
 //! for the server's APIs), `ui` (progress and output).
 
 mod bench;
-mod client;
 mod commands;
 mod demo;
 mod pack;
@@ -21,6 +20,8 @@ mod ui;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use stratus_cli::client;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use stratus_server::ServerConfig;

@@ -23,14 +23,12 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::api::blocking;
-use crate::error::{ApiError, ErrorKind};
+use crate::error::{blocking, ApiError, ErrorKind};
 use crate::model::Environment;
 use crate::registry::{CodeInput, FunctionInput, Registry};
 use crate::store::{DeploymentStore, Stores};
 
-/// The alias that serves provisioned environments (as the Serverless Framework names it).
-pub const PROVISIONED_ALIAS: &str = "provisioned";
+pub use crate::model::PROVISIONED_ALIAS;
 /// How long a deployment waits for provisioned environments to become READY.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
 

@@ -205,3 +205,13 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// Runs blocking work (database calls, hashing, unzipping, fsync) on a blocking
+/// thread, so no async worker waits on it; a panic there is a `ServiceException`.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::service(format!("task failed: {e}"))))
+}

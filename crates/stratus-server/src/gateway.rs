@@ -25,7 +25,7 @@ use stratus_gateway::{CorsConfig, GatewayError, RequestMeta};
 use stratus_manifest::model::Event;
 use stratus_scheduler::{InvokeError, InvokeRequest, Scheduler};
 
-use crate::deploy::PROVISIONED_ALIAS;
+use crate::model::PROVISIONED_ALIAS;
 use crate::registry::Registry;
 use crate::store::Stores;
 

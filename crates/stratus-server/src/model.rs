@@ -144,6 +144,9 @@ pub fn lambda_time_now() -> String {
     )
 }
 
+/// The alias that serves provisioned environments (as the Serverless Framework names it).
+pub const PROVISIONED_ALIAS: &str = "provisioned";
+
 /// A random id in UUID v4 text form (request ids, revision ids).
 pub fn new_uuid() -> String {
     stratus_rules::uuid_v4()

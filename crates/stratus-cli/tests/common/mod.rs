@@ -3,16 +3,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 #![allow(dead_code, unreachable_pub)]
 
-#[path = "../../src/client.rs"]
-mod client;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
 use base64::Engine as _;
-pub(crate) use client::{Api, Reply};
 use serde_json::{json, Value};
+pub(crate) use stratus_cli::client::{Api, Reply};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 

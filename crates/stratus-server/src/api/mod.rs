@@ -20,7 +20,7 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use stratus_scheduler::Scheduler;
 
-use crate::error::ApiError;
+use crate::error::{blocking, ApiError};
 use crate::logs::LogStore;
 use crate::registry::Registry;
 
@@ -130,15 +130,6 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response {
         Ok(body) => (status, [("content-type", "application/json")], body).into_response(),
         Err(e) => ApiError::service(format!("cannot encode response: {e}")).into_response(),
     }
-}
-
-/// Runs blocking registry work (hashing, unzipping, fsync) off the async workers.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(ApiError::service(format!("task failed: {e}"))))
 }
 
 /// This server's base URL as the client reached it: the request's `Host` (with

@@ -102,33 +102,41 @@ async fn download_code(State(s): State<AppState>, Path(sha): Path<String>) -> Re
         .into_response()
 }
 
-/// Runs a deployment on its own task and streams its events as NDJSON; the
+/// Runs a deployment on its own thread and streams its events as NDJSON; the
 /// deployment continues even if the client goes away.
+///
+/// A deployment makes many registry and store calls, each a SQLite write; it runs
+/// as a whole on a blocking thread (driving its few awaits — progress events,
+/// waiting for provisioned environments — through the runtime's handle), so no
+/// async worker that carries invocations waits on the database.
 fn stream_deployment(s: AppState, service: String, stage: String, req: DeployRequest) -> Response {
     let (tx, rx) = mpsc::channel::<Event>(64);
-    tokio::spawn(async move {
-        let last = match deploy::apply(
-            &s.registry,
-            &s.stores,
-            &s.queues,
-            &service,
-            &stage,
-            req,
-            &tx,
-        )
-        .await
-        {
-            Ok(result) => Event::Done { result },
-            Err((step, e)) => Event::Error {
-                step,
-                error_type: e.error_type().to_string(),
-                message: e.message,
-            },
-        };
-        // Schedules (and other event sources) follow the deployment before the
-        // client hears it is done.
-        s.reload_triggers().await;
-        let _ = tx.send(last).await;
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        handle.block_on(async move {
+            let last = match deploy::apply(
+                &s.registry,
+                &s.stores,
+                &s.queues,
+                &service,
+                &stage,
+                req,
+                &tx,
+            )
+            .await
+            {
+                Ok(result) => Event::Done { result },
+                Err((step, e)) => Event::Error {
+                    step,
+                    error_type: e.error_type().to_string(),
+                    message: e.message,
+                },
+            };
+            // Schedules (and other event sources) follow the deployment before the
+            // client hears it is done.
+            s.triggers.reload(&s.registry);
+            let _ = tx.send(last).await;
+        })
     });
     let lines = ReceiverStream::new(rx).map(|ev| {
         let mut line = serde_json::to_vec(&ev).unwrap_or_default();

@@ -1,0 +1,5 @@
+//! `stratus-cli` as a library: the HTTP client the `stratus` binary speaks to a
+//! Stratus server with (the Lambda API, the NDJSON deploy stream, the invoke path).
+//! The integration tests drive servers through the same client.
+
+pub mod client;
