@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 
 use crate::model::new_uuid;
 use crate::registry::Registry;
+use crate::triggers::FunctionEvents;
 
 /// Most pollers one mapping runs.
 const MAX_POLLERS: usize = 5;
@@ -51,11 +52,26 @@ pub struct Mappings {
 }
 
 impl Mappings {
-    /// Starts, keeps or stops pollers to match the deployed functions' `sqs` events.
-    pub fn reload(&self, registry: &Arc<Registry>, queues: &Arc<Queues>, scheduler: &Scheduler) {
+    /// How many mappings have pollers running.
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
+        self.running.lock().len()
+    }
+
+    /// Starts, keeps or stops pollers to match the deployed functions' `sqs`
+    /// events and the mappings made through the Lambda API, both as
+    /// `Triggers::reload` read them from the store.
+    pub(crate) fn reload(
+        &self,
+        registry: &Arc<Registry>,
+        all_events: &[FunctionEvents],
+        api_mappings: &[Value],
+        queues: &Arc<Queues>,
+        scheduler: &Scheduler,
+    ) {
         let mut wanted = HashMap::new();
-        for (function, events, _) in registry.store().all_function_events().unwrap_or_default() {
-            for ev in &events {
+        for (function, events, _) in all_events {
+            for ev in events {
                 let Event::Sqs(s) = ev else { continue };
                 if !s.enabled {
                     continue;
@@ -84,7 +100,7 @@ impl Mappings {
                 wanted.insert(format!("{function}\0{arn}"), m);
             }
         }
-        for m in registry.store().event_source_mappings().unwrap_or_default() {
+        for m in api_mappings {
             if m["State"] != "Enabled" {
                 continue;
             }

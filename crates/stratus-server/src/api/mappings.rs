@@ -135,7 +135,7 @@ async fn create(State(s): State<AppState>, body: Bytes) -> Response {
             )));
         }
         s.registry.store().put_event_source_mapping(m["UUID"].as_str().unwrap_or_default(), &function, Some(&m))?;
-        s.triggers.reload(&s.registry);
+        let _ = s.triggers.reload(&s.registry); // a failure is logged, the previous sources stay
         Ok(m)
     }
     .await;
@@ -209,7 +209,7 @@ async fn update(State(s): State<AppState>, Path(uuid): Path<String>, body: Bytes
         s.registry
             .store()
             .put_event_source_mapping(&uuid, &function, Some(&m))?;
-        s.triggers.reload(&s.registry);
+        let _ = s.triggers.reload(&s.registry); // a failure is logged, the previous sources stay
         Ok::<_, ApiError>(m)
     })();
     match r {
@@ -224,7 +224,7 @@ async fn delete(State(s): State<AppState>, Path(uuid): Path<String>) -> Response
         s.registry
             .store()
             .put_event_source_mapping(&uuid, "", None)?;
-        s.triggers.reload(&s.registry);
+        let _ = s.triggers.reload(&s.registry); // a failure is logged, the previous sources stay
         m["State"] = "Deleting".into();
         Ok::<_, ApiError>(m)
     })();

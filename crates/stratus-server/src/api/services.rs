@@ -117,7 +117,7 @@ fn stream_deployment(s: AppState, service: String, stage: String, req: DeployReq
         };
         // Schedules (and other event sources) follow the deployment before the
         // client hears it is done.
-        s.triggers.reload(&s.registry);
+        let _ = s.triggers.reload(&s.registry); // a failure is logged, the previous sources stay
         let _ = tx.send(last).await;
     });
     let lines = ReceiverStream::new(rx).map(|ev| {
@@ -298,7 +298,7 @@ async fn remove(
     }
     match deploy::remove(&s.registry, &service, &stage) {
         Ok(removed) => {
-            s.triggers.reload(&s.registry);
+            let _ = s.triggers.reload(&s.registry); // a failure is logged, the previous sources stay
             json(StatusCode::OK, &json!({ "removed": removed }))
         }
         Err(e) => e.into_response(),
