@@ -118,7 +118,11 @@ pub(crate) fn route_specs(
                         Ok(stratus_manifest::model::FunctionUrl { cors: Some(c), .. }) => {
                             spec.with_cors(api_cors(&c))
                         }
-                        _ => spec,
+                        Ok(_) => spec,
+                        Err(e) => {
+                            tracing::warn!(function, error = %e, "function URL settings unreadable; served without CORS");
+                            spec
+                        }
                     }
                 }
                 _ => continue,
