@@ -52,98 +52,93 @@ pub struct Routes {
     table: Arc<RwLock<Arc<RouteTable>>>,
 }
 
-/// The routes of every deployed function's events (as `Triggers::reload` read
-/// them). A REST route's stage is its service's; reading it may fail, and then
-/// nothing changes.
-pub(crate) fn route_specs(
-    registry: &Registry,
-    all_events: &[FunctionEvents],
-) -> Result<Vec<RouteSpec>, StoreError> {
-    let mut specs = Vec::new();
-    for (function, events, _) in all_events {
-        let function = function.clone();
-        // A function deployed without a service (CreateFunction) has no stage
-        // of its own: `dev`, the Serverless default.
-        let stage = registry
-            .store()
-            .owner_of(&function)?
-            .map(|(_, stage)| stage)
-            .unwrap_or_else(|| "dev".into());
-        let qualifier = registry
-            .snapshot(&function)
-            .filter(|s| s.aliases.contains_key(PROVISIONED_ALIAS))
-            .map(|_| PROVISIONED_ALIAS.to_string());
-        for ev in events {
-            let spec = match ev {
-                Event::Http(h) => {
-                    let mut spec = RouteSpec::rest(
-                        h.method.clone(),
-                        h.path.clone(),
-                        stage.clone(),
-                        function.clone(),
-                    );
-                    if let Some(c) = &h.cors {
-                        spec = spec.with_cors(CorsConfig {
-                            allow_origins: c.origins.clone(),
-                            allow_headers: c.headers.clone(),
-                            allow_methods: c.methods.clone(),
-                            allow_credentials: c.allow_credentials,
-                            max_age: c.max_age,
-                            cache_control: c.cache_control.clone(),
-                            ..CorsConfig::default()
-                        });
-                    }
-                    spec
-                }
-                Event::HttpApi(h) => {
-                    let path = if h.path == "*" {
-                        "$default".to_string()
-                    } else {
-                        h.path.clone()
-                    };
-                    let spec = RouteSpec::http_api(h.method.clone(), path, function.clone());
-                    // `provider.httpApi.cors`, copied into each route of the API.
-                    match &h.cors {
-                        Some(c) => spec.with_cors(api_cors(c)),
-                        None => spec,
-                    }
-                }
-                // `url: true` travels with the events as `{"other": {"kind": "url"}}`.
-                Event::Other { kind, config } if kind == "url" => {
-                    let spec = RouteSpec::function_url(function.clone());
-                    let url = serde_json::from_value::<stratus_manifest::model::FunctionUrl>(
-                        config.clone(),
-                    );
-                    match url {
-                        Ok(stratus_manifest::model::FunctionUrl { cors: Some(c), .. }) => {
-                            spec.with_cors(api_cors(&c))
-                        }
-                        Ok(_) => spec,
-                        Err(e) => {
-                            tracing::warn!(function, error = %e, "function URL settings unreadable; served without CORS");
-                            spec
-                        }
-                    }
-                }
-                _ => continue,
-            };
-            specs.push(match &qualifier {
-                Some(q) => spec.with_qualifier(q.clone()),
-                None => spec,
-            });
-        }
-    }
-    Ok(specs)
-}
-
 impl Routes {
-    /// Replaces the table with one of these routes. Conflicting routes are
-    /// logged and the previous table is kept.
-    pub(crate) fn install(&self, specs: Vec<RouteSpec>) {
+    /// Rebuilds the table from every deployed function's events, as
+    /// `Triggers::reload` read them. A store error (reading a REST route's
+    /// stage) is returned and changes nothing; conflicting routes are logged and
+    /// the previous table is kept.
+    pub(crate) fn reload(
+        &self,
+        registry: &Registry,
+        all_events: &[FunctionEvents],
+    ) -> Result<(), StoreError> {
+        let mut specs = Vec::new();
+        for (function, events, _) in all_events {
+            // A function created without a service has no stage: `dev`.
+            let stage = registry
+                .store()
+                .owner_of(function)?
+                .map(|(_, stage)| stage)
+                .unwrap_or_else(|| "dev".into());
+            let qualifier = registry
+                .snapshot(function)
+                .filter(|s| s.aliases.contains_key(PROVISIONED_ALIAS))
+                .map(|_| PROVISIONED_ALIAS.to_string());
+            for ev in events {
+                let spec = match ev {
+                    Event::Http(h) => {
+                        let mut spec = RouteSpec::rest(
+                            h.method.clone(),
+                            h.path.clone(),
+                            stage.clone(),
+                            function.clone(),
+                        );
+                        if let Some(c) = &h.cors {
+                            spec = spec.with_cors(CorsConfig {
+                                allow_origins: c.origins.clone(),
+                                allow_headers: c.headers.clone(),
+                                allow_methods: c.methods.clone(),
+                                allow_credentials: c.allow_credentials,
+                                max_age: c.max_age,
+                                cache_control: c.cache_control.clone(),
+                                ..CorsConfig::default()
+                            });
+                        }
+                        spec
+                    }
+                    Event::HttpApi(h) => {
+                        let path = if h.path == "*" {
+                            "$default".to_string()
+                        } else {
+                            h.path.clone()
+                        };
+                        let spec = RouteSpec::http_api(h.method.clone(), path, function.clone());
+                        // `provider.httpApi.cors`, copied into each route of the API.
+                        match &h.cors {
+                            Some(c) => spec.with_cors(api_cors(c)),
+                            None => spec,
+                        }
+                    }
+                    // `url: true` travels with the events as `{"other": {"kind": "url"}}`.
+                    Event::Other { kind, config } if kind == "url" => {
+                        let spec = RouteSpec::function_url(function.clone());
+                        let url = serde_json::from_value::<stratus_manifest::model::FunctionUrl>(
+                            config.clone(),
+                        );
+                        match url {
+                            Ok(stratus_manifest::model::FunctionUrl { cors: Some(c), .. }) => {
+                                spec.with_cors(api_cors(&c))
+                            }
+                            Ok(_) => spec,
+                            Err(e) => {
+                                tracing::warn!(function, error = %e, "function URL settings unreadable; served without CORS");
+                                spec
+                            }
+                        }
+                    }
+                    _ => continue,
+                };
+                specs.push(match &qualifier {
+                    Some(q) => spec.with_qualifier(q.clone()),
+                    None => spec,
+                });
+            }
+        }
         match RouteTable::new(specs) {
             Ok(table) => *self.table.write() = Arc::new(table),
             Err(e) => tracing::error!(error = %e, "HTTP routes not updated"),
         }
+        Ok(())
     }
 
     /// `(kind, method, public path, function)` of every route, for `info`.

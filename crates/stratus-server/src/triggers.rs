@@ -227,7 +227,8 @@ impl Triggers {
     fn try_reload(&self, registry: &Arc<Registry>) -> Result<(), StoreError> {
         let events = registry.store().all_function_events()?;
         let api_mappings = registry.store().event_source_mappings()?;
-        let routes = crate::gateway::route_specs(registry, &events)?;
+        // The last read; the rest cannot fail.
+        self.routes.reload(registry, &events)?;
         let mut all = Vec::new();
         for (function, events, created_ms) in &events {
             let anchor = OffsetDateTime::from_unix_timestamp_nanos(*created_ms as i128 * 1_000_000)
@@ -236,7 +237,6 @@ impl Triggers {
         }
         *self.entries.lock() = all;
         self.changed.notify_one();
-        self.routes.install(routes);
         self.mappings.reload(
             registry,
             &events,
