@@ -403,6 +403,8 @@ class _RuntimeAPI(object):
             end = self._buf.find(b"\r\n\r\n")
             if end != -1:
                 break
+            if len(self._buf) > 1024 * 1024:
+                raise _RuntimeAPIError("Runtime API response head larger than 1 MB")
             self._recv()
         lines = self._buf[:end].decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
@@ -581,6 +583,8 @@ def _serve(api, handler):
         headers, body = api.next()
         get = headers.get
         request_id = get("lambda-runtime-aws-request-id", "")
+        if not request_id:
+            raise _RuntimeAPIError("GET %s response without Lambda-Runtime-Aws-Request-Id" % _NEXT)
         _request_id = request_id
 
         trace_id = get("lambda-runtime-trace-id")

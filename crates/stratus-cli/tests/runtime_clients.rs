@@ -303,7 +303,7 @@ async fn an_idle_connection_closed_by_the_server_is_retried_once() {
 async fn malformed_runtime_api_responses_end_the_runtime_with_a_reason() {
     /// (what is wrong, the answer to every request, what the runtime must say)
     type Case = (&'static str, fn() -> Action, &'static str);
-    let cases: [Case; 3] = [
+    let cases: [Case; 5] = [
         (
             "no Content-Length",
             || {
@@ -322,6 +322,20 @@ async fn malformed_runtime_api_responses_end_the_runtime_with_a_reason() {
             "/next answered 500",
             || http("500 Internal Server Error", "", "broken"),
             "500",
+        ),
+        (
+            "an event without a request id",
+            || http("200 OK", "Content-Type: application/json\r\n", "{}"),
+            "Lambda-Runtime-Aws-Request-Id",
+        ),
+        (
+            "a response head that never ends",
+            || {
+                let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+                head.extend(std::iter::repeat_n(b'x', 1_100_000));
+                Action::SendWhole(head)
+            },
+            "larger than 1 MB",
         ),
     ];
     for runtime in RUNTIMES {
