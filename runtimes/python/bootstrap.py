@@ -360,7 +360,9 @@ def _split_address(address):
 class _RuntimeAPI(object):
     def __init__(self, address):
         self._addr = _split_address(address)
-        self._host = "Host: %s\r\n" % address
+        host, port = self._addr
+        host = host.decode("ascii")
+        self._host = "Host: %s:%d\r\n" % ("[%s]" % host if ":" in host else host, port)
         self._sock = None
         self._buf = b""
         # A whole response has been read on this connection (it is a reused
