@@ -401,6 +401,8 @@ let handler = null;
 // A result handed to callback(null, result) while callbackWaitsForEmptyEventLoop
 // is true: it is posted once the event loop is empty ('beforeExit' below).
 let waitingResult = null; // { seq, value }
+// The invocation whose handler returned a promise not yet settled.
+let promiseSeq = 0;
 let invocationSeq = 0;
 let completed = true;
 let activeRequestId = '';
@@ -489,6 +491,7 @@ function invoke(headers, body) {
   try {
     ret = handler(event, context, callback);
     if (ret !== undefined && ret !== null && typeof ret.then === 'function') {
+      promiseSeq = seq;
       ret.then(
         (v) => complete(seq, false, v),
         (e) => complete(seq, true, e),
@@ -512,6 +515,7 @@ function runtimeErrorObject(type, message) {
 function complete(seq, isError, value) {
   if (seq !== invocationSeq || completed) return;
   completed = true;
+  promiseSeq = 0;
   state = POSTING;
   const id = activeRequestId;
   if (isError) {
@@ -586,15 +590,29 @@ process.on('unhandledRejection', (reason) => {
   );
 });
 
+// What Lambda's Node.js runtime (18 and later) reports when an async handler's
+// promise can never settle: the event loop emptied while it was pending.
+const NODEJS_EXIT_MESSAGE =
+  'The Lambda runtime client detected an unexpected Node.js exit code. This is most commonly caused by a Promise that was never settled. For more information, see https://nodejs.org/docs/latest/api/process.html#exit-codes';
+
 // The event loop drained. While a handler is running this posts the result it
-// gave callback(), or, if it gave none, null (it can never produce one), as
-// Lambda does.
+// gave callback(); an async handler whose promise is still pending (it never
+// can settle now) fails with Runtime.NodeJsExit; a callback-style handler that
+// gave no result answers null, as Lambda does. On Lambda the Node.js process
+// ends after a Runtime.NodeJsExit; here the environment goes on to the next
+// invocation: exiting after the post would race the next invocation the
+// scheduler hands this environment, which would then fail as Runtime.ExitError.
 process.on('beforeExit', () => {
   if (state === RUNNING && !completed) {
     const waiting = waitingResult;
     waitingResult = null;
-    const value = waiting !== null && waiting.seq === invocationSeq ? waiting.value : null;
-    complete(invocationSeq, false, value);
+    if (waiting !== null && waiting.seq === invocationSeq) {
+      complete(invocationSeq, false, waiting.value);
+    } else if (promiseSeq === invocationSeq) {
+      complete(invocationSeq, true, runtimeErrorObject('Runtime.NodeJsExit', NODEJS_EXIT_MESSAGE));
+    } else {
+      complete(invocationSeq, false, null);
+    }
   } else if (state === INIT && !exitAfterPost) {
     initFailed(
       runtimeErrorInfo(

@@ -7,11 +7,11 @@ Run as:   <python3> -u /abs/path/bootstrap.py      (the -u is optional)
 with cwd = code root and the Lambda environment variables set
 (AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_*, ...).
 
-Exit codes:
+Exit codes (the same as the Node.js bootstrap's):
   0  SIGTERM received (stdout/stderr are flushed first, nothing is printed)
-  1  init failure; already reported via POST /runtime/init/error
-  3  Runtime API unusable (AWS_LAMBDA_RUNTIME_API unset, connection lost,
-     unexpected status on /next); reason on stderr
+  1  init failure (already reported via POST /runtime/init/error), or the
+     Runtime API unusable (AWS_LAMBDA_RUNTIME_API unset, connection lost,
+     malformed response, unexpected status on /next); reason on stderr
   n  whatever the user's code passes to sys.exit(n)
 
 Standard library only; supports CPython 3.9 - 3.13.
@@ -31,7 +31,7 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _ERROR_CT = "application/vnd.aws.lambda.error+json"
 
 EXIT_INIT_ERROR = 1
-EXIT_RUNTIME_API = 3
+EXIT_RUNTIME_API = 1
 
 # Request id of the invocation in progress ("" during init).  Read by the
 # log filter, so log records from any thread carry the current id.
@@ -328,6 +328,13 @@ def _header_value(value):
 # message parsing (email.parser) cost more than the exchange itself on every
 # invocation, and ~15 ms of imports at start-up. Responses must carry
 # Content-Length (the Runtime API always sends it).
+#
+# Retries follow the Node.js bootstrap exactly: a request is sent again (once,
+# on a fresh connection) only when it went out on a reused keep-alive
+# connection and not a byte of answer came back -- the server closed the idle
+# connection before reading it, so nothing was processed. Any other failure
+# (refused connection, a connection lost mid-answer, a fresh connection
+# closed) ends the runtime: the request may have been processed.
 
 class _RuntimeAPIError(Exception):
     pass
@@ -353,9 +360,15 @@ def _split_address(address):
 class _RuntimeAPI(object):
     def __init__(self, address):
         self._addr = _split_address(address)
-        self._host = "Host: %s\r\n" % address
+        host, port = self._addr
+        host = host.decode("ascii")
+        self._host = "Host: %s:%d\r\n" % ("[%s]" % host if ":" in host else host, port)
         self._sock = None
         self._buf = b""
+        # A whole response has been read on this connection (it is a reused
+        # keep-alive connection), and some answer to the current request came.
+        self._used = False
+        self._got = False
 
     def _open(self):
         sock = socket.create_connection(self._addr)
@@ -365,6 +378,7 @@ class _RuntimeAPI(object):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock = sock
         self._buf = b""
+        self._used = False
 
     def _close(self):
         if self._sock is not None:
@@ -379,6 +393,7 @@ class _RuntimeAPI(object):
         data = self._sock.recv(65536)
         if not data:
             raise OSError("the Runtime API closed the connection")
+        self._got = True
         self._buf += data
 
     def _exchange(self, request):
@@ -390,6 +405,8 @@ class _RuntimeAPI(object):
             end = self._buf.find(b"\r\n\r\n")
             if end != -1:
                 break
+            if len(self._buf) > 1024 * 1024:
+                raise _RuntimeAPIError("Runtime API response head larger than 1 MB")
             self._recv()
         lines = self._buf[:end].decode("latin-1").split("\r\n")
         parts = lines[0].split(" ", 2)
@@ -417,6 +434,7 @@ class _RuntimeAPI(object):
                 raise OSError("the Runtime API closed the connection")
             have += n
         body = bytes(body)
+        self._used = True
         if headers.get("connection", "").lower() == "close":
             self._close()
         return int(parts[1]), headers, body
@@ -429,23 +447,21 @@ class _RuntimeAPI(object):
             head.extend(("Content-Length: ", str(len(body)), "\r\n"))
         head.append("\r\n")
         request = "".join(head).encode("latin-1", "replace") + body
-        try:
-            return self._exchange(request)
-        except OSError:
-            # Stale keep-alive connection (server closed it): reconnect once.
-            self._close()
-        try:
-            return self._exchange(request)
-        except OSError as e:
-            self._close()
-            raise _RuntimeAPIError("%s %s failed: %s: %s" % (
-                method, path, type(e).__name__, e))
-
-    def connect(self):
-        try:
-            self._open()
-        except OSError as e:
-            raise _RuntimeAPIError("cannot connect to Runtime API: %s" % e)
+        retried = False
+        while True:
+            reused = self._sock is not None and self._used
+            self._got = False
+            try:
+                return self._exchange(request)
+            except OSError as e:
+                got = self._got
+                self._close()
+                if got or not reused or retried:
+                    raise _RuntimeAPIError("Runtime API request failed (%s %s): %s: %s" % (
+                        method, path, type(e).__name__, e))
+            # An idle keep-alive connection the server closed before reading
+            # the request: send it again on a fresh connection.
+            retried = True
 
     def next(self):
         status, headers, body = self._request("GET", _NEXT, b"", {})
@@ -461,10 +477,11 @@ class _RuntimeAPI(object):
             _warn("POST %s returned %d: %r" % (path, status, data[:500]))
 
     def post_response(self, request_id, payload):
-        self._post(_API + "/invocation/" + request_id + "/response", payload, _JSON_HEADERS)
+        self._post(_API + "/invocation/" + _path_segment(request_id) + "/response",
+                   payload, _JSON_HEADERS)
 
     def post_error(self, request_id, fault):
-        self._post(_API + "/invocation/" + request_id + "/error",
+        self._post(_API + "/invocation/" + _path_segment(request_id) + "/error",
                    _error_body(fault, request_id),
                    {"Content-Type": _ERROR_CT,
                     "Lambda-Runtime-Function-Error-Type": _header_value(fault.error_type)})
@@ -474,6 +491,20 @@ class _RuntimeAPI(object):
                    _error_body(fault, ""),
                    {"Content-Type": _ERROR_CT,
                     "Lambda-Runtime-Function-Error-Type": _header_value(fault.error_type)})
+
+
+# What encodeURIComponent (the Node.js bootstrap) leaves as it is.
+_SEGMENT_SAFE = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.!~*'()")
+
+
+def _path_segment(text):
+    """`text` percent-encoded as one URL path segment, as encodeURIComponent does."""
+    if all(c in _SEGMENT_SAFE for c in text):
+        return text
+    return "".join(c if c in _SEGMENT_SAFE else
+                   "".join("%%%02X" % b for b in c.encode("utf-8", "surrogatepass"))
+                   for c in text)
 
 
 def _warn(msg):
@@ -554,6 +585,8 @@ def _serve(api, handler):
         headers, body = api.next()
         get = headers.get
         request_id = get("lambda-runtime-aws-request-id", "")
+        if not request_id:
+            raise _RuntimeAPIError("GET %s response without Lambda-Runtime-Aws-Request-Id" % _NEXT)
         _request_id = request_id
 
         trace_id = get("lambda-runtime-trace-id")
@@ -630,9 +663,10 @@ def main():
     _setup_logging()
     _init_context_class()
 
+    # Connected on the first request, after the handler is loaded, as the
+    # Node.js bootstrap does.
     api = _RuntimeAPI(address)
     try:
-        api.connect()
         try:
             handler = _load_handler(env.get("_HANDLER", ""))
         except _Fault as fault:

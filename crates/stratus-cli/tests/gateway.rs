@@ -38,12 +38,15 @@ functions:
 ";
 
 const HANDLERS: &str = r#"
-exports.rest = async (event) => ({
+exports.rest = async (event) => {
+  if (event.path === '/users/fail') throw new Error('rest boom');
+  return {
   statusCode: 201,
   headers: { 'x-custom': 'yes' },
   multiValueHeaders: { 'set-cookie': ['a=1', 'b=2'] },
   body: JSON.stringify({ event }),
-});
+  };
+};
 exports.api = async (event) => {
   if (event.rawPath === '/broken') return { statusCode: 'nope' };
   if (event.rawPath === '/fail') throw new Error('boom');
@@ -147,17 +150,33 @@ async fn http_events_are_served_with_lambda_proxy_payloads() {
     assert_eq!(e["pathParameters"]["id"], "7");
     assert_eq!(e["requestContext"]["http"]["method"], "GET");
 
-    // Errors: malformed response and function error → 502, unknown route → 404.
+    // Errors behind the HTTP API: malformed response and function error → 500
+    // "Internal Server Error" (an HTTP API's words), unknown route → 404.
     let r = client.call("POST", "/broken", &[], "").await.unwrap();
+    assert_eq!(r.status, 500);
+    assert_eq!(&r.body[..], br#"{"message":"Internal Server Error"}"#);
+    assert!(r.header("apigw-requestid").is_some());
+    let r = client.call("GET", "/fail", &[], "").await.unwrap();
+    assert_eq!(r.status, 500);
+    assert_eq!(&r.body[..], br#"{"message":"Internal Server Error"}"#);
+    // Behind the REST API: 502 "Internal server error", and no CORS headers on
+    // the gateway's own error even with `cors: true`.
+    let r = client
+        .call(
+            "GET",
+            "/dev/users/fail",
+            &[("origin", "https://a.example")],
+            "",
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status, 502);
+    assert_eq!(&r.body[..], br#"{"message": "Internal server error"}"#);
     assert_eq!(
-        serde_json::from_slice::<Value>(&r.body).unwrap(),
-        serde_json::json!({"message": "Internal server error"})
+        r.header("x-amzn-errortype"),
+        Some("InternalServerErrorException")
     );
-    assert_eq!(
-        client.call("GET", "/fail", &[], "").await.unwrap().status,
-        502
-    );
+    assert_eq!(r.header("access-control-allow-origin"), None);
     assert_eq!(
         client
             .call("GET", "/nothing-here", &[], "")
@@ -186,6 +205,23 @@ async fn http_events_are_served_with_lambda_proxy_payloads() {
     let e = serde_json::from_slice::<Value>(&r.body).unwrap()["seen"].clone();
     assert_eq!(e["version"], "2.0");
     assert_eq!(e["rawPath"], "/some/path");
+    // A function error behind the function URL: 502 "Internal Server Error",
+    // with the URL's CORS headers.
+    let r = client
+        .call(
+            "GET",
+            "/lambda-url/web-dev-api/fail",
+            &[("origin", "https://x.example")],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 502);
+    assert_eq!(&r.body[..], b"Internal Server Error");
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://x.example")
+    );
 
     // A deleted function's routes go with it.
     let r = s
@@ -218,6 +254,7 @@ async fn http_events_are_served_with_lambda_proxy_payloads() {
 const CORS_HANDLER: &str = r#"
 exports.api = async (event) => {
   console.log(`invoked ${event.requestContext.http.method} ${event.rawPath}`);
+  if (event.rawPath === '/items/boom') throw new Error('boom');
   return {
     statusCode: 200,
     headers: { 'access-control-allow-origin': 'https://fn.example', 'x-total': '3' },
@@ -302,11 +339,62 @@ functions:
     );
     assert_eq!(json_body(&r), serde_json::json!({"ok": true}));
 
-    // Only the GET reached the function.
-    let logs = s.wait_logs("open-dev-api", "REPORT", 1).await;
+    // The API answers preflights to paths no route serves, and its own errors
+    // (a 404, a function error's 500) carry its CORS headers.
+    let preflight = gw
+        .call(
+            "OPTIONS",
+            "/no/such/route",
+            &[
+                ("origin", "https://app.example"),
+                ("access-control-request-method", "DELETE"),
+            ],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        preflight.status,
+        204,
+        "{}",
+        String::from_utf8_lossy(&preflight.body)
+    );
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("OPTIONS,GET,POST")
+    );
+    let r = gw
+        .call(
+            "GET",
+            "/no/such/route",
+            &[("origin", "https://app.example")],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(&r.body[..], br#"{"message":"Not Found"}"#);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    let r = gw
+        .call(
+            "GET",
+            "/items/boom",
+            &[("origin", "https://app.example")],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 500);
+    assert_eq!(&r.body[..], br#"{"message":"Internal Server Error"}"#);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+
+    // Only the two GETs to routes reached the function.
+    let logs = s.wait_logs("open-dev-api", "REPORT", 2).await;
     assert_eq!(count(&logs, "invoked GET /items/1"), 1, "{logs:#?}");
+    assert_eq!(count(&logs, "invoked GET /items/boom"), 1, "{logs:#?}");
     assert_eq!(count(&logs, "invoked OPTIONS"), 0, "{logs:#?}");
-    assert_eq!(count(&logs, "START RequestId"), 1, "{logs:#?}");
+    assert_eq!(count(&logs, "START RequestId"), 2, "{logs:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

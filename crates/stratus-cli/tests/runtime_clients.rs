@@ -2,7 +2,9 @@
 //! Runtime API that misbehaves: split responses, `Connection: close`, a dropped idle
 //! connection, a missing `Content-Length`, a garbage status line. A good exchange is
 //! served; a broken one ends the runtime with a message that says what was wrong
-//! (never a hang, never a wrong answer).
+//! (never a hang, never a wrong answer). Both runtimes behave alike: the same
+//! single retry (only a reused keep-alive connection that got no answer at all) and
+//! the same exit status (1) when the Runtime API fails them.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,8 @@ enum Action {
     SendWhole(Vec<u8>),
     /// Close the connection without answering.
     Close,
+    /// Send these bytes (part of an answer), then close the connection.
+    SendThenClose(Vec<u8>),
     /// Answer nothing and keep the connection open (a parked `/next`).
     Park,
 }
@@ -143,6 +147,11 @@ async fn serve(
                 }
             }
             Action::Close => return,
+            Action::SendThenClose(bytes) => {
+                let _ = s.write_all(&bytes).await;
+                let _ = s.flush().await;
+                return;
+            }
             Action::Park => std::future::pending::<()>().await,
         }
     }
@@ -295,7 +304,7 @@ async fn an_idle_connection_closed_by_the_server_is_retried_once() {
 async fn malformed_runtime_api_responses_end_the_runtime_with_a_reason() {
     /// (what is wrong, the answer to every request, what the runtime must say)
     type Case = (&'static str, fn() -> Action, &'static str);
-    let cases: [Case; 3] = [
+    let cases: [Case; 5] = [
         (
             "no Content-Length",
             || {
@@ -315,12 +324,26 @@ async fn malformed_runtime_api_responses_end_the_runtime_with_a_reason() {
             || http("500 Internal Server Error", "", "broken"),
             "500",
         ),
+        (
+            "an event without a request id",
+            || http("200 OK", "Content-Type: application/json\r\n", "{}"),
+            "Lambda-Runtime-Aws-Request-Id",
+        ),
+        (
+            "a response head that never ends",
+            || {
+                let mut head = b"HTTP/1.1 200 OK\r\n".to_vec();
+                head.extend(std::iter::repeat_n(b'x', 1_100_000));
+                Action::SendWhole(head)
+            },
+            "larger than 1 MB",
+        ),
     ];
     for runtime in RUNTIMES {
         for (what, answer, needle) in cases {
             let (api, _) = scripted(Box::new(move |_, _| answer())).await;
             let (status, stderr) = run_runtime(runtime, &api).await;
-            assert_ne!(status, Some(0), "{runtime}, {what}: {stderr}");
+            assert_eq!(status, Some(1), "{runtime}, {what}: {stderr}");
             assert!(
                 stderr.contains(needle),
                 "{runtime}, {what}: stderr does not say {needle:?}: {stderr}"
@@ -338,8 +361,75 @@ async fn an_unreachable_runtime_api_is_an_error_not_a_hang() {
     };
     for runtime in RUNTIMES {
         let (status, stderr) = run_runtime(runtime, &addr).await;
-        assert_ne!(status, Some(0), "{runtime}: {stderr}");
-        assert!(!stderr.is_empty(), "{runtime} said nothing");
+        assert_eq!(status, Some(1), "{runtime}: {stderr}");
+        assert!(
+            stderr.contains("/2018-06-01/runtime/invocation/next"),
+            "{runtime} says which request failed: {stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_a_reused_connection_that_got_no_answer_is_retried() {
+    /// (what happens, the script, how many requests the API must see)
+    type Case = (&'static str, fn(usize) -> Action, usize);
+    let cases: [Case; 3] = [
+        (
+            // A fresh connection: the request may have been read; not retried.
+            "the first /next, on a new connection, closed unanswered",
+            |_| Action::Close,
+            1,
+        ),
+        (
+            // Part of an answer came: the request was processed; not retried.
+            "a reused connection closed in the middle of the answer",
+            |n| match n {
+                1 => event("id-1", "{}"),
+                2 => accepted(),
+                3 => Action::SendThenClose(b"HTTP/1.1 200 OK\r\nLambda-Runt".to_vec()),
+                _ => event("id-2", "{}"),
+            },
+            3,
+        ),
+        (
+            // Retried once on a new connection, which then fails too: not again.
+            "a reused connection and then the retry closed unanswered",
+            |n| match n {
+                1 => event("id-1", "{}"),
+                2 => accepted(),
+                _ => Action::Close,
+            },
+            4,
+        ),
+    ];
+    for runtime in RUNTIMES {
+        for (what, script, requests) in cases {
+            let (api, seen) = scripted(Box::new(move |n, _| script(n))).await;
+            let (status, stderr) = run_runtime(runtime, &api).await;
+            let seen = seen.lock().unwrap().clone();
+            assert_eq!(status, Some(1), "{runtime}, {what}: {stderr}");
+            assert_eq!(
+                seen.len(),
+                requests,
+                "{runtime}, {what}: {seen:#?}\n{stderr}"
+            );
+            assert!(
+                seen.iter()
+                    .skip(2)
+                    .all(|r| r.path == "/2018-06-01/runtime/invocation/next"),
+                "{runtime}, {what}: {seen:#?}"
+            );
+            if requests == 4 {
+                assert_eq!(
+                    seen[3].conn, 2,
+                    "{runtime}: the retry uses a new connection"
+                );
+            }
+            assert!(
+                stderr.contains("/2018-06-01/runtime/invocation/next"),
+                "{runtime}, {what}: {stderr}"
+            );
+        }
     }
 }
 
@@ -444,5 +534,77 @@ async fn a_large_event_arrives_whole() {
             "{runtime}"
         );
         assert_eq!(seen[1].body, "3000000", "{runtime}");
+    }
+}
+
+#[tokio::test]
+async fn a_request_id_is_one_encoded_path_segment_in_both_runtimes() {
+    // An id with characters a path cannot carry as they are is percent-encoded
+    // the same way by both (encodeURIComponent's rules).
+    for runtime in RUNTIMES {
+        let (api, seen) = scripted(Box::new(|n, _| match n {
+            1 => event("a/b c?d~é", "{}"),
+            2 => accepted(),
+            _ => Action::Park,
+        }))
+        .await;
+        let run = tokio::spawn(async move { run_runtime(runtime, &api).await });
+        for _ in 0..400 {
+            if seen.lock().unwrap().len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        run.abort();
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.len() >= 2, "{runtime}: {seen:#?}");
+        assert_eq!(
+            seen[1].path, "/2018-06-01/runtime/invocation/a%2Fb%20c%3Fd~%C3%83%C2%A9/response",
+            "{runtime}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_node_promise_that_never_settles_posts_runtime_nodejs_exit() {
+    // The event loop empties while the handler's promise is pending: Lambda's
+    // Node.js runtime error, then the next invocation.
+    let source = r#"
+exports.pending = async () => new Promise(() => {});
+exports.awaiting = async () => { await new Promise(() => {}); return 'never'; };
+"#;
+    for handler in ["index.pending", "index.awaiting"] {
+        let (api, seen) = scripted(Box::new(|n, _| match n {
+            1 => event("id-1", "{}"),
+            2 => accepted(),
+            _ => Action::Park,
+        }))
+        .await;
+        let run = tokio::spawn(async move { run_handler("node", handler, source, &api).await });
+        for _ in 0..400 {
+            if seen.lock().unwrap().len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        run.abort();
+        let seen = seen.lock().unwrap().clone();
+        assert!(seen.len() >= 3, "{handler}: {seen:#?}");
+        assert_eq!(
+            seen[1].path, "/2018-06-01/runtime/invocation/id-1/error",
+            "{handler}"
+        );
+        let e = json(&seen[1].body);
+        assert_eq!(e["errorType"], "Runtime.NodeJsExit", "{handler}");
+        assert!(
+            e["errorMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains("a Promise that was never settled")),
+            "{handler}: {e}"
+        );
+        assert_eq!(
+            seen[2].path, "/2018-06-01/runtime/invocation/next",
+            "{handler}"
+        );
     }
 }

@@ -13,6 +13,13 @@
 //!   (function URL), and sets the CORS headers on actual responses, replacing
 //!   the function's. No CORS headers at all when the `Origin` is not allowed
 //!   (an HTTP API drops the function's own then too).
+//! - The gateway's own errors (404, 413, 429, 500/502, 504): an HTTP API with
+//!   CORS adds its CORS headers to them and answers preflights to any path,
+//!   even one without a route; Stratus does the same for function URLs. A
+//!   REST API does neither: its default gateway responses carry no CORS
+//!   headers (that needs `GatewayResponse` resources, which `cors: true` does
+//!   not create), and an `OPTIONS` to a path without an `OPTIONS` method is a
+//!   403 `Missing Authentication Token`.
 //!
 //! Origins: `*` allows any (and is sent as `*`); an entry with `*` inside
 //! (`https://*.example.com`) is a wildcard pattern; others match exactly

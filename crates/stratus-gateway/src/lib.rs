@@ -24,15 +24,17 @@
 //! `tests/flow.rs`):
 //! 1. [`RouteTable::preflight`]: a CORS preflight is answered here
 //!    ([`Preflight::response`]) without invoking anything.
-//! 2. [`RouteTable::lookup`]: on error, answer [`RouteError::response`].
+//! 2. [`RouteTable::lookup`]: on error, answer [`RouteTable::error_response`]
+//!    (with the HTTP API's CORS headers, if it has CORS).
 //! 3. [`response::check_request_size`] for the route's kind (413 past 10 MB,
 //!    6 MB for function URLs; stop reading a body past 10 MB anyway).
 //! 4. [`RequestMeta::new`], [`build_event`], [`ProxyEvent::to_json`], then
 //!    invoke `matched.route.function()` (qualified by
 //!    `matched.route.qualifier()`), within [`RouteKind::integration_timeout`].
-//! 5. [`response::function_response`] on the result, or
-//!    [`GatewayError::to_response`] for a function error, throttle or
-//!    timeout; then [`Matched::apply_cors`] with the request's `Origin`.
+//! 5. [`response::function_response`] on the result, then
+//!    [`Matched::apply_cors`] with the request's `Origin`; or, for a
+//!    function error, throttle or timeout, [`GatewayError::to_response`] then
+//!    [`Matched::apply_cors_to_error`].
 
 pub mod cors;
 pub mod event_v1;

@@ -54,8 +54,13 @@ pub mod messages {
     pub const TOO_MANY_REQUESTS: &str = "Too Many Requests";
     /// Integration timed out: 504.
     pub const ENDPOINT_REQUEST_TIMED_OUT: &str = "Endpoint request timed out";
-    /// Function error or malformed function response: 502.
+    /// REST API: function error or malformed function response (502), or
+    /// an invocation Lambda refused (500). Lower-case "server error".
     pub const INTERNAL_SERVER_ERROR: &str = "Internal server error";
+    /// HTTP API: function error, malformed function response or refused
+    /// invocation (500); function URL: function error or malformed response
+    /// (502). Capitalised, unlike the REST API's.
+    pub const INTERNAL_SERVER_ERROR_CAPITALISED: &str = "Internal Server Error";
 }
 
 /// Format of `requestTime` (v1.0) and `time` (v2.0): `09/Apr/2015:12:34:56 +0000`.

@@ -16,9 +16,11 @@
 //! simplified form: `200`, `content-type: application/json`, the result
 //! itself, as returned, for body.
 //!
-//! A malformed result, like a function error, is answered `502
-//! {"message":"Internal server error"}` (see [`GatewayError`]). Every
-//! response gets the request id headers ([`stamp_request_id`]).
+//! A malformed result is answered like a function error, in the words of
+//! the API in front (see [`GatewayError`]): a REST API `502 {"message":
+//! "Internal server error"}`, an HTTP API `500 {"message":"Internal Server
+//! Error"}`, a function URL `502 Internal Server Error`. Every response gets
+//! the request id headers ([`stamp_request_id`]).
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -88,43 +90,67 @@ pub enum GatewayError {
     /// `Endpoint request timed out`.
     #[error("endpoint request timed out")]
     Timeout,
-    /// The function failed (an error result, a crash, its own timeout): 502
-    /// `Internal server error`.
+    /// The function failed (an error result, a crash, its own timeout):
+    /// REST API 502 `Internal server error`, HTTP API 500 `Internal Server
+    /// Error`, function URL 502 `Internal Server Error`.
     #[error("function error")]
     FunctionError,
-    /// The function's result is not a valid proxy response: 502 `Internal
-    /// server error`.
+    /// The function's result is not a valid proxy response: answered as
+    /// [`GatewayError::FunctionError`].
     #[error("malformed function response: {0}")]
     MalformedResponse(#[from] MalformedResponse),
+    /// The invocation could not be made at all (the server is shutting down,
+    /// no environment could be started): 500, as API Gateway answers when
+    /// Lambda refuses the invocation request.
+    #[error("the function could not be invoked")]
+    IntegrationFailure,
 }
 
 impl GatewayError {
-    /// The HTTP status.
-    pub fn status(&self) -> StatusCode {
+    /// The HTTP status the API of `kind` answers with.
+    pub fn status(&self, kind: RouteKind) -> StatusCode {
         match self {
             GatewayError::NotFound => StatusCode::NOT_FOUND,
             GatewayError::MissingAuthenticationToken => StatusCode::FORBIDDEN,
             GatewayError::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            GatewayError::FunctionError | GatewayError::MalformedResponse(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            GatewayError::FunctionError | GatewayError::MalformedResponse(_) => match kind {
+                RouteKind::Rest | RouteKind::FunctionUrl => StatusCode::BAD_GATEWAY,
+                RouteKind::HttpApi => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+            GatewayError::IntegrationFailure => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// The `message` of the JSON body, as AWS words it.
-    pub fn message(&self) -> &'static str {
+    /// The error text, as the API of `kind` words it.
+    pub fn message(&self, kind: RouteKind) -> &'static str {
         match self {
             GatewayError::NotFound => messages::NOT_FOUND,
             GatewayError::MissingAuthenticationToken => messages::MISSING_AUTHENTICATION_TOKEN,
             GatewayError::RequestTooLarge => messages::REQUEST_TOO_LONG,
             GatewayError::TooManyRequests => messages::TOO_MANY_REQUESTS,
             GatewayError::Timeout => messages::ENDPOINT_REQUEST_TIMED_OUT,
-            GatewayError::FunctionError | GatewayError::MalformedResponse(_) => {
-                messages::INTERNAL_SERVER_ERROR
-            }
+            GatewayError::FunctionError
+            | GatewayError::MalformedResponse(_)
+            | GatewayError::IntegrationFailure => match kind {
+                RouteKind::Rest => messages::INTERNAL_SERVER_ERROR,
+                RouteKind::HttpApi | RouteKind::FunctionUrl => {
+                    messages::INTERNAL_SERVER_ERROR_CAPITALISED
+                }
+            },
         }
+    }
+
+    /// Whether this is the failure of the function or its invocation (the
+    /// 5xx answers other than a timeout).
+    fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::FunctionError
+                | GatewayError::MalformedResponse(_)
+                | GatewayError::IntegrationFailure
+        )
     }
 
     /// `x-amzn-ErrorType` of REST API errors, where AWS sends one.
@@ -132,25 +158,27 @@ impl GatewayError {
         match self {
             GatewayError::MissingAuthenticationToken => Some("MissingAuthenticationTokenException"),
             GatewayError::RequestTooLarge => Some("BadRequestException"),
-            GatewayError::FunctionError | GatewayError::MalformedResponse(_) => {
-                Some("InternalServerErrorException")
-            }
+            GatewayError::FunctionError
+            | GatewayError::MalformedResponse(_)
+            | GatewayError::IntegrationFailure => Some("InternalServerErrorException"),
             GatewayError::NotFound | GatewayError::TooManyRequests | GatewayError::Timeout => None,
         }
     }
 
     /// The response: `{"message": "…"}` (REST APIs write a space after the
-    /// colon, HTTP APIs do not), `application/json`, the request id headers,
-    /// and for REST APIs `x-amzn-ErrorType` where AWS sends it.
+    /// colon, HTTP APIs do not; a function URL's function error is the bare
+    /// text `Internal Server Error`), `application/json`, the request id
+    /// headers, and for REST APIs `x-amzn-ErrorType` where AWS sends it.
+    /// No CORS headers: see [`crate::Matched::apply_cors_to_error`].
     pub fn to_response(&self, kind: RouteKind, request_id: &str) -> Response<Bytes> {
+        let message = self.message(kind);
         let body = match kind {
-            RouteKind::Rest => format!(r#"{{"message": "{}"}}"#, self.message()),
-            RouteKind::HttpApi | RouteKind::FunctionUrl => {
-                format!(r#"{{"message":"{}"}}"#, self.message())
-            }
+            RouteKind::Rest => format!(r#"{{"message": "{message}"}}"#),
+            RouteKind::FunctionUrl if self.is_internal() => message.to_string(),
+            RouteKind::HttpApi | RouteKind::FunctionUrl => format!(r#"{{"message":"{message}"}}"#),
         };
         let mut response = Response::new(Bytes::from(body));
-        *response.status_mut() = self.status();
+        *response.status_mut() = self.status(kind);
         let h = response.headers_mut();
         h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if kind == RouteKind::Rest {
@@ -206,7 +234,7 @@ pub fn map_result(
     Ok(response)
 }
 
-/// [`map_result`], answering a malformed result with 502.
+/// [`map_result`], answering a malformed result as a function error.
 pub fn function_response(kind: RouteKind, payload: &[u8], request_id: &str) -> Response<Bytes> {
     map_result(kind, payload, request_id)
         .unwrap_or_else(|e| GatewayError::from(e).to_response(kind, request_id))
@@ -584,11 +612,12 @@ mod tests {
             (r#"{"statusCode":200,"headers":{"X":null}}"#, "null header"),
         ] {
             assert!(map_v2(json.as_bytes()).is_err(), "{why}: {json}");
-            for kind in [RouteKind::HttpApi, RouteKind::FunctionUrl] {
-                let r = function_response(kind, json.as_bytes(), "rid=");
-                assert_eq!(r.status(), 502, "{why}");
-                assert_eq!(r.body().as_ref(), br#"{"message":"Internal server error"}"#);
-            }
+            let r = function_response(RouteKind::HttpApi, json.as_bytes(), "rid=");
+            assert_eq!(r.status(), 500, "{why}");
+            assert_eq!(r.body().as_ref(), br#"{"message":"Internal Server Error"}"#);
+            let r = function_response(RouteKind::FunctionUrl, json.as_bytes(), "rid=");
+            assert_eq!(r.status(), 502, "{why}");
+            assert_eq!(r.body().as_ref(), b"Internal Server Error");
         }
     }
 
@@ -618,7 +647,6 @@ mod tests {
             (GatewayError::RequestTooLarge, 413, "Request Too Long"),
             (GatewayError::TooManyRequests, 429, "Too Many Requests"),
             (GatewayError::Timeout, 504, "Endpoint request timed out"),
-            (GatewayError::FunctionError, 502, "Internal server error"),
         ] {
             let api = error.to_response(RouteKind::HttpApi, "id=");
             assert_eq!(api.status(), status);
@@ -641,6 +669,64 @@ mod tests {
             values(&r, "x-amzn-errortype"),
             ["MissingAuthenticationTokenException"]
         );
+    }
+
+    #[test]
+    fn internal_errors_are_worded_by_the_api_in_front() {
+        // (error, API, status, body)
+        for (error, kind, status, body) in [
+            (
+                GatewayError::FunctionError,
+                RouteKind::Rest,
+                502,
+                r#"{"message": "Internal server error"}"#,
+            ),
+            (
+                GatewayError::FunctionError,
+                RouteKind::HttpApi,
+                500,
+                r#"{"message":"Internal Server Error"}"#,
+            ),
+            (
+                GatewayError::FunctionError,
+                RouteKind::FunctionUrl,
+                502,
+                "Internal Server Error",
+            ),
+            (
+                GatewayError::IntegrationFailure,
+                RouteKind::Rest,
+                500,
+                r#"{"message": "Internal server error"}"#,
+            ),
+            (
+                GatewayError::IntegrationFailure,
+                RouteKind::HttpApi,
+                500,
+                r#"{"message":"Internal Server Error"}"#,
+            ),
+            (
+                GatewayError::IntegrationFailure,
+                RouteKind::FunctionUrl,
+                500,
+                "Internal Server Error",
+            ),
+        ] {
+            let r = error.to_response(kind, "id");
+            assert_eq!(r.status(), status, "{error:?} behind {kind}");
+            assert_eq!(
+                r.body().as_ref(),
+                body.as_bytes(),
+                "{error:?} behind {kind}"
+            );
+            assert_eq!(values(&r, "x-amzn-requestid"), ["id"]);
+            let error_type = values(&r, "x-amzn-errortype");
+            if kind == RouteKind::Rest {
+                assert_eq!(error_type, ["InternalServerErrorException"]);
+            } else {
+                assert!(error_type.is_empty(), "{kind}");
+            }
+        }
     }
 
     #[test]

@@ -435,6 +435,18 @@ impl Matched<'_> {
             cors.apply(self.route.kind(), origin, headers);
         }
     }
+
+    /// Adds the route's CORS headers to an error the gateway made itself
+    /// (413, 429, 500/502, 504) on this route. An HTTP API with CORS puts
+    /// them on its own error responses too; so does Stratus for function
+    /// URLs. A REST API does not: its default gateway responses carry no CORS
+    /// headers unless `GatewayResponse` resources add them, which `cors: true`
+    /// on an `http` event does not.
+    pub fn apply_cors_to_error(&self, origin: Option<&str>, headers: &mut HeaderMap) {
+        if self.route.kind() != RouteKind::Rest {
+            self.apply_cors(origin, headers);
+        }
+    }
 }
 
 /// All routes of the deployed services, checked for conflicts.
@@ -444,6 +456,9 @@ pub struct RouteTable {
     urls: Vec<Route>,
     default: Option<Route>,
     rest_stages: BTreeSet<String>,
+    /// The CORS settings of the HTTP API: those of its routes, merged. They
+    /// answer preflights to paths no route serves and go on the API's 404s.
+    http_api_cors: Option<CorsConfig>,
 }
 
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -455,6 +470,14 @@ impl RouteTable {
         let mut table = RouteTable::default();
         for spec in specs {
             let route = parse(spec)?;
+            if route.spec.kind == RouteKind::HttpApi {
+                if let Some(cors) = route.cors() {
+                    match &mut table.http_api_cors {
+                        Some(all) => all.merge(cors),
+                        None => table.http_api_cors = Some(cors.clone()),
+                    }
+                }
+            }
             match &route.pattern {
                 Pattern::Default => {
                     if let Some(other) = &table.default {
@@ -571,11 +594,37 @@ impl RouteTable {
         })
     }
 
+    /// The CORS settings of the HTTP API (its routes', merged), if any.
+    pub fn http_api_cors(&self) -> Option<&CorsConfig> {
+        self.http_api_cors.as_ref()
+    }
+
+    /// The answer to a request that matched no route ([`RouteTable::lookup`]'s
+    /// error): [`RouteError::response`], plus, for an HTTP API with CORS, its
+    /// CORS headers, as API Gateway puts them on its own 404s.
+    pub fn error_response(
+        &self,
+        error: &RouteError,
+        origin: Option<&str>,
+        request_id: &str,
+    ) -> http::Response<Bytes> {
+        let mut response = error.response(request_id);
+        if error.kind() == RouteKind::HttpApi {
+            if let Some(cors) = &self.http_api_cors {
+                cors.apply(RouteKind::HttpApi, origin, response.headers_mut());
+            }
+        }
+        response
+    }
+
     /// A CORS preflight the gateway answers itself: an `OPTIONS` request to
     /// a path whose routes have CORS, unless a route takes `OPTIONS`
     /// explicitly (then the function answers). The CORS settings of all
     /// routes on the most specific matching path are merged, as the
     /// Serverless Framework merges them into one `OPTIONS` method per path.
+    /// An HTTP API with CORS answers preflights to any path, even one no
+    /// route serves (as API Gateway does), with its merged settings; a path
+    /// under a REST stage is the REST API's, which does not.
     pub fn preflight(&self, method: &Method, path: &str) -> Option<Preflight> {
         if method != Method::OPTIONS {
             return None;
@@ -600,9 +649,20 @@ impl RouteTable {
             return None;
         }
         let Some(best) = matching.iter().copied().min_by(|a, b| compare_paths(a, b)) else {
-            let default = self.default.as_ref()?;
-            return default.cors().map(|cors| Preflight {
-                kind: default.spec.kind,
+            if let Some(default) = &self.default {
+                return default.cors().map(|cors| Preflight {
+                    kind: default.spec.kind,
+                    cors: cors.clone(),
+                });
+            }
+            let in_rest = segments
+                .first()
+                .is_some_and(|s| self.rest_stages.contains(decode(s).as_ref()));
+            if in_rest {
+                return None;
+            }
+            return self.http_api_cors.as_ref().map(|cors| Preflight {
+                kind: RouteKind::HttpApi,
                 cors: cors.clone(),
             });
         };
@@ -1245,6 +1305,74 @@ mod tests {
     }
 
     #[test]
+    fn an_http_api_with_cors_answers_preflights_and_errors_for_any_path() {
+        let a = CorsConfig {
+            allow_origins: vec!["https://a.test".into()],
+            allow_methods: vec!["GET".into()],
+            ..CorsConfig::default()
+        };
+        let b = CorsConfig {
+            allow_origins: vec!["https://b.test".into()],
+            allow_methods: vec!["POST".into()],
+            ..CorsConfig::default()
+        };
+        let t = table(vec![
+            RouteSpec::http_api("GET", "/a", "fa").with_cors(a),
+            RouteSpec::http_api("POST", "/b", "fb").with_cors(b),
+            RouteSpec::http_api("GET", "/plain", "fp"),
+            RouteSpec::rest("GET", "/r", "dev", "fr")
+                .with_cors(CorsConfig::serverless_default(["GET"])),
+        ]);
+        let Some(pf) = t.preflight(&Method::OPTIONS, "/no/route/here") else {
+            panic!("no preflight for an unknown path")
+        };
+        assert_eq!(pf.kind, RouteKind::HttpApi);
+        assert_eq!(
+            pf.cors.allow_origins,
+            vec!["https://a.test", "https://b.test"]
+        );
+        assert_eq!(pf.cors.allow_methods, vec!["GET", "POST"]);
+        let r = pf.response(Some("https://b.test"), "id=");
+        assert_eq!(r.status(), 204);
+        assert_eq!(r.headers()["access-control-allow-origin"], "https://b.test");
+        // A route without CORS keeps its own answer (the function's, or 404).
+        assert!(t.preflight(&Method::OPTIONS, "/plain").is_none());
+
+        // The HTTP API's 404 carries its CORS headers for an allowed origin.
+        let Err(e) = t.lookup(&Method::GET, "/no/route/here") else {
+            panic!("matched")
+        };
+        let r = t.error_response(&e, Some("https://a.test"), "id=");
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.headers()["access-control-allow-origin"], "https://a.test");
+        let r = t.error_response(&e, Some("https://evil.test"), "id=");
+        assert!(r.headers().get("access-control-allow-origin").is_none());
+        // The REST API's 403 does not.
+        let Err(e) = t.lookup(&Method::GET, "/dev/missing") else {
+            panic!("matched")
+        };
+        let r = t.error_response(&e, Some("https://a.test"), "id");
+        assert_eq!(r.status(), 403);
+        assert!(r.headers().get("access-control-allow-origin").is_none());
+
+        // Gateway errors on a matched route: CORS behind the HTTP API, none
+        // behind the REST API.
+        let m = hit(&t, Method::GET, "/a");
+        let mut h = HeaderMap::new();
+        m.apply_cors_to_error(Some("https://a.test"), &mut h);
+        assert_eq!(h["access-control-allow-origin"], "https://a.test");
+        let m = hit(&t, Method::GET, "/dev/r");
+        let mut h = HeaderMap::new();
+        m.apply_cors_to_error(Some("https://a.test"), &mut h);
+        assert!(h.is_empty());
+
+        // Without any HTTP API CORS, unknown paths get no preflight.
+        let t = table(vec![RouteSpec::http_api("GET", "/plain", "fp")]);
+        assert!(t.preflight(&Method::OPTIONS, "/elsewhere").is_none());
+        assert!(t.http_api_cors().is_none());
+    }
+
+    #[test]
     fn preflight_is_answered_for_cors_paths_only() {
         let t = table(vec![
             RouteSpec::rest("GET", "/users", "dev", "list")
@@ -1262,7 +1390,13 @@ mod tests {
         assert_eq!(pf.cors.allow_methods, vec!["OPTIONS", "GET", "POST"]);
         assert!(t.preflight(&Method::GET, "/dev/users").is_none());
         assert!(t.preflight(&Method::OPTIONS, "/dev/private").is_none());
-        assert!(t.preflight(&Method::OPTIONS, "/nothing").is_none());
+        // Under a REST stage, an unknown path is the REST API's: no preflight.
+        assert!(t.preflight(&Method::OPTIONS, "/dev/nothing").is_none());
+        // Elsewhere it is the HTTP API's, which has CORS (from `/own`).
+        let Some(pf) = t.preflight(&Method::OPTIONS, "/nothing") else {
+            panic!("the HTTP API answers preflights to any path")
+        };
+        assert_eq!(pf.kind, RouteKind::HttpApi);
         // An explicit OPTIONS route goes to its function.
         assert!(t.preflight(&Method::OPTIONS, "/own").is_none());
         assert_eq!(

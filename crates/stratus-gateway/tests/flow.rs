@@ -32,7 +32,7 @@ fn serve(
     }
     let matched = match table.lookup(&parts.method, &path) {
         Ok(m) => m,
-        Err(e) => return e.response("not-found-id"),
+        Err(e) => return table.error_response(&e, origin.as_deref(), "not-found-id"),
     };
     let kind = matched.route.kind();
     let meta = RequestMeta::new(
@@ -41,8 +41,13 @@ fn serve(
         "000000000000",
         "localapi01",
     );
+    let error = |e: GatewayError| {
+        let mut response = e.to_response(kind, &meta.request_id);
+        matched.apply_cors_to_error(origin.as_deref(), response.headers_mut());
+        response
+    };
     if let Err(e) = check_request_size(kind, body.len()) {
-        return e.to_response(kind, &meta.request_id);
+        return error(e);
     }
     let event = build_event(&matched, &parts, &body, &meta);
     let payload = match event.to_json() {
@@ -55,7 +60,7 @@ fn serve(
     };
     let mut response = match invoke(matched.route.function(), &event) {
         Ok(result) => function_response(kind, &result, &meta.request_id),
-        Err(error) => error.to_response(kind, &meta.request_id),
+        Err(e) => return error(e),
     };
     matched.apply_cors(origin.as_deref(), response.headers_mut());
     response
@@ -178,8 +183,8 @@ fn http_api_simplified_result_and_function_errors() {
     let r = serve(&t, request(Method::POST, "/orders", &[], b""), |_, _| {
         Err(GatewayError::FunctionError)
     });
-    assert_eq!(r.status(), 502);
-    assert_eq!(r.body().as_ref(), br#"{"message":"Internal server error"}"#);
+    assert_eq!(r.status(), 500, "an HTTP API answers 500, not 502");
+    assert_eq!(r.body().as_ref(), br#"{"message":"Internal Server Error"}"#);
 
     let r = serve(&t, request(Method::POST, "/orders", &[], b""), |_, _| {
         Err(GatewayError::Timeout)
@@ -221,4 +226,84 @@ fn oversized_bodies_are_refused_before_invoking() {
     );
     assert_eq!(r.status(), 413);
     assert_eq!(r.body().as_ref(), br#"{"message":"Request Too Long"}"#);
+}
+
+#[test]
+fn gateway_errors_carry_cors_headers_where_aws_sends_them() {
+    let cors = CorsConfig {
+        allow_origins: vec!["https://app.test".into()],
+        allow_methods: vec!["GET".into(), "POST".into()],
+        ..CorsConfig::default()
+    };
+    let t = match RouteTable::new(vec![
+        RouteSpec::http_api("POST", "/orders", "svc-dev-createOrder").with_cors(cors),
+        RouteSpec::rest("GET", "/users/{id}", "dev", "svc-dev-getUser")
+            .with_cors(CorsConfig::serverless_default(["GET"])),
+    ]) {
+        Ok(t) => t,
+        Err(e) => panic!("{e}"),
+    };
+    let origin = [("origin", "https://app.test")];
+    let allow = |r: &Response<Bytes>| header(r, "access-control-allow-origin").map(str::to_string);
+
+    // HTTP API: function error, timeout, throttle and 413 carry the API's CORS.
+    for (error, status) in [
+        (GatewayError::FunctionError, 500),
+        (GatewayError::Timeout, 504),
+        (GatewayError::TooManyRequests, 429),
+    ] {
+        let r = serve(
+            &t,
+            request(Method::POST, "/orders", &origin, b""),
+            |_, _| Err(error.clone()),
+        );
+        assert_eq!(r.status(), status);
+        assert_eq!(allow(&r).as_deref(), Some("https://app.test"), "{error:?}");
+    }
+    let big = vec![b'a'; 10 * 1024 * 1024 + 1];
+    let r = serve(
+        &t,
+        request(Method::POST, "/orders", &origin, &big),
+        |_, _| panic!("no invocation"),
+    );
+    assert_eq!(r.status(), 413);
+    assert_eq!(allow(&r).as_deref(), Some("https://app.test"));
+    // …and its unknown paths: a preflight is answered, a 404 carries CORS.
+    let r = serve(
+        &t,
+        request(
+            Method::OPTIONS,
+            "/not/a/route",
+            &[
+                ("origin", "https://app.test"),
+                ("access-control-request-method", "POST"),
+            ],
+            b"",
+        ),
+        |_, _| panic!("a preflight must not invoke"),
+    );
+    assert_eq!(r.status(), 204);
+    assert_eq!(allow(&r).as_deref(), Some("https://app.test"));
+    assert_eq!(header(&r, "access-control-allow-methods"), Some("GET,POST"));
+    let r = serve(
+        &t,
+        request(Method::GET, "/not/a/route", &origin, b""),
+        |_, _| panic!("no route"),
+    );
+    assert_eq!(r.status(), 404);
+    assert_eq!(allow(&r).as_deref(), Some("https://app.test"));
+
+    // REST API with `cors: true`: the function's successes get CORS, the
+    // gateway's own 502 does not (no GatewayResponse configured).
+    let r = serve(
+        &t,
+        request(Method::GET, "/dev/users/1", &origin, b""),
+        |_, _| Err(GatewayError::FunctionError),
+    );
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        r.body().as_ref(),
+        br#"{"message": "Internal server error"}"#
+    );
+    assert_eq!(allow(&r), None);
 }

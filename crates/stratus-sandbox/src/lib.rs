@@ -5,8 +5,12 @@
 //!
 //! The seam is the [`Driver`] trait. Today there is one driver, [`ProcessDriver`]:
 //! a plain child process in its own process group, with a clean environment, a private
-//! `TMPDIR`, and `PR_SET_PDEATHSIG` so that environments never outlive the server.
-//! The Linux isolation driver (namespaces, cgroups) plugs in behind the same trait.
+//! `TMPDIR`, and `PR_SET_PDEATHSIG` so that an environment's process dies with the
+//! server (processes it started itself are killed with its group on destroy, but can
+//! outlive a server that is itself killed with SIGKILL).
+//! It does not isolate: no namespaces, cgroups or resource limits; the process runs
+//! as the server's user and sees the host. An isolating driver would plug in behind
+//! the same trait; none exists yet.
 
 use std::ffi::OsString;
 use std::fmt;

@@ -294,11 +294,13 @@ fn env_of(f: &DeployFunction) -> Environment {
     }
 }
 
-fn desired_input(f: &DeployFunction) -> FunctionInput {
+/// The function as the deployment wants it; `account` is this server's account
+/// id (the role ARN is in it).
+fn desired_input(f: &DeployFunction, account: &str) -> FunctionInput {
     FunctionInput {
         function_name: Some(f.name.clone()),
         runtime: Some(f.runtime.clone()),
-        role: Some(format!("arn:aws:iam::000000000000:role/{}", f.name)),
+        role: Some(format!("arn:aws:iam::{account}:role/{}", f.name)),
         handler: Some(f.handler.clone()),
         description: Some(f.description.clone()),
         timeout: Some(f.timeout as i64),
@@ -479,7 +481,7 @@ async fn deploy_function(
             ctx.step(&f.key, format!("creating {} ({})", f.name, f.runtime))
                 .await;
             let reg = registry.clone();
-            let input = desired_input(f);
+            let input = desired_input(f, &registry.identity.account_id);
             blocking(move || reg.create(input)).await?;
             ctx.stores
                 .deployments
@@ -508,7 +510,7 @@ async fn deploy_function(
             }
             if config_changed {
                 ctx.step(&f.key, "updating configuration".into()).await;
-                let mut input = desired_input(f);
+                let mut input = desired_input(f, &registry.identity.account_id);
                 input.code = None;
                 registry.update_configuration(&f.name, input)?;
             }
@@ -820,4 +822,23 @@ pub fn remove(
     }
     deployments.delete_service(service, stage)?;
     Ok(removed)
+}
+
+#[cfg(test)]
+mod role_tests {
+    use super::*;
+
+    #[test]
+    fn the_role_arn_is_in_the_servers_account() {
+        let f: DeployFunction = serde_json::from_value(serde_json::json!({
+            "key": "hello", "name": "svc-dev-hello", "runtime": "nodejs20.x",
+            "handler": "h.handler", "memorySize": 1024, "timeout": 6,
+            "codeSha256": "00",
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            desired_input(&f, "123456789012").role.as_deref(),
+            Some("arn:aws:iam::123456789012:role/svc-dev-hello")
+        );
+    }
 }

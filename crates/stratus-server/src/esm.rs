@@ -9,7 +9,8 @@
 //! Success deletes the batch; a function error (or a throttle) leaves it to become
 //! visible again after the visibility timeout, so the queue's redrive policy decides
 //! when a message is dead-lettered; with `ReportBatchItemFailures` only the messages
-//! the function lists in `batchItemFailures` stay. Pollers scale with the queue's
+//! the function lists in `batchItemFailures` stay (the whole batch when that list
+//! cannot be read, as Lambda does: see [`batch_item_failures`]). Pollers scale with the queue's
 //! depth (one per full batch waiting, up to five per mapping), within the
 //! function's concurrency limits (a throttled batch simply waits).
 
@@ -27,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use crate::model::new_uuid;
 use crate::registry::Registry;
-use crate::store::Stores;
+use crate::store::FunctionEvents;
 
 /// Most pollers one mapping runs.
 const MAX_POLLERS: usize = 5;
@@ -52,17 +53,26 @@ pub struct Mappings {
 }
 
 impl Mappings {
-    /// Starts, keeps or stops pollers to match the deployed functions' `sqs` events.
-    pub fn reload(
+    /// How many mappings have pollers running.
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
+        self.running.lock().len()
+    }
+
+    /// Starts, keeps or stops pollers to match the deployed functions' `sqs`
+    /// events and the mappings made through the Lambda API, both as
+    /// `Triggers::reload` read them from the store.
+    pub(crate) fn reload(
         &self,
         registry: &Arc<Registry>,
-        stores: &Stores,
+        all_events: &[FunctionEvents],
+        api_mappings: &[Value],
         queues: &Arc<Queues>,
         scheduler: &Scheduler,
     ) {
         let mut wanted = HashMap::new();
-        for (function, events, _) in stores.mappings.all_function_events().unwrap_or_default() {
-            for ev in &events {
+        for (function, events, _) in all_events {
+            for ev in events {
                 let Event::Sqs(s) = ev else { continue };
                 if !s.enabled {
                     continue;
@@ -91,7 +101,7 @@ impl Mappings {
                 wanted.insert(format!("{function}\0{arn}"), m);
             }
         }
-        for m in stores.mappings.event_source_mappings().unwrap_or_default() {
+        for m in api_mappings {
             if m["State"] != "Enabled" {
                 continue;
             }
@@ -199,7 +209,9 @@ async fn poll(m: Mapping, registry: Arc<Registry>, queues: Arc<Queues>, schedule
         }
         let resolved = match registry.resolve(&m.function, None) {
             Ok(r) => r,
-            Err(_) => {
+            Err(e) => {
+                // The batch becomes visible again after the visibility timeout.
+                tracing::warn!(function = %m.function, error = %e.message, "sqs poller: cannot invoke");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
@@ -215,7 +227,11 @@ async fn poll(m: Mapping, registry: Arc<Registry>, queues: Arc<Queues>, schedule
         match scheduler.invoke(&resolved.spec, req).await {
             Ok(out) if !out.function_error => {
                 let failed = if m.report_failures {
-                    batch_item_failures(&out.payload)
+                    let ids: Vec<&str> = batch.iter().map(|msg| msg.message_id.as_str()).collect();
+                    batch_item_failures(&out.payload, &ids).unwrap_or_else(|why| {
+                        tracing::warn!(function = %m.function, why, "sqs poller: unreadable partial batch response, the whole batch is retried");
+                        ids.iter().map(|id| id.to_string()).collect()
+                    })
                 } else {
                     Vec::new()
                 };
@@ -314,16 +330,29 @@ fn message_attributes(attrs: &stratus_queue::MessageAttributes) -> Value {
     Value::Object(out)
 }
 
-/// `{"batchItemFailures":[{"itemIdentifier":"<messageId>"}]}` → the ids.
-fn batch_item_failures(payload: &[u8]) -> Vec<String> {
-    let Ok(v) = serde_json::from_slice::<Value>(payload) else {
-        return Vec::new();
+/// The messages a `ReportBatchItemFailures` response
+/// (`{"batchItemFailures":[{"itemIdentifier":"<messageId>"}]}`) leaves on the
+/// queue, by Lambda's rules: none when it reports no failure (a result that is not
+/// an object, or no, a null or an empty `batchItemFailures`); the ones listed. `Err`
+/// (so the whole batch stays) when it cannot be read: not JSON,
+/// `batchItemFailures` not a list, an entry without a non-empty string
+/// `itemIdentifier`, or one naming no message of the batch (`ids`).
+fn batch_item_failures(payload: &[u8], ids: &[&str]) -> Result<Vec<String>, String> {
+    let v = serde_json::from_slice::<Value>(payload)
+        .map_err(|e| format!("the response is not JSON: {e}"))?;
+    let list = match v.get("batchItemFailures") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err("`batchItemFailures` is not a list".into()),
     };
-    v["batchItemFailures"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_string))
+    list.iter()
+        .map(|f| match f.get("itemIdentifier") {
+            Some(Value::String(id)) if ids.contains(&id.as_str()) => Ok(id.clone()),
+            Some(Value::String(id)) if !id.is_empty() => {
+                Err(format!("`{id}` is not a message of the batch"))
+            }
+            _ => Err(format!("{f} has no `itemIdentifier`")),
+        })
         .collect()
 }
 
@@ -333,9 +362,33 @@ mod tests {
 
     #[test]
     fn batch_item_failures_are_read() {
+        let ids = ["a", "b", "c"];
         let p = br#"{"batchItemFailures":[{"itemIdentifier":"a"},{"itemIdentifier":"b"}]}"#;
-        assert_eq!(batch_item_failures(p), ["a", "b"]);
-        assert!(batch_item_failures(b"null").is_empty());
-        assert!(batch_item_failures(b"not json").is_empty());
+        assert_eq!(
+            batch_item_failures(p, &ids),
+            Ok(vec!["a".into(), "b".into()])
+        );
+        // No failure reported: every message is done.
+        for ok in [
+            "null",
+            "{}",
+            r#""done""#,
+            r#"{"batchItemFailures":null}"#,
+            r#"{"batchItemFailures":[]}"#,
+        ] {
+            assert_eq!(batch_item_failures(ok.as_bytes(), &ids), Ok(vec![]), "{ok}");
+        }
+        // Unreadable: the whole batch is retried, never silently deleted.
+        for bad in [
+            "not json",
+            r#"{"batchItemFailures":"a"}"#,
+            r#"{"batchItemFailures":[{"itemIdentifier":""}]}"#,
+            r#"{"batchItemFailures":[{"itemIdentifier":null}]}"#,
+            r#"{"batchItemFailures":[{"itemId":"a"}]}"#,
+            r#"{"batchItemFailures":[{"itemIdentifier":"zzz"}]}"#,
+            r#"{"batchItemFailures":[{"itemIdentifier":"a"},{"itemIdentifier":7}]}"#,
+        ] {
+            assert!(batch_item_failures(bad.as_bytes(), &ids).is_err(), "{bad}");
+        }
     }
 }

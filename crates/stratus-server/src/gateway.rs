@@ -8,8 +8,11 @@
 //! owns the listener, builds the route table from the deployed functions' events
 //! (rebuilt after each deployment), and invokes through the scheduler: a function
 //! with a `provisioned` alias is invoked through it, so HTTP traffic uses the warm
-//! environments. Function errors and malformed results answer 502, the integration
-//! timeout (29 s for APIs) 504, throttles 429, bodies past 10 MB 413.
+//! environments. Function errors and malformed results answer 502 behind a REST API,
+//! 500 behind an HTTP API, 502 behind a function URL; the integration timeout (29 s
+//! for REST APIs, 30 s for HTTP APIs) 504, throttles 429, bodies past 10 MB 413. An
+//! HTTP API with CORS puts its CORS headers on these errors and on its 404s too, and
+//! answers preflights to any path (see `stratus_gateway::cors`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,7 +30,7 @@ use stratus_scheduler::{InvokeError, InvokeRequest, Scheduler};
 
 use crate::model::PROVISIONED_ALIAS;
 use crate::registry::Registry;
-use crate::store::Stores;
+use crate::store::{DeploymentStore, FunctionEvents, StoreError};
 
 /// The gateway's CORS settings for an HTTP API's or a function URL's `cors`.
 fn api_cors(c: &stratus_manifest::model::ApiCors) -> CorsConfig {
@@ -49,23 +52,28 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// Rebuilds the table from every deployed function's events. Conflicting routes
-    /// are logged and the previous table is kept.
-    pub fn reload(&self, registry: &Registry, stores: &Stores) {
+    /// Rebuilds the table from every deployed function's events, as
+    /// `Triggers::reload` read them. A store error (reading a REST route's
+    /// stage) is returned and changes nothing; conflicting routes are logged and
+    /// the previous table is kept.
+    pub(crate) fn reload(
+        &self,
+        registry: &Registry,
+        deployments: &dyn DeploymentStore,
+        all_events: &[FunctionEvents],
+    ) -> Result<(), StoreError> {
         let mut specs = Vec::new();
-        for (function, events, _) in stores.mappings.all_function_events().unwrap_or_default() {
-            let stage = stores
-                .deployments
-                .owner_of(&function)
-                .ok()
-                .flatten()
+        for (function, events, _) in all_events {
+            // A function created without a service has no stage: `dev`.
+            let stage = deployments
+                .owner_of(function)?
                 .map(|(_, stage)| stage)
                 .unwrap_or_else(|| "dev".into());
             let qualifier = registry
-                .snapshot(&function)
+                .snapshot(function)
                 .filter(|s| s.aliases.contains_key(PROVISIONED_ALIAS))
                 .map(|_| PROVISIONED_ALIAS.to_string());
-            for ev in &events {
+            for ev in events {
                 let spec = match ev {
                     Event::Http(h) => {
                         let mut spec = RouteSpec::rest(
@@ -110,7 +118,11 @@ impl Routes {
                             Ok(stratus_manifest::model::FunctionUrl { cors: Some(c), .. }) => {
                                 spec.with_cors(api_cors(&c))
                             }
-                            _ => spec,
+                            Ok(_) => spec,
+                            Err(e) => {
+                                tracing::warn!(function, error = %e, "function URL settings unreadable; served without CORS");
+                                spec
+                            }
                         }
                     }
                     _ => continue,
@@ -125,6 +137,7 @@ impl Routes {
             Ok(table) => *self.table.write() = Arc::new(table),
             Err(e) => tracing::error!(error = %e, "HTTP routes not updated"),
         }
+        Ok(())
     }
 
     /// `(kind, method, public path, function)` of every route, for `info`.
@@ -175,14 +188,22 @@ async fn handle(
     let table = g.routes.table.read().clone();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
+    let origin = parts
+        .headers
+        .get("origin")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let origin = origin.as_deref();
     if let Some(preflight) = table.preflight(&parts.method, &path) {
-        let origin = parts.headers.get("origin").and_then(|v| v.to_str().ok());
         let id = stratus_gateway::request::new_request_id(preflight.kind);
         return to_body(preflight.response(origin, &id));
     }
     let matched = match table.lookup(&parts.method, &path) {
         Ok(m) => m,
-        Err(e) => return to_body(e.response(&stratus_gateway::request::new_request_id(e.kind()))),
+        Err(e) => {
+            let id = stratus_gateway::request::new_request_id(e.kind());
+            return to_body(table.error_response(&e, origin, &id));
+        }
     };
     let kind = matched.route.kind();
     let meta = RequestMeta::new(
@@ -191,7 +212,11 @@ async fn handle(
         g.registry.identity.account_id.clone(),
         stratus_gateway::request::stable_id(matched.route.function(), 10),
     );
-    let error = |e: GatewayError| to_body(e.to_response(kind, &meta.request_id));
+    let error = |e: GatewayError| {
+        let mut response = e.to_response(kind, &meta.request_id);
+        matched.apply_cors_to_error(origin, response.headers_mut());
+        to_body(response)
+    };
     let limit = kind.max_request_bytes();
     let body = match http_body_util::Limited::new(body, limit).collect().await {
         Ok(b) => b.to_bytes(),
@@ -199,7 +224,7 @@ async fn handle(
     };
     let event = stratus_gateway::build_event(&matched, &parts, &body, &meta);
     let Ok(payload) = event.to_json() else {
-        return error(GatewayError::FunctionError);
+        return error(GatewayError::IntegrationFailure);
     };
     let resolved = match g
         .registry
@@ -225,19 +250,29 @@ async fn handle(
         },
         None => invoke.await,
     };
-    let origin = parts
-        .headers
-        .get("origin")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let mut response = match outcome {
+    let out = match outcome {
         Ok(out) if out.function_error => return error(GatewayError::FunctionError),
-        Ok(out) => {
-            stratus_gateway::response::function_response(kind, &out.payload, &meta.request_id)
-        }
+        Ok(out) => out,
         Err(InvokeError::Throttled(_)) => return error(GatewayError::TooManyRequests),
-        Err(_) => return error(GatewayError::FunctionError),
+        // Shutting down, or no environment could start: Lambda refused the
+        // invocation, which API Gateway answers with 500.
+        Err(InvokeError::ShuttingDown | InvokeError::Start(_)) => {
+            return error(GatewayError::IntegrationFailure)
+        }
     };
-    matched.apply_cors(origin.as_deref(), response.headers_mut());
+    let mut response = match stratus_gateway::response::map_result(
+        kind,
+        &out.payload,
+        &meta.request_id,
+    ) {
+        Ok(r) => r,
+        Err(malformed) => {
+            // API Gateway logs this as "Malformed Lambda proxy response"; the
+            // client only sees the generic error.
+            tracing::warn!(function = matched.route.function(), error = %malformed, "malformed proxy response");
+            return error(GatewayError::MalformedResponse(malformed));
+        }
+    };
+    matched.apply_cors(origin, response.headers_mut());
     to_body(response)
 }

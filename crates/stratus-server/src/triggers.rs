@@ -10,6 +10,10 @@
 //! rule at its creation); missed firings while the server was down are not caught up
 //! (EventBridge does not either). The firing decision is a pure function of the
 //! schedules and two instants ([`due`]), so it is tested with a fake clock.
+//!
+//! A reload reads everything it needs from the store first; if a read fails, the
+//! error is logged and returned, and the schedules, routes and pollers in force
+//! stay as they were (never emptied by a database error).
 
 use std::sync::Arc;
 
@@ -22,7 +26,7 @@ use tokio::sync::Notify;
 use crate::async_queue::AsyncQueue;
 use crate::model::new_uuid;
 use crate::registry::Registry;
-use crate::store::Stores;
+use crate::store::{StoreError, Stores};
 
 /// One enabled schedule expression of a function.
 #[derive(Debug, Clone)]
@@ -201,29 +205,48 @@ impl Triggers {
             scheduler,
             stores,
         };
-        t.reload(&registry);
+        // A failure is logged by reload; the server starts without event sources
+        // and the next deployment retries.
+        let _ = t.reload(&registry);
         tokio::spawn(run(t.clone(), registry, events));
         t
     }
 
-    /// Re-reads the schedules after a deployment.
-    pub fn reload(&self, registry: &Arc<Registry>) {
+    /// Re-reads the schedules, HTTP routes and SQS pollers after a deployment.
+    /// Everything is read from the store before anything changes: on a
+    /// database error the error is logged and returned, and the previous
+    /// schedules, routes and pollers stay in force.
+    pub fn reload(&self, registry: &Arc<Registry>) -> Result<(), StoreError> {
+        self.try_reload(registry).inspect_err(|e| {
+            tracing::error!(
+                error = %e,
+                "event sources not reloaded; the previous schedules, HTTP routes and SQS pollers stay"
+            );
+        })
+    }
+
+    fn try_reload(&self, registry: &Arc<Registry>) -> Result<(), StoreError> {
+        let events = self.stores.mappings.all_function_events()?;
+        let api_mappings = self.stores.mappings.event_source_mappings()?;
+        // The last read; the rest cannot fail.
+        self.routes
+            .reload(registry, &*self.stores.deployments, &events)?;
         let mut all = Vec::new();
-        for (function, events, created_ms) in self
-            .stores
-            .mappings
-            .all_function_events()
-            .unwrap_or_default()
-        {
-            let anchor = OffsetDateTime::from_unix_timestamp_nanos(created_ms as i128 * 1_000_000)
+        for (function, events, created_ms) in &events {
+            let anchor = OffsetDateTime::from_unix_timestamp_nanos(*created_ms as i128 * 1_000_000)
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-            all.extend(schedules_of(&function, &events, anchor));
+            all.extend(schedules_of(function, events, anchor));
         }
         *self.entries.lock() = all;
         self.changed.notify_one();
-        self.routes.reload(registry, &self.stores);
-        self.mappings
-            .reload(registry, &self.stores, &self.queues, &self.scheduler);
+        self.mappings.reload(
+            registry,
+            &events,
+            &api_mappings,
+            &self.queues,
+            &self.scheduler,
+        );
+        Ok(())
     }
 
     /// The schedules of `function` with their next firing.
@@ -357,6 +380,163 @@ mod tests {
         assert_eq!(select_path(&p, "$.detail-type"), "Scheduled Event");
     }
 }
+#[cfg(test)]
+mod reload_tests {
+    //! A reload against a real state database whose reads are made to fail.
+
+    use std::time::Duration;
+
+    use stratus_manifest::model::{HttpApiEvent, SqsEvent};
+
+    use super::*;
+    use crate::logs::{LogLimits, LogStore};
+    use crate::registry::Identity;
+    use crate::runtimes::Runtimes;
+    use crate::store::Stores;
+
+    fn must<T, E: std::fmt::Display>(r: Result<T, E>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A registry over `dir` and an idle [`Triggers`] (no firing task).
+    fn setup(dir: &std::path::Path) -> (Arc<Registry>, Triggers) {
+        let logs = must(LogStore::open(
+            dir,
+            LogLimits::for_age(Duration::from_secs(3600)),
+        ));
+        let scheduler = stratus_scheduler::Scheduler::new(
+            stratus_scheduler::Settings::default(),
+            Arc::new(stratus_sandbox::ProcessDriver),
+            logs,
+        );
+        let runtimes = must(Runtimes::prepare(&dir.join("runtimes"), None, None));
+        let identity = Identity {
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            endpoint_url: "http://127.0.0.1:9".into(),
+            gateway_url: None,
+        };
+        let stores = must(Stores::sqlite(dir));
+        let registry = Arc::new(must(Registry::open(
+            stores.functions.clone(),
+            must(stratus_package::BlobStore::open(dir.join("blobs"))),
+            dir.join("code"),
+            runtimes,
+            identity,
+            scheduler.clone(),
+        )));
+        let queues = must(stratus_queue::Queues::open(
+            dir,
+            "http://127.0.0.1:9",
+            "us-east-1",
+            "123456789012",
+        ));
+        let t = Triggers {
+            entries: Arc::default(),
+            changed: Arc::new(Notify::new()),
+            routes: Default::default(),
+            mappings: Default::default(),
+            queues,
+            scheduler,
+            stores,
+        };
+        (registry, t)
+    }
+
+    fn events(queue_arn: &str) -> Vec<Event> {
+        vec![
+            Event::Schedule(ScheduleEvent {
+                rate: vec!["rate(5 minutes)".into()],
+                enabled: true,
+                input: None,
+                input_path: None,
+                name: None,
+            }),
+            Event::HttpApi(HttpApiEvent {
+                method: "GET".into(),
+                path: "/items".into(),
+                cors: None,
+            }),
+            Event::Sqs(SqsEvent {
+                arn: queue_arn.into(),
+                batch_size: 10,
+                maximum_batching_window: None,
+                function_response_type: None,
+                enabled: true,
+            }),
+        ]
+    }
+
+    /// (schedules of `f`, routes, running pollers)
+    fn tables(t: &Triggers) -> (usize, usize, usize) {
+        (
+            t.next_firings("f").len(),
+            t.routes.list().len(),
+            t.mappings.running(),
+        )
+    }
+
+    fn sql(dir: &std::path::Path, statement: &str) {
+        // A second connection, as another process would use.
+        let conn = must(rusqlite::Connection::open(dir.join("state.db")));
+        must(conn.execute_batch(statement));
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_keeps_the_schedules_routes_and_pollers() {
+        let tmp = must(tempfile::tempdir());
+        let dir = tmp.path();
+        let (registry, t) = setup(dir);
+        let arn = t.queues.arn("jobs");
+        must(t.stores.mappings.put_function_events("f", &events(&arn), 0));
+        must(t.reload(&registry));
+        assert_eq!(tables(&t), (1, 1, 1));
+
+        // The events table is gone: the read fails, nothing is emptied.
+        sql(
+            dir,
+            "ALTER TABLE function_events RENAME TO function_events_away",
+        );
+        let e = t.reload(&registry).err();
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.to_string().contains("function_events")),
+            "{e:?}"
+        );
+        assert_eq!(tables(&t), (1, 1, 1));
+
+        // Back, with the function's events removed, but the mappings table is
+        // broken: still nothing changes, since every read comes first.
+        sql(
+            dir,
+            "ALTER TABLE function_events_away RENAME TO function_events",
+        );
+        must(t.stores.mappings.put_function_events("f", &[], 1));
+        sql(dir, "ALTER TABLE event_source_mappings RENAME TO esm_away");
+        assert!(t.reload(&registry).is_err());
+        assert_eq!(tables(&t), (1, 1, 1));
+
+        // A stored row that does not decode is an error too, not "no events".
+        sql(dir, "ALTER TABLE esm_away RENAME TO event_source_mappings");
+        sql(
+            dir,
+            "INSERT INTO function_events (function_name, events, created_ms) VALUES ('g', 'not json', 0)",
+        );
+        let e = t.reload(&registry).err();
+        assert!(
+            e.as_ref()
+                .is_some_and(|e| e.to_string().contains("corrupt")),
+            "{e:?}"
+        );
+        assert_eq!(tables(&t), (1, 1, 1));
+
+        // Once the store reads again, the reload applies: f has no events now.
+        sql(dir, "DELETE FROM function_events WHERE function_name = 'g'");
+        must(t.reload(&registry));
+        assert_eq!(tables(&t), (0, 0, 0));
+    }
+}
+
 #[cfg(test)]
 mod decode_tests {
     #[test]

@@ -152,7 +152,8 @@ fn create_stored(s: &AppState, mut m: Value, input: MappingInput) -> Result<Valu
             &function,
             Some(&m),
         )?;
-        s.triggers.reload(&s.registry);
+        // A failure is logged; the previous event sources stay.
+        let _ = s.triggers.reload(&s.registry);
         Ok(m)
     }
 }
@@ -225,7 +226,8 @@ async fn update(State(s): State<AppState>, Path(uuid): Path<String>, body: Bytes
             s.stores
                 .mappings
                 .put_event_source_mapping(&uuid, &function, Some(&m))?;
-            s.triggers.reload(&s.registry);
+            // A failure is logged; the previous event sources stay.
+            let _ = s.triggers.reload(&s.registry);
             Ok(m)
         })
         .await;
@@ -242,7 +244,8 @@ async fn delete(State(s): State<AppState>, Path(uuid): Path<String>) -> Response
             s.stores
                 .mappings
                 .put_event_source_mapping(&uuid, "", None)?;
-            s.triggers.reload(&s.registry);
+            // A failure is logged; the previous event sources stay.
+            let _ = s.triggers.reload(&s.registry);
             m["State"] = "Deleting".into();
             Ok(m)
         })

@@ -59,7 +59,8 @@ impl AppState {
     pub(crate) async fn reload_triggers(&self) {
         let _ = self
             .off_async(|s| {
-                s.triggers.reload(&s.registry);
+                // A failure is logged; the previous event sources stay.
+                let _ = s.triggers.reload(&s.registry);
                 Ok(())
             })
             .await;

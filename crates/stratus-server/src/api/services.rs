@@ -134,7 +134,8 @@ fn stream_deployment(s: AppState, service: String, stage: String, req: DeployReq
             };
             // Schedules (and other event sources) follow the deployment before the
             // client hears it is done.
-            s.triggers.reload(&s.registry);
+            // A failure is logged; the previous event sources stay.
+            let _ = s.triggers.reload(&s.registry);
             let _ = tx.send(last).await;
         })
     });
@@ -334,7 +335,8 @@ async fn remove(
     let removed = s
         .off_async(move |s| {
             let removed = deploy::remove(&s.registry, &*s.stores.deployments, &service, &stage)?;
-            s.triggers.reload(&s.registry);
+            // A failure is logged; the previous event sources stay.
+            let _ = s.triggers.reload(&s.registry);
             Ok(removed)
         })
         .await;
