@@ -8,21 +8,6 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// Runtime identifiers accepted by CreateFunction.
-pub const SUPPORTED: &[&str] = &[
-    "nodejs18.x",
-    "nodejs20.x",
-    "nodejs22.x",
-    "python3.9",
-    "python3.10",
-    "python3.11",
-    "python3.12",
-    "python3.13",
-    "provided",
-    "provided.al2",
-    "provided.al2023",
-];
-
 const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/node/bootstrap.js");
 const PYTHON_BOOTSTRAP: &str = include_str!("../../../runtimes/python/bootstrap.py");
 

@@ -175,29 +175,18 @@ impl Registry {
         a.revision_id = new_uuid();
         self.store.put_alias(&name, &a)?;
         entry.aliases.insert(alias.to_string(), a.clone());
-        let moved = match entry.provisioned.get(alias) {
-            Some(&(n, _)) => {
-                let new_spec = qualifier_spec(&entry, alias)?;
-                (old_spec.as_ref().map(|s| &s.pool_key) != Some(&new_spec.pool_key))
-                    .then_some((n, new_spec, old_spec))
-            }
-            None => None,
-        };
-        // The floor moves after the new alias is visible, so the alias's traffic and
-        // its warm environments go to the same version.
-        let totals = moved.map(|(n, new_spec, old_spec)| {
-            let old_total = old_spec
-                .as_ref()
-                .map(|old| self.provisioned_on_pool(&entry, &old.pool_key));
-            (n, new_spec, old_spec, old_total)
-        });
-        self.install(&name, entry);
-        if let Some((n, new_spec, old_spec, old_total)) = totals {
-            self.scheduler.set_provisioned(&new_spec, n);
-            if let (Some(old), Some(total)) = (old_spec, old_total) {
-                self.scheduler.set_provisioned(&old, total);
+        // The floor moves to the new version's pool (the old pool keeps what its
+        // other configs ask for) once the moved alias is visible.
+        let mut floors = Vec::new();
+        if entry.provisioned.contains_key(alias) {
+            let new_spec = qualifier_spec(&entry, alias)?;
+            if old_spec.as_ref().map(|s| &s.pool_key) != Some(&new_spec.pool_key) {
+                floors.push(self.floor_of(&entry, new_spec));
+                floors.extend(old_spec.map(|old| self.floor_of(&entry, old)));
             }
         }
+        self.install(&name, entry);
+        self.set_floors(floors);
         Ok(a)
     }
 
@@ -211,14 +200,11 @@ impl Registry {
         }
         self.store.delete_alias(&name, alias)?;
         let had_floor = entry.provisioned.remove(alias).is_some();
-        let floor = spec.filter(|_| had_floor).map(|spec| {
-            let total = self.provisioned_on_pool(&entry, &spec.pool_key);
-            (spec, total)
-        });
+        let floor = spec
+            .filter(|_| had_floor)
+            .map(|spec| self.floor_of(&entry, spec));
         self.install(&name, entry);
-        if let Some((spec, total)) = floor {
-            self.scheduler.set_provisioned(&spec, total);
-        }
+        self.set_floors(floor);
         Ok(())
     }
 

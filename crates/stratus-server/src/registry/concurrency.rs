@@ -3,6 +3,8 @@
 //! checked against each other and the account's unreserved minimum as Lambda does,
 //! and handed to the scheduler, which keeps the pools.
 
+use std::sync::Arc;
+
 use stratus_scheduler::{FunctionSpec, ProvisionedStatus};
 
 use super::aliases::qualifier_spec;
@@ -20,7 +22,28 @@ fn no_config(entry: &FnEntry, q: &str) -> ApiError {
     ))
 }
 
+/// A pool's provisioned floor, computed on an entry before it is installed and
+/// handed to the scheduler after.
+pub(super) struct Floor {
+    spec: Arc<FunctionSpec>,
+    total: u32,
+}
+
 impl Registry {
+    /// The floor `spec`'s pool should keep under `entry`'s configs.
+    pub(super) fn floor_of(&self, entry: &FnEntry, spec: Arc<FunctionSpec>) -> Floor {
+        let total = self.provisioned_on_pool(entry, &spec.pool_key);
+        Floor { spec, total }
+    }
+
+    /// Hands floors to the scheduler, once the entry they were computed on is
+    /// installed (so traffic and warm environments agree on the version).
+    pub(super) fn set_floors(&self, floors: impl IntoIterator<Item = Floor>) {
+        for f in floors {
+            self.scheduler.set_provisioned(&f.spec, f.total);
+        }
+    }
+
     /// Sum of provisioned configs that land on `pool_key` (a version and its aliases).
     pub(super) fn provisioned_on_pool(&self, entry: &FnEntry, pool_key: &str) -> u32 {
         entry
@@ -155,9 +178,9 @@ impl Registry {
         entry
             .provisioned
             .insert(q.to_string(), (n, modified.clone()));
-        let total = self.provisioned_on_pool(&entry, &spec.pool_key);
+        let floor = self.floor_of(&entry, spec.clone());
         self.install(&name, entry);
-        self.scheduler.set_provisioned(&spec, total);
+        self.set_floors([floor]);
         Ok((self.provisioned_view(&spec, n), modified))
     }
 
@@ -208,14 +231,11 @@ impl Registry {
             return Err(no_config(&entry, q));
         }
         self.store.put_provisioned(&name, q, None)?;
-        let floor = qualifier_spec(&entry, q).ok().map(|spec| {
-            let total = self.provisioned_on_pool(&entry, &spec.pool_key);
-            (spec, total)
-        });
+        let floor = qualifier_spec(&entry, q)
+            .ok()
+            .map(|spec| self.floor_of(&entry, spec));
         self.install(&name, entry);
-        if let Some((spec, total)) = floor {
-            self.scheduler.set_provisioned(&spec, total);
-        }
+        self.set_floors(floor);
         Ok(())
     }
 }

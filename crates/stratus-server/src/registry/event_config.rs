@@ -34,6 +34,17 @@ impl Default for EventInvokeSettings {
     }
 }
 
+/// The function and qualifier an event-invoke-config call names: `?Qualifier=`, else
+/// the one in the name, else `$LATEST`.
+fn target(raw: &str, qualifier: Option<&str>) -> Result<(String, String), ApiError> {
+    let (name, q) = parse_function_ref(raw)?;
+    let q = qualifier
+        .map(str::to_string)
+        .or(q)
+        .unwrap_or_else(|| "$LATEST".into());
+    Ok((name, q))
+}
+
 impl Registry {
     /// Put/UpdateFunctionEventInvokeConfig: validates and stores (`merge` keeps fields
     /// the request leaves out, as UpdateFunctionEventInvokeConfig does).
@@ -44,11 +55,7 @@ impl Registry {
         mut cfg: EventInvokeConfig,
         merge: bool,
     ) -> Result<EventInvokeConfig, ApiError> {
-        let (name, q) = parse_function_ref(raw)?;
-        let q = qualifier
-            .map(str::to_string)
-            .or(q)
-            .unwrap_or_else(|| "$LATEST".into());
+        let (name, q) = target(raw, qualifier)?;
         let _writer = self.writer.lock();
         let arn = self.read(&name, |entry| {
             super::aliases::qualifier_entry(entry, Some(&q))
@@ -93,11 +100,7 @@ impl Registry {
         raw: &str,
         qualifier: Option<&str>,
     ) -> Result<EventInvokeConfig, ApiError> {
-        let (name, q) = parse_function_ref(raw)?;
-        let q = qualifier
-            .map(str::to_string)
-            .or(q)
-            .unwrap_or_else(|| "$LATEST".into());
+        let (name, q) = target(raw, qualifier)?;
         let arn = self.identity.function_arn(&name);
         self.read(&name, |_| ())?;
         self.store.event_invoke_config(&name, &q)?.ok_or_else(|| {
@@ -115,11 +118,7 @@ impl Registry {
     ) -> Result<(), ApiError> {
         let _writer = self.writer.lock();
         self.get_event_invoke_config(raw, qualifier)?;
-        let (name, q) = parse_function_ref(raw)?;
-        let q = qualifier
-            .map(str::to_string)
-            .or(q)
-            .unwrap_or_else(|| "$LATEST".into());
+        let (name, q) = target(raw, qualifier)?;
         self.store.put_event_invoke_config(&name, &q, None)?;
         Ok(())
     }
