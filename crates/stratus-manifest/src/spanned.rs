@@ -388,8 +388,9 @@ enum Frame {
         entries: Vec<Entry>,
         /// The key read, waiting for its value.
         key: Option<(String, Span)>,
-        /// `<<` values, merged when the map ends.
-        merges: Vec<Node>,
+        /// Keys copied in by a `<<` merge: a key written later replaces the
+        /// value in place (js-yaml's order: merged keys where `<<` is).
+        merged: Vec<String>,
     },
 }
 
@@ -476,7 +477,7 @@ impl Builder {
                     tag: tag.map(|t| t.into_owned()),
                     entries: Vec::new(),
                     key: None,
-                    merges: Vec::new(),
+                    merged: Vec::new(),
                 });
                 Ok(())
             }
@@ -498,14 +499,10 @@ impl Builder {
                     span,
                     anchor,
                     tag,
-                    mut entries,
-                    merges,
+                    entries,
                     ..
                 }) => {
                     let path = self.path();
-                    for merge in merges {
-                        merge_into(&mut entries, merge, &path)?;
-                    }
                     let node = Node::new(span, Value::Map(entries));
                     self.finish_collection(node, anchor, tag.as_ref(), &path)
                 }
@@ -550,10 +547,13 @@ impl Builder {
     fn set_key(&mut self, key: String, at: Span) -> Result<(), ParseError> {
         let path = self.path();
         if let Some(Frame::Map {
-            entries, key: slot, ..
+            entries,
+            key: slot,
+            merged,
+            ..
         }) = self.stack.last_mut()
         {
-            if key != MERGE_KEY {
+            if key != MERGE_KEY && !merged.contains(&key) {
                 if let Some(first) = entries.iter().find(|e| e.key == key) {
                     return Err(ParseError::DuplicateKey {
                         path: join_path(&path, &key),
@@ -569,6 +569,8 @@ impl Builder {
     }
 
     fn push_value(&mut self, node: Node) -> Result<(), ParseError> {
+        let merging = matches!(self.stack.last(), Some(Frame::Map { key: Some((k, _)), .. }) if k == MERGE_KEY);
+        let path = if merging { self.path() } else { String::new() };
         match self.stack.last_mut() {
             None => {
                 self.root = Some(node);
@@ -577,12 +579,21 @@ impl Builder {
             Some(Frame::Map {
                 entries,
                 key,
-                merges,
+                merged,
                 ..
             }) => {
                 if let Some((key, key_span)) = key.take() {
                     if key == MERGE_KEY {
-                        merges.push(node);
+                        let before = entries.len();
+                        merge_into(entries, node, &path)?;
+                        merged.extend(entries[before..].iter().map(|e| e.key.clone()));
+                    } else if let Some(i) = merged.iter().position(|k| *k == key) {
+                        // A written key replaces a merged one where it stands.
+                        merged.remove(i);
+                        if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
+                            e.value = node;
+                            e.key_span = key_span;
+                        }
                     } else {
                         entries.push(Entry {
                             key,

@@ -185,7 +185,19 @@ pub(crate) fn resolve(
     service_dir: &Path,
     opts: &Options,
 ) -> Result<Resolved, VarError> {
+    resolve_with(root, service_dir, opts, true)
+}
+
+/// [`resolve`], with variables in map keys resolved or, as the Serverless
+/// Framework v3 does (what `print` shows), kept as written.
+pub(crate) fn resolve_with(
+    root: Node,
+    service_dir: &Path,
+    opts: &Options,
+    keys: bool,
+) -> Result<Resolved, VarError> {
     let mut r = Resolver {
+        resolve_keys: keys,
         opts,
         dir: service_dir.to_path_buf(),
         main: root,
@@ -270,6 +282,8 @@ struct Ctx {
 }
 
 struct Resolver<'a> {
+    /// Whether `${…}` in map keys is resolved.
+    resolve_keys: bool,
     opts: &'a Options,
     dir: PathBuf,
     main: Node,
@@ -424,7 +438,9 @@ impl Resolver<'_> {
             Value::Map(_) => {
                 let key = (doc.clone(), path.to_vec());
                 if !self.keys_done.contains(&key) {
-                    self.resolve_keys(doc, path)?;
+                    if self.resolve_keys {
+                        self.resolve_keys(doc, path)?;
+                    }
                     self.keys_done.insert(key);
                 }
             }
