@@ -1,6 +1,7 @@
 //! The configuration as `serverless print` (Serverless Framework v3) shows it:
-//! the file as written, variables resolved, key order kept, plus the few
-//! settings v3 fills in while it loads a service. Built from the tree that
+//! the file as written, variables resolved (as v3 does: not in keys, and in
+//! the `params` of every stage), key order kept, plus the few settings v3
+//! fills in while it loads a service. Built from the tree that
 //! [`crate::vars`] resolved (positions and order intact), never from the typed
 //! schema or the [`crate::Service`] model, so a service Stratus could not run
 //! (a Java runtime, a container image, a setting outside Stratus's limits)
@@ -86,8 +87,8 @@ pub fn printed_str(
     } else {
         spanned::parse_yaml(text, file.clone())?
     };
-    // v3 leaves `${…}` in keys as written.
-    let resolved = vars::resolve_with(root, service_dir, opts, false)?;
+    // v3 leaves `${…}` in keys as written and resolves every stage's params.
+    let resolved = vars::resolve_with(root, service_dir, opts, true)?;
     let config = normalize(resolved.root, &file, opts)?;
     Ok((config, resolved.warnings))
 }
@@ -198,6 +199,10 @@ pub(crate) fn normalize(mut root: Node, file: &str, opts: &Options) -> Result<No
         }
     }
     let service_name = root.get("service").map(js_string).unwrap_or_default();
+    if let Some(fv) = root.get("frameworkVersion").filter(|v| is_truthy(v)) {
+        let strict = root.get("configValidationMode").and_then(Node::as_str) == Some("error");
+        check_framework_version(fv, file, strict)?;
+    }
 
     // 3. functions and resources merged from lists; function names and events.
     for key in ["resources", "functions"] {
@@ -403,6 +408,140 @@ fn name_functions(functions: &mut Node, service: &str, stage: &str) -> Result<()
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// `frameworkVersion`.
+
+/// The Serverless Framework release whose `print` Stratus reproduces.
+pub const SERVERLESS_VERSION: (u64, u64, u64) = (3, 40, 0);
+
+/// v3 refuses to load a service whose `frameworkVersion` range (npm semver
+/// syntax) it does not satisfy; a range it cannot read is skipped (an error
+/// with `configValidationMode: error`).
+fn check_framework_version(fv: &Node, file: &str, strict: bool) -> Result<(), ManifestError> {
+    let range = js_string(fv);
+    let (a, b, c) = SERVERLESS_VERSION;
+    let ours = format!("{a}.{b}.{c}");
+    match satisfies(&range, SERVERLESS_VERSION) {
+        Some(true) => Ok(()),
+        _ if range == ours => Ok(()),
+        Some(false) => Err(fail(
+            &fv.span,
+            "frameworkVersion",
+            format!("The Serverless version ({ours}) does not satisfy the \"frameworkVersion\" ({range}) in {file}"),
+        )),
+        None if strict => Err(fail(
+            &fv.span,
+            "frameworkVersion",
+            "Configured \"frameworkVersion\" does not represent a valid semver version range.",
+        )),
+        None => Ok(()),
+    }
+}
+
+type Version = (u64, u64, u64);
+
+/// Whether `version` satisfies the npm semver range `range` (`3`, `^3.2`,
+/// `~3.1.0`, `>=2 <4`, `3.x`, `1 - 3`, `^2 || ^3`, …); `None` when the range
+/// cannot be read. Prerelease tags in the range are ignored.
+fn satisfies(range: &str, version: Version) -> Option<bool> {
+    let mut any = false;
+    for alt in range.split("||") {
+        let words: Vec<&str> = alt.split_whitespace().collect();
+        let ok = if let [low, "-", high] = words.as_slice() {
+            let (l, _) = partial(low)?;
+            let (h, hn) = partial(high)?;
+            version >= fill(l) && below_or_at(version, h, hn)
+        } else {
+            let mut ok = true;
+            let mut i = 0;
+            while i < words.len() {
+                // `>= 3` is written with a space sometimes.
+                let mut word = words[i].to_string();
+                if matches!(word.as_str(), ">=" | "<=" | ">" | "<" | "=" | "^" | "~") {
+                    i += 1;
+                    word.push_str(words.get(i)?);
+                }
+                ok &= comparator(&word, version)?;
+                i += 1;
+            }
+            ok
+        };
+        any |= ok;
+    }
+    Some(any)
+}
+
+/// A partial version (`3`, `3.1`, `3.1.2`, with `x`/`*` wildcards and an
+/// optional `v`): the numbers given, and how many.
+fn partial(text: &str) -> Option<([u64; 3], usize)> {
+    let text = text.trim_start_matches(['v', '=']);
+    let text = text.split(['-', '+']).next()?;
+    if text.is_empty() || text == "*" || text.eq_ignore_ascii_case("x") {
+        return Some(([0; 3], 0));
+    }
+    let mut parts = [0; 3];
+    let mut n = 0;
+    for (i, p) in text.split('.').enumerate() {
+        if i >= 3 {
+            return None;
+        }
+        if p == "*" || p.eq_ignore_ascii_case("x") {
+            break;
+        }
+        parts[i] = p.parse().ok()?;
+        n = i + 1;
+    }
+    Some((parts, n))
+}
+
+fn fill(p: [u64; 3]) -> Version {
+    (p[0], p[1], p[2])
+}
+
+/// The first version above the partial `p` of `n` numbers (`3` → 4.0.0).
+fn next_after(p: [u64; 3], n: usize) -> Version {
+    match n {
+        0 => (u64::MAX, 0, 0),
+        1 => (p[0] + 1, 0, 0),
+        2 => (p[0], p[1] + 1, 0),
+        _ => (p[0], p[1], p[2] + 1),
+    }
+}
+
+fn below_or_at(v: Version, p: [u64; 3], n: usize) -> bool {
+    if n == 3 {
+        v <= fill(p)
+    } else {
+        v < next_after(p, n)
+    }
+}
+
+fn comparator(word: &str, v: Version) -> Option<bool> {
+    let (op, rest) = [">=", "<=", ">", "<", "^", "~", "="]
+        .iter()
+        .find_map(|op| word.strip_prefix(op).map(|r| (*op, r)))
+        .unwrap_or(("", word));
+    let (p, n) = partial(rest)?;
+    let low = fill(p);
+    Some(match op {
+        ">=" => v >= low,
+        ">" => v >= next_after(p, n) && (n > 0 || v > low),
+        "<=" => below_or_at(v, p, n),
+        "<" => n > 0 && v < low,
+        "^" => {
+            let high = match (p, n) {
+                (_, 0) => (u64::MAX, 0, 0),
+                ([0, 0, _], 3) => (0, 0, p[2] + 1),
+                ([0, _, _], 2..=3) => (0, p[1] + 1, 0),
+                _ => (p[0] + 1, 0, 0),
+            };
+            v >= low && v < high
+        }
+        "~" => v >= low && v < next_after(p, n.min(2)),
+        _ => v >= low && v < next_after(p, n),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1266,6 +1405,35 @@ mod tests {
             select(&n, None, Some("values")).unwrap_err().to_string(),
             "Transform can only be \"keys\""
         );
+    }
+
+    #[test]
+    fn framework_version_ranges_follow_npm_semver() {
+        let v = (3, 40, 0);
+        for yes in [
+            "3", "^3", "^3.2.0", "3.x", "3.40.0", ">=3", ">= 2.1", "~3.40", "2 - 3", "^2 || ^3",
+            ">=2 <4", "*", "<=3", ">2.9", "3.40",
+        ] {
+            assert_eq!(satisfies(yes, v), Some(true), "{yes}");
+        }
+        for no in [
+            "2", "^4", "4.x", "~3.39.0", "<3", ">3", "^2 || ^4", ">=4 <5", "3.39", "1 - 2",
+        ] {
+            assert_eq!(satisfies(no, v), Some(false), "{no}");
+        }
+        assert_eq!(satisfies("three", v), None);
+        let e = print_opts(
+            "service: s\nframeworkVersion: '4'\nprovider: aws\n",
+            &Options::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "serverless.yml:2:19: frameworkVersion: The Serverless version (3.40.0) does not satisfy the \"frameworkVersion\" (4) in serverless.yml");
+        assert!(print_opts(
+            "service: s\nframeworkVersion: nope\nprovider: aws\n",
+            &Options::default()
+        )
+        .is_ok());
     }
 
     #[test]

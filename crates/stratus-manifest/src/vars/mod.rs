@@ -188,16 +188,17 @@ pub(crate) fn resolve(
     resolve_with(root, service_dir, opts, true)
 }
 
-/// [`resolve`], with variables in map keys resolved or, as the Serverless
-/// Framework v3 does (what `print` shows), kept as written.
+/// [`resolve`], or with `for_print` as the Serverless Framework v3 resolves
+/// the configuration it prints: `${…}` in map keys kept as written, and the
+/// `params` of every stage resolved.
 pub(crate) fn resolve_with(
     root: Node,
     service_dir: &Path,
     opts: &Options,
-    keys: bool,
+    for_print: bool,
 ) -> Result<Resolved, VarError> {
     let mut r = Resolver {
-        resolve_keys: keys,
+        resolve_keys: !for_print,
         opts,
         dir: service_dir.to_path_buf(),
         main: root,
@@ -220,7 +221,7 @@ pub(crate) fn resolve_with(
     };
     for key in top_keys {
         let path = vec![Seg::Key(key.clone())];
-        if key == "params" {
+        if key == "params" && !for_print {
             r.ensure_shallow(&DocId::Main, &path)?;
             for group in [stage.as_str(), "default"] {
                 let group_path = vec![Seg::Key(key.clone()), Seg::Key(group.to_string())];
