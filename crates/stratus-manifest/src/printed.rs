@@ -1437,6 +1437,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_stay_as_written_and_every_stage_params_resolve() {
+        let text = "service: svc\nprovider:\n  name: aws\nparams:\n  prod:\n    host: ${self:service}.example.com\ncustom:\n  ${self:service}_KEY: 1\n";
+        let v = print(text);
+        assert_eq!(v["params"]["prod"]["host"], "svc.example.com");
+        assert_eq!(v["custom"]["${self:service}_KEY"], 1);
+        // `load` (deploy and the rest) resolves keys and only this stage's params.
+        let (service, _) = crate::load_str(
+            text,
+            "serverless.yml".into(),
+            false,
+            Path::new("."),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(service.custom["svc_KEY"], 1);
+    }
+
+    #[test]
     fn numbers_print_as_javascript_does() {
         assert_eq!(js_number(1.0), "1");
         assert_eq!(js_number(1.5), "1.5");

@@ -185,7 +185,7 @@ pub(crate) fn resolve(
     service_dir: &Path,
     opts: &Options,
 ) -> Result<Resolved, VarError> {
-    resolve_with(root, service_dir, opts, true)
+    resolve_with(root, service_dir, opts, false)
 }
 
 /// [`resolve`], or with `for_print` as the Serverless Framework v3 resolves
