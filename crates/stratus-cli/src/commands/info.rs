@@ -402,6 +402,65 @@ fn to_yaml(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stratus_manifest::spanned::{parse_json, parse_yaml};
+
+    fn same(a: &Node, b: &Node) -> bool {
+        match (&a.value, &b.value) {
+            (NodeValue::Map(x), NodeValue::Map(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .zip(y)
+                        .all(|(e, f)| e.key == f.key && same(&e.value, &f.value))
+            }
+            (NodeValue::Seq(x), NodeValue::Seq(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(e, f)| same(e, f))
+            }
+            (x, y) => x == y,
+        }
+    }
+
+    const TRICKY: &str = r##"{"z": 1, "a": {"yes": "yes", "num": "1", "colon": "a: b", "empty": "",
+        "dash": "-x", "hash": "#c", "lead": " x", "lines": "a\nb", "tilde": "~", "null": null,
+        "f": 1.5, "t": true, "list": [[1, 2], {"k": []}, {}], "quote": "it's \"q\"",
+        "unicode": "ü", "star": "*", "amp": "&a", "bang": "!Ref x", "pct": "%x"}}"##;
+
+    #[test]
+    fn printed_yaml_reads_back_as_the_same_tree_in_order() {
+        let n = parse_json(TRICKY, "t.json".into()).unwrap();
+        let yaml = printed_yaml(&n);
+        let back = parse_yaml(&yaml, "t.yml".into()).unwrap();
+        assert!(same(&n, &back), "{yaml}");
+        assert!(yaml.starts_with("z: 1\na:\n  \"yes\": \"yes\"\n"), "{yaml}");
+    }
+
+    #[test]
+    fn printed_json_is_laid_out_like_json_stringify() {
+        let n = parse_json(
+            r#"{"b": 1.0, "a": [1, {"x": "y"}], "e": {}, "l": [], "n": null}"#,
+            "t.json".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            printed_json(&n),
+            "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    {\n      \"x\": \"y\"\n    }\n  ],\n  \"e\": {},\n  \"l\": [],\n  \"n\": null\n}"
+        );
+        let tricky = parse_json(TRICKY, "t.json".into()).unwrap();
+        let back = parse_json(&printed_json(&tricky), "t.json".into()).unwrap();
+        assert!(same(&tricky, &back));
+    }
+
+    #[test]
+    fn printed_text_joins_lists_and_refuses_maps() {
+        let n = parse_json(r#"["a", 1.5, null, [1, 2], {"x": 1}]"#, "t.json".into()).unwrap();
+        assert_eq!(printed_text(&n).unwrap(), "a\n1.5\n\n1,2\n[object Object]");
+        let m = parse_json(r#"{"x": 1}"#, "t.json".into()).unwrap();
+        assert_eq!(
+            printed_text(&m).unwrap_err().to_string(),
+            "Cannot print an object as \"text\""
+        );
+        let s = parse_json(r#"3"#, "t.json".into()).unwrap();
+        assert_eq!(printed_text(&s).unwrap(), "3");
+    }
 
     #[test]
     fn yaml_rendering_quotes_what_needs_it() {
