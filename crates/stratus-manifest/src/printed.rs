@@ -85,7 +85,7 @@ pub fn printed_str(
     let root = if is_json {
         spanned::parse_json(text, file.clone())?
     } else {
-        spanned::parse_yaml(text, file.clone())?
+        spanned::parse_yaml_with(text, file.clone(), true)?
     };
     // v3 leaves `${…}` in keys as written and resolves every stage's params.
     let resolved = vars::resolve_with(root, service_dir, opts, true)?;
@@ -257,7 +257,37 @@ pub(crate) fn normalize(mut root: Node, file: &str, opts: &Options) -> Result<No
             split_deployment_bucket(provider);
         }
     }
+    js_key_order(&mut root);
     Ok(root)
+}
+
+/// JavaScript objects list array-index keys (`0` … `4294967294`, no leading
+/// zeros) first, in numeric order, then the others in insertion order.
+fn js_key_order(node: &mut Node) {
+    fn index(key: &str) -> Option<u32> {
+        if key != "0" && (key.starts_with('0') || key.is_empty()) {
+            return None;
+        }
+        if !key.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        key.parse::<u32>().ok().filter(|&i| i != u32::MAX)
+    }
+    match &mut node.value {
+        Value::Map(entries) => {
+            entries.iter_mut().for_each(|e| js_key_order(&mut e.value));
+            if entries.iter().any(|e| index(&e.key).is_some()) {
+                let (mut indexed, named): (Vec<Entry>, Vec<Entry>) = std::mem::take(entries)
+                    .into_iter()
+                    .partition(|e| index(&e.key).is_some());
+                indexed.sort_by_key(|e| index(&e.key));
+                indexed.extend(named);
+                *entries = indexed;
+            }
+        }
+        Value::Seq(items) => items.iter_mut().for_each(js_key_order),
+        _ => {}
+    }
 }
 
 /// `provider.deploymentBucket: {name: x, …}` → `deploymentBucket: x` and
@@ -943,6 +973,7 @@ fn coerce_scalar(v: &Value, ty: &Ty) -> Option<Value> {
 
 /// Every key whose value is null moves to the end of its map (v3 removes them
 /// for validation and puts them back afterwards). Lists keep their nulls.
+/// `.inf` and `.nan`, which print as null, move too (as observed with v3).
 fn nulls_last(node: &mut Node) {
     match &mut node.value {
         Value::Map(entries) => {
@@ -951,7 +982,7 @@ fn nulls_last(node: &mut Node) {
             }
             let (mut kept, nulls): (Vec<Entry>, Vec<Entry>) = std::mem::take(entries)
                 .into_iter()
-                .partition(|e| !is_null(&e.value));
+                .partition(|e| !is_null(&e.value) && !is_non_finite(&e.value));
             kept.extend(nulls);
             *entries = kept;
         }
@@ -965,6 +996,10 @@ fn nulls_last(node: &mut Node) {
 
 fn is_null(n: &Node) -> bool {
     matches!(n.value, Value::Null)
+}
+
+fn is_non_finite(n: &Node) -> bool {
+    matches!(n.value, Value::Float(f) if !f.is_finite())
 }
 
 fn is_scalar(n: &Node) -> bool {
@@ -1061,6 +1096,16 @@ pub fn js_number(f: f64) -> String {
             Some((m, e)) if !e.starts_with('-') => format!("{m}e+{e}"),
             _ => s,
         };
+    }
+    if f.fract() == 0.0 && a >= 9_007_199_254_740_992.0 {
+        // Beyond 2^53 JavaScript writes the shortest digits that read back,
+        // then zeros: 12345678901234567890 → 12345678901234567000.
+        let e = format!("{a:e}");
+        let (mantissa, exp) = e.split_once('e').unwrap_or((&e, "0"));
+        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        let exp: usize = exp.parse().unwrap_or(0);
+        let sign = if f < 0.0 { "-" } else { "" };
+        return format!("{sign}{digits:0<width$}", width = exp + 1);
     }
     if f.fract() == 0.0 {
         format!("{f:.0}")
@@ -1332,15 +1377,27 @@ mod tests {
     #[test]
     fn null_keys_move_to_the_end_of_their_map() {
         let n = printed_node(
-            "service: svc\nprovider:\n  name: aws\n  stage: ~\ncustom:\n  a: null\n  b: 1\n  list: [null, 1]\n",
+            "service: svc\nprovider:\n  name: aws\n  stage: ~\ncustom:\n  a: null\n  n: .nan\n  b: 1\n  list: [null, 1]\n",
             &Options::default(),
         );
-        assert_eq!(keys(n.get("custom").unwrap()), ["b", "list", "a"]);
+        assert_eq!(keys(n.get("custom").unwrap()), ["b", "list", "a", "n"]);
         assert_eq!(n.to_json()["custom"]["list"], serde_json::json!([null, 1]));
         // A null stage is replaced in place.
         assert_eq!(
             keys(n.get("provider").unwrap()),
             ["name", "stage", "region", "versionFunctions"]
+        );
+    }
+
+    #[test]
+    fn index_keys_come_first_as_in_javascript() {
+        let n = printed_node(
+            "service: svc\nprovider: aws\ncustom:\n  b: 1\n  10: x\n  2: y\n  '01': z\n  4294967295: w\n",
+            &Options::default(),
+        );
+        assert_eq!(
+            keys(n.get("custom").unwrap()),
+            ["2", "10", "b", "01", "4294967295"]
         );
     }
 
@@ -1462,5 +1519,7 @@ mod tests {
         assert_eq!(js_number(1e21), "1e+21");
         assert_eq!(js_number(1e-7), "1e-7");
         assert_eq!(js_number(123456789.0), "123456789");
+        assert_eq!(js_number(12345678901234567890.0), "12345678901234567000");
+        assert_eq!(js_number(-9007199254740993.0), "-9007199254740992");
     }
 }

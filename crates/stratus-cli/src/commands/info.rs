@@ -243,6 +243,10 @@ fn printed_scalar_json(n: &Node) -> String {
     match &n.value {
         NodeValue::Null => "null".into(),
         NodeValue::Bool(b) => b.to_string(),
+        // JavaScript numbers are doubles: past 2^53 they print rounded.
+        NodeValue::Int(i) if i.unsigned_abs() > 1 << 53 => {
+            stratus_manifest::printed::js_number(*i as f64)
+        }
         NodeValue::Int(i) => i.to_string(),
         NodeValue::Float(f) if f.is_finite() => stratus_manifest::printed::js_number(*f),
         NodeValue::Float(_) => "null".into(),
@@ -331,7 +335,9 @@ fn printed_text(n: &Node) -> anyhow::Result<String> {
             NodeValue::Null => String::new(),
             NodeValue::Map(_) => "[object Object]".into(),
             NodeValue::Seq(items) => items.iter().map(js).collect::<Vec<_>>().join(","),
+            // `String(NaN)` is `NaN` (JSON has only null for it).
             NodeValue::Float(f) => stratus_manifest::printed::js_number(*f),
+            NodeValue::Int(_) => printed_scalar_json(n),
             _ => n.scalar_text().unwrap_or_default(),
         }
     }

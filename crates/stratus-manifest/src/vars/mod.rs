@@ -198,7 +198,7 @@ pub(crate) fn resolve_with(
     for_print: bool,
 ) -> Result<Resolved, VarError> {
     let mut r = Resolver {
-        resolve_keys: !for_print,
+        for_print,
         opts,
         dir: service_dir.to_path_buf(),
         main: root,
@@ -283,8 +283,8 @@ struct Ctx {
 }
 
 struct Resolver<'a> {
-    /// Whether `${…}` in map keys is resolved.
-    resolve_keys: bool,
+    /// Resolving as v3 does for `print` (see [`resolve_with`]).
+    for_print: bool,
     opts: &'a Options,
     dir: PathBuf,
     main: Node,
@@ -439,7 +439,7 @@ impl Resolver<'_> {
             Value::Map(_) => {
                 let key = (doc.clone(), path.to_vec());
                 if !self.keys_done.contains(&key) {
-                    if self.resolve_keys {
+                    if !self.for_print {
                         self.resolve_keys(doc, path)?;
                     }
                     self.keys_done.insert(key);
@@ -907,7 +907,8 @@ impl Resolver<'_> {
             .unwrap_or("")
             .to_ascii_lowercase();
         let parsed = match ext.as_str() {
-            "yml" | "yaml" => spanned::parse_yaml(&text, name),
+            // Included files print as v3 reads them too.
+            "yml" | "yaml" => spanned::parse_yaml_with(&text, name, self.for_print),
             "json" => spanned::parse_json(&text, name),
             "js" | "cjs" | "mjs" | "ts" => {
                 return Err(VarError::File {
