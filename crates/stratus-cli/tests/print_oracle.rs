@@ -288,6 +288,12 @@ fn cases() -> Vec<Case> {
     cases
 }
 
+/// Where v3 caches its compiled schema validator between runs (a cold run
+/// costs seconds).
+fn schema_cache() -> PathBuf {
+    root().join("target/test-deps/serverless/schema-cache")
+}
+
 fn run(program: &Path, case: &Case, home: &Path) -> Output {
     let mut cmd = Command::new(program);
     cmd.arg("print")
@@ -298,6 +304,7 @@ fn run(program: &Path, case: &Case, home: &Path) -> Output {
         .env("HOME", home)
         .env("SLS_TELEMETRY_DISABLED", "1")
         .env("SLS_NOTIFICATIONS_MODE", "off")
+        .env("SLS_SCHEMA_CACHE_BASE_DIR", schema_cache())
         .env("SLS_DEPRECATION_DISABLE", "*")
         .env("NO_COLOR", "1");
     for (k, v) in BASE_ENV {

@@ -801,7 +801,29 @@ const HTTP: &[(&str, Ty)] = &[
     ("private", Ty::Bool),
 ];
 
+const ALB: &[(&str, Ty)] = &[
+    ("priority", Ty::Int),
+    (
+        "conditions",
+        Ty::Fields(&[
+            ("path", STR_LIST),
+            ("host", STR_LIST),
+            ("method", STR_LIST),
+            ("ip", STR_LIST),
+        ]),
+    ),
+];
+
+const STREAM: &[(&str, Ty)] = &[
+    ("batchSize", Ty::Int),
+    ("maximumRetryAttempts", Ty::Int),
+    ("parallelizationFactor", Ty::Int),
+    ("enabled", Ty::Bool),
+];
+
 const EVENT: &[(&str, Ty)] = &[
+    ("alb", Ty::Fields(ALB)),
+    ("stream", Ty::ScalarOr(&STR, STREAM)),
     ("schedule", Ty::ScalarOr(&STR, SCHEDULE)),
     ("sqs", Ty::ScalarOr(&STR, SQS)),
     ("http", Ty::ScalarOr(&STR, HTTP)),
