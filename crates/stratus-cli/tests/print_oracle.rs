@@ -567,3 +567,61 @@ fn stratus_prints_what_serverless_v3_prints() {
         failures.join("\n\n")
     );
 }
+
+/// The comparison itself catches what it must: another value, another key
+/// order, a refusal on one side only, a refusal without a position.
+#[test]
+fn the_comparison_notices_differences() {
+    let json = |t: &str| parse_json(t, "t".into()).unwrap();
+    assert!(difference(
+        &json(r#"{"a": 1, "b": [1]}"#),
+        &json(r#"{"a": 1, "b": [1]}"#),
+        "$"
+    )
+    .is_none());
+    let d = difference(
+        &json(r#"{"a": 1, "b": 2}"#),
+        &json(r#"{"b": 2, "a": 1}"#),
+        "$",
+    )
+    .unwrap();
+    assert!(d.starts_with("$: keys"), "{d}");
+    let d = difference(&json(r#"{"a": [1, 2.5]}"#), &json(r#"{"a": [1, 2]}"#), "$").unwrap();
+    assert_eq!(d, "$.a[1]: 2 (v3) vs 2.5 (stratus)");
+    let d = difference(&json(r#"{"a": "1"}"#), &json(r#"{"a": 1}"#), "$").unwrap();
+    assert_eq!(d, "$.a: 1 (v3) vs \"1\" (stratus)");
+
+    let output = |code: i32, stdout: &str, stderr: &str| {
+        use std::os::unix::process::ExitStatusExt;
+        Output {
+            status: std::process::ExitStatus::from_raw(code << 8),
+            stdout: stdout.as_bytes().to_vec(),
+            stderr: stderr.as_bytes().to_vec(),
+        }
+    };
+    let case = Case {
+        name: "unit".into(),
+        dir: PathBuf::from("."),
+        args: Vec::new(),
+        env: Vec::new(),
+        format: Format::Json,
+        v3_accepts: false,
+        difference: None,
+    };
+    let ok = output(0, r#"{"a": 1}"#, "");
+    assert!(check(&case, &ok, &ok).is_ok());
+    assert!(check(&case, &ok, &output(0, r#"{"a": 2}"#, "")).is_err());
+    let refused = output(1, "", "Error:\nCannot resolve serverless.yml");
+    assert!(check(&case, &refused, &ok).is_err());
+    assert!(check(&case, &ok, &output(1, "", "x")).is_err());
+    assert!(check(
+        &case,
+        &refused,
+        &output(1, "", "✖ serverless.yml:3:5: custom.a: cannot resolve")
+    )
+    .is_ok());
+    assert!(check(&case, &refused, &output(1, "", "✖ something failed")).is_err());
+    let path = output(1, "Error:\nPath \"a.b\" not found\n", "");
+    assert!(check(&case, &path, &output(1, "", "✖ Path \"a.b\" not found")).is_ok());
+    assert!(check(&case, &path, &output(1, "", "✖ Path \"a\" not found")).is_err());
+}
