@@ -220,10 +220,10 @@ pub(crate) fn normalize(mut root: Node, file: &str, opts: &Options) -> Result<No
     }
 
     // 4. schema validation: type coercion, then nulls moved last.
-    if is_aws && root.get("configValidationMode").and_then(Node::as_str) == Some("error") {
-        unknown_keys(&root)?;
-    }
     coerce_service(&mut root);
+    if is_aws && root.get("configValidationMode").and_then(Node::as_str) == Some("error") {
+        schema_errors(&root)?;
+    }
     nulls_last(&mut root);
 
     // 5. the AWS plugins' `initialize` steps.
@@ -697,51 +697,193 @@ const V3_FUNCTION: &[&str] = &[
     "httpApi",
 ];
 
+/// Settings v3's schema knows under `package`.
+const V3_PACKAGE: &[&str] = &[
+    "artifact",
+    "exclude",
+    "excludeDevDependencies",
+    "include",
+    "individually",
+    "path",
+    "patterns",
+];
+
+/// The event kinds v3's AWS schema knows.
+const V3_EVENTS: &[&str] = &[
+    "http",
+    "httpApi",
+    "websocket",
+    "s3",
+    "schedule",
+    "sns",
+    "sqs",
+    "stream",
+    "kafka",
+    "activemq",
+    "rabbitmq",
+    "msk",
+    "alb",
+    "alexaSkill",
+    "alexaSmartHome",
+    "iot",
+    "iotFleetProvisioning",
+    "cloudwatchEvent",
+    "cloudwatchLog",
+    "cognitoUserPool",
+    "eventBridge",
+    "cloudFront",
+];
+
 /// With `configValidationMode: error` v3 refuses a configuration its schema
-/// rejects. Stratus checks the part of that schema that catches misspelt
-/// settings: unknown keys at the top level, in `provider` and in functions.
-fn unknown_keys(root: &Node) -> Result<(), ManifestError> {
-    let mut errors = Vec::new();
-    let mut check = |node: &Node, known: &[&str], at: &str| {
-        for e in node.as_map().unwrap_or_default() {
-            if !known.contains(&e.key.as_str()) {
-                let place = if at.is_empty() {
-                    "root".to_string()
-                } else {
-                    format!("'{at}'")
-                };
-                errors.push(Diagnostic::new(
-                    Severity::Error,
-                    e.key_span.clone(),
-                    spanned::join_path(at, &e.key),
-                    format!(
-                        "Configuration error at {place}: unrecognized property '{}'",
-                        e.key
-                    ),
-                ));
+/// rejects. Stratus checks the part of that schema that catches most slips:
+/// unknown keys at the top level, in `provider`, `package` and functions,
+/// unknown event kinds, and settings typed integer, boolean or list (after the
+/// conversions of [`coerce_service`]) holding something else. Messages are
+/// v3's (`Configuration error at 'provider.timeout': must be integer`).
+fn schema_errors(root: &Node) -> Result<(), ManifestError> {
+    let mut errors: Vec<Diagnostic> = Vec::new();
+    let unknown =
+        |errors: &mut Vec<Diagnostic>, node: &Node, known: &[&str], v3_path: &str, path: &str| {
+            for e in node.as_map().unwrap_or_default() {
+                if !known.contains(&e.key.as_str()) {
+                    errors.push(config_error(
+                        &e.key_span,
+                        spanned::join_path(path, &e.key),
+                        v3_path,
+                        &format!("unrecognized property '{}'", e.key),
+                    ));
+                }
             }
-        }
-    };
-    check(root, V3_TOP, "");
+        };
+    unknown(&mut errors, root, V3_TOP, "", "");
     if let Some(p) = root.get("provider") {
-        check(p, V3_PROVIDER, "provider");
+        unknown(&mut errors, p, V3_PROVIDER, "provider", "provider");
+    }
+    if let Some(p) = root.get("package") {
+        unknown(&mut errors, p, V3_PACKAGE, "package", "package");
     }
     for f in root
         .get("functions")
         .and_then(Node::as_map)
         .unwrap_or_default()
     {
-        check(
-            &f.value,
-            V3_FUNCTION,
-            &spanned::join_path("functions", &f.key),
-        );
+        let path = spanned::join_path("functions", &f.key);
+        let v3_path = format!("functions.{}", f.key);
+        unknown(&mut errors, &f.value, V3_FUNCTION, &v3_path, &path);
+        if let Some(p) = f.value.get("package") {
+            unknown(
+                &mut errors,
+                p,
+                V3_PACKAGE,
+                &format!("{v3_path}.package"),
+                &spanned::join_path(&path, "package"),
+            );
+        }
+        if let Some(Value::Seq(events)) = f.value.get("events").map(|e| &e.value) {
+            for (i, ev) in events.iter().enumerate() {
+                let kinds = ev.as_map().unwrap_or_default();
+                let known = kinds.len() == 1 && V3_EVENTS.contains(&kinds[0].key.as_str());
+                if !known {
+                    errors.push(config_error(
+                        &ev.span,
+                        format!("{path}.events[{i}]"),
+                        &format!("{v3_path}.events.{i}"),
+                        "unsupported function event",
+                    ));
+                }
+            }
+        }
+    }
+    let mut typed = Vec::new();
+    wrong_types(root, &Ty::Fields(ROOT), "", "", &mut typed);
+    for (span, path, v3_path, what) in typed {
+        errors.push(config_error(&span, path, &v3_path, what));
     }
     if errors.is_empty() {
         Ok(())
     } else {
         errors.sort_by(|a, b| a.span.cmp(&b.span));
         Err(ManifestError::Invalid(Diagnostics(errors)))
+    }
+}
+
+/// v3's `Configuration error at '<path>': …` at `span`.
+fn config_error(span: &Span, path: String, v3_path: &str, what: &str) -> Diagnostic {
+    let place = if v3_path.is_empty() {
+        "root".to_string()
+    } else {
+        format!("'{v3_path}'")
+    };
+    Diagnostic::new(
+        Severity::Error,
+        span.clone(),
+        path,
+        format!("Configuration error at {place}: {what}"),
+    )
+}
+
+/// Settings of `ty` (integer, boolean, list) whose value, once converted, is
+/// still of another type: (span, path, v3's path, v3's complaint).
+fn wrong_types(
+    node: &Node,
+    ty: &Ty,
+    path: &str,
+    v3_path: &str,
+    out: &mut Vec<(Span, String, String, &'static str)>,
+) {
+    if is_null(node) {
+        return;
+    }
+    let mut wrong = |what: &'static str| {
+        out.push((
+            node.span.clone(),
+            path.to_string(),
+            v3_path.to_string(),
+            what,
+        ))
+    };
+    let child = |key: &str| {
+        let v3 = if v3_path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{v3_path}.{key}")
+        };
+        (spanned::join_path(path, key), v3)
+    };
+    match ty {
+        // Some integers (reserved and provisioned concurrency) may be
+        // CloudFormation functions: maps pass.
+        Ty::Int if !matches!(node.value, Value::Int(_) | Value::Map(_)) => wrong("must be integer"),
+        Ty::Bool if !matches!(node.value, Value::Bool(_)) => wrong("must be boolean"),
+        Ty::List(item) => match &node.value {
+            Value::Seq(items) => {
+                for (i, it) in items.iter().enumerate() {
+                    let p = format!("{path}[{i}]");
+                    let v = format!("{v3_path}.{i}");
+                    wrong_types(it, item, &p, &v, out);
+                }
+            }
+            _ => wrong("must be array"),
+        },
+        Ty::Values(value) => {
+            for e in node.as_map().unwrap_or_default() {
+                let (p, v) = child(&e.key);
+                wrong_types(&e.value, value, &p, &v, out);
+            }
+        }
+        Ty::Fields(fields) | Ty::ScalarOr(_, fields) => {
+            if let Some(entries) = node.as_map() {
+                for e in entries {
+                    if let Some((_, t)) = fields.iter().find(|(k, _)| *k == e.key) {
+                        let (p, v) = child(&e.key);
+                        wrong_types(&e.value, t, &p, &v, out);
+                    }
+                }
+            } else if let Ty::ScalarOr(scalar, _) = ty {
+                wrong_types(node, scalar, path, v3_path, out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -1367,6 +1509,18 @@ mod tests {
         assert_eq!(
             e,
             "serverless.yml:6:5: functions.f.evnets: Configuration error at 'functions.f': unrecognized property 'evnets'"
+        );
+        let e = print_opts(
+            "service: s\nconfigValidationMode: error\nprovider:\n  name: aws\n  timeout: ten\n  memorySize: '512'\nfunctions:\n  f:\n    events:\n      - htp: x\n      - schedule:\n          rate: rate(1 hour)\n          enabled: maybe\n",
+            &Options::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "serverless.yml:5:12: provider.timeout: Configuration error at 'provider.timeout': must be integer\n\
+             serverless.yml:10:9: functions.f.events[0]: Configuration error at 'functions.f.events.0': unsupported function event\n\
+             serverless.yml:13:20: functions.f.events[1].schedule.enabled: Configuration error at 'functions.f.events.1.schedule.enabled': must be boolean"
         );
     }
 
