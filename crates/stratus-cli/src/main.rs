@@ -138,7 +138,7 @@ enum Command {
     Logs(commands::logs::LogsArgs),
     /// Show the deployed service.
     Info(commands::info::InfoArgs),
-    /// Print the resolved serverless.yml.
+    /// Print serverless.yml as `serverless print` does (variables resolved), or the resolved model (`--model`).
     Print(commands::info::PrintArgs),
     /// Invocation counts per function.
     Metrics(commands::info::MetricsArgs),

@@ -68,8 +68,13 @@ fn cli_options(g: &Global) -> anyhow::Result<BTreeMap<String, String>> {
     Ok(opts)
 }
 
-/// Loads the service in `dir` (or `--config`), printing warnings.
-pub(crate) fn load_from(g: &Global, dir: &Path) -> anyhow::Result<Project> {
+/// What to load for `dir` (the configuration path or directory) and the
+/// options resolving it: `--config`, `--stage`, `--region`, `--param`,
+/// `--strict` and the process environment.
+pub(crate) fn target_and_options(
+    g: &Global,
+    dir: &Path,
+) -> anyhow::Result<(PathBuf, stratus_manifest::Options)> {
     let target = match &g.config {
         Some(c) if c.is_absolute() => c.clone(),
         Some(c) => dir.join(c),
@@ -92,6 +97,12 @@ pub(crate) fn load_from(g: &Global, dir: &Path) -> anyhow::Result<Project> {
         ..stratus_manifest::Options::default()
     }
     .with_process_env();
+    Ok((target, options))
+}
+
+/// Loads the service in `dir` (or `--config`), printing warnings.
+pub(crate) fn load_from(g: &Global, dir: &Path) -> anyhow::Result<Project> {
+    let (target, options) = target_and_options(g, dir)?;
     let loaded = stratus_manifest::load(&target, &options).map_err(|e| anyhow!("{e}"))?;
     for w in &loaded.warnings {
         if w.severity == stratus_manifest::Severity::Warning {

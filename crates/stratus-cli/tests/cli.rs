@@ -352,7 +352,15 @@ async fn package_is_deterministic_and_invoke_local_needs_no_server() {
     let v: Value = serde_json::from_str(&printed).unwrap();
     assert_eq!(v["functions"]["hello"]["name"], "svc-dev-hello");
     let yaml = ok(stratus(&dir, "http://127.0.0.1:1", &["print"]).await);
-    assert!(yaml.contains("service: \"svc\""), "{yaml}");
+    assert!(yaml.lines().any(|l| l == "service: svc"), "{yaml}");
+    let model = ok(stratus(
+        &dir,
+        "http://127.0.0.1:1",
+        &["print", "--model", "--format", "json"],
+    )
+    .await);
+    let v: Value = serde_json::from_str(&model).unwrap();
+    assert_eq!(v["functions"]["hello"]["memory_size"], 1024, "{model}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

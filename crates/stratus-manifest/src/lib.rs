@@ -18,13 +18,16 @@
 //! - [`schema`]: the typed schema, each field documented with the syntax it
 //!   accepts, and its validation; problems are collected with positions.
 //! - [`model`]: the resolved [`Service`] and the lowering into it.
+//! - [`printed`]: the configuration as `serverless print` shows it (the
+//!   resolved tree with v3's normalizations; no schema, no model).
 //! - [`error`]: [`ManifestError`] and [`Diagnostic`] (errors, warnings, notes),
 //!   all displayed as `serverless.yml:12:5: functions.hello.timeout: …`.
 //!
-//! The entry point is [`load`].
+//! The entry points are [`load`] and, for `print`, [`load_printed`].
 
 pub mod error;
 pub mod model;
+pub mod printed;
 pub mod schema;
 pub mod spanned;
 pub mod vars;
@@ -35,6 +38,7 @@ use std::sync::Arc;
 
 pub use error::{Diagnostic, Diagnostics, ManifestError, Severity};
 pub use model::{Architecture, Event, ResolvedFunction, Runtime, RuntimeFamily, Service};
+pub use printed::{load_printed, Printed};
 pub use spanned::{ParseError, Span};
 pub use vars::VarError;
 
@@ -90,6 +94,34 @@ pub struct Loaded {
 /// directory holding `serverless.yml`, `serverless.yaml` or `serverless.json`.
 /// The service directory is the directory holding the file.
 pub fn load(path_or_dir: &Path, opts: &Options) -> Result<Loaded, ManifestError> {
+    let source = read_config(path_or_dir)?;
+    let service = load_str(
+        &source.text,
+        source.display,
+        source.is_json,
+        &source.service_dir,
+        opts,
+    )?;
+    Ok(Loaded {
+        service: service.0,
+        warnings: service.1,
+        config_file: source.config_file,
+        service_dir: source.service_dir,
+    })
+}
+
+/// A configuration file read from disk.
+struct Source {
+    config_file: PathBuf,
+    service_dir: PathBuf,
+    text: String,
+    /// The file name used in positions.
+    display: Arc<str>,
+    is_json: bool,
+}
+
+/// Finds and reads the configuration file for `path_or_dir`.
+fn read_config(path_or_dir: &Path) -> Result<Source, ManifestError> {
     let config_file = find_config(path_or_dir)?;
     let service_dir = config_file
         .parent()
@@ -105,12 +137,12 @@ pub fn load(path_or_dir: &Path, opts: &Options) -> Result<Loaded, ManifestError>
     let is_json = config_file
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    let service = load_str(&text, display, is_json, &service_dir, opts)?;
-    Ok(Loaded {
-        service: service.0,
-        warnings: service.1,
+    Ok(Source {
         config_file,
         service_dir,
+        text,
+        display,
+        is_json,
     })
 }
 

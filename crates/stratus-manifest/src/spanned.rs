@@ -325,11 +325,24 @@ pub enum ParseError {
 
 /// Reads YAML text. `file` is the name used in spans. An empty document is `null`.
 pub fn parse_yaml(text: &str, file: Arc<str>) -> Result<Node, ParseError> {
+    parse_yaml_with(text, file, false)
+}
+
+/// [`parse_yaml`]; with `js_timestamps`, unquoted YAML timestamps
+/// (`2024-01-15`, `2024-01-15T10:20:30+02:00`) become the text JavaScript
+/// gives the dates js-yaml reads (`2024-01-15T08:20:30.000Z`), as the
+/// Serverless Framework prints them.
+pub(crate) fn parse_yaml_with(
+    text: &str,
+    file: Arc<str>,
+    js_timestamps: bool,
+) -> Result<Node, ParseError> {
     let mut builder = Builder {
         stack: Vec::new(),
         anchors: HashMap::new(),
         root: None,
         documents: 0,
+        js_timestamps,
     };
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| scan_error(&file, &e))?;
@@ -388,8 +401,9 @@ enum Frame {
         entries: Vec<Entry>,
         /// The key read, waiting for its value.
         key: Option<(String, Span)>,
-        /// `<<` values, merged when the map ends.
-        merges: Vec<Node>,
+        /// Keys copied in by a `<<` merge: a key written later replaces the
+        /// value in place (js-yaml's order: merged keys where `<<` is).
+        merged: Vec<String>,
     },
 }
 
@@ -398,6 +412,8 @@ struct Builder {
     anchors: HashMap<usize, Node>,
     root: Option<Node>,
     documents: usize,
+    /// Plain timestamps as JavaScript dates print (see [`parse_yaml_with`]).
+    js_timestamps: bool,
 }
 
 const MERGE_KEY: &str = "<<";
@@ -439,7 +455,12 @@ impl Builder {
                     return self.set_key(text.into_owned(), at);
                 }
                 let path = self.path();
-                let value = scalar_value(&text, style, tag.as_deref(), &at, &path)?;
+                let mut value = scalar_value(&text, style, tag.as_deref(), &at, &path)?;
+                if self.js_timestamps && style == ScalarStyle::Plain && tag.is_none() {
+                    if let Some(iso) = js_timestamp(&text) {
+                        value = Value::String(iso);
+                    }
+                }
                 let node = apply_cfn_tag(Node::new(at.clone(), value), tag.as_deref(), &path)?;
                 if anchor > 0 {
                     self.anchors.insert(anchor, node.clone());
@@ -476,7 +497,7 @@ impl Builder {
                     tag: tag.map(|t| t.into_owned()),
                     entries: Vec::new(),
                     key: None,
-                    merges: Vec::new(),
+                    merged: Vec::new(),
                 });
                 Ok(())
             }
@@ -498,14 +519,10 @@ impl Builder {
                     span,
                     anchor,
                     tag,
-                    mut entries,
-                    merges,
+                    entries,
                     ..
                 }) => {
                     let path = self.path();
-                    for merge in merges {
-                        merge_into(&mut entries, merge, &path)?;
-                    }
                     let node = Node::new(span, Value::Map(entries));
                     self.finish_collection(node, anchor, tag.as_ref(), &path)
                 }
@@ -550,10 +567,13 @@ impl Builder {
     fn set_key(&mut self, key: String, at: Span) -> Result<(), ParseError> {
         let path = self.path();
         if let Some(Frame::Map {
-            entries, key: slot, ..
+            entries,
+            key: slot,
+            merged,
+            ..
         }) = self.stack.last_mut()
         {
-            if key != MERGE_KEY {
+            if key != MERGE_KEY && !merged.contains(&key) {
                 if let Some(first) = entries.iter().find(|e| e.key == key) {
                     return Err(ParseError::DuplicateKey {
                         path: join_path(&path, &key),
@@ -569,6 +589,8 @@ impl Builder {
     }
 
     fn push_value(&mut self, node: Node) -> Result<(), ParseError> {
+        let merging = matches!(self.stack.last(), Some(Frame::Map { key: Some((k, _)), .. }) if k == MERGE_KEY);
+        let path = if merging { self.path() } else { String::new() };
         match self.stack.last_mut() {
             None => {
                 self.root = Some(node);
@@ -577,12 +599,21 @@ impl Builder {
             Some(Frame::Map {
                 entries,
                 key,
-                merges,
+                merged,
                 ..
             }) => {
                 if let Some((key, key_span)) = key.take() {
                     if key == MERGE_KEY {
-                        merges.push(node);
+                        let before = entries.len();
+                        merge_into(entries, node, &path)?;
+                        merged.extend(entries[before..].iter().map(|e| e.key.clone()));
+                    } else if let Some(i) = merged.iter().position(|k| *k == key) {
+                        // A written key replaces a merged one where it stands.
+                        merged.remove(i);
+                        if let Some(e) = entries.iter_mut().find(|e| e.key == key) {
+                            e.value = node;
+                            e.key_span = key_span;
+                        }
                     } else {
                         entries.push(Entry {
                             key,
@@ -664,6 +695,94 @@ fn merge_into(entries: &mut Vec<Entry>, merge: Node, path: &str) -> Result<(), P
         }
     }
     Ok(())
+}
+
+/// A YAML 1.1 timestamp as JavaScript's `Date.toISOString()` writes it (UTC,
+/// milliseconds); `None` when `text` is not a valid timestamp.
+fn js_timestamp(text: &str) -> Option<String> {
+    fn digits(s: &str, min: usize, max: usize) -> Option<(u32, &str)> {
+        let n = s.bytes().take_while(u8::is_ascii_digit).count();
+        if n < min || n > max {
+            return None;
+        }
+        Some((s[..n].parse().ok()?, &s[n..]))
+    }
+    let (year, rest) = digits(text, 4, 4)?;
+    let rest = rest.strip_prefix('-')?;
+    let date_only = text.len() == 10;
+    let (month, rest) = digits(rest, if date_only { 2 } else { 1 }, 2)?;
+    let rest = rest.strip_prefix('-')?;
+    let (day, rest) = digits(rest, if date_only { 2 } else { 1 }, 2)?;
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
+            .ok()?;
+    let (clock, offset) = if rest.is_empty() {
+        if !date_only {
+            return None;
+        }
+        (time::Time::MIDNIGHT, time::UtcOffset::UTC)
+    } else {
+        let rest = rest.strip_prefix(['T', 't']).or_else(|| {
+            (rest.starts_with([' ', '\t'])).then(|| rest.trim_start_matches([' ', '\t']))
+        })?;
+        let (h, rest) = digits(rest, 1, 2)?;
+        let (mi, rest) = digits(rest.strip_prefix(':')?, 2, 2)?;
+        let (sec, mut rest) = digits(rest.strip_prefix(':')?, 2, 2)?;
+        let mut millis = 0;
+        if let Some(frac) = rest.strip_prefix('.') {
+            let n = frac.bytes().take_while(u8::is_ascii_digit).count();
+            let ms: String = frac[..n].chars().chain("000".chars()).take(3).collect();
+            millis = ms.parse().ok()?;
+            rest = &frac[n..];
+        }
+        let rest = rest.trim_start_matches([' ', '\t']);
+        let offset = match rest {
+            "" | "Z" => time::UtcOffset::UTC,
+            _ => {
+                let sign: i8 = if rest.starts_with('-') { -1 } else { 1 };
+                let (oh, more) = digits(rest.strip_prefix(['+', '-'])?, 1, 2)?;
+                let om = match more.strip_prefix(':') {
+                    Some(m) => {
+                        let (om, end) = digits(m, 2, 2)?;
+                        if !end.is_empty() {
+                            return None;
+                        }
+                        om
+                    }
+                    None if more.is_empty() => 0,
+                    None => return None,
+                };
+                time::UtcOffset::from_hms(
+                    sign * i8::try_from(oh).ok()?,
+                    sign * i8::try_from(om).ok()?,
+                    0,
+                )
+                .ok()?
+            }
+        };
+        let clock = time::Time::from_hms_milli(
+            u8::try_from(h).ok()?,
+            u8::try_from(mi).ok()?,
+            u8::try_from(sec).ok()?,
+            millis,
+        )
+        .ok()?;
+        (clock, offset)
+    };
+    let utc = time::PrimitiveDateTime::new(date, clock)
+        .assume_offset(offset)
+        .to_offset(time::UtcOffset::UTC);
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second(),
+        utc.millisecond()
+    ))
 }
 
 fn scalar_value(
@@ -1005,6 +1124,26 @@ mod tests {
     #[test]
     fn json_has_positions_and_json_errors() {
         let n = parse_json("{\n  \"a\": {\"b\": [1, 2]}\n}\n", "x.json".into()).unwrap();
+        assert_eq!(
+            js_timestamp("2024-01-15").as_deref(),
+            Some("2024-01-15T00:00:00.000Z")
+        );
+        assert_eq!(
+            js_timestamp("2024-1-5 3:04:05.12345 -02:30").as_deref(),
+            Some("2024-01-05T05:34:05.123Z")
+        );
+        assert_eq!(
+            js_timestamp("2024-01-15T10:20:30+01").as_deref(),
+            Some("2024-01-15T09:20:30.000Z")
+        );
+        assert_eq!(js_timestamp("2024-1-15"), None);
+        assert_eq!(js_timestamp("2024-13-01"), None);
+        assert_eq!(js_timestamp("2024-01-15 nonsense"), None);
+        let n2 = parse_yaml_with("a: 2024-01-15\nb: '2024-01-15'\n", "t.yml".into(), true).unwrap();
+        assert_eq!(
+            n2.to_json(),
+            serde_json::json!({"a": "2024-01-15T00:00:00.000Z", "b": "2024-01-15"})
+        );
         let b = n.get("a").unwrap().get("b").unwrap();
         assert_eq!((b.span.line, b.span.column), (2, 14));
         let e = parse_json("{\n  \"a\": 1,\n}\n", "x.json".into()).unwrap_err();

@@ -1,13 +1,17 @@
-//! `info` (the deployed service), `print` (the resolved serverless.yml) and `metrics`
-//! (invocation counts).
+//! `info` (the deployed service), `print` (serverless.yml as `serverless print`
+//! shows it, or with `--model` the resolved model) and `metrics` (invocation
+//! counts).
 
 use clap::Args;
 use serde_json::Value;
+use stratus_manifest::spanned::{Node, Value as NodeValue};
+
+use anyhow::{anyhow, Context};
 
 use super::{server_error, unreachable};
 use crate::client::Api;
-use crate::project;
 use crate::Global;
+use crate::{project, ui};
 
 /// `stratus info` options (`--verbose` adds each function's handler, code, ARN and
 /// the service's outputs).
@@ -21,12 +25,22 @@ pub(crate) struct InfoArgs {
     conceal: bool,
 }
 
-/// `stratus print` options.
+/// `stratus print` options (those of `serverless print`, plus `--model`).
 #[derive(Debug, Clone, Args)]
 pub(crate) struct PrintArgs {
-    /// yaml (default) or json.
+    /// yaml (default), json or text.
     #[arg(long, default_value = "yaml")]
     format: String,
+    /// Print only the value at this dotted path (e.g. `provider.environment`).
+    #[arg(long)]
+    path: Option<String>,
+    /// `keys`: print the keys of the value instead.
+    #[arg(long)]
+    transform: Option<String>,
+    /// Print Stratus's resolved model of the service (every default filled)
+    /// instead of the configuration (yaml or json).
+    #[arg(long, conflicts_with_all = ["path", "transform"])]
+    model: bool,
 }
 
 /// `stratus metrics` options.
@@ -191,12 +205,35 @@ fn logical_id(key: &str) -> String {
 }
 
 pub(crate) fn print(g: &Global, args: PrintArgs) -> anyhow::Result<()> {
-    let p = project::load(g)?;
-    match args.format.as_str() {
-        "json" => println!("{}", serde_json::to_string_pretty(&p.service)?),
-        "yaml" | "yml" => print!("{}", to_yaml(&serde_json::to_value(&p.service)?)),
-        other => anyhow::bail!("--format {other}: use yaml or json"),
+    if args.model {
+        let p = project::load(g)?;
+        match args.format.as_str() {
+            "json" => println!("{}", serde_json::to_string_pretty(&p.service)?),
+            "yaml" | "yml" => print!("{}", to_yaml(&serde_json::to_value(&p.service)?)),
+            other => anyhow::bail!("--format {other}: use yaml or json"),
+        }
+        return Ok(());
     }
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let (target, options) = project::target_and_options(g, &cwd)?;
+    let printed = stratus_manifest::load_printed(&target, &options).map_err(|e| anyhow!("{e}"))?;
+    for w in &printed.warnings {
+        if w.severity == stratus_manifest::Severity::Warning {
+            ui::warn(&w.to_string());
+        }
+    }
+    let conf = stratus_manifest::printed::select(
+        &printed.config,
+        args.path.as_deref(),
+        args.transform.as_deref(),
+    )?;
+    let out = match args.format.as_str() {
+        "text" => printed_text(&conf)?,
+        "json" => printed_json(&conf),
+        "yaml" => printed_yaml(&conf),
+        _ => anyhow::bail!("Format must be \"yaml\", \"json\" or \"text\""),
+    };
+    println!("{}", out.trim_end_matches('\n'));
     Ok(())
 }
 
@@ -241,6 +278,155 @@ pub(crate) async fn metrics(g: &Global, args: MetricsArgs) -> anyhow::Result<()>
         println!("{key:<24} {n:>11} {errors:>8} {throttles:>10} {avg:>9.2} ms");
     }
     Ok(())
+}
+
+/// A printed value as `JSON.stringify(value, null, '  ')` writes it (v3's
+/// `--format json`), keys in order. Numbers JSON cannot hold become `null`.
+fn printed_json(n: &Node) -> String {
+    fn walk(n: &Node, indent: usize, out: &mut String) {
+        let pad = "  ".repeat(indent + 1);
+        let close = "  ".repeat(indent);
+        match &n.value {
+            NodeValue::Map(entries) if entries.is_empty() => out.push_str("{}"),
+            NodeValue::Seq(items) if items.is_empty() => out.push_str("[]"),
+            NodeValue::Map(entries) => {
+                out.push_str("{\n");
+                for (i, e) in entries.iter().enumerate() {
+                    out.push_str(&pad);
+                    out.push_str(&Value::String(e.key.clone()).to_string());
+                    out.push_str(": ");
+                    walk(&e.value, indent + 1, out);
+                    out.push_str(if i + 1 < entries.len() { ",\n" } else { "\n" });
+                }
+                out.push_str(&close);
+                out.push('}');
+            }
+            NodeValue::Seq(items) => {
+                out.push_str("[\n");
+                for (i, item) in items.iter().enumerate() {
+                    out.push_str(&pad);
+                    walk(item, indent + 1, out);
+                    out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+                }
+                out.push_str(&close);
+                out.push(']');
+            }
+            _ => out.push_str(&printed_scalar_json(n)),
+        }
+    }
+    let mut out = String::new();
+    walk(n, 0, &mut out);
+    out
+}
+
+fn printed_scalar_json(n: &Node) -> String {
+    match &n.value {
+        NodeValue::Null => "null".into(),
+        NodeValue::Bool(b) => b.to_string(),
+        // JavaScript numbers are doubles: past 2^53 they print rounded.
+        NodeValue::Int(i) if i.unsigned_abs() > 1 << 53 => {
+            stratus_manifest::printed::js_number(*i as f64)
+        }
+        NodeValue::Int(i) => i.to_string(),
+        NodeValue::Float(f) if f.is_finite() => stratus_manifest::printed::js_number(*f),
+        NodeValue::Float(_) => "null".into(),
+        NodeValue::String(s) => Value::String(s.clone()).to_string(),
+        NodeValue::Map(_) | NodeValue::Seq(_) => String::new(),
+    }
+}
+
+/// A printed value as block-style YAML, keys in order (v3's `--format
+/// yaml`; the same data, not necessarily the same quoting). Strings that could
+/// be read as anything else are written as JSON strings (valid double-quoted
+/// YAML).
+fn printed_yaml(n: &Node) -> String {
+    fn text(s: &str) -> String {
+        let reserved = matches!(
+            s.to_ascii_lowercase().as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
+        let mut chars = s.chars();
+        let plain = !reserved
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '_' | '/'))
+            && chars.all(|c| {
+                c.is_ascii_alphanumeric()
+                    || matches!(
+                        c,
+                        '_' | '-' | '.' | '/' | '(' | ')' | '=' | '+' | '@' | '$' | ' '
+                    )
+            })
+            && !s.ends_with(' ');
+        if plain {
+            s.to_string()
+        } else {
+            Value::String(s.to_string()).to_string()
+        }
+    }
+    fn scalar(n: &Node) -> Option<String> {
+        match &n.value {
+            NodeValue::Map(m) if m.is_empty() => Some("{}".into()),
+            NodeValue::Seq(a) if a.is_empty() => Some("[]".into()),
+            NodeValue::Map(_) | NodeValue::Seq(_) => None,
+            NodeValue::String(s) => Some(text(s)),
+            _ => Some(printed_scalar_json(n)),
+        }
+    }
+    fn walk(n: &Node, indent: usize, out: &mut String) {
+        let pad = " ".repeat(indent);
+        match &n.value {
+            NodeValue::Map(entries) if !entries.is_empty() => {
+                for e in entries {
+                    match scalar(&e.value) {
+                        Some(s) => out.push_str(&format!("{pad}{}: {s}\n", text(&e.key))),
+                        None => {
+                            out.push_str(&format!("{pad}{}:\n", text(&e.key)));
+                            walk(&e.value, indent + 2, out);
+                        }
+                    }
+                }
+            }
+            NodeValue::Seq(items) if !items.is_empty() => {
+                for item in items {
+                    match scalar(item) {
+                        Some(s) => out.push_str(&format!("{pad}- {s}\n")),
+                        None => {
+                            let mut inner = String::new();
+                            walk(item, indent + 2, &mut inner);
+                            out.push_str(&format!("{pad}- {}", inner.trim_start()));
+                        }
+                    }
+                }
+            }
+            _ => out.push_str(&format!("{pad}{}\n", scalar(n).unwrap_or_default())),
+        }
+    }
+    let mut out = String::new();
+    walk(n, 0, &mut out);
+    out
+}
+
+/// `--format text`: a list one item per line, a scalar as it reads; v3 refuses
+/// maps.
+fn printed_text(n: &Node) -> anyhow::Result<String> {
+    fn js(n: &Node) -> String {
+        match &n.value {
+            NodeValue::Null => String::new(),
+            NodeValue::Map(_) => "[object Object]".into(),
+            NodeValue::Seq(items) => items.iter().map(js).collect::<Vec<_>>().join(","),
+            // `String(NaN)` is `NaN` (JSON has only null for it).
+            NodeValue::Float(f) => stratus_manifest::printed::js_number(*f),
+            NodeValue::Int(_) => printed_scalar_json(n),
+            _ => n.scalar_text().unwrap_or_default(),
+        }
+    }
+    match &n.value {
+        NodeValue::Seq(items) => Ok(items.iter().map(js).collect::<Vec<_>>().join("\n")),
+        NodeValue::Map(_) => anyhow::bail!("Cannot print an object as \"text\""),
+        NodeValue::Null => Ok("null".into()),
+        _ => Ok(js(n)),
+    }
 }
 
 /// Renders JSON data as block-style YAML. Strings are written as JSON strings,
@@ -302,6 +488,65 @@ fn to_yaml(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use stratus_manifest::spanned::{parse_json, parse_yaml};
+
+    fn same(a: &Node, b: &Node) -> bool {
+        match (&a.value, &b.value) {
+            (NodeValue::Map(x), NodeValue::Map(y)) => {
+                x.len() == y.len()
+                    && x.iter()
+                        .zip(y)
+                        .all(|(e, f)| e.key == f.key && same(&e.value, &f.value))
+            }
+            (NodeValue::Seq(x), NodeValue::Seq(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(e, f)| same(e, f))
+            }
+            (x, y) => x == y,
+        }
+    }
+
+    const TRICKY: &str = r##"{"z": 1, "a": {"yes": "yes", "num": "1", "colon": "a: b", "empty": "",
+        "dash": "-x", "hash": "#c", "lead": " x", "lines": "a\nb", "tilde": "~", "null": null,
+        "f": 1.5, "t": true, "list": [[1, 2], {"k": []}, {}], "quote": "it's \"q\"",
+        "unicode": "ü", "star": "*", "amp": "&a", "bang": "!Ref x", "pct": "%x"}}"##;
+
+    #[test]
+    fn printed_yaml_reads_back_as_the_same_tree_in_order() {
+        let n = parse_json(TRICKY, "t.json".into()).unwrap();
+        let yaml = printed_yaml(&n);
+        let back = parse_yaml(&yaml, "t.yml".into()).unwrap();
+        assert!(same(&n, &back), "{yaml}");
+        assert!(yaml.starts_with("z: 1\na:\n  \"yes\": \"yes\"\n"), "{yaml}");
+    }
+
+    #[test]
+    fn printed_json_is_laid_out_like_json_stringify() {
+        let n = parse_json(
+            r#"{"b": 1.0, "a": [1, {"x": "y"}], "e": {}, "l": [], "n": null}"#,
+            "t.json".into(),
+        )
+        .unwrap();
+        assert_eq!(
+            printed_json(&n),
+            "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    {\n      \"x\": \"y\"\n    }\n  ],\n  \"e\": {},\n  \"l\": [],\n  \"n\": null\n}"
+        );
+        let tricky = parse_json(TRICKY, "t.json".into()).unwrap();
+        let back = parse_json(&printed_json(&tricky), "t.json".into()).unwrap();
+        assert!(same(&tricky, &back));
+    }
+
+    #[test]
+    fn printed_text_joins_lists_and_refuses_maps() {
+        let n = parse_json(r#"["a", 1.5, null, [1, 2], {"x": 1}]"#, "t.json".into()).unwrap();
+        assert_eq!(printed_text(&n).unwrap(), "a\n1.5\n\n1,2\n[object Object]");
+        let m = parse_json(r#"{"x": 1}"#, "t.json".into()).unwrap();
+        assert_eq!(
+            printed_text(&m).unwrap_err().to_string(),
+            "Cannot print an object as \"text\""
+        );
+        let s = parse_json(r#"3"#, "t.json".into()).unwrap();
+        assert_eq!(printed_text(&s).unwrap(), "3");
+    }
 
     #[test]
     fn logical_ids_follow_the_serverless_framework() {

@@ -185,7 +185,20 @@ pub(crate) fn resolve(
     service_dir: &Path,
     opts: &Options,
 ) -> Result<Resolved, VarError> {
+    resolve_with(root, service_dir, opts, false)
+}
+
+/// [`resolve`], or with `for_print` as the Serverless Framework v3 resolves
+/// the configuration it prints: `${…}` in map keys kept as written, and the
+/// `params` of every stage resolved.
+pub(crate) fn resolve_with(
+    root: Node,
+    service_dir: &Path,
+    opts: &Options,
+    for_print: bool,
+) -> Result<Resolved, VarError> {
     let mut r = Resolver {
+        for_print,
         opts,
         dir: service_dir.to_path_buf(),
         main: root,
@@ -208,7 +221,7 @@ pub(crate) fn resolve(
     };
     for key in top_keys {
         let path = vec![Seg::Key(key.clone())];
-        if key == "params" {
+        if key == "params" && !for_print {
             r.ensure_shallow(&DocId::Main, &path)?;
             for group in [stage.as_str(), "default"] {
                 let group_path = vec![Seg::Key(key.clone()), Seg::Key(group.to_string())];
@@ -270,6 +283,8 @@ struct Ctx {
 }
 
 struct Resolver<'a> {
+    /// Resolving as v3 does for `print` (see [`resolve_with`]).
+    for_print: bool,
     opts: &'a Options,
     dir: PathBuf,
     main: Node,
@@ -424,7 +439,9 @@ impl Resolver<'_> {
             Value::Map(_) => {
                 let key = (doc.clone(), path.to_vec());
                 if !self.keys_done.contains(&key) {
-                    self.resolve_keys(doc, path)?;
+                    if !self.for_print {
+                        self.resolve_keys(doc, path)?;
+                    }
                     self.keys_done.insert(key);
                 }
             }
@@ -890,7 +907,8 @@ impl Resolver<'_> {
             .unwrap_or("")
             .to_ascii_lowercase();
         let parsed = match ext.as_str() {
-            "yml" | "yaml" => spanned::parse_yaml(&text, name),
+            // Included files print as v3 reads them too.
+            "yml" | "yaml" => spanned::parse_yaml_with(&text, name, self.for_print),
             "json" => spanned::parse_json(&text, name),
             "js" | "cjs" | "mjs" | "ts" => {
                 return Err(VarError::File {
