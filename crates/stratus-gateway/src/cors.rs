@@ -33,8 +33,8 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
-use crate::response::stamp_request_id;
-use crate::routes::RouteKind;
+use crate::ids::stamp_request_id;
+use crate::kind::RouteKind;
 
 /// Request headers the Serverless Framework allows when `cors: true`.
 pub const DEFAULT_ALLOW_HEADERS: [&str; 7] = [

@@ -19,9 +19,10 @@ use std::collections::BTreeMap;
 use http::request::Parts;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::stable_id;
 use crate::request::{
     domain_name, domain_prefix, encode_body, header_pairs, protocol, query_pairs, request_time,
-    source_ip, stable_id, user_agent, RequestMeta,
+    source_ip, user_agent, RequestMeta,
 };
 use crate::routes::Matched;
 

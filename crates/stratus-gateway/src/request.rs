@@ -24,14 +24,13 @@ use http::header::CONTENT_TYPE;
 use http::request::Parts;
 use http::HeaderMap;
 use percent_encoding::percent_decode_str;
-use rand::RngCore as _;
-use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::event_v1::{self, ProxyEventV1};
-use crate::event_v2::{self, ProxyEventV2};
+use crate::ids::short_id;
+// Where the server and older callers found them.
+pub use crate::ids::{new_request_id, stable_id};
+use crate::kind::RouteKind;
 use crate::protocol::REQUEST_TIME_FORMAT;
-use crate::routes::{Matched, PayloadVersion, RouteKind};
 
 /// What the server knows about a request that the request does not say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,88 +68,6 @@ impl RequestMeta {
             account_id: account_id.into(),
             api_id: api_id.into(),
         }
-    }
-}
-
-/// A new gateway request id: a UUID (REST APIs, function URLs), or the
-/// 16-character form HTTP APIs use (`JWhV6jMsoAMEJjQ=`).
-pub fn new_request_id(kind: RouteKind) -> String {
-    match kind {
-        RouteKind::HttpApi => short_id(),
-        RouteKind::Rest | RouteKind::FunctionUrl => uuid_v4(),
-    }
-}
-
-fn short_id() -> String {
-    let mut bytes = [0u8; 11];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
-}
-
-/// A deterministic id of `len` lower-case letters and digits derived from
-/// `seed`, shaped like API Gateway's ids (10 characters for an API id, 6 for
-/// a resource id), so the same service gets the same ids on every start.
-pub fn stable_id(seed: &str, len: usize) -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    // FNV-1a, re-mixed for each character.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in seed.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    (0..len)
-        .map(|i| {
-            hash ^= i as u64;
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-            let index = (hash >> 33) % ALPHABET.len() as u64;
-            char::from(ALPHABET[index as usize])
-        })
-        .collect()
-}
-
-/// An event in either payload version; serializes as the bare payload.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(untagged)]
-pub enum ProxyEvent {
-    /// Format 1.0.
-    V1(Box<ProxyEventV1>),
-    /// Format 2.0.
-    V2(Box<ProxyEventV2>),
-}
-
-impl ProxyEvent {
-    /// The JSON invocation payload.
-    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
-    }
-}
-
-/// The event for a matched request, in the route's payload version.
-pub fn build_event(
-    matched: &Matched<'_>,
-    parts: &Parts,
-    body: &[u8],
-    meta: &RequestMeta,
-) -> ProxyEvent {
-    match matched.route.kind().payload_version() {
-        PayloadVersion::V1 => ProxyEvent::V1(Box::new(event_v1::build(matched, parts, body, meta))),
-        PayloadVersion::V2 => ProxyEvent::V2(Box::new(event_v2::build(matched, parts, body, meta))),
     }
 }
 
@@ -364,24 +281,6 @@ mod tests {
             ]
         );
         assert!(query_pairs("").is_empty());
-    }
-
-    #[test]
-    fn ids_have_aws_shapes() {
-        let uuid = new_request_id(RouteKind::Rest);
-        assert_eq!(uuid.len(), 36);
-        assert_eq!(uuid.as_bytes()[14], b'4');
-        let short = new_request_id(RouteKind::HttpApi);
-        assert_eq!(short.len(), 16);
-        assert!(short.ends_with('='));
-        assert_ne!(new_request_id(RouteKind::HttpApi), short);
-        let id = stable_id("my-service-dev", 10);
-        assert_eq!(id.len(), 10);
-        assert!(id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
-        assert_eq!(id, stable_id("my-service-dev", 10));
-        assert_ne!(id, stable_id("my-service-prod", 10));
     }
 
     #[test]

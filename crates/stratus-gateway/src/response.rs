@@ -28,8 +28,10 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use serde_json::{Map, Value};
 
+// Re-exported where callers found it before it moved to `ids`.
+pub use crate::ids::stamp_request_id;
+use crate::kind::{PayloadVersion, RouteKind};
 use crate::protocol::{headers, messages};
-use crate::routes::{PayloadVersion, RouteKind};
 
 /// Why a function's result is not a valid proxy response.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -202,21 +204,6 @@ pub fn check_request_size(kind: RouteKind, len: usize) -> Result<(), GatewayErro
     } else {
         Ok(())
     }
-}
-
-/// Sets the request id headers every gateway response carries:
-/// `x-amzn-RequestId`, and for HTTP APIs also `apigw-requestid`.
-pub fn stamp_request_id(kind: RouteKind, request_id: &str, headers: &mut HeaderMap) {
-    let Ok(value) = HeaderValue::from_str(request_id) else {
-        return;
-    };
-    if kind == RouteKind::HttpApi {
-        headers.insert(
-            HeaderName::from_static(headers::APIGW_REQUEST_ID),
-            value.clone(),
-        );
-    }
-    headers.insert(HeaderName::from_static(headers::AMZN_REQUEST_ID), value);
 }
 
 /// The response for a function's result, in the route's payload version,

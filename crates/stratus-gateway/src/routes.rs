@@ -23,8 +23,6 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method};
@@ -34,70 +32,9 @@ use crate::cors::{CorsConfig, Preflight};
 use crate::protocol::{self, DEFAULT_ROUTE, FUNCTION_URL_SEGMENT};
 use crate::response::GatewayError;
 
-/// Where a route comes from, which fixes its URL layout and payload version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RouteKind {
-    /// An `http` event: API Gateway REST API, payload 1.0.
-    Rest,
-    /// An `httpApi` event: API Gateway HTTP API, payload 2.0.
-    HttpApi,
-    /// A function URL, payload 2.0.
-    FunctionUrl,
-}
-
-/// Version of the event payload and response format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PayloadVersion {
-    /// Format 1.0 (REST APIs).
-    V1,
-    /// Format 2.0 (HTTP APIs, function URLs).
-    V2,
-}
-
-impl RouteKind {
-    /// The payload format the function receives and must answer in.
-    pub fn payload_version(self) -> PayloadVersion {
-        match self {
-            RouteKind::Rest => PayloadVersion::V1,
-            RouteKind::HttpApi | RouteKind::FunctionUrl => PayloadVersion::V2,
-        }
-    }
-
-    /// Largest request body accepted: 10 MB for API Gateway, 6 MB (Lambda's
-    /// synchronous payload limit) for function URLs.
-    pub fn max_request_bytes(self) -> usize {
-        match self {
-            RouteKind::Rest | RouteKind::HttpApi => protocol::MAX_API_REQUEST_BYTES,
-            RouteKind::FunctionUrl => protocol::MAX_URL_REQUEST_BYTES,
-        }
-    }
-
-    /// How long the gateway waits for the function before answering 504:
-    /// 29 s for REST APIs, 30 s for HTTP APIs, none for function URLs (they
-    /// wait for the function's own timeout).
-    pub fn integration_timeout(self) -> Option<Duration> {
-        match self {
-            RouteKind::Rest => Some(protocol::REST_INTEGRATION_TIMEOUT),
-            RouteKind::HttpApi => Some(protocol::HTTP_API_INTEGRATION_TIMEOUT),
-            RouteKind::FunctionUrl => None,
-        }
-    }
-
-    /// `http`, `httpApi` or `url`, as in `serverless.yml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RouteKind::Rest => "http",
-            RouteKind::HttpApi => "httpApi",
-            RouteKind::FunctionUrl => "url",
-        }
-    }
-}
-
-impl fmt::Display for RouteKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// The route kinds live in their own module so that CORS and response mapping,
+// which this module uses, need not depend on the route table.
+pub use crate::kind::{PayloadVersion, RouteKind};
 
 /// One route as the manifest describes it; the input of [`RouteTable::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]

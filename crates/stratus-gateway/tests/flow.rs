@@ -1,69 +1,44 @@
-//! The sequence the server runs for a request, end to end without a socket:
-//! size check, preflight, lookup, event, (a stand-in for) the invocation,
-//! response mapping, CORS.
+//! The sequence the server runs for a request ([`stratus_gateway::serve`]),
+//! end to end without a socket, with a stand-in for the invocation:
+//! preflight, lookup, size limit, event, invocation, response mapping, CORS.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 use std::net::{IpAddr, Ipv4Addr};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
+use http_body_util::Full;
 use serde_json::Value;
-use stratus_gateway::response::{check_request_size, function_response};
-use stratus_gateway::{build_event, CorsConfig, GatewayError, RequestMeta, RouteSpec, RouteTable};
+use stratus_gateway::{CorsConfig, GatewayError, RouteSpec, RouteTable};
 
-/// What the server does; `invoke` stands in for the scheduler and returns
-/// the function's result payload, or `Err` for a function error.
+/// [`stratus_gateway::serve`], as the server calls it, with `invoke`
+/// standing in for the scheduler: it gets the function's name and the event,
+/// and returns the function's result payload or the gateway error the
+/// server would map the invocation's failure to.
 fn serve(
     table: &RouteTable,
     request: Request<Vec<u8>>,
     invoke: impl FnOnce(&str, &Value) -> Result<Vec<u8>, GatewayError>,
 ) -> Response<Bytes> {
-    let (parts, body) = request.into_parts();
-    let origin = parts
-        .headers
-        .get(http::header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let path = parts.uri.path().to_string();
-
-    if let Some(preflight) = table.preflight(&parts.method, &path) {
-        let id = stratus_gateway::request::new_request_id(preflight.kind);
-        return preflight.response(origin.as_deref(), &id);
-    }
-    let matched = match table.lookup(&parts.method, &path) {
-        Ok(m) => m,
-        Err(e) => return table.error_response(&e, origin.as_deref(), "not-found-id"),
-    };
-    let kind = matched.route.kind();
-    let meta = RequestMeta::new(
-        kind,
+    let request = request.map(|body| Full::new(Bytes::from(body)));
+    let served = stratus_gateway::serve(
+        table,
+        request,
         IpAddr::V4(Ipv4Addr::LOCALHOST),
         "000000000000",
-        "localapi01",
+        |route, payload| {
+            let event: Value = serde_json::from_slice(&payload).unwrap();
+            std::future::ready(invoke(route.function(), &event).map(Bytes::from))
+        },
     );
-    let error = |e: GatewayError| {
-        let mut response = e.to_response(kind, &meta.request_id);
-        matched.apply_cors_to_error(origin.as_deref(), response.headers_mut());
-        response
-    };
-    if let Err(e) = check_request_size(kind, body.len()) {
-        return error(e);
-    }
-    let event = build_event(&matched, &parts, &body, &meta);
-    let payload = match event.to_json() {
-        Ok(p) => p,
-        Err(e) => panic!("{e}"),
-    };
-    let event: Value = match serde_json::from_slice(&payload) {
-        Ok(v) => v,
-        Err(e) => panic!("{e}"),
-    };
-    let mut response = match invoke(matched.route.function(), &event) {
-        Ok(result) => function_response(kind, &result, &meta.request_id),
-        Err(e) => return error(e),
-    };
-    matched.apply_cors(origin.as_deref(), response.headers_mut());
-    response
+    block_on(served)
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
 }
 
 fn table() -> RouteTable {
@@ -306,4 +281,114 @@ fn gateway_errors_carry_cors_headers_where_aws_sends_them() {
         br#"{"message": "Internal server error"}"#
     );
     assert_eq!(allow(&r), None);
+}
+
+#[test]
+fn malformed_results_answer_as_function_errors() {
+    let cors = CorsConfig {
+        allow_origins: vec!["https://app.test".into()],
+        ..CorsConfig::default()
+    };
+    let t = RouteTable::new(vec![
+        RouteSpec::http_api("POST", "/orders", "svc-dev-createOrder").with_cors(cors),
+        RouteSpec::rest("GET", "/users/{id}", "dev", "svc-dev-getUser")
+            .with_cors(CorsConfig::serverless_default(["GET"])),
+    ])
+    .unwrap();
+    let origin = [("origin", "https://app.test")];
+    let r = serve(
+        &t,
+        request(Method::POST, "/orders", &origin, b""),
+        |_, _| Ok(br#"{"statusCode":"two hundred"}"#.to_vec()),
+    );
+    assert_eq!(r.status(), 500);
+    assert_eq!(r.body().as_ref(), br#"{"message":"Internal Server Error"}"#);
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        Some("https://app.test")
+    );
+    let r = serve(
+        &t,
+        request(Method::GET, "/dev/users/1", &origin, b""),
+        |_, _| Ok(b"not json".to_vec()),
+    );
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        header(&r, "x-amzn-errortype"),
+        Some("InternalServerErrorException")
+    );
+    assert_eq!(header(&r, "access-control-allow-origin"), None);
+}
+
+#[test]
+fn invoke_gets_the_route_and_the_event_names_the_account() {
+    let t = RouteTable::new(vec![
+        RouteSpec::http_api("GET", "/ping", "svc-dev-ping").with_qualifier("provisioned")
+    ])
+    .unwrap();
+    let mut seen = None;
+    let served = stratus_gateway::serve(
+        &t,
+        request(Method::GET, "/ping", &[], b"").map(|b| Full::new(Bytes::from(b))),
+        "10.1.2.3".parse().unwrap(),
+        "123456789012",
+        |route, payload| {
+            seen = Some((
+                route.function().to_string(),
+                route.qualifier().map(str::to_string),
+                serde_json::from_slice::<Value>(&payload).unwrap(),
+            ));
+            std::future::ready(Ok(Bytes::from_static(b"\"pong\"")))
+        },
+    );
+    let r = block_on(served);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.body().as_ref(), b"\"pong\"");
+    let (function, qualifier, event) = seen.unwrap();
+    assert_eq!(function, "svc-dev-ping");
+    assert_eq!(qualifier.as_deref(), Some("provisioned"));
+    assert_eq!(event["requestContext"]["accountId"], "123456789012");
+    assert_eq!(event["requestContext"]["http"]["sourceIp"], "10.1.2.3");
+    assert_eq!(
+        event["requestContext"]["apiId"],
+        stratus_gateway::ids::stable_id("svc-dev-ping", 10)
+    );
+}
+
+/// A body that fails after its first chunk, as when the client goes away.
+struct Broken(bool);
+
+impl http_body::Body for Broken {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        let first = !self.0;
+        self.0 = true;
+        std::task::Poll::Ready(Some(if first {
+            Ok(http_body::Frame::data(Bytes::from_static(b"{\"par")))
+        } else {
+            Err(std::io::ErrorKind::ConnectionReset.into())
+        }))
+    }
+}
+
+#[test]
+fn a_body_that_does_not_arrive_is_not_passed_on() {
+    let t = table();
+    let request = Request::post("/orders").body(Broken(false)).unwrap();
+    let served = stratus_gateway::serve(
+        &t,
+        request,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        "000000000000",
+        |_, _| -> std::future::Ready<Result<Bytes, GatewayError>> {
+            panic!("no invocation with half a body")
+        },
+    );
+    let r = block_on(served);
+    assert_eq!(r.status(), 413);
 }

@@ -4,9 +4,10 @@
 //! deployed functions, with their CORS settings (`http` events' `cors`,
 //! `provider.httpApi.cors`, `url.cors`): preflights answered by the gateway.
 //!
-//! Routing, event building and response mapping are `stratus-gateway`'s; this module
-//! owns the listener, builds the route table from the deployed functions' events
-//! (rebuilt after each deployment), and invokes through the scheduler: a function
+//! A request's whole sequence (routing, event building, response mapping, CORS) is
+//! `stratus_gateway::serve`; this module owns the listener, builds the route table
+//! from the deployed functions' events (rebuilt after each deployment), and hands
+//! `serve` the invocation, through the scheduler: a function
 //! with a `provisioned` alias is invoked through it, so HTTP traffic uses the warm
 //! environments. Function errors and malformed results answer 502 behind a REST API,
 //! 500 behind an HTTP API, 502 behind a function URL; the integration timeout (29 s
@@ -21,10 +22,9 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Request, Response};
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use parking_lot::RwLock;
-use stratus_gateway::routes::{RouteSpec, RouteTable};
-use stratus_gateway::{CorsConfig, GatewayError, RequestMeta};
+use stratus_gateway::routes::{Route, RouteSpec, RouteTable};
+use stratus_gateway::{CorsConfig, GatewayError};
 use stratus_manifest::model::Event;
 use stratus_scheduler::{InvokeError, InvokeRequest, Scheduler};
 
@@ -176,103 +176,56 @@ pub fn app(routes: Routes, registry: Arc<Registry>, scheduler: Scheduler) -> axu
         })
 }
 
-fn to_body(r: Response<Bytes>) -> Response<Body> {
-    r.map(Body::from)
-}
-
+/// Answers a request with the live route table: the sequence is
+/// `stratus_gateway::serve`'s; this supplies the invocation.
 async fn handle(
     State(g): State<GatewayState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request<Body>,
 ) -> Response<Body> {
     let table = g.routes.table.read().clone();
-    let (parts, body) = req.into_parts();
-    let path = parts.uri.path().to_string();
-    let origin = parts
-        .headers
-        .get("origin")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let origin = origin.as_deref();
-    if let Some(preflight) = table.preflight(&parts.method, &path) {
-        let id = stratus_gateway::request::new_request_id(preflight.kind);
-        return to_body(preflight.response(origin, &id));
-    }
-    let matched = match table.lookup(&parts.method, &path) {
-        Ok(m) => m,
-        Err(e) => {
-            let id = stratus_gateway::request::new_request_id(e.kind());
-            return to_body(table.error_response(&e, origin, &id));
-        }
-    };
-    let kind = matched.route.kind();
-    let meta = RequestMeta::new(
-        kind,
+    let response = stratus_gateway::serve(
+        &table,
+        req,
         peer.ip(),
-        g.registry.identity.account_id.clone(),
-        stratus_gateway::request::stable_id(matched.route.function(), 10),
-    );
-    let error = |e: GatewayError| {
-        let mut response = e.to_response(kind, &meta.request_id);
-        matched.apply_cors_to_error(origin, response.headers_mut());
-        to_body(response)
-    };
-    let limit = kind.max_request_bytes();
-    let body = match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return error(GatewayError::RequestTooLarge),
-    };
-    let event = stratus_gateway::build_event(&matched, &parts, &body, &meta);
-    let Ok(payload) = event.to_json() else {
-        return error(GatewayError::IntegrationFailure);
-    };
-    let resolved = match g
+        &g.registry.identity.account_id,
+        |route, payload| invoke(&g, route, payload),
+    )
+    .await;
+    response.map(Body::from)
+}
+
+/// Invokes a route's function through the scheduler, within the route's
+/// integration timeout, and names a failure as the gateway answers it.
+async fn invoke(g: &GatewayState, route: &Route, payload: Bytes) -> Result<Bytes, GatewayError> {
+    let resolved = g
         .registry
-        .resolve(matched.route.function(), matched.route.qualifier())
-    {
-        Ok(r) => r,
-        Err(_) => return error(GatewayError::NotFound),
-    };
+        .resolve(route.function(), route.qualifier())
+        .map_err(|_| GatewayError::NotFound)?;
     let invoke = g.scheduler.invoke(
         &resolved.spec,
         InvokeRequest {
             request_id: Arc::from(crate::model::new_uuid()),
-            payload: Bytes::from(payload),
+            payload,
             invoked_arn: resolved.invoked_arn.clone(),
             client_context: None,
             tail: false,
         },
     );
-    let outcome = match kind.integration_timeout() {
-        Some(limit) => match tokio::time::timeout(limit, invoke).await {
-            Ok(r) => r,
-            Err(_) => return error(GatewayError::Timeout),
-        },
+    let outcome = match route.kind().integration_timeout() {
+        Some(limit) => tokio::time::timeout(limit, invoke)
+            .await
+            .map_err(|_| GatewayError::Timeout)?,
         None => invoke.await,
     };
-    let out = match outcome {
-        Ok(out) if out.function_error => return error(GatewayError::FunctionError),
-        Ok(out) => out,
-        Err(InvokeError::Throttled(_)) => return error(GatewayError::TooManyRequests),
+    match outcome {
+        Ok(out) if out.function_error => Err(GatewayError::FunctionError),
+        Ok(out) => Ok(out.payload),
+        Err(InvokeError::Throttled(_)) => Err(GatewayError::TooManyRequests),
         // Shutting down, or no environment could start: Lambda refused the
         // invocation, which API Gateway answers with 500.
         Err(InvokeError::ShuttingDown | InvokeError::Start(_)) => {
-            return error(GatewayError::IntegrationFailure)
+            Err(GatewayError::IntegrationFailure)
         }
-    };
-    let mut response = match stratus_gateway::response::map_result(
-        kind,
-        &out.payload,
-        &meta.request_id,
-    ) {
-        Ok(r) => r,
-        Err(malformed) => {
-            // API Gateway logs this as "Malformed Lambda proxy response"; the
-            // client only sees the generic error.
-            tracing::warn!(function = matched.route.function(), error = %malformed, "malformed proxy response");
-            return error(GatewayError::MalformedResponse(malformed));
-        }
-    };
-    matched.apply_cors(origin, response.headers_mut());
-    to_body(response)
+    }
 }
