@@ -14,7 +14,7 @@ use crate::protocol::headers;
 pub fn new_request_id(kind: RouteKind) -> String {
     match kind {
         RouteKind::HttpApi => short_id(),
-        RouteKind::Rest | RouteKind::FunctionUrl => uuid_v4(),
+        RouteKind::Rest | RouteKind::FunctionUrl => stratus_rules::uuid_v4(),
     }
 }
 
@@ -24,22 +24,6 @@ pub(crate) fn short_id() -> String {
     let mut bytes = [0u8; 11];
     rand::thread_rng().fill_bytes(&mut bytes);
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-fn uuid_v4() -> String {
-    let mut b = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 /// A deterministic id of `len` lower-case letters and digits derived from
