@@ -47,6 +47,15 @@ async fn bench_prints_every_figure() {
     let text = output_text(&out);
     assert!(out.status.success(), "{text}");
     assert!(figure(&text, "warm invoke, concurrency 1 ", " µs, p99") > 0.0);
+    // Warm p50 with and without a loop of management calls (the figure after "quiet").
+    assert!(figure(&text, "warm invoke, concurrency 1, 3 rounds", " µs, p99") > 0.0);
+    assert!(
+        figure(
+            &text,
+            "warm invoke, concurrency 1, 3 rounds",
+            " management calls"
+        ) >= 0.0
+    );
     assert!(figure(&text, "warm invoke, concurrency 16 ", " invocations/s") > 0.0);
     assert!(figure(&text, "warm invoke, concurrency 64 ", " invocations/s") > 0.0);
     assert!(figure(&text, "warm invoke nodejs20.x:", " invocations/s") > 0.0);
