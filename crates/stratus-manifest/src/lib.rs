@@ -27,6 +27,7 @@ pub mod error;
 pub mod model;
 pub mod schema;
 pub mod spanned;
+mod types;
 pub mod vars;
 
 use std::collections::BTreeMap;
