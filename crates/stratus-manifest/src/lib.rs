@@ -30,6 +30,7 @@ pub mod model;
 pub mod printed;
 pub mod schema;
 pub mod spanned;
+mod types;
 pub mod vars;
 
 use std::collections::BTreeMap;

@@ -10,13 +10,13 @@
 //!   - sqs: arn:aws:sqs:us-east-1:000000000000:jobs   # or {arn, batchSize, maximumBatchingWindow, functionResponseType, enabled}
 //! ```
 
-use crate::model::{
+use crate::spanned::{Node, Value};
+use crate::types::{
     Event, HttpApiEvent, HttpCors, HttpEvent, ScheduleEvent, SqsEvent, DEFAULT_SQS_BATCH_SIZE,
 };
-use crate::spanned::{Node, Value};
 
+use super::cors::DEFAULT_CORS_HEADERS;
 use super::reader::{boolean, is_intrinsic, string, string_list, whole, Checker, Fields, Range};
-use super::DEFAULT_CORS_HEADERS;
 
 /// Event types of the Serverless Framework v3 that Stratus does not wire.
 const OTHER_V3_EVENTS: &[&str] = &[

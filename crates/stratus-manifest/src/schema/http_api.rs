@@ -17,8 +17,18 @@
 
 use crate::spanned::Node;
 
+use super::cors::{cors_settings, CorsSettings, DEFAULT_CORS_HEADERS};
 use super::reader::{Checker, Fields};
-use super::{cors_settings, HttpApiConfig, DEFAULT_CORS_HEADERS};
+
+/// `provider.httpApi:` — settings of the service's HTTP API. Stratus uses
+/// `cors`; `id`, `name`, `payload`, `disableDefaultEndpoint`, `metrics`,
+/// `useProviderTags` and `authorizers` are accepted and not used.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpApiConfig {
+    /// `cors: true`, or a map of CORS settings for every route of the API;
+    /// `false` or absent: no CORS.
+    pub cors: Option<CorsSettings>,
+}
 
 /// Settings of the Serverless Framework's `provider.httpApi` that Stratus
 /// accepts and does not use.
