@@ -16,15 +16,26 @@
 //!   `${file(…):…}`, `${sls:…}`, `${param:…}`, `${strToBool(…)}`, defaults,
 //!   nesting, cycles). Errors: [`VarError`].
 //! - [`schema`]: the typed schema, each field documented with the syntax it
-//!   accepts, and its validation; problems are collected with positions.
+//!   accepts, and its validation; problems are collected with positions. One
+//!   file per section: `provider`, `function`, `package`, `events`, `http_api`,
+//!   with `cors`, `shared` (settings both provider and functions take) and the
+//!   `reader` they all use.
+//! - `types`: the values both the schema and the model hold (runtimes,
+//!   architectures, events, CORS); re-exported from [`model`].
 //! - [`model`]: the resolved [`Service`] and the lowering into it.
 //! - [`printed`]: the configuration as `serverless print` shows it (the
 //!   resolved tree with v3's normalizations; no schema, no model).
-//! - [`error`]: [`ManifestError`] and [`Diagnostic`] (errors, warnings, notes),
-//!   all displayed as `serverless.yml:12:5: functions.hello.timeout: …`.
+//! - [`diagnostic`]: [`Diagnostic`] (errors, warnings, notes), displayed as
+//!   `serverless.yml:12:5: functions.hello.timeout: …`.
+//! - [`error`]: [`ManifestError`], why a service could not be loaded.
+//!
+//! The module graph has no cycles: `spanned`, `types`, `diagnostic` at the
+//! bottom; `vars` and `schema` on them; `model` and `printed` on those; `error`
+//! gathers the errors of all.
 //!
 //! The entry points are [`load`] and, for `print`, [`load_printed`].
 
+pub mod diagnostic;
 pub mod error;
 pub mod model;
 pub mod printed;

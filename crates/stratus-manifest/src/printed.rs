@@ -35,7 +35,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Diagnostic, Diagnostics, ManifestError, Severity};
+use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
+use crate::error::ManifestError;
 use crate::spanned::{self, Entry, Node, Span, Value};
 use crate::{vars, Options};
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Diagnostic, Severity};
+use crate::diagnostic::{Diagnostic, Severity};
 use crate::spanned::{join_path, Entry, Node, Span, Value};
 
 /// What to do with keys the schema does not know.
