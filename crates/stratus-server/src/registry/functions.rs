@@ -101,7 +101,7 @@ impl Registry {
         };
         let entry = FnEntry {
             latest: self.version_entry(config.clone(), code_hex),
-            versions: BTreeMap::new(),
+            versions: Arc::default(),
             aliases: BTreeMap::new(),
             version_counter: 0,
             reserved: None,
@@ -185,8 +185,7 @@ impl Registry {
                         alias.name
                     )));
                 }
-                let removed = entry
-                    .versions
+                let removed = Arc::make_mut(&mut entry.versions)
                     .remove(&n)
                     .ok_or_else(|| self.not_found(&name, Some(v)))?;
                 entry.provisioned.remove(v);
@@ -327,7 +326,7 @@ impl Registry {
         let stored: StoredFunction = entry.stored();
         self.store.put_version(&stored, &version)?;
         let ve = self.version_entry(config.clone(), version.code_hex);
-        entry.versions.insert(n, Arc::new(ve));
+        Arc::make_mut(&mut entry.versions).insert(n, Arc::new(ve));
         self.install(&name, entry);
         Ok(config)
     }
