@@ -599,3 +599,51 @@ async fn a_relative_data_dir_runs_interpreted_functions() {
     assert!(cold);
     api.server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_invoke_payload_is_refused_before_it_is_all_sent() {
+    let api = Api::start().await;
+    api.create_function("f").await;
+    // 7 MB arrive, then the client stalls: a server that buffers the body before
+    // checking its size would wait for the rest forever.
+    let chunk = bytes::Bytes::from(vec![b' '; 1024 * 1024]);
+    let sent = tokio_stream::StreamExt::chain(
+        tokio_stream::iter(std::iter::repeat_n(chunk, 7).map(Ok::<_, std::io::Error>)),
+        tokio_stream::pending(),
+    );
+    let req = Request::post("/2015-03-31/functions/f/invocations")
+        .body(Body::from_stream(sent))
+        .unwrap();
+    let resp = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        api.app.clone().oneshot(req),
+    )
+    .await
+    .expect("the oversized payload must be refused without waiting for the rest")
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        resp.headers()["x-amzn-errortype"],
+        "RequestTooLargeException"
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["message"],
+        "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+    );
+    // Exactly 6 MB is still accepted (and reaches the function).
+    let six = "\"".to_string() + &"x".repeat(6 * 1024 * 1024 - 2) + "\"";
+    let resp = api
+        .app
+        .clone()
+        .oneshot(
+            Request::post("/2015-03-31/functions/f/invocations")
+                .body(Body::from(six))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    api.server.shutdown().await;
+}

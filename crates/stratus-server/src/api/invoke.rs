@@ -40,9 +40,13 @@ async fn invoke(
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response<Body> {
     let request_id: Arc<str> = Arc::from(new_uuid());
+    let body = match read_payload(body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
     match run(
         &s,
         &name,
@@ -56,6 +60,28 @@ async fn invoke(
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
+}
+
+/// Reads the request payload, refusing it as soon as it passes the 6 MB limit: a
+/// larger body (or a `Content-Length` announcing one) is never buffered whole.
+async fn read_payload(body: Body) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    match http_body_util::Limited::new(body, MAX_SYNC_PAYLOAD)
+        .collect()
+        .await
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_content(format!(
+            "Could not read the request body: {e}"
+        ))),
+    }
+}
+
+fn too_large() -> ApiError {
+    ApiError::too_large(format!(
+        "Request must be smaller than {MAX_SYNC_PAYLOAD} bytes for the InvokeFunction operation"
+    ))
 }
 
 async fn run(
@@ -79,11 +105,6 @@ async fn run(
             ))
         }
     };
-    if body.len() > MAX_SYNC_PAYLOAD {
-        return Err(ApiError::too_large(format!(
-            "Request must be smaller than {MAX_SYNC_PAYLOAD} bytes for the InvokeFunction operation"
-        )));
-    }
     let resolved = s.registry.resolve(name, qualifier)?;
     match invocation_type {
         "RequestResponse" => {}
