@@ -176,18 +176,48 @@ impl Queues {
         }))
     }
 
-    fn waiter(&self, queue: &str) -> Arc<Notify> {
-        self.waiters
+    /// The wake-up of `queue`'s long polls, held while one polls. The entry exists
+    /// only while someone polls: the last poller to leave removes it, so requests
+    /// naming queues that do not exist (or polls that ended) leave nothing behind.
+    fn waiter(&self, queue: &str) -> Waiter<'_> {
+        let notify = self
+            .waiters
             .lock()
             .entry(queue.to_string())
             .or_insert_with(|| Arc::new(Notify::new()))
-            .clone()
+            .clone();
+        Waiter {
+            queues: self,
+            queue: queue.to_string(),
+            notify,
+        }
     }
 
     /// Wakes the long polls of a queue (they look again).
     fn wake(&self, queue: &str) {
         if let Some(n) = self.waiters.lock().get(queue) {
             n.notify_waiters();
+        }
+    }
+}
+
+/// One long poll's hold on its queue's wake-up (see [`Queues::waiter`]).
+struct Waiter<'a> {
+    queues: &'a Queues,
+    queue: String,
+    notify: Arc<Notify>,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let mut waiters = self.queues.waiters.lock();
+        // The map's reference and ours: no other poll holds it. Counted under the
+        // lock, as new holds are taken under it too.
+        let last = waiters
+            .get(&self.queue)
+            .is_some_and(|n| Arc::ptr_eq(n, &self.notify) && Arc::strong_count(n) == 2);
+        if last {
+            waiters.remove(&self.queue);
         }
     }
 }

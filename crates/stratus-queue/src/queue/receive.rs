@@ -285,7 +285,7 @@ impl Queues {
         loop {
             // Registered before looking, so a send between the look and the wait
             // still wakes this poll.
-            let notified = notify.notified();
+            let notified = notify.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let attempt = self.receive_once(queue, max, visibility).await?;
@@ -368,6 +368,26 @@ mod tests {
     use crate::error::QueueError;
     use crate::message::MessageAttribute;
     use crate::queue::{Depth, SendMessage};
+
+    #[tokio::test]
+    async fn polls_leave_no_wake_up_entries_behind() {
+        let f = manual();
+        for i in 0..100 {
+            let e = f.q.receive(&format!("nope-{i}"), 1, None, NOW).await;
+            assert!(
+                matches!(e, Err(QueueError::QueueDoesNotExist { .. })),
+                "{e:?}"
+            );
+        }
+        assert_eq!(f.q.waiters.lock().len(), 0);
+        create(&f.q, "q", &[]).await;
+        let (a, b) = tokio::join!(
+            f.q.receive("q", 1, None, NOW),
+            f.q.receive("q", 1, None, NOW)
+        );
+        assert!(a.unwrap().is_empty() && b.unwrap().is_empty());
+        assert_eq!(f.q.waiters.lock().len(), 0);
+    }
 
     #[tokio::test]
     async fn send_receive_delete() {
