@@ -209,7 +209,7 @@ pub(crate) fn print(g: &Global, args: PrintArgs) -> anyhow::Result<()> {
         let p = project::load(g)?;
         match args.format.as_str() {
             "json" => println!("{}", serde_json::to_string_pretty(&p.service)?),
-            "yaml" | "yml" => print!("{}", to_yaml(&serde_json::to_value(&p.service)?)),
+            "yaml" | "yml" => print!("{}", model_yaml(&p.service)?),
             other => anyhow::bail!("--format {other}: use yaml or json"),
         }
         return Ok(());
@@ -429,60 +429,13 @@ fn printed_text(n: &Node) -> anyhow::Result<String> {
     }
 }
 
-/// Renders JSON data as block-style YAML. Strings are written as JSON strings,
-/// which are valid double-quoted YAML scalars, so no value can be misread.
-fn to_yaml(v: &Value) -> String {
-    fn key(k: &str) -> String {
-        let plain = !k.is_empty()
-            && k.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
-            && !k.starts_with(['-', '.']);
-        if plain {
-            k.to_string()
-        } else {
-            Value::String(k.to_string()).to_string()
-        }
-    }
-    fn scalar(v: &Value) -> Option<String> {
-        match v {
-            Value::Object(m) if m.is_empty() => Some("{}".into()),
-            Value::Array(a) if a.is_empty() => Some("[]".into()),
-            Value::Object(_) | Value::Array(_) => None,
-            other => Some(other.to_string()),
-        }
-    }
-    fn walk(v: &Value, indent: usize, out: &mut String) {
-        let pad = " ".repeat(indent);
-        match v {
-            Value::Object(m) => {
-                for (k, val) in m {
-                    match scalar(val) {
-                        Some(s) => out.push_str(&format!("{pad}{}: {s}\n", key(k))),
-                        None => {
-                            out.push_str(&format!("{pad}{}:\n", key(k)));
-                            walk(val, indent + 2, out);
-                        }
-                    }
-                }
-            }
-            Value::Array(a) => {
-                for item in a {
-                    match scalar(item) {
-                        Some(s) => out.push_str(&format!("{pad}- {s}\n")),
-                        None => {
-                            let mut inner = String::new();
-                            walk(item, indent + 2, &mut inner);
-                            out.push_str(&format!("{pad}- {}", inner.trim_start()));
-                        }
-                    }
-                }
-            }
-            other => out.push_str(&format!("{pad}{}\n", scalar(other).unwrap_or_default())),
-        }
-    }
-    let mut out = String::new();
-    walk(v, 0, &mut out);
-    out
+/// The resolved model as YAML, through the same emitter as `print` (the model's
+/// JSON read back as a tree, keys in the model's order).
+fn model_yaml(model: &impl serde::Serialize) -> anyhow::Result<String> {
+    let json = serde_json::to_string(model)?;
+    let tree = stratus_manifest::spanned::parse_json(&json, "model".into())
+        .map_err(|e| anyhow!("cannot render the model: {e}"))?;
+    Ok(printed_yaml(&tree))
 }
 
 #[cfg(test)]
@@ -555,12 +508,13 @@ mod tests {
     }
 
     #[test]
-    fn yaml_rendering_quotes_what_needs_it() {
+    fn model_yaml_quotes_what_needs_it() {
         let v = serde_json::json!({"service": "svc", "n": 3, "b": true, "list": ["a: b", {"x": 1, "y": [1]}], "empty": {}, "weird key": "yes"});
-        let y = to_yaml(&v);
+        let y = model_yaml(&v).unwrap();
         assert_eq!(
             y,
-            "b: true\nempty: {}\nlist:\n  - \"a: b\"\n  - x: 1\n    y:\n      - 1\nn: 3\nservice: \"svc\"\n\"weird key\": \"yes\"\n"
+            // `y` and `n` are YAML 1.1 booleans, so they are quoted as keys too.
+            "b: true\nempty: {}\nlist:\n  - \"a: b\"\n  - x: 1\n    \"y\":\n      - 1\n\"n\": 3\nservice: svc\nweird key: \"yes\"\n"
         );
     }
 }
