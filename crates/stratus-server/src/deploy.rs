@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::error::{blocking, ApiError, ErrorKind};
+use crate::error::{ApiError, ErrorKind};
 use crate::model::Environment;
 use crate::registry::{CodeInput, FunctionInput, Registry};
 use crate::store::{DeploymentStore, Stores};
@@ -366,7 +366,8 @@ fn config_differs(c: &crate::model::FunctionConfiguration, f: &DeployFunction) -
             != f.dead_letter_target
 }
 
-/// Applies a deployment, reporting steps on `events`.
+/// Applies a deployment, reporting steps on `events`. Runs on a blocking thread
+/// (`api::services::stream_deployment`): its registry and store calls block.
 pub async fn apply(
     registry: &Arc<Registry>,
     stores: &Stores,
@@ -480,9 +481,9 @@ async fn deploy_function(
         None => {
             ctx.step(&f.key, format!("creating {} ({})", f.name, f.runtime))
                 .await;
-            let reg = registry.clone();
-            let input = desired_input(f, &registry.identity.account_id);
-            blocking(move || reg.create(input)).await?;
+            // A deployment runs on a blocking thread (`stream_deployment`): the
+            // registry is called directly.
+            registry.create(desired_input(f, &registry.identity.account_id))?;
             ctx.stores
                 .deployments
                 .put_service_function(service, stage, &f.key, &f.name)?;
@@ -498,15 +499,11 @@ async fn deploy_function(
             let config_changed = ctx.force || config_differs(&snap.latest, f);
             if code_changed {
                 ctx.step(&f.key, "updating code".into()).await;
-                let reg = registry.clone();
-                let (name, code) = (
-                    f.name.clone(),
-                    CodeInput {
-                        blob_sha256: Some(f.code_sha256.clone()),
-                        ..CodeInput::default()
-                    },
-                );
-                blocking(move || reg.update_code(&name, code)).await?;
+                let code = CodeInput {
+                    blob_sha256: Some(f.code_sha256.clone()),
+                    ..CodeInput::default()
+                };
+                registry.update_code(&f.name, code)?;
             }
             if config_changed {
                 ctx.step(&f.key, "updating configuration".into()).await;

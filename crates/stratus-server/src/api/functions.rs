@@ -9,7 +9,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{blocking, json, parse_json, AppState, QualifierQuery};
+use super::{json, parse_json, AppState, QualifierQuery};
 use crate::error::ApiError;
 use crate::model::RoutingConfig;
 use crate::registry::{CodeInput, FunctionInput};
@@ -53,10 +53,7 @@ fn respond<T: serde::Serialize>(status: StatusCode, r: Result<T, ApiError>) -> R
 
 async fn create(State(s): State<AppState>, body: Bytes) -> Response {
     let r = match parse_json::<FunctionInput>(&body) {
-        Ok(input) => {
-            let reg = s.registry.clone();
-            blocking(move || reg.create(input)).await
-        }
+        Ok(input) => s.db(move |r| r.create(input)).await,
         Err(e) => Err(e),
     };
     respond(StatusCode::CREATED, r)
@@ -121,10 +118,7 @@ async fn delete(
 
 async fn update_code(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let r = match parse_json::<CodeInput>(&body) {
-        Ok(code) => {
-            let reg = s.registry.clone();
-            blocking(move || reg.update_code(&name, code)).await
-        }
+        Ok(code) => s.db(move |r| r.update_code(&name, code)).await,
         Err(e) => Err(e),
     };
     respond(StatusCode::OK, r)

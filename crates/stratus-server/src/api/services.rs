@@ -50,8 +50,7 @@ async fn has_blob(State(s): State<AppState>, Path(sha): Path<String>) -> Respons
 }
 
 async fn put_blob(State(s): State<AppState>, Path(sha): Path<String>, body: Bytes) -> Response {
-    let reg = s.registry.clone();
-    match super::blocking(move || reg.put_blob(&sha, &body)).await {
+    match s.db(move |r| r.put_blob(&sha, &body)).await {
         Ok(()) => StatusCode::CREATED.into_response(),
         Err(e) => e.into_response(),
     }
@@ -62,9 +61,8 @@ async fn put_blob(State(s): State<AppState>, Path(sha): Path<String>, body: Byte
 /// thread, rather than reading it whole into memory.
 async fn download_code(State(s): State<AppState>, Path(sha): Path<String>) -> Response {
     const CHUNK: usize = 64 * 1024;
-    let reg = s.registry.clone();
     let name = format!("attachment; filename=\"{sha}.zip\"");
-    let (mut file, len) = match super::blocking(move || reg.open_blob(&sha)).await {
+    let (mut file, len) = match s.db(move |r| r.open_blob(&sha)).await {
         Ok(opened) => opened,
         Err(e) => return e.into_response(),
     };
