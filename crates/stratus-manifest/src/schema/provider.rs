@@ -209,7 +209,7 @@ fn iam(c: &mut Checker, node: &Node) -> Vec<Json> {
             Value::String(_) => c.note(
                 &role.span,
                 "provider.iam.role",
-                "an existing role is accepted but not used by Stratus",
+                "Stratus cannot read an existing IAM role: the functions get no policy from it (write `statements`, or give a function a `role:` defined in `resources`)",
             ),
             _ => {
                 if let Some(mut rf) = Fields::new(
@@ -221,10 +221,16 @@ fn iam(c: &mut Checker, node: &Node) -> Vec<Json> {
                     if let Some(s) = rf.get("statements") {
                         out = statements(c, s, "provider.iam.role.statements");
                     }
+                    if let Some(m) = rf.get("managedPolicies") {
+                        c.note(
+                            &m.span,
+                            "provider.iam.role.managedPolicies",
+                            "Stratus cannot resolve managed policies: they are not part of the functions' policy (copy the statements you need into `statements`)",
+                        );
+                    }
                     rf.finish(
                         c,
                         &[
-                            "managedPolicies",
                             "name",
                             "path",
                             "permissionsBoundary",
