@@ -95,16 +95,13 @@ pub(crate) fn role_policy(
                         format!("resources.Resources.{id}.Properties.Policies"),
                     )
                 }
-                Some(id) if id.starts_with("arn:") => {
+                _ => {
+                    // A role ARN, an imported value, a logical id of something else:
+                    // a role Stratus cannot see.
                     out.warnings.push(format!(
-                        "{origin}: Stratus cannot read the IAM role {id}: the function runs with no role policy (define the role in resources, or use provider.iam.role.statements)"
+                        "{origin}: Stratus cannot read the IAM role {role} (it is not an AWS::IAM::Role in resources): the function runs with no role policy"
                     ));
                     return Ok(out);
-                }
-                _ => {
-                    return Err(format!(
-                        "{origin}: {role} is neither an AWS::IAM::Role in resources nor a role ARN"
-                    ))
                 }
             }
         }
@@ -530,13 +527,25 @@ mod tests {
         );
         let r = role_policy(&m, &identity(), "send-it").unwrap();
         assert_eq!(r.policy, None);
-        assert!(r.warnings[0]
-            .contains("cannot read the IAM role arn:aws:iam::123456789012:role/existing"));
-        let m = manifest(json!([]), json!({}), Some("Missing"));
-        let e = role_policy(&m, &identity(), "send-it").unwrap_err();
         assert!(
-            e.starts_with("functions.send-it.role: \"Missing\" is neither"),
-            "{e}"
+            r.warnings[0].starts_with(
+                "functions.send-it.role: Stratus cannot read the IAM role \"arn:aws:iam::123456789012:role/existing\""
+            ),
+            "{:?}",
+            r.warnings
+        );
+        let m = manifest(
+            json!([{"Effect": "Allow", "Action": "*", "Resource": "*"}]),
+            json!({"Missing": {"Type": "AWS::SQS::Queue"}}),
+            Some("Missing"),
+        );
+        let r = role_policy(&m, &identity(), "send-it").unwrap();
+        // The provider statements do not apply to a function with its own role.
+        assert_eq!(r.policy, None);
+        assert!(
+            r.warnings[0].contains("not an AWS::IAM::Role in resources"),
+            "{:?}",
+            r.warnings
         );
         let m = manifest(
             json!([{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {}}]),
