@@ -511,6 +511,13 @@ mod tests {
             "{:?}",
             r.warnings
         );
+        // The same role named by Fn::GetAtt.
+        let mut by_ref = m.clone();
+        by_ref["functions"]["send-it"]["role"] = json!({"Fn::GetAtt": ["WorkerRole", "Arn"]});
+        assert_eq!(
+            role_policy(&by_ref, &identity(), "send-it").unwrap().policy,
+            r.policy
+        );
         // The other function keeps the provider's statements.
         let other = role_policy(&m, &identity(), "other").unwrap();
         assert!(stratus_iam::Policy::parse(other.policy.as_deref().unwrap())
