@@ -15,7 +15,8 @@ use crate::{FunctionSpec, Inner};
 
 /// Issues credentials to environments. Called once per environment, before its
 /// process starts; an error fails that start (nothing runs without its
-/// credentials).
+/// credentials). It runs on the cold-start path of an async worker: it must not
+/// block (keep session keys in memory, persist them elsewhere if at all).
 pub trait CredentialIssuer: Send + Sync + fmt::Debug {
     /// Credentials for environment `env_id` of `spec` (whose `role_policy` says what
     /// they may do).
