@@ -1,7 +1,7 @@
 //! `stratus-iam` is Stratus's authorization: IAM-style policy documents and what a
 //! request to the API listener needs allowed. It owns:
 //!
-//! - **policies** ([`Policy::parse`], [`evaluate`]): IAM's policy language for
+//! - **policies** ([`Policy::parse`], [`evaluate`], [`authorize`]): IAM's policy language for
 //!   identity-based policies — `Version`, `Statement`, `Sid`, `Effect`,
 //!   `Action`/`NotAction`, `Resource`/`NotResource`, `*` and `?` wildcards; explicit
 //!   Deny wins, then Allow, default deny (`policy.rs`, matching in `wildcard.rs`);
@@ -26,8 +26,8 @@ pub use classify::{
 };
 pub use deny::{access_denied, denied_message, AccessDenied};
 pub use policy::{
-    evaluate, Decision, Effect, Patterns, Policy, PolicyError, PolicyErrorKind, Statement,
-    MAX_POLICY_BYTES,
+    authorize, evaluate, Decision, Effect, Patterns, Policy, PolicyError, PolicyErrorKind,
+    Statement, MAX_POLICY_BYTES,
 };
 
 #[cfg(test)]

@@ -110,6 +110,21 @@ pub fn evaluate(policies: &[Policy], action: &str, resource: &str) -> Decision {
     }
 }
 
+/// Checks every request against `policies`: `Ok` when all are allowed, else the
+/// first refused request with its decision (for [`crate::access_denied`]).
+pub fn authorize<'r>(
+    policies: &[Policy],
+    requests: &'r [crate::Request],
+) -> Result<(), (&'r crate::Request, Decision)> {
+    for r in requests {
+        let d = evaluate(policies, &r.action, &r.resource);
+        if !d.is_allowed() {
+            return Err((r, d));
+        }
+    }
+    Ok(())
+}
+
 /// Why a policy document was refused (IAM answers these as
 /// `MalformedPolicyDocument`). `at` says where: `policy`, `Statement[2]`,
 /// `Statement[0].Action[1]`.
@@ -649,6 +664,31 @@ mod tests {
             evaluate(&[], "lambda:GetFunction", FN),
             Decision::ImplicitDeny
         );
+    }
+
+    #[test]
+    fn authorize_needs_every_request_allowed() {
+        use crate::{Protocol, Request};
+        let p = parse(&format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Action":"lambda:*","Resource":"{FN}"}}]}}"#
+        ));
+        let req = |action: &str, resource: &str| Request {
+            action: action.into(),
+            resource: resource.into(),
+            protocol: Protocol::Lambda,
+        };
+        let ok = [
+            req("lambda:GetFunction", FN),
+            req("lambda:InvokeFunction", FN),
+        ];
+        assert!(authorize(std::slice::from_ref(&p), &ok).is_ok());
+        let mixed = [
+            req("lambda:GetFunction", FN),
+            req("lambda:ListFunctions", "*"),
+        ];
+        let (refused, d) = authorize(std::slice::from_ref(&p), &mixed).unwrap_err();
+        assert_eq!(refused.action, "lambda:ListFunctions");
+        assert_eq!(d, Decision::ImplicitDeny);
     }
 
     #[test]
