@@ -8,7 +8,9 @@
 //! account a caller wrote in a function ARN (the server acts on the name only):
 //! `arn:aws:lambda:{region}:{account}:function:{name}`, with `:{qualifier}` when the
 //! call names a version or alias (as in Lambda, a policy on the unqualified ARN does
-//! not cover the qualified one), `arn:aws:sqs:{region}:{account}:{queue}`, and for
+//! not cover the qualified one; a call that names a qualifier twice, in the name and
+//! in `?Qualifier=`, needs both, and an operation on the function itself given a
+//! qualified name needs both ARNs), `arn:aws:sqs:{region}:{account}:{queue}`, and for
 //! Stratus `arn:aws:stratus:{region}:{account}:service/{service}/{stage}`,
 //! `…:blob/{sha256}` and `…:key/{name}`. Actions that act on no single resource
 //! (ListFunctions, ListQueues, CreateEventSourceMapping, …) use `*`; so does a request
@@ -204,16 +206,18 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
             .find(|(name, _)| name == k)
             .map(|(_, v)| v.as_str())
     };
-    let lambda = |action: &str, resource: String| {
-        Ok(vec![Request {
-            action: format!("lambda:{action}"),
-            resource,
-            protocol: Protocol::Lambda,
-        }])
+    let lambda = |action: &str, resources: Vec<String>| {
+        Ok(resources
+            .into_iter()
+            .map(|resource| Request {
+                action: format!("lambda:{action}"),
+                resource,
+                protocol: Protocol::Lambda,
+            })
+            .collect())
     };
-    let f = |raw: &str, qualified: bool| {
-        function_resource(scope, raw, qualified.then(|| q("Qualifier")).flatten())
-    };
+    let f = |raw: &str, qualified: bool| function_resources(scope, raw, q("Qualifier"), qualified);
+    let star = || vec!["*".to_string()];
     match (method, segs.as_slice()) {
         ("POST", []) => sqs(scope, req).ok_or_else(unknown),
         (_, ["stratus", "v1", rest @ ..]) => {
@@ -223,10 +227,10 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
             let name = json_field(req.body, "FunctionName");
             lambda(
                 "CreateFunction",
-                name.map_or_else(|| "*".into(), |n| function_resource(scope, &n, None)),
+                name.map_or_else(star, |n| function_resources(scope, &n, None, false)),
             )
         }
-        ("GET", ["2015-03-31", "functions"]) => lambda("ListFunctions", "*".into()),
+        ("GET", ["2015-03-31", "functions"]) => lambda("ListFunctions", star()),
         ("GET", ["2015-03-31", "functions", n]) => lambda("GetFunction", f(n, true)),
         ("DELETE", ["2015-03-31", "functions", n]) => lambda("DeleteFunction", f(n, true)),
         ("PUT", ["2015-03-31", "functions", n, "code"]) => {
@@ -277,7 +281,7 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
         ("DELETE", ["2019-09-30", "functions", n, "provisioned-concurrency"]) => {
             lambda("DeleteProvisionedConcurrencyConfig", f(n, true))
         }
-        ("GET", ["2016-08-19", "account-settings"]) => lambda("GetAccountSettings", "*".into()),
+        ("GET", ["2016-08-19", "account-settings"]) => lambda("GetAccountSettings", star()),
         ("GET", ["2019-09-25", "functions", n, "event-invoke-config"]) => {
             lambda("GetFunctionEventInvokeConfig", f(n, true))
         }
@@ -294,10 +298,10 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
             lambda("ListFunctionEventInvokeConfigs", f(n, false))
         }
         ("GET", ["2015-03-31", "event-source-mappings"]) => {
-            lambda("ListEventSourceMappings", "*".into())
+            lambda("ListEventSourceMappings", star())
         }
         ("POST", ["2015-03-31", "event-source-mappings"]) => {
-            lambda("CreateEventSourceMapping", "*".into())
+            lambda("CreateEventSourceMapping", star())
         }
         (m @ ("GET" | "PUT" | "DELETE"), ["2015-03-31", "event-source-mappings", id]) => {
             let action = match m {
@@ -314,7 +318,7 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
                     )
                 },
             );
-            lambda(action, resource)
+            lambda(action, vec![resource])
         }
         (m @ ("GET" | "POST" | "DELETE"), ["2017-03-31", "tags", arn]) => {
             let action = match m {
@@ -322,7 +326,7 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
                 "POST" => "TagResource",
                 _ => "UntagResource",
             };
-            lambda(action, tag_resource(scope, arn))
+            lambda(action, tag_resources(scope, arn))
         }
         _ => Err(unknown()),
     }
@@ -361,27 +365,45 @@ fn json_field(body: &[u8], key: &str) -> Option<String> {
     v.get(key)?.as_str().map(str::to_string)
 }
 
-/// A function named in a path segment (any form Lambda accepts), as an ARN in
-/// `scope`, qualified by the name's own qualifier or else `query_qualifier`. `*` when
-/// it is no valid function reference (the handler then refuses it).
-fn function_resource(scope: &Scope<'_>, raw: &str, query_qualifier: Option<&str>) -> String {
+/// The function named in a path segment (any form Lambda accepts), as ARNs in
+/// `scope`: one per qualifier the request mentions — the name's own and, when
+/// `qualified`, `?Qualifier=` — or the unqualified ARN when it mentions none. An
+/// operation on the function itself (`qualified` false) needs the unqualified ARN,
+/// plus any qualified one the name carries. Handlers differ in which qualifier wins
+/// when both are given; requiring every one mentioned leaves no way around a policy.
+/// `*` when the reference is not valid (the handler then refuses it).
+fn function_resources(
+    scope: &Scope<'_>,
+    raw: &str,
+    query_qualifier: Option<&str>,
+    qualified: bool,
+) -> Vec<String> {
+    let star = || vec!["*".to_string()];
     let Some(raw) = decode(raw) else {
-        return "*".into();
+        return star();
     };
-    match parse_function_ref(&raw) {
-        Some((name, qualifier)) => {
-            let base = format!(
-                "arn:aws:lambda:{}:{}:function:{name}",
-                scope.region, scope.account
-            );
-            match qualifier.or(query_qualifier.filter(|q| !q.is_empty())) {
-                Some(q) if stratus_rules::is_qualifier(q) => format!("{base}:{q}"),
-                Some(_) => "*".into(),
-                None => base,
-            }
-        }
-        None => "*".into(),
+    let Some((name, own)) = parse_function_ref(&raw) else {
+        return star();
+    };
+    let query = query_qualifier.filter(|q| qualified && !q.is_empty());
+    if query.is_some_and(|q| !stratus_rules::is_qualifier(q)) {
+        return star();
     }
+    let base = format!(
+        "arn:aws:lambda:{}:{}:function:{name}",
+        scope.region, scope.account
+    );
+    let mut out = Vec::new();
+    if !qualified || (own.is_none() && query.is_none()) {
+        out.push(base.clone());
+    }
+    for q in [own, query].into_iter().flatten() {
+        let arn = format!("{base}:{q}");
+        if !out.contains(&arn) {
+            out.push(arn);
+        }
+    }
+    out
 }
 
 /// The FunctionName forms Lambda accepts: `name`, `name:qualifier`,
@@ -405,26 +427,30 @@ fn parse_function_ref(raw: &str) -> Option<(&str, Option<&str>)> {
     ok.then_some((name, qualifier))
 }
 
-/// The ARN of a tagging call: a function ARN, normalized to `scope`.
-fn tag_resource(scope: &Scope<'_>, raw: &str) -> String {
+/// The ARNs of a tagging call, normalized to `scope`: the function's, plus the
+/// qualified one when the ARN carries a qualifier.
+fn tag_resources(scope: &Scope<'_>, raw: &str) -> Vec<String> {
+    let star = || vec!["*".to_string()];
     let Some(arn) = decode(raw) else {
-        return "*".into();
+        return star();
     };
     let parts: Vec<&str> = arn.split(':').collect();
     let (name, qualifier) = match parts.as_slice() {
         ["arn", _, "lambda", _, _, "function", n] => (*n, None),
         ["arn", _, "lambda", _, _, "function", n, q] => (*n, Some(*q)),
-        _ => return "*".into(),
+        _ => return star(),
     };
     if !stratus_rules::is_function_name(name) || !qualifier.is_none_or(stratus_rules::is_qualifier)
     {
-        return "*".into();
+        return star();
     }
     let base = format!(
         "arn:aws:lambda:{}:{}:function:{name}",
         scope.region, scope.account
     );
-    qualifier.map_or(base.clone(), |q| format!("{base}:{q}"))
+    let mut out = vec![base.clone()];
+    out.extend(qualifier.map(|q| format!("{base}:{q}")));
+    out
 }
 
 fn sqs(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Option<Vec<Request>> {
@@ -490,7 +516,16 @@ fn stratus(
             let name = function.or_else(|| group.and_then(|g| g.strip_prefix("/aws/lambda/")));
             (
                 "GetLogs",
-                Some(name.map_or_else(|| "*".to_string(), |n| function_resource(scope, n, None))),
+                Some(name.map_or_else(
+                    || "*".to_string(),
+                    // Logs belong to the function, whatever qualifier is written.
+                    |n| {
+                        function_resources(scope, n, None, false)
+                            .into_iter()
+                            .next()
+                            .unwrap_or_else(|| "*".to_string())
+                    },
+                )),
             )
         }
         ("GET", ["metrics"]) => ("GetMetrics", Some("*".to_string())),
@@ -567,9 +602,16 @@ mod tests {
             body: body.as_bytes(),
         };
         let mut all = classify(&SCOPE, &req)?;
-        assert_eq!(all.len(), 1, "{uri}");
-        let r = all.remove(0);
-        Ok((r.action, r.resource, r.protocol))
+        // Several requests (one per qualifier mentioned) share action and protocol;
+        // their resources are joined with " + ".
+        assert!(!all.is_empty(), "{uri}");
+        let first = all.remove(0);
+        let mut resources = first.resource;
+        for r in all {
+            assert_eq!((&r.action, r.protocol), (&first.action, first.protocol));
+            resources = format!("{resources} + {}", r.resource);
+        }
+        Ok((first.action, resources, first.protocol))
     }
 
     fn check(method: &str, uri: &str, body: &str, action: &str, resource: &str) {
@@ -600,6 +642,10 @@ mod tests {
             ("GET", "/2015-03-31/functions/hello", "", "lambda:GetFunction", F.into()),
             ("GET", "/2015-03-31/functions/hello?Qualifier=3", "", "lambda:GetFunction", q("3")),
             ("DELETE", "/2015-03-31/functions/hello:7", "", "lambda:DeleteFunction", q("7")),
+            ("GET", "/2015-03-31/functions/hello:1?Qualifier=prod", "", "lambda:GetFunction", format!("{F}:1 + {F}:prod")),
+            ("GET", "/2015-03-31/functions/hello:prod?Qualifier=prod", "", "lambda:GetFunction", q("prod")),
+            ("PUT", "/2015-03-31/functions/hello:1/code?Qualifier=2", "", "lambda:UpdateFunctionCode", format!("{F} + {F}:1")),
+            ("PUT", "/2019-09-30/functions/hello:1/provisioned-concurrency?Qualifier=live", "", "lambda:PutProvisionedConcurrencyConfig", format!("{F}:1 + {F}:live")),
             ("PUT", "/2015-03-31/functions/hello/code", "", "lambda:UpdateFunctionCode", F.into()),
             ("GET", "/2015-03-31/functions/hello/configuration", "", "lambda:GetFunctionConfiguration", F.into()),
             ("GET", "/2015-03-31/functions/hello/configuration?Qualifier=prod", "", "lambda:GetFunctionConfiguration", q("prod")),
@@ -637,7 +683,7 @@ mod tests {
             ("PUT", "/2015-03-31/event-source-mappings/1b8c-42", "", "lambda:UpdateEventSourceMapping", "arn:aws:lambda:us-east-1:000000000000:event-source-mapping:1b8c-42".into()),
             ("DELETE", "/2015-03-31/event-source-mappings/1b8c-42", "", "lambda:DeleteEventSourceMapping", "arn:aws:lambda:us-east-1:000000000000:event-source-mapping:1b8c-42".into()),
             ("GET", "/2017-03-31/tags/arn:aws:lambda:us-east-1:000000000000:function:hello", "", "lambda:ListTags", F.into()),
-            ("POST", "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Ahello%3A2", "", "lambda:TagResource", q("2")),
+            ("POST", "/2017-03-31/tags/arn%3Aaws%3Alambda%3Aus-east-1%3A000000000000%3Afunction%3Ahello%3A2", "", "lambda:TagResource", format!("{F} + {F}:2")),
             ("DELETE", "/2017-03-31/tags/not-an-arn", "", "lambda:UntagResource", "*".into()),
             ("HEAD", "/2015-03-31/functions/hello", "", "lambda:GetFunction", F.into()),
         ];
