@@ -142,6 +142,12 @@ pub struct ResolvedFunction {
     pub ephemeral_storage_size: u32,
     /// The function's, else the provider's, when set.
     pub log_retention_in_days: Option<u32>,
+    /// The function's own `role:` as written (a logical id of an `AWS::IAM::Role` in
+    /// `resources`, a role ARN, or a CloudFormation reference), else the provider's
+    /// `iam.role` when that names a role; it replaces the provider's role statements
+    /// for this function.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Json>,
 }
 
 /// Service-wide packaging (`package:`).
@@ -330,6 +336,7 @@ pub(crate) fn lower(
                 .ephemeral_storage_size
                 .unwrap_or(provider.ephemeral_storage_size),
             log_retention_in_days: f.log_retention_in_days.or(provider.log_retention_in_days),
+            role: f.role.or_else(|| p.iam_role.clone()),
         };
         functions.insert(key, resolved);
     }

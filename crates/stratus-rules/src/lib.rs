@@ -56,6 +56,7 @@ pub const RESERVED_ENV_VARS: &[&str] = &[
     "AWS_SESSION_TOKEN",
     "LAMBDA_RUNTIME_DIR",
     "LAMBDA_TASK_ROOT",
+    "TZ",
 ];
 
 /// Whether `name` is reserved by Lambda.
@@ -133,6 +134,47 @@ pub fn uuid_v4() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key Lambda's "defined runtime environment variables" table marks
+    /// reserved — the credentials, the trace id, the runtime's own settings — and
+    /// none it lets functions set (`AWS_LAMBDA_EXEC_WRAPPER`, `LANG`, `PATH`, ...).
+    #[test]
+    fn reserved_variables_are_lambdas() {
+        let documented = [
+            "_HANDLER",
+            "_X_AMZN_TRACE_ID",
+            "AWS_DEFAULT_REGION",
+            "AWS_REGION",
+            "AWS_EXECUTION_ENV",
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            "AWS_LAMBDA_FUNCTION_VERSION",
+            "AWS_LAMBDA_INITIALIZATION_TYPE",
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "AWS_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_LAMBDA_RUNTIME_API",
+            "LAMBDA_TASK_ROOT",
+            "LAMBDA_RUNTIME_DIR",
+            "TZ",
+        ];
+        for key in documented {
+            assert!(is_reserved_env_var(key), "{key}");
+        }
+        assert_eq!(RESERVED_ENV_VARS.len(), documented.len());
+        for free in [
+            "AWS_LAMBDA_EXEC_WRAPPER",
+            "NODE_OPTIONS",
+            "LANG",
+            "PATH",
+            "PYTHONPATH",
+        ] {
+            assert!(!is_reserved_env_var(free), "{free}");
+        }
+    }
 
     #[test]
     fn names_and_qualifiers() {

@@ -22,6 +22,8 @@ pub(crate) struct Env {
     /// Set (under the state lock) while this environment counts as provisioned.
     pub(crate) prov_counted: AtomicBool,
     _listener: RuntimeListener,
+    /// Revokes the environment's credentials when it is gone.
+    _credentials: Option<crate::Revocation>,
 }
 
 impl Env {
@@ -55,7 +57,8 @@ pub(crate) async fn start(
     let listener = RuntimeListener::bind(inner.settings.runtime_api_ip, link.clone())
         .await
         .map_err(|e| StartFailure::Spawn(format!("cannot bind the Runtime API listener: {e}")))?;
-    let mut env = spec.env.clone();
+    let (mut env, credentials) =
+        crate::credentials::environment(inner, spec, id).map_err(StartFailure::Spawn)?;
     env.push(("AWS_LAMBDA_RUNTIME_API".into(), listener.addr().to_string()));
     env.push(("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream.to_string()));
     let init_type = if provisioned {
@@ -92,6 +95,7 @@ pub(crate) async fn start(
         log,
         prov_counted: AtomicBool::new(false),
         _listener: listener,
+        _credentials: credentials,
     });
     // The watcher owns the process: when it exits for any reason, everything pending
     // on the link fails, the rest of the tree is killed and the pool forgets it.

@@ -20,6 +20,7 @@
 //! All accounting lives behind one lock ([`state::State`]); the lock is never held
 //! across an `.await`, and the warm path takes it twice (acquire, release).
 
+mod credentials;
 mod env;
 mod invoke;
 mod limits;
@@ -37,6 +38,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use stratus_sandbox::Driver;
 
+pub use credentials::{CredentialIssuer, EnvCredentials, Revocation};
 pub use limits::ThrottleReason;
 pub use logpump::{LogLine, LogSink};
 
@@ -98,6 +100,10 @@ pub struct FunctionSpec {
     pub env: Vec<(String, String)>,
     /// Log group, `/aws/lambda/{name}`.
     pub log_group: Arc<str>,
+    /// The execution role's policy document (JSON, checked at deploy), which the
+    /// [`CredentialIssuer`] scopes each environment's credentials to; `None` when the
+    /// function has no role statements.
+    pub role_policy: Option<Arc<str>>,
 }
 
 /// Provisioned concurrency state of a pool, as the management API reports it.
@@ -183,6 +189,7 @@ struct Inner {
     state: Mutex<state::State>,
     next_env_id: std::sync::atomic::AtomicU64,
     shutdown: tokio_util_shutdown::Flag,
+    credentials: parking_lot::RwLock<Option<Arc<dyn CredentialIssuer>>>,
 }
 
 /// A tiny shutdown flag shared by background tasks.
@@ -213,10 +220,17 @@ impl Scheduler {
             state: Mutex::new(state),
             next_env_id: std::sync::atomic::AtomicU64::new(1),
             shutdown: Default::default(),
+            credentials: Default::default(),
         });
         let sched = Scheduler { inner };
         sched.spawn_reaper();
         sched
+    }
+
+    /// Gives every environment started from now on its own credentials from
+    /// `issuer` (see [`CredentialIssuer`]).
+    pub fn set_credential_issuer(&self, issuer: Arc<dyn CredentialIssuer>) {
+        *self.inner.credentials.write() = Some(issuer);
     }
 
     /// The settings in force.

@@ -90,6 +90,11 @@ pub struct DeployFunction {
     /// tags of this function in the request's `manifest` are used, else none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// The execution role's policy document (JSON). When absent, it is built from
+    /// the request's `manifest` (`crate::roles`); either way it is checked before
+    /// anything is deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_policy: Option<String>,
 }
 
 fn default_storage() -> u32 {
@@ -261,6 +266,14 @@ fn validate(
                 message: format!("function {}: {}", f.key, e.message),
                 ..e
             })?;
+        if let Some(policy) = &f.role_policy {
+            stratus_iam::Policy::parse(policy).map_err(|e| {
+                ApiError::invalid(format!(
+                    "function {}: execution role policy: MalformedPolicyDocument: {e}",
+                    f.key
+                ))
+            })?;
+        }
         if !registry.has_blob(&f.code_sha256) {
             return Err(ApiError::invalid(format!(
                 "function {}: code package {} has not been uploaded",
@@ -315,8 +328,31 @@ fn desired_input(f: &DeployFunction, account: &str) -> FunctionInput {
             ..CodeInput::default()
         }),
         tags: f.tags.clone(),
+        role_policy: Some(f.role_policy.clone()),
         ..FunctionInput::default()
     }
+}
+
+/// Gives every function without an explicit `role_policy` the one its manifest
+/// defines (`crate::roles`); returns the warnings to show, by function key.
+fn fill_role_policies(
+    req: &mut DeployRequest,
+    identity: &crate::registry::Identity,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut warnings = Vec::new();
+    if req.manifest.is_null() {
+        return Ok(warnings);
+    }
+    for f in &mut req.functions {
+        if f.role_policy.is_some() {
+            continue;
+        }
+        let r = crate::roles::role_policy(&req.manifest, identity, &f.key)
+            .map_err(|e| ApiError::invalid(format!("function {}: execution role: {e}", f.key)))?;
+        f.role_policy = r.policy;
+        warnings.extend(r.warnings.into_iter().map(|w| (f.key.clone(), w)));
+    }
+    Ok(warnings)
 }
 
 /// Gives every function without explicit `tags` those of its entry in the request's
@@ -364,6 +400,7 @@ fn config_differs(c: &crate::model::FunctionConfiguration, f: &DeployFunction) -
             .as_ref()
             .and_then(|d| d.target_arn.clone())
             != f.dead_letter_target
+        || c.role_policy != f.role_policy
 }
 
 /// Applies a deployment, reporting steps on `events`. Runs on a blocking thread
@@ -384,9 +421,13 @@ pub async fn apply(
         step: "validate".into(),
         force: req.force,
     };
-    fill_tags(&mut req)
-        .and_then(|()| validate(registry, &*stores.deployments, service, stage, &req))
+    let role_warnings = fill_tags(&mut req)
+        .and_then(|()| fill_role_policies(&mut req, &registry.identity))
+        .and_then(|w| validate(registry, &*stores.deployments, service, stage, &req).map(|()| w))
         .map_err(|e| ("validate".to_string(), e))?;
+    for (key, warning) in role_warnings {
+        ctx.step(&key, format!("warning: {warning}")).await;
+    }
     // Queues first (dead-letter targets before the queues that name them), so
     // functions and their event sources find them.
     let mut ordered: Vec<&QueueDef> = req.queues.iter().collect();

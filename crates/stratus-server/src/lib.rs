@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod logs;
 pub mod model;
 pub mod registry;
+mod roles;
 pub mod runtimes;
 pub mod store;
 pub mod triggers;

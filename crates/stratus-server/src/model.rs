@@ -58,6 +58,15 @@ pub struct FunctionConfiguration {
     /// Where events that failed asynchronous invocation go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_config: Option<DeadLetterConfig>,
+    /// Stratus: the execution role's policy document (JSON, checked with
+    /// `stratus_iam::Policy::parse` when deployed). Part of the version's
+    /// configuration, so each version runs with the policy it was deployed with.
+    #[serde(
+        default,
+        rename = "StratusRolePolicy",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub role_policy: Option<String>,
 }
 
 /// `DeadLetterConfig`.

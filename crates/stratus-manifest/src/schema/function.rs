@@ -71,6 +71,9 @@ pub struct FunctionConfig {
     pub ephemeral_storage_size: Option<u32>,
     /// `logRetentionInDays: 14`.
     pub log_retention_in_days: Option<u32>,
+    /// `role: MyRole` (a logical id in `resources`), a role ARN, or a CloudFormation
+    /// reference (`Fn::GetAtt: [MyRole, Arn]`), as written.
+    pub role: Option<Json>,
 }
 
 /// Function settings of the Serverless Framework that Stratus accepts and
@@ -82,7 +85,6 @@ const FUNCTION_IGNORED: &[&str] = &[
     "fileSystemConfig",
     "kmsKeyArn",
     "logDataProtectionPolicy",
-    "role",
     "runtimeManagement",
     "snapStart",
     "tracing",
@@ -286,6 +288,7 @@ fn function(
     let retention = f
         .get("logRetentionInDays")
         .and_then(|n| log_retention(c, n, &p("logRetentionInDays")));
+    let role = f.get("role").map(Node::to_json);
     f.finish(c, FUNCTION_IGNORED);
 
     Some(FunctionConfig {
@@ -311,6 +314,7 @@ fn function(
         architecture: architecture_v,
         ephemeral_storage_size: ephemeral_v,
         log_retention_in_days: retention,
+        role,
     })
 }
 

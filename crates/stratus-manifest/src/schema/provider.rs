@@ -41,6 +41,9 @@ pub struct ProviderConfig {
     /// `iam: {role: {statements: [...]}}` followed by the older
     /// `iamRoleStatements: [...]`; each statement `{Effect, Action, Resource}`.
     pub iam_statements: Vec<Json>,
+    /// `iam: {role: MyRole}` — a role for every function: a logical id of an
+    /// `AWS::IAM::Role` in `resources`, or a role ARN, as written.
+    pub iam_role: Option<Json>,
     /// `logRetentionInDays: 14` — one of CloudWatch's retention periods.
     pub log_retention_in_days: Option<u32>,
     /// `architecture: x86_64 | arm64`.
@@ -160,7 +163,9 @@ pub(super) fn provider(c: &mut Checker, node: &Node) -> Option<ProviderConfig> {
         .get("environment")
         .and_then(|n| environment(c, n, "provider.environment"));
     if let Some(n) = f.get("iam") {
-        p.iam_statements.extend(iam(c, n));
+        let (statements, role) = iam(c, n);
+        p.iam_statements.extend(statements);
+        p.iam_role = role;
     }
     if let Some(n) = f.get("iamRoleStatements") {
         let path = "provider.iamRoleStatements";
@@ -199,18 +204,18 @@ pub(super) fn provider(c: &mut Checker, node: &Node) -> Option<ProviderConfig> {
     name_ok.then_some(p)
 }
 
-fn iam(c: &mut Checker, node: &Node) -> Vec<Json> {
+/// `provider.iam`: the role's statements, or a role named by logical id or ARN.
+fn iam(c: &mut Checker, node: &Node) -> (Vec<Json>, Option<Json>) {
     let Some(mut f) = Fields::new(c, node, "provider.iam", "a map with `role`") else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let mut out = Vec::new();
+    let mut named = None;
     if let Some(role) = f.get("role") {
         match &role.value {
-            Value::String(_) => c.note(
-                &role.span,
-                "provider.iam.role",
-                "an existing role is accepted but not used by Stratus",
-            ),
+            // Resolved at deploy: a role in `resources` gives its inline policies;
+            // any other role is one Stratus cannot see (the deployment says so).
+            Value::String(_) => named = Some(role.to_json()),
             _ => {
                 if let Some(mut rf) = Fields::new(
                     c,
@@ -221,22 +226,20 @@ fn iam(c: &mut Checker, node: &Node) -> Vec<Json> {
                     if let Some(s) = rf.get("statements") {
                         out = statements(c, s, "provider.iam.role.statements");
                     }
-                    rf.finish(
-                        c,
-                        &[
-                            "managedPolicies",
-                            "name",
-                            "path",
-                            "permissionsBoundary",
-                            "tags",
-                        ],
-                    );
+                    if let Some(m) = rf.get("managedPolicies") {
+                        c.note(
+                            &m.span,
+                            "provider.iam.role.managedPolicies",
+                            "Stratus cannot resolve managed policies: they are not part of the functions' policy (copy the statements you need into `statements`)",
+                        );
+                    }
+                    rf.finish(c, &["name", "path", "permissionsBoundary", "tags"]);
                 }
             }
         }
     }
     f.finish(c, &["deploymentRole"]);
-    out
+    (out, named)
 }
 
 fn statements(c: &mut Checker, node: &Node, path: &str) -> Vec<Json> {

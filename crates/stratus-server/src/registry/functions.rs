@@ -98,6 +98,7 @@ impl Registry {
                 .dead_letter_config
                 .clone()
                 .filter(|d| d.target_arn.is_some()),
+            role_policy: input.role_policy.clone().flatten(),
         };
         let entry = FnEntry {
             latest: self.version_entry(config.clone(), code_hex),
@@ -257,6 +258,9 @@ impl Registry {
             }
             if let Some(r) = &input.role {
                 c.role = r.clone();
+            }
+            if let Some(p) = &input.role_policy {
+                c.role_policy = p.clone();
             }
             if let Some(d) = &input.dead_letter_config {
                 c.dead_letter_config = Some(d.clone())

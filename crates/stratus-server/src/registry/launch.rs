@@ -61,8 +61,9 @@ impl Registry {
                 format!("AWS_Lambda_{}", c.runtime),
             ),
             ("AWS_ENDPOINT_URL".into(), id.endpoint_url.clone()),
-            // Credentials for the AWS SDKs inside the function; the security issue
-            // replaces these with per-function scoped credentials.
+            // Credentials for the AWS SDKs inside the function when the scheduler has
+            // no credential issuer; with one, each environment gets its own
+            // (`stratus_scheduler::CredentialIssuer`) in place of these.
             ("AWS_ACCESS_KEY_ID".into(), "stratus".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "stratus".into()),
         ];
@@ -86,6 +87,7 @@ impl Registry {
             cwd: code_dir,
             env,
             log_group: Arc::from(format!("/aws/lambda/{}", c.function_name)),
+            role_policy: c.role_policy.as_deref().map(Arc::from),
         })
     }
 }

@@ -123,6 +123,10 @@ pub struct FunctionInput {
     pub dead_letter_config: Option<crate::model::DeadLetterConfig>,
     /// CreateFunction only: the new function's tags.
     pub tags: Option<BTreeMap<String, String>>,
+    /// The execution role's policy (`Some(None)` clears it). Only deployments set it;
+    /// the Lambda API has no such field.
+    #[serde(skip)]
+    pub role_policy: Option<Option<String>>,
 }
 
 /// `Code` of CreateFunction / the body of UpdateFunctionCode.
