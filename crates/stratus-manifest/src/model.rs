@@ -142,6 +142,10 @@ pub struct ResolvedFunction {
     pub ephemeral_storage_size: u32,
     /// The function's, else the provider's, when set.
     pub log_retention_in_days: Option<u32>,
+    /// `kmsKeyArn`: the function's, else the provider's. Shown as `KMSKeyArn`;
+    /// Stratus seals environments with its own keys whatever it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
 }
 
 /// Service-wide packaging (`package:`).
@@ -330,6 +334,7 @@ pub(crate) fn lower(
                 .ephemeral_storage_size
                 .unwrap_or(provider.ephemeral_storage_size),
             log_retention_in_days: f.log_retention_in_days.or(provider.log_retention_in_days),
+            kms_key_arn: f.kms_key_arn.or_else(|| p.kms_key_arn.clone()),
         };
         functions.insert(key, resolved);
     }

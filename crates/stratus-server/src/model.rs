@@ -58,6 +58,10 @@ pub struct FunctionConfiguration {
     /// Where events that failed asynchronous invocation go.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letter_config: Option<DeadLetterConfig>,
+    /// The KMS key named for the environment (`kmsKeyArn`), shown as Lambda shows
+    /// it. Stratus seals environments with its own keys whatever this names.
+    #[serde(rename = "KMSKeyArn", default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
 }
 
 /// `DeadLetterConfig`.

@@ -71,6 +71,8 @@ pub struct FunctionConfig {
     pub ephemeral_storage_size: Option<u32>,
     /// `logRetentionInDays: 14`.
     pub log_retention_in_days: Option<u32>,
+    /// `kmsKeyArn: arn:aws:kms:…:key/…` — replaces `provider.kmsKeyArn`.
+    pub kms_key_arn: Option<String>,
 }
 
 /// Function settings of the Serverless Framework that Stratus accepts and
@@ -80,7 +82,6 @@ const FUNCTION_IGNORED: &[&str] = &[
     "dependsOn",
     "disableLogs",
     "fileSystemConfig",
-    "kmsKeyArn",
     "logDataProtectionPolicy",
     "role",
     "runtimeManagement",
@@ -286,6 +287,9 @@ fn function(
     let retention = f
         .get("logRetentionInDays")
         .and_then(|n| log_retention(c, n, &p("logRetentionInDays")));
+    let kms = f
+        .get("kmsKeyArn")
+        .and_then(|n| kms_key_arn(c, n, &p("kmsKeyArn")));
     f.finish(c, FUNCTION_IGNORED);
 
     Some(FunctionConfig {
@@ -311,7 +315,31 @@ fn function(
         architecture: architecture_v,
         ephemeral_storage_size: ephemeral_v,
         log_retention_in_days: retention,
+        kms_key_arn: kms,
     })
+}
+
+/// `kmsKeyArn`: an ARN as text. A CloudFormation reference (`!GetAtt Key.Arn`)
+/// cannot be resolved here: it is noted and left out, as the key is not used.
+pub(super) fn kms_key_arn(c: &mut Checker, node: &Node, path: &str) -> Option<String> {
+    if let Value::Map(_) = &node.value {
+        c.warn(
+            &node.span,
+            path,
+            "a CloudFormation reference is not resolved by Stratus; KMSKeyArn is left unset",
+        );
+        return None;
+    }
+    let arn = text(c, node, path)?;
+    if !arn.starts_with("arn:") {
+        c.expected(
+            node,
+            path,
+            "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)",
+        );
+        return None;
+    }
+    Some(arn)
 }
 
 fn destinations(c: &mut Checker, node: &Node, path: &str) -> Option<Destinations> {
