@@ -320,13 +320,13 @@ fn function(
 }
 
 /// `kmsKeyArn`: an ARN as text. A CloudFormation reference (`!GetAtt Key.Arn`)
-/// cannot be resolved here: it is noted and left out, as the key is not used.
+/// cannot be resolved here: it is noted and ignored, as the key is not used.
 pub(super) fn kms_key_arn(c: &mut Checker, node: &Node, path: &str) -> Option<String> {
     if let Value::Map(_) = &node.value {
         c.warn(
             &node.span,
             path,
-            "a CloudFormation reference is not resolved by Stratus; KMSKeyArn is left unset",
+            "a CloudFormation reference is not resolved by Stratus and is ignored (the key is not used to encrypt)",
         );
         return None;
     }

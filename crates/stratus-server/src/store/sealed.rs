@@ -207,3 +207,109 @@ pub(super) fn seal_plaintext_rows(
     }
     Ok(changed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeploymentStore, FunctionStore, SqliteStore};
+
+    fn files_holding(dir: &std::path::Path, needle: &str) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                let b = std::fs::read(p).unwrap();
+                b.windows(needle.len()).any(|w| w == needle.as_bytes())
+            })
+            .map(|p| p.display().to_string())
+            .collect()
+    }
+
+    fn config(name: &str, version: &str, secret: &str) -> FunctionConfiguration {
+        serde_json::from_value(serde_json::json!({
+            "FunctionName": name, "FunctionArn": format!("arn:aws:lambda:us-east-1:1:function:{name}"),
+            "Runtime": "nodejs20.x", "Role": "r", "Handler": "h.h", "CodeSize": 1,
+            "Description": "", "Timeout": 3, "MemorySize": 128, "LastModified": "x",
+            "CodeSha256": "x", "Version": version,
+            "Environment": { "Variables": { "SECRET": secret } },
+            "TracingConfig": { "Mode": "PassThrough" }, "RevisionId": "r", "State": "Active",
+            "LastUpdateStatus": "Successful", "PackageType": "Zip",
+            "Architectures": ["x86_64"], "EphemeralStorage": { "Size": 512 }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_older_state_db_is_sealed_in_place_leaving_no_plaintext_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = format!("legacy-{}", stratus_rules::uuid_v4());
+        {
+            // state.db as a Stratus from before encryption at rest wrote it: the
+            // store's schema, plain JSON, and a WAL that was never checkpointed.
+            let plain = SqliteStore::open(dir.path(), Sealer::ephemeral().unwrap()).unwrap();
+            drop(plain);
+            let conn = Connection::open(dir.path().join("state.db")).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+            let latest = serde_json::to_string(&config("f", "$LATEST", &secret)).unwrap();
+            let v1 = serde_json::to_string(&config("f", "1", &secret)).unwrap();
+            conn.execute(
+                "INSERT INTO functions (name, config, code_hex) VALUES ('f', ?1, 'c')",
+                [latest],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO versions (name, version, config, code_hex) VALUES ('f', 1, ?1, 'c')",
+                [v1],
+            )
+            .unwrap();
+            let request = format!(r#"{{"functions":[{{"environment":{{"SECRET":"{secret}"}}}}]}}"#);
+            conn.execute(
+                "INSERT INTO deployments (service, stage, timestamp, request, result) VALUES ('s', 'dev', 7, ?1, '{}')",
+                [request],
+            )
+            .unwrap();
+            // A deleted row's text stays in a free page unless scrubbed.
+            let gone = serde_json::to_string(&config("g", "$LATEST", &secret)).unwrap();
+            conn.execute(
+                "INSERT INTO functions (name, config, code_hex) VALUES ('g', ?1, 'c')",
+                [gone],
+            )
+            .unwrap();
+            conn.execute("DELETE FROM functions WHERE name = 'g'", [])
+                .unwrap();
+            std::mem::forget(conn); // as a crash leaves it: the WAL stays
+        }
+        assert!(!files_holding(dir.path(), &secret).is_empty());
+
+        let sealer = Sealer::ephemeral().unwrap();
+        let store = SqliteStore::open(dir.path(), sealer.clone()).unwrap();
+        let left = files_holding(dir.path(), &secret);
+        assert!(left.is_empty(), "plaintext left in {left:?}");
+        let loaded = store.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        let env =
+            |c: &FunctionConfiguration| c.environment.as_ref().unwrap().variables["SECRET"].clone();
+        assert_eq!(env(&loaded[0].function.config), secret);
+        assert_eq!(env(&loaded[0].versions[0].config), secret);
+        let d = store.deployments("s", "dev").unwrap();
+        assert!(d[0].1.contains(&secret));
+        drop(store);
+
+        // Sealed for its row: $LATEST's environment copied onto version 1 fails.
+        let conn = Connection::open(dir.path().join("state.db")).unwrap();
+        conn.execute(
+            "UPDATE versions SET config = (SELECT config FROM functions WHERE name = 'f') WHERE name = 'f'",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(dir.path(), sealer).unwrap();
+        let err = store.load().unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unsealed { place, .. } if place == "state/versions/f/1/environment"),
+            "{err}"
+        );
+    }
+}
