@@ -449,4 +449,35 @@ mod tests {
         drop(held);
         rotate(dir.path(), &src, Rotation::default()).unwrap();
     }
+
+    #[test]
+    fn rotating_an_environment_key_hands_back_the_new_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = KeySource::Env(MasterKey::generate().unwrap().to_base64());
+        let s = Sealer::open_data_dir(dir.path(), &old).unwrap();
+        assert!(!dir.path().join(MASTER_KEY_FILE).exists());
+        let sealed = s.seal(b"p", b"v").unwrap();
+        let r = rotate(
+            dir.path(),
+            &old,
+            Rotation {
+                master: true,
+                new_data_key: false,
+            },
+        )
+        .unwrap();
+        let new = KeySource::Env(r.new_env_key.expect("the new key").to_base64());
+        assert!(!dir.path().join(MASTER_KEY_FILE).exists());
+        assert_eq!(
+            Sealer::open_data_dir(dir.path(), &new)
+                .unwrap()
+                .open(b"p", &sealed)
+                .unwrap(),
+            b"v"
+        );
+        assert!(matches!(
+            Sealer::open_data_dir(dir.path(), &old),
+            Err(SealError::WrongMasterKey { .. })
+        ));
+    }
 }
