@@ -111,7 +111,7 @@ impl Global {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the Stratus server (Lambda management, Invoke and Runtime APIs).
-    Server(ServerArgs),
+    Server(ServerCommand),
     /// Start a server with the bundled example function, warm it and invoke it.
     Demo {
         #[command(flatten)]
@@ -146,6 +146,23 @@ enum Command {
     Queue(commands::queue::QueueArgs),
     /// Run a local server, deploy the service, and redeploy on every change.
     Dev(commands::dev::DevArgs),
+}
+
+/// `stratus server`: serve, or a tool for a stopped server's data dir.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct ServerCommand {
+    #[command(subcommand)]
+    action: Option<ServerAction>,
+    #[command(flatten)]
+    args: ServerArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServerAction {
+    /// Replace the master key (re-wrapping every data key) of a stopped server's
+    /// data dir; `--new-data-key` also starts a new data key for new writes.
+    RotateKey(commands::keys::RotateKeyArgs),
 }
 
 /// Server settings (every Lambda default can be changed here).
@@ -215,6 +232,8 @@ impl ServerArgs {
         cfg.region = self.region.clone();
         cfg.gateway = self.gateway;
         cfg.async_settings.retry_base = Duration::from_secs_f64(self.async_retry_delay.max(0.0));
+        // From the environment only: a key on the command line would show in `ps`.
+        cfg.master_key = std::env::var(stratus_seal::MASTER_KEY_ENV).ok();
         cfg
     }
 }
@@ -307,7 +326,11 @@ fn main() -> std::process::ExitCode {
     let g = cli.global;
     let result = rt.block_on(async {
         match cli.command {
-            Command::Server(args) => serve(args).await,
+            Command::Server(ServerCommand {
+                action: Some(ServerAction::RotateKey(args)),
+                ..
+            }) => commands::keys::rotate_key(args),
+            Command::Server(s) => serve(s.args).await,
             Command::Demo { server, exit } => demo::run(server, exit).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Create(args) => commands::create::run(args),

@@ -148,6 +148,10 @@ pub struct ResolvedFunction {
     /// for this function.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Json>,
+    /// `kmsKeyArn`: the function's, else the provider's. Shown as `KMSKeyArn`;
+    /// Stratus seals environments with its own keys whatever it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
 }
 
 /// Service-wide packaging (`package:`).
@@ -337,6 +341,7 @@ pub(crate) fn lower(
                 .unwrap_or(provider.ephemeral_storage_size),
             log_retention_in_days: f.log_retention_in_days.or(provider.log_retention_in_days),
             role: f.role.or_else(|| p.iam_role.clone()),
+            kms_key_arn: f.kms_key_arn.or_else(|| p.kms_key_arn.clone()),
         };
         functions.insert(key, resolved);
     }

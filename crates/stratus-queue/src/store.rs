@@ -5,11 +5,16 @@
 //! the commit is on disk: one fsync for a burst (group commit). Because one thread
 //! runs everything in order, an operation's reads and writes are atomic with
 //! respect to every other operation, with no locks in the callers.
+//!
+//! Message bodies and message attributes are stored sealed (see [`seal_aad`]);
+//! opening a database written before that seals its plaintext rows in place and
+//! leaves no copy of them in free pages or the WAL ([`seal_plaintext_rows`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{params, Connection};
+use stratus_seal::Sealer;
 use tokio::sync::{mpsc, oneshot};
 
 /// Most operations committed together.
@@ -49,9 +54,12 @@ pub enum StoreError {
     /// The writer thread has stopped.
     #[error("the queue store is shut down")]
     ShutDown,
+    /// A message could not be sealed.
+    #[error("cannot seal a message: {0}")]
+    Seal(#[from] stratus_seal::SealError),
 }
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS queues (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL UNIQUE,
@@ -100,9 +108,52 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: a commit is fsync'd before any caller of that group is answered.
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // Deleted and replaced rows are overwritten with zeros, not left in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(SCHEMA)?;
     Ok(conn)
+}
+
+/// The associated data of a message's sealed `column` (`body` or `attributes`):
+/// its message id, unique per message, so a sealed value cannot be moved to
+/// another message. A redrive keeps the message id, so it needs no re-sealing.
+pub(crate) fn seal_aad(message_id: &str, column: &str) -> String {
+    format!("queues/messages/{message_id}/{column}")
+}
+
+/// Seals every message body and attribute set stored in plain text (by a
+/// Stratus from before encryption at rest), then rebuilds the file (`VACUUM`) and
+/// empties the WAL, so the plaintext survives nowhere in `queues.db*`. Returns
+/// how many rows were sealed.
+fn seal_plaintext_rows(conn: &mut Connection, sealer: &Sealer) -> Result<usize, StoreError> {
+    let tx = conn.transaction()?;
+    let rows: Vec<(i64, String, rusqlite::types::Value, rusqlite::types::Value)> = tx
+        .prepare(
+            "SELECT id, message_id, body, attributes FROM messages
+             WHERE typeof(body) = 'text' OR typeof(attributes) = 'text'",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, message_id, body, attributes) in &rows {
+        use rusqlite::types::Value;
+        let seal = |column: &str, v: &Value| -> Result<Value, StoreError> {
+            Ok(match v {
+                Value::Text(t) => Value::Blob(sealer.seal_str(&seal_aad(message_id, column), t)?),
+                other => other.clone(),
+            })
+        };
+        tx.execute(
+            "UPDATE messages SET body = ?2, attributes = ?3 WHERE id = ?1",
+            params![id, seal("body", body)?, seal("attributes", attributes)?],
+        )?;
+    }
+    tx.commit()?;
+    if !rows.is_empty() {
+        conn.execute_batch("VACUUM")?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    }
+    Ok(rows.len())
 }
 
 /// Answers an operation's caller, given the group's commit error (if any).
@@ -147,8 +198,9 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (creating) `queues.db` in `dir`, deletes messages older than their
-    /// queue's retention period at `now_ms`, and starts the writer thread.
-    pub(crate) fn open(dir: &Path, now_ms: i64) -> Result<Self, StoreError> {
+    /// queue's retention period at `now_ms`, seals rows stored in plain text by an
+    /// older Stratus, and starts the writer thread.
+    pub(crate) fn open(dir: &Path, now_ms: i64, sealer: &Sealer) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_path_buf(),
             source,
@@ -163,6 +215,14 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
+        let mut conn = conn;
+        let sealed = seal_plaintext_rows(&mut conn, sealer)?;
+        if sealed > 0 {
+            tracing::info!(
+                messages = sealed,
+                "sealed queue messages stored in plain text by an older Stratus"
+            );
+        }
         let (tx, rx) = mpsc::channel::<Job>(16 * 1024);
         let thread = std::thread::Builder::new()
             .name("stratus-queues".into())
@@ -293,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_operation_rolls_back_alone_and_the_rest_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 0).unwrap();
+        let store = Store::open(dir.path(), 0, &Sealer::ephemeral().unwrap()).unwrap();
         let insert = |name: &'static str, fail: bool| {
             store.run(move |c| -> Result<(), Failed> {
                 c.execute(

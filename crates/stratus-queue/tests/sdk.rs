@@ -26,7 +26,9 @@ async fn sqs(State(queues): State<Arc<Queues>>, headers: HeaderMap, body: Bytes)
 async fn serve(dir: &std::path::Path) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let queues = Queues::open(dir, &endpoint, "us-east-1", ACCOUNT).unwrap();
+    let keys = stratus_seal::KeySource::File(dir.join(stratus_seal::MASTER_KEY_FILE));
+    let sealer = stratus_seal::Sealer::open_data_dir(dir, &keys).unwrap();
+    let queues = Queues::open(dir, &endpoint, "us-east-1", ACCOUNT, sealer).unwrap();
     let app = Router::new().route("/", post(sqs)).with_state(queues);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     endpoint

@@ -83,6 +83,9 @@ pub struct DeployFunction {
     /// `onError`: the dead-letter target ARN.
     #[serde(default)]
     pub dead_letter_target: Option<String>,
+    /// `kmsKeyArn`: shown as the function's `KMSKeyArn` (not used to seal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
     /// The function's `events` from serverless.yml (schedules are wired today).
     #[serde(default)]
     pub events: Vec<stratus_manifest::model::Event>,
@@ -329,6 +332,8 @@ fn desired_input(f: &DeployFunction, account: &str) -> FunctionInput {
         }),
         tags: f.tags.clone(),
         role_policy: Some(f.role_policy.clone()),
+        // Always given, so removing it from serverless.yml clears it.
+        kms_key_arn: Some(f.kms_key_arn.clone().unwrap_or_default()),
         ..FunctionInput::default()
     }
 }
@@ -395,6 +400,7 @@ fn config_differs(c: &crate::model::FunctionConfiguration, f: &DeployFunction) -
         || c.timeout != f.timeout
         || env != f.environment
         || c.description != f.description
+        || c.kms_key_arn != f.kms_key_arn
         || c.ephemeral_storage.size != f.ephemeral_storage
         || c.dead_letter_config
             .as_ref()

@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub async_settings: async_queue::AsyncSettings,
     /// Listen address of the HTTP gateway (off when `None`).
     pub gateway: Option<SocketAddr>,
+    /// The master key (base64 of 32 bytes), as `STRATUS_MASTER_KEY` gives it;
+    /// `None`: `{data-dir}/master.key` (created at first start).
+    pub master_key: Option<String>,
 }
 
 impl ServerConfig {
@@ -85,6 +88,7 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             async_settings: async_queue::AsyncSettings::default(),
             gateway: None,
+            master_key: None,
         }
     }
 }
@@ -126,6 +130,9 @@ pub enum StartError {
     #[error("cannot open the event queue: {0}")]
     /// The asynchronous event store could not be opened.
     Events(rusqlite::Error),
+    #[error("cannot open the data dir's encryption keys: {0}")]
+    /// The master key or the data keys could not be read (or the data dir is in use).
+    Seal(#[from] stratus_seal::SealError),
     #[error("cannot load functions: {0}")]
     /// Stored functions could not be loaded.
     Registry(#[from] error::ApiError),
@@ -139,6 +146,8 @@ pub struct RunningServer {
     state: AppState,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// Marks the data dir as in use (`stratus server rotate-key` refuses it).
+    _lock: stratus_seal::DataDirLock,
 }
 
 impl RunningServer {
@@ -191,6 +200,13 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         path: cfg.data_dir.display().to_string(),
         source,
     })?;
+    // Taken first: nothing (another server, a key rotation) may change the data
+    // dir under a running server.
+    let lock = stratus_seal::DataDirLock::acquire(dir)?;
+    // Opening the keys fails early and clearly on a wrong or unsafe master key,
+    // before anything else is touched.
+    let keys = stratus_seal::KeySource::for_data_dir(dir, cfg.master_key.clone());
+    let sealer = stratus_seal::Sealer::open_data_dir(dir, &keys)?;
     let listener = TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| StartError::Bind {
@@ -234,7 +250,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             .as_ref()
             .map(|(_, a)| format!("http://{a}")),
     };
-    let stores = Stores::sqlite(dir)?;
+    let stores = Stores::sqlite(dir, sealer.clone())?;
     let blobs = BlobStore::open(dir.join("blobs"))?;
     let registry = tokio::task::block_in_place(|| {
         Registry::open(
@@ -252,6 +268,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         &registry.identity.endpoint_url,
         &registry.identity.region,
         &registry.identity.account_id,
+        sealer.clone(),
     )
     .map_err(|e| StartError::Queues(e.to_string()))?;
     let events = async_queue::AsyncQueue::start(
@@ -278,6 +295,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         events,
         triggers,
         queues,
+        sealer,
     };
     let gateway = match gateway_listener {
         None => None,
@@ -329,5 +347,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         state,
         stop,
         task,
+        _lock: lock,
     })
 }

@@ -67,6 +67,10 @@ pub struct FunctionConfiguration {
         skip_serializing_if = "Option::is_none"
     )]
     pub role_policy: Option<String>,
+    /// The KMS key named for the environment (`kmsKeyArn`), shown as Lambda shows
+    /// it. Stratus seals environments with its own keys whatever this names.
+    #[serde(rename = "KMSKeyArn", default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
 }
 
 /// `DeadLetterConfig`.

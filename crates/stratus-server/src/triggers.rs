@@ -416,7 +416,8 @@ mod reload_tests {
             endpoint_url: "http://127.0.0.1:9".into(),
             gateway_url: None,
         };
-        let stores = must(Stores::sqlite(dir));
+        let sealer = must(stratus_seal::Sealer::ephemeral());
+        let stores = must(Stores::sqlite(dir, sealer.clone()));
         let registry = Arc::new(must(Registry::open(
             stores.functions.clone(),
             must(stratus_package::BlobStore::open(dir.join("blobs"))),
@@ -430,6 +431,7 @@ mod reload_tests {
             "http://127.0.0.1:9",
             "us-east-1",
             "123456789012",
+            sealer,
         ));
         let t = Triggers {
             entries: Arc::default(),

@@ -442,6 +442,7 @@ pub(crate) fn request(
             "onSuccess": f.destinations.as_ref().and_then(|d| destination(p, d.on_success.as_ref())),
             "onFailure": f.destinations.as_ref().and_then(|d| destination(p, d.on_failure.as_ref())),
             "deadLetterTarget": f.on_error.as_ref().and_then(|v| v.as_str().map(str::to_string)),
+            "kmsKeyArn": f.kms_key_arn,
             "events": resolve_events(events_with_url(f), &arns).with_context(|| format!("functions.{key}.events"))?,
         }));
     }

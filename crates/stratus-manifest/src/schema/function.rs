@@ -74,6 +74,8 @@ pub struct FunctionConfig {
     /// `role: MyRole` (a logical id in `resources`), a role ARN, or a CloudFormation
     /// reference (`Fn::GetAtt: [MyRole, Arn]`), as written.
     pub role: Option<Json>,
+    /// `kmsKeyArn: arn:aws:kms:…:key/…` — replaces `provider.kmsKeyArn`.
+    pub kms_key_arn: Option<String>,
 }
 
 /// Function settings of the Serverless Framework that Stratus accepts and
@@ -83,7 +85,6 @@ const FUNCTION_IGNORED: &[&str] = &[
     "dependsOn",
     "disableLogs",
     "fileSystemConfig",
-    "kmsKeyArn",
     "logDataProtectionPolicy",
     "runtimeManagement",
     "snapStart",
@@ -289,6 +290,9 @@ fn function(
         .get("logRetentionInDays")
         .and_then(|n| log_retention(c, n, &p("logRetentionInDays")));
     let role = f.get("role").map(Node::to_json);
+    let kms = f
+        .get("kmsKeyArn")
+        .and_then(|n| kms_key_arn(c, n, &p("kmsKeyArn")));
     f.finish(c, FUNCTION_IGNORED);
 
     Some(FunctionConfig {
@@ -315,7 +319,31 @@ fn function(
         ephemeral_storage_size: ephemeral_v,
         log_retention_in_days: retention,
         role,
+        kms_key_arn: kms,
     })
+}
+
+/// `kmsKeyArn`: an ARN as text. A CloudFormation reference (`!GetAtt Key.Arn`)
+/// cannot be resolved here: it is noted and ignored, as the key is not used.
+pub(super) fn kms_key_arn(c: &mut Checker, node: &Node, path: &str) -> Option<String> {
+    if let Value::Map(_) = &node.value {
+        c.warn(
+            &node.span,
+            path,
+            "a CloudFormation reference is not resolved by Stratus and is ignored (the key is not used to encrypt)",
+        );
+        return None;
+    }
+    let arn = text(c, node, path)?;
+    if !arn.starts_with("arn:") {
+        c.expected(
+            node,
+            path,
+            "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)",
+        );
+        return None;
+    }
+    Some(arn)
 }
 
 fn destinations(c: &mut Checker, node: &Node, path: &str) -> Option<Destinations> {

@@ -56,6 +56,9 @@ pub struct ProviderConfig {
     pub layers: Option<Vec<Json>>,
     /// `httpApi: {cors: …}` — the service's HTTP API (its `httpApi` events).
     pub http_api: HttpApiConfig,
+    /// `kmsKeyArn: arn:aws:kms:…:key/…` — shown as each function's `KMSKeyArn`
+    /// (Stratus seals environments with its own keys whatever it names).
+    pub kms_key_arn: Option<String>,
 }
 
 /// Settings of the Serverless Framework's `provider:` that Stratus accepts
@@ -73,7 +76,6 @@ const PROVIDER_IGNORED: &[&str] = &[
     "ecr",
     "endpointType",
     "eventBridge",
-    "kmsKeyArn",
     "lambdaHashingVersion",
     "logDataProtectionPolicy",
     "logs",
@@ -196,6 +198,9 @@ pub(super) fn provider(c: &mut Checker, node: &Node) -> Option<ProviderConfig> {
     p.layers = f
         .get("layers")
         .and_then(|n| layers(c, n, "provider.layers"));
+    p.kms_key_arn = f
+        .get("kmsKeyArn")
+        .and_then(|n| super::function::kms_key_arn(c, n, "provider.kmsKeyArn"));
     p.http_api = f
         .get("httpApi")
         .map(|n| http_api::http_api(c, n, "provider.httpApi"))

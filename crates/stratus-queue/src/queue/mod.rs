@@ -44,6 +44,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rusqlite::{Connection, OptionalExtension};
+use stratus_seal::Sealer;
 use tokio::sync::Notify;
 
 use crate::attributes::QueueConfig;
@@ -128,6 +129,8 @@ pub(crate) fn new_uuid() -> String {
 /// Queues with SQS semantics, stored in `queues.db`. Cheap to share (`Arc`).
 pub struct Queues {
     store: Store,
+    /// Seals bodies and attributes on send, opens them on receive.
+    sealer: Sealer,
     identity: Arc<Identity>,
     clock: Arc<dyn Clock>,
     /// Long-poll wake-ups, per queue name.
@@ -143,15 +146,24 @@ impl std::fmt::Debug for Queues {
 }
 
 impl Queues {
-    /// Opens (creating) `queues.db` in `dir`. Queue URLs are
-    /// `{endpoint}/{account}/{name}` and ARNs `arn:aws:sqs:{region}:{account}:{name}`.
+    /// Opens (creating) `queues.db` in `dir`; message bodies and attributes are
+    /// stored sealed by `sealer`. Queue URLs are `{endpoint}/{account}/{name}` and
+    /// ARNs `arn:aws:sqs:{region}:{account}:{name}`.
     pub fn open(
         dir: &Path,
         endpoint: &str,
         region: &str,
         account: &str,
+        sealer: Sealer,
     ) -> Result<Arc<Self>, QueueError> {
-        Self::open_with_clock(dir, endpoint, region, account, Arc::new(SystemClock))
+        Self::open_with_clock(
+            dir,
+            endpoint,
+            region,
+            account,
+            sealer,
+            Arc::new(SystemClock),
+        )
     }
 
     /// [`Queues::open`] with another clock (tests move time with
@@ -161,11 +173,13 @@ impl Queues {
         endpoint: &str,
         region: &str,
         account: &str,
+        sealer: Sealer,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, QueueError> {
-        let store = Store::open(dir, clock.now_ms())?;
+        let store = Store::open(dir, clock.now_ms(), &sealer)?;
         Ok(Arc::new(Self {
             store,
+            sealer,
             identity: Arc::new(Identity {
                 endpoint: endpoint.trim_end_matches('/').to_string(),
                 region: region.to_string(),
@@ -231,7 +245,9 @@ mod tests {
     #[tokio::test]
     async fn sent_messages_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let open = || Queues::open(dir.path(), "http://h", "us-east-1", "1").unwrap();
+        let sealer = Sealer::ephemeral().unwrap();
+        let open =
+            || Queues::open(dir.path(), "http://h", "us-east-1", "1", sealer.clone()).unwrap();
         let q = open();
         create(&q, "q", &[]).await;
         q.send("q", "kept", MessageAttributes::new(), None)
@@ -252,5 +268,142 @@ mod tests {
             }
         );
         assert!(q.delete("q", &m.receipt_handle).await.unwrap());
+    }
+
+    /// Every file of the queue database (`queues.db`, `-wal`, `-shm`) as bytes.
+    fn db_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("queues.db")
+            })
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect()
+    }
+
+    fn holds(files: &[(String, Vec<u8>)], needle: &str) -> Vec<String> {
+        files
+            .iter()
+            .filter(|(_, b)| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn bodies_and_attributes_are_sealed_on_disk_and_tampering_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = Sealer::ephemeral().unwrap();
+        let q = Queues::open(dir.path(), "http://h", "us-east-1", "1", sealer.clone()).unwrap();
+        create(&q, "q", &[]).await;
+        let secret = format!("body-{}", stratus_rules::uuid_v4());
+        let attr = format!("attr-{}", stratus_rules::uuid_v4());
+        let mut attrs = MessageAttributes::new();
+        attrs.insert("a".into(), crate::MessageAttribute::string(&attr));
+        q.send("q", secret.clone(), attrs, None).await.unwrap();
+        q.send("q", "other", MessageAttributes::new(), None)
+            .await
+            .unwrap();
+        let files = db_files(dir.path());
+        assert!(holds(&files, &secret).is_empty(), "plaintext body on disk");
+        assert!(
+            holds(&files, &attr).is_empty(),
+            "plaintext attribute on disk"
+        );
+        let got = q.receive("q", 10, Some(0), NOW).await.unwrap();
+        let m = got
+            .iter()
+            .find(|m| m.body == secret)
+            .expect("the secret message");
+        assert_eq!(
+            m.message_attributes["a"].value,
+            crate::AttributeValue::String(attr)
+        );
+        drop(q);
+
+        // One body moved onto the other message, as someone with the file could.
+        let conn = Connection::open(dir.path().join("queues.db")).unwrap();
+        conn.execute(
+            "UPDATE messages SET body = (SELECT body FROM messages WHERE id = 1) WHERE id = 2",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let q = Queues::open(dir.path(), "http://h", "us-east-1", "1", sealer.clone()).unwrap();
+        let err = q.receive("q", 10, Some(0), NOW).await.unwrap_err();
+        assert!(
+            matches!(&err, QueueError::Store(StoreError::Corrupt(m)) if m.contains("does not open")),
+            "{err:?}"
+        );
+        // Another key: the same clear error, never garbage.
+        drop(q);
+        let q = Queues::open(
+            dir.path(),
+            "http://h",
+            "us-east-1",
+            "1",
+            Sealer::ephemeral().unwrap(),
+        )
+        .unwrap();
+        assert!(matches!(
+            q.receive("q", 10, Some(0), NOW).await,
+            Err(QueueError::Store(StoreError::Corrupt(_)))
+        ));
+    }
+
+    #[tokio::test]
+    async fn plaintext_rows_of_an_older_stratus_are_sealed_in_place_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = format!("legacy-{}", stratus_rules::uuid_v4());
+        {
+            // A queues.db as Stratus wrote it before encryption at rest: text
+            // columns, no secure_delete, the rows still in the WAL.
+            let conn = Connection::open(dir.path().join("queues.db")).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.execute_batch(crate::store::SCHEMA).unwrap();
+            conn.execute(
+                "INSERT INTO queues (name, config, created_ms, modified_ms) VALUES ('q', ?1, 0, 0)",
+                [serde_json::to_string(&QueueConfig::default()).unwrap()],
+            )
+            .unwrap();
+            for i in 0..50 {
+                conn.execute(
+                    "INSERT INTO messages (queue_id, message_id, body, attributes, sent_ms, visible_ms)
+                     VALUES (1, ?1, ?2, ?3, ?4, 0)",
+                    rusqlite::params![
+                        format!("m{i}"),
+                        format!("{secret} #{i}"),
+                        format!(r#"{{"k":{{"t":"String","s":"{secret}"}}}}"#),
+                        i64::MAX / 2,
+                    ],
+                )
+                .unwrap();
+            }
+            // Deleted rows leave their text in free pages unless scrubbed.
+            conn.execute("DELETE FROM messages WHERE message_id = 'm0'", [])
+                .unwrap();
+            std::mem::forget(conn); // as a crash would: the WAL is left behind
+        }
+        assert!(!holds(&db_files(dir.path()), &secret).is_empty());
+        let q = Queues::open(
+            dir.path(),
+            "http://h",
+            "us-east-1",
+            "1",
+            Sealer::ephemeral().unwrap(),
+        )
+        .unwrap();
+        let found = holds(&db_files(dir.path()), &secret);
+        assert!(found.is_empty(), "plaintext left in {found:?}");
+        let got = q.receive("q", 10, Some(0), NOW).await.unwrap();
+        assert_eq!(got.len(), 10);
+        assert!(got.iter().all(|m| m.body.starts_with(&secret)));
+        assert_eq!(
+            got[0].message_attributes["k"].value,
+            crate::AttributeValue::String(secret.clone())
+        );
     }
 }

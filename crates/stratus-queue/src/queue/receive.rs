@@ -15,6 +15,7 @@ use crate::error::QueueError;
 use crate::message::{
     decode_attributes, md5_hex, md5_of_attributes, AttributeValue, MessageAttributes,
 };
+use crate::store::{seal_aad, StoreError};
 
 use super::receipt::make_handle;
 use super::retention::expire;
@@ -57,8 +58,10 @@ pub struct Received {
 struct MessageRow {
     id: i64,
     message_id: String,
-    body: String,
-    attributes: Option<String>,
+    /// Sealed.
+    body: Vec<u8>,
+    /// Sealed, when the message has attributes.
+    attributes: Option<Vec<u8>>,
     system_attributes: Option<String>,
     sent_ms: i64,
     receive_count: u32,
@@ -104,6 +107,7 @@ pub(super) struct ReceiveJob<'a> {
     pub(super) identity: &'a Identity,
     pub(super) q: &'a QueueRow,
     pub(super) now: i64,
+    sealer: &'a stratus_seal::Sealer,
     visibility: u32,
     /// The dead-letter queue, looked up once when first needed.
     pub(super) dlq: Option<Option<QueueRow>>,
@@ -113,6 +117,13 @@ pub(super) struct ReceiveJob<'a> {
 impl ReceiveJob<'_> {
     /// Marks a message received and adds it to the answer.
     fn take(&mut self, row: MessageRow) -> Result<(), QueueError> {
+        let body = self.unseal(&row.message_id, "body", &row.body)?;
+        let message_attributes = match &row.attributes {
+            Some(sealed) => {
+                decode_attributes(Some(&self.unseal(&row.message_id, "attributes", sealed)?))
+            }
+            None => MessageAttributes::new(),
+        };
         let token = hex::encode(rand::random::<[u8; 16]>());
         let count = row.receive_count + 1;
         let first = row.first_receive_ms.unwrap_or(self.now);
@@ -153,12 +164,11 @@ impl ReceiveJob<'_> {
                 attributes.insert(name, v);
             }
         }
-        let message_attributes = decode_attributes(row.attributes.as_deref());
         self.attempt.messages.push(Received {
             message_id: row.message_id,
             receipt_handle: make_handle(self.q.id, row.id, &token),
-            md5_of_body: md5_hex(row.body.as_bytes()),
-            body: row.body,
+            md5_of_body: md5_hex(body.as_bytes()),
+            body,
             attributes,
             md5_of_message_attributes: md5_of_attributes(&message_attributes),
             message_attributes,
@@ -167,6 +177,20 @@ impl ReceiveJob<'_> {
             first_receive_timestamp: first,
         });
         Ok(())
+    }
+
+    /// Opens a sealed column of a message; one that does not open (altered on
+    /// disk, or moved from another message) is reported, never returned.
+    fn unseal(&self, message_id: &str, column: &str, sealed: &[u8]) -> Result<String, QueueError> {
+        self.sealer
+            .open_string(&seal_aad(message_id, column), sealed)
+            .map_err(|e| {
+                tracing::error!(queue = %self.q.name, message_id, column, error = %e, "a stored message does not open");
+                QueueError::Store(StoreError::Corrupt(format!(
+                    "the stored {column} of message {message_id} in queue {} does not open: {e}",
+                    self.q.name
+                )))
+            })
     }
 
     fn read_row(&self, id: i64) -> Result<MessageRow, QueueError> {
@@ -321,6 +345,7 @@ impl Queues {
     ) -> Result<Attempt, QueueError> {
         let (owned, identity, clock) =
             (queue.to_string(), self.identity.clone(), self.clock.clone());
+        let sealer = self.sealer.clone();
         self.store
             .run(move |c| {
                 let q = load_queue(c, &owned)?;
@@ -331,6 +356,7 @@ impl Queues {
                     identity: &identity,
                     q: &q,
                     now,
+                    sealer: &sealer,
                     visibility: visibility.unwrap_or(q.config.visibility_timeout),
                     dlq: None,
                     attempt: Attempt {

@@ -53,8 +53,17 @@ mod tests {
     async fn expired_messages_are_swept_at_start_up() {
         let dir = tempfile::tempdir().unwrap();
         let clock = Arc::new(ManualClock::new(T0));
+        let sealer = stratus_seal::Sealer::ephemeral().unwrap();
         let open = |clock: Arc<ManualClock>| {
-            Queues::open_with_clock(dir.path(), "http://h", "us-east-1", "1", clock).unwrap()
+            Queues::open_with_clock(
+                dir.path(),
+                "http://h",
+                "us-east-1",
+                "1",
+                sealer.clone(),
+                clock,
+            )
+            .unwrap()
         };
         let q = open(clock.clone());
         create(&q, "q", &[("MessageRetentionPeriod", "60")]).await;

@@ -12,6 +12,7 @@ use crate::error::QueueError;
 use crate::message::{
     self, encode_attributes, md5_hex, md5_of_attributes, AttributeValue, MessageAttributes,
 };
+use crate::store::seal_aad;
 
 use super::{load_queue, new_uuid, QueueRow, Queues};
 
@@ -104,9 +105,13 @@ impl Queues {
         queue: &str,
         messages: Vec<SendMessage>,
     ) -> Result<Vec<Result<Sent, QueueError>>, QueueError> {
-        let checked: Vec<Result<SendMessage, QueueError>> = messages
+        // Sealed here, on the caller's task, not on the single writer thread.
+        let checked: Vec<Result<Sealed, QueueError>> = messages
             .into_iter()
-            .map(|m| validate_send(&m).map(|()| m))
+            .map(|m| {
+                validate_send(&m)?;
+                Sealed::new(&self.sealer, m)
+            })
             .collect();
         let (owned, clock) = (queue.to_string(), self.clock.clone());
         let results = self
@@ -133,6 +138,35 @@ impl Queues {
             .await?;
         self.wake(queue);
         Ok(results)
+    }
+}
+
+/// A validated message with its id and its sealed body and attributes.
+struct Sealed {
+    message: SendMessage,
+    message_id: String,
+    body: Vec<u8>,
+    attributes: Option<Vec<u8>>,
+}
+
+impl Sealed {
+    fn new(sealer: &stratus_seal::Sealer, message: SendMessage) -> Result<Self, QueueError> {
+        let message_id = new_uuid();
+        let seal = |column: &str, text: &str| {
+            sealer
+                .seal_str(&seal_aad(&message_id, column), text)
+                .map_err(|e| QueueError::Store(e.into()))
+        };
+        let body = seal("body", &message.body)?;
+        let attributes = encode_attributes(&message.attributes)
+            .map(|a| seal("attributes", &a))
+            .transpose()?;
+        Ok(Self {
+            message,
+            message_id,
+            body,
+            attributes,
+        })
     }
 }
 
@@ -189,9 +223,10 @@ fn validate_send(m: &SendMessage) -> Result<(), QueueError> {
 fn insert_message(
     c: &Connection,
     q: &QueueRow,
-    m: &SendMessage,
+    sealed: &Sealed,
     now: i64,
 ) -> Result<Sent, QueueError> {
+    let m = &sealed.message;
     let size = message::message_size(&m.body, &m.attributes);
     if size > q.config.max_message_size as usize {
         return Err(QueueError::InvalidParameters {
@@ -205,7 +240,7 @@ fn insert_message(
     let md5_of_message_attributes = md5_of_attributes(&m.attributes);
     let md5_of_message_system_attributes = md5_of_attributes(&m.system_attributes);
     let mut sent = Sent {
-        message_id: new_uuid(),
+        message_id: sealed.message_id.clone(),
         md5_of_body,
         md5_of_message_attributes,
         md5_of_message_system_attributes,
@@ -266,8 +301,8 @@ fn insert_message(
     .execute(params![
         q.id,
         sent.message_id,
-        m.body,
-        encode_attributes(&m.attributes),
+        sealed.body,
+        sealed.attributes,
         encode_attributes(&m.system_attributes),
         now,
         now + i64::from(delay) * 1000,

@@ -27,6 +27,7 @@ pub(super) fn manual() -> Fixture {
         "http://127.0.0.1:9000/",
         "us-east-1",
         "123456789012",
+        stratus_seal::Sealer::ephemeral().unwrap(),
         clock.clone(),
     )
     .unwrap();
@@ -44,6 +45,7 @@ pub(super) fn real() -> (tempfile::TempDir, Arc<Queues>) {
         "http://localhost:1",
         "us-east-1",
         "000000000000",
+        stratus_seal::Sealer::ephemeral().unwrap(),
     )
     .unwrap();
     (dir, q)

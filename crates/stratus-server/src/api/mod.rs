@@ -41,6 +41,9 @@ pub struct AppState {
     pub triggers: crate::triggers::Triggers,
     /// The SQS-compatible queue service.
     pub queues: std::sync::Arc<stratus_queue::Queues>,
+    /// Seals secrets stored at rest (the data dir's data keys): for any store
+    /// that keeps secrets, e.g. access keys.
+    pub sealer: stratus_seal::Sealer,
 }
 
 impl AppState {

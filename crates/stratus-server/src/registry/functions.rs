@@ -99,6 +99,7 @@ impl Registry {
                 .clone()
                 .filter(|d| d.target_arn.is_some()),
             role_policy: input.role_policy.clone().flatten(),
+            kms_key_arn: super::validate::check_kms_key_arn(input.kms_key_arn.as_deref())?,
         };
         let entry = FnEntry {
             latest: self.version_entry(config.clone(), code_hex),
@@ -239,6 +240,10 @@ impl Registry {
                 .map(|s| s.size)
                 .unwrap_or(c.ephemeral_storage.size) as i64;
             let environment = input.environment.clone().or_else(|| c.environment.clone());
+            let kms_key_arn = match input.kms_key_arn.as_deref() {
+                Some(arn) => super::validate::check_kms_key_arn(Some(arn))?,
+                None => c.kms_key_arn.clone(),
+            };
             super::check_settings(
                 &runtime,
                 &handler,
@@ -253,6 +258,7 @@ impl Registry {
             c.timeout = timeout as u32;
             c.ephemeral_storage.size = storage as u32;
             c.environment = environment.filter(|e| !e.variables.is_empty());
+            c.kms_key_arn = kms_key_arn;
             if let Some(d) = &input.description {
                 c.description = d.clone();
             }

@@ -121,6 +121,10 @@ pub struct FunctionInput {
     pub revision_id: Option<String>,
     pub layers: Option<Vec<String>>,
     pub dead_letter_config: Option<crate::model::DeadLetterConfig>,
+    /// `KMSKeyArn`: shown in the configuration (`""` clears it); Stratus seals
+    /// environments with its own keys whatever it names.
+    #[serde(rename = "KMSKeyArn")]
+    pub kms_key_arn: Option<String>,
     /// CreateFunction only: the new function's tags.
     pub tags: Option<BTreeMap<String, String>>,
     /// The execution role's policy (`Some(None)` clears it). Only deployments set it;

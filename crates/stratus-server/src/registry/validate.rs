@@ -85,6 +85,30 @@ fn check_range(
     ))
 }
 
+/// `KMSKeyArn` as Lambda constrains it (an ARN, or empty to clear); `None` when
+/// unset. Stratus only shows it: environments are sealed with the server's keys.
+pub(crate) fn check_kms_key_arn(arn: Option<&str>) -> Result<Option<String>, ApiError> {
+    match arn {
+        None | Some("") => Ok(None),
+        Some(a) => {
+            let mut parts = a.splitn(4, ':');
+            let ok = parts.next() == Some("arn")
+                && parts.next().is_some_and(|p| p.starts_with("aws"))
+                && parts.next().is_some_and(|s| !s.is_empty())
+                && parts.next().is_some();
+            if ok {
+                Ok(Some(a.to_string()))
+            } else {
+                Err(ApiError::validation(
+                    a,
+                    "kMSKeyArn",
+                    "Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:[a-z0-9-.]+:.*)|()",
+                ))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,5 +154,15 @@ mod tests {
                 .message
                 .contains("reserved keys")
         );
+    }
+
+    #[test]
+    fn kms_key_arns_are_arns_or_empty() {
+        assert_eq!(check_kms_key_arn(None).unwrap(), None);
+        assert_eq!(check_kms_key_arn(Some("")).unwrap(), None);
+        let arn = "arn:aws:kms:us-east-1:000000000000:key/k";
+        assert_eq!(check_kms_key_arn(Some(arn)).unwrap().as_deref(), Some(arn));
+        let err = check_kms_key_arn(Some("key/k")).unwrap_err();
+        assert!(err.message.contains("kMSKeyArn"), "{}", err.message);
     }
 }

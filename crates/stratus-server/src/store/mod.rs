@@ -15,6 +15,7 @@
 //! ([`sqlite::SqliteStore`], one `state.db` in the data dir). Every method is
 //! blocking: callers on the async runtime run them on a blocking thread.
 
+mod sealed;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
@@ -39,6 +40,20 @@ pub enum StoreError {
     /// A query failed.
     #[error("state database error: {0}")]
     Query(#[from] rusqlite::Error),
+    /// A value could not be sealed.
+    #[error("cannot seal a stored value: {0}")]
+    Seal(String),
+    /// A sealed value does not open: altered on disk, moved from its row, or
+    /// sealed under keys this data dir does not have.
+    #[error("stored {what} of {place} does not open: {reason}")]
+    Unsealed {
+        /// What kind of value.
+        what: &'static str,
+        /// Its place (table, row, column).
+        place: String,
+        /// Why.
+        reason: String,
+    },
     /// A stored row could not be decoded.
     #[error("corrupt stored {what}: {source}")]
     Decode {
@@ -221,9 +236,10 @@ pub struct Stores {
 }
 
 impl Stores {
-    /// The embedded backend: one SQLite database, `state.db` in `dir`.
-    pub fn sqlite(dir: &Path) -> Result<Self, StoreError> {
-        let db = Arc::new(SqliteStore::open(dir)?);
+    /// The embedded backend: one SQLite database, `state.db` in `dir`, sealing
+    /// what it stores of secrets with `sealer`.
+    pub fn sqlite(dir: &Path, sealer: stratus_seal::Sealer) -> Result<Self, StoreError> {
+        let db = Arc::new(SqliteStore::open(dir, sealer)?);
         Ok(Self {
             functions: db.clone(),
             deployments: db.clone(),

@@ -1,13 +1,16 @@
 //! The embedded backend of every store boundary: one SQLite database (WAL),
 //! `state.db` in the data dir, holding functions, versions, aliases, concurrency
-//! settings, tags, event-invoke configs, event sources and deployments.
+//! settings, tags, event-invoke configs, event sources and deployments. Function
+//! environments and deployment requests are stored sealed ([`super::sealed`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
+use stratus_seal::Sealer;
 
+use super::sealed::{self, deployment_aad, latest_aad, version_aad};
 use super::{
     DeploymentRecord, DeploymentStore, FunctionEvents, FunctionStore, LoadedFunction, MappingStore,
     StoreError, StoredFunction, StoredVersion,
@@ -18,6 +21,7 @@ use crate::model::{AliasConfiguration, EventInvokeConfig};
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    sealer: Sealer,
 }
 
 const SCHEMA: &str = "
@@ -110,25 +114,40 @@ fn write_tags(
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `state.db` in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Opens (creating if needed) `state.db` in `dir`; `sealer` seals function
+    /// environments and deployment requests, and rows an older Stratus stored in
+    /// plain text are sealed in place here.
+    pub fn open(dir: &Path, sealer: Sealer) -> Result<Self, StoreError> {
         let path = dir.join("state.db");
         let open = || -> rusqlite::Result<Connection> {
             let conn = Connection::open(&path)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
+            // Replaced and deleted rows are overwritten, not left in free pages.
+            conn.pragma_update(None, "secure_delete", "ON")?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             conn.execute_batch(SCHEMA)?;
             Ok(conn)
         };
-        let conn = open().map_err(|source| StoreError::Open {
+        let mut conn = open().map_err(|source| StoreError::Open {
             path: path.display().to_string(),
             source,
         })?;
+        let converted = sealed::seal_plaintext_rows(&mut conn, &sealer)?;
+        if converted > 0 {
+            tracing::info!(rows = converted, "sealed environments and deployment requests stored in plain text by an older Stratus");
+        }
         Ok(Self {
             conn: Mutex::new(conn),
+            sealer,
         })
+    }
+
+    /// `$LATEST`'s stored configuration, its environment sealed.
+    fn sealed_latest(&self, f: &StoredFunction) -> Result<String, StoreError> {
+        let aad = latest_aad(&f.config.function_name);
+        sealed::encode_config(&self.sealer, &aad, &f.config)
     }
 
     /// Returns whether a function exists in the database (used by tests and checks).
@@ -166,22 +185,27 @@ impl FunctionStore for SqliteStore {
         for row in rows {
             let (name, config, code_hex, counter, reserved) = row?;
             let f = StoredFunction {
-                config: decode("function", &config)?,
+                config: sealed::decode_config(&self.sealer, &latest_aad(&name), &config)?,
                 code_hex,
                 version_counter: counter as u64,
                 reserved: reserved.map(|r| r as u32),
             };
             let mut vs = conn.prepare(
-                "SELECT config, code_hex FROM versions WHERE name = ?1 ORDER BY version",
+                "SELECT config, code_hex, version FROM versions WHERE name = ?1 ORDER BY version",
             )?;
             let versions = vs
                 .query_map([&name], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
                 })?
                 .map(|row| {
-                    let (c, h) = row?;
+                    let (c, h, n) = row?;
+                    let aad = version_aad(&name, &n.to_string());
                     Ok(StoredVersion {
-                        config: decode("version", &c)?,
+                        config: sealed::decode_config(&self.sealer, &aad, &c)?,
                         code_hex: h,
                     })
                 })
@@ -244,7 +268,7 @@ impl FunctionStore for SqliteStore {
         tx.execute(
             "INSERT INTO functions (name, config, code_hex, version_counter, reserved) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(name) DO UPDATE SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5",
-            params![f.config.function_name, encode(&f.config), f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
+            params![f.config.function_name, self.sealed_latest(f)?, f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
         )?;
         write_tags(&tx, &f.config.function_name, tags)?;
         tx.commit()?;
@@ -256,7 +280,7 @@ impl FunctionStore for SqliteStore {
         self.conn.lock().execute(
             "INSERT INTO functions (name, config, code_hex, version_counter, reserved) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(name) DO UPDATE SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5",
-            params![f.config.function_name, encode(&f.config), f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
+            params![f.config.function_name, self.sealed_latest(f)?, f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
         )?;
         Ok(())
     }
@@ -288,11 +312,14 @@ impl FunctionStore for SqliteStore {
 
     /// Records a published version together with the function's new counter.
     fn put_version(&self, f: &StoredFunction, v: &StoredVersion) -> Result<(), StoreError> {
+        let number = v.config.version.parse::<i64>().unwrap_or(0);
+        let aad = version_aad(&v.config.function_name, &number.to_string());
+        let config = sealed::encode_config(&self.sealer, &aad, &v.config)?;
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
         tx.execute(
             "INSERT OR REPLACE INTO versions (name, version, config, code_hex) VALUES (?1, ?2, ?3, ?4)",
-            params![v.config.function_name, v.config.version.parse::<i64>().unwrap_or(0), encode(&v.config), v.code_hex],
+            params![v.config.function_name, number, config, v.code_hex],
         )?;
         tx.execute(
             "UPDATE functions SET version_counter = ?2 WHERE name = ?1",
@@ -491,6 +518,11 @@ impl DeploymentStore for SqliteStore {
         request: &str,
         result: &str,
     ) -> Result<(), StoreError> {
+        let request = sealed::seal_request(
+            &self.sealer,
+            &deployment_aad(service, stage, timestamp),
+            request,
+        )?;
         self.conn.lock().execute(
             "INSERT OR REPLACE INTO deployments (service, stage, timestamp, request, result) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![service, stage, timestamp, request, result],
@@ -505,9 +537,18 @@ impl DeploymentStore for SqliteStore {
             "SELECT timestamp, request, result FROM deployments WHERE service = ?1 AND stage = ?2 ORDER BY timestamp",
         )?;
         let rows = stmt.query_map(params![service, stage], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get(2)?))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        rows.map(|row| {
+            let (ts, request, result) = row?;
+            let aad = deployment_aad(service, stage, ts);
+            Ok((
+                ts,
+                sealed::open_request(&self.sealer, &aad, &request)?,
+                result,
+            ))
+        })
+        .collect()
     }
 }
 
