@@ -24,12 +24,18 @@ pub(crate) fn example_zip_b64(dir: &std::path::Path) -> anyhow::Result<String> {
 
 pub(crate) async fn run(args: ServerArgs, exit: bool) -> anyhow::Result<()> {
     let server = stratus_server::start(args.config()).await?;
-    let base = format!("http://{}", server.addr());
+    let base = server.url();
     println!(
         "stratus server listening on {base}  (data dir {})",
         args.data_dir.display()
     );
-    let api = Api::new(&base);
+    let api = match server.tls_ca() {
+        Some(ca) => Api::with_transport(
+            &base,
+            &stratus_cli::transport::Transport::new(Some(ca), false)?,
+        ),
+        None => Api::new(&base),
+    };
     let zip = example_zip_b64(&args.data_dir.join("demo").join("hello-node"))?;
 
     let exists = api
