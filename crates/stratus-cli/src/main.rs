@@ -364,9 +364,12 @@ fn set_transport(g: &Global, command: &Command, matches: &clap::ArgMatches) -> a
             return Ok(())
         }
         Command::Bench(_) | Command::Package(_) | Command::Dev(_) => false,
-        Command::Invoke(_) => !matches
-            .subcommand_matches("invoke")
-            .is_some_and(|m| m.subcommand_name() == Some("local")),
+        Command::Invoke(_) => {
+            matches
+                .subcommand_matches("invoke")
+                .and_then(|m| m.subcommand_name())
+                != Some("local")
+        }
         _ => true,
     };
     let transport = Transport::new(g.ca_bundle.as_deref(), g.insecure)?;
