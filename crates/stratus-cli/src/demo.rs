@@ -163,7 +163,11 @@ pub(crate) async fn run(args: ServerArgs, exit: bool) -> anyhow::Result<()> {
             }
         }
     }
-    println!("\nTry it with the AWS CLI:\n  aws lambda invoke --endpoint-url {base} --function-name hello:live --log-type Tail out.json");
+    let trust = server
+        .tls_ca()
+        .map(|ca| format!(" --ca-bundle {}", ca.display()))
+        .unwrap_or_default();
+    println!("\nTry it with the AWS CLI:\n  aws lambda invoke --endpoint-url {base}{trust} --function-name hello:live --log-type Tail out.json");
     if !exit {
         println!("Serving until Ctrl-C.");
         crate::shutdown_signal().await;

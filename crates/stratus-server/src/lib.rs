@@ -273,7 +273,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         }
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let public_url = format!("{scheme}://{addr}");
     let logs = LogStore::open(dir, cfg.log_limits).map_err(StartError::Logs)?;
     let mut settings = cfg.settings.clone();
     settings.tmp_root = dir.join("tmp");
@@ -292,7 +291,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         account_id: cfg.account_id.clone(),
         endpoint_url: match &internal {
             Some((_, a)) => format!("http://{a}"),
-            None => public_url.clone(),
+            None => format!("http://{addr}"),
         },
         gateway_url: gateway_listener
             .as_ref()
@@ -311,10 +310,12 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         )
     })?;
     let registry = Arc::new(registry);
-    // Queue URLs name the API as clients outside reach it.
+    // Queue URLs name the endpoint functions are given: the JavaScript SDK v3 may
+    // send to a queue URL's host, which function code must reach without trusting
+    // the CA. Clients given an endpoint use only a queue URL's path.
     let queues = stratus_queue::Queues::open(
         dir,
-        &public_url,
+        &registry.identity.endpoint_url,
         &registry.identity.region,
         &registry.identity.account_id,
     )

@@ -92,7 +92,8 @@ pub(crate) async fn serve(listener: Listener, app: axum::Router, mut stop: watch
     let Listener { tcp, tls, limits } = listener;
     let tls = tls.map(TlsAcceptor::from);
     let limits = Arc::new(limits);
-    let max = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS) as u32;
+    let max =
+        u32::try_from(limits.max_connections.clamp(1, Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
     let slots = Arc::new(Semaphore::new(max as usize));
     loop {
         // A free slot first: a flood beyond the cap stays in the kernel's backlog.
