@@ -1,9 +1,12 @@
-//! A small HTTP/1.1 client for talking to a Stratus server (keep-alive pooled).
+//! A small HTTP/1.1 client for talking to a Stratus server (keep-alive pooled; TLS
+//! and the plain-HTTP rule are `transport`'s).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use crate::transport::{Connector, Transport};
 
 /// A response: status, headers, body.
 #[derive(Debug)]
@@ -32,15 +35,19 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub struct Api {
     base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<Connector, Full<Bytes>>,
 }
 
 impl Api {
-    /// A client for `base` (e.g. `http://127.0.0.1:9000`).
+    /// A client for `base` (e.g. `http://127.0.0.1:9000`) with the process's
+    /// [`Transport`] (the binary's `--ca-bundle`/`--insecure`).
     pub fn new(base: &str) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        Self::with_transport(base, &Transport::default_for_process())
+    }
+
+    /// A client for `base` over `transport`.
+    pub fn with_transport(base: &str, transport: &Transport) -> Self {
+        let client = Client::builder(TokioExecutor::new()).build(transport.connector());
         Self {
             base: base.trim_end_matches('/').to_string(),
             client,

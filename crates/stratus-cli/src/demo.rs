@@ -24,12 +24,18 @@ pub(crate) fn example_zip_b64(dir: &std::path::Path) -> anyhow::Result<String> {
 
 pub(crate) async fn run(args: ServerArgs, exit: bool) -> anyhow::Result<()> {
     let server = stratus_server::start(args.config()).await?;
-    let base = format!("http://{}", server.addr());
+    let base = server.url();
     println!(
         "stratus server listening on {base}  (data dir {})",
         args.data_dir.display()
     );
-    let api = Api::new(&base);
+    let api = match server.tls_ca() {
+        Some(ca) => Api::with_transport(
+            &base,
+            &stratus_cli::transport::Transport::new(Some(ca), false)?,
+        ),
+        None => Api::new(&base),
+    };
     let zip = example_zip_b64(&args.data_dir.join("demo").join("hello-node"))?;
 
     let exists = api
@@ -157,7 +163,11 @@ pub(crate) async fn run(args: ServerArgs, exit: bool) -> anyhow::Result<()> {
             }
         }
     }
-    println!("\nTry it with the AWS CLI:\n  aws lambda invoke --endpoint-url {base} --function-name hello:live --log-type Tail out.json");
+    let trust = server
+        .tls_ca()
+        .map(|ca| format!(" --ca-bundle {}", ca.display()))
+        .unwrap_or_default();
+    println!("\nTry it with the AWS CLI:\n  aws lambda invoke --endpoint-url {base}{trust} --function-name hello:live --log-type Tail out.json");
     if !exit {
         println!("Serving until Ctrl-C.");
         crate::shutdown_signal().await;

@@ -15,6 +15,7 @@ mod commands;
 mod demo;
 mod pack;
 mod project;
+mod server_listen;
 mod ui;
 
 use std::net::SocketAddr;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use stratus_cli::client;
+use stratus_cli::transport::Transport;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use stratus_server::ServerConfig;
@@ -77,6 +79,13 @@ pub(crate) struct Global {
     /// No effect on Stratus (no AWS credentials are used).
     #[arg(long = "aws-profile", global = true, value_name = "PROFILE")]
     pub(crate) aws_profile: Option<String>,
+    /// Verify the server's TLS certificate against this PEM CA bundle instead of
+    /// the system's roots (as the AWS CLI's --ca-bundle; AWS_CA_BUNDLE too).
+    #[arg(long, global = true, env = "AWS_CA_BUNDLE", value_name = "FILE")]
+    pub(crate) ca_bundle: Option<PathBuf>,
+    /// Allow plain http:// to a server that is not on loopback (unencrypted).
+    #[arg(long, global = true)]
+    pub(crate) insecure: bool,
     /// No effect on Stratus (Serverless Dashboard app).
     #[arg(long, global = true)]
     pub(crate) app: Option<String>,
@@ -212,6 +221,8 @@ pub(crate) struct ServerArgs {
     /// Region used in ARNs and AWS_REGION.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    #[command(flatten)]
+    transport: server_listen::ListenArgs,
 }
 
 impl ServerArgs {
@@ -234,6 +245,7 @@ impl ServerArgs {
         cfg.async_settings.retry_base = Duration::from_secs_f64(self.async_retry_delay.max(0.0));
         // From the environment only: a key on the command line would show in `ps`.
         cfg.master_key = std::env::var(stratus_seal::MASTER_KEY_ENV).ok();
+        self.transport.apply(&mut cfg);
         cfg
     }
 }
@@ -324,6 +336,12 @@ fn main() -> std::process::ExitCode {
         }
     };
     let g = cli.global;
+    // How this process reaches servers: the CA to trust, and whether plain HTTP
+    // beyond loopback is allowed; refused endpoints fail here, before any work.
+    if let Err(e) = set_transport(&g, &cli.command, &matches) {
+        eprintln!("{} {e:#}", ui::error_prefix());
+        return std::process::ExitCode::FAILURE;
+    }
     let result = rt.block_on(async {
         match cli.command {
             Command::Server(ServerCommand {
@@ -359,6 +377,34 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// Sets this process's [`Transport`] from `--ca-bundle`/`AWS_CA_BUNDLE` and
+/// `--insecure`, and refuses `--endpoint` up front (a clear error, before any work)
+/// when it is plain HTTP beyond loopback. Commands that run a server of their own
+/// or talk to none skip it.
+fn set_transport(g: &Global, command: &Command, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+    let talks_to_endpoint = match command {
+        Command::Server(_) | Command::Demo { .. } | Command::Create(_) | Command::Print(_) => {
+            return Ok(())
+        }
+        Command::Bench(_) | Command::Package(_) | Command::Dev(_) => false,
+        Command::Invoke(_) => {
+            matches
+                .subcommand_matches("invoke")
+                .and_then(|m| m.subcommand_name())
+                != Some("local")
+        }
+        _ => true,
+    };
+    let transport = Transport::new(g.ca_bundle.as_deref(), g.insecure)?;
+    if talks_to_endpoint {
+        transport
+            .check_endpoint(&g.endpoint)
+            .map_err(|e| anyhow::anyhow!("--endpoint {}: {e:#}", g.endpoint))?;
+    }
+    transport.set_default();
+    Ok(())
+}
+
 /// Waits for SIGINT or SIGTERM.
 pub(crate) async fn shutdown_signal() {
     let term = async {
@@ -378,9 +424,15 @@ pub(crate) async fn shutdown_signal() {
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let server = stratus_server::start(args.config()).await?;
     tracing::info!(addr = %server.addr(), data_dir = %args.data_dir.display(), "stratus server listening");
-    println!("stratus server listening on http://{}", server.addr());
-    if let Some(g) = server.gateway_addr() {
-        println!("HTTP gateway on http://{g}");
+    println!("stratus server listening on {}", server.url());
+    if let Some(g) = server.gateway_url() {
+        println!("HTTP gateway on {g}");
+    }
+    if let Some(ca) = server.tls_ca() {
+        println!(
+            "TLS certificate authority: {} (trust it with --ca-bundle or AWS_CA_BUNDLE)",
+            ca.display()
+        );
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight invocations");

@@ -8,7 +8,8 @@
 //! Modules: `api` (routes → typed calls), `registry` (functions, versions, aliases,
 //! concurrency settings; resolution for invoke), `store` (SQLite), `runtimes`
 //! (runtime → launch command; embedded bootstraps), `logs` (log sink and queries),
-//! `model` (AWS shapes), `error` (AWS error JSON).
+//! `model` (AWS shapes), `error` (AWS error JSON), `listen` (accept loop, TLS and
+//! connection limits of the client-facing listeners), `tls` (certificates).
 
 pub mod api;
 pub mod async_queue;
@@ -16,12 +17,14 @@ pub mod deploy;
 pub mod error;
 pub mod esm;
 pub mod gateway;
+pub mod listen;
 pub mod logs;
 pub mod model;
 pub mod registry;
 mod roles;
 pub mod runtimes;
 pub mod store;
+pub mod tls;
 pub mod triggers;
 
 use std::net::SocketAddr;
@@ -29,7 +32,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::future::IntoFuture;
 use stratus_package::BlobStore;
 use stratus_sandbox::ProcessDriver;
 use stratus_scheduler::{Scheduler, Settings};
@@ -71,6 +73,10 @@ pub struct ServerConfig {
     /// The master key (base64 of 32 bytes), as `STRATUS_MASTER_KEY` gives it;
     /// `None`: `{data-dir}/master.key` (created at first start).
     pub master_key: Option<String>,
+    /// TLS on the API and gateway listeners (plain HTTP when `None`).
+    pub tls: Option<tls::TlsSettings>,
+    /// Connection limits of the API and gateway listeners.
+    pub limits: listen::Limits,
 }
 
 impl ServerConfig {
@@ -89,6 +95,8 @@ impl ServerConfig {
             async_settings: async_queue::AsyncSettings::default(),
             gateway: None,
             master_key: None,
+            tls: None,
+            limits: listen::Limits::default(),
         }
     }
 }
@@ -133,6 +141,9 @@ pub enum StartError {
     #[error("cannot open the data dir's encryption keys: {0}")]
     /// The master key or the data keys could not be read (or the data dir is in use).
     Seal(#[from] stratus_seal::SealError),
+    #[error(transparent)]
+    /// The TLS certificate or key could not be loaded or made.
+    Tls(#[from] tls::TlsError),
     #[error("cannot load functions: {0}")]
     /// Stored functions could not be loaded.
     Registry(#[from] error::ApiError),
@@ -142,6 +153,8 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
+    scheme: &'static str,
+    ca: Option<PathBuf>,
     gateway: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     state: AppState,
     stop: watch::Sender<bool>,
@@ -159,6 +172,22 @@ impl RunningServer {
     /// The bound gateway address, when the gateway is on.
     pub fn gateway_addr(&self) -> Option<SocketAddr> {
         self.gateway.as_ref().map(|(a, _)| *a)
+    }
+
+    /// The API's URL as clients reach it (`https://` with TLS).
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// The gateway's URL, when the gateway is on.
+    pub fn gateway_url(&self) -> Option<String> {
+        self.gateway_addr()
+            .map(|a| format!("{}://{a}", self.scheme))
+    }
+
+    /// With `--tls-self-signed`: the CA certificate clients should trust.
+    pub fn tls_ca(&self) -> Option<&std::path::Path> {
+        self.ca.as_deref()
     }
 
     /// The scheduler (for embedding and tests).
@@ -229,6 +258,38 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             Some((listener, bound))
         }
     };
+    let mut served: Vec<std::net::IpAddr> = vec![addr.ip()];
+    served.extend(gateway_listener.as_ref().map(|(_, a)| a.ip()));
+    let tls = match &cfg.tls {
+        None => None,
+        Some(settings) => Some(tls::prepare(settings, dir, &served)?),
+    };
+    // With TLS, functions reach the API through a plain listener on loopback: the
+    // traffic never leaves the machine, and function code needs no CA bundle nor a
+    // certificate that names an IP literal (see README, "Encryption in transit").
+    let internal = match tls {
+        None => None,
+        Some(_) => {
+            let loopback: SocketAddr = if addr.is_ipv4() {
+                (std::net::Ipv4Addr::LOCALHOST, 0).into()
+            } else {
+                (std::net::Ipv6Addr::LOCALHOST, 0).into()
+            };
+            let listener =
+                TcpListener::bind(loopback)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: loopback,
+                        source,
+                    })?;
+            let bound = listener.local_addr().map_err(|source| StartError::Bind {
+                addr: loopback,
+                source,
+            })?;
+            Some((listener, bound))
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let logs = LogStore::open(dir, cfg.log_limits).map_err(StartError::Logs)?;
     let mut settings = cfg.settings.clone();
     settings.tmp_root = dir.join("tmp");
@@ -245,10 +306,13 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     let identity = Identity {
         region: cfg.region.clone(),
         account_id: cfg.account_id.clone(),
-        endpoint_url: format!("http://{addr}"),
+        endpoint_url: match &internal {
+            Some((_, a)) => format!("http://{a}"),
+            None => format!("http://{addr}"),
+        },
         gateway_url: gateway_listener
             .as_ref()
-            .map(|(_, a)| format!("http://{a}")),
+            .map(|(_, a)| format!("{scheme}://{a}")),
     };
     let stores = Stores::sqlite(dir, sealer.clone())?;
     let blobs = BlobStore::open(dir.join("blobs"))?;
@@ -263,6 +327,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         )
     })?;
     let registry = Arc::new(registry);
+    // Queue URLs name the endpoint functions are given: the JavaScript SDK v3 may
+    // send to a queue URL's host, which function code must reach without trusting
+    // the CA. Clients given an endpoint use only a queue URL's path.
     let queues = stratus_queue::Queues::open(
         dir,
         &registry.identity.endpoint_url,
@@ -297,6 +364,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         queues,
         sealer,
     };
+    let limits = cfg.limits.clone();
+    let acceptor = tls.as_ref().map(|t| t.config.clone());
+    let (stop, stopped) = watch::channel(false);
     let gateway = match gateway_listener {
         None => None,
         Some((listener, bound)) => {
@@ -305,29 +375,47 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
                 state.registry.clone(),
                 state.scheduler.clone(),
             );
+            let listener = listen::Listener {
+                tcp: listener,
+                tls: acceptor.clone(),
+                limits: limits.clone(),
+            };
+            // The gateway is aborted at shutdown, as before: it has no stop signal of
+            // its own (one that never fires).
+            let (_never, never) = watch::channel(false);
             let task = tokio::spawn(async move {
-                let service = app.into_make_service_with_connect_info::<SocketAddr>();
-                let _ = axum::serve(listener, service).await;
+                let _never = _never;
+                listen::serve(listener, app, never).await;
             });
             Some((bound, task))
         }
     };
     let app = api::app(state.clone());
-    let (stop, mut stopped) = watch::channel(false);
     let mut stopping = stop.subscribe();
     let grace = cfg.shutdown_grace;
     let scheduler = state.scheduler.clone();
+    let api_listener = listen::Listener {
+        tcp: listener,
+        tls: acceptor,
+        limits: limits.clone(),
+    };
+    let internal_listener = internal.map(|(tcp, _)| listen::Listener {
+        tcp,
+        tls: None,
+        limits,
+    });
     let task = tokio::spawn(async move {
-        use axum::serve::ListenerExt;
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let signal = async move {
-            let _ = stopped.wait_for(|s| *s).await;
+        let serve = async move {
+            match internal_listener {
+                None => listen::serve(api_listener, app, stopped).await,
+                Some(internal) => {
+                    tokio::join!(
+                        listen::serve(api_listener, app.clone(), stopped.clone()),
+                        listen::serve(internal, app, stopped),
+                    );
+                }
+            }
         };
-        let serve = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .into_future();
         let mut serve = std::pin::pin!(serve);
         tokio::select! {
             _ = &mut serve => return,
@@ -343,6 +431,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     });
     Ok(RunningServer {
         addr,
+        scheme,
+        ca: tls.and_then(|t| t.ca),
         gateway,
         state,
         stop,

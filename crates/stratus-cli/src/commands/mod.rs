@@ -28,7 +28,15 @@ pub(crate) fn server_error(what: &str, r: &Reply) -> anyhow::Error {
 
 /// Fails when the server is not reachable, with a hint.
 pub(crate) fn unreachable(endpoint: &str, e: anyhow::Error) -> anyhow::Error {
-    anyhow::anyhow!("cannot reach the Stratus server at {endpoint} ({e}); start one with `stratus server` or set --endpoint / STRATUS_ENDPOINT")
+    // The whole chain: the transport's reason (a refused certificate, plain HTTP
+    // refused) is in the sources, not in hyper's "client error (Connect)".
+    let detail = format!("{e:#}");
+    let hint = if detail.contains("certificate") {
+        "trust the server's CA with --ca-bundle FILE or AWS_CA_BUNDLE"
+    } else {
+        "start one with `stratus server` or set --endpoint / STRATUS_ENDPOINT"
+    };
+    anyhow::anyhow!("cannot reach the Stratus server at {endpoint} ({detail}); {hint}")
 }
 
 /// Parses `30m`, `2h`, `1d`, `45s`, an ISO time or epoch milliseconds into epoch ms.
