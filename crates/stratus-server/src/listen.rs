@@ -173,8 +173,19 @@ async fn refuse_plain_http(mut tcp: tokio::net::TcpStream) {
         body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        use tokio::io::AsyncReadExt as _;
         let _ = tcp.write_all(resp.as_bytes()).await;
         let _ = tcp.shutdown().await;
+        // Read what the client sent (a little, briefly): closing with unread bytes
+        // would reset the connection and could lose the answer on its way.
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match tcp.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
     })
     .await;
 }
