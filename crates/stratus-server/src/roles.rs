@@ -572,6 +572,80 @@ mod tests {
         );
     }
 
+    /// The manifest as the CLI sends it (`serde_json::to_value(&Service)`), from real
+    /// `serverless.yml` text: the field names this module reads are the model's.
+    #[test]
+    fn from_a_real_serverless_yml() {
+        let yml = r#"
+service: shop
+provider:
+  name: aws
+  runtime: nodejs20.x
+  iam:
+    role:
+      statements:
+        - Effect: Allow
+          Action: sqs:SendMessage
+          Resource: !GetAtt Jobs.Arn
+  iamRoleStatements:
+    - Effect: Allow
+      Action: lambda:InvokeFunction
+      Resource: !GetAtt WorkerLambdaFunction.Arn
+functions:
+  api:
+    handler: handler.api
+  worker:
+    handler: handler.worker
+    role: WorkerRole
+resources:
+  Resources:
+    Jobs:
+      Type: AWS::SQS::Queue
+      Properties:
+        QueueName: jobs-${sls:stage}
+    WorkerRole:
+      Type: AWS::IAM::Role
+      Properties:
+        Policies:
+          - PolicyName: worker
+            PolicyDocument:
+              Statement:
+                - Effect: Allow
+                  Action: sqs:ReceiveMessage
+                  Resource: !Sub "arn:aws:sqs:${AWS::Region}:${AWS::AccountId}:jobs-dev"
+"#;
+        let (service, _) = stratus_manifest::load_str(
+            yml,
+            std::sync::Arc::from("serverless.yml"),
+            false,
+            std::path::Path::new("."),
+            &stratus_manifest::Options::default(),
+        )
+        .unwrap();
+        let manifest = serde_json::to_value(&service).unwrap();
+        let api = role_policy(&manifest, &identity(), "api").unwrap();
+        assert!(api.warnings.is_empty(), "{:?}", api.warnings);
+        let api = stratus_iam::Policy::parse(api.policy.as_deref().unwrap()).unwrap();
+        assert!(api.allows(
+            "sqs:SendMessage",
+            "arn:aws:sqs:eu-west-1:123456789012:jobs-dev"
+        ));
+        assert!(api.allows(
+            "lambda:InvokeFunction",
+            "arn:aws:lambda:eu-west-1:123456789012:function:shop-dev-worker"
+        ));
+        let worker = role_policy(&manifest, &identity(), "worker").unwrap();
+        let worker = stratus_iam::Policy::parse(worker.policy.as_deref().unwrap()).unwrap();
+        assert!(worker.allows(
+            "sqs:ReceiveMessage",
+            "arn:aws:sqs:eu-west-1:123456789012:jobs-dev"
+        ));
+        assert!(!worker.allows(
+            "sqs:SendMessage",
+            "arn:aws:sqs:eu-west-1:123456789012:jobs-dev"
+        ));
+    }
+
     #[test]
     fn logical_names() {
         assert_eq!(logical_name("hello"), "Hello");
