@@ -122,11 +122,19 @@ pub(crate) fn seal_aad(message_id: &str, column: &str) -> String {
     format!("queues/messages/{message_id}/{column}")
 }
 
+/// `PRAGMA user_version` of a `queues.db` whose every message is sealed.
+const SEALED_FORMAT: i64 = 1;
+
 /// Seals every message body and attribute set stored in plain text (by a
 /// Stratus from before encryption at rest), then rebuilds the file (`VACUUM`) and
 /// empties the WAL, so the plaintext survives nowhere in `queues.db*`. Returns
-/// how many rows were sealed.
+/// how many rows were sealed. Done once: the database then carries
+/// [`SEALED_FORMAT`], so later starts skip the scan of every message.
 fn seal_plaintext_rows(conn: &mut Connection, sealer: &Sealer) -> Result<usize, StoreError> {
+    let format: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if format >= SEALED_FORMAT {
+        return Ok(0);
+    }
     let tx = conn.transaction()?;
     let rows: Vec<(i64, String, rusqlite::types::Value, rusqlite::types::Value)> = tx
         .prepare(
@@ -148,6 +156,7 @@ fn seal_plaintext_rows(conn: &mut Connection, sealer: &Sealer) -> Result<usize, 
             params![id, seal("body", body)?, seal("attributes", attributes)?],
         )?;
     }
+    tx.pragma_update(None, "user_version", SEALED_FORMAT)?;
     tx.commit()?;
     if !rows.is_empty() {
         conn.execute_batch("VACUUM")?;

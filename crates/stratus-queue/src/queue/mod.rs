@@ -398,6 +398,15 @@ mod tests {
         .unwrap();
         let found = holds(&db_files(dir.path()), &secret);
         assert!(found.is_empty(), "plaintext left in {found:?}");
+        let conn = Connection::open(dir.path().join("queues.db")).unwrap();
+        let format: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            format, 1,
+            "marked as converted, so the next start skips the scan"
+        );
+        drop(conn);
         let got = q.receive("q", 10, Some(0), NOW).await.unwrap();
         assert_eq!(got.len(), 10);
         assert!(got.iter().all(|m| m.body.starts_with(&secret)));
