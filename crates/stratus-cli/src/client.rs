@@ -1,4 +1,5 @@
 //! A small HTTP/1.1 client for talking to a Stratus server (keep-alive pooled).
+//! Every request is signed by [`crate::signing`] before it leaves.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -33,17 +34,25 @@ impl Reply {
 pub struct Api {
     base: String,
     client: Client<HttpConnector, Full<Bytes>>,
+    signer: std::sync::Arc<crate::signing::Signer>,
 }
 
 impl Api {
-    /// A client for `base` (e.g. `http://127.0.0.1:9000`).
+    /// A client for `base` (e.g. `http://127.0.0.1:9000`), signing with the
+    /// credentials the environment provides.
     pub fn new(base: &str) -> Self {
+        Self::with_signer(base, crate::signing::Signer::from_environment())
+    }
+
+    /// A client for `base` signing with `signer`.
+    pub fn with_signer(base: &str, signer: crate::signing::Signer) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Self {
             base: base.trim_end_matches('/').to_string(),
             client,
+            signer: std::sync::Arc::new(signer),
         }
     }
 
@@ -61,10 +70,11 @@ impl Api {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(body.into()))?;
+        let req = self.signed(req, body.into())?;
         let resp = self.client.request(req).await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        self.check_auth(status, &headers)?;
         let body = resp.into_body().collect().await?.to_bytes();
         Ok(Reply {
             status,
@@ -85,10 +95,11 @@ impl Api {
         use hyper::body::Body as _;
         let req = http::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
-            .body(Full::new(body.into()))?;
+            .uri(format!("{}{path}", self.base));
+        let req = self.signed(req, body.into())?;
         let resp = self.client.request(req).await?;
         let status = resp.status().as_u16();
+        self.check_auth(status, resp.headers())?;
         let mut body = resp.into_body();
         let mut buf: Vec<u8> = Vec::new();
         while !body.is_end_stream() {
@@ -107,6 +118,30 @@ impl Api {
             on_line(String::from_utf8_lossy(&buf).as_ref());
         }
         Ok(status)
+    }
+
+    /// Builds the request and signs it.
+    fn signed(
+        &self,
+        req: http::request::Builder,
+        body: Bytes,
+    ) -> anyhow::Result<http::Request<Full<Bytes>>> {
+        let mut req = req.body(Full::new(Bytes::new()))?;
+        let (method, uri) = (req.method().as_str().to_string(), req.uri().clone());
+        self.signer.sign(&method, &uri, req.headers_mut(), &body);
+        *req.body_mut() = Full::new(body);
+        Ok(req)
+    }
+
+    /// Turns "not authenticated" answers into an error that says what to do.
+    fn check_auth(&self, status: u16, headers: &http::HeaderMap) -> anyhow::Result<()> {
+        let kind = headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok());
+        match self.signer.explain(&self.base, status, kind) {
+            Some(msg) => Err(crate::signing::NotAuthenticated(msg).into()),
+            None => Ok(()),
+        }
     }
 
     /// Invokes a function synchronously (the integration tests' shorthand).

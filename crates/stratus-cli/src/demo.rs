@@ -29,7 +29,7 @@ pub(crate) async fn run(args: ServerArgs, exit: bool) -> anyhow::Result<()> {
         "stratus server listening on {base}  (data dir {})",
         args.data_dir.display()
     );
-    let api = Api::new(&base);
+    let api = Api::with_signer(&base, stratus_cli::signing::Signer::for_embedded(&server));
     let zip = example_zip_b64(&args.data_dir.join("demo").join("hello-node"))?;
 
     let exists = api

@@ -3,3 +3,4 @@
 //! The integration tests drive servers through the same client.
 
 pub mod client;
+pub mod signing;

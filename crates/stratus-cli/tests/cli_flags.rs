@@ -591,6 +591,10 @@ async fn logs_interval_is_milliseconds_between_polls() {
         .args(["logs", "-f", "hello", "--tail", "--interval", "2500"])
         .current_dir(&dir)
         .env("STRATUS_ENDPOINT", &ep)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            credentials_file(&ep).unwrap(),
+        )
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

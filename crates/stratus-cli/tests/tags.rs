@@ -87,9 +87,11 @@ async fn aws_cli_tags_lists_and_untags() {
     )
     .await;
     let ep = format!("http://{}", s.addr);
+    let creds = s.data_dir.join("credentials");
     let aws = |args: &[&str]| {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let ep = ep.clone();
+        let creds = creds.clone();
         async move {
             tokio::process::Command::new("aws")
                 .arg("lambda")
@@ -102,8 +104,7 @@ async fn aws_cli_tags_lists_and_untags() {
                     "--output",
                     "json",
                 ])
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
                 .env("AWS_MAX_ATTEMPTS", "1")
                 .output()
                 .await

@@ -5,6 +5,7 @@ pub(crate) mod deploy;
 pub(crate) mod dev;
 pub(crate) mod info;
 pub(crate) mod invoke;
+pub(crate) mod keys;
 pub(crate) mod logs;
 pub(crate) mod queue;
 
@@ -27,6 +28,9 @@ pub(crate) fn server_error(what: &str, r: &Reply) -> anyhow::Error {
 
 /// Fails when the server is not reachable, with a hint.
 pub(crate) fn unreachable(endpoint: &str, e: anyhow::Error) -> anyhow::Error {
+    if e.is::<stratus_cli::signing::NotAuthenticated>() {
+        return e;
+    }
     anyhow::anyhow!("cannot reach the Stratus server at {endpoint} ({e}); start one with `stratus server` or set --endpoint / STRATUS_ENDPOINT")
 }
 

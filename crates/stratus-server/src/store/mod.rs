@@ -15,6 +15,7 @@
 //! ([`sqlite::SqliteStore`], one `state.db` in the data dir). Every method is
 //! blocking: callers on the async runtime run them on a blocking thread.
 
+pub mod keys;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
