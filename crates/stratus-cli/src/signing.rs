@@ -137,16 +137,19 @@ impl Signer {
         self.creds.as_ref().map(|c| c.access_key_id.as_str())
     }
 
-    /// Signs a request about to be sent to `uri` (sets `Host`, the `X-Amz-*`
+    /// Signs a request about to be sent to `uri` (sets `Host` unless set, the `X-Amz-*`
     /// headers and `Authorization`). SQS requests (`X-Amz-Target: AmazonSQS.*`) are
     /// signed for `sqs`, everything else for `lambda`.
     pub fn sign(&self, method: &str, uri: &Uri, headers: &mut HeaderMap, body: &[u8]) {
         let Some(creds) = &self.creds else { return };
-        if let Some(host) = uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            headers.insert(http::header::HOST, host);
+        // A Host the caller set is the one sent, so it is the one signed.
+        if !headers.contains_key(http::header::HOST) {
+            if let Some(host) = uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            {
+                headers.insert(http::header::HOST, host);
+            }
         }
         let sqs = headers
             .get("x-amz-target")

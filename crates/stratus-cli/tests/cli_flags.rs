@@ -628,7 +628,7 @@ async fn info_verbose_rollback_without_timestamp_and_no_op_notes() {
             "--minify-template",
             "--conceal",
             "--aws-profile",
-            "prod",
+            "default",
             "--app",
             "a",
             "--org",
@@ -643,7 +643,6 @@ async fn info_verbose_rollback_without_timestamp_and_no_op_notes() {
         "enforce-hash-update",
         "minify-template",
         "conceal",
-        "aws-profile",
         "app",
         "org",
     ] {
@@ -652,6 +651,9 @@ async fn info_verbose_rollback_without_timestamp_and_no_op_notes() {
             "{flag}: {text}"
         );
     }
+
+    // --aws-profile picks the profile requests are signed with: it has an effect.
+    assert!(!text.contains("--aws-profile has no effect"), "{text}");
 
     let plain = ok(stratus_cmd(&dir, &ep, &["info"]).await);
     assert!(!plain.contains("outputs:"), "{plain}");

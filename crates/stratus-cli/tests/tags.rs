@@ -316,9 +316,16 @@ async fn raw_and_encoded_arns_validation_and_a_restart() {
         .await
         .unwrap();
     let sha = stratus_package::sha256_hex(&zip);
-    assert_eq!(
-        json_body(&get)["Code"]["Location"],
-        format!("http://stratus.example:9000/stratus/v1/code/{sha}")
+    // (presigned with the caller's key for 10 minutes, as Lambda's S3 URL is).
+    let location = json_body(&get)["Code"]["Location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        location.starts_with(&format!(
+            "http://stratus.example:9000/stratus/v1/code/{sha}?X-Amz-Algorithm=AWS4-HMAC-SHA256&"
+        )) && location.contains("&X-Amz-Expires=600&"),
+        "{location}"
     );
 
     // Tags (and the code behind Code.Location) survive a restart.

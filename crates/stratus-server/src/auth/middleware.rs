@@ -189,7 +189,12 @@ async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Next) -
     if let Err(e) = authorize(&principal, &parts, &bytes) {
         return reject_api(api, e);
     }
-    parts.extensions.insert(principal.clone());
+    parts.extensions.insert(super::Presigner {
+        auth: auth.clone(),
+        access_key_id: c.access_key_id.clone(),
+        session_token: p.security_token.clone(),
+    });
+    parts.extensions.insert(principal);
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }

@@ -63,6 +63,55 @@ pub fn authorize(principal: &Principal, parts: &Parts, body: &[u8]) -> Result<()
     Ok(())
 }
 
+/// Presigns URLs on this server with the credentials of the request being answered
+/// (in the request's extensions after authentication): GetFunction's
+/// `Code.Location` is such a URL, valid for 10 minutes as Lambda's is, so a client
+/// downloads it with a plain GET.
+#[derive(Clone)]
+pub struct Presigner {
+    auth: Arc<Auth>,
+    access_key_id: String,
+    session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Presigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presigner")
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Presigner {
+    /// `url` (absolute, on this server) presigned for GET, valid `expires` seconds;
+    /// `None` when the key is gone or the URL is not absolute.
+    pub fn presign_get(&self, url: &str, expires: u64) -> Option<String> {
+        let uri: axum::http::Uri = url.parse().ok()?;
+        let host = uri.authority()?.as_str().to_string();
+        let (secret, _) = self
+            .auth
+            .lookup(&self.access_key_id, self.session_token.as_deref())?;
+        let creds = stratus_auth::Credentials {
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: secret,
+            session_token: self.session_token.clone(),
+        };
+        let q = stratus_auth::sign::presign_query(
+            &creds,
+            &self.auth.region,
+            "lambda",
+            "GET",
+            &host,
+            uri.path(),
+            uri.query(),
+            expires,
+            time::OffsetDateTime::now_utc(),
+        );
+        let base = url.split('?').next().unwrap_or(url);
+        Some(format!("{base}?{q}"))
+    }
+}
+
 /// A key as held in memory.
 #[derive(Debug, Clone)]
 struct LiveKey {
