@@ -105,7 +105,13 @@ impl Presented {
         match (self.form, self.expires) {
             (Form::Query, Some(expires)) => {
                 let secs = i64::try_from(expires).unwrap_or(i64::MAX);
-                let until = self.time + time::Duration::seconds(secs);
+                // Checked: a date near the end of year 9999 plus a week overflows.
+                let Some(until) = self.time.checked_add(time::Duration::seconds(secs)) else {
+                    return Err(AuthError::Expired(format!(
+                        "X-Amz-Date {} plus X-Amz-Expires {expires} is out of range.",
+                        self.amz_date
+                    )));
+                };
                 if until < now {
                     return Err(AuthError::Expired(format!(
                         "Signature expired: {} is now earlier than {} ({now_s} - {expires} sec.)",
@@ -321,6 +327,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn far_future_presigned_dates_do_not_overflow() {
+        let q = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F99991231%2Fus-east-1%2Flambda%2Faws4_request&X-Amz-Date=99991231T235959Z&X-Amz-Expires=604800&X-Amz-SignedHeaders=host&X-Amz-Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+        let p = presented(&HeaderMap::new(), Some(q)).unwrap().unwrap();
+        assert!(matches!(
+            p.check_time(OffsetDateTime::now_utc()),
+            Err(AuthError::Expired(_))
+        ));
+        let mut p2 = p.clone();
+        p2.time = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        p2.check_time(OffsetDateTime::now_utc()).unwrap();
     }
 
     #[test]
