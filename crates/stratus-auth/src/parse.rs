@@ -481,7 +481,7 @@ mod tests {
                 }
             }
             let _ = parse_authorization(&s);
-            let q = s.replace(' ', "&").replace(',', "&");
+            let q = s.replace([' ', ','], "&");
             let _ = presented(&HeaderMap::new(), Some(&q));
         }
     }

@@ -94,8 +94,10 @@ impl Presented {
     /// `X-Amz-Expires` seconds after its date.
     pub fn check_time(&self, now: OffsetDateTime) -> Result<(), AuthError> {
         let skew = time::Duration::try_from(crate::MAX_SKEW).unwrap_or(time::Duration::ZERO);
-        let now_s = format_amz_date(now);
+        // Formatted only on the way to an error: this runs on every request.
+        let now_s = || format_amz_date(now);
         if self.time > now + skew {
+            let now_s = now_s();
             return Err(AuthError::Expired(format!(
                 "Signature not yet current: {} is still later than {} ({now_s} + 5 min.)",
                 self.amz_date,
@@ -113,6 +115,7 @@ impl Presented {
                     )));
                 };
                 if until < now {
+                    let now_s = now_s();
                     return Err(AuthError::Expired(format!(
                         "Signature expired: {} is now earlier than {} ({now_s} - {expires} sec.)",
                         format_amz_date(until),
@@ -122,6 +125,7 @@ impl Presented {
             }
             _ => {
                 if self.time < now - skew {
+                    let now_s = now_s();
                     return Err(AuthError::Expired(format!(
                         "Signature expired: {} is now earlier than {} ({now_s} - 5 min.)",
                         self.amz_date,
