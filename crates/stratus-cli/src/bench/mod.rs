@@ -44,6 +44,10 @@ pub(crate) struct BenchArgs {
     /// Provisioned environments for the READY-time figure.
     #[arg(long, default_value_t = 100)]
     provisioned: u32,
+    /// Run the server with `--no-auth` and send unsigned requests, to measure what
+    /// authentication costs.
+    #[arg(long)]
+    no_auth: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -241,6 +245,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "--data-dir",
         ])
         .arg(work.join("data"))
+        .args(args.no_auth.then_some("--no-auth"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -254,20 +259,24 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .context("the server printed no address")?;
     let base = line.rsplit(' ').next().unwrap_or_default().to_string();
     // The server wrote its admin key on this first start of a fresh data dir.
-    let creds_file = work.join("data").join("credentials");
-    let (creds, region) = stratus_cli::signing::load_profile(&creds_file, "default")
-        .map_err(anyhow::Error::msg)?
-        .with_context(|| {
-            format!(
-                "the server wrote no credentials to {}",
-                creds_file.display()
-            )
-        })?;
-    let signer = stratus_cli::signing::Signer::with(
-        creds,
-        region.as_deref().unwrap_or("us-east-1"),
-        &creds_file.display().to_string(),
-    );
+    let signer = if args.no_auth {
+        stratus_cli::signing::Signer::unsigned()
+    } else {
+        let creds_file = work.join("data").join("credentials");
+        let (creds, region) = stratus_cli::signing::load_profile(&creds_file, "default")
+            .map_err(anyhow::Error::msg)?
+            .with_context(|| {
+                format!(
+                    "the server wrote no credentials to {}",
+                    creds_file.display()
+                )
+            })?;
+        stratus_cli::signing::Signer::with(
+            creds,
+            region.as_deref().unwrap_or("us-east-1"),
+            &creds_file.display().to_string(),
+        )
+    };
     let api = Api::with_signer(&base, signer.clone());
     let addr: SocketAddr = base
         .trim_start_matches("http://")
