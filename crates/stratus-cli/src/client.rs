@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 client for talking to a Stratus server (keep-alive pooled; TLS
-//! and the plain-HTTP rule are `transport`'s).
+//! and the plain-HTTP rule are `transport`'s). Every request is signed by
+//! [`crate::signing`] before it leaves.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -36,21 +37,34 @@ impl Reply {
 pub struct Api {
     base: String,
     client: Client<Connector, Full<Bytes>>,
+    signer: std::sync::Arc<crate::signing::Signer>,
 }
 
 impl Api {
     /// A client for `base` (e.g. `http://127.0.0.1:9000`) with the process's
-    /// [`Transport`] (the binary's `--ca-bundle`/`--insecure`).
+    /// [`Transport`] (the binary's `--ca-bundle`/`--insecure`), signing with the
+    /// credentials the environment provides.
     pub fn new(base: &str) -> Self {
         Self::with_transport(base, &Transport::default_for_process())
     }
 
-    /// A client for `base` over `transport`.
+    /// A client for `base` over `transport`, signing with the environment's credentials.
     pub fn with_transport(base: &str, transport: &Transport) -> Self {
+        Self::with_parts(base, transport, crate::signing::Signer::from_environment())
+    }
+
+    /// A client for `base` with the process's transport, signing with `signer`.
+    pub fn with_signer(base: &str, signer: crate::signing::Signer) -> Self {
+        Self::with_parts(base, &Transport::default_for_process(), signer)
+    }
+
+    /// A client for `base` over `transport`, signing with `signer`.
+    pub fn with_parts(base: &str, transport: &Transport, signer: crate::signing::Signer) -> Self {
         let client = Client::builder(TokioExecutor::new()).build(transport.connector());
         Self {
             base: base.trim_end_matches('/').to_string(),
             client,
+            signer: std::sync::Arc::new(signer),
         }
     }
 
@@ -68,10 +82,11 @@ impl Api {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(body.into()))?;
+        let req = self.signed(req, body.into())?;
         let resp = self.client.request(req).await?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        self.check_auth(status, &headers)?;
         let body = resp.into_body().collect().await?.to_bytes();
         Ok(Reply {
             status,
@@ -92,10 +107,11 @@ impl Api {
         use hyper::body::Body as _;
         let req = http::Request::builder()
             .method(method)
-            .uri(format!("{}{path}", self.base))
-            .body(Full::new(body.into()))?;
+            .uri(format!("{}{path}", self.base));
+        let req = self.signed(req, body.into())?;
         let resp = self.client.request(req).await?;
         let status = resp.status().as_u16();
+        self.check_auth(status, resp.headers())?;
         let mut body = resp.into_body();
         let mut buf: Vec<u8> = Vec::new();
         while !body.is_end_stream() {
@@ -114,6 +130,30 @@ impl Api {
             on_line(String::from_utf8_lossy(&buf).as_ref());
         }
         Ok(status)
+    }
+
+    /// Builds the request and signs it.
+    fn signed(
+        &self,
+        req: http::request::Builder,
+        body: Bytes,
+    ) -> anyhow::Result<http::Request<Full<Bytes>>> {
+        let mut req = req.body(Full::new(Bytes::new()))?;
+        let (method, uri) = (req.method().as_str().to_string(), req.uri().clone());
+        self.signer.sign(&method, &uri, req.headers_mut(), &body);
+        *req.body_mut() = Full::new(body);
+        Ok(req)
+    }
+
+    /// Turns "not authenticated" answers into an error that says what to do.
+    fn check_auth(&self, status: u16, headers: &http::HeaderMap) -> anyhow::Result<()> {
+        let kind = headers
+            .get("x-amzn-errortype")
+            .and_then(|v| v.to_str().ok());
+        match self.signer.explain(&self.base, status, kind) {
+            Some(msg) => Err(crate::signing::NotAuthenticated(msg).into()),
+            None => Ok(()),
+        }
     }
 
     /// Invokes a function synchronously (the integration tests' shorthand).

@@ -29,13 +29,15 @@ pub(crate) async fn run(args: ServerArgs, exit: bool) -> anyhow::Result<()> {
         "stratus server listening on {base}  (data dir {})",
         args.data_dir.display()
     );
-    let api = match server.tls_ca() {
-        Some(ca) => Api::with_transport(
-            &base,
-            &stratus_cli::transport::Transport::new(Some(ca), false)?,
-        ),
-        None => Api::new(&base),
+    let transport = match server.tls_ca() {
+        Some(ca) => stratus_cli::transport::Transport::new(Some(ca), false)?,
+        None => stratus_cli::transport::Transport::default_for_process(),
     };
+    let api = Api::with_parts(
+        &base,
+        &transport,
+        stratus_cli::signing::Signer::for_embedded(&server),
+    );
     let zip = example_zip_b64(&args.data_dir.join("demo").join("hello-node"))?;
 
     let exists = api

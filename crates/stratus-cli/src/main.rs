@@ -76,7 +76,8 @@ pub(crate) struct Global {
     /// `stratus_server`). STRATUS_LOG, when set, wins.
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "*", value_name = "NAMESPACE")]
     pub(crate) debug: Option<String>,
-    /// No effect on Stratus (no AWS credentials are used).
+    /// The profile of the shared credentials file to sign requests with (as
+    /// AWS_PROFILE).
     #[arg(long = "aws-profile", global = true, value_name = "PROFILE")]
     pub(crate) aws_profile: Option<String>,
     /// Verify the server's TLS certificate against this PEM CA bundle instead of
@@ -100,13 +101,11 @@ pub(crate) struct Global {
 impl Global {
     /// Notes for the options that are accepted for compatibility but mean nothing here.
     fn note_no_ops(&self) {
-        if self.aws_profile.is_some() || self.use_local_credentials {
-            let flag = if self.aws_profile.is_some() {
-                "aws-profile"
-            } else {
-                "use-local-credentials"
-            };
-            ui::no_effect(flag, "it uses no AWS credentials");
+        if self.use_local_credentials {
+            ui::no_effect(
+                "use-local-credentials",
+                "it signs with the credentials it finds as the AWS SDKs do",
+            );
         }
         if self.app.is_some() {
             ui::no_effect("app", "there is no Serverless Dashboard");
@@ -151,6 +150,8 @@ enum Command {
     Print(commands::info::PrintArgs),
     /// Invocation counts per function.
     Metrics(commands::info::MetricsArgs),
+    /// The server's access keys: create, list, delete, attach-policy, detach-policy.
+    Keys(commands::keys::KeysArgs),
     /// The built-in queues: list, send, receive, purge.
     Queue(commands::queue::QueueArgs),
     /// Run a local server, deploy the service, and redeploy on every change.
@@ -171,7 +172,7 @@ struct ServerCommand {
 enum ServerAction {
     /// Replace the master key (re-wrapping every data key) of a stopped server's
     /// data dir; `--new-data-key` also starts a new data key for new writes.
-    RotateKey(commands::keys::RotateKeyArgs),
+    RotateKey(commands::rotate_key::RotateKeyArgs),
 }
 
 /// Server settings (every Lambda default can be changed here).
@@ -218,11 +219,15 @@ pub(crate) struct ServerArgs {
     /// address; `--gateway` alone uses 127.0.0.1:3000.
     #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:3000")]
     gateway: Option<SocketAddr>,
-    /// Region used in ARNs and AWS_REGION.
+    /// Region used in ARNs and AWS_REGION (and the region requests are signed for).
     #[arg(long, default_value = "us-east-1")]
     region: String,
     #[command(flatten)]
     transport: server_listen::ListenArgs,
+    /// Accept unsigned requests on the API (local development only: refused unless
+    /// the API listens on a loopback address).
+    #[arg(long)]
+    no_auth: bool,
 }
 
 impl ServerArgs {
@@ -242,6 +247,7 @@ impl ServerArgs {
         cfg.shutdown_grace = Duration::from_secs(self.shutdown_grace);
         cfg.region = self.region.clone();
         cfg.gateway = self.gateway;
+        cfg.no_auth = self.no_auth;
         cfg.async_settings.retry_base = Duration::from_secs_f64(self.async_retry_delay.max(0.0));
         // From the environment only: a key on the command line would show in `ps`.
         cfg.master_key = std::env::var(stratus_seal::MASTER_KEY_ENV).ok();
@@ -325,6 +331,10 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     cli.global.note_no_ops();
+    if let Some(profile) = &cli.global.aws_profile {
+        // Before any thread exists: the signer reads it like the AWS SDKs do.
+        std::env::set_var("AWS_PROFILE", profile);
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -347,7 +357,7 @@ fn main() -> std::process::ExitCode {
             Command::Server(ServerCommand {
                 action: Some(ServerAction::RotateKey(args)),
                 ..
-            }) => commands::keys::rotate_key(args),
+            }) => commands::rotate_key::rotate_key(args),
             Command::Server(s) => serve(s.args).await,
             Command::Demo { server, exit } => demo::run(server, exit).await,
             Command::Bench(args) => bench::run(args).await,
@@ -363,6 +373,7 @@ fn main() -> std::process::ExitCode {
             Command::Metrics(args) => commands::info::metrics(&g, args).await,
             Command::Dev(args) => commands::dev::run(&g, args).await,
             Command::Queue(args) => commands::queue::run(&g, args).await,
+            Command::Keys(args) => commands::keys::run(&g, args).await,
         }
     });
     match result {
@@ -424,6 +435,23 @@ pub(crate) async fn shutdown_signal() {
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let server = stratus_server::start(args.config()).await?;
     tracing::info!(addr = %server.addr(), data_dir = %args.data_dir.display(), "stratus server listening");
+    // On standard error (standard output's first lines are the addresses, which
+    // scripts read), before the address, so whoever waits for it has seen this.
+    if args.no_auth {
+        eprintln!(
+            "WARNING: --no-auth: the API on {} accepts unsigned requests; anyone who can reach it can deploy, invoke and delete anything",
+            server.addr()
+        );
+    } else if let Some(created) = server.auth().created_admin() {
+        let path = std::fs::canonicalize(&created.credentials_file)
+            .unwrap_or_else(|_| created.credentials_file.clone());
+        eprintln!(
+            "created the admin access key {}; its credentials are in {} (mode 0600). Use them with: export AWS_SHARED_CREDENTIALS_FILE={}",
+            created.access_key_id,
+            path.display(),
+            path.display()
+        );
+    }
     println!("stratus server listening on {}", server.url());
     if let Some(g) = server.gateway_url() {
         println!("HTTP gateway on {g}");

@@ -422,7 +422,8 @@ async fn dev_deploys_and_redeploys_on_change() {
         .to_string();
     assert!(route.ends_with("/hello"), "{route}");
     let (gateway, path) = route.split_at(route.len() - "/hello".len());
-    let api = Api::new(&endpoint);
+    // `stratus dev` wrote its admin key into its data dir on first start.
+    let api = Api::with_signer(&endpoint, signer_for(&dir.join(".stratus").join("data")));
     let r = api.invoke("svc-dev-hello", "{}").await.unwrap();
     assert_eq!(r.json().unwrap()["v"], "one");
     let http = Api::new(gateway);
@@ -557,6 +558,10 @@ async fn logs_tail_follows_new_invocations() {
         .args(["logs", "-f", "hello", "--tail"])
         .current_dir(&dir)
         .env("STRATUS_ENDPOINT", &ep)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            credentials_file(&ep).unwrap(),
+        )
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()

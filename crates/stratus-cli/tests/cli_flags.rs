@@ -591,6 +591,10 @@ async fn logs_interval_is_milliseconds_between_polls() {
         .args(["logs", "-f", "hello", "--tail", "--interval", "2500"])
         .current_dir(&dir)
         .env("STRATUS_ENDPOINT", &ep)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            credentials_file(&ep).unwrap(),
+        )
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -624,7 +628,7 @@ async fn info_verbose_rollback_without_timestamp_and_no_op_notes() {
             "--minify-template",
             "--conceal",
             "--aws-profile",
-            "prod",
+            "default",
             "--app",
             "a",
             "--org",
@@ -639,7 +643,6 @@ async fn info_verbose_rollback_without_timestamp_and_no_op_notes() {
         "enforce-hash-update",
         "minify-template",
         "conceal",
-        "aws-profile",
         "app",
         "org",
     ] {
@@ -648,6 +651,9 @@ async fn info_verbose_rollback_without_timestamp_and_no_op_notes() {
             "{flag}: {text}"
         );
     }
+
+    // --aws-profile picks the profile requests are signed with: it has an effect.
+    assert!(!text.contains("--aws-profile has no effect"), "{text}");
 
     let plain = ok(stratus_cmd(&dir, &ep, &["info"]).await);
     assert!(!plain.contains("outputs:"), "{plain}");

@@ -524,7 +524,7 @@ async fn a_caller_that_goes_away_leaves_the_invocation_running() {
         .unwrap();
     assert_eq!(s.invoke("gone", "{}").await.status, 200);
     // A caller starts a 1.5 s invocation, then disconnects.
-    let api = Api::new(&format!("http://{}", s.addr));
+    let api = s.api.clone();
     let call =
         tokio::spawn(async move { api.invoke("gone", r#"{"action":"sleep","ms":1500}"#).await });
     tokio::time::sleep(Duration::from_millis(300)).await;

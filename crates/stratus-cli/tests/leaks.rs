@@ -151,7 +151,7 @@ async fn environments_leave_nothing_behind() {
         let r = s.invoke("broken", "{}").await;
         assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));
         // A caller that goes away mid-invocation.
-        let api = Api::new(&format!("http://{}", s.addr));
+        let api = s.api.clone();
         let call =
             tokio::spawn(async move { api.invoke("soak", r#"{"action":"sleep","ms":300}"#).await });
         tokio::time::sleep(Duration::from_millis(100)).await;

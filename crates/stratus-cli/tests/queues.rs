@@ -144,10 +144,14 @@ async fn sqs_events_process_batches_redrive_and_report_item_failures() {
 
     // boto3 talks to the same listener.
     let script = format!(
-        "import boto3\nc = boto3.client('sqs', endpoint_url='{ep}', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')\nu = c.get_queue_url(QueueName='jobs')['QueueUrl']\nc.send_message(QueueUrl=u, MessageBody='from-boto3')\nprint(c.get_queue_attributes(QueueUrl=u, AttributeNames=['QueueArn'])['Attributes']['QueueArn'])\n"
+        "import boto3\nc = boto3.client('sqs', endpoint_url='{ep}', region_name='us-east-1')\nu = c.get_queue_url(QueueName='jobs')['QueueUrl']\nc.send_message(QueueUrl=u, MessageBody='from-boto3')\nprint(c.get_queue_attributes(QueueUrl=u, AttributeNames=['QueueArn'])['Attributes']['QueueArn'])\n"
     );
     let o = std::process::Command::new("python3")
         .args(["-c", &script])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            credentials_file(&ep).unwrap(),
+        )
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -188,7 +192,7 @@ async fn event_source_mapping_api_with_boto3() {
     let script = format!(
         r#"
 import boto3, time
-kw = dict(endpoint_url='{ep}', region_name='us-east-1', aws_access_key_id='x', aws_secret_access_key='x')
+kw = dict(endpoint_url='{ep}', region_name='us-east-1')
 sqs = boto3.client('sqs', **kw)
 lam = boto3.client('lambda', **kw)
 url = sqs.create_queue(QueueName='api-src')['QueueUrl']
@@ -227,6 +231,10 @@ print('ok')
     );
     let o = std::process::Command::new("python3")
         .args(["-c", &script])
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            credentials_file(&ep).unwrap(),
+        )
         .output()
         .unwrap();
     assert!(

@@ -47,8 +47,10 @@ async fn aws_cli_invokes_with_tail_logs() {
         ])
         .args(["--payload", r#"{"from":"cli"}"#])
         .arg(&outfile)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            s.data_dir.join("credentials"),
+        )
         .output()
         .await
         .expect("run the AWS CLI (installed by .ci/run)");
@@ -76,8 +78,10 @@ async fn aws_cli_drives_the_queues() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]).await;
     let ep = format!("http://{}", s.addr);
+    let creds = s.data_dir.join("credentials");
     let aws = |args: Vec<String>| {
         let ep = ep.clone();
+        let creds = creds.clone();
         async move {
             let out = tokio::process::Command::new("aws")
                 .arg("sqs")
@@ -90,8 +94,7 @@ async fn aws_cli_drives_the_queues() {
                     "--output",
                     "json",
                 ])
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
                 .output()
                 .await
                 .expect("run the AWS CLI");

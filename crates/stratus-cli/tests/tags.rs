@@ -87,9 +87,11 @@ async fn aws_cli_tags_lists_and_untags() {
     )
     .await;
     let ep = format!("http://{}", s.addr);
+    let creds = s.data_dir.join("credentials");
     let aws = |args: &[&str]| {
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let ep = ep.clone();
+        let creds = creds.clone();
         async move {
             tokio::process::Command::new("aws")
                 .arg("lambda")
@@ -102,8 +104,7 @@ async fn aws_cli_tags_lists_and_untags() {
                     "--output",
                     "json",
                 ])
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_SHARED_CREDENTIALS_FILE", &creds)
                 .env("AWS_MAX_ATTEMPTS", "1")
                 .output()
                 .await
@@ -315,9 +316,16 @@ async fn raw_and_encoded_arns_validation_and_a_restart() {
         .await
         .unwrap();
     let sha = stratus_package::sha256_hex(&zip);
-    assert_eq!(
-        json_body(&get)["Code"]["Location"],
-        format!("http://stratus.example:9000/stratus/v1/code/{sha}")
+    // (presigned with the caller's key for 10 minutes, as Lambda's S3 URL is).
+    let location = json_body(&get)["Code"]["Location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        location.starts_with(&format!(
+            "http://stratus.example:9000/stratus/v1/code/{sha}?X-Amz-Algorithm=AWS4-HMAC-SHA256&"
+        )) && location.contains("&X-Amz-Expires=600&"),
+        "{location}"
     );
 
     // Tags (and the code behind Code.Location) survive a restart.

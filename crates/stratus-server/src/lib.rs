@@ -13,6 +13,7 @@
 
 pub mod api;
 pub mod async_queue;
+pub mod auth;
 pub mod deploy;
 pub mod error;
 pub mod esm;
@@ -77,6 +78,8 @@ pub struct ServerConfig {
     pub tls: Option<tls::TlsSettings>,
     /// Connection limits of the API and gateway listeners.
     pub limits: listen::Limits,
+    /// `--no-auth`: the API takes unsigned requests (loopback listeners only).
+    pub no_auth: bool,
 }
 
 impl ServerConfig {
@@ -97,6 +100,7 @@ impl ServerConfig {
             master_key: None,
             tls: None,
             limits: listen::Limits::default(),
+            no_auth: false,
         }
     }
 }
@@ -144,6 +148,15 @@ pub enum StartError {
     #[error(transparent)]
     /// The TLS certificate or key could not be loaded or made.
     Tls(#[from] tls::TlsError),
+    #[error("--no-auth is refused on {addr}: unsigned requests are only accepted on a loopback address (127.0.0.1 or ::1); remove --no-auth or listen on loopback")]
+    /// `--no-auth` with a listener that is not loopback.
+    NoAuthNotLoopback {
+        /// The API address.
+        addr: SocketAddr,
+    },
+    #[error("cannot set up authentication: {0}")]
+    /// The key table or the credentials file failed.
+    Auth(#[from] auth::AuthSetupError),
     #[error("cannot load functions: {0}")]
     /// Stored functions could not be loaded.
     Registry(#[from] error::ApiError),
@@ -157,6 +170,7 @@ pub struct RunningServer {
     ca: Option<PathBuf>,
     gateway: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     state: AppState,
+    auth: Arc<auth::Auth>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
     /// Marks the data dir as in use (`stratus server rotate-key` refuses it).
@@ -190,13 +204,19 @@ impl RunningServer {
         self.ca.as_deref()
     }
 
+    /// Authentication: keys, session credentials, and what the first start created.
+    pub fn auth(&self) -> &Arc<auth::Auth> {
+        &self.auth
+    }
+
     /// The scheduler (for embedding and tests).
     pub fn scheduler(&self) -> &Scheduler {
         &self.state.scheduler
     }
 
     /// The API as a router with this server's state, to drive it in-process (tests:
-    /// `tower::ServiceExt::oneshot`, no socket).
+    /// `tower::ServiceExt::oneshot`, no socket). It is the API *without* the
+    /// authentication layer: the handlers' own rules, as a signed request meets them.
     pub fn router(&self) -> axum::Router {
         api::app(self.state.clone())
     }
@@ -216,6 +236,9 @@ impl RunningServer {
 
 /// Opens the data dir, loads state, re-warms provisioned pools and starts serving.
 pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
+    if cfg.no_auth && !cfg.listen.ip().is_loopback() {
+        return Err(StartError::NoAuthNotLoopback { addr: cfg.listen });
+    }
     for sub in ["", "blobs", "code", "runtimes", "tmp"] {
         let p = cfg.data_dir.join(sub);
         std::fs::create_dir_all(&p).map_err(|source| StartError::DataDir {
@@ -315,6 +338,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             .map(|(_, a)| format!("{scheme}://{a}")),
     };
     let stores = Stores::sqlite(dir, sealer.clone())?;
+    let auth = Arc::new(tokio::task::block_in_place(|| {
+        auth::Auth::open(dir, &cfg.region, &cfg.account_id, !cfg.no_auth)
+    })?);
+    if cfg.no_auth {
+        tracing::warn!(%addr, "--no-auth: the API accepts unsigned requests from anyone who can reach {addr}");
+    } else if let Some(created) = auth.created_admin() {
+        tracing::info!(access_key_id = %created.access_key_id, file = %created.credentials_file.display(), "created the admin access key");
+    }
     let blobs = BlobStore::open(dir.join("blobs"))?;
     let registry = tokio::task::block_in_place(|| {
         Registry::open(
@@ -390,7 +421,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             Some((bound, task))
         }
     };
-    let app = api::app(state.clone());
+    let app = auth::layer(api::app(state.clone()), auth.clone());
     let mut stopping = stop.subscribe();
     let grace = cfg.shutdown_grace;
     let scheduler = state.scheduler.clone();
@@ -435,6 +466,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         ca: tls.and_then(|t| t.ca),
         gateway,
         state,
+        auth,
         stop,
         task,
         _lock: lock,

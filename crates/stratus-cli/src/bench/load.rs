@@ -17,14 +17,36 @@ use anyhow::{bail, Context};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The Invoke request for `function` (name and qualifier) with a `{}` event.
-pub(super) fn invoke_request(addr: SocketAddr, function: &str) -> Arc<[u8]> {
-    Arc::from(
-        format!(
-            "POST /2015-03-31/functions/{function}/invocations HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
-        )
-        .into_bytes(),
-    )
+/// The Invoke request for `function` (name and qualifier) with a `{}` event, signed
+/// by `signer`. A signature stays valid for 5 minutes, so each phase of the bench
+/// builds its request afresh.
+pub(super) fn invoke_request(
+    addr: SocketAddr,
+    function: &str,
+    signer: &stratus_cli::signing::Signer,
+) -> Arc<[u8]> {
+    let path = format!("/2015-03-31/functions/{function}/invocations");
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    let uri: http::Uri = format!("http://{addr}{path}")
+        .parse()
+        .unwrap_or_else(|_| http::Uri::from_static("/"));
+    signer.sign("POST", &uri, &mut headers, b"{}");
+    let mut req = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\n");
+    for (k, v) in &headers {
+        if k == http::header::HOST {
+            continue;
+        }
+        req.push_str(k.as_str());
+        req.push_str(": ");
+        req.push_str(v.to_str().unwrap_or_default());
+        req.push_str("\r\n");
+    }
+    req.push_str("Content-Length: 2\r\n\r\n{}");
+    Arc::from(req.into_bytes())
 }
 
 /// One keep-alive connection sending `request` again and again.
@@ -223,9 +245,12 @@ mod tests {
             "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 15\r\n\r\nRate Exceeded.!",
         ])
         .await;
-        let mut c = Caller::connect(addr, invoke_request(addr, "f"))
-            .await
-            .unwrap();
+        let mut c = Caller::connect(
+            addr,
+            invoke_request(addr, "f", &stratus_cli::signing::Signer::unsigned()),
+        )
+        .await
+        .unwrap();
         c.call().await.unwrap();
         c.call().await.unwrap();
         let err = c.call().await.unwrap_err().to_string();
@@ -240,9 +265,12 @@ mod tests {
     #[tokio::test]
     async fn a_response_without_length_is_an_error() {
         let addr = scripted(vec!["HTTP/1.1 200 OK\r\n\r\n"]).await;
-        let mut c = Caller::connect(addr, invoke_request(addr, "f"))
-            .await
-            .unwrap();
+        let mut c = Caller::connect(
+            addr,
+            invoke_request(addr, "f", &stratus_cli::signing::Signer::unsigned()),
+        )
+        .await
+        .unwrap();
         let err = c.call().await.unwrap_err().to_string();
         assert!(err.contains("Content-Length"), "{err}");
     }

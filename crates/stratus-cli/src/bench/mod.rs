@@ -44,6 +44,10 @@ pub(crate) struct BenchArgs {
     /// Provisioned environments for the READY-time figure.
     #[arg(long, default_value_t = 100)]
     provisioned: u32,
+    /// Run the server with `--no-auth` and send unsigned requests, to measure what
+    /// authentication costs.
+    #[arg(long)]
+    no_auth: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -241,6 +245,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "--data-dir",
         ])
         .arg(work.join("data"))
+        .args(args.no_auth.then_some("--no-auth"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -253,7 +258,26 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .await?
         .context("the server printed no address")?;
     let base = line.rsplit(' ').next().unwrap_or_default().to_string();
-    let api = Api::new(&base);
+    // The server wrote its admin key on this first start of a fresh data dir.
+    let signer = if args.no_auth {
+        stratus_cli::signing::Signer::unsigned()
+    } else {
+        let creds_file = work.join("data").join("credentials");
+        let (creds, region) = stratus_cli::signing::load_profile(&creds_file, "default")
+            .map_err(anyhow::Error::msg)?
+            .with_context(|| {
+                format!(
+                    "the server wrote no credentials to {}",
+                    creds_file.display()
+                )
+            })?;
+        stratus_cli::signing::Signer::with(
+            creds,
+            region.as_deref().unwrap_or("us-east-1"),
+            &creds_file.display().to_string(),
+        )
+    };
+    let api = Api::with_signer(&base, signer.clone());
     let addr: SocketAddr = base
         .trim_start_matches("http://")
         .parse()
@@ -268,8 +292,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // Warm latency at concurrency 1.
     create(&api, "noop", "provided.al2023", "bootstrap", &provided_zip).await?;
     provision(&api, "noop", 64).await?;
-    let request = load::invoke_request(addr, "noop:1");
-    let mut lat = load::sequential(addr, request.clone(), 200, args.requests).await?;
+    let request = load::invoke_request(addr, "noop:1", &signer);
+    let mut lat = load::sequential(addr, request, 200, args.requests).await?;
     lat.sort_by(f64::total_cmp);
     println!(
         "warm invoke, concurrency 1 ({} requests): p50 {:.0} µs, p99 {:.0} µs",
@@ -292,6 +316,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     .await?;
     let (mut quiet, mut busy, mut calls) = (Vec::new(), Vec::new(), 0u64);
     for _ in 0..3 {
+        let request = load::invoke_request(addr, "noop:1", &signer);
         let mut l = load::sequential(addr, request.clone(), 200, args.requests).await?;
         l.sort_by(f64::total_cmp);
         quiet.push((percentile(&l, 0.5), percentile(&l, 0.99)));
@@ -320,8 +345,9 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     );
 
     for c in [16usize, 64] {
+        let request = load::invoke_request(addr, "noop:1", &signer);
         let (rate, mut lat) =
-            load::concurrent(addr, request.clone(), c, Duration::from_secs(args.seconds)).await?;
+            load::concurrent(addr, request, c, Duration::from_secs(args.seconds)).await?;
         lat.sort_by(f64::total_cmp);
         println!(
             "warm invoke, concurrency {c} ({} s): {rate:.0} invocations/s, p50 {:.0} µs, p99 {:.0} µs",
@@ -338,7 +364,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ] {
         create(&api, name, runtime, handler, zip).await?;
         provision(&api, name, 16).await?;
-        let request = load::invoke_request(addr, &format!("{name}:1"));
+        let request = load::invoke_request(addr, &format!("{name}:1"), &signer);
         let mut lat = load::sequential(addr, request.clone(), 500, args.requests / 5).await?;
         lat.sort_by(f64::total_cmp);
         let (rate, _) =

@@ -76,7 +76,10 @@ pub(crate) async fn run(g: &Global, args: DevArgs) -> anyhow::Result<()> {
         config: Some(p.config_file.clone()),
         ..g.clone()
     };
-    let api = Api::new(&endpoint);
+    let api = Api::with_signer(
+        &endpoint,
+        stratus_cli::signing::Signer::for_embedded(&server),
+    );
     let deployed = deploy_project(&p, &api, &g, None).await;
     if let Err(e) = &deployed {
         ui::warn(&format!("deploy failed: {e:#}"));

@@ -247,7 +247,10 @@ async fn invoke_local(g: &Global, e: &EventArgs, env: &[String]) -> anyhow::Resu
     cfg.shutdown_grace = std::time::Duration::from_secs(1);
     cfg.region = p.service.region.clone();
     let server = stratus_server::start(cfg).await?;
-    let api = Api::new(&format!("http://{}", server.addr()));
+    let api = Api::with_signer(
+        &format!("http://{}", server.addr()),
+        stratus_cli::signing::Signer::for_embedded(&server),
+    );
     let result = async {
         let put = api.call("PUT", &format!("/stratus/v1/blobs/{}", artifact.sha256), &[], artifact.bytes.clone()).await?;
         if put.status != 201 {

@@ -6,6 +6,7 @@ pub(crate) mod dev;
 pub(crate) mod info;
 pub(crate) mod invoke;
 pub(crate) mod keys;
+pub(crate) mod rotate_key;
 pub(crate) mod logs;
 pub(crate) mod queue;
 
@@ -28,6 +29,9 @@ pub(crate) fn server_error(what: &str, r: &Reply) -> anyhow::Error {
 
 /// Fails when the server is not reachable, with a hint.
 pub(crate) fn unreachable(endpoint: &str, e: anyhow::Error) -> anyhow::Error {
+    if e.is::<stratus_cli::signing::NotAuthenticated>() {
+        return e;
+    }
     // The whole chain: the transport's reason (a refused certificate, plain HTTP
     // refused) is in the sources, not in hyper's "client error (Connect)".
     let detail = format!("{e:#}");

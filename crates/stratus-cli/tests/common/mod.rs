@@ -1,5 +1,6 @@
 //! Shared test harness: starts the real `stratus` binary on an ephemeral port with a
-//! fresh data dir, and talks to it over HTTP like any AWS SDK would.
+//! fresh data dir, and talks to it over HTTP like any AWS SDK would — signed with
+//! the admin key the server wrote to `{data-dir}/credentials` on its first start.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 #![allow(dead_code, unreachable_pub)]
 
@@ -14,6 +15,33 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// Each started server's credentials file, by endpoint (`http://addr`), so commands
+/// run against an endpoint sign with its key.
+static CREDENTIALS: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// The credentials file of the server at `endpoint` started by this harness.
+pub fn credentials_file(endpoint: &str) -> Option<PathBuf> {
+    CREDENTIALS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(e, _)| e == endpoint.trim_end_matches('/'))
+        .map(|(_, p)| p.clone())
+}
+
+/// A signer with the admin key a server wrote into `data_dir` on its first start.
+pub fn signer_for(data_dir: &Path) -> stratus_cli::signing::Signer {
+    let file = data_dir.join("credentials");
+    let (creds, region) = stratus_cli::signing::load_profile(&file, "default")
+        .unwrap()
+        .unwrap_or_else(|| panic!("no [default] profile in {}", file.display()));
+    stratus_cli::signing::Signer::with(
+        creds,
+        region.as_deref().unwrap_or("us-east-1"),
+        &file.display().to_string(),
+    )
+}
 
 /// A running `stratus server` process.
 pub struct Server {
@@ -63,9 +91,18 @@ impl Server {
         } else {
             None
         };
+        let signer = if extra.contains(&"--no-auth") {
+            stratus_cli::signing::Signer::unsigned()
+        } else {
+            CREDENTIALS
+                .lock()
+                .unwrap()
+                .push((url.clone(), data_dir.join("credentials")));
+            signer_for(data_dir)
+        };
         Server {
             child,
-            api: Api::new(&url),
+            api: Api::with_signer(&url, signer),
             addr,
             data_dir: data_dir.to_path_buf(),
             gateway,
@@ -295,6 +332,13 @@ pub async fn run_sdk_script(s: &Server, script: &str, done: &str) {
         .arg(&path)
         .arg(format!("http://{}", s.addr))
         .arg(FIXTURES)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            s.data_dir.join("credentials"),
+        )
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
         .output()
         .await
         .expect("run python3 (boto3 is installed by scripts/test)");
@@ -363,8 +407,11 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// functions are built in cargo's dev profile and their own target directory, so the
 /// nested cargo never waits on the one running the tests.
 pub async fn stratus_cmd(dir: &Path, endpoint: &str, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
-        .args(args)
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+    if let Some(file) = credentials_file(endpoint) {
+        cmd.env("AWS_SHARED_CREDENTIALS_FILE", file);
+    }
+    cmd.args(args)
         .current_dir(dir)
         .env("STRATUS_ENDPOINT", endpoint)
         .env("NO_COLOR", "1")

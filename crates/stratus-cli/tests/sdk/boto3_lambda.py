@@ -18,8 +18,6 @@ client = boto3.client(
     "lambda",
     endpoint_url=endpoint,
     region_name="us-east-1",
-    aws_access_key_id="test",
-    aws_secret_access_key="test",
     config=Config(retries={"max_attempts": 1}),
 )
 

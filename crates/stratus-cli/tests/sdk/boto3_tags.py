@@ -11,6 +11,8 @@ import urllib.request
 import zipfile
 
 import boto3
+from botocore.auth import SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -19,8 +21,6 @@ client = boto3.client(
     "lambda",
     endpoint_url=endpoint,
     region_name="us-east-1",
-    aws_access_key_id="test",
-    aws_secret_access_key="test",
     config=Config(retries={"max_attempts": 1}),
 )
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:tagged"
@@ -50,6 +50,13 @@ def fails(call, code, *needles, status=400):
     raise SystemExit(f"expected {code}")
 
 
+def presign(url):
+    """`url` presigned for GET by botocore with the client's credentials."""
+    req = AWSRequest(method="GET", url=url)
+    SigV4QueryAuth(boto3.Session().get_credentials(), "lambda", "us-east-1", expires=60).add_auth(req)
+    return req.url
+
+
 def download(url):
     with urllib.request.urlopen(url) as r:
         assert r.headers["Content-Type"] == "application/zip", r.headers
@@ -73,6 +80,12 @@ assert fn["Code"]["RepositoryType"] == "S3", fn["Code"]
 location = fn["Code"]["Location"]
 assert location.startswith(endpoint + "/stratus/v1/code/"), location
 got = download(location)
+# The URL is presigned (10 minutes, as Lambda's): without its signature it is refused.
+try:
+    download(location.split("?")[0])
+    raise SystemExit("Code.Location without its signature was served")
+except urllib.error.HTTPError as e:
+    assert e.code == 403 and e.headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException", e.code
 assert hashlib.sha256(got).digest() == hashlib.sha256(code).digest()
 assert got == code
 
@@ -93,7 +106,7 @@ for bad, needle in [
     ("..%2F..%2Fstate.db", "64 lowercase hex"),
 ]:
     try:
-        download(endpoint + "/stratus/v1/code/" + bad)
+        download(presign(endpoint + "/stratus/v1/code/" + bad))
         raise SystemExit("expected a 404 for " + bad)
     except urllib.error.HTTPError as e:
         assert e.code == 404, (bad, e.code)

@@ -68,6 +68,7 @@ async fn get_function(
     Path(name): Path<String>,
     Query(q): Query<QualifierQuery>,
     headers: HeaderMap,
+    presigner: Option<axum::Extension<crate::auth::Presigner>>,
 ) -> Response {
     let r = s.registry.describe(&name, q.qualifier.as_deref()).map(|f| {
         let location = format!(
@@ -75,6 +76,12 @@ async fn get_function(
             super::base_url(&headers, &s.registry.identity.endpoint_url),
             f.code_hex
         );
+        // Presigned with the caller's key for 10 minutes, as Lambda's S3 URL is, so
+        // a plain GET downloads it.
+        let location = match &presigner {
+            Some(axum::Extension(p)) => p.presign_get(&location, 600).unwrap_or(location),
+            None => location,
+        };
         let mut out = json!({
             "Configuration": f.config,
             "Code": { "RepositoryType": "S3", "Location": location },

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::model::new_uuid;
 
 /// Largest synchronous request payload (6 MB).
-pub(super) const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+pub(crate) const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
 /// Largest decoded client context.
 pub(super) const MAX_CLIENT_CONTEXT: usize = 3583;
 
@@ -78,7 +78,7 @@ async fn read_payload(body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
-fn too_large() -> ApiError {
+pub(crate) fn too_large() -> ApiError {
     ApiError::too_large(format!(
         "Request must be smaller than {MAX_SYNC_PAYLOAD} bytes for the InvokeFunction operation"
     ))

@@ -24,6 +24,11 @@ use crate::error::{blocking, ApiError};
 use crate::logs::LogStore;
 use crate::registry::Registry;
 
+pub(crate) use invoke::{too_large as invoke_too_large, MAX_SYNC_PAYLOAD};
+
+/// Largest request body of any route: uploads may carry a 50 MB zip in base64.
+pub(crate) const MAX_BODY: usize = 80 * 1024 * 1024;
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -93,7 +98,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", axum::routing::post(sqs))
         .fallback(fallback)
         // Uploads may carry a 50 MB zip in base64; the invoke handler enforces 6 MB.
-        .layer(DefaultBodyLimit::max(80 * 1024 * 1024))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 

@@ -16,6 +16,7 @@
 //! blocking: callers on the async runtime run them on a blocking thread.
 
 mod sealed;
+pub mod keys;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};

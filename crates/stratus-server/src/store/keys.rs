@@ -1,0 +1,188 @@
+//! Access keys in the state database, in a table of their own (`access_keys`), on a
+//! connection of their own (the database is in WAL mode, so it does not contend
+//! with the function store's).
+//!
+//! A SigV4 verifier needs each key's secret itself (it recomputes the signature), so
+//! the secret is stored — but only ever through [`seal_secret`] and
+//! [`open_secret`], the one place where at-rest encryption plugs in.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection};
+
+use super::StoreError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS access_keys (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    secret BLOB NOT NULL,
+    policies TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+";
+
+/// One stored access key, its secret opened.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    /// `AKIA…`.
+    pub id: String,
+    /// The user name it belongs to.
+    pub name: String,
+    /// The secret access key.
+    pub secret: String,
+    /// Policy documents (JSON text) by policy name.
+    pub policies: BTreeMap<String, String>,
+    /// Creation time, ISO 8601.
+    pub created: String,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("secret", &"<redacted>")
+            .field("policies", &self.policies.keys().collect::<Vec<_>>())
+            .field("created", &self.created)
+            .finish()
+    }
+}
+
+/// Turns a secret into what is written to disk. Identity for now: the at-rest
+/// encryption (`stratus-seal`) replaces this pair and nothing else.
+pub fn seal_secret(secret: &str) -> Vec<u8> {
+    secret.as_bytes().to_vec()
+}
+
+/// Turns what [`seal_secret`] wrote back into the secret.
+pub fn open_secret(sealed: &[u8]) -> Result<String, String> {
+    String::from_utf8(sealed.to_vec()).map_err(|_| "a stored secret is not valid".to_string())
+}
+
+/// Where keys are stored.
+pub trait KeyStore: Send + Sync + std::fmt::Debug {
+    /// Every key.
+    fn all_keys(&self) -> Result<Vec<StoredKey>, StoreError>;
+    /// Inserts or replaces a key.
+    fn put_key(&self, key: &StoredKey) -> Result<(), StoreError>;
+    /// Deletes a key; returns whether it existed.
+    fn delete_key(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// [`KeyStore`] in `state.db`.
+#[derive(Debug)]
+pub struct SqliteKeyStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteKeyStore {
+    /// Opens (creating the table if needed) the key table of `state.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join("state.db");
+        let open = || -> rusqlite::Result<Connection> {
+            let conn = Connection::open(&path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            conn.execute_batch(SCHEMA)?;
+            Ok(conn)
+        };
+        let conn = open().map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+impl KeyStore for SqliteKeyStore {
+    fn all_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        let conn = self.conn.lock();
+        let mut q = conn.prepare(
+            "SELECT id, name, secret, policies, created FROM access_keys ORDER BY created, id",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, name, sealed, policies, created) = row?;
+            let secret = open_secret(&sealed).map_err(|_| StoreError::Decode {
+                what: "access key secret",
+                source: serde::de::Error::custom(format!("key {id}")),
+            })?;
+            let policies =
+                serde_json::from_str(&policies).map_err(|source| StoreError::Decode {
+                    what: "access key policies",
+                    source,
+                })?;
+            out.push(StoredKey {
+                id,
+                name,
+                secret,
+                policies,
+                created,
+            });
+        }
+        Ok(out)
+    }
+
+    fn put_key(&self, key: &StoredKey) -> Result<(), StoreError> {
+        let policies =
+            serde_json::to_string(&key.policies).map_err(|source| StoreError::Decode {
+                what: "access key policies",
+                source,
+            })?;
+        self.conn.lock().execute(
+            "INSERT OR REPLACE INTO access_keys (id, name, secret, policies, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key.id, key.name, seal_secret(&key.secret), policies, key.created],
+        )?;
+        Ok(())
+    }
+
+    fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .lock()
+            .execute("DELETE FROM access_keys WHERE id = ?1", [id])?
+            > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_through_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteKeyStore::open(dir.path()).unwrap();
+        let mut k = StoredKey {
+            id: "AKIAAAAAAAAAAAAAAAAA".into(),
+            name: "alice".into(),
+            secret: "s3cr3t".into(),
+            policies: BTreeMap::from([("p".to_string(), "{}".to_string())]),
+            created: "2026-01-01T00:00:00Z".into(),
+        };
+        store.put_key(&k).unwrap();
+        k.policies.clear();
+        store.put_key(&k).unwrap();
+        let again = SqliteKeyStore::open(dir.path()).unwrap();
+        assert_eq!(again.all_keys().unwrap(), vec![k.clone()]);
+        assert!(!format!("{k:?}").contains("s3cr3t"));
+        assert!(again.delete_key(&k.id).unwrap());
+        assert!(!again.delete_key(&k.id).unwrap());
+        assert!(again.all_keys().unwrap().is_empty());
+    }
+}
