@@ -195,6 +195,13 @@ pub(crate) struct ServerArgs {
     /// Region used in ARNs and AWS_REGION.
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Sandbox driver: `linux` (namespaces, cgroups, seccomp; needs root), `process`
+    /// (no isolation) or `auto` (linux where the kernel allows it).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "linux", "process"], env = "STRATUS_SANDBOX")]
+    sandbox: String,
+    /// The linux driver's seccomp filter: on or off.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    seccomp: String,
 }
 
 impl ServerArgs {
@@ -215,6 +222,12 @@ impl ServerArgs {
         cfg.region = self.region.clone();
         cfg.gateway = self.gateway;
         cfg.async_settings.retry_base = Duration::from_secs_f64(self.async_retry_delay.max(0.0));
+        cfg.sandbox = match self.sandbox.as_str() {
+            "linux" => stratus_server::SandboxMode::Linux,
+            "process" => stratus_server::SandboxMode::Process,
+            _ => stratus_server::SandboxMode::Auto,
+        };
+        cfg.seccomp = self.seccomp == "on";
         cfg
     }
 }
@@ -358,6 +371,24 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     println!("stratus server listening on http://{}", server.addr());
     if let Some(g) = server.gateway_addr() {
         println!("HTTP gateway on http://{g}");
+    }
+    let sandbox = server.sandbox();
+    if let Some(why) = server.sandbox_fallback() {
+        eprintln!(
+            "WARNING: the linux sandbox is not available ({why}); falling back to the \
+             `process` driver: functions run as plain processes with the server's user and \
+             see the host. Do not run untrusted code. (--sandbox process silences this.)"
+        );
+    }
+    if sandbox.isolated {
+        eprintln!(
+            "sandbox: {} (namespaces, cgroup {}, seccomp {})",
+            sandbox.driver,
+            sandbox.cgroup.unwrap_or("?"),
+            if sandbox.seccomp { "on" } else { "off" }
+        );
+    } else {
+        eprintln!("sandbox: {} (no isolation)", sandbox.driver);
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight invocations");

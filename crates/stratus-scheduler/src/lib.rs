@@ -36,6 +36,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use stratus_sandbox::Driver;
+pub use stratus_sandbox::{Mount, Network};
 
 pub use limits::ThrottleReason;
 pub use logpump::{LogLine, LogSink};
@@ -55,8 +56,24 @@ pub struct Settings {
     pub init_timeout: Duration,
     /// Where each environment's private temp dir is created.
     pub tmp_root: PathBuf,
-    /// Address the Runtime API listeners bind to.
+    /// Address the Runtime API listeners bind to (environments on the host network).
     pub runtime_api_ip: IpAddr,
+    /// Serves the Stratus API on a listener made inside an environment's network
+    /// namespace (its `AWS_ENDPOINT_URL`). Without it, an isolated environment has no
+    /// Stratus API.
+    pub serve_api: Option<ApiServer>,
+}
+
+/// Serves the Stratus API on one listener until the returned task is aborted.
+#[derive(Clone)]
+pub struct ApiServer(
+    pub Arc<dyn Fn(std::net::TcpListener) -> tokio::task::JoinHandle<()> + Send + Sync>,
+);
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiServer")
+    }
 }
 
 impl Default for Settings {
@@ -69,6 +86,7 @@ impl Default for Settings {
             init_timeout: Duration::from_secs(10),
             tmp_root: std::env::temp_dir().join("stratus-envs"),
             runtime_api_ip: IpAddr::from([127, 0, 0, 1]),
+            serve_api: None,
         }
     }
 }
@@ -83,7 +101,7 @@ pub struct FunctionSpec {
     pub function_name: Arc<str>,
     /// Version (`$LATEST` or a number).
     pub version: Arc<str>,
-    /// Memory size in MB (reported in REPORT).
+    /// Memory size in MB (reported in REPORT; the limit under the linux driver).
     pub memory_mb: u32,
     /// Function timeout.
     pub timeout: Duration,
@@ -98,6 +116,13 @@ pub struct FunctionSpec {
     pub env: Vec<(String, String)>,
     /// Log group, `/aws/lambda/{name}`.
     pub log_group: Arc<str>,
+    /// Host directories an isolated environment sees (code at `/var/task`, runtime
+    /// files); paths above are host paths, rewritten by the driver.
+    pub mounts: Vec<Mount>,
+    /// Size of `/tmp` in MB (EphemeralStorage).
+    pub tmp_mb: u32,
+    /// Own network namespace, or the host's.
+    pub network: Network,
 }
 
 /// Provisioned concurrency state of a pool, as the management API reports it.
@@ -222,6 +247,11 @@ impl Scheduler {
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// What the sandbox driver isolates.
+    pub fn sandbox(&self) -> stratus_sandbox::SandboxInfo {
+        self.inner.driver.info()
     }
 
     /// Sets (or clears, with `None`) a function's reserved concurrency. The caller

@@ -30,8 +30,8 @@ use std::time::Duration;
 
 use std::future::IntoFuture;
 use stratus_package::BlobStore;
-use stratus_sandbox::ProcessDriver;
-use stratus_scheduler::{Scheduler, Settings};
+use stratus_sandbox::{Driver, LinuxDriver, LinuxOptions, ProcessDriver, SandboxInfo};
+use stratus_scheduler::{ApiServer, Scheduler, Settings};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -67,6 +67,48 @@ pub struct ServerConfig {
     pub async_settings: async_queue::AsyncSettings,
     /// Listen address of the HTTP gateway (off when `None`).
     pub gateway: Option<SocketAddr>,
+    /// Which sandbox driver runs environments.
+    pub sandbox: SandboxMode,
+    /// Whether the linux driver installs its seccomp filter.
+    pub seccomp: bool,
+}
+
+/// `--sandbox`: which driver runs environments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SandboxMode {
+    /// `linux` where the kernel allows it, else `process` with a warning.
+    #[default]
+    Auto,
+    /// Isolated environments, or refuse to start.
+    Linux,
+    /// Plain processes: no isolation.
+    Process,
+}
+
+/// Picks the driver for `mode`; with `Auto`, also why `linux` was not possible.
+fn sandbox_driver(
+    mode: SandboxMode,
+    seccomp: bool,
+) -> Result<(Arc<dyn Driver>, Option<String>), StartError> {
+    let linux = || {
+        tokio::task::block_in_place(|| {
+            LinuxDriver::new(LinuxOptions {
+                seccomp,
+                ..Default::default()
+            })
+        })
+    };
+    match mode {
+        SandboxMode::Process => Ok((Arc::new(ProcessDriver), None)),
+        SandboxMode::Linux => match linux() {
+            Ok(d) => Ok((Arc::new(d), None)),
+            Err(e) => Err(StartError::Sandbox(e)),
+        },
+        SandboxMode::Auto => match linux() {
+            Ok(d) => Ok((Arc::new(d), None)),
+            Err(e) => Ok((Arc::new(ProcessDriver), Some(e))),
+        },
+    }
 }
 
 impl ServerConfig {
@@ -84,6 +126,8 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(30),
             async_settings: async_queue::AsyncSettings::default(),
             gateway: None,
+            sandbox: SandboxMode::Auto,
+            seccomp: true,
         }
     }
 }
@@ -125,6 +169,9 @@ pub enum StartError {
     #[error("cannot open the event queue: {0}")]
     /// The asynchronous event store could not be opened.
     Events(rusqlite::Error),
+    #[error("the linux sandbox is not available: {0}")]
+    /// `--sandbox linux` was asked for and cannot run here.
+    Sandbox(String),
     #[error("cannot load functions: {0}")]
     /// Stored functions could not be loaded.
     Registry(#[from] error::ApiError),
@@ -138,6 +185,7 @@ pub struct RunningServer {
     state: AppState,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    sandbox_fallback: Option<String>,
 }
 
 impl RunningServer {
@@ -149,6 +197,16 @@ impl RunningServer {
     /// The bound gateway address, when the gateway is on.
     pub fn gateway_addr(&self) -> Option<SocketAddr> {
         self.gateway.as_ref().map(|(a, _)| *a)
+    }
+
+    /// What the sandbox driver isolates.
+    pub fn sandbox(&self) -> SandboxInfo {
+        self.state.scheduler.sandbox()
+    }
+
+    /// Why `--sandbox auto` fell back to the `process` driver, when it did.
+    pub fn sandbox_fallback(&self) -> Option<&str> {
+        self.sandbox_fallback.as_deref()
     }
 
     /// The scheduler (for embedding and tests).
@@ -218,7 +276,22 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     // Leftover temp dirs of environments of a previous run.
     let _ = std::fs::remove_dir_all(&settings.tmp_root);
     let _ = std::fs::create_dir_all(&settings.tmp_root);
-    let scheduler = Scheduler::new(settings, Arc::new(ProcessDriver), logs.clone());
+    let (driver, sandbox_fallback) = sandbox_driver(cfg.sandbox, cfg.seccomp)?;
+    // Isolated environments reach the API only through a listener inside their own
+    // network namespace; it serves the same router once it exists.
+    let router: Arc<std::sync::OnceLock<axum::Router>> = Arc::default();
+    let cell = router.clone();
+    settings.serve_api = Some(ApiServer(Arc::new(move |listener| {
+        let cell = cell.clone();
+        tokio::spawn(async move {
+            let (Some(app), Ok(listener)) = (cell.get().cloned(), TcpListener::from_std(listener))
+            else {
+                return;
+            };
+            let _ = axum::serve(listener, app).await;
+        })
+    })));
+    let scheduler = Scheduler::new(settings, driver, logs.clone());
     let runtimes = Runtimes::prepare(
         &dir.join("runtimes"),
         cfg.node.as_deref(),
@@ -294,6 +367,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         }
     };
     let app = api::app(state.clone());
+    let _ = router.set(app.clone());
     let (stop, mut stopped) = watch::channel(false);
     let mut stopping = stop.subscribe();
     let grace = cfg.shutdown_grace;
@@ -328,5 +402,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         state,
         stop,
         task,
+        sandbox_fallback,
     })
 }
