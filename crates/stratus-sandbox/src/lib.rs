@@ -153,6 +153,9 @@ pub trait Driver: Send + Sync + fmt::Debug {
 
     /// What this driver isolates.
     fn info(&self) -> SandboxInfo;
+
+    /// The server is stopping: release whatever was prepared ahead (parked keepers).
+    fn shutdown(&self) {}
 }
 
 /// Shared handle for killing an environment's tree from anywhere.

@@ -350,3 +350,71 @@ async fn missing_program_is_a_clear_error_and_leaves_nothing() {
     assert!(err.to_string().contains("nope"), "{err}");
     assert!(!Path::new(&s.tmp_dir).join("usr").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_keepers_serve_starts_and_refill() {
+    if driver().is_none() {
+        return;
+    }
+    let d = LinuxDriver::new(LinuxOptions {
+        pool: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let f = fixture();
+    // More starts than the pool holds: pooled ones, then fresh ones, all isolated.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (ns, listeners) = d.new_netns().unwrap().unwrap();
+        let mut s = spec(
+            &f,
+            "/bin/sh",
+            &["-c", "echo $$; readlink /proc/self/ns/net"],
+        );
+        s.netns = Some(ns);
+        let (out, err, st, p) = run(&d, &s).await;
+        p.killer().kill_tree();
+        assert!(st.success(), "{err}");
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("1"));
+        seen.push(lines.next().unwrap().to_string());
+        drop(listeners);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen.len(),
+        4,
+        "each environment had its own namespace: {seen:?}"
+    );
+    // The pool is topped up again in the background: keepers parked as children.
+    let me = std::process::id();
+    let mut parked = 0;
+    for _ in 0..200 {
+        parked = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("stat"))
+                    .ok()
+                    .and_then(|s| {
+                        s.rsplit_once(") ")
+                            .map(|(_, r)| r.split_whitespace().nth(1).map(str::to_string))
+                    })
+                    .flatten()
+                    == Some(me.to_string())
+            })
+            .count();
+        if parked >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(parked >= 2, "{parked} keepers parked");
+    // An abandoned reservation (netns taken, never started) is reclaimed.
+    let (ns, _l) = d.new_netns().unwrap().unwrap();
+    drop(ns);
+    let (_, _, st, p) = run(&d, &spec(&f, "/bin/true", &[])).await;
+    p.killer().kill_tree();
+    assert!(st.success());
+}

@@ -306,6 +306,7 @@ impl Scheduler {
         for env in all {
             env.destroy("server shutting down");
         }
+        self.inner.driver.shutdown();
     }
 
     fn spawn_reaper(&self) {

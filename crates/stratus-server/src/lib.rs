@@ -94,6 +94,9 @@ fn sandbox_driver(
         tokio::task::block_in_place(|| {
             LinuxDriver::new(LinuxOptions {
                 seccomp,
+                // Keepers parked ahead take the cgroup join (an RCU grace period) and
+                // the network namespace off the cold-start path.
+                pool: 4,
                 ..Default::default()
             })
         })

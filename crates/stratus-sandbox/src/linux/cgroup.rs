@@ -290,6 +290,31 @@ impl Cgroup {
             .unwrap_or(Path::new("/nonexistent"))
     }
 
+    /// Sets the limits of the environment this group is handed to (a parked group
+    /// was made with defaults).
+    pub(crate) fn set_limits(
+        &mut self,
+        limits: Limits,
+        cpu: Option<CpuLimit>,
+    ) -> Result<(), crate::SandboxError> {
+        self.cpu = cpu;
+        let files = setup_files(self.version, limits);
+        // v1 wants memory <= memory+swap at every step: raising needs memsw first,
+        // lowering needs memory first; a first pass that may fail, then the real one.
+        for (controller, file, value, _) in &files {
+            let _ = std::fs::write(self.dir(controller).join(file), value);
+        }
+        for (controller, file, value, required) in files {
+            let path = self.dir(controller).join(file);
+            match std::fs::write(&path, value) {
+                Ok(()) => {}
+                Err(_) if !required => {}
+                Err(source) => return Err(crate::SandboxError::Cgroup { path, source }),
+            }
+        }
+        Ok(())
+    }
+
     /// The `cgroup.procs` files a process writes its pid to, to join the group.
     pub(crate) fn procs_files(&self) -> Vec<PathBuf> {
         self.dirs

@@ -242,12 +242,13 @@ pub(crate) fn remap_value(value: &str, mounts: &[Mount]) -> String {
         .join(":")
 }
 
-/// Runs in the child between fork and exec: no allocation, only system calls.
+/// Runs in the child between fork and exec: no allocation, only system calls on
+/// strings borrowed from the launch message.
 #[allow(unsafe_code)]
 pub(crate) mod exec {
     use std::io;
 
-    use super::{Op, Plan};
+    use crate::linux::wire::{OpRef, Reader};
 
     fn check(rc: libc::c_int) -> io::Result<()> {
         if rc == 0 {
@@ -257,6 +258,10 @@ pub(crate) mod exec {
         }
     }
 
+    fn malformed() -> io::Error {
+        io::Error::from_raw_os_error(libc::EINVAL)
+    }
+
     fn mount(
         source: *const libc::c_char,
         target: *const libc::c_char,
@@ -264,15 +269,100 @@ pub(crate) mod exec {
         flags: libc::c_ulong,
         data: *const libc::c_char,
     ) -> io::Result<()> {
-        // SAFETY: every pointer is null or a NUL-terminated string owned by the plan,
-        // which outlives the call; mount(2) only reads them.
+        // SAFETY: every pointer is null or a NUL-terminated string borrowed from the
+        // message, which outlives the call; mount(2) only reads them.
         check(unsafe { libc::mount(source, target, fstype, flags, data.cast()) })
     }
 
-    /// Builds the root and pivots into it. The calling process must be alone in a
-    /// new mount namespace (and in its new PID namespace, for `/proc`).
-    pub(crate) fn build_root(plan: &Plan) -> io::Result<()> {
+    fn apply(op: OpRef<'_>) -> io::Result<()> {
         let null = std::ptr::null();
+        match op {
+            OpRef::Mkdir(p) => {
+                // SAFETY: `p` is a NUL-terminated path.
+                if unsafe { libc::mkdir(p.as_ptr(), 0o755) } != 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(e);
+                    }
+                }
+                Ok(())
+            }
+            OpRef::Tmpfs {
+                target,
+                options,
+                flags,
+            } => mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                flags,
+                options.as_ptr(),
+            ),
+            OpRef::BindDir {
+                source,
+                target,
+                read_only,
+            } => {
+                mount(
+                    source.as_ptr(),
+                    target.as_ptr(),
+                    null,
+                    libc::MS_BIND | libc::MS_REC,
+                    null,
+                )?;
+                if read_only {
+                    mount(
+                        null,
+                        target.as_ptr(),
+                        null,
+                        libc::MS_BIND
+                            | libc::MS_REMOUNT
+                            | libc::MS_RDONLY
+                            | libc::MS_NOSUID
+                            | libc::MS_NODEV,
+                        null,
+                    )?;
+                }
+                Ok(())
+            }
+            OpRef::BindFile { source, target } => {
+                // SAFETY: `target` is NUL-terminated; the descriptor is closed at once.
+                let fd = unsafe {
+                    libc::open(
+                        target.as_ptr(),
+                        libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                        0o644,
+                    )
+                };
+                if fd < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // SAFETY: `fd` was just opened by us.
+                unsafe { libc::close(fd) };
+                mount(source.as_ptr(), target.as_ptr(), null, libc::MS_BIND, null)
+            }
+            OpRef::Symlink { link, to } => {
+                // SAFETY: both are NUL-terminated strings.
+                check(unsafe { libc::symlink(to.as_ptr(), link.as_ptr()) })
+            }
+            OpRef::Proc(target) => mount(
+                c"proc".as_ptr(),
+                target.as_ptr(),
+                c"proc".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                null,
+            ),
+        }
+    }
+
+    /// Builds the root the message describes and pivots into it. The calling process
+    /// must be alone in a new mount namespace (and in its new PID namespace, for
+    /// `/proc`).
+    pub(crate) fn build_root(r: &mut Reader<'_>) -> io::Result<()> {
+        let null = std::ptr::null();
+        let root = r.cstr().ok_or_else(malformed)?;
+        let put_old = r.cstr().ok_or_else(malformed)?;
+        let ops = r.u32().ok_or_else(malformed)?;
         // Nothing we mount may propagate back to the host.
         mount(
             null,
@@ -281,91 +371,12 @@ pub(crate) mod exec {
             libc::MS_REC | libc::MS_PRIVATE,
             null,
         )?;
-        for op in &plan.ops {
-            match op {
-                Op::Mkdir(p) => {
-                    // SAFETY: `p` is a NUL-terminated path owned by the plan.
-                    if unsafe { libc::mkdir(p.as_ptr(), 0o755) } != 0 {
-                        let e = io::Error::last_os_error();
-                        if e.raw_os_error() != Some(libc::EEXIST) {
-                            return Err(e);
-                        }
-                    }
-                }
-                Op::Tmpfs {
-                    target,
-                    options,
-                    flags,
-                } => mount(
-                    c"tmpfs".as_ptr(),
-                    target.as_ptr(),
-                    c"tmpfs".as_ptr(),
-                    *flags,
-                    options.as_ptr(),
-                )?,
-                Op::BindDir {
-                    source,
-                    target,
-                    read_only,
-                } => {
-                    mount(
-                        source.as_ptr(),
-                        target.as_ptr(),
-                        null,
-                        libc::MS_BIND | libc::MS_REC,
-                        null,
-                    )?;
-                    if *read_only {
-                        mount(
-                            null,
-                            target.as_ptr(),
-                            null,
-                            libc::MS_BIND
-                                | libc::MS_REMOUNT
-                                | libc::MS_RDONLY
-                                | libc::MS_NOSUID
-                                | libc::MS_NODEV,
-                            null,
-                        )?;
-                    }
-                }
-                Op::BindFile { source, target } => {
-                    // SAFETY: `target` is a NUL-terminated path owned by the plan;
-                    // the returned descriptor is closed at once.
-                    let fd = unsafe {
-                        libc::open(
-                            target.as_ptr(),
-                            libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
-                            0o644,
-                        )
-                    };
-                    if fd < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                    // SAFETY: `fd` was just opened by us.
-                    unsafe { libc::close(fd) };
-                    mount(source.as_ptr(), target.as_ptr(), null, libc::MS_BIND, null)?;
-                }
-                Op::Symlink { link, to } => {
-                    // SAFETY: both are NUL-terminated strings owned by the plan.
-                    check(unsafe { libc::symlink(to.as_ptr(), link.as_ptr()) })?
-                }
-                Op::Proc(target) => mount(
-                    c"proc".as_ptr(),
-                    target.as_ptr(),
-                    c"proc".as_ptr(),
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    null,
-                )?,
-            }
+        for _ in 0..ops {
+            apply(r.op().ok_or_else(malformed)?)?;
         }
         // SAFETY: pivot_root(2) through syscall(2) with two NUL-terminated paths.
         check(unsafe {
-            libc::syscall(
-                libc::SYS_pivot_root,
-                plan.root.as_ptr(),
-                plan.put_old.as_ptr(),
-            ) as libc::c_int
+            libc::syscall(libc::SYS_pivot_root, root.as_ptr(), put_old.as_ptr()) as libc::c_int
         })?;
         // SAFETY: chdir/umount2/rmdir on static NUL-terminated strings.
         unsafe {
