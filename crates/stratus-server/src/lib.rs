@@ -96,7 +96,7 @@ fn sandbox_driver(
                 seccomp,
                 // Keepers parked ahead take the cgroup join (an RCU grace period) and
                 // the network namespace off the cold-start path.
-                pool: 4,
+                pool: 8,
                 ..Default::default()
             })
         })

@@ -97,11 +97,10 @@ struct Shared {
     parker: Mutex<Option<std::sync::mpsc::Sender<ParkRequest>>>,
 }
 
-/// Asks the parker thread for a keeper: into the pool (`reply` None) or back.
+/// Asks the parker thread for one more pooled keeper.
 struct ParkRequest {
     netns: Option<Arc<NetNs>>,
     host: bool,
-    reply: Option<std::sync::mpsc::Sender<Result<Parked, SandboxError>>>,
 }
 
 /// Whether the linux driver can run here: creates it (which starts a probe
@@ -230,19 +229,11 @@ impl Shared {
                         // Shut down: no more keepers.
                         return;
                     }
-                    let parked = me.park_here(req.netns, req.host);
-                    match req.reply {
-                        Some(reply) => {
-                            let _ = reply.send(parked);
-                        }
-                        None => {
-                            match parked {
-                                Ok(p) => me.pool.lock().push(p),
-                                Err(e) => tracing::warn!("cannot park an environment keeper: {e}"),
-                            }
-                            me.filling.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                        }
+                    match me.park_here(req.netns, req.host) {
+                        Ok(p) => me.pool.lock().push(p),
+                        Err(e) => tracing::warn!("cannot park an environment keeper: {e}"),
                     }
+                    me.filling.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 }
             })
             .map_err(|e| format!("cannot start the parker thread: {e}"))?;
@@ -250,22 +241,9 @@ impl Shared {
         Ok(())
     }
 
-    /// A new keeper, forked by the parker thread when there is one.
+    /// A new keeper, now, forked from this thread (the pool is empty, or this start
+    /// needs a keeper of its own): a long-lived Tokio worker in the server.
     fn park(&self, netns: Option<Arc<NetNs>>, host: bool) -> Result<Parked, SandboxError> {
-        let parker = self.parker.lock().clone();
-        if let Some(parker) = parker {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let req = ParkRequest {
-                netns: netns.clone(),
-                host,
-                reply: Some(tx),
-            };
-            if parker.send(req).is_ok() {
-                if let Ok(r) = rx.recv() {
-                    return r;
-                }
-            }
-        }
         self.park_here(netns, host)
     }
 
@@ -351,7 +329,6 @@ impl Shared {
             let req = ParkRequest {
                 netns: None,
                 host: false,
-                reply: None,
             };
             if parker.send(req).is_err() {
                 self.filling.fetch_sub(1, Ordering::SeqCst);
