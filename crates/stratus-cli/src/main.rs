@@ -228,6 +228,13 @@ pub(crate) struct ServerArgs {
     /// the API listens on a loopback address).
     #[arg(long)]
     no_auth: bool,
+    /// Sandbox driver: `linux` (namespaces, cgroups, seccomp; needs root), `process`
+    /// (no isolation) or `auto` (linux where the kernel allows it).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "linux", "process"], env = "STRATUS_SANDBOX")]
+    sandbox: String,
+    /// The linux driver's seccomp filter: on or off.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    seccomp: String,
 }
 
 impl ServerArgs {
@@ -252,6 +259,12 @@ impl ServerArgs {
         // From the environment only: a key on the command line would show in `ps`.
         cfg.master_key = std::env::var(stratus_seal::MASTER_KEY_ENV).ok();
         self.transport.apply(&mut cfg);
+        cfg.sandbox = match self.sandbox.as_str() {
+            "linux" => stratus_server::SandboxMode::Linux,
+            "process" => stratus_server::SandboxMode::Process,
+            _ => stratus_server::SandboxMode::Auto,
+        };
+        cfg.seccomp = self.seccomp == "on";
         cfg
     }
 }
@@ -461,6 +474,24 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             "TLS certificate authority: {} (trust it with --ca-bundle or AWS_CA_BUNDLE)",
             ca.display()
         );
+    }
+    let sandbox = server.sandbox();
+    if let Some(why) = server.sandbox_fallback() {
+        eprintln!(
+            "WARNING: the linux sandbox is not available ({why}); falling back to the \
+             `process` driver: functions run as plain processes with the server's user and \
+             see the host. Do not run untrusted code. (--sandbox process silences this.)"
+        );
+    }
+    if sandbox.isolated {
+        eprintln!(
+            "sandbox: {} (namespaces, cgroup {}, seccomp {})",
+            sandbox.driver,
+            sandbox.cgroup.unwrap_or("?"),
+            if sandbox.seccomp { "on" } else { "off" }
+        );
+    } else {
+        eprintln!("sandbox: {} (no isolation)", sandbox.driver);
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight invocations");

@@ -43,6 +43,8 @@ async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// The recorder writes each delivery to a host directory the test reads, so servers
+/// running it use the `process` driver: under `linux` a function cannot see the host.
 async fn create_recorder(s: &Server, name: &str, out: &Path, extra: Value) {
     let mut cfg =
         json!({"Environment": {"Variables": {"OUT_DIR": out.to_str().unwrap()}}, "Timeout": 10});
@@ -64,7 +66,11 @@ async fn events_are_accepted_delivered_retried_and_dead_lettered() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let s = Server::start(&dir.path().join("data"), &["--async-retry-delay", "0.3"]).await;
+    let s = Server::start(
+        &dir.path().join("data"),
+        &["--sandbox", "process", "--async-retry-delay", "0.3"],
+    )
+    .await;
     create_recorder(&s, "rec", &out, json!({})).await;
     create_recorder(&s, "on-success", &out, json!({})).await;
     create_recorder(&s, "on-failure", &out, json!({})).await;
@@ -258,7 +264,7 @@ async fn throttled_events_wait_and_are_never_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let s = Server::start(&dir.path().join("data"), &["--sandbox", "process"]).await;
     create_recorder(&s, "slow", &out, json!({})).await;
     s.api
         .call(
@@ -318,7 +324,11 @@ async fn old_events_expire_into_dead_letters() {
     let data = dir.path().join("data");
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let s = Server::start(&data, &["--async-retry-delay", "600"]).await;
+    let s = Server::start(
+        &data,
+        &["--sandbox", "process", "--async-retry-delay", "600"],
+    )
+    .await;
     create_recorder(&s, "aging", &out, json!({})).await;
     create_recorder(&s, "failures", &out, json!({})).await;
     let cfg = json!({"MaximumEventAgeInSeconds": 60, "DestinationConfig": {"OnFailure": {"Destination": "failures"}}});
@@ -364,7 +374,11 @@ async fn old_events_expire_into_dead_letters() {
         .unwrap();
     assert!(status.success());
 
-    let s = Server::start(&data, &["--async-retry-delay", "600"]).await;
+    let s = Server::start(
+        &data,
+        &["--sandbox", "process", "--async-retry-delay", "600"],
+    )
+    .await;
     wait_for("the expired event's failure record", || {
         deliveries(&out)
             .iter()
@@ -400,7 +414,7 @@ async fn sigkill_in_a_burst_loses_no_accepted_event() {
     let data = dir.path().join("data");
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let s = Server::start(&data, &[]).await;
+    let s = Server::start(&data, &["--sandbox", "process"]).await;
     create_recorder(&s, "burst", &out, json!({})).await;
 
     // 16 senders fire events; the server is SIGKILLed mid-burst.
@@ -448,7 +462,7 @@ async fn sigkill_in_a_burst_loses_no_accepted_event() {
     let accepted: HashSet<i64> = accepted.lock().unwrap().iter().copied().collect();
     drop(s);
 
-    let s = Server::start(&data, &[]).await;
+    let s = Server::start(&data, &["--sandbox", "process"]).await;
     wait_for("every accepted event delivered after the restart", || {
         let seen: HashSet<i64> = deliveries(&out)
             .iter()
@@ -509,7 +523,7 @@ async fn queue_destinations_and_dead_letter_queues_receive_records() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let s = Server::start(&dir.path().join("data"), &["--sandbox", "process"]).await;
     create_recorder(&s, "qrec", &out, json!({})).await;
     let ok_url = sqs(&s, "CreateQueue", json!({"QueueName": "successes"})).await["QueueUrl"]
         .as_str()

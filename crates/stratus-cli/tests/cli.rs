@@ -474,7 +474,9 @@ async fn dev_deploys_and_redeploys_on_change() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_settings_from_serverless_yml_apply() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start(&tmp.path().join("data"), &[]).await;
+    // The function writes to a host file the test reads: only the `process` driver
+    // shows it the host.
+    let s = Server::start(&tmp.path().join("data"), &["--sandbox", "process"]).await;
     let ep = format!("http://{}", s.addr);
     let dir = tmp.path().join("svc");
     std::fs::create_dir_all(&dir).unwrap();
@@ -592,7 +594,9 @@ async fn logs_tail_follows_new_invocations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_fire_and_info_shows_the_next_firing() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start(&tmp.path().join("data"), &[]).await;
+    // The function writes to a host file the test reads: only the `process` driver
+    // shows it the host.
+    let s = Server::start(&tmp.path().join("data"), &["--sandbox", "process"]).await;
     let ep = format!("http://{}", s.addr);
     let dir = tmp.path().join("svc");
     std::fs::create_dir_all(&dir).unwrap();

@@ -69,7 +69,9 @@ async fn sqs_events_process_batches_redrive_and_report_item_failures() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let s = Server::start(&tmp.path().join("data"), &[]).await;
+    // The function records into a host directory the test reads: only the `process`
+    // driver shows it the host.
+    let s = Server::start(&tmp.path().join("data"), &["--sandbox", "process"]).await;
     let ep = format!("http://{}", s.addr);
     let dir = tmp.path().join("svc");
     std::fs::create_dir_all(&dir).unwrap();
@@ -176,7 +178,9 @@ async fn event_source_mapping_api_with_boto3() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
-    let s = Server::start(&tmp.path().join("data"), &[]).await;
+    // The function records into a host directory the test reads: only the `process`
+    // driver shows it the host.
+    let s = Server::start(&tmp.path().join("data"), &["--sandbox", "process"]).await;
     let ep = format!("http://{}", s.addr);
     let pkg = tmp.path().join("pkg");
     std::fs::create_dir_all(&pkg).unwrap();

@@ -34,6 +34,16 @@ impl RuntimeListener {
         Ok(Self { addr, task })
     }
 
+    /// Serves the Runtime API for `link` on a listener bound elsewhere (inside an
+    /// environment's network namespace) until dropped.
+    pub fn from_std(listener: std::net::TcpListener, link: EnvLink) -> std::io::Result<Self> {
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(accept_loop(listener, link));
+        Ok(Self { addr, task })
+    }
+
     /// The `host:port` to put in `AWS_LAMBDA_RUNTIME_API`.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -173,3 +173,35 @@ async fn init_error_is_reported_with_its_body() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn from_std_serves_a_listener_bound_elsewhere() {
+    // Bound by someone else (the sandbox binds inside an environment's namespace).
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let bound = std_listener.local_addr().unwrap();
+    let (link, ready) = EnvLink::new();
+    let listener = RuntimeListener::from_std(std_listener, link.clone()).unwrap();
+    assert_eq!(listener.addr(), bound);
+    let c: C = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let rx = link.dispatch(invocation("req-s"));
+    let base = format!("http://{bound}/2018-06-01/runtime");
+    let (status, _, body) = call(&c, "GET", format!("{base}/invocation/next"), vec![]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, "{\"k\":1}");
+    assert!(matches!(ready.await.unwrap(), InitOutcome::Ready));
+    let (status, _, _) = call(
+        &c,
+        "POST",
+        format!("{base}/invocation/req-s/response"),
+        b"done".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert!(matches!(rx.await.unwrap(), Outcome::Response(b) if b == "done"));
+    drop(listener);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        std::net::TcpStream::connect(bound).is_err(),
+        "closed on drop"
+    );
+}

@@ -9,8 +9,12 @@
 //! server (processes it started itself are killed with its group on destroy, but can
 //! outlive a server that is itself killed with SIGKILL).
 //! It does not isolate: no namespaces, cgroups or resource limits; the process runs
-//! as the server's user and sees the host. An isolating driver would plug in behind
-//! the same trait; none exists yet.
+//! as the server's user and sees the host.
+//!
+//! The isolating driver is [`LinuxDriver`] (module `linux`): namespaces, a built root
+//! with the spec's [`Mount`]s, a cgroup per environment and a seccomp filter. Both
+//! drivers take the same [`LaunchSpec`]; paths in it are host paths, and the linux
+//! driver rewrites those under a mount's `host` to the mount's `target`.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -22,6 +26,14 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 
 use tokio::net::unix::pipe;
+
+mod linux;
+
+pub use linux::{
+    cgroup::{CgroupVersion, CpuLimit},
+    net::{NetListeners, NetNs},
+    probe, LinuxDriver, LinuxOptions, RUNTIME_API_ADDR, STRATUS_API_ADDR,
+};
 
 /// Errors from starting or controlling an environment.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +47,49 @@ pub enum SandboxError {
     /// The captured output pipes could not be set up.
     #[error("cannot capture output of {program}: {source}")]
     Capture { program: String, source: io::Error },
+    /// The environment's cgroup could not be created or configured.
+    #[error("cannot set up the environment's cgroup {path}: {source}")]
+    Cgroup { path: PathBuf, source: io::Error },
+    /// The environment's network namespace could not be created.
+    #[error("cannot create the environment's network namespace: {0}")]
+    Network(io::Error),
+    /// The spec asks for something the driver cannot build (a bad mount).
+    #[error("invalid launch spec: {0}")]
+    Spec(String),
+}
+
+/// A host directory made visible inside an isolated environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute host path.
+    pub host: PathBuf,
+    /// Absolute path inside the environment.
+    pub target: PathBuf,
+    /// Mounted read-only.
+    pub read_only: bool,
+}
+
+/// Whether an environment gets its own network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// Its own network namespace with only `lo` (the default).
+    #[default]
+    Isolated,
+    /// The host's network (egress allowed).
+    Host,
+}
+
+/// What a driver isolates, for start-up output, health and `stratus info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxInfo {
+    /// `linux` or `process`.
+    pub driver: &'static str,
+    /// Whether environments are isolated from the host and each other.
+    pub isolated: bool,
+    /// `v1` or `v2` under the linux driver.
+    pub cgroup: Option<&'static str>,
+    /// Whether the seccomp filter is applied.
+    pub seccomp: bool,
 }
 
 /// Everything needed to start an environment's process.
@@ -50,13 +105,57 @@ pub struct LaunchSpec {
     pub env: Vec<(String, String)>,
     /// A private, writable temp dir for this environment, exposed as `TMPDIR`.
     /// It is created on start and removed when the process is destroyed.
+    /// Under the linux driver it is the host mount point of the environment's root
+    /// (invisible to the host), and `TMPDIR` is `/tmp`.
     pub tmp_dir: PathBuf,
+    /// Host directories to show inside an isolated environment (ignored by the process
+    /// driver, which runs with host paths).
+    pub mounts: Vec<Mount>,
+    /// Memory limit in MB (the function's MemorySize).
+    pub memory_mb: u32,
+    /// Size of the private `/tmp` in MB (EphemeralStorage).
+    pub tmp_mb: u32,
+    /// Network mode.
+    pub network: Network,
+    /// The network namespace made by [`Driver::new_netns`] for this environment, when
+    /// its listeners were created there.
+    pub netns: Option<Arc<NetNs>>,
+}
+
+impl LaunchSpec {
+    /// A spec with the defaults for everything but program, arguments, cwd and env.
+    pub fn new(program: PathBuf, args: Vec<OsString>, cwd: PathBuf, tmp_dir: PathBuf) -> Self {
+        Self {
+            program,
+            args,
+            cwd,
+            env: Vec::new(),
+            tmp_dir,
+            mounts: Vec::new(),
+            memory_mb: 128,
+            tmp_mb: 512,
+            network: Network::Isolated,
+            netns: None,
+        }
+    }
 }
 
 /// Starts environments. Implementations decide how isolated they are.
 pub trait Driver: Send + Sync + fmt::Debug {
     /// Starts the process described by `spec`.
     fn start(&self, spec: &LaunchSpec) -> Result<Process, SandboxError>;
+
+    /// A fresh network namespace with `lo` up and the environment's listeners bound
+    /// inside it, or `None` when this driver does not isolate the network.
+    fn new_netns(&self) -> Result<Option<(Arc<NetNs>, NetListeners)>, SandboxError> {
+        Ok(None)
+    }
+
+    /// What this driver isolates.
+    fn info(&self) -> SandboxInfo;
+
+    /// The server is stopping: release whatever was prepared ahead (parked keepers).
+    fn shutdown(&self) {}
 }
 
 /// Shared handle for killing an environment's tree from anywhere.
@@ -95,6 +194,7 @@ impl Process {
 pub struct TreeKiller {
     pid: u32,
     tmp_dir: PathBuf,
+    cgroup: Option<linux::cgroup::Cgroup>,
 }
 
 impl TreeKiller {
@@ -106,18 +206,44 @@ impl TreeKiller {
     /// Sends SIGKILL to the process group and to every descendant found in `/proc`
     /// (descendants that moved to another group included), then removes the temp dir.
     /// Safe to call more than once.
+    /// Under the linux driver every process of the environment's cgroup is killed
+    /// too, and the cgroup is removed once empty.
     pub fn kill_tree(&self) {
         let pids = descendants(self.pid);
         sys::kill_group(self.pid);
         for pid in pids {
             sys::kill_pid(pid);
         }
+        if let Some(cg) = &self.cgroup {
+            cg.kill_all();
+            cg.remove();
+        }
+        // Under the linux driver this is only a mount point (the root lives in the
+        // environment's own mount namespace), so this removes an empty directory.
         let _ = std::fs::remove_dir_all(&self.tmp_dir);
     }
 
-    /// Peak resident memory of the tree in bytes: the sum of `VmHWM` over the root and
-    /// its live descendants. Returns 0 when it cannot be read (process already gone).
+    /// Whether the kernel's OOM killer killed a process of this environment
+    /// (linux driver; always false under the process driver).
+    pub fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(|cg| cg.oom_killed())
+    }
+
+    /// Applies the environment's CPU quota (linux driver; the scheduler calls it
+    /// once init is over, so init runs unthrottled).
+    pub fn limit_cpu(&self) {
+        if let Some(cg) = &self.cgroup {
+            cg.limit_cpu();
+        }
+    }
+
+    /// Peak memory of the environment in bytes: from the cgroup under the linux
+    /// driver, else the sum of `VmHWM` over the root and its live descendants.
+    /// Returns 0 when it cannot be read (process already gone).
     pub fn max_memory_bytes(&self) -> u64 {
+        if let Some(peak) = self.cgroup.as_ref().and_then(|cg| cg.peak_memory()) {
+            return peak;
+        }
         let mut total = read_hwm_kb(self.pid);
         for pid in descendants(self.pid) {
             total += read_hwm_kb(pid);
@@ -260,6 +386,7 @@ impl Driver for ProcessDriver {
         let killer = Arc::new(TreeKiller {
             pid,
             tmp_dir: spec.tmp_dir.clone(),
+            cgroup: None,
         });
         let capture = |fd: io::Result<OwnedFd>| fd.and_then(OutputPipe::new);
         let stdout = child.stdout.take().map(|s| capture(s.into_owned_fd()));
@@ -277,6 +404,15 @@ impl Driver for ProcessDriver {
             stdout,
             stderr,
         })
+    }
+
+    fn info(&self) -> SandboxInfo {
+        SandboxInfo {
+            driver: "process",
+            isolated: false,
+            cgroup: None,
+            seccomp: false,
+        }
     }
 }
 
@@ -346,13 +482,14 @@ mod tests {
     use super::*;
 
     fn spec(script: &str, tmp: &Path) -> LaunchSpec {
-        LaunchSpec {
-            program: PathBuf::from("/bin/sh"),
-            args: vec!["-c".into(), script.into()],
-            cwd: PathBuf::from("/"),
-            env: vec![("FOO".into(), "bar".into())],
-            tmp_dir: tmp.join("env-tmp"),
-        }
+        let mut s = LaunchSpec::new(
+            PathBuf::from("/bin/sh"),
+            vec!["-c".into(), script.into()],
+            PathBuf::from("/"),
+            tmp.join("env-tmp"),
+        );
+        s.env = vec![("FOO".into(), "bar".into())];
+        s
     }
 
     async fn read_all(p: &mut OutputPipe) -> String {

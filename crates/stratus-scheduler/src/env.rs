@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stratus_runtime_api::{EnvLink, ErrorBody, InitOutcome, RuntimeListener};
-use stratus_sandbox::{Killer, LaunchSpec};
+use stratus_sandbox::{Killer, LaunchSpec, Network, STRATUS_API_ADDR};
 
 use crate::logpump::{self, Capture};
 use crate::{FunctionSpec, Inner};
@@ -24,7 +24,23 @@ pub(crate) struct Env {
     _listener: RuntimeListener,
     /// Revokes the environment's credentials when it is gone.
     _credentials: Option<crate::Revocation>,
+    /// The Stratus API served inside the environment's network namespace.
+    _api: Option<AbortOnDrop>,
 }
+
+/// Stops serving the in-namespace Stratus API when the environment goes.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The reason an environment's process died when the OOM killer did it; see
+/// [`exit_error`].
+pub(crate) const OOM_REASON: &str = "signal: killed (out of memory)";
 
 impl Env {
     /// Kills the process tree; the watcher then accounts for the exit.
@@ -54,11 +70,41 @@ pub(crate) async fn start(
     let id = inner.next_env_id.fetch_add(1, Ordering::Relaxed);
     let stream: Arc<str> = Arc::from(logpump::stream_name(&spec.version));
     let (link, ready) = EnvLink::new();
-    let listener = RuntimeListener::bind(inner.settings.runtime_api_ip, link.clone())
-        .await
-        .map_err(|e| StartFailure::Spawn(format!("cannot bind the Runtime API listener: {e}")))?;
+    let netns = match spec.network {
+        Network::Isolated => inner
+            .driver
+            .new_netns()
+            .map_err(|e| StartFailure::Spawn(e.to_string()))?,
+        Network::Host => None,
+    };
     let (mut env, credentials) =
         crate::credentials::environment(inner, spec, id).map_err(StartFailure::Spawn)?;
+    let (listener, api, netns) = match netns {
+        Some((ns, listeners)) => {
+            let listener = RuntimeListener::from_std(listeners.runtime, link.clone())
+                .map_err(|e| StartFailure::Spawn(format!("cannot serve the Runtime API: {e}")))?;
+            let api = inner
+                .settings
+                .serve_api
+                .as_ref()
+                .map(|serve| AbortOnDrop((serve.0)(listeners.api)));
+            // The environment reaches the Stratus API only inside its namespace.
+            for (k, v) in env.iter_mut() {
+                if k == "AWS_ENDPOINT_URL" {
+                    *v = format!("http://{STRATUS_API_ADDR}");
+                }
+            }
+            (listener, api, Some(ns))
+        }
+        None => {
+            let listener = RuntimeListener::bind(inner.settings.runtime_api_ip, link.clone())
+                .await
+                .map_err(|e| {
+                    StartFailure::Spawn(format!("cannot bind the Runtime API listener: {e}"))
+                })?;
+            (listener, None, None)
+        }
+    };
     env.push(("AWS_LAMBDA_RUNTIME_API".into(), listener.addr().to_string()));
     env.push(("AWS_LAMBDA_LOG_STREAM_NAME".into(), stream.to_string()));
     let init_type = if provisioned {
@@ -73,6 +119,11 @@ pub(crate) async fn start(
         cwd: spec.cwd.clone(),
         env,
         tmp_dir: inner.settings.tmp_root.join(format!("env-{id}")),
+        mounts: spec.mounts.clone(),
+        memory_mb: spec.memory_mb,
+        tmp_mb: spec.tmp_mb,
+        network: spec.network,
+        netns,
     };
     let mut process = inner
         .driver
@@ -96,6 +147,7 @@ pub(crate) async fn start(
         prov_counted: AtomicBool::new(false),
         _listener: listener,
         _credentials: credentials,
+        _api: api,
     });
     // The watcher owns the process: when it exits for any reason, everything pending
     // on the link fails, the rest of the tree is killed and the pool forgets it.
@@ -103,6 +155,8 @@ pub(crate) async fn start(
     let weak = Arc::downgrade(inner);
     tokio::spawn(async move {
         let reason = match process.wait().await {
+            // Read before destroy removes the cgroup.
+            Ok(_) if watched.killer.oom_killed() => OOM_REASON.to_string(),
             Ok(status) => exit_reason(status),
             Err(e) => format!("wait failed: {e}"),
         };
@@ -118,7 +172,11 @@ pub(crate) async fn start(
         inner.settings.init_timeout.max(spec.timeout)
     };
     match tokio::time::timeout(init_limit, ready).await {
-        Ok(Ok(InitOutcome::Ready)) => Ok((env, started.elapsed())),
+        Ok(Ok(InitOutcome::Ready)) => {
+            // Init runs unthrottled; invocations get CPU in proportion to memory.
+            env.killer.limit_cpu();
+            Ok((env, started.elapsed()))
+        }
         Ok(Ok(InitOutcome::Failed(body))) => {
             env.destroy("init error");
             Err(StartFailure::Init(body))
@@ -155,8 +213,14 @@ fn exit_reason(status: std::process::ExitStatus) -> String {
 }
 
 /// The `Runtime.ExitError` body for a runtime that died (during init when
-/// `request_id` is `None`).
+/// `request_id` is `None`); `Runtime.OutOfMemory` when the OOM killer killed it, with
+/// the message Lambda gives (`... Runtime exited with error: signal: killed`).
 pub(crate) fn exit_error(request_id: Option<&str>, reason: &str) -> ErrorBody {
+    let (error_type, reason) = if reason == OOM_REASON {
+        ("Runtime.OutOfMemory", "signal: killed")
+    } else {
+        ("Runtime.ExitError", reason)
+    };
     let what = if reason == "exit status 0" {
         "Runtime exited without providing a reason".to_string()
     } else {
@@ -166,5 +230,27 @@ pub(crate) fn exit_error(request_id: Option<&str>, reason: &str) -> ErrorBody {
         Some(id) => format!("RequestId: {id} Error: {what}"),
         None => format!("Error: {what}"),
     };
-    ErrorBody::new("Runtime.ExitError", message)
+    ErrorBody::new(error_type, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_errors_as_lambda_words_them() {
+        let e = exit_error(Some("r1"), OOM_REASON);
+        assert_eq!(e.error_type, "Runtime.OutOfMemory");
+        assert_eq!(
+            e.error_message,
+            "RequestId: r1 Error: Runtime exited with error: signal: killed"
+        );
+        let e = exit_error(Some("r1"), "signal: killed");
+        assert_eq!(e.error_type, "Runtime.ExitError");
+        let e = exit_error(None, "exit status 0");
+        assert_eq!(
+            e.error_message,
+            "Error: Runtime exited without providing a reason"
+        );
+    }
 }

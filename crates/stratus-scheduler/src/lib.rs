@@ -37,6 +37,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use stratus_sandbox::Driver;
+pub use stratus_sandbox::{Mount, Network};
 
 pub use credentials::{CredentialIssuer, EnvCredentials, Revocation};
 pub use limits::ThrottleReason;
@@ -57,8 +58,24 @@ pub struct Settings {
     pub init_timeout: Duration,
     /// Where each environment's private temp dir is created.
     pub tmp_root: PathBuf,
-    /// Address the Runtime API listeners bind to.
+    /// Address the Runtime API listeners bind to (environments on the host network).
     pub runtime_api_ip: IpAddr,
+    /// Serves the Stratus API on a listener made inside an environment's network
+    /// namespace (its `AWS_ENDPOINT_URL`). Without it, an isolated environment has no
+    /// Stratus API.
+    pub serve_api: Option<ApiServer>,
+}
+
+/// Serves the Stratus API on one listener until the returned task is aborted.
+#[derive(Clone)]
+pub struct ApiServer(
+    pub Arc<dyn Fn(std::net::TcpListener) -> tokio::task::JoinHandle<()> + Send + Sync>,
+);
+
+impl std::fmt::Debug for ApiServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiServer")
+    }
 }
 
 impl Default for Settings {
@@ -71,6 +88,7 @@ impl Default for Settings {
             init_timeout: Duration::from_secs(10),
             tmp_root: std::env::temp_dir().join("stratus-envs"),
             runtime_api_ip: IpAddr::from([127, 0, 0, 1]),
+            serve_api: None,
         }
     }
 }
@@ -85,7 +103,7 @@ pub struct FunctionSpec {
     pub function_name: Arc<str>,
     /// Version (`$LATEST` or a number).
     pub version: Arc<str>,
-    /// Memory size in MB (reported in REPORT).
+    /// Memory size in MB (reported in REPORT; the limit under the linux driver).
     pub memory_mb: u32,
     /// Function timeout.
     pub timeout: Duration,
@@ -104,6 +122,13 @@ pub struct FunctionSpec {
     /// [`CredentialIssuer`] scopes each environment's credentials to; `None` when the
     /// function has no role statements.
     pub role_policy: Option<Arc<str>>,
+    /// Host directories an isolated environment sees (code at `/var/task`, runtime
+    /// files); paths above are host paths, rewritten by the driver.
+    pub mounts: Vec<Mount>,
+    /// Size of `/tmp` in MB (EphemeralStorage).
+    pub tmp_mb: u32,
+    /// Own network namespace, or the host's.
+    pub network: Network,
 }
 
 /// Provisioned concurrency state of a pool, as the management API reports it.
@@ -238,6 +263,11 @@ impl Scheduler {
         &self.inner.settings
     }
 
+    /// What the sandbox driver isolates.
+    pub fn sandbox(&self) -> stratus_sandbox::SandboxInfo {
+        self.inner.driver.info()
+    }
+
     /// Sets (or clears, with `None`) a function's reserved concurrency. The caller
     /// validates against [`Scheduler::unreserved_available`] first.
     pub fn set_reserved(&self, function: &str, reserved: Option<u32>) {
@@ -290,6 +320,7 @@ impl Scheduler {
         for env in all {
             env.destroy("server shutting down");
         }
+        self.inner.driver.shutdown();
     }
 
     fn spawn_reaper(&self) {

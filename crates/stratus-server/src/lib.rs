@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_package::BlobStore;
-use stratus_sandbox::ProcessDriver;
-use stratus_scheduler::{Scheduler, Settings};
+use stratus_sandbox::{Driver, LinuxDriver, LinuxOptions, ProcessDriver, SandboxInfo};
+use stratus_scheduler::{ApiServer, Scheduler, Settings};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -80,6 +80,51 @@ pub struct ServerConfig {
     pub limits: listen::Limits,
     /// `--no-auth`: the API takes unsigned requests (loopback listeners only).
     pub no_auth: bool,
+    /// Which sandbox driver runs environments.
+    pub sandbox: SandboxMode,
+    /// Whether the linux driver installs its seccomp filter.
+    pub seccomp: bool,
+}
+
+/// `--sandbox`: which driver runs environments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SandboxMode {
+    /// `linux` where the kernel allows it, else `process` with a warning.
+    #[default]
+    Auto,
+    /// Isolated environments, or refuse to start.
+    Linux,
+    /// Plain processes: no isolation.
+    Process,
+}
+
+/// Picks the driver for `mode`; with `Auto`, also why `linux` was not possible.
+fn sandbox_driver(
+    mode: SandboxMode,
+    seccomp: bool,
+) -> Result<(Arc<dyn Driver>, Option<String>), StartError> {
+    let linux = || {
+        tokio::task::block_in_place(|| {
+            LinuxDriver::new(LinuxOptions {
+                seccomp,
+                // Keepers parked ahead take the cgroup join (an RCU grace period) and
+                // the network namespace off the cold-start path.
+                pool: 8,
+                ..Default::default()
+            })
+        })
+    };
+    match mode {
+        SandboxMode::Process => Ok((Arc::new(ProcessDriver), None)),
+        SandboxMode::Linux => match linux() {
+            Ok(d) => Ok((Arc::new(d), None)),
+            Err(e) => Err(StartError::Sandbox(e)),
+        },
+        SandboxMode::Auto => match linux() {
+            Ok(d) => Ok((Arc::new(d), None)),
+            Err(e) => Ok((Arc::new(ProcessDriver), Some(e))),
+        },
+    }
 }
 
 impl ServerConfig {
@@ -101,6 +146,8 @@ impl ServerConfig {
             tls: None,
             limits: listen::Limits::default(),
             no_auth: false,
+            sandbox: SandboxMode::Auto,
+            seccomp: true,
         }
     }
 }
@@ -157,6 +204,9 @@ pub enum StartError {
     #[error("cannot set up authentication: {0}")]
     /// The key table or the credentials file failed.
     Auth(#[from] auth::AuthSetupError),
+    #[error("the linux sandbox is not available: {0}")]
+    /// `--sandbox linux` was asked for and cannot run here.
+    Sandbox(String),
     #[error("cannot load functions: {0}")]
     /// Stored functions could not be loaded.
     Registry(#[from] error::ApiError),
@@ -175,6 +225,7 @@ pub struct RunningServer {
     task: tokio::task::JoinHandle<()>,
     /// Marks the data dir as in use (`stratus server rotate-key` refuses it).
     _lock: stratus_seal::DataDirLock,
+    sandbox_fallback: Option<String>,
 }
 
 impl RunningServer {
@@ -207,6 +258,16 @@ impl RunningServer {
     /// Authentication: keys, session credentials, and what the first start created.
     pub fn auth(&self) -> &Arc<auth::Auth> {
         &self.auth
+    }
+
+    /// What the sandbox driver isolates.
+    pub fn sandbox(&self) -> SandboxInfo {
+        self.state.scheduler.sandbox()
+    }
+
+    /// Why `--sandbox auto` fell back to the `process` driver, when it did.
+    pub fn sandbox_fallback(&self) -> Option<&str> {
+        self.sandbox_fallback.as_deref()
     }
 
     /// The scheduler (for embedding and tests).
@@ -319,7 +380,22 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     // Leftover temp dirs of environments of a previous run.
     let _ = std::fs::remove_dir_all(&settings.tmp_root);
     let _ = std::fs::create_dir_all(&settings.tmp_root);
-    let scheduler = Scheduler::new(settings, Arc::new(ProcessDriver), logs.clone());
+    let (driver, sandbox_fallback) = sandbox_driver(cfg.sandbox, cfg.seccomp)?;
+    // Isolated environments reach the API only through a listener inside their own
+    // network namespace; it serves the same router once it exists.
+    let router: Arc<std::sync::OnceLock<axum::Router>> = Arc::default();
+    let cell = router.clone();
+    settings.serve_api = Some(ApiServer(Arc::new(move |listener| {
+        let cell = cell.clone();
+        tokio::spawn(async move {
+            let (Some(app), Ok(listener)) = (cell.get().cloned(), TcpListener::from_std(listener))
+            else {
+                return;
+            };
+            let _ = axum::serve(listener, app).await;
+        })
+    })));
+    let scheduler = Scheduler::new(settings, driver, logs.clone());
     let runtimes = Runtimes::prepare(
         &dir.join("runtimes"),
         cfg.node.as_deref(),
@@ -421,7 +497,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             Some((bound, task))
         }
     };
+    // The same authenticated API on every listener, the ones inside environments'
+    // network namespaces included (functions sign with their session credentials).
     let app = auth::layer(api::app(state.clone()), auth.clone());
+    let _ = router.set(app.clone());
     let mut stopping = stop.subscribe();
     let grace = cfg.shutdown_grace;
     let scheduler = state.scheduler.clone();
@@ -470,5 +549,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         stop,
         task,
         _lock: lock,
+        sandbox_fallback,
     })
 }

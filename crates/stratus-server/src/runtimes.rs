@@ -69,6 +69,41 @@ impl Runtimes {
         Err(format!("unsupported runtime {runtime}"))
     }
 
+    /// What an isolated environment sees of the runtimes, read-only: the bootstraps
+    /// at `/var/runtime` (`LAMBDA_RUNTIME_DIR`), and the installations of the
+    /// interpreters (for any runtime: a `provided` bootstrap may exec them) where they
+    /// are outside the system directories every environment gets — e.g. a pyenv
+    /// Python under `/root/.pyenv/versions/3.11.7` appears at that path and nothing
+    /// else of `/root` does.
+    pub fn mounts(&self) -> Vec<stratus_scheduler::Mount> {
+        let mut mounts = vec![stratus_scheduler::Mount {
+            host: self.runtime_dir.clone(),
+            target: PathBuf::from("/var/runtime"),
+            read_only: true,
+        }];
+        for bin in [self.node.as_ref().ok(), self.python.as_ref().ok()]
+            .into_iter()
+            .flatten()
+        {
+            // `<prefix>/bin/<interpreter>`.
+            let Some(prefix) = bin.parent().and_then(Path::parent) else {
+                continue;
+            };
+            let system = ["/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc"]
+                .iter()
+                .any(|d| prefix.starts_with(d));
+            if system || prefix == Path::new("/") || mounts.iter().any(|m| m.host == prefix) {
+                continue;
+            }
+            mounts.push(stratus_scheduler::Mount {
+                host: prefix.to_path_buf(),
+                target: prefix.to_path_buf(),
+                read_only: true,
+            });
+        }
+        mounts
+    }
+
     /// `LAMBDA_RUNTIME_DIR`.
     pub fn runtime_dir(&self) -> &Path {
         &self.runtime_dir

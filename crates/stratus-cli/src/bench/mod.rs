@@ -48,6 +48,9 @@ pub(crate) struct BenchArgs {
     /// authentication costs.
     #[arg(long)]
     no_auth: bool,
+    /// The server's sandbox driver (`auto`, `linux`, `process`), to compare them.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "linux", "process"])]
+    sandbox: String,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -242,6 +245,8 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "127.0.0.1:0",
             "--shutdown-grace",
             "1",
+            "--sandbox",
+            &args.sandbox,
             "--data-dir",
         ])
         .arg(work.join("data"))
@@ -287,6 +292,16 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1)
+    );
+    let health: serde_json::Value = api
+        .call("GET", "/stratus/v1/health", &[], "")
+        .await?
+        .json()?;
+    println!(
+        "sandbox driver: {} (isolated: {}, seccomp: {})",
+        health["sandbox"]["driver"].as_str().unwrap_or("?"),
+        health["sandbox"]["isolated"],
+        health["sandbox"]["seccomp"]
     );
 
     // Warm latency at concurrency 1.

@@ -57,6 +57,27 @@ pub(crate) struct MetricsArgs {
     end_time: Option<String>,
 }
 
+/// The server's sandbox driver as `/stratus/v1/health` reports it, in words.
+async fn sandbox_line(api: &Api) -> Option<String> {
+    let r = api.call("GET", "/stratus/v1/health", &[], "").await.ok()?;
+    let v: Value = r.json().ok()?;
+    let s = &v["sandbox"];
+    let driver = s["driver"].as_str()?;
+    Some(if s["isolated"].as_bool() == Some(true) {
+        format!(
+            "{driver} (isolated: namespaces, cgroup {}, seccomp {})",
+            s["cgroup"].as_str().unwrap_or("?"),
+            if s["seccomp"].as_bool() == Some(true) {
+                "on"
+            } else {
+                "off"
+            }
+        )
+    } else {
+        format!("{driver} (NOT isolated: functions run as plain processes on the host)")
+    })
+}
+
 pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
     if args.conceal {
         crate::ui::no_effect("conceal", "it prints no secrets");
@@ -87,6 +108,9 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
     println!("stage: {}", p.service.stage);
     println!("region: {}", p.service.region);
     println!("endpoint: {}", g.endpoint);
+    if let Some(line) = sandbox_line(&api).await {
+        println!("sandbox: {line}");
+    }
     println!("functions:");
     for f in v["functions"].as_array().into_iter().flatten() {
         println!(

@@ -163,6 +163,16 @@ impl Server {
         );
     }
 
+    /// Whether environments run isolated (the `linux` sandbox driver), from health.
+    pub async fn isolated(&self) -> bool {
+        let r = self
+            .api
+            .call("GET", "/stratus/v1/health", &[], "")
+            .await
+            .expect("health");
+        r.json().unwrap()["sandbox"]["isolated"] == true
+    }
+
     pub async fn invoke(&self, target: &str, payload: &str) -> Reply {
         self.api.invoke(target, payload).await.expect("invoke")
     }

@@ -21,12 +21,19 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn health(State(s): State<AppState>) -> Response {
+    let sandbox = s.scheduler.sandbox();
     json(
         StatusCode::OK,
         &json!({
             "status": "ok",
             "environments": s.scheduler.total_envs(),
             "logLinesDropped": s.logs.dropped_total(),
+            "sandbox": {
+                "driver": sandbox.driver,
+                "isolated": sandbox.isolated,
+                "cgroup": sandbox.cgroup,
+                "seccomp": sandbox.seccomp,
+            },
         }),
     )
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_package::Limits;
-use stratus_scheduler::FunctionSpec;
+use stratus_scheduler::{FunctionSpec, Mount, Network};
 
 use super::Registry;
 use crate::model::FunctionConfiguration;
@@ -84,10 +84,21 @@ impl Registry {
             timeout: Duration::from_secs(c.timeout as u64),
             program,
             args,
-            cwd: code_dir,
+            cwd: code_dir.clone(),
             env,
             log_group: Arc::from(format!("/aws/lambda/{}", c.function_name)),
             role_policy: c.role_policy.as_deref().map(Arc::from),
+            mounts: {
+                let mut m = vec![Mount {
+                    host: code_dir.clone(),
+                    target: "/var/task".into(),
+                    read_only: true,
+                }];
+                m.extend(self.runtimes.mounts());
+                m
+            },
+            tmp_mb: 512,
+            network: Network::Isolated,
         })
     }
 }

@@ -1,0 +1,420 @@
+//! The linux driver for real (needs root, as CI has): what a process sees and may do
+//! from inside an environment. Each test starts real processes through
+//! [`LinuxDriver`] and reads what they print.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use stratus_sandbox::{Driver, LaunchSpec, LinuxDriver, LinuxOptions, Mount, Network, Process};
+
+fn driver() -> Option<&'static LinuxDriver> {
+    static D: OnceLock<Option<LinuxDriver>> = OnceLock::new();
+    D.get_or_init(|| {
+        // SAFETY-free check through the file system: root owns /proc/self/status's Uid.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        if uid_line.split_whitespace().nth(2) != Some("0") {
+            eprintln!("not root: the linux driver tests are skipped");
+            return None;
+        }
+        Some(LinuxDriver::new(LinuxOptions::default()).expect("linux driver available as root"))
+    })
+    .as_ref()
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    code: PathBuf,
+    data: PathBuf,
+    tmp_root: PathBuf,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("data/code/abc");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("handler.txt"), "code here").unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(data.join("state.db"), "secret state").unwrap();
+    let tmp_root = data.join("tmp");
+    std::fs::create_dir_all(&tmp_root).unwrap();
+    Fixture {
+        code,
+        data,
+        tmp_root,
+        _dir: dir,
+    }
+}
+
+fn spec(f: &Fixture, program: &str, args: &[&str]) -> LaunchSpec {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut s = LaunchSpec::new(
+        program.into(),
+        args.iter().map(Into::into).collect(),
+        f.code.clone(),
+        f.tmp_root.join(format!("env-{n}")),
+    );
+    s.mounts = vec![Mount {
+        host: f.code.clone(),
+        target: "/var/task".into(),
+        read_only: true,
+    }];
+    s.env = vec![
+        ("PATH".into(), "/usr/bin:/bin".into()),
+        ("TASK".into(), f.code.display().to_string()),
+    ];
+    s
+}
+
+async fn run(
+    d: &LinuxDriver,
+    s: &LaunchSpec,
+) -> (String, String, std::process::ExitStatus, Process) {
+    let mut p = d.start(s).unwrap();
+    let mut out = p.stdout.take().unwrap();
+    let mut err = p.stderr.take().unwrap();
+    let (o, e) = tokio::join!(read_all(&mut out), read_all(&mut err));
+    let status = p.wait().await.unwrap();
+    (o, e, status, p)
+}
+
+async fn read_all(pipe: &mut stratus_sandbox::OutputPipe) -> String {
+    let mut v = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = pipe.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        v.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&v).to_string()
+}
+
+async fn sh(f: &Fixture, script: &str) -> (String, String, std::process::ExitStatus) {
+    let d = driver().unwrap();
+    let s = spec(f, "/bin/sh", &["-c", script]);
+    let (o, e, st, p) = run(d, &s).await;
+    p.killer().kill_tree();
+    (o, e, st)
+}
+
+#[tokio::test]
+async fn code_is_read_only_at_var_task_and_paths_are_remapped() {
+    if driver().is_none() {
+        return;
+    }
+    let f = fixture();
+    let (out, err, st) = sh(
+        &f,
+        "pwd; echo $TASK; cat /var/task/handler.txt; echo; touch /var/task/x 2>/dev/null && echo WROTE || echo ro; echo $TMPDIR; id -u",
+    )
+    .await;
+    assert!(st.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["/var/task", "/var/task", "code here", "ro", "/tmp", "65534"],
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn host_files_are_invisible() {
+    if driver().is_none() {
+        return;
+    }
+    let f = fixture();
+    let script = format!(
+        "for p in {} {} /work /root /home /srv /var/lib; do test -e $p && echo SEEN $p; done; ls /; echo done",
+        f.data.display(),
+        f.data.join("state.db").display()
+    );
+    let (out, err, st) = sh(&f, &script).await;
+    assert!(st.success(), "{err}");
+    assert!(!out.contains("SEEN"), "{out}");
+    let top: Vec<&str> = out.lines().filter(|l| *l != "done").collect();
+    for entry in &top {
+        assert!(
+            [
+                "bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "sbin", "tmp",
+                "usr", "var"
+            ]
+            .contains(entry),
+            "unexpected /{entry} in {top:?}"
+        );
+    }
+    // The root and system dirs are read-only; /tmp is not.
+    let (out, _, _) = sh(
+        &f,
+        "touch /x 2>/dev/null && echo root-rw; touch /usr/x 2>/dev/null && echo usr-rw; touch /tmp/x && echo tmp-rw",
+    )
+    .await;
+    assert_eq!(out.trim(), "tmp-rw");
+}
+
+#[tokio::test]
+async fn tmp_is_a_private_tmpfs_of_the_given_size() {
+    let Some(d) = driver() else { return };
+    let f = fixture();
+    let mut s = spec(
+        &f,
+        "/bin/sh",
+        &["-c", "grep ' /tmp ' /proc/mounts; df -k /tmp | tail -1"],
+    );
+    s.tmp_mb = 600;
+    let (out, err, st, p) = run(d, &s).await;
+    p.killer().kill_tree();
+    assert!(st.success(), "{err}");
+    assert!(out.starts_with("tmpfs /tmp tmpfs"), "{out}");
+    let kb: u64 = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(kb, 600 * 1024, "{out}");
+    // Filling it past its size fails inside, and nothing lands on the host.
+    let mut s = spec(
+        &f,
+        "/bin/sh",
+        &[
+            "-c",
+            "dd if=/dev/zero of=/tmp/big bs=1M count=20 2>&1; echo rc=$?",
+        ],
+    );
+    s.tmp_mb = 8;
+    let (out, _, _, p) = run(d, &s).await;
+    assert!(out.contains("No space left on device"), "{out}");
+    assert!(out.contains("rc=1"), "{out}");
+    assert_eq!(
+        std::fs::read_dir(&s.tmp_dir).unwrap().count(),
+        0,
+        "the host sees an empty mount point"
+    );
+    p.killer().kill_tree();
+    assert!(!s.tmp_dir.exists());
+}
+
+#[tokio::test]
+async fn own_pid_namespace_hostname_and_only_loopback() {
+    if driver().is_none() {
+        return;
+    }
+    let f = fixture();
+    let (out, err, st) = sh(
+        &f,
+        "echo $$; hostname; ls /proc | grep -c '^[0-9]'; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; grep ' lo' /proc/net/route | wc -l",
+    )
+    .await;
+    assert!(st.success(), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1", "the runtime is PID 1: {out}");
+    assert_eq!(lines[1], "sandbox");
+    let procs: u32 = lines[2].parse().unwrap();
+    assert!(procs <= 4, "only our own processes are visible: {out}");
+    assert_eq!(lines[3], "lo", "only lo: {out}");
+}
+
+#[tokio::test]
+async fn host_ports_are_unreachable_and_host_mode_reaches_them() {
+    let Some(d) = driver() else { return };
+    let f = fixture();
+    let host = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    let script = format!(
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n    print('CONNECTED')\nexcept OSError as e:\n    print('refused', e.errno)\n"
+    );
+    let s = spec(&f, "/usr/bin/python3", &["-c", &script]);
+    let (out, err, _, p) = run(d, &s).await;
+    p.killer().kill_tree();
+    assert!(out.starts_with("refused"), "{out} {err}");
+    let mut s = spec(&f, "/usr/bin/python3", &["-c", &script]);
+    s.network = Network::Host;
+    let (out, err, _, p) = run(d, &s).await;
+    p.killer().kill_tree();
+    assert_eq!(out.trim(), "CONNECTED", "{err}");
+}
+
+#[tokio::test]
+async fn listeners_made_in_the_netns_are_reachable_inside() {
+    let Some(d) = driver() else { return };
+    let f = fixture();
+    let (ns, listeners) = d.new_netns().unwrap().unwrap();
+    let mut s = spec(
+        &f,
+        "/usr/bin/python3",
+        &["-c", "import socket\ns = socket.create_connection(('127.0.0.1', 9001), timeout=2)\ns.sendall(b'hi')\nprint('sent')"],
+    );
+    s.netns = Some(ns);
+    let accept = std::thread::spawn(move || {
+        listeners.runtime.set_nonblocking(false).unwrap();
+        let (mut c, _) = listeners.runtime.accept().unwrap();
+        let mut buf = [0u8; 2];
+        std::io::Read::read_exact(&mut c, &mut buf).unwrap();
+        buf
+    });
+    let (out, err, st, p) = run(d, &s).await;
+    p.killer().kill_tree();
+    assert!(st.success(), "{out} {err}");
+    assert_eq!(&accept.join().unwrap(), b"hi");
+}
+
+#[tokio::test]
+async fn memory_limit_kills_and_reports_oom() {
+    let Some(d) = driver() else { return };
+    let f = fixture();
+    let mut s = spec(
+        &f,
+        "/usr/bin/python3",
+        &["-c", "import time\nx = []\nfor i in range(400):\n    x.append(bytearray(1024 * 1024))\nprint('survived')"],
+    );
+    s.memory_mb = 64;
+    let (out, _, st, p) = run(d, &s).await;
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(st.signal(), Some(9), "{out} {st:?}");
+    assert!(p.killer().oom_killed());
+    let peak = p.killer().max_memory_bytes();
+    assert!(peak > 32 << 20 && peak <= 64 << 20, "peak {peak}");
+    p.killer().kill_tree();
+    // A process under its limit is not reported as OOM.
+    let (out, _, st, p) = run(d, &spec(&f, "/bin/sh", &["-c", "echo fine"])).await;
+    assert!(st.success() && out == "fine\n");
+    assert!(!p.killer().oom_killed());
+    assert!(p.killer().max_memory_bytes() > 0);
+    p.killer().kill_tree();
+}
+
+#[tokio::test]
+async fn fork_bomb_stays_inside_the_pids_limit() {
+    if driver().is_none() {
+        return;
+    }
+    let d = LinuxDriver::new(LinuxOptions {
+        pids_max: 32,
+        ..Default::default()
+    })
+    .unwrap();
+    let f = fixture();
+    let bomb = "import os, time\nforked, failed = 0, 0\nfor i in range(100):\n    try:\n        pid = os.fork()\n    except OSError:\n        failed += 1\n        continue\n    if pid == 0:\n        time.sleep(10)\n        os._exit(0)\n    forked += 1\nprint(forked, failed, len([p for p in os.listdir('/proc') if p.isdigit()]))\n";
+    let s = spec(&f, "/usr/bin/python3", &["-c", bomb]);
+    let (out, err, st, p) = run(&d, &s).await;
+    let n: Vec<u32> = out.split_whitespace().map(|n| n.parse().unwrap()).collect();
+    assert!(st.success(), "{out} {err}");
+    assert!(n[0] > 20 && n[0] < 32, "forked {out}");
+    assert_eq!(n[0] + n[1], 100, "the rest failed: {out}");
+    assert!(n[2] <= 32, "{out}");
+    p.killer().kill_tree();
+}
+
+#[tokio::test]
+async fn seccomp_denies_mount_ptrace_and_namespaces() {
+    if driver().is_none() {
+        return;
+    }
+    let f = fixture();
+    let script = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nfor name, call in [('ptrace', lambda: libc.ptrace(0, 0, 0, 0)), ('unshare', lambda: libc.unshare(0x10000000)), ('mount', lambda: libc.mount(b'none', b'/tmp', b'tmpfs', 0, None))]:\n    rc = call()\n    print(name, rc, ctypes.get_errno())\nprint([l for l in open('/proc/self/status') if l.startswith(('Seccomp:', 'NoNewPrivs:'))])\n";
+    let d = driver().unwrap();
+    let s = spec(&f, "/usr/bin/python3", &["-c", script]);
+    let (out, err, st, p) = run(d, &s).await;
+    p.killer().kill_tree();
+    assert!(st.success(), "{err}");
+    // ptrace(TRACEME) and unshare(CLONE_NEWUSER) are allowed to any user without the
+    // filter; with it they fail with EPERM (1).
+    assert!(out.contains("ptrace -1 1\n"), "{out}");
+    assert!(out.contains("unshare -1 1\n"), "{out}");
+    assert!(out.contains("mount -1 1\n"), "{out}");
+    assert!(out.contains("Seccomp:\\t2"), "{out}");
+    // Without the filter, the same ptrace succeeds: the test can fail.
+    let open = LinuxDriver::new(LinuxOptions {
+        seccomp: false,
+        ..Default::default()
+    })
+    .unwrap();
+    let (out, _, _, p) = run(&open, &spec(&f, "/usr/bin/python3", &["-c", script])).await;
+    p.killer().kill_tree();
+    assert!(out.contains("ptrace 0 0\n"), "{out}");
+}
+
+#[tokio::test]
+async fn missing_program_is_a_clear_error_and_leaves_nothing() {
+    let Some(d) = driver() else { return };
+    let f = fixture();
+    let s = spec(&f, "/var/task/nope", &[]);
+    let err = d.start(&s).unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+    assert!(!Path::new(&s.tmp_dir).join("usr").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pooled_keepers_serve_starts_and_refill() {
+    if driver().is_none() {
+        return;
+    }
+    let d = LinuxDriver::new(LinuxOptions {
+        pool: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    let f = fixture();
+    // More starts than the pool holds: pooled ones, then fresh ones, all isolated.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (ns, listeners) = d.new_netns().unwrap().unwrap();
+        let mut s = spec(
+            &f,
+            "/bin/sh",
+            &["-c", "echo $$; readlink /proc/self/ns/net"],
+        );
+        s.netns = Some(ns);
+        let (out, err, st, p) = run(&d, &s).await;
+        p.killer().kill_tree();
+        assert!(st.success(), "{err}");
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("1"));
+        seen.push(lines.next().unwrap().to_string());
+        drop(listeners);
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen.len(),
+        4,
+        "each environment had its own namespace: {seen:?}"
+    );
+    // The pool is topped up again in the background: keepers parked as children.
+    let me = std::process::id();
+    let mut parked = 0;
+    for _ in 0..200 {
+        parked = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("stat"))
+                    .ok()
+                    .and_then(|s| {
+                        s.rsplit_once(") ")
+                            .map(|(_, r)| r.split_whitespace().nth(1).map(str::to_string))
+                    })
+                    .flatten()
+                    == Some(me.to_string())
+            })
+            .count();
+        if parked >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(parked >= 2, "{parked} keepers parked");
+    // An abandoned reservation (netns taken, never started) is reclaimed.
+    let (ns, _l) = d.new_netns().unwrap().unwrap();
+    drop(ns);
+    let (_, _, st, p) = run(&d, &spec(&f, "/bin/true", &[])).await;
+    p.killer().kill_tree();
+    assert!(st.success());
+}
