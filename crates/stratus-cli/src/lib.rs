@@ -4,5 +4,5 @@
 //! TLS and plain-HTTP policy.
 
 pub mod client;
-pub mod transport;
 pub mod signing;
+pub mod transport;

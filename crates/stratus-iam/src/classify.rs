@@ -540,7 +540,7 @@ fn stratus(
         ("POST", ["services", s, st, "rollback"]) => ("Rollback", service(s, st)),
         ("GET", ["keys"]) => ("ListKeys", Some("*".to_string())),
         ("POST", ["keys"]) => {
-            let name = json_field(req.body, "Name").or_else(|| json_field(req.body, "name"));
+            let name = json_field(req.body, "UserName").or_else(|| json_field(req.body, "Name"));
             (
                 "CreateKey",
                 Some(name.map_or_else(|| "*".to_string(), |n| arn("key", &n))),

@@ -415,8 +415,16 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     };
     let stores = Stores::sqlite(dir, sealer.clone())?;
     let auth = Arc::new(tokio::task::block_in_place(|| {
-        auth::Auth::open(dir, &cfg.region, &cfg.account_id, !cfg.no_auth)
+        auth::Auth::open(
+            dir,
+            &cfg.region,
+            &cfg.account_id,
+            !cfg.no_auth,
+            sealer.clone(),
+        )
     })?);
+    // Every environment gets credentials of its own, scoped to its execution role.
+    scheduler.set_credential_issuer(Arc::new(auth::SessionIssuer(auth.clone())));
     if cfg.no_auth {
         tracing::warn!(%addr, "--no-auth: the API accepts unsigned requests from anyone who can reach {addr}");
     } else if let Some(created) = auth.created_admin() {

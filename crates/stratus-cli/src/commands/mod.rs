@@ -6,9 +6,9 @@ pub(crate) mod dev;
 pub(crate) mod info;
 pub(crate) mod invoke;
 pub(crate) mod keys;
-pub(crate) mod rotate_key;
 pub(crate) mod logs;
 pub(crate) mod queue;
+pub(crate) mod rotate_key;
 
 use anyhow::bail;
 

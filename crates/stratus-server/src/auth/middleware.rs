@@ -7,7 +7,7 @@
 //! sent `X-Amz-Content-Sha256` the signature is checked before the body is read and
 //! the body must hash to it; otherwise (botocore's Lambda and SQS clients) the body
 //! is read through the route's size limit — Invoke's 6 MB, refused while it
-//! arrives — hashed, and the signature checked. Then [`super::authorize`], once.
+//! arrives — hashed, and the signature checked. Then [`Auth::authorize`], once.
 //!
 //! Errors take the shape of the API called: REST-JSON (`x-amzn-ErrorType` and
 //! `{"message"}`) for Lambda and the control API, JSON protocol (`__type`,
@@ -26,7 +26,7 @@ use stratus_auth::canonical::hex_sha256;
 use stratus_auth::parse::presented;
 use stratus_auth::AuthError;
 
-use super::{authorize, Auth, Principal};
+use super::{Auth, Principal};
 use crate::error::ApiError;
 
 /// Puts the key routes and the authentication middleware around the API router.
@@ -91,7 +91,7 @@ async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Next) -
         // --no-auth: everything passes as the anonymous admin; the hook still runs
         // so a policy engine sees every request the same way.
         let principal = auth.anonymous();
-        let (parts, body) = match read_and_authorize(api, &principal, parts, body).await {
+        let (parts, body) = match read_and_authorize(&auth, api, &principal, parts, body).await {
             Ok(ok) => ok,
             Err(resp) => return resp,
         };
@@ -186,8 +186,8 @@ async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Next) -
             }
         }
     }
-    if let Err(e) = authorize(&principal, &parts, &bytes) {
-        return reject_api(api, e);
+    if let Err(denied) = auth.authorize(&principal, &parts, &bytes) {
+        return denied;
     }
     parts.extensions.insert(super::Presigner {
         auth: auth.clone(),
@@ -201,6 +201,7 @@ async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Next) -
 
 /// `--no-auth`: reads the body (same limits) so the hook sees it, and authorizes.
 async fn read_and_authorize(
+    auth: &Auth,
     api: Api,
     principal: &Principal,
     parts: Parts,
@@ -209,7 +210,7 @@ async fn read_and_authorize(
     let bytes = read_body(&parts, body)
         .await
         .map_err(|e| reject_api(api, e))?;
-    authorize(principal, &parts, &bytes).map_err(|e| reject_api(api, e))?;
+    auth.authorize(principal, &parts, &bytes)?;
     Ok((parts, Body::from(bytes)))
 }
 

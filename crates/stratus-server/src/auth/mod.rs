@@ -5,8 +5,10 @@
 //!   credentials, and the cache of derived signing keys.
 //! - [`Principal`]: who a verified request acts for; the middleware puts it in the
 //!   request's extensions.
-//! - [`authorize`]: the single authorization hook, called once per request by the
-//!   middleware; the `stratus-iam` policy evaluator plugs in there.
+//! - [`Auth::authorize`]: the authorization check (`stratus-iam`: the request's
+//!   actions and resources against the principal's policies), once per request.
+//! - [`SessionIssuer`]: each execution environment's temporary credentials, scoped
+//!   to its function's execution-role policy and revoked when it ends.
 //! - `middleware`: verification of every request and the AWS error shapes of each API.
 //! - `routes`: `/stratus/v1/keys…`, the control API for keys.
 //! - first start: an admin key and `{data-dir}/credentials` ([`Auth::open`]).
@@ -25,7 +27,6 @@ use axum::http::request::Parts;
 use parking_lot::RwLock;
 use stratus_auth::{Session, Sessions, SigningKeyCache};
 
-use crate::error::ApiError;
 use crate::store::keys::{KeyStore, SqliteKeyStore, StoredKey};
 use crate::store::StoreError;
 
@@ -49,18 +50,81 @@ pub struct Principal {
     pub arn: String,
     /// The policy documents (JSON text) that apply.
     pub policies: Arc<Vec<String>>,
+    /// The same documents, parsed once (when the key is loaded or changed) for
+    /// [`Auth::authorize`].
+    pub parsed: Arc<Vec<stratus_iam::Policy>>,
     /// Whether these are temporary session credentials.
     pub session: bool,
 }
 
-/// The authorization hook: whether `principal` may make this request. Called exactly
-/// once per request by the authentication middleware, after the signature checked
-/// out and before any handler runs. Today it allows everything; the `stratus-iam`
-/// evaluator plugs in here (map `parts`/`body` to an action and resource ARN, then
-/// evaluate `principal.policies`, answering `AccessDeniedException`).
-pub fn authorize(principal: &Principal, parts: &Parts, body: &[u8]) -> Result<(), ApiError> {
-    let _ = (principal, parts, body);
-    Ok(())
+/// Parses policy documents for evaluation. Documents are checked when they are
+/// attached (keys) or deployed (execution roles), so one that does not parse here is
+/// skipped with a warning: it can only narrow what the principal may do (a policy
+/// that is not there allows nothing).
+fn parse_policies(owner: &str, docs: &[String]) -> Arc<Vec<stratus_iam::Policy>> {
+    let parsed = docs
+        .iter()
+        .filter_map(|d| match stratus_iam::Policy::parse(d) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::warn!(%owner, error = %e, "a stored policy does not parse; it is ignored");
+                None
+            }
+        })
+        .collect();
+    Arc::new(parsed)
+}
+
+/// Gives each execution environment its own session credentials (`ASIA…` + token),
+/// carrying its function's execution-role policy (none: the function may call
+/// nothing, as in AWS), revoked when the environment ends.
+#[derive(Debug)]
+pub struct SessionIssuer(pub Arc<Auth>);
+
+impl stratus_scheduler::CredentialIssuer for SessionIssuer {
+    fn issue(
+        &self,
+        spec: &stratus_scheduler::FunctionSpec,
+        _env_id: u64,
+    ) -> Result<stratus_scheduler::EnvCredentials, String> {
+        let policies = spec
+            .role_policy
+            .as_deref()
+            .map(|p| vec![p.to_string()])
+            .unwrap_or_default();
+        let session = self.0.issue_session(&spec.function_name, policies, None);
+        let c = &session.credentials;
+        let id = c.access_key_id.clone();
+        let auth = self.0.clone();
+        Ok(stratus_scheduler::EnvCredentials {
+            access_key_id: c.access_key_id.clone(),
+            secret_access_key: c.secret_access_key.clone(),
+            session_token: c.session_token.clone().unwrap_or_default(),
+            guard: stratus_scheduler::Revocation::new(move || {
+                auth.revoke_session(&id);
+            }),
+        })
+    }
+}
+
+/// The HTTP answer of a denial (with a request id, as every AWS answer has).
+fn denied_response(d: stratus_iam::AccessDenied) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut resp = (
+        axum::http::StatusCode::from_u16(d.status).unwrap_or(axum::http::StatusCode::FORBIDDEN),
+        d.body,
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    for (name, value) in d.headers {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    if let Ok(v) = axum::http::HeaderValue::from_str(&stratus_rules::uuid_v4()) {
+        h.insert("x-amzn-requestid", v);
+    }
+    resp
 }
 
 /// Presigns URLs on this server with the credentials of the request being answered
@@ -167,8 +231,9 @@ impl Auth {
         region: &str,
         account_id: &str,
         enabled: bool,
+        sealer: stratus_seal::Sealer,
     ) -> Result<Self, AuthSetupError> {
-        let store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(data_dir)?);
+        let store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(data_dir, sealer)?);
         let mut auth = Self {
             enabled,
             region: region.to_string(),
@@ -237,6 +302,53 @@ impl Auth {
         self.sessions.issue(owner, policies, ttl)
     }
 
+    /// The authorization check, once per request after authentication and before any
+    /// handler: the request's IAM actions and resources (`stratus_iam::classify`) must
+    /// all be allowed by the principal's policies (explicit Deny wins, default deny).
+    /// A denial is the 403 `AccessDeniedException` of the API called. A request that
+    /// is no known operation needs `stratus:UnknownOperation` on `*` (an admin's `*`
+    /// then reaches the router's own 404; a narrower key is denied).
+    pub fn authorize(
+        &self,
+        principal: &Principal,
+        parts: &Parts,
+        body: &[u8],
+    ) -> Result<(), axum::response::Response> {
+        let scope = stratus_iam::Scope {
+            region: &self.region,
+            account: &self.account_id,
+        };
+        let req = stratus_iam::HttpRequest {
+            method: &parts.method,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+            body,
+        };
+        let requests = stratus_iam::classify(&scope, &req).unwrap_or_else(|_| {
+            vec![stratus_iam::Request {
+                action: "stratus:UnknownOperation".into(),
+                resource: "*".into(),
+                protocol: if parts.headers.contains_key("x-amz-target") {
+                    stratus_iam::Protocol::Sqs
+                } else {
+                    stratus_iam::Protocol::Lambda
+                },
+            }]
+        });
+        match stratus_iam::authorize(&principal.parsed, &requests) {
+            Ok(()) => Ok(()),
+            Err((request, decision)) => {
+                tracing::debug!(principal = %principal.arn, action = %request.action, resource = %request.resource, "access denied");
+                Err(denied_response(stratus_iam::access_denied(
+                    &principal.arn,
+                    request,
+                    decision,
+                )))
+            }
+        }
+    }
+
     /// Revokes session credentials.
     pub fn revoke_session(&self, access_key_id: &str) -> bool {
         self.cache.forget(access_key_id);
@@ -253,6 +365,10 @@ impl Auth {
             name: stored.name.clone(),
             arn: self.user_arn(&stored.name),
             policies: Arc::new(stored.policies.values().cloned().collect()),
+            parsed: parse_policies(
+                &stored.id,
+                &stored.policies.values().cloned().collect::<Vec<_>>(),
+            ),
             session: false,
         };
         LiveKey { stored, principal }
@@ -265,6 +381,7 @@ impl Auth {
             name: "anonymous".into(),
             arn: format!("arn:aws:iam::{}:root", self.account_id),
             policies: Arc::new(vec![ADMIN_POLICY.to_string()]),
+            parsed: parse_policies("anonymous", &[ADMIN_POLICY.to_string()]),
             session: false,
         }
     }
@@ -289,6 +406,7 @@ impl Auth {
                     self.account_id, s.owner, s.owner
                 ),
                 policies: Arc::new(s.policies.clone()),
+                parsed: parse_policies(&s.owner, &s.policies),
                 session: true,
             },
         ))
@@ -410,7 +528,14 @@ mod tests {
     fn first_start_creates_an_admin_key_and_later_starts_keep_it() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
-        let a = Auth::open(dir.path(), "us-east-1", "000000000000", true).unwrap();
+        let a = Auth::open(
+            dir.path(),
+            "us-east-1",
+            "000000000000",
+            true,
+            stratus_seal::Sealer::ephemeral().unwrap(),
+        )
+        .unwrap();
         let created = a.created_admin().unwrap().clone();
         let file = std::fs::read_to_string(&created.credentials_file).unwrap();
         assert!(file.contains(&format!("aws_access_key_id = {}", created.access_key_id)));
@@ -421,7 +546,14 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         drop(a);
-        let b = Auth::open(dir.path(), "us-east-1", "000000000000", true).unwrap();
+        let b = Auth::open(
+            dir.path(),
+            "us-east-1",
+            "000000000000",
+            true,
+            stratus_seal::Sealer::ephemeral().unwrap(),
+        )
+        .unwrap();
         assert!(b.created_admin().is_none());
         let keys = b.keys();
         assert_eq!(keys.len(), 1);
@@ -435,7 +567,14 @@ mod tests {
     #[test]
     fn policies_attach_and_detach_and_keys_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Auth::open(dir.path(), "us-east-1", "000000000000", true).unwrap();
+        let a = Auth::open(
+            dir.path(),
+            "us-east-1",
+            "000000000000",
+            true,
+            stratus_seal::Sealer::ephemeral().unwrap(),
+        )
+        .unwrap();
         let k = a.create_key("bob", BTreeMap::new()).unwrap();
         assert_eq!(a.set_policy(&k.id, "p", Some("{}")).unwrap(), Some(true));
         assert_eq!(a.lookup(&k.id, None).unwrap().1.policies.len(), 1);
@@ -450,7 +589,14 @@ mod tests {
     #[test]
     fn sessions_need_their_token() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Auth::open(dir.path(), "us-east-1", "000000000000", true).unwrap();
+        let a = Auth::open(
+            dir.path(),
+            "us-east-1",
+            "000000000000",
+            true,
+            stratus_seal::Sealer::ephemeral().unwrap(),
+        )
+        .unwrap();
         let s = a.issue_session("fn", vec!["{}".into()], None);
         let id = &s.credentials.access_key_id;
         assert!(a.lookup(id, None).is_none());

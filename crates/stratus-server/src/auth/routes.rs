@@ -42,17 +42,12 @@ fn valid_name(s: &str, max: usize) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
-/// A policy document must be a JSON object with a `Statement`; the policy engine
-/// checks the rest when it evaluates.
+/// A policy document must be one the policy engine (`stratus-iam`) can evaluate:
+/// refused here, saying where, rather than silently allowing less later.
 fn check_policy(doc: &str) -> Result<(), ApiError> {
-    let v: serde_json::Value = serde_json::from_str(doc)
-        .map_err(|e| ApiError::invalid(format!("The policy document is not valid JSON: {e}")))?;
-    if !v.is_object() || v.get("Statement").is_none() {
-        return Err(ApiError::invalid(
-            "The policy document must be a JSON object with a \"Statement\"",
-        ));
-    }
-    Ok(())
+    stratus_iam::Policy::parse(doc)
+        .map(|_| ())
+        .map_err(|e| ApiError::invalid(format!("The policy document is malformed: {e}")))
 }
 
 fn json(status: StatusCode, v: serde_json::Value) -> Response {

@@ -3,14 +3,16 @@
 //! with the function store's).
 //!
 //! A SigV4 verifier needs each key's secret itself (it recomputes the signature), so
-//! the secret is stored — but only ever through [`seal_secret`] and
-//! [`open_secret`], the one place where at-rest encryption plugs in.
+//! the secret is stored — but only ever sealed (`stratus-seal`, AES-256-GCM under the
+//! data dir's keys, bound to its key id), through [`seal_secret`] and [`open_secret`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection};
+
+use stratus_seal::Sealer;
 
 use super::StoreError;
 
@@ -51,15 +53,24 @@ impl std::fmt::Debug for StoredKey {
     }
 }
 
-/// Turns a secret into what is written to disk. Identity for now: the at-rest
-/// encryption (`stratus-seal`) replaces this pair and nothing else.
-pub fn seal_secret(secret: &str) -> Vec<u8> {
-    secret.as_bytes().to_vec()
+/// Where a key's secret lives, as the associated data of its seal: a sealed secret
+/// copied to another key's row does not open.
+fn secret_place(id: &str) -> String {
+    format!("state/access_keys/{id}/secret")
+}
+
+/// Turns a secret into what is written to disk: sealed with the data dir's keys.
+pub fn seal_secret(sealer: &Sealer, id: &str, secret: &str) -> Result<Vec<u8>, String> {
+    sealer
+        .seal_str(&secret_place(id), secret)
+        .map_err(|e| format!("cannot seal the secret of key {id}: {e}"))
 }
 
 /// Turns what [`seal_secret`] wrote back into the secret.
-pub fn open_secret(sealed: &[u8]) -> Result<String, String> {
-    String::from_utf8(sealed.to_vec()).map_err(|_| "a stored secret is not valid".to_string())
+pub fn open_secret(sealer: &Sealer, id: &str, sealed: &[u8]) -> Result<String, String> {
+    sealer
+        .open_string(&secret_place(id), sealed)
+        .map_err(|e| format!("the stored secret of key {id} does not open: {e}"))
 }
 
 /// Where keys are stored.
@@ -76,11 +87,12 @@ pub trait KeyStore: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct SqliteKeyStore {
     conn: Mutex<Connection>,
+    sealer: Sealer,
 }
 
 impl SqliteKeyStore {
     /// Opens (creating the table if needed) the key table of `state.db` in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, sealer: Sealer) -> Result<Self, StoreError> {
         let path = dir.join("state.db");
         let open = || -> rusqlite::Result<Connection> {
             let conn = Connection::open(&path)?;
@@ -96,6 +108,7 @@ impl SqliteKeyStore {
         })?;
         Ok(Self {
             conn: Mutex::new(conn),
+            sealer,
         })
     }
 }
@@ -118,10 +131,11 @@ impl KeyStore for SqliteKeyStore {
         let mut out = Vec::new();
         for row in rows {
             let (id, name, sealed, policies, created) = row?;
-            let secret = open_secret(&sealed).map_err(|_| StoreError::Decode {
-                what: "access key secret",
-                source: serde::de::Error::custom(format!("key {id}")),
-            })?;
+            let secret =
+                open_secret(&self.sealer, &id, &sealed).map_err(|e| StoreError::Decode {
+                    what: "access key secret",
+                    source: serde::de::Error::custom(e),
+                })?;
             let policies =
                 serde_json::from_str(&policies).map_err(|source| StoreError::Decode {
                     what: "access key policies",
@@ -144,9 +158,14 @@ impl KeyStore for SqliteKeyStore {
                 what: "access key policies",
                 source,
             })?;
+        let sealed =
+            seal_secret(&self.sealer, &key.id, &key.secret).map_err(|e| StoreError::Decode {
+                what: "access key secret",
+                source: serde::de::Error::custom(e),
+            })?;
         self.conn.lock().execute(
             "INSERT OR REPLACE INTO access_keys (id, name, secret, policies, created) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key.id, key.name, seal_secret(&key.secret), policies, key.created],
+            params![key.id, key.name, sealed, policies, key.created],
         )?;
         Ok(())
     }
@@ -167,7 +186,8 @@ mod tests {
     #[test]
     fn keys_round_trip_through_the_database() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteKeyStore::open(dir.path()).unwrap();
+        let sealer = Sealer::ephemeral().unwrap();
+        let store = SqliteKeyStore::open(dir.path(), sealer.clone()).unwrap();
         let mut k = StoredKey {
             id: "AKIAAAAAAAAAAAAAAAAA".into(),
             name: "alice".into(),
@@ -178,11 +198,31 @@ mod tests {
         store.put_key(&k).unwrap();
         k.policies.clear();
         store.put_key(&k).unwrap();
-        let again = SqliteKeyStore::open(dir.path()).unwrap();
+        // The secret is sealed on disk, bound to its key's row.
+        let raw: Vec<u8> = again_conn(dir.path())
+            .query_row("SELECT secret FROM access_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(!raw.windows(6).any(|w| w == b"s3cr3t"));
+        let again = SqliteKeyStore::open(dir.path(), sealer.clone()).unwrap();
         assert_eq!(again.all_keys().unwrap(), vec![k.clone()]);
+        // A sealed secret moved to another key's row does not open.
+        again_conn(dir.path())
+            .execute(
+                "INSERT INTO access_keys (id, name, secret, policies, created) VALUES ('AKIABBBBBBBBBBBBBBBB', 'eve', ?1, '{}', 'x')",
+                [raw],
+            )
+            .unwrap();
+        assert!(again.all_keys().is_err());
+        again_conn(dir.path())
+            .execute("DELETE FROM access_keys WHERE name = 'eve'", [])
+            .unwrap();
         assert!(!format!("{k:?}").contains("s3cr3t"));
         assert!(again.delete_key(&k.id).unwrap());
         assert!(!again.delete_key(&k.id).unwrap());
         assert!(again.all_keys().unwrap().is_empty());
+    }
+
+    fn again_conn(dir: &Path) -> Connection {
+        Connection::open(dir.join("state.db")).unwrap()
     }
 }

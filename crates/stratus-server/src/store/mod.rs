@@ -15,8 +15,8 @@
 //! ([`sqlite::SqliteStore`], one `state.db` in the data dir). Every method is
 //! blocking: callers on the async runtime run them on a blocking thread.
 
-mod sealed;
 pub mod keys;
+mod sealed;
 pub mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
