@@ -129,8 +129,16 @@ async fn stratus_keys_round_trip() {
                 .unwrap()
         }
     };
+    // Its policy (invoke only) decides the rest: listing keys is denied, by name.
     let o = as_alice(&["keys", "list"]).await;
-    assert!(o.status.success(), "{}", output_text(&o));
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains(
+            "User: arn:aws:iam::000000000000:user/alice is not authorized to perform: stratus:ListKeys on resource: *"
+        ),
+        "{}",
+        output_text(&o)
+    );
 
     // Attach and detach a second policy.
     stratus_ok(

@@ -168,7 +168,7 @@ async fn start_with_key(data: &Path, key: &str) -> Server {
     let url = line.rsplit(' ').next().unwrap().to_string();
     Server {
         child,
-        api: Api::new(&url),
+        api: Api::with_signer(&url, signer_for(data)),
         addr: url.trim_start_matches("http://").to_string(),
         data_dir: data.to_path_buf(),
         gateway: None,

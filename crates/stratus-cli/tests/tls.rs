@@ -28,6 +28,8 @@ struct TlsServer {
     gateway: Option<String>,
     /// The CA the server printed (self-signed only).
     ca: Option<PathBuf>,
+    /// The data dir (its `credentials` file holds the admin key requests sign with).
+    data_dir: PathBuf,
 }
 
 impl TlsServer {
@@ -87,11 +89,25 @@ impl TlsServer {
             url,
             gateway,
             ca,
+            data_dir: data_dir.to_path_buf(),
         }
     }
 
     fn api(&self, ca: &Path) -> Api {
-        Api::with_transport(&self.url, &Transport::new(Some(ca), false).unwrap())
+        Api::with_parts(
+            &self.url,
+            &Transport::new(Some(ca), false).unwrap(),
+            signer_for(&self.data_dir),
+        )
+    }
+
+    /// The admin key's id and secret, from the server's credentials file.
+    fn admin_key(&self) -> (String, String) {
+        let (c, _) =
+            stratus_cli::signing::load_profile(&self.data_dir.join("credentials"), "default")
+                .unwrap()
+                .unwrap();
+        (c.access_key_id, c.secret_access_key)
     }
 
     fn port(&self) -> u16 {
@@ -339,14 +355,19 @@ async fn the_cli_deploys_and_invokes_over_tls_with_a_ca_bundle() {
 
     // --ca-bundle.
     let ca_arg = ca.to_str().unwrap();
-    let out = stratus(&svc, &s.url, &["deploy", "--ca-bundle", ca_arg], &[]).await;
+    let creds = s.data_dir.join("credentials");
+    let signed: &[(&str, &Path)] = &[("AWS_SHARED_CREDENTIALS_FILE", &creds)];
+    let out = stratus(&svc, &s.url, &["deploy", "--ca-bundle", ca_arg], signed).await;
     assert!(out.status.success(), "{}", output_text(&out));
     // AWS_CA_BUNDLE, as the AWS CLI reads it.
     let out = stratus(
         &svc,
         &s.url,
         &["invoke", "-f", "hello", "--data", r#"{"name":"tls"}"#],
-        &[("AWS_CA_BUNDLE", &ca)],
+        &[
+            ("AWS_CA_BUNDLE", &ca),
+            ("AWS_SHARED_CREDENTIALS_FILE", &creds),
+        ],
     )
     .await;
     assert!(out.status.success(), "{}", output_text(&out));
@@ -357,7 +378,7 @@ async fn the_cli_deploys_and_invokes_over_tls_with_a_ca_bundle() {
     );
 
     // Without the CA the certificate is refused, and the error says how to fix it.
-    let out = stratus(&svc, &s.url, &["invoke", "-f", "hello"], &[]).await;
+    let out = stratus(&svc, &s.url, &["invoke", "-f", "hello"], signed).await;
     assert!(!out.status.success());
     let text = output_text(&out);
     assert!(
@@ -408,9 +429,9 @@ async fn boto3_and_the_aws_cli_verify_the_server_with_the_ca() {
 
     let code = r#"
 import sys, json, boto3, botocore.exceptions
-url, ca = sys.argv[1], sys.argv[2]
+url, ca, key, secret = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 kw = dict(endpoint_url=url, region_name="us-east-1",
-          aws_access_key_id="test", aws_secret_access_key="test")
+          aws_access_key_id=key, aws_secret_access_key=secret)
 c = boto3.client("lambda", verify=ca, **kw)
 r = c.invoke(FunctionName="tlsfn", Payload=b'{"from":"boto3"}')
 print("invoked", r["StatusCode"], json.loads(r["Payload"].read())["functionName"])
@@ -420,7 +441,8 @@ try:
 except botocore.exceptions.SSLError as e:
     print("refused without the CA")
 "#;
-    let (ok, out) = python(code, &[&s.url, ca.to_str().unwrap()]).await;
+    let (key, secret) = s.admin_key();
+    let (ok, out) = python(code, &[&s.url, ca.to_str().unwrap(), &key, &secret]).await;
     assert!(ok, "{out}");
     assert!(out.contains("invoked 200 tlsfn"), "{out}");
     assert!(out.contains("refused without the CA"), "{out}");
@@ -429,8 +451,8 @@ except botocore.exceptions.SSLError as e:
         let mut cmd = Command::new("aws");
         cmd.args(["lambda", "list-functions", "--endpoint-url", &s.url])
             .args(["--region", "us-east-1", "--output", "json"])
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ACCESS_KEY_ID", &key)
+            .env("AWS_SECRET_ACCESS_KEY", &secret)
             .env_remove("AWS_CA_BUNDLE");
         if let Some(ca) = ca {
             cmd.arg("--ca-bundle").arg(ca);
@@ -457,12 +479,16 @@ async fn functions_reach_the_api_over_plain_loopback_while_clients_use_tls() {
     let ca = s.ca.clone().unwrap();
     let api = s.api(&ca);
     let handler = br#"
-import json, os, urllib.request
+import json, os, urllib.error, urllib.request
 def handler(event, context):
+    # Unsigned on purpose: the server answers (its authentication refuses it), which
+    # shows the function reached the API over the plain loopback endpoint.
     url = os.environ["AWS_ENDPOINT_URL"]
-    with urllib.request.urlopen(url + "/2015-03-31/functions", timeout=10) as r:
-        names = [f["FunctionName"] for f in json.load(r)["Functions"]]
-        return {"endpoint": url, "status": r.status, "names": names}
+    try:
+        with urllib.request.urlopen(url + "/2015-03-31/functions", timeout=10) as r:
+            return {"endpoint": url, "status": r.status}
+    except urllib.error.HTTPError as e:
+        return {"endpoint": url, "status": e.code, "body": json.loads(e.read())}
 "#;
     let zip = raw_zip(&[("app.py", handler)]);
     use base64::Engine as _;
@@ -482,8 +508,8 @@ def handler(event, context):
     let endpoint = v["endpoint"].as_str().unwrap_or_default();
     assert!(endpoint.starts_with("http://127.0.0.1:"), "{v}");
     assert_ne!(endpoint, s.url.replace("https", "http"), "its own listener");
-    assert_eq!(v["status"], 200, "{v}");
-    assert_eq!(v["names"], json!(["caller"]), "{v}");
+    assert_eq!(v["status"], 403, "{v}");
+    assert_eq!(v["body"]["message"], "Missing Authentication Token", "{v}");
     s.terminate().await;
 }
 

@@ -528,12 +528,13 @@ mod tests {
     fn first_start_creates_an_admin_key_and_later_starts_keep_it() {
         use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
+        let sealer = stratus_seal::Sealer::ephemeral().unwrap();
         let a = Auth::open(
             dir.path(),
             "us-east-1",
             "000000000000",
             true,
-            stratus_seal::Sealer::ephemeral().unwrap(),
+            sealer.clone(),
         )
         .unwrap();
         let created = a.created_admin().unwrap().clone();
@@ -546,14 +547,7 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         drop(a);
-        let b = Auth::open(
-            dir.path(),
-            "us-east-1",
-            "000000000000",
-            true,
-            stratus_seal::Sealer::ephemeral().unwrap(),
-        )
-        .unwrap();
+        let b = Auth::open(dir.path(), "us-east-1", "000000000000", true, sealer).unwrap();
         assert!(b.created_admin().is_none());
         let keys = b.keys();
         assert_eq!(keys.len(), 1);
