@@ -205,11 +205,25 @@ impl Ctx<'_> {
     }
 }
 
+/// A service or stage name: 1–128 letters, digits, `-`, `_` or `.`, starting with a
+/// letter or digit (so never `.` or `..`).
 fn valid_key(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
+    s.len() <= 128
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// [`valid_key`] for both names of a service stage, as every `/stratus/v1/services`
+/// route checks them before looking anything up.
+pub fn check_service_stage(service: &str, stage: &str) -> Result<(), ApiError> {
+    if valid_key(service) && valid_key(stage) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "service '{service}' and stage '{stage}' must be 1-128 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )))
+    }
 }
 
 /// Checks what can be checked before anything changes.
@@ -220,11 +234,7 @@ fn validate(
     stage: &str,
     req: &DeployRequest,
 ) -> Result<(), ApiError> {
-    if !valid_key(service) || !valid_key(stage) {
-        return Err(ApiError::invalid(format!(
-            "service '{service}' and stage '{stage}' must be 1-128 letters, digits, '-', '_' or '.'"
-        )));
-    }
+    check_service_stage(service, stage)?;
     let mut names = BTreeSet::new();
     let mut keys = BTreeSet::new();
     for f in &req.functions {
