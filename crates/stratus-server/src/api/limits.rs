@@ -63,13 +63,13 @@ pub(super) fn default_limit(router: axum::Router<AppState>) -> axum::Router<AppS
         .layer(axum::middleware::map_response(lambda_rejection))
 }
 
-/// Rewrites an extractor's plain-text 4xx (other than 413) into a `ValidationException`
-/// carrying its text; answers of the API (with `x-amzn-errortype`, or SQS's
-/// `x-amzn-query-error`) and successes pass unchanged.
+/// Rewrites an extractor's plain-text refusal (400, 415, 422: a path, query or body
+/// that does not parse) into a `ValidationException` carrying its text; answers of
+/// the API (with `x-amzn-errortype`, or SQS's `x-amzn-query-error`) and everything
+/// else pass unchanged.
 async fn lambda_rejection(resp: Response) -> Response {
     let status = resp.status();
-    let plain = status.is_client_error()
-        && status != StatusCode::PAYLOAD_TOO_LARGE
+    let plain = matches!(status.as_u16(), 400 | 415 | 422)
         && !resp.headers().contains_key("x-amzn-errortype")
         && !resp.headers().contains_key("x-amzn-query-error")
         && !resp.headers().contains_key("x-amzn-requestid");
