@@ -28,6 +28,34 @@ fuzz_target!(|data: &[u8]| {
     let file: Arc<str> = "serverless.yml".into();
     match load_str(text, file.clone(), false, dir, &opts) {
         Ok((service, warnings)) => {
+            // What the manifest accepts, the server must accept too: every setting
+            // within Lambda's limits, every name one Lambda takes.
+            for f in service.functions.values() {
+                let k = &f.key;
+                assert!(
+                    stratus_rules::MEMORY_MB.contains(&i64::from(f.memory_size)),
+                    "{k}: memory {}",
+                    f.memory_size
+                );
+                assert!(
+                    stratus_rules::TIMEOUT_S.contains(&i64::from(f.timeout)),
+                    "{k}: timeout {}",
+                    f.timeout
+                );
+                assert!(f.maximum_retry_attempts <= 2, "{k}: retries");
+                assert!(
+                    (60..=21_600).contains(&f.maximum_event_age),
+                    "{k}: event age"
+                );
+                assert!(
+                    stratus_rules::is_function_name(&f.name),
+                    "{k}: name {:?}",
+                    f.name
+                );
+                if let (Some(p), Some(r)) = (f.provisioned_concurrency, f.reserved_concurrency) {
+                    assert!(p <= r, "{k}: provisioned {p} > reserved {r}");
+                }
+            }
             // The resolved model is what the CLI sends: it must serialize.
             let _ = serde_json::to_vec(&service);
             for w in &warnings {
