@@ -46,8 +46,9 @@ pub(super) fn routes() -> Router<AppState> {
 
 async fn has_blob(State(s): State<AppState>, Path(sha): Path<String>) -> Response {
     if !stratus_package::is_sha256_hex(&sha) {
-        return ApiError::invalid(format!(
-            "'{sha}' is not a code package name: a package is named by its sha256, 64 lowercase hex digits"
+        // As a download of such a name answers: there is no such package.
+        return ApiError::not_found(format!(
+            "No code package '{sha}': a package is named by its sha256, 64 lowercase hex digits"
         ))
         .into_response();
     }

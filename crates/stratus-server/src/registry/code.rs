@@ -69,7 +69,7 @@ impl Registry {
         let missing =
             || ApiError::not_found(format!("No code package with sha256 {hex} is stored"));
         let path = self.blobs.path(hex).map_err(|_| {
-            ApiError::invalid(format!(
+            ApiError::not_found(format!(
                 "No code package '{hex}': a package is named by its sha256, 64 lowercase hex digits"
             ))
         })?;
