@@ -238,7 +238,22 @@ fn validate(
     let mut names = BTreeSet::new();
     let mut keys = BTreeSet::new();
     for f in &req.functions {
-        crate::registry::parse_function_ref(&f.name)?;
+        // A deployed function is named plainly (no `name:qualifier`, no ARN), and
+        // its serverless.yml key is a short printable string: both become keys of
+        // the stores, never paths.
+        if !stratus_rules::is_function_name(&f.name) {
+            return Err(ApiError::validation(
+                &f.name,
+                "functionName",
+                "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]{1,64}",
+            ));
+        }
+        if f.key.is_empty() || f.key.len() > 256 || f.key.chars().any(char::is_control) {
+            return Err(ApiError::invalid(format!(
+                "function key {:?} must be 1-256 printable characters",
+                f.key
+            )));
+        }
         if !names.insert(&f.name) || !keys.insert(&f.key) {
             return Err(ApiError::invalid(format!(
                 "function {} ({}) appears twice in the deployment",

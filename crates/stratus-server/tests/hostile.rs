@@ -664,6 +664,49 @@ async fn hostile_names_are_refused_everywhere() {
             "GetQueueUrl {what}: {a:?}"
         );
     }
+    // As the name or key of a function in a deployment: refused before anything is
+    // applied (the refusal is the stream's last event).
+    for (name, key) in hostile_names()
+        .into_iter()
+        .map(|n| (n, "hello".to_string()))
+        .chain([
+            ("f:1".to_string(), "hello".to_string()),
+            (
+                "arn:aws:lambda:us-east-1:000000000000:function:f".into(),
+                "hello".into(),
+            ),
+            ("svc-dev-hello".into(), "a\0b".into()),
+            ("svc-dev-hello".into(), "".into()),
+            ("svc-dev-hello".into(), "k".repeat(257)),
+        ])
+    {
+        let body = json!({ "functions": [{
+            "key": key, "name": name, "runtime": "nodejs20.x", "handler": "index.handler",
+            "memorySize": 256, "timeout": 6, "codeSha256": "0".repeat(64),
+        }]});
+        let a = api
+            .call(
+                "POST",
+                "/stratus/v1/services/svc/dev/deployments",
+                &body.to_string(),
+            )
+            .await;
+        let text = a
+            .body
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or(a.body.to_string());
+        let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+        assert_eq!(last["type"], "error", "deploy {name:?}/{key:?}: {text}");
+        assert!(
+            matches!(
+                last["error_type"].as_str(),
+                Some("ValidationException" | "InvalidParameterValueException")
+            ),
+            "deploy {name:?}/{key:?}: {text}"
+        );
+    }
+
     // Log groups follow CloudWatch's rule (`/` and `.` are part of it; a group is
     // a key in logs.db, never a path).
     for group in ["x\0y", "a\\b", "fünf", " f", "f\n", &"g".repeat(513)] {
