@@ -168,6 +168,20 @@ mod tests {
     }
 
     #[test]
+    fn fuzzer_found_error_body_keeps_its_shape() {
+        // Found by fuzz/fuzz_targets/runtime_api.rs: a frame holding a number past
+        // f64's exact integers. The body handed on must stay Lambda's shape, with the
+        // header's type since the body has none.
+        let body = br#"{"erro@@@@rMe":"m","stackTrace":[[1111111111111111111111120,"g$,'{h"]],"requestId":"r"}"#;
+        let e = ErrorBody::parse(body, Some("Ru.o$m"));
+        assert_eq!(e.error_type, "Ru.o$m");
+        assert_eq!(e.error_message, "");
+        assert_eq!(e.stack_trace.len(), 1);
+        let back: ErrorBody = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!((back.error_type, back.stack_trace.len()), (e.error_type, 1));
+    }
+
+    #[test]
     fn routes_from_method_and_path() {
         use http::Method;
         let p = |m: &Method, path: &'static str| Route::parse(m, path);
