@@ -16,7 +16,7 @@
 mod protocol;
 mod server;
 
-pub use protocol::{headers, ErrorBody, MAX_RESPONSE_BYTES};
+pub use protocol::{headers, ErrorBody, Route, MAX_RESPONSE_BYTES};
 pub use server::RuntimeListener;
 
 use std::sync::Arc;

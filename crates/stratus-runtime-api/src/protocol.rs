@@ -8,7 +8,63 @@ pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024;
 /// Largest error or init-error body we accept from a runtime.
 pub(crate) const MAX_ERROR_BYTES: usize = 1024 * 1024;
 
-pub(crate) const PREFIX: &str = "/2018-06-01/runtime/";
+const PREFIX: &str = "/2018-06-01/runtime/";
+
+/// What a Runtime API request asks for, read from its method and path alone (the
+/// body is read afterwards, up to [`Route::body_limit`]). Pure, so it can be fuzzed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    /// `GET invocation/next`.
+    Next,
+    /// `POST init/error`.
+    InitError,
+    /// `POST invocation/{id}/response`.
+    Response {
+        /// The `{id}` segment, as sent (checked against the invocation later).
+        request_id: &'a str,
+    },
+    /// `POST invocation/{id}/error`.
+    Error {
+        /// The `{id}` segment, as sent.
+        request_id: &'a str,
+    },
+    /// Anything else: 404.
+    Unknown,
+}
+
+impl<'a> Route<'a> {
+    /// The route of `method` and `path` (the request target's path, no query).
+    pub fn parse(method: &http::Method, path: &'a str) -> Route<'a> {
+        let Some(rest) = path.strip_prefix(PREFIX) else {
+            return Route::Unknown;
+        };
+        match (method, rest) {
+            (&http::Method::GET, "invocation/next") => Route::Next,
+            (&http::Method::POST, "init/error") => Route::InitError,
+            (&http::Method::POST, r) => {
+                let Some(tail) = r.strip_prefix("invocation/") else {
+                    return Route::Unknown;
+                };
+                match tail.split_once('/') {
+                    Some((request_id, "response")) => Route::Response { request_id },
+                    Some((request_id, "error")) => Route::Error { request_id },
+                    _ => Route::Unknown,
+                }
+            }
+            _ => Route::Unknown,
+        }
+    }
+
+    /// The largest body this route reads: 6 MB for a response, 1 MB for errors,
+    /// none for the rest.
+    pub fn body_limit(&self) -> usize {
+        match self {
+            Route::Response { .. } => MAX_RESPONSE_BYTES,
+            Route::Error { .. } | Route::InitError => MAX_ERROR_BYTES,
+            Route::Next | Route::Unknown => 0,
+        }
+    }
+}
 
 /// Header names of the Runtime API.
 pub mod headers {
@@ -108,6 +164,62 @@ mod tests {
         assert_eq!(
             py.to_json(),
             br#"{"errorMessage":"m","errorType":"E","stackTrace":[["f",1,"g","h"]]}"#.to_vec()
+        );
+    }
+
+    #[test]
+    fn fuzzer_found_error_body_keeps_its_shape() {
+        // Found by fuzz/fuzz_targets/runtime_api.rs: a frame holding a number past
+        // f64's exact integers. The body handed on must stay Lambda's shape, with the
+        // header's type since the body has none.
+        let body = br#"{"erro@@@@rMe":"m","stackTrace":[[1111111111111111111111120,"g$,'{h"]],"requestId":"r"}"#;
+        let e = ErrorBody::parse(body, Some("Ru.o$m"));
+        assert_eq!(e.error_type, "Ru.o$m");
+        assert_eq!(e.error_message, "");
+        assert_eq!(e.stack_trace.len(), 1);
+        let back: ErrorBody = serde_json::from_slice(&e.to_json()).unwrap();
+        assert_eq!((back.error_type, back.stack_trace.len()), (e.error_type, 1));
+    }
+
+    #[test]
+    fn routes_from_method_and_path() {
+        use http::Method;
+        let p = |m: &Method, path: &'static str| Route::parse(m, path);
+        assert_eq!(
+            p(&Method::GET, "/2018-06-01/runtime/invocation/next"),
+            Route::Next
+        );
+        assert_eq!(
+            p(&Method::POST, "/2018-06-01/runtime/init/error"),
+            Route::InitError
+        );
+        assert_eq!(
+            p(&Method::POST, "/2018-06-01/runtime/invocation/abc/response"),
+            Route::Response { request_id: "abc" }
+        );
+        assert_eq!(
+            p(&Method::POST, "/2018-06-01/runtime/invocation/abc/error"),
+            Route::Error { request_id: "abc" }
+        );
+        // Wrong method, extra segments, another prefix: all unknown, never a panic.
+        for (m, path) in [
+            (Method::POST, "/2018-06-01/runtime/invocation/next"),
+            (Method::GET, "/2018-06-01/runtime/invocation/abc/response"),
+            (
+                Method::POST,
+                "/2018-06-01/runtime/invocation/abc/response/x",
+            ),
+            (Method::POST, "/2018-06-01/runtime/invocation/"),
+            (Method::POST, "/2018-06-01/runtime/invocation"),
+            (Method::GET, "/2018-06-01/runtime"),
+            (Method::GET, "/"),
+        ] {
+            assert_eq!(p(&m, path), Route::Unknown, "{m} {path}");
+        }
+        assert_eq!(Route::Next.body_limit(), 0);
+        assert_eq!(
+            Route::Response { request_id: "a" }.body_limit(),
+            MAX_RESPONSE_BYTES
         );
     }
 

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::protocol::{headers as h, ErrorBody, MAX_ERROR_BYTES, MAX_RESPONSE_BYTES, PREFIX};
+use crate::protocol::{headers as h, ErrorBody, Route};
 use crate::{CompleteError, EnvLink, NextInvocation, Outcome};
 
 /// One environment's Runtime API listener. Dropping it closes the listener and every
@@ -81,21 +81,15 @@ async fn accept_loop(listener: TcpListener, link: EnvLink) {
 type Resp = Response<Full<Bytes>>;
 
 async fn handle(link: EnvLink, req: Request<Incoming>) -> Result<Resp, Infallible> {
-    let path = req.uri().path();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
-        return Ok(json_error(
-            StatusCode::NOT_FOUND,
-            "UnknownPath",
-            &format!("no Runtime API route {path}"),
-        ));
-    };
-    let rest = rest.to_string();
+    let path = req.uri().path().to_string();
     let method = req.method().clone();
-    Ok(match (method, rest.as_str()) {
-        (Method::GET, "invocation/next") => next(&link).await,
-        (Method::POST, "init/error") => {
+    let route = Route::parse(&method, &path);
+    let limit = route.body_limit();
+    Ok(match route {
+        Route::Next => next(&link).await,
+        Route::InitError => {
             let header_type = header_str(&req, h::FUNCTION_ERROR_TYPE);
-            match read_body(req, MAX_ERROR_BYTES).await {
+            match read_body(req, limit).await {
                 Ok(body) => {
                     if link.init_error(ErrorBody::parse(&body, header_type.as_deref())) {
                         accepted()
@@ -110,23 +104,12 @@ async fn handle(link: EnvLink, req: Request<Incoming>) -> Result<Resp, Infallibl
                 Err(r) => r,
             }
         }
-        (Method::POST, r) if r.starts_with("invocation/") => {
-            let mut parts = r["invocation/".len()..].splitn(2, '/');
-            let id = parts.next().unwrap_or_default().to_string();
-            match parts.next() {
-                Some("response") => response(&link, &id, req).await,
-                Some("error") => error(&link, &id, req).await,
-                _ => json_error(
-                    StatusCode::NOT_FOUND,
-                    "UnknownPath",
-                    &format!("no Runtime API route {path}", path = r),
-                ),
-            }
-        }
-        (m, r) => json_error(
+        Route::Response { request_id } => response(&link, request_id, req, limit).await,
+        Route::Error { request_id } => error(&link, request_id, req, limit).await,
+        Route::Unknown => json_error(
             StatusCode::NOT_FOUND,
             "UnknownPath",
-            &format!("no Runtime API route {m} {PREFIX}{r}"),
+            &format!("no Runtime API route {method} {path}"),
         ),
     })
 }
@@ -170,8 +153,8 @@ async fn next(link: &EnvLink) -> Resp {
     resp
 }
 
-async fn response(link: &EnvLink, id: &str, req: Request<Incoming>) -> Resp {
-    match read_body(req, MAX_RESPONSE_BYTES).await {
+async fn response(link: &EnvLink, id: &str, req: Request<Incoming>, limit: usize) -> Resp {
+    match read_body(req, limit).await {
         Ok(body) => complete(link, id, Outcome::Response(body)),
         Err(too_large) if too_large.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             let _ = complete(link, id, Outcome::ResponseTooLarge);
@@ -181,9 +164,9 @@ async fn response(link: &EnvLink, id: &str, req: Request<Incoming>) -> Resp {
     }
 }
 
-async fn error(link: &EnvLink, id: &str, req: Request<Incoming>) -> Resp {
+async fn error(link: &EnvLink, id: &str, req: Request<Incoming>, limit: usize) -> Resp {
     let header_type = header_str(&req, h::FUNCTION_ERROR_TYPE);
-    match read_body(req, MAX_ERROR_BYTES).await {
+    match read_body(req, limit).await {
         Ok(body) => complete(
             link,
             id,

@@ -274,6 +274,11 @@ impl Scheduler {
         self.inner.state.lock().set_reserved(function, reserved);
     }
 
+    /// Forgets a deleted function: its reservation, counters and scaling bucket.
+    pub fn forget(&self, function: &str) {
+        self.inner.state.lock().forget(function);
+    }
+
     /// Account concurrency that is not reserved by any function except `excluding`.
     pub fn unreserved_available(&self, excluding: &str) -> u32 {
         self.inner.state.lock().unreserved_available(excluding)

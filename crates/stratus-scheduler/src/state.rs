@@ -144,6 +144,15 @@ impl State {
         self.reserved_total = self.reserved_total - old.unwrap_or(0) + reserved.unwrap_or(0);
     }
 
+    /// Drops what is kept about a deleted function (its reservation, counters and
+    /// scaling bucket), so creating and deleting functions under ever new names leaves
+    /// nothing behind. An invocation still running re-creates a blank entry when it
+    /// ends; the next deletion of that name removes it.
+    pub(crate) fn forget(&mut self, function: &str) {
+        self.set_reserved(function, None);
+        self.functions.remove(function);
+    }
+
     pub(crate) fn unreserved_available(&self, excluding: &str) -> u32 {
         let others: u32 = self
             .functions
@@ -417,5 +426,23 @@ impl State {
                 )
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deleted_functions_leave_no_state() {
+        let mut state = State::new(&Settings::default());
+        for i in 0..100 {
+            let name = format!("f{i}");
+            state.set_reserved(&name, Some(3));
+            state.forget(&name);
+        }
+        assert!(state.functions.is_empty());
+        assert_eq!(state.reserved_total, 0);
+        assert_eq!(state.unreserved_available("x"), 900);
     }
 }

@@ -213,11 +213,25 @@ impl Ctx<'_> {
     }
 }
 
+/// A service or stage name: 1–128 letters, digits, `-`, `_` or `.`, starting with a
+/// letter or digit (so never `.` or `..`).
 fn valid_key(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
+    s.len() <= 128
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+/// [`valid_key`] for both names of a service stage, as every `/stratus/v1/services`
+/// route checks them before looking anything up.
+pub fn check_service_stage(service: &str, stage: &str) -> Result<(), ApiError> {
+    if valid_key(service) && valid_key(stage) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "service '{service}' and stage '{stage}' must be 1-128 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )))
+    }
 }
 
 /// Checks what can be checked before anything changes.
@@ -228,15 +242,26 @@ fn validate(
     stage: &str,
     req: &DeployRequest,
 ) -> Result<(), ApiError> {
-    if !valid_key(service) || !valid_key(stage) {
-        return Err(ApiError::invalid(format!(
-            "service '{service}' and stage '{stage}' must be 1-128 letters, digits, '-', '_' or '.'"
-        )));
-    }
+    check_service_stage(service, stage)?;
     let mut names = BTreeSet::new();
     let mut keys = BTreeSet::new();
     for f in &req.functions {
-        crate::registry::parse_function_ref(&f.name)?;
+        // A deployed function is named plainly (no `name:qualifier`, no ARN), and
+        // its serverless.yml key is a short printable string: both become keys of
+        // the stores, never paths.
+        if !stratus_rules::is_function_name(&f.name) {
+            return Err(ApiError::validation(
+                &f.name,
+                "functionName",
+                "Member must satisfy regular expression pattern: [a-zA-Z0-9-_]{1,64}",
+            ));
+        }
+        if f.key.is_empty() || f.key.len() > 256 || f.key.chars().any(char::is_control) {
+            return Err(ApiError::invalid(format!(
+                "function key {:?} must be 1-256 printable characters",
+                f.key
+            )));
+        }
         if !names.insert(&f.name) || !keys.insert(&f.key) {
             return Err(ApiError::invalid(format!(
                 "function {} ({}) appears twice in the deployment",

@@ -20,8 +20,10 @@ pub enum ErrorKind {
     ResourceConflict,
     /// 412 `PreconditionFailedException`.
     PreconditionFailed,
-    /// 413 `RequestTooLargeException`.
+    /// 413 `RequestTooLargeException` (Invoke's payload).
     RequestTooLarge,
+    /// 413 `RequestEntityTooLargeException` (any other request body over its limit).
+    RequestEntityTooLarge,
     /// 429 `TooManyRequestsException`.
     TooManyRequests,
     /// 500 `ServiceException`.
@@ -45,6 +47,7 @@ impl ErrorKind {
             Self::ResourceConflict => "ResourceConflictException",
             Self::PreconditionFailed => "PreconditionFailedException",
             Self::RequestTooLarge => "RequestTooLargeException",
+            Self::RequestEntityTooLarge => "RequestEntityTooLargeException",
             Self::TooManyRequests => "TooManyRequestsException",
             Self::Service => "ServiceException",
             Self::InvalidRuntime => "InvalidRuntimeException",
@@ -66,7 +69,7 @@ impl ErrorKind {
             }
             Self::ResourceConflict => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            Self::RequestTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTooLarge | Self::RequestEntityTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Service => StatusCode::INTERNAL_SERVER_ERROR,
             Self::InvalidRuntime => StatusCode::BAD_GATEWAY,
@@ -137,6 +140,10 @@ impl ApiError {
     /// 413 `RequestTooLargeException`.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::RequestTooLarge, message)
+    }
+    /// 413 `RequestEntityTooLargeException`: a request body over its route's limit.
+    pub fn entity_too_large(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::RequestEntityTooLarge, message)
     }
     /// 429 `TooManyRequestsException` with its reason.
     pub fn throttled(reason: &'static str) -> Self {

@@ -55,7 +55,16 @@ pub(crate) fn parse_start_time(s: &str, now_ms: i64) -> anyhow::Result<i64> {
                 'd' => 86_400_000,
                 _ => bail!("--startTime {s}: unknown unit '{unit}' (use s, m, h or d)"),
             };
-            return Ok(now_ms - n * ms);
+            // A huge or negative count would wrap (or panic) instead of meaning a time.
+            return n
+                .checked_mul(ms)
+                .filter(|_| n >= 0)
+                .and_then(|back| now_ms.checked_sub(back))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--startTime {s}: out of range (a whole number of {unit} back, 0 or more)"
+                    )
+                });
         }
     }
     if let Ok(ms) = s.parse::<i64>() {
@@ -97,5 +106,14 @@ mod tests {
             .to_string()
             .contains("unknown unit"));
         assert!(parse_start_time("yesterday", now).is_err());
+        // Counts that would wrap (or go forward) are refused, not turned into a time.
+        for bad in [
+            "9223372036854775807m",
+            "153722867280912931m",
+            "-5m",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_start_time(bad, now).is_err(), "{bad}");
+        }
     }
 }

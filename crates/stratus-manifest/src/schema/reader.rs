@@ -226,13 +226,29 @@ impl Range {
     }
 
     fn contains(self, n: i64) -> bool {
-        n >= self.min && self.max.is_none_or(|m| n <= m)
+        n >= self.min && n <= self.upper()
     }
 
-    fn describe(self) -> String {
+    /// The largest value: the given maximum, and never more than a `u32` holds (what
+    /// every setting is stored as), so an open range cannot let a value wrap or be
+    /// dropped.
+    fn upper(self) -> i64 {
+        self.max
+            .unwrap_or(i64::from(u32::MAX))
+            .min(i64::from(u32::MAX))
+    }
+
+    /// The range for a message about `value`: an open range reads "0 or more",
+    /// unless the value is past what it can hold.
+    fn describe(self, value: &Value) -> String {
+        let past = match value {
+            Value::Int(n) => *n > self.upper(),
+            Value::Float(f) => *f > self.upper() as f64,
+            _ => false,
+        };
         match self.max {
-            Some(max) => format!("{}-{max}", self.min),
-            None => format!("{} or more", self.min),
+            None if !past => format!("{} or more", self.min),
+            _ => format!("{}-{}", self.min, self.upper()),
         }
     }
 }
@@ -253,10 +269,14 @@ pub(crate) fn whole(
         Value::String(s) => s.trim().parse::<i64>().ok(),
         _ => None,
     };
-    match n {
-        Some(n) if range.contains(n) => u32::try_from(n).ok(),
+    match n.filter(|&n| range.contains(n)).map(u32::try_from) {
+        Some(Ok(n)) => Some(n),
         _ => {
-            c.expected(node, path, &format!("{what} ({})", range.describe()));
+            c.expected(
+                node,
+                path,
+                &format!("{what} ({})", range.describe(&node.value)),
+            );
             None
         }
     }
@@ -387,6 +407,35 @@ mod tests {
                 "t.yml:2:4: b: expected a whole number of seconds (1-900), found \"ten\"",
                 "t.yml:4:4: d: expected a whole number of seconds (1-900), found 901",
             ]
+        );
+    }
+
+    #[test]
+    fn open_ranges_never_wrap_or_drop_a_number() {
+        // `reservedConcurrency: 4294967296` used to be dropped without a word (it fits
+        // the open range but not a u32), deploying with no reservation at all.
+        let text = "a: 4294967296\nb: 9223372036854775808\nc: 1e400\nd: -1\ne: 1.5\nf: '12abc'\ng: 4294967295\n";
+        let n = crate::spanned::parse_yaml(text, "t.yml".into()).unwrap();
+        let mut c = Checker::new(UnknownKeys::Warn);
+        let r = Range::at_least(0);
+        for key in ["a", "b", "c", "d", "e", "f"] {
+            assert_eq!(
+                whole(&mut c, n.get(key).unwrap(), key, "a number", r),
+                None,
+                "{key}"
+            );
+        }
+        assert_eq!(c.diagnostics.len(), 6, "{:?}", c.diagnostics);
+        assert!(
+            c.diagnostics[0]
+                .to_string()
+                .starts_with("t.yml:1:4: a: expected a number (0-4294967295), found 4294967296"),
+            "{}",
+            c.diagnostics[0]
+        );
+        assert_eq!(
+            whole(&mut c, n.get("g").unwrap(), "g", "a number", r),
+            Some(u32::MAX)
         );
     }
 }

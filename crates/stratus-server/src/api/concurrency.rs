@@ -1,7 +1,7 @@
 //! Reserved and provisioned concurrency, and account settings.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -103,7 +103,7 @@ fn provisioned_body(st: ProvisionedStatus, modified: String) -> serde_json::Valu
 async fn put_provisioned(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
     body: Bytes,
 ) -> Response {
     let r = async {
@@ -123,7 +123,7 @@ async fn put_provisioned(
 async fn get_provisioned(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
 ) -> Response {
     match s.registry.get_provisioned(&name, q.qualifier.as_deref()) {
         Ok((st, modified)) => json(StatusCode::OK, &provisioned_body(st, modified)),
@@ -134,7 +134,7 @@ async fn get_provisioned(
 async fn delete_provisioned(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
 ) -> Response {
     match s
         .db(move |r| r.delete_provisioned(&name, q.qualifier.as_deref()))

@@ -1,7 +1,7 @@
 //! Put/Get/Update/Delete/ListFunctionEventInvokeConfig: `/2019-09-25/functions/{name}/event-invoke-config`.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -29,7 +29,7 @@ pub(super) fn routes() -> Router<AppState> {
 async fn put_config(
     s: State<AppState>,
     name: Path<String>,
-    q: Query<QualifierQuery>,
+    q: QualifierQuery,
     body: Bytes,
 ) -> Response {
     store_config(s, name, q, body, false).await
@@ -38,7 +38,7 @@ async fn put_config(
 async fn update_config(
     s: State<AppState>,
     name: Path<String>,
-    q: Query<QualifierQuery>,
+    q: QualifierQuery,
     body: Bytes,
 ) -> Response {
     store_config(s, name, q, body, true).await
@@ -48,7 +48,7 @@ async fn update_config(
 async fn store_config(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
     body: Bytes,
     merge: bool,
 ) -> Response {
@@ -68,7 +68,7 @@ async fn store_config(
 async fn get_config(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
 ) -> Response {
     match s
         .db(move |r| r.get_event_invoke_config(&name, q.qualifier.as_deref()))
@@ -82,7 +82,7 @@ async fn get_config(
 async fn delete_config(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
 ) -> Response {
     match s
         .db(move |r| r.delete_event_invoke_config(&name, q.qualifier.as_deref()))

@@ -9,6 +9,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::paging::{listing, PageQuery};
 use super::{json, parse_json, AppState, QualifierQuery};
 use crate::error::ApiError;
 use crate::model::RoutingConfig;
@@ -16,15 +17,15 @@ use crate::registry::{CodeInput, FunctionInput};
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/2015-03-31/functions", post(create).get(list))
-        .route("/2015-03-31/functions/", post(create).get(list))
+        .route("/2015-03-31/functions", upload(post(create)).get(list))
+        .route("/2015-03-31/functions/", upload(post(create)).get(list))
         .route(
             "/2015-03-31/functions/{name}",
             get(get_function).delete(delete),
         )
         .route(
             "/2015-03-31/functions/{name}/code",
-            axum::routing::put(update_code),
+            upload(axum::routing::put(update_code)),
         )
         .route(
             "/2015-03-31/functions/{name}/configuration",
@@ -44,6 +45,11 @@ pub(super) fn routes() -> Router<AppState> {
         )
 }
 
+/// CreateFunction and UpdateFunctionCode carry the zip: Lambda's larger limit.
+fn upload(route: axum::routing::MethodRouter<AppState>) -> axum::routing::MethodRouter<AppState> {
+    super::limits::limited(route, super::limits::CODE_UPLOAD_BODY_BYTES)
+}
+
 fn respond<T: serde::Serialize>(status: StatusCode, r: Result<T, ApiError>) -> Response {
     match r {
         Ok(v) => json(status, &v),
@@ -59,14 +65,17 @@ async fn create(State(s): State<AppState>, body: Bytes) -> Response {
     respond(StatusCode::CREATED, r)
 }
 
-async fn list(State(s): State<AppState>) -> Response {
-    json(StatusCode::OK, &json!({ "Functions": s.registry.list() }))
+async fn list(State(s): State<AppState>, Query(page): Query<PageQuery>) -> Response {
+    match page.page(s.registry.list()) {
+        Ok((items, next)) => json(StatusCode::OK, &listing("Functions", items, next)),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn get_function(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
     headers: HeaderMap,
     presigner: Option<axum::Extension<crate::auth::Presigner>>,
 ) -> Response {
@@ -98,7 +107,7 @@ async fn get_function(
 async fn get_configuration(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
 ) -> Response {
     respond(
         StatusCode::OK,
@@ -111,7 +120,7 @@ async fn get_configuration(
 async fn delete(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
 ) -> Response {
     match s.db(move |r| r.delete(&name, q.qualifier.as_deref())).await {
         Ok(()) => {
@@ -189,11 +198,17 @@ fn publish_checked(
     }
 }
 
-async fn versions(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    respond(
-        StatusCode::OK,
-        s.registry.versions(&name).map(|v| json!({ "Versions": v })),
-    )
+async fn versions(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Response {
+    let r = s
+        .registry
+        .versions(&name)
+        .and_then(|v| page.page(v))
+        .map(|(items, next)| listing("Versions", items, next));
+    respond(StatusCode::OK, r)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,13 +241,17 @@ async fn create_alias(
     respond(StatusCode::CREATED, r)
 }
 
-async fn list_aliases(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    respond(
-        StatusCode::OK,
-        s.registry
-            .list_aliases(&name)
-            .map(|a| json!({ "Aliases": a })),
-    )
+async fn list_aliases(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(page): Query<PageQuery>,
+) -> Response {
+    let r = s
+        .registry
+        .list_aliases(&name)
+        .and_then(|a| page.page(a))
+        .map(|(items, next)| listing("Aliases", items, next));
+    respond(StatusCode::OK, r)
 }
 
 async fn get_alias(

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Response, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
@@ -38,7 +38,7 @@ pub(super) fn routes() -> Router<AppState> {
 async fn invoke(
     State(s): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<QualifierQuery>,
+    q: QualifierQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response<Body> {

@@ -11,6 +11,7 @@ use axum::Router;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::paging::{listing, PageQuery};
 use super::{json, parse_json, AppState};
 use crate::error::ApiError;
 use crate::model::new_uuid;
@@ -172,6 +173,8 @@ struct ListQuery {
     function_name: Option<String>,
     #[serde(rename = "EventSourceArn")]
     event_source_arn: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
 }
 
 async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Response {
@@ -203,7 +206,12 @@ async fn list(State(s): State<AppState>, Query(q): Query<ListQuery>) -> Response
                 })
                 .map(public)
                 .collect();
-            json(StatusCode::OK, &json!({ "EventSourceMappings": list }))
+            match q.page.page(list) {
+                Ok((items, next)) => {
+                    json(StatusCode::OK, &listing("EventSourceMappings", items, next))
+                }
+                Err(e) => e.into_response(),
+            }
         }
         Err(e) => e.into_response(),
     }

@@ -6,14 +6,15 @@ mod concurrency;
 mod event_config;
 mod functions;
 mod invoke;
+pub mod limits;
 mod mappings;
 mod native;
+mod paging;
 mod services;
 mod tags;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
@@ -26,8 +27,10 @@ use crate::registry::Registry;
 
 pub(crate) use invoke::{too_large as invoke_too_large, MAX_SYNC_PAYLOAD};
 
-/// Largest request body of any route: uploads may carry a 50 MB zip in base64.
-pub(crate) const MAX_BODY: usize = 80 * 1024 * 1024;
+/// The most any route accepts (CreateFunction/UpdateFunctionCode's zip in base64):
+/// what the authentication layer reads before the signature is checked; each route
+/// then holds its own, smaller limit (`limits`).
+pub(crate) const MAX_BODY: usize = limits::CODE_UPLOAD_BODY_BYTES;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -86,7 +89,7 @@ impl AppState {
 
 /// The whole API on one router: management, invoke, and `/stratus/v1`.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(functions::routes())
         .merge(concurrency::routes())
         .merge(event_config::routes())
@@ -95,11 +98,11 @@ pub fn app(state: AppState) -> Router {
         .merge(services::routes())
         .merge(mappings::routes())
         .merge(tags::routes())
-        .route("/", axum::routing::post(sqs))
-        .fallback(fallback)
-        // Uploads may carry a 50 MB zip in base64; the invoke handler enforces 6 MB.
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .route("/", limits::limited_sqs(axum::routing::post(sqs)))
+        .fallback(fallback);
+    // Routes with a limit of their own (uploads, deployments, SQS) keep it; Invoke
+    // reads its body through its own 6 MB limit.
+    limits::default_limit(routes).with_state(state)
 }
 
 /// The SQS JSON protocol: `POST /` with `X-Amz-Target: AmazonSQS.<Action>`, on the
@@ -162,9 +165,38 @@ fn base_url(headers: &HeaderMap, fallback: &str) -> String {
     }
 }
 
-/// `?Qualifier=`.
-#[derive(Debug, Default, serde::Deserialize)]
+/// `?Qualifier=`: a version or alias name (Lambda's `(|[a-zA-Z0-9$_-]+)`, at most 128
+/// characters), checked as it is extracted, so no handler sees `..`, `/` or NUL.
+#[derive(Debug, Default)]
 struct QualifierQuery {
-    #[serde(rename = "Qualifier")]
     qualifier: Option<String>,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QualifierQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            #[serde(rename = "Qualifier")]
+            qualifier: Option<String>,
+        }
+        let axum::extract::Query(raw) =
+            axum::extract::Query::<Raw>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::validation("", "qualifier", &e.body_text()))?;
+        match raw.qualifier {
+            // An empty Qualifier is no qualifier, as Lambda's pattern allows.
+            Some(q) if q.is_empty() => Ok(Self { qualifier: None }),
+            Some(q) if !stratus_rules::is_qualifier(&q) => Err(ApiError::validation(
+                &q,
+                "qualifier",
+                "Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)",
+            )),
+            qualifier => Ok(Self { qualifier }),
+        }
+    }
 }

@@ -51,10 +51,29 @@ struct LogQuery {
     limit: Option<u32>,
 }
 
+/// CloudWatch Logs' rule for group names: 1–512 of `[.\-_/#A-Za-z0-9]`.
+fn is_log_group(name: &str) -> bool {
+    (1..=512).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_/#".contains(&b))
+}
+
 async fn logs(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Response {
     let group = match (q.group, q.function) {
+        (Some(g), _) if !is_log_group(&g) => {
+            return ApiError::validation(
+                &g,
+                "logGroupName",
+                "Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+",
+            )
+            .into_response()
+        }
         (Some(g), _) => g,
-        (None, Some(f)) => format!("/aws/lambda/{f}"),
+        (None, Some(f)) => match crate::registry::parse_function_ref(&f) {
+            Ok((name, _)) => format!("/aws/lambda/{name}"),
+            Err(e) => return e.into_response(),
+        },
         (None, None) => {
             return ApiError::invalid("give ?group=/aws/lambda/NAME or ?function=NAME")
                 .into_response()

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
+use super::limits::{limited, BLOB_BODY_BYTES, DEPLOY_BODY_BYTES};
 use super::{json, parse_json, AppState};
 use crate::deploy::{self, DeployRequest, Event};
 use crate::error::ApiError;
@@ -24,7 +25,9 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/stratus/v1/blobs/{sha}",
-            put(put_blob).get(has_blob).head(has_blob),
+            limited(put(put_blob), BLOB_BODY_BYTES)
+                .get(has_blob)
+                .head(has_blob),
         )
         .route("/stratus/v1/code/{sha}", get(download_code))
         .route(
@@ -33,7 +36,7 @@ pub(super) fn routes() -> Router<AppState> {
         )
         .route(
             "/stratus/v1/services/{service}/{stage}/deployments",
-            post(deploy).get(history),
+            limited(post(deploy), DEPLOY_BODY_BYTES).get(history),
         )
         .route(
             "/stratus/v1/services/{service}/{stage}/rollback",
@@ -42,6 +45,13 @@ pub(super) fn routes() -> Router<AppState> {
 }
 
 async fn has_blob(State(s): State<AppState>, Path(sha): Path<String>) -> Response {
+    if !stratus_package::is_sha256_hex(&sha) {
+        // As a download of such a name answers: there is no such package.
+        return ApiError::not_found(format!(
+            "No code package '{sha}': a package is named by its sha256, 64 lowercase hex digits"
+        ))
+        .into_response();
+    }
     if s.registry.has_blob(&sha) {
         StatusCode::OK.into_response()
     } else {
@@ -155,6 +165,9 @@ async fn deploy(
     Path((service, stage)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    if let Err(e) = deploy::check_service_stage(&service, &stage) {
+        return e.into_response();
+    }
     match parse_json::<DeployRequest>(&body) {
         Ok(req) => stream_deployment(s, service, stage, req),
         Err(e) => e.into_response(),
@@ -165,6 +178,9 @@ async fn history(
     State(s): State<AppState>,
     Path((service, stage)): Path<(String, String)>,
 ) -> Response {
+    if let Err(e) = deploy::check_service_stage(&service, &stage) {
+        return e.into_response();
+    }
     let (svc, stg) = (service.clone(), stage.clone());
     match s
         .off_async(move |s| Ok(s.stores.deployments.deployments(&svc, &stg)?))
@@ -197,6 +213,9 @@ async fn rollback(
     Path((service, stage)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
+    if let Err(e) = deploy::check_service_stage(&service, &stage) {
+        return e.into_response();
+    }
     let input = match parse_json::<RollbackInput>(&body) {
         Ok(i) => i,
         Err(e) => return e.into_response(),
@@ -235,6 +254,9 @@ async fn info(
     State(s): State<AppState>,
     Path((service, stage)): Path<(String, String)>,
 ) -> Response {
+    if let Err(e) = deploy::check_service_stage(&service, &stage) {
+        return e.into_response();
+    }
     s.off_async(move |s| Ok(info_of(s, service, stage)))
         .await
         .unwrap_or_else(IntoResponse::into_response)
@@ -317,6 +339,9 @@ async fn remove(
     State(s): State<AppState>,
     Path((service, stage)): Path<(String, String)>,
 ) -> Response {
+    if let Err(e) = deploy::check_service_stage(&service, &stage) {
+        return e.into_response();
+    }
     // The queues the last deployment declared go with the service.
     let (svc, stg) = (service.clone(), stage.clone());
     let declared: Vec<String> = s

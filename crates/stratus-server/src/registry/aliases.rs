@@ -126,6 +126,7 @@ impl Registry {
     /// GetAlias.
     pub fn get_alias(&self, raw: &str, alias: &str) -> Result<AliasConfiguration, ApiError> {
         let (name, _) = parse_function_ref(raw)?;
+        check_alias_name(alias)?;
         self.read(&name, |entry| {
             entry
                 .aliases
@@ -152,6 +153,7 @@ impl Registry {
         revision: Option<String>,
     ) -> Result<AliasConfiguration, ApiError> {
         let (name, _) = parse_function_ref(raw)?;
+        check_alias_name(alias)?;
         let (_writer, mut entry) = self.begin(&name)?;
         let mut a = entry
             .aliases
@@ -193,6 +195,7 @@ impl Registry {
     /// DeleteAlias.
     pub fn delete_alias(&self, raw: &str, alias: &str) -> Result<(), ApiError> {
         let (name, _) = parse_function_ref(raw)?;
+        check_alias_name(alias)?;
         let (_writer, mut entry) = self.begin(&name)?;
         let spec = qualifier_spec(&entry, alias).ok();
         if entry.aliases.remove(alias).is_none() {
@@ -258,5 +261,15 @@ impl Registry {
             spec,
             invoked_arn,
         })
+    }
+}
+
+/// An alias name from a path: Lambda's pattern, checked before any lookup so `..`,
+/// `/` or NUL are refused as invalid rather than reported as missing.
+fn check_alias_name(alias: &str) -> Result<(), ApiError> {
+    if stratus_rules::is_alias_name(alias) {
+        Ok(())
+    } else {
+        Err(ApiError::validation(alias, "name", ALIAS_PATTERN))
     }
 }

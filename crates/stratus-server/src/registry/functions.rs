@@ -170,7 +170,9 @@ impl Registry {
                 self.store.delete_function(&name)?;
                 let removed = self.fns.write().remove(&name);
                 drop(removed);
-                self.scheduler.set_reserved(&name, None);
+                // Its reservation, counters and scaling bucket go too: names are
+                // caller-chosen, so nothing kept per name may outlive the function.
+                self.scheduler.forget(&name);
                 self.scheduler.retire(&format!("{name}\0"));
                 Ok(())
             }
