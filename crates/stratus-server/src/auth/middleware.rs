@@ -187,7 +187,7 @@ async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Next) -
         }
     }
     if let Err(denied) = auth.authorize(&principal, &parts, &bytes) {
-        return denied;
+        return *denied;
     }
     parts.extensions.insert(super::Presigner {
         auth: auth.clone(),
@@ -210,7 +210,7 @@ async fn read_and_authorize(
     let bytes = read_body(&parts, body)
         .await
         .map_err(|e| reject_api(api, e))?;
-    auth.authorize(principal, &parts, &bytes)?;
+    auth.authorize(principal, &parts, &bytes).map_err(|d| *d)?;
     Ok((parts, Body::from(bytes)))
 }
 

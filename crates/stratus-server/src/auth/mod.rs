@@ -313,7 +313,7 @@ impl Auth {
         principal: &Principal,
         parts: &Parts,
         body: &[u8],
-    ) -> Result<(), axum::response::Response> {
+    ) -> Result<(), Box<axum::response::Response>> {
         let scope = stratus_iam::Scope {
             region: &self.region,
             account: &self.account_id,
@@ -340,11 +340,11 @@ impl Auth {
             Ok(()) => Ok(()),
             Err((request, decision)) => {
                 tracing::debug!(principal = %principal.arn, action = %request.action, resource = %request.resource, "access denied");
-                Err(denied_response(stratus_iam::access_denied(
+                Err(Box::new(denied_response(stratus_iam::access_denied(
                     &principal.arn,
                     request,
                     decision,
-                )))
+                ))))
             }
         }
     }
