@@ -155,7 +155,7 @@ pub struct ResolvedFunction {
     /// Whether the function may reach the network outside its environment
     /// (`custom.stratus.egress`). `vpc:` alone does not grant it: on AWS a
     /// function in a VPC has no internet access without a NAT gateway.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub egress: bool,
 }
 

@@ -13,7 +13,7 @@ use super::shared::Located;
 /// What `vpc:` means to Stratus: nothing that grants egress. On AWS a function
 /// attached to a VPC reaches only that VPC, and the internet only through a NAT
 /// gateway the manifest cannot show, so mapping `vpc:` to egress would widen it.
-pub(super) const VPC_NOTE: &str = "accepted; it does not give the function network access outside its environment (on AWS a function in a VPC reaches the internet only through a NAT gateway): list the function in `custom.stratus.egress` for that";
+pub(super) const VPC_NOTE: &str = "accepted; it gives no network access outside the environment (on AWS a function in a VPC reaches the internet only through a NAT gateway): list the functions that need it in `custom.stratus.egress`";
 
 /// `custom.stratus.egress: true | false | [functionKey, …]`.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -292,8 +292,8 @@ fn function(
     let kms = f
         .get("kmsKeyArn")
         .and_then(|n| kms_key_arn(c, n, &p("kmsKeyArn")));
-    if let Some(n) = f.get("vpc") {
-        c.note(&n.span, &p("vpc"), super::egress::VPC_NOTE);
+    if let Some(span) = f.get("vpc").and(f.key_span("vpc")) {
+        c.note(&span, &p("vpc"), super::egress::VPC_NOTE);
     }
     f.finish(c, FUNCTION_IGNORED);
 
