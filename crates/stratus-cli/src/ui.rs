@@ -81,6 +81,14 @@ impl Progress {
         }
     }
 
+    /// Reports a warning: printed whether or not steps are (above the spinner).
+    pub(crate) fn warn(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| warn(message)),
+            None => warn(message),
+        }
+    }
+
     /// Removes the spinner.
     pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {

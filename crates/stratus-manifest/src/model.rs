@@ -152,6 +152,11 @@ pub struct ResolvedFunction {
     /// Stratus seals environments with its own keys whatever it names.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
+    /// Whether the function may reach the network outside its environment
+    /// (`custom.stratus.egress`). `vpc:` alone does not grant it: on AWS a
+    /// function in a VPC has no internet access without a NAT gateway.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub egress: bool,
 }
 
 /// Service-wide packaging (`package:`).
@@ -237,6 +242,18 @@ pub(crate) fn lower(
         .cors
         .as_ref()
         .map(|cors| http_api_cors(cors, &config.functions));
+
+    if let crate::schema::EgressConfig::Functions(keys) = &config.egress {
+        for (i, k) in keys.iter().enumerate() {
+            if !config.functions.iter().any(|f| f.key.value == k.value) {
+                c.error(
+                    &k.span,
+                    &format!("custom.stratus.egress[{i}]"),
+                    format!("no function `{}` under `functions:`", k.value),
+                );
+            }
+        }
+    }
 
     let mut functions = BTreeMap::new();
     let mut deployed: BTreeMap<String, String> = BTreeMap::new();
@@ -342,6 +359,7 @@ pub(crate) fn lower(
             log_retention_in_days: f.log_retention_in_days.or(provider.log_retention_in_days),
             role: f.role.or_else(|| p.iam_role.clone()),
             kms_key_arn: f.kms_key_arn.or_else(|| p.kms_key_arn.clone()),
+            egress: config.egress.allows(&key),
         };
         functions.insert(key, resolved);
     }

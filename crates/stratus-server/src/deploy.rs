@@ -98,6 +98,9 @@ pub struct DeployFunction {
     /// anything is deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_policy: Option<String>,
+    /// Whether the function may reach the outside (`custom.stratus.egress`).
+    #[serde(default)]
+    pub egress: bool,
 }
 
 fn default_storage() -> u32 {
@@ -357,11 +360,16 @@ fn desired_input(f: &DeployFunction, account: &str) -> FunctionInput {
         }),
         tags: f.tags.clone(),
         role_policy: Some(f.role_policy.clone()),
+        egress: Some(f.egress),
         // Always given, so removing it from serverless.yml clears it.
         kms_key_arn: Some(f.kms_key_arn.clone().unwrap_or_default()),
         ..FunctionInput::default()
     }
 }
+
+/// Said at every deployment of a function with egress: what it opens up, since
+/// it is more than the outside (README, "Security → Sandbox").
+const EGRESS_WARNING: &str = "egress is on (custom.stratus.egress): its environments share the host's network namespace, so besides the outside they reach every port listening on the host, its loopback included (the Stratus API and gateway, the Runtime API of other functions with egress, any local service)";
 
 /// Gives every function without an explicit `role_policy` the one its manifest
 /// defines (`crate::roles`); returns the warnings to show, by function key.
@@ -432,6 +440,7 @@ fn config_differs(c: &crate::model::FunctionConfiguration, f: &DeployFunction) -
             .and_then(|d| d.target_arn.clone())
             != f.dead_letter_target
         || c.role_policy != f.role_policy
+        || c.egress != f.egress
 }
 
 /// Applies a deployment, reporting steps on `events`. Runs on a blocking thread
@@ -458,6 +467,9 @@ pub async fn apply(
         .map_err(|e| ("validate".to_string(), e))?;
     for (key, warning) in role_warnings {
         ctx.step(&key, format!("warning: {warning}")).await;
+    }
+    for f in req.functions.iter().filter(|f| f.egress) {
+        ctx.step(&f.key, format!("warning: {EGRESS_WARNING}")).await;
     }
     // Queues first (dead-letter targets before the queues that name them), so
     // functions and their event sources find them.

@@ -71,6 +71,16 @@ pub struct FunctionConfiguration {
     /// it. Stratus seals environments with its own keys whatever this names.
     #[serde(rename = "KMSKeyArn", default, skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
+    /// Stratus: whether the function's environments may reach the network outside
+    /// them (serverless.yml `custom.stratus.egress`): they then share the host's
+    /// network namespace (`Network::Host`). Shown only when on; absent in
+    /// configurations stored before it existed, which therefore stay isolated.
+    #[serde(
+        default,
+        rename = "StratusEgress",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub egress: bool,
 }
 
 /// `DeadLetterConfig`.

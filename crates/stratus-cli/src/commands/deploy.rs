@@ -443,6 +443,7 @@ pub(crate) fn request(
             "onFailure": f.destinations.as_ref().and_then(|d| destination(p, d.on_failure.as_ref())),
             "deadLetterTarget": f.on_error.as_ref().and_then(|v| v.as_str().map(str::to_string)),
             "kmsKeyArn": f.kms_key_arn,
+            "egress": f.egress,
             "events": resolve_events(events_with_url(f), &arns).with_context(|| format!("functions.{key}.events"))?,
         }));
     }
@@ -501,11 +502,14 @@ pub(crate) async fn stream(
                 return;
             };
             if ev["type"] == "step" {
-                progress.step(&format!(
-                    "{}: {}",
-                    ev["function"].as_str().unwrap_or(""),
-                    ev["message"].as_str().unwrap_or("")
-                ));
+                let function = ev["function"].as_str().unwrap_or("");
+                let message = ev["message"].as_str().unwrap_or("");
+                // Warnings (an execution role that cannot be honoured, egress) are
+                // said even without --verbose.
+                match message.strip_prefix("warning: ") {
+                    Some(w) => progress.warn(&format!("function {function}: {w}")),
+                    None => progress.step(&format!("{function}: {message}")),
+                }
             }
             last = ev;
         })

@@ -124,6 +124,12 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
             f["memorySize"],
             f["timeout"]
         )];
+        if let Some(mb) = f["ephemeralStorage"].as_u64().filter(|mb| *mb != 512) {
+            details.push(format!("/tmp {mb} MB"));
+        }
+        if let Some(n) = f["network"].as_str() {
+            details.push(format!("network {n}"));
+        }
         if let Some(v) = f["version"].as_str() {
             details.push(format!("version {v}"));
         }

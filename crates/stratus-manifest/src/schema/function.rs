@@ -90,7 +90,6 @@ const FUNCTION_IGNORED: &[&str] = &[
     "snapStart",
     "tracing",
     "versionFunction",
-    "vpc",
 ];
 
 pub(super) fn functions(c: &mut Checker, node: &Node) -> Vec<FunctionConfig> {
@@ -293,6 +292,9 @@ fn function(
     let kms = f
         .get("kmsKeyArn")
         .and_then(|n| kms_key_arn(c, n, &p("kmsKeyArn")));
+    if let Some(span) = f.get("vpc").and(f.key_span("vpc")) {
+        c.note(&span, &p("vpc"), super::egress::VPC_NOTE);
+    }
     f.finish(c, FUNCTION_IGNORED);
 
     Some(FunctionConfig {

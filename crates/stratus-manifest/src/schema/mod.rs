@@ -6,7 +6,7 @@
 //! Keys the schema does not know are warnings, as with the Framework's
 //! `configValidationMode: warn`; errors with `configValidationMode: error` or
 //! [`crate::Options::strict`]; silent with `configValidationMode: off`. Valid
-//! Serverless settings that Stratus does not use (`provider.vpc`,
+//! Serverless settings that Stratus does not use (`provider.tracing`,
 //! `functions.*.tracing`, …) are notes.
 //!
 //! One module per section: `provider` (with `http_api` for `provider.httpApi`),
@@ -15,9 +15,10 @@
 //! `shared` holds [`Located`] and the settings both `provider:` and a function
 //! accept, `reader` the typed readers and the `Checker`.
 //! This module reads the top level: `service`, `frameworkVersion`,
-//! `configValidationMode`, `custom`, `resources`, `plugins` and `params`.
+//! `configValidationMode`, `custom` (with `custom.stratus`, in `egress`), `resources`, `plugins` and `params`.
 
 mod cors;
+mod egress;
 mod events;
 mod function;
 mod http_api;
@@ -35,6 +36,7 @@ use crate::spanned::{Node, Value};
 use reader::{string, text, Checker, Fields, UnknownKeys};
 
 pub use cors::CorsSettings;
+pub use egress::EgressConfig;
 pub use function::FunctionConfig;
 pub use http_api::HttpApiConfig;
 pub use package::PackageConfig;
@@ -74,6 +76,8 @@ pub struct Config {
     pub package: PackageConfig,
     /// `custom:` — anything; carried as JSON.
     pub custom: Option<Json>,
+    /// `custom.stratus.egress` — the functions that may reach the outside.
+    pub egress: EgressConfig,
     /// `resources:` — CloudFormation; carried as JSON, not deployed.
     pub resources: Option<Json>,
     /// `plugins: [name, …]` or `plugins: {localPath, modules: [name, …]}`.
@@ -184,7 +188,11 @@ fn read_config(c: &mut Checker, root: &Node, validation_mode: ValidationMode) ->
         .get("package")
         .map(|n| package(c, n, "package", true))
         .unwrap_or_default();
-    let custom = f.get("custom").map(Node::to_json);
+    let custom_node = f.get("custom");
+    let custom = custom_node.map(Node::to_json);
+    let egress = custom_node
+        .map(|n| egress::egress(c, n))
+        .unwrap_or_default();
     let resources = f.get("resources").map(Node::to_json);
     let plugins = f.get("plugins").map(|n| plugins(c, n)).unwrap_or_default();
     let params = f.get("params").map(|n| params(c, n)).unwrap_or_default();
@@ -198,6 +206,7 @@ fn read_config(c: &mut Checker, root: &Node, validation_mode: ValidationMode) ->
         functions,
         package,
         custom,
+        egress,
         resources,
         plugins,
         params,

@@ -90,7 +90,6 @@ const PROVIDER_IGNORED: &[&str] = &[
     "stackTags",
     "tracing",
     "versionFunctions",
-    "vpc",
     "websocketsApiName",
     "websocketsApiRouteSelectionExpression",
     "websocketsDescription",
@@ -205,6 +204,9 @@ pub(super) fn provider(c: &mut Checker, node: &Node) -> Option<ProviderConfig> {
         .get("httpApi")
         .map(|n| http_api::http_api(c, n, "provider.httpApi"))
         .unwrap_or_default();
+    if let Some(span) = f.get("vpc").and(f.key_span("vpc")) {
+        c.note(&span, "provider.vpc", super::egress::VPC_NOTE);
+    }
     f.finish(c, PROVIDER_IGNORED);
     name_ok.then_some(p)
 }

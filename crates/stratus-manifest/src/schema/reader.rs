@@ -137,6 +137,14 @@ impl<'a> Fields<'a> {
         (node.value != Value::Null).then_some(node)
     }
 
+    /// Where `key` is written (the key itself), when present.
+    pub(crate) fn key_span(&self, key: &str) -> Option<Span> {
+        self.entries
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.key_span.clone())
+    }
+
     /// The path of `key` inside this map.
     pub(crate) fn path_of(&self, key: &str) -> String {
         join_path(&self.path, key)

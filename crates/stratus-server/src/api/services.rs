@@ -309,6 +309,8 @@ fn info_of(s: &AppState, service: String, stage: String) -> Response {
             "handler": snap.latest.handler,
             "memorySize": snap.latest.memory_size,
             "timeout": snap.latest.timeout,
+            "ephemeralStorage": snap.latest.ephemeral_storage.size,
+            "network": if snap.latest.egress { "egress" } else { "isolated" },
             "codeSha256": snap.code_hex,
             "lastModified": snap.latest.last_modified,
             "version": snap.last_version.map(|(c, _)| c.version),

@@ -99,6 +99,7 @@ impl Registry {
                 .clone()
                 .filter(|d| d.target_arn.is_some()),
             role_policy: input.role_policy.clone().flatten(),
+            egress: input.egress.unwrap_or(false),
             kms_key_arn: super::validate::check_kms_key_arn(input.kms_key_arn.as_deref())?,
         };
         let entry = FnEntry {
@@ -269,6 +270,9 @@ impl Registry {
             }
             if let Some(p) = &input.role_policy {
                 c.role_policy = p.clone();
+            }
+            if let Some(e) = input.egress {
+                c.egress = e;
             }
             if let Some(d) = &input.dead_letter_config {
                 c.dead_letter_config = Some(d.clone())

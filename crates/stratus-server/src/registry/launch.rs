@@ -97,8 +97,14 @@ impl Registry {
                 m.extend(self.runtimes.mounts());
                 m
             },
-            tmp_mb: 512,
-            network: Network::Isolated,
+            tmp_mb: c.ephemeral_storage.size,
+            // Egress is opt-in per function; with it the environment shares the
+            // host's network namespace (what that exposes: README, Security).
+            network: if c.egress {
+                Network::Host
+            } else {
+                Network::Isolated
+            },
         })
     }
 }

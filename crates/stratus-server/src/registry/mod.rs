@@ -131,6 +131,10 @@ pub struct FunctionInput {
     /// the Lambda API has no such field.
     #[serde(skip)]
     pub role_policy: Option<Option<String>>,
+    /// Whether the function may reach the outside (`StratusEgress`). Only
+    /// deployments set it (serverless.yml `custom.stratus.egress`).
+    #[serde(skip)]
+    pub egress: Option<bool>,
 }
 
 /// `Code` of CreateFunction / the body of UpdateFunctionCode.

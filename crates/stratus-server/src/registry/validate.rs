@@ -32,17 +32,8 @@ pub fn check_settings(
     }
     check_range(memory, &MEMORY_MB, "memorySize")?;
     check_range(timeout, &TIMEOUT_S, "timeout")?;
-    if !EPHEMERAL_STORAGE_MB.contains(&storage) {
-        return Err(ApiError::validation(
-            &storage.to_string(),
-            "ephemeralStorage.size",
-            &format!(
-                "Member must have value between {} and {}",
-                EPHEMERAL_STORAGE_MB.start(),
-                EPHEMERAL_STORAGE_MB.end()
-            ),
-        ));
-    }
+    // Lambda names the bound that was crossed, as for memory and timeout.
+    check_range(storage, &EPHEMERAL_STORAGE_MB, "ephemeralStorage.size")?;
     if let Some(env) = env {
         let vars = &env.variables;
         if stratus_rules::env_bytes(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
