@@ -241,7 +241,18 @@ async fn read_body(parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > limit as u64) {
+    if let Some(n) = announced.filter(|n| *n > limit as u64) {
+        // A client that announced its size is still writing it. Up to the largest body
+        // any route takes, what it sends is read and dropped (never kept), so it reads
+        // the 413 instead of a connection reset mid-write; beyond that, refused at once.
+        if n <= crate::api::MAX_BODY as u64 {
+            let mut body = body;
+            while let Some(frame) = body.frame().await {
+                if frame.is_err() {
+                    break;
+                }
+            }
+        }
         return Err(too_large());
     }
     match http_body_util::Limited::new(body, limit).collect().await {
