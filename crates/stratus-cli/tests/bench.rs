@@ -83,3 +83,45 @@ async fn bench_without_its_bootstrap_says_how_to_build_it() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn bench_attacks_prints_the_neighbour_figures_or_refuses_without_isolation() {
+    let noop = workspace_bin("noop-bootstrap", "noop-bootstrap");
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let sandbox = if root { "linux" } else { "process" };
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .arg("bench")
+        .arg("--bootstrap")
+        .arg(&noop)
+        .args(["--attacks", "--requests", "30", "--sandbox", sandbox])
+        .output()
+        .await
+        .unwrap();
+    let text = output_text(&out);
+    if !root {
+        // Under `process` the fork bomb would be the host's: refused, saying why.
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains("it needs the linux sandbox"), "{text}");
+        return;
+    }
+    assert!(out.status.success(), "{text}");
+    for neighbour in ["provided", "python3.12"] {
+        for attack in [
+            "fork_bomb",
+            "memory_bomb",
+            "stdout_flood",
+            "cpu_spin",
+            "tmp_fill",
+        ] {
+            let line = format!("neighbour {neighbour} during {attack} ");
+            assert!(figure(&text, &line, " µs, p99") > 0.0, "{text}");
+            assert!(figure(&text, &line, "; server CPU") > 0.0, "{text}");
+        }
+    }
+    assert!(text.contains("after the attacks: "), "{text}");
+    // The bench does not measure the normal figures in this mode.
+    assert!(!text.contains("warm invoke, concurrency 16"), "{text}");
+}

@@ -237,21 +237,36 @@ fn writer_loop(
     let mut last_size_warning: Option<Instant> = None;
     let mut stream_ids = StreamIds::new();
     let mut open = true;
+    // A function flooding its output fills logs.db as fast as SQLite inserts
+    // (~100 MB/s): a round takes at most a sixteenth of the limit, and the size is
+    // checked again as soon as that much was written, so a flood overshoots the
+    // limit by about one round instead of by a second's worth of inserts (the
+    // file never shrinks: freed pages are only reused). What waits beyond a round
+    // stays in the bounded channel, and what does not fit there is dropped and
+    // counted, as for any other burst.
+    let round_bytes_cap = (limits.max_bytes / 16).max(64 << 10);
+    let mut written_since_check = 0u64;
     while open {
         let mut batches: Vec<Batch> = Vec::new();
+        let (mut round_bytes, mut round_lines) = (0u64, 0usize);
         loop {
             match rx.try_recv() {
-                Ok(b) => batches.push(b),
+                Ok(b) => {
+                    round_lines += b.2.len();
+                    round_bytes += b.2.iter().map(line_cost).sum::<u64>();
+                    batches.push(b);
+                }
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => {
                     open = false;
                     break;
                 }
             }
-            if batches.len() >= 8192 {
+            if batches.len() >= 8192 || round_bytes >= round_bytes_cap {
                 break;
             }
         }
+        written_since_check += round_bytes;
         if let Some(store) = store.upgrade() {
             let dropped = std::mem::take(&mut *store.dropped.lock());
             for ((g, s), n) in dropped {
@@ -262,7 +277,7 @@ fn writer_loop(
                 batches.push((g, s, vec![line]));
             }
         }
-        let full = batches.len() >= 8192;
+        let full = batches.len() >= 8192 || round_bytes >= round_bytes_cap;
         if !batches.is_empty() {
             if let Err(e) = insert(&mut conn, &mut stream_ids, &batches) {
                 tracing::error!(error = %e, "cannot write logs");
@@ -285,9 +300,17 @@ fn writer_loop(
                 }
             }
         }
-        if !open || over_size || last_size_check.elapsed() >= Duration::from_secs(1) {
+        if !open
+            || over_size
+            || written_since_check >= round_bytes_cap
+            || last_size_check.elapsed() >= Duration::from_secs(1)
+        {
             last_size_check = Instant::now();
-            match prune_to_size(&conn, limits.max_bytes, PRUNE_CHUNK) {
+            written_since_check = 0;
+            // While over, delete at least as many lines as came in, so a steady
+            // flood of short lines cannot outpace the pruning.
+            let chunk = PRUNE_CHUNK.max(round_lines.saturating_mul(2));
+            match prune_to_size(&conn, limits.max_bytes, chunk) {
                 Ok(deleted) => {
                     // Said once, then at most every ten minutes while it goes on.
                     let quiet =
@@ -311,6 +334,11 @@ fn writer_loop(
             std::thread::sleep(WRITE_INTERVAL);
         }
     }
+}
+
+/// Roughly what a line takes in `logs.db`: its text and its row's other columns.
+fn line_cost(l: &LogLine) -> u64 {
+    l.message.len() as u64 + 24
 }
 
 /// Most lines one retention round deletes, so that the writer never stalls for long
@@ -399,14 +427,33 @@ fn used_bytes(conn: &Connection) -> rusqlite::Result<u64> {
     Ok(pragma("page_count")?.saturating_sub(pragma("freelist_count")?) * pragma("page_size")?)
 }
 
-/// Deletes up to `limit` of the oldest lines if the database uses more than
-/// `max_bytes`; returns how many. Freed pages are reused by later lines, so the file
-/// stops growing at about the limit.
+/// Deletes the oldest lines if the database uses more than `max_bytes`: about as
+/// many as make up the excess (by [`line_cost`]), at most `limit`; returns how many.
+/// Freed pages are reused by later lines, so the file stops growing at about the
+/// limit. Deleting by the excess rather than a fixed count matters when lines are
+/// long or the limit small: 50,000 lines of 1 KB would empty a 16 MB store.
 fn prune_to_size(conn: &Connection, max_bytes: u64, limit: usize) -> rusqlite::Result<usize> {
-    if used_bytes(conn)? <= max_bytes {
+    let used = used_bytes(conn)?;
+    if used <= max_bytes {
         return Ok(0);
     }
-    delete_oldest(conn, i64::MAX, limit)
+    let excess = (used - max_bytes) as i64;
+    // The id of the first line at which the running cost of the oldest lines
+    // reaches the excess, or the last of the `limit` oldest.
+    let last: Option<i64> = conn
+        .prepare_cached(
+            "SELECT coalesce(
+                (SELECT id FROM (SELECT id, sum(length(CAST(message AS BLOB)) + 24)
+                                  OVER (ORDER BY id) AS cost
+                                  FROM (SELECT id, message FROM lines ORDER BY id LIMIT ?2))
+                 WHERE cost >= ?1 ORDER BY id LIMIT 1),
+                (SELECT max(id) FROM (SELECT id FROM lines ORDER BY id LIMIT ?2)))",
+        )?
+        .query_row(params![excess, limit as i64], |r| r.get(0))?;
+    match last {
+        Some(last) => delete_oldest(conn, last + 1, limit),
+        None => Ok(0),
+    }
 }
 
 fn insert(conn: &mut Connection, ids: &mut StreamIds, batches: &[Batch]) -> rusqlite::Result<()> {
@@ -636,6 +683,47 @@ mod tests {
         assert!(last.starts_with("0039-0999"), "{last}");
         // Under the limit nothing is deleted.
         assert_eq!(prune_to_size(&conn, u64::MAX, 5_000).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_flood_overshoots_the_size_limit_by_about_one_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let max = 1 << 20;
+        let store = LogStore::open(
+            dir.path(),
+            LogLimits {
+                max_age: Duration::from_secs(3600),
+                max_bytes: max,
+            },
+        )
+        .unwrap();
+        let g: Arc<str> = Arc::from("/aws/lambda/flood");
+        // 32 MB in 100 KB batches, as fast as the sink takes them.
+        for b in 0..320 {
+            let lines = (0..100)
+                .map(|i| LogLine {
+                    ts_ms: now_ms(),
+                    message: format!("{b:04}-{i:03} {}", "x".repeat(1000)),
+                })
+                .collect();
+            store.write(&g, &g, lines);
+        }
+        store.close();
+        let size = std::fs::metadata(dir.path().join("logs.db")).unwrap().len();
+        assert!(size <= 3 * max, "logs.db grew to {size} bytes");
+        let conn = open(&dir.path().join("logs.db")).unwrap();
+        assert!(used_bytes(&conn).unwrap() <= max);
+        let last: String = conn
+            .query_row(
+                "SELECT message FROM lines ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            last.starts_with("0319-099"),
+            "the newest lines are kept: {last}"
+        );
     }
 
     #[test]

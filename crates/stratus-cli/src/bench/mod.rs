@@ -9,7 +9,11 @@
 //!   start-to-`/next`;
 //! - time for 100 provisioned environments to reach READY, and server memory per
 //!   idle environment.
+//!
+//! `--attacks` measures instead a neighbour's warm latency while another function
+//! attacks from inside its environment ([`attacks`]).
 
+mod attacks;
 mod load;
 
 use std::net::SocketAddr;
@@ -51,6 +55,11 @@ pub(crate) struct BenchArgs {
     /// The server's sandbox driver (`auto`, `linux`, `process`), to compare them.
     #[arg(long, default_value = "auto", value_parser = ["auto", "linux", "process"])]
     sandbox: String,
+    /// Only measure a neighbour function's warm p50/p99, quiet and while another
+    /// function runs attacks (fork bomb, memory bomb, stdout flood, CPU spin, /tmp
+    /// fill), `--requests` calls per round.
+    #[arg(long)]
+    attacks: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -80,9 +89,20 @@ async fn create(
     handler: &str,
     zip: &[u8],
 ) -> anyhow::Result<()> {
+    create_with(api, name, runtime, handler, zip, 128).await
+}
+
+async fn create_with(
+    api: &Api,
+    name: &str,
+    runtime: &str,
+    handler: &str,
+    zip: &[u8],
+    memory_mb: u32,
+) -> anyhow::Result<()> {
     let body = json!({
         "FunctionName": name, "Runtime": runtime, "Handler": handler, "Role": "arn:aws:iam::000000000000:role/bench",
-        "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) }, "Timeout": 30, "MemorySize": 128,
+        "Code": { "ZipFile": base64::engine::general_purpose::STANDARD.encode(zip) }, "Timeout": 30, "MemorySize": memory_mb,
     });
     let r = api
         .call("POST", "/2015-03-31/functions", &[], body.to_string())
@@ -303,6 +323,25 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         health["sandbox"]["isolated"],
         health["sandbox"]["seccomp"]
     );
+
+    if args.attacks {
+        let result = attacks::run(
+            &api,
+            server_pid,
+            addr,
+            &signer,
+            &provided_zip,
+            &python_zip,
+            args.requests,
+        )
+        .await;
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &server_pid.to_string()])
+            .status();
+        let _ = server.wait().await;
+        let _ = stratus_package::remove_tree(&work);
+        return result;
+    }
 
     // Warm latency at concurrency 1.
     create(&api, "noop", "provided.al2023", "bootstrap", &provided_zip).await?;
