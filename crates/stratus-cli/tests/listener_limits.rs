@@ -34,21 +34,11 @@ const LIMITS: &[&str] = &[
 /// [`LIMITS`] for tests that speak raw, unsigned HTTP past the signature check to a
 /// handler (a body read, a long invocation): the listener's rules are the same with
 /// authentication on, where an unsigned request is refused before its body is read.
-const RAW_LIMITS: &[&str] = &[
-    "--header-read-timeout",
-    "3",
-    "--body-read-timeout",
-    "1",
-    "--keep-alive-timeout",
-    "1",
-    "--max-connections",
-    "20",
-    "--max-header-bytes",
-    "8192",
-    "--tls-handshake-timeout",
-    "1",
-    "--no-auth",
-];
+fn raw_limits() -> Vec<&'static str> {
+    let mut flags = LIMITS.to_vec();
+    flags.push("--no-auth");
+    flags
+}
 
 async fn connect(s: &Server) -> TcpStream {
     TcpStream::connect(&s.addr).await.unwrap()
@@ -157,7 +147,7 @@ async fn an_oversized_head_gets_431_and_the_server_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_body_gets_408() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"), RAW_LIMITS).await;
+    let s = Server::start(&dir.path().join("data"), &raw_limits()).await;
     for path in [
         "/2015-03-31/functions",
         "/2015-03-31/functions/any/invocations",
@@ -200,7 +190,7 @@ async fn idle_connections_beyond_the_cap_are_closed_and_others_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_close_but_long_requests_do_not() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Server::start(&dir.path().join("data"), RAW_LIMITS).await;
+    let s = Server::start(&dir.path().join("data"), &raw_limits()).await;
     let mut tcp = connect(&s).await;
     tcp.write_all(b"GET /stratus/v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
