@@ -217,6 +217,9 @@ pub struct Auth {
     store: Arc<dyn KeyStore>,
     keys: RwLock<HashMap<String, LiveKey>>,
     sessions: Sessions,
+    /// Each live session's policies, parsed once when it is issued (sessions sign
+    /// every call a function makes; nothing is parsed per request).
+    session_policies: RwLock<HashMap<String, Arc<Vec<stratus_iam::Policy>>>>,
     cache: SigningKeyCache,
     created_admin: Option<CreatedAdmin>,
 }
@@ -241,6 +244,7 @@ impl Auth {
             store,
             keys: RwLock::new(HashMap::new()),
             sessions: Sessions::new(),
+            session_policies: RwLock::new(HashMap::new()),
             cache: SigningKeyCache::new(),
             created_admin: None,
         };
@@ -299,7 +303,12 @@ impl Auth {
         policies: Vec<String>,
         ttl: Option<std::time::Duration>,
     ) -> Arc<Session> {
-        self.sessions.issue(owner, policies, ttl)
+        let parsed = parse_policies(owner, &policies);
+        let session = self.sessions.issue(owner, policies, ttl);
+        self.session_policies
+            .write()
+            .insert(session.credentials.access_key_id.clone(), parsed);
+        session
     }
 
     /// The authorization check, once per request after authentication and before any
@@ -352,6 +361,7 @@ impl Auth {
     /// Revokes session credentials.
     pub fn revoke_session(&self, access_key_id: &str) -> bool {
         self.cache.forget(access_key_id);
+        self.session_policies.write().remove(access_key_id);
         self.sessions.revoke(access_key_id)
     }
 
@@ -406,7 +416,12 @@ impl Auth {
                     self.account_id, s.owner, s.owner
                 ),
                 policies: Arc::new(s.policies.clone()),
-                parsed: parse_policies(&s.owner, &s.policies),
+                parsed: self
+                    .session_policies
+                    .read()
+                    .get(access_key_id)
+                    .cloned()
+                    .unwrap_or_else(|| parse_policies(&s.owner, &s.policies)),
                 session: true,
             },
         ))
