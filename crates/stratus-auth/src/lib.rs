@@ -10,6 +10,8 @@
 //!   constant time, and a cache of derived signing keys so a warm request costs one
 //!   HMAC chain less.
 //! - [`sign`]: signing outgoing requests (the `stratus` CLI).
+//! - [`session_cookie`]: the web dashboard's signed session cookies (HMAC under a
+//!   per-server random key, bound to the access key's secret).
 //! - [`keys`]: access-key generation from the OS RNG and temporary session
 //!   credentials (`ASIA…` + session token) held in memory and revocable.
 //!
@@ -18,6 +20,7 @@
 pub mod canonical;
 pub mod keys;
 pub mod parse;
+pub mod session_cookie;
 pub mod sign;
 pub mod verify;
 

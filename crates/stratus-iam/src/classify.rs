@@ -93,6 +93,7 @@ pub const STRATUS_ACTIONS: &[(&str, &str)] = &[
     ("stratus:GetMetrics", "*"),
     ("stratus:ListDeadLetters", "*"),
     ("stratus:ListAsyncEvents", "*"),
+    ("stratus:GetDashboard", "*"),
     (
         "stratus:UploadCode",
         "arn:aws:stratus:{region}:{account}:blob/{sha256}",
@@ -531,6 +532,7 @@ fn stratus(
         ("GET", ["metrics"]) => ("GetMetrics", Some("*".to_string())),
         ("GET", ["dead-letters"]) => ("ListDeadLetters", Some("*".to_string())),
         ("GET", ["async"]) => ("ListAsyncEvents", Some("*".to_string())),
+        ("GET", ["ui", "overview"]) => ("GetDashboard", Some("*".to_string())),
         ("PUT" | "GET", ["blobs", sha]) => ("UploadCode", decode(sha).map(|s| arn("blob", &s))),
         ("GET", ["code", sha]) => ("GetCode", decode(sha).map(|s| arn("blob", &s))),
         ("GET", ["services", s, st]) => ("GetService", service(s, st)),
@@ -727,6 +729,13 @@ mod tests {
                 "/stratus/v1/async",
                 "",
                 "stratus:ListAsyncEvents",
+                "*",
+            ),
+            (
+                "GET",
+                "/stratus/v1/ui/overview",
+                "",
+                "stratus:GetDashboard",
                 "*",
             ),
             (

@@ -212,6 +212,17 @@ impl AsyncQueue {
         Ok(n as u64)
     }
 
+    /// How many dead letters a function has (every function's with `None`).
+    pub fn dead_letter_count(&self, function: Option<&str>) -> rusqlite::Result<u64> {
+        let conn = self.db.lock();
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM dead_letters WHERE ?1 IS NULL OR function = ?1",
+            [function],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
     /// Dead letters of a function, oldest first.
     pub fn dead_letters(&self, function: &str, limit: u32) -> rusqlite::Result<Vec<DeadLetter>> {
         let conn = self.db.lock();

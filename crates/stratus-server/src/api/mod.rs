@@ -12,6 +12,7 @@ mod native;
 mod paging;
 mod services;
 mod tags;
+mod ui;
 
 use std::sync::Arc;
 
@@ -98,6 +99,7 @@ pub fn app(state: AppState) -> Router {
         .merge(services::routes())
         .merge(mappings::routes())
         .merge(tags::routes())
+        .merge(ui::routes())
         .route("/", limits::limited_sqs(axum::routing::post(sqs)))
         .fallback(fallback);
     // Routes with a limit of their own (uploads, deployments, SQS) keep it; Invoke

@@ -32,6 +32,7 @@ use crate::error::ApiError;
 /// Puts the key routes and the authentication middleware around the API router.
 pub fn layer(app: Router, auth: Arc<Auth>) -> Router {
     app.merge(super::routes::routes(auth.clone()))
+        .merge(super::ui::routes(auth.clone()))
         .layer(axum::middleware::from_fn_with_state(auth, authenticate))
 }
 
@@ -76,14 +77,15 @@ fn is_invoke(parts: &Parts) -> bool {
         && matches!(segs.as_slice(), ["", "2015-03-31", "functions", name, "invocations"] if !name.is_empty())
 }
 
-/// Routes open without a signature: the health check only.
+/// Routes open without a signature: the health check (and the dashboard's page and
+/// sign-in, `ui::is_public`).
 fn is_open(parts: &Parts) -> bool {
     parts.method == Method::GET && parts.uri.path() == "/stratus/v1/health"
 }
 
 async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    if is_open(&parts) {
+    if is_open(&parts) || super::ui::is_public(&parts) {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let api = Api::of(&parts);
@@ -96,6 +98,19 @@ async fn authenticate(State(auth): State<Arc<Auth>>, req: Request, next: Next) -
             Err(resp) => return resp,
         };
         return next.run(with_principal(parts, body, principal)).await;
+    }
+    // The dashboard's session cookie, for its read endpoints only (auth/ui.rs).
+    match super::ui::from_cookie(&auth, &parts) {
+        super::ui::CookieAuth::NotPresented => {}
+        super::ui::CookieAuth::Refused(resp) => return resp,
+        super::ui::CookieAuth::Accepted(principal) => {
+            let (parts, body) = match read_and_authorize(&auth, api, &principal, parts, body).await
+            {
+                Ok(ok) => ok,
+                Err(resp) => return resp,
+            };
+            return next.run(with_principal(parts, body, principal)).await;
+        }
     }
     let p = match presented(&parts.headers, parts.uri.query()) {
         Ok(Some(p)) => p,

@@ -11,6 +11,7 @@
 //!   to its function's execution-role policy and revoked when it ends.
 //! - `middleware`: verification of every request and the AWS error shapes of each API.
 //! - `routes`: `/stratus/v1/keys…`, the control API for keys.
+//! - `ui`: the web dashboard's sign-in and session cookie.
 //! - first start: an admin key and `{data-dir}/credentials` ([`Auth::open`]).
 //!
 //! `GET /stratus/v1/health` stays open (a load balancer's check reveals nothing but
@@ -18,6 +19,7 @@
 
 mod middleware;
 mod routes;
+mod ui;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -222,6 +224,8 @@ pub struct Auth {
     session_policies: RwLock<HashMap<String, Arc<Vec<stratus_iam::Policy>>>>,
     cache: SigningKeyCache,
     created_admin: Option<CreatedAdmin>,
+    /// The web dashboard's sessions.
+    ui: ui::UiSessions,
 }
 
 impl Auth {
@@ -247,6 +251,7 @@ impl Auth {
             session_policies: RwLock::new(HashMap::new()),
             cache: SigningKeyCache::new(),
             created_admin: None,
+            ui: ui::UiSessions::default(),
         };
         let stored = auth.store.all_keys()?;
         if stored.is_empty() {

@@ -1,0 +1,514 @@
+//! The web dashboard end to end: a real headless Chromium signs in (a wrong secret
+//! is refused), watches a function deployed with the CLI appear and its invocation
+//! count rise, reads its log line, and leaves a screenshot in
+//! `target/test-artifacts/dashboard.png`; and the session cookie's rules over real
+//! HTTP: only with `X-Stratus-UI: 1`, only for the dashboard's reads, never forged,
+//! expiring, dying with its key, its logout and the server's restart, the key's
+//! policies applying, failed sign-ins slowed and then refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt as _, Full};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+/// A plain, unsigned HTTP request (as a browser sends it): status, headers, body.
+async fn raw(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, http::HeaderMap, Value) {
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Full<Bytes>>();
+    let mut req = http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = client
+        .request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let h = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    (status, h, v)
+}
+
+/// The admin key and secret a server wrote into its data dir.
+fn admin(data_dir: &Path) -> (String, String) {
+    let (c, _) = stratus_cli::signing::load_profile(&data_dir.join("credentials"), "default")
+        .unwrap()
+        .unwrap();
+    (c.access_key_id, c.secret_access_key)
+}
+
+/// Signs in; answers the `stratus_session=…` pair and the whole `Set-Cookie`.
+async fn login(base: &str, id: &str, secret: &str, seconds: Option<u64>) -> (String, String) {
+    let mut body = json!({ "accessKeyId": id, "secretAccessKey": secret });
+    if let Some(s) = seconds {
+        body["durationSeconds"] = json!(s);
+    }
+    let (status, h, v) = raw(
+        "POST",
+        &format!("{base}/ui/login"),
+        &[("x-stratus-ui", "1"), ("content-type", "application/json")],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let set = h
+        .get("set-cookie")
+        .expect("a session cookie")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let pair = set.split(';').next().unwrap().to_string();
+    (pair, set)
+}
+
+async fn overview(base: &str, cookie: &str) -> (u16, Value) {
+    let (s, _, v) = raw(
+        "GET",
+        &format!("{base}/stratus/v1/ui/overview"),
+        &[("cookie", cookie), ("x-stratus-ui", "1")],
+        "",
+    )
+    .await;
+    (s, v)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_cookie_is_only_a_dashboard_read_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start(&data, &[]).await;
+    let base = format!("http://{}", s.addr);
+    let (id, secret) = admin(&data);
+
+    // The page itself is open, and keeps to its own origin.
+    let (status, h, page) = raw("GET", &format!("{base}/ui"), &[], "").await;
+    assert_eq!(status, 200);
+    assert!(page.as_str().unwrap().contains("id=\"login-form\""));
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"));
+    let (status, h, _) = raw("GET", &format!("{base}/ui/assets/app.js"), &[], "").await;
+    assert_eq!(status, 200);
+    assert!(h["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+
+    // Sign-in needs the dashboard's header.
+    let creds = json!({ "accessKeyId": id, "secretAccessKey": secret }).to_string();
+    let (status, _, v) = raw("POST", &format!("{base}/ui/login"), &[], &creds).await;
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("X-Stratus-UI"),
+        "{v}"
+    );
+
+    // A wrong secret: refused with a clear message, after a delay, no cookie.
+    let t = Instant::now();
+    let wrong = json!({ "accessKeyId": id, "secretAccessKey": "nope" }).to_string();
+    let (status, h, v) = raw(
+        "POST",
+        &format!("{base}/ui/login"),
+        &[("x-stratus-ui", "1")],
+        &wrong,
+    )
+    .await;
+    assert_eq!(status, 401, "{v}");
+    assert_eq!(
+        v["message"],
+        "The access key id or the secret access key is not correct."
+    );
+    assert!(t.elapsed() >= Duration::from_millis(400));
+    assert!(h.get("set-cookie").is_none());
+
+    let (admin_cookie, set) = login(&base, &id, &secret, None).await;
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP: {set}");
+    let (status, v) = overview(&base, &admin_cookie).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["principal"]["user"], "admin");
+    assert_eq!(v["principal"]["accessKeyId"], id.as_str());
+
+    // Without the header (a cross-site form or link), or with another value: refused.
+    for hdr in [None, Some("0"), Some("true")] {
+        let mut headers = vec![("cookie", admin_cookie.as_str())];
+        if let Some(hv) = hdr {
+            headers.push(("x-stratus-ui", hv));
+        }
+        let (status, _, v) = raw(
+            "GET",
+            &format!("{base}/stratus/v1/ui/overview"),
+            &headers,
+            "",
+        )
+        .await;
+        assert_eq!(status, 403, "{hdr:?}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("X-Stratus-UI: 1"),
+            "{v}"
+        );
+    }
+    // Only the dashboard's reads: not the management API, not a write.
+    let cookie_and_header = [("cookie", admin_cookie.as_str()), ("x-stratus-ui", "1")];
+    for (method, path, body) in [
+        ("GET", "/2015-03-31/functions/", ""),
+        ("POST", "/stratus/v1/keys", r#"{"UserName":"sneaky"}"#),
+        ("DELETE", &format!("/stratus/v1/keys/{id}") as &str, ""),
+    ] {
+        let (status, _, v) = raw(method, &format!("{base}{path}"), &cookie_and_header, body).await;
+        assert_eq!(status, 403, "{method} {path}: {v}");
+        assert_eq!(v["message"], "Missing Authentication Token", "{v}");
+    }
+    // The dashboard's other reads work with it.
+    let (status, _, v) = raw(
+        "GET",
+        &format!("{base}/stratus/v1/async"),
+        &cookie_and_header,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+
+    // Forged: an altered expiry, another key's id, a made-up value.
+    let value = admin_cookie.trim_start_matches("stratus_session=");
+    let mut fields: Vec<String> = value.split(':').map(str::to_string).collect();
+    fields[2] = (fields[2].parse::<i64>().unwrap() + 86_400).to_string();
+    let longer = format!("stratus_session={}", fields.join(":"));
+    let viewer = s
+        .api
+        .call(
+            "POST",
+            "/stratus/v1/keys",
+            &[],
+            json!({
+                "UserName": "viewer",
+                "PolicyName": "dash",
+                "PolicyDocument": json!({"Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": "stratus:GetDashboard", "Resource": "*"}
+                ]}).to_string(),
+            })
+            .to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        viewer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&viewer.body)
+    );
+    let viewer = json_body(&viewer);
+    let (vid, vsecret) = (
+        viewer["AccessKey"]["AccessKeyId"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        viewer["AccessKey"]["SecretAccessKey"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let mut swapped = value.split(':').map(str::to_string).collect::<Vec<_>>();
+    swapped[1] = vid.clone();
+    let swapped = format!("stratus_session={}", swapped.join(":"));
+    let made_up = format!(
+        "stratus_session=v1:{id}:99999999999:{}:{}",
+        "0".repeat(32),
+        "ab".repeat(32)
+    );
+    for forged in [
+        &longer,
+        &swapped,
+        &made_up,
+        &"stratus_session=garbage".to_string(),
+    ] {
+        let (status, v) = overview(&base, forged).await;
+        assert_eq!(status, 401, "{forged}: {v}");
+    }
+
+    // The session acts as its key: the viewer's policy allows the overview only.
+    let (viewer_cookie, _) = login(&base, &vid, &vsecret, None).await;
+    let (status, v) = overview(&base, &viewer_cookie).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["principal"]["user"], "viewer");
+    let (status, _, v) = raw(
+        "GET",
+        &format!("{base}/stratus/v1/async"),
+        &[("cookie", viewer_cookie.as_str()), ("x-stratus-ui", "1")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("stratus:ListAsyncEvents"),
+        "{v}"
+    );
+
+    // It expires.
+    let (short, set) = login(&base, &vid, &vsecret, Some(1)).await;
+    assert!(set.contains("Max-Age=1"), "{set}");
+    assert_eq!(overview(&base, &short).await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, v) = overview(&base, &short).await;
+    assert_eq!(status, 401, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("expired"), "{v}");
+
+    // It dies with its key.
+    let r = s
+        .api
+        .call("DELETE", &format!("/stratus/v1/keys/{vid}"), &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204);
+    let (status, v) = overview(&base, &viewer_cookie).await;
+    assert_eq!(status, 401, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("no longer exists"),
+        "{v}"
+    );
+
+    // Logout ends that session (not just the browser's copy).
+    let (other, _) = login(&base, &id, &secret, None).await;
+    let (status, h, _) = raw(
+        "POST",
+        &format!("{base}/ui/logout"),
+        &[("cookie", other.as_str()), ("x-stratus-ui", "1")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert!(h["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
+    assert_eq!(overview(&base, &other).await.0, 401);
+    assert_eq!(overview(&base, &admin_cookie).await.0, 200);
+
+    // Guessing: after ten failures from one address it is refused, even the right
+    // secret, until the window passes.
+    for _ in 0..9 {
+        let (status, _, _) = raw(
+            "POST",
+            &format!("{base}/ui/login"),
+            &[("x-stratus-ui", "1")],
+            &wrong,
+        )
+        .await;
+        assert_eq!(status, 401);
+    }
+    let (status, h, v) = raw(
+        "POST",
+        &format!("{base}/ui/login"),
+        &[("x-stratus-ui", "1")],
+        &creds,
+    )
+    .await;
+    assert_eq!(status, 429, "{v}");
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .contains("Too many failed sign-ins"));
+    assert!(h.contains_key("retry-after"));
+
+    // A restart makes every session invalid (the signing key lived in memory).
+    let _ = s.terminate().await;
+    let s = Server::start(&data, &[]).await;
+    let base = format!("http://{}", s.addr);
+    let (status, v) = overview(&base, &admin_cookie).await;
+    assert_eq!(status, 401, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_auth_the_dashboard_needs_no_sign_in() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &["--no-auth"]).await;
+    let base = format!("http://{}", s.addr);
+    let (status, _, v) = raw(
+        "GET",
+        &format!("{base}/stratus/v1/ui/overview"),
+        &[("x-stratus-ui", "1")],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["principal"]["user"], "anonymous");
+    assert!(v["principal"]["accessKeyId"].is_null());
+    let (status, _, v) = raw(
+        "POST",
+        &format!("{base}/ui/login"),
+        &[("x-stratus-ui", "1")],
+        "{}",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["auth"], false);
+}
+
+/// The system's Chromium, or a failure saying how to install it.
+fn chromium() -> PathBuf {
+    if let Some(p) = std::env::var_os("STRATUS_CHROMIUM") {
+        return PathBuf::from(p);
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        for name in ["chromium", "chromium-browser"] {
+            let p = Path::new(dir).join(name);
+            if p.is_file() {
+                return p;
+            }
+        }
+    }
+    panic!(
+        "the dashboard test needs Chromium and none is on PATH: install Debian's `chromium` \
+         (`apt-get install chromium`; scripts/test does it) or set STRATUS_CHROMIUM to its executable"
+    );
+}
+
+/// The `node_modules` holding puppeteer-core (installed by scripts/test), or a
+/// failure saying how to install it.
+fn puppeteer_dir() -> PathBuf {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-deps/puppeteer/node_modules");
+    assert!(
+        dir.join("puppeteer-core/package.json").is_file(),
+        "the dashboard test drives Chromium with puppeteer-core, not found in {}: run scripts/test \
+         (it installs it), or: mkdir -p target/test-deps/puppeteer && cd target/test-deps/puppeteer && \
+         PUPPETEER_SKIP_DOWNLOAD=1 npm install puppeteer-core@24.43.1",
+        dir.display()
+    );
+    dir
+}
+
+const MARKER: &str = "dashboard-marker";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
+    let (chromium, puppeteer) = (chromium(), puppeteer_dir());
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start(&data, &[]).await;
+    let base = format!("http://{}", s.addr);
+    let (id, secret) = admin(&data);
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("dashboard.png");
+    let _ = std::fs::remove_file(&shot);
+
+    let svc = tmp.path().join("dash");
+    std::fs::create_dir_all(&svc).unwrap();
+    std::fs::write(
+        svc.join("serverless.yml"),
+        "service: dash\nframeworkVersion: '3'\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  hello:\n    handler: handler.hello\n",
+    )
+    .unwrap();
+    std::fs::write(
+        svc.join("handler.js"),
+        format!("module.exports.hello = async (e) => {{ console.log('{MARKER}', e.n); return {{ ok: true }}; }};\n"),
+    )
+    .unwrap();
+
+    let mut node = tokio::process::Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/drive.mjs"))
+        .env("STRATUS_URL", &base)
+        .env("STRATUS_KEY", &id)
+        .env("STRATUS_SECRET", &secret)
+        .env("CHROMIUM", &chromium)
+        .env("PUPPETEER_DIR", &puppeteer)
+        .env("SCREENSHOT", &shot)
+        .env("MARKER", MARKER)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run node");
+    let mut stdin = node.stdin.take().unwrap();
+    let mut out = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut step = async |name: &str| -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(120), out.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("the browser never reached step {name}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the driver ended before step {name}"));
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("driver said: {line}"));
+        assert!(
+            v.get("error").is_none(),
+            "the browser failed before {name}: {v:#}"
+        );
+        assert_eq!(v["step"], name, "{v:#}");
+        v
+    };
+
+    let v = step("signed-in").await;
+    assert_eq!(
+        v["refused"], "The access key id or the secret access key is not correct.",
+        "{v}"
+    );
+    assert_eq!(v["dashboardAfterWrong"], false, "{v}");
+    assert!(v["whoami"].as_str().unwrap().contains(&id), "{v}");
+    assert_eq!(v["httpOnly"], true, "{v}");
+    assert_eq!(v["sameSite"], "Strict", "{v}");
+    assert_eq!(v["scriptSeesCookie"], false, "{v}");
+
+    stratus_ok(&svc, &base, &["deploy"]).await;
+    stdin.write_all(b"deployed dash-dev-hello\n").await.unwrap();
+    let v = step("seen").await;
+    assert_eq!(v["invocations"], 0, "{v}");
+
+    for n in 0..5 {
+        stratus_ok(
+            &svc,
+            &base,
+            &["invoke", "-f", "hello", "--data", &format!("{{\"n\":{n}}}")],
+        )
+        .await;
+    }
+    stdin.write_all(b"invoked 5\n").await.unwrap();
+    let v = step("done").await;
+    assert_eq!(v["invocations"], 5, "{v}");
+    assert!(
+        v["logLines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains(MARKER)),
+        "{v:#}"
+    );
+    assert!(
+        v["detailTitle"]
+            .as_str()
+            .unwrap()
+            .starts_with("dash-dev-hello"),
+        "{v}"
+    );
+    assert_eq!(v["charts"].as_array().unwrap().len(), 6, "{v}");
+    assert!(!v["autoscaling"].as_str().unwrap().is_empty(), "{v}");
+    assert_eq!(v["pageErrors"], json!([]), "{v:#}");
+    let status = node.wait().await.unwrap();
+    assert!(status.success());
+    let png = std::fs::read(&shot).expect("the screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "{}",
+        shot.display()
+    );
+}
