@@ -512,3 +512,214 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
         shot.display()
     );
 }
+
+const OBS_SERVICE: &str = "service: obs
+provider:
+  name: aws
+  runtime: nodejs20.x
+functions:
+  api:
+    handler: h.api
+    provisionedConcurrency: 1
+    reservedConcurrency: 5
+    events:
+      - httpApi: 'GET /echo'
+  fail:
+    handler: h.fail
+";
+
+const OBS_HANDLERS: &str = r#"
+exports.api = async (event) => ({ cookies: event.cookies || [], header: event.headers.cookie || null });
+exports.fail = async () => { throw new Error('always fails'); };
+"#;
+
+async fn sqs(s: &Server, action: &str, body: Value) -> Value {
+    let target = format!("AmazonSQS.{action}");
+    let r = s
+        .api
+        .call(
+            "POST",
+            "/",
+            &[
+                ("x-amz-target", target.as_str()),
+                ("content-type", "application/x-amz-json-1.0"),
+            ],
+            body.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status,
+        200,
+        "{action}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    json_body(&r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overview_shows_concurrency_queues_and_dead_letters_and_the_gateway_never_sees_the_session(
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start(&data, &["--gateway", "127.0.0.1:0"]).await;
+    let base = format!("http://{}", s.addr);
+    let gw = s.gateway.clone().expect("gateway url");
+    let (id, secret) = admin(&data);
+    let dir = tmp.path().join("obs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("serverless.yml"), OBS_SERVICE).unwrap();
+    std::fs::write(dir.join("h.js"), OBS_HANDLERS).unwrap();
+    stratus_ok(&dir, &base, &["deploy"]).await;
+    // Deployments put provisioned concurrency on the version the `provisioned` alias
+    // points to.
+    s.wait_ready("obs-dev-api", "1").await;
+
+    // An event that fails once, with no retries: a dead letter.
+    let r = s
+        .api
+        .call(
+            "PUT",
+            "/2019-09-25/functions/obs-dev-fail/event-invoke-config",
+            &[],
+            r#"{"MaximumRetryAttempts":0}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = s
+        .api
+        .call(
+            "POST",
+            "/2015-03-31/functions/obs-dev-fail/invocations",
+            &[("x-amz-invocation-type", "Event")],
+            r#"{"lost":true}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202);
+    // A queue with a dead-letter queue, two messages waiting.
+    sqs(&s, "CreateQueue", json!({"QueueName": "work-dlq"})).await;
+    let redrive = json!({
+        "deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:work-dlq",
+        "maxReceiveCount": "3",
+    })
+    .to_string();
+    let url = sqs(
+        &s,
+        "CreateQueue",
+        json!({"QueueName": "work", "Attributes": {"RedrivePolicy": redrive}}),
+    )
+    .await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for n in 0..2 {
+        sqs(
+            &s,
+            "SendMessage",
+            json!({"QueueUrl": url, "MessageBody": format!("m{n}")}),
+        )
+        .await;
+    }
+
+    let (cookie, _) = login(&base, &id, &secret, None).await;
+    // Through the gateway (same host, another port: the browser sends the cookie
+    // there too) the function gets the page's other cookies, never the session.
+    let (status, _, v) = raw(
+        "GET",
+        &format!("{gw}/echo"),
+        &[("cookie", &format!("theme=dark; {cookie}; lang=en"))],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["cookies"], json!(["theme=dark", "lang=en"]), "{v}");
+    assert!(!v.to_string().contains("stratus_session"), "{v}");
+
+    let mut o = Value::Null;
+    for _ in 0..200 {
+        let (status, v) = overview(&base, &cookie).await;
+        assert_eq!(status, 200, "{v}");
+        o = v;
+        let fail = o["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "obs-dev-fail")
+            .cloned()
+            .unwrap();
+        if fail["deadLetters"] == 1 && o["asyncPending"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let f = |name: &str| {
+        o["functions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in {o:#}"))
+    };
+    let api = f("obs-dev-api");
+    assert_eq!(api["reserved"], 5, "{api:#}");
+    assert_eq!(api["provisionedRequested"], 1, "{api:#}");
+    assert_eq!(api["provisionedAvailable"], 1, "{api:#}");
+    assert_eq!(
+        api["provisioned"],
+        json!([{"qualifier": "1", "requested": 1, "available": 1, "status": "READY"}])
+    );
+    assert_eq!(
+        api["aliases"],
+        json!([{"name": "provisioned", "functionVersion": "1", "additionalVersions": {}}])
+    );
+    let versions: Vec<&str> = api["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["$LATEST", "1"]);
+    // The provisioned environment lives on version 1.
+    assert!(
+        api["versions"][1]["environments"]["total"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{api:#}"
+    );
+    assert_eq!(api["invocations"], 1, "{api:#}");
+    assert_eq!(api["concurrent"], 0);
+    let fail = f("obs-dev-fail");
+    assert_eq!(fail["deadLetters"], 1, "{fail:#}");
+    assert_eq!(fail["errors"], 1, "{fail:#}");
+    assert_eq!(fail["reserved"], Value::Null);
+    assert_eq!(o["asyncPending"], 0);
+    assert_eq!(o["account"]["reserved"], 5);
+    assert_eq!(o["account"]["concurrencyLimit"], 1000);
+    assert_eq!(
+        o["queues"],
+        json!([
+            {"name": "work", "visible": 2, "inFlight": 0, "delayed": 0, "deadLetterFor": []},
+            {"name": "work-dlq", "visible": 0, "inFlight": 0, "delayed": 0, "deadLetterFor": ["work"]},
+        ])
+    );
+
+    // The dead letter's contents, read twice: reading does not consume it.
+    for _ in 0..2 {
+        let (status, _, v) = raw(
+            "GET",
+            &format!("{base}/stratus/v1/dead-letters?function=obs-dev-fail&limit=50"),
+            &[("cookie", cookie.as_str()), ("x-stratus-ui", "1")],
+            "",
+        )
+        .await;
+        assert_eq!(status, 200, "{v}");
+        let dl = v["deadLetters"].as_array().unwrap();
+        assert_eq!(dl.len(), 1, "{v}");
+        assert_eq!(dl[0]["condition"], "RetriesExhausted");
+        assert_eq!(dl[0]["payload"], r#"{"lost":true}"#);
+    }
+}

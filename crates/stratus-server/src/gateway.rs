@@ -181,8 +181,9 @@ pub fn app(routes: Routes, registry: Arc<Registry>, scheduler: Scheduler) -> axu
 async fn handle(
     State(g): State<GatewayState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request<Body>,
+    mut req: Request<Body>,
 ) -> Response<Body> {
+    crate::auth::strip_session_cookie(req.headers_mut());
     let table = g.routes.table.read().clone();
     let response = stratus_gateway::serve(
         &table,

@@ -15,6 +15,7 @@ const state = {
   logFilter: "",
   logAfter: 0,
   logKey: "",
+  logBusy: false,
   timers: [],
 };
 
@@ -192,7 +193,11 @@ function renderOverview(o) {
   $("fn-count").textContent = fns.length === 1 ? "1 function" : fns.length + " functions";
   $("fn-empty").hidden = fns.length > 0;
   const body = $("fn-table").tBodies[0];
+  // Rows are rebuilt on every poll; keyboard focus stays on the same function.
+  const focused = document.activeElement && document.activeElement.closest ? document.activeElement.closest("#fn-table tbody tr") : null;
+  const focusName = focused ? focused.dataset.name : null;
   body.replaceChildren(...fns.map(functionRow));
+  if (focusName) body.querySelector('tr[data-name="' + CSS.escape(focusName) + '"]')?.focus();
 
   syncSelect($("chart-function"), fns, "All functions");
   syncSelect($("log-function"), fns, null);
@@ -240,7 +245,14 @@ function functionRow(f) {
   const versions = f.versions.filter((v) => v.version !== "$LATEST").length;
   const tr = h(
     "tr",
-    { "data-name": f.name, class: state.selected === f.name ? "sel" : null, onclick: () => select(f.name) },
+    {
+      "data-name": f.name,
+      class: state.selected === f.name ? "sel" : null,
+      tabindex: 0,
+      "aria-selected": state.selected === f.name ? "true" : "false",
+      onclick: () => select(f.name),
+      onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(f.name); } },
+    },
     h("td", {}, h("span", { class: "fn-name", text: f.name })),
     h("td", { text: f.runtime }),
     h("td", {}, h("span", { class: "badge", text: versions + (versions === 1 ? " version" : " versions") }), aliases.map((a) => h("span", { class: "badge", text: a }))),
@@ -287,8 +299,11 @@ function renderDetail() {
   );
   const aliasRows = f.aliases.map((a) => {
     const extra = Object.entries(a.additionalVersions || {}).map(([v, w]) => " + " + v + " (" + Math.round(w * 100) + "%)").join("");
-    const p = prov.get(a.name);
-    return h("tr", {}, h("td", { text: a.name }), h("td", { text: a.functionVersion + extra }), h("td", {}, p ? [p.available + "/" + p.requested + " ", status(p)] : "–"));
+    // Provisioned on the alias itself, else on the version it points to.
+    const own = prov.get(a.name);
+    const p = own || prov.get(a.functionVersion);
+    const where = own ? "" : " on version " + a.functionVersion;
+    return h("tr", {}, h("td", { text: a.name }), h("td", { text: a.functionVersion + extra }), h("td", {}, p ? [p.available + "/" + p.requested + where + " ", status(p)] : "–"));
   });
   $("aliases").tBodies[0].replaceChildren(...(aliasRows.length ? aliasRows : [h("tr", {}, h("td", { colspan: 3, class: "empty", text: "No aliases." }))]));
   const provRows = f.provisioned.map((p) => h("tr", {}, h("td", { text: p.qualifier }), h("td", { class: "num", text: p.available + " / " + p.requested }), h("td", {}, status(p))));
@@ -373,29 +388,49 @@ function chart(c, points, why) {
 
 // ---------------------------------------------------------------- logs
 
+const LOG_PAGE = 1000;
+const LOG_KEEP = 500;
+
 async function refreshLogs() {
   const fn = state.logFunction;
   const list = $("logs-list");
-  if (!fn) return;
+  if (!fn || state.logBusy) return;
+  state.logBusy = true;
+  try {
+    await loadLogs(fn, list);
+  } finally {
+    state.logBusy = false;
+  }
+}
+
+async function loadLogs(fn, list) {
   const key = fn + "\n" + state.logFilter;
   const fresh = key !== state.logKey;
-  let q = "function=" + encodeURIComponent(fn) + "&limit=1000";
-  if (state.logFilter) q += "&filter=" + encodeURIComponent(state.logFilter);
-  q += fresh ? "&start=" + (Date.now() - 60 * 60 * 1000) : "&after=" + state.logAfter;
-  const r = await api("/stratus/v1/logs?" + q);
-  if (key !== state.logFunction + "\n" + state.logFilter) return; // changed meanwhile
-  if (r.status !== 200) {
-    list.replaceChildren(h("p", { class: "empty", text: r.status === 403 ? "This key may not read these logs." : "Logs unavailable: " + ((r.data && r.data.message) || r.status) }));
-    state.logKey = "";
-    return;
+  let base = "function=" + encodeURIComponent(fn) + "&limit=" + LOG_PAGE;
+  if (state.logFilter) base += "&filter=" + encodeURIComponent(state.logFilter);
+  // The endpoint pages oldest first: a fresh view starts an hour back and pages
+  // forward (keeping the newest lines); later polls ask for what came after.
+  let after = fresh ? null : state.logAfter;
+  let events = [];
+  for (let page = 0; page < (fresh ? 50 : 10); page++) {
+    const q = base + (after === null ? "&start=" + (Date.now() - 60 * 60 * 1000) : "&after=" + after);
+    const r = await api("/stratus/v1/logs?" + q);
+    if (key !== state.logFunction + "\n" + state.logFilter) return; // changed meanwhile
+    if (r.status !== 200) {
+      list.replaceChildren(h("p", { class: "empty", text: r.status === 403 ? "This key may not read these logs." : "Logs unavailable: " + ((r.data && r.data.message) || r.status) }));
+      state.logKey = "";
+      return;
+    }
+    const got = r.data.events || [];
+    events = events.concat(got).slice(-LOG_KEEP);
+    after = r.data.nextToken || after || 0;
+    if (got.length < LOG_PAGE) break;
   }
-  const events = r.data.events || [];
+  state.logAfter = after || 0;
   if (fresh) {
     state.logKey = key;
     list.replaceChildren();
   }
-  if (events.length) state.logAfter = r.data.nextToken;
-  else if (fresh) state.logAfter = r.data.nextToken || 0;
   const stick = list.scrollTop + list.clientHeight >= list.scrollHeight - 20;
   list.querySelector(".empty")?.remove();
   for (const e of events) {
@@ -403,7 +438,7 @@ async function refreshLogs() {
     const cls = "log-line" + (/^REPORT /.test(m) ? " report" : /\b(ERROR|Error|Task timed out)\b/.test(m) ? " err" : "");
     list.append(h("div", { class: cls }, h("span", { class: "ts", text: fmt.time(e.timestamp) }), m));
   }
-  while (list.childElementCount > 500) list.firstElementChild.remove();
+  while (list.childElementCount > LOG_KEEP) list.firstElementChild.remove();
   if (!list.childElementCount) list.append(h("p", { class: "empty", text: state.logFilter ? "No lines match in the last hour." : "No log lines in the last hour." }));
   if (stick || fresh) list.scrollTop = list.scrollHeight;
 }
@@ -444,18 +479,21 @@ async function refreshDeadLetters() {
   const fn = $("dlq-function").value;
   const box = $("dead-letters");
   if (!fn) return;
-  const r = await api("/stratus/v1/dead-letters?limit=50&function=" + encodeURIComponent(fn));
+  const r = await api("/stratus/v1/dead-letters?limit=1000&function=" + encodeURIComponent(fn));
   if (fn !== $("dlq-function").value) return;
   if (r.status !== 200) {
     box.replaceChildren(h("p", { class: "empty", text: r.status === 403 ? "This key may not read dead letters." : "Unavailable: " + ((r.data && r.data.message) || r.status) }));
     return;
   }
-  const list = (r.data.deadLetters || []).slice().reverse();
+  // Oldest first from the server; the newest 50 are shown, newest on top.
+  const all = r.data.deadLetters || [];
+  const list = all.slice(-50).reverse();
   if (!list.length) {
     box.replaceChildren(h("p", { class: "empty", text: "No dead letters for " + fn + "." }));
     return;
   }
-  box.replaceChildren(...list.map((d) => h("div", { class: "dl" },
+  const more = all.length > list.length ? [h("p", { class: "muted", text: "The newest " + list.length + " of " + (all.length >= 1000 ? "1,000 or more" : all.length) + "." })] : [];
+  box.replaceChildren(...more, ...list.map((d) => h("div", { class: "dl" },
     h("div", {}, h("span", { class: "badge bad", text: d.condition }), h("span", { class: "mono", text: d.requestId }), h("span", { class: "muted", text: " · " + d.attempts + " attempts · " + new Date(d.timestamp).toLocaleString("en-GB") })),
     d.error ? h("div", { class: "error-text", text: d.error }) : null,
     h("pre", { text: d.payload }))));

@@ -33,6 +33,7 @@ use crate::store::keys::{KeyStore, SqliteKeyStore, StoredKey};
 use crate::store::StoreError;
 
 pub use middleware::layer;
+pub(crate) use ui::strip_session_cookie;
 
 /// The policy of the first admin key (and of every request under `--no-auth`).
 pub const ADMIN_POLICY: &str =

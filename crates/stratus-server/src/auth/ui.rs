@@ -118,6 +118,41 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim_matches('"'))
 }
 
+/// Removes the dashboard's session cookie from a request the HTTP gateway hands to a
+/// function. Browsers send cookies to every port of a host, so a page of the gateway
+/// on the same host as the API would otherwise hand a signed-in operator's session
+/// to function code.
+pub(crate) fn strip_session_cookie(headers: &mut HeaderMap) {
+    let values: Vec<HeaderValue> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if !values
+        .iter()
+        .any(|v| v.to_str().map_or(true, |t| t.contains(COOKIE)))
+    {
+        return;
+    }
+    headers.remove(http::header::COOKIE);
+    for v in values {
+        // A value that is not text cannot be split safely; it is dropped whole.
+        let Ok(text) = v.to_str() else { continue };
+        let kept: Vec<&str> = text
+            .split(';')
+            .map(str::trim)
+            .filter(|kv| !kv.is_empty())
+            .filter(|kv| kv.split_once('=').map_or(*kv, |(k, _)| k).trim() != COOKIE)
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.append(http::header::COOKIE, v);
+        }
+    }
+}
+
 fn has_ui_header(headers: &HeaderMap) -> bool {
     headers.get(UI_HEADER).is_some_and(|v| v.as_bytes() == b"1")
 }
@@ -278,17 +313,18 @@ async fn login(
         }
         return resp;
     }
-    let req: Login =
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => return error(
+    let req: Login = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestContentException",
                 &format!(
                     "The sign-in request must be JSON {{\"accessKeyId\",\"secretAccessKey\"}}: {e}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     let max = MAX_SESSION.as_secs();
     let seconds = match req.duration_seconds {
         None => max,
@@ -406,6 +442,30 @@ mod tests {
         );
         assert_eq!(cookie(&p.headers, COOKIE), Some("v1:X:2:3:4"));
         assert_eq!(cookie(&p.headers, "c"), None);
+    }
+
+    #[test]
+    fn the_gateway_never_passes_the_session_on() {
+        let mut p = parts(
+            "GET",
+            "/",
+            &[
+                ("cookie", "a=1; stratus_session=v1:X:2:3:4; b=2"),
+                ("cookie", "stratus_session=x"),
+                ("cookie", "c=3"),
+            ],
+        );
+        strip_session_cookie(&mut p.headers);
+        let left: Vec<&str> = p
+            .headers
+            .get_all("cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(left, ["a=1; b=2", "c=3"]);
+        let mut q = parts("GET", "/", &[("cookie", "a=1")]);
+        strip_session_cookie(&mut q.headers);
+        assert_eq!(q.headers["cookie"], "a=1");
     }
 
     #[test]
