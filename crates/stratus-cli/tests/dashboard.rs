@@ -426,6 +426,16 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
     )
     .unwrap();
 
+    // Whether this server records per-minute metrics series (the charts' data).
+    let series = s
+        .api
+        .call("GET", "/stratus/v1/metrics/series?minutes=60", &[], "")
+        .await
+        .unwrap()
+        .status;
+    assert!(series == 200 || series == 404, "{series}");
+    let series = series == 200;
+
     let mut node = tokio::process::Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/drive.mjs"))
         .env("STRATUS_URL", &base)
@@ -435,6 +445,7 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
         .env("PUPPETEER_DIR", &puppeteer)
         .env("SCREENSHOT", &shot)
         .env("MARKER", MARKER)
+        .env("SERIES", if series { "1" } else { "0" })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -500,7 +511,23 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
             .starts_with("dash-dev-hello"),
         "{v}"
     );
-    assert_eq!(v["charts"].as_array().unwrap().len(), 6, "{v}");
+    let charts = v["charts"].as_array().unwrap();
+    assert_eq!(charts.len(), 6, "{v}");
+    for c in charts {
+        if series {
+            // Drawn from the server's series: the five invocations are counted.
+            assert_eq!(c["drawn"], true, "{c}");
+            if c["metric"] == "Invocations" {
+                assert_eq!(c["total"], 5, "{c}");
+            }
+        } else {
+            // No series on this server: each chart says so instead of breaking.
+            assert!(
+                c["note"].as_str().unwrap().starts_with("No data yet"),
+                "{c}"
+            );
+        }
+    }
     assert!(!v["autoscaling"].as_str().unwrap().is_empty(), "{v}");
     assert_eq!(v["pageErrors"], json!([]), "{v:#}");
     let status = node.wait().await.unwrap();

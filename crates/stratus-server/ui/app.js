@@ -331,13 +331,20 @@ function renderQueues(o) {
 
 // ---------------------------------------------------------------- charts
 
+/** Short axis labels: 1.2k, 18ms, 1.5s, 80%. */
+const axis = {
+  int: (n) => (n >= 10000 ? Math.round(n / 1000) + "k" : n >= 1000 ? (n / 1000).toFixed(1) + "k" : String(Math.round(n))),
+  ms: (n) => (n >= 1000 ? (n / 1000).toFixed(1) + "s" : Math.round(n) + "ms"),
+  pct: (n) => Math.round(n * 100) + "%",
+};
+
 const CHARTS = [
-  { key: "Invocations", label: "Invocations", color: "#1d4ed8", fmt: fmt.int },
-  { key: "Errors", label: "Errors", color: "#dc2626", fmt: fmt.int },
-  { key: "Throttles", label: "Throttles", color: "#d97706", fmt: fmt.int },
-  { key: "ColdStarts", label: "Cold starts", color: "#7c3aed", fmt: fmt.int },
-  { key: "DurationP99", label: "Duration p99", color: "#0891b2", fmt: fmt.ms },
-  { key: "ProvisionedConcurrencyUtilizationMax", label: "Provisioned utilization", color: "#059669", fmt: fmt.pct, max: 1 },
+  { key: "Invocations", label: "Invocations", color: "#1d4ed8", fmt: fmt.int, axis: axis.int },
+  { key: "Errors", label: "Errors", color: "#dc2626", fmt: fmt.int, axis: axis.int },
+  { key: "Throttles", label: "Throttles", color: "#d97706", fmt: fmt.int, axis: axis.int },
+  { key: "ColdStarts", label: "Cold starts", color: "#7c3aed", fmt: fmt.int, axis: axis.int },
+  { key: "DurationP99", label: "Duration p99", color: "#0891b2", fmt: fmt.ms, axis: axis.ms },
+  { key: "ProvisionedConcurrencyUtilizationMax", label: "Provisioned utilization", color: "#059669", fmt: fmt.pct, axis: axis.pct, max: 1 },
 ];
 
 async function refreshCharts() {
@@ -356,7 +363,7 @@ function chart(c, points, why) {
   const last = present.length ? present[present.length - 1] : null;
   const head = h("div", { class: "t" }, h("span", { text: c.label }), h("span", { class: "now", text: points ? c.fmt(last) : "" }));
   if (!points || !points.length) return h("div", { class: "chart", "data-metric": c.key }, head, h("div", { class: "nodata", text: why }));
-  const W = 300, H = 110, L = 34, B = 16, T = 6;
+  const W = 300, H = 110, L = 38, B = 16, T = 6;
   const max = Math.max(c.max || 0, ...present, 1e-9);
   const x = (i) => L + (values.length === 1 ? 0 : (i * (W - L - 4)) / (values.length - 1));
   const y = (v) => T + (H - T - B) * (1 - v / max);
@@ -368,22 +375,28 @@ function chart(c, points, why) {
   });
   if (open) area += "L" + x(values.length - 1) + "," + y(0) + "L" + x(first) + "," + y(0) + "Z";
   const t0 = points[0].timestamp * 1000, t1 = points[points.length - 1].timestamp * 1000;
-  const g = svg("svg", { viewBox: "0 0 " + W + " " + H, preserveAspectRatio: "none", role: "img", "aria-label": c.label },
+  const g = svg("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": c.label },
     svg("line", { class: "grid", x1: L, x2: W, y1: y(max), y2: y(max) }),
     svg("line", { class: "grid", x1: L, x2: W, y1: y(0), y2: y(0) }),
-    svg("text", { x: L - 4, y: y(max) + 3, "text-anchor": "end" }, c.fmt(max)),
-    svg("text", { x: L - 4, y: y(0) + 3, "text-anchor": "end" }, c.max === 1 ? "0%" : "0"),
+    svg("text", { x: L - 4, y: y(max) + 3, "text-anchor": "end" }, c.axis(max)),
+    svg("text", { x: L - 4, y: y(0) + 3, "text-anchor": "end" }, c.axis(0)),
     svg("text", { x: L, y: H - 3 }, fmt.time(t0).slice(0, 5)),
     svg("text", { x: W - 2, y: H - 3, "text-anchor": "end" }, fmt.time(t1).slice(0, 5)),
     svg("path", { d: area, fill: c.color, "fill-opacity": 0.12, stroke: "none" }),
     svg("path", { d, fill: "none", stroke: c.color, "stroke-width": 1.6, "vector-effect": "non-scaling-stroke" }),
   );
+  // A minute with no neighbour to draw a line to is a dot.
+  values.forEach((v, i) => {
+    if (v !== null && (values[i - 1] ?? null) === null && (values[i + 1] ?? null) === null) {
+      g.append(svg("circle", { cx: x(i), cy: y(v), r: 2.2, fill: c.color }));
+    }
+  });
   // One invisible column per minute, whose tooltip gives its value.
   values.forEach((v, i) => {
     const wcol = (W - L) / values.length;
     g.append(svg("rect", { x: x(i) - wcol / 2, y: 0, width: wcol, height: H - B, fill: "transparent" }, svg("title", {}, fmt.time(points[i].timestamp * 1000).slice(0, 5) + "  " + c.fmt(v))));
   });
-  return h("div", { class: "chart", "data-metric": c.key }, head, g);
+  return h("div", { class: "chart", "data-metric": c.key, "data-total": present.reduce((a, v) => a + v, 0) }, head, g);
 }
 
 // ---------------------------------------------------------------- logs

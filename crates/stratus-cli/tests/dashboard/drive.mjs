@@ -5,7 +5,7 @@
 //
 // Environment: STRATUS_URL, STRATUS_KEY, STRATUS_SECRET, CHROMIUM (executable),
 // PUPPETEER_DIR (a node_modules holding puppeteer-core), SCREENSHOT (png path),
-// MARKER (a text the function logs).
+// MARKER (a text the function logs), SERIES (1 when the server has metrics series).
 import { createRequire } from "node:module";
 import readline from "node:readline";
 
@@ -105,8 +105,22 @@ try {
   const detailTitle = await page.$eval("#detail-title", (e) => e.textContent);
   // Charts and autoscaling render (with data, or "no data yet" where the server has none).
   await page.waitForSelector("#charts .chart");
+  if (process.env.SERIES === "1") {
+    // The server records per-minute series: the invocations chart counts them all
+    // (the page re-reads the series every 10 s).
+    await page.waitForFunction(
+      (n) => Number(document.querySelector('#charts .chart[data-metric="Invocations"]')?.dataset.total) >= n,
+      { timeout: 45000 },
+      invoked,
+    );
+  }
   const charts = await page.$$eval("#charts .chart", (cs) =>
-    cs.map((c) => ({ metric: c.dataset.metric, drawn: !!c.querySelector("svg path"), note: c.querySelector(".nodata")?.textContent || null })),
+    cs.map((c) => ({
+      metric: c.dataset.metric,
+      drawn: !!c.querySelector("svg path"),
+      total: c.dataset.total === undefined ? null : Number(c.dataset.total),
+      note: c.querySelector(".nodata")?.textContent || null,
+    })),
   );
   const autoscaling = await page.$eval("#autoscaling", (e) => e.textContent);
   // Clear the filter so the screenshot shows the function's whole recent log.
