@@ -750,3 +750,43 @@ async fn the_overview_shows_concurrency_queues_and_dead_letters_and_the_gateway_
         assert_eq!(dl[0]["payload"], r#"{"lost":true}"#);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_session_cookie_is_secure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let s = Server::start(&data, &["--tls-self-signed"]).await;
+    // The harness strips only `http://` from the announced URL.
+    let url = s.addr.clone();
+    assert!(url.starts_with("https://"), "{url}");
+    let api = Api::with_parts(
+        &url,
+        // `--tls-self-signed` keeps its CA in `{data-dir}/tls/ca.pem`.
+        &stratus_cli::transport::Transport::new(Some(&data.join("tls/ca.pem")), false).unwrap(),
+        stratus_cli::signing::Signer::unsigned(),
+    );
+    let (id, secret) = admin(&data);
+    let r = api
+        .call(
+            "POST",
+            "/ui/login",
+            &[("x-stratus-ui", "1")],
+            json!({ "accessKeyId": id, "secretAccessKey": secret }).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let set = r.header("set-cookie").unwrap();
+    assert!(set.ends_with("; Secure"), "{set}");
+    let cookie = set.split(';').next().unwrap();
+    let r = api
+        .call(
+            "GET",
+            "/stratus/v1/ui/overview",
+            &[("cookie", cookie), ("x-stratus-ui", "1")],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
