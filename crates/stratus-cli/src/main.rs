@@ -235,6 +235,38 @@ pub(crate) struct ServerArgs {
     /// The linux driver's seccomp filter: on or off.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     seccomp: String,
+    /// How long per-minute metrics are kept: a number with `d`, `h` or `m`
+    /// (CloudWatch keeps one-minute data 15 days).
+    #[arg(long, default_value = "15d", value_parser = parse_retention)]
+    metrics_retention: Duration,
+    /// Answer `GET /metrics` (Prometheus) without a signature; every other route
+    /// stays signed.
+    #[arg(long)]
+    metrics_open: bool,
+    /// Record no metrics (benchmark baseline).
+    #[arg(long, hide = true)]
+    no_metrics_recording: bool,
+}
+
+/// `14d`, `36h`, `90m`.
+fn parse_retention(raw: &str) -> Result<Duration, String> {
+    let (n, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let secs = match unit {
+        "d" => 86400,
+        "h" => 3600,
+        "m" => 60,
+        _ => {
+            return Err(format!(
+                "{raw:?}: expected a number with d, h or m, such as 14d"
+            ))
+        }
+    };
+    match n.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n * secs)),
+        _ => Err(format!(
+            "{raw:?}: expected a positive number with d, h or m, such as 14d"
+        )),
+    }
 }
 
 impl ServerArgs {
@@ -265,6 +297,9 @@ impl ServerArgs {
             _ => stratus_server::SandboxMode::Auto,
         };
         cfg.seccomp = self.seccomp == "on";
+        cfg.metrics.retention = self.metrics_retention;
+        cfg.metrics.record = !self.no_metrics_recording;
+        cfg.metrics_open = self.metrics_open;
         cfg
     }
 }

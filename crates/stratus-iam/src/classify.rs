@@ -220,6 +220,22 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
     let star = || vec!["*".to_string()];
     match (method, segs.as_slice()) {
         ("POST", []) => sqs(scope, req).ok_or_else(unknown),
+        // Prometheus scrape (open without a signature only with `--metrics-open`).
+        ("GET", ["metrics"]) => Ok(vec![Request {
+            action: "stratus:GetMetrics".into(),
+            resource: "*".into(),
+            protocol: Protocol::Stratus,
+        }]),
+        // The CloudWatch metric API (RPC v2 CBOR); CloudWatch metric reads act on `*`.
+        ("POST", ["service", "GraniteServiceVersion20100801", "operation", op])
+            if matches!(*op, "GetMetricStatistics" | "GetMetricData" | "ListMetrics") =>
+        {
+            Ok(vec![Request {
+                action: format!("cloudwatch:{op}"),
+                resource: "*".into(),
+                protocol: Protocol::Stratus,
+            }])
+        }
         (_, ["stratus", "v1", rest @ ..]) => {
             stratus(scope, method, rest, req, q("function"), q("group")).ok_or_else(unknown)
         }
@@ -528,7 +544,7 @@ fn stratus(
                 )),
             )
         }
-        ("GET", ["metrics"]) => ("GetMetrics", Some("*".to_string())),
+        ("GET", ["metrics"] | ["metrics", "series"]) => ("GetMetrics", Some("*".to_string())),
         ("GET", ["dead-letters"]) => ("ListDeadLetters", Some("*".to_string())),
         ("GET", ["async"]) => ("ListAsyncEvents", Some("*".to_string())),
         ("PUT" | "GET", ["blobs", sha]) => ("UploadCode", decode(sha).map(|s| arn("blob", &s))),
@@ -715,6 +731,14 @@ mod tests {
             ),
             ("GET", "/stratus/v1/logs", "", "stratus:GetLogs", "*"),
             ("GET", "/stratus/v1/metrics", "", "stratus:GetMetrics", "*"),
+            (
+                "GET",
+                "/stratus/v1/metrics/series",
+                "",
+                "stratus:GetMetrics",
+                "*",
+            ),
+            ("GET", "/metrics", "", "stratus:GetMetrics", "*"),
             (
                 "GET",
                 "/stratus/v1/dead-letters",

@@ -41,8 +41,14 @@ impl Scheduler {
         let acquired = self.inner.state.lock().acquire(spec, Instant::now());
         let mut lease = match acquired {
             Ok(lease) => lease,
-            Err(Refusal::Throttled(reason)) => return Err(InvokeError::Throttled(reason)),
-            Err(Refusal::BackingOff(err)) => return Ok(function_error(&err)),
+            Err(Refusal::Throttled(reason)) => {
+                self.record_throttle(spec, &req.invoked_arn);
+                return Err(InvokeError::Throttled(reason));
+            }
+            Err(Refusal::BackingOff(err)) => {
+                self.record(|| record(spec, &req, Duration::ZERO, None, (false, false)));
+                return Ok(function_error(&err));
+            }
         };
         match lease.env.take() {
             Some(env) => {
@@ -86,7 +92,10 @@ impl Scheduler {
                     StartFailure::Init(body) => body,
                 };
                 st.record_init(&spec.pool_key, Err(&body), Instant::now());
+                let flags = (lease.provisioned, lease.spillover);
                 st.release(&spec, lease, None, Instant::now(), None);
+                drop(st);
+                self.record(|| record(&spec, &req, Duration::ZERO, None, flags));
                 return Ok(function_error(&body));
             }
         };
@@ -118,6 +127,7 @@ impl Scheduler {
         InFlight {
             rx,
             request_id: req.request_id.clone(),
+            invoked_arn: req.invoked_arn.clone(),
             deadline: tokio::time::Instant::from_std(started + spec.timeout),
             started,
             init,
@@ -192,6 +202,7 @@ impl Scheduler {
 struct InFlight {
     rx: oneshot::Receiver<Outcome>,
     request_id: Arc<str>,
+    invoked_arn: Arc<str>,
     started: Instant,
     deadline: tokio::time::Instant,
     init: Option<Duration>,
@@ -265,13 +276,25 @@ fn settle(
     outcome: Awaited,
 ) -> (Bytes, bool, Option<String>) {
     let ((payload, function_error, log_tail), keep) = Scheduler::conclude(spec, env, inv, outcome);
+    let duration = inv.started.elapsed();
+    let flags = (lease.provisioned, lease.spillover);
     let back = sched.inner.state.lock().release(
         spec,
         lease,
         keep.then(|| env.clone()),
         Instant::now(),
-        Some((function_error, inv.started.elapsed())),
+        Some((function_error, duration)),
     );
+    sched.record(|| crate::InvocationRecord {
+        function: spec.function_name.clone(),
+        version: spec.version.clone(),
+        invoked_arn: inv.invoked_arn.clone(),
+        duration,
+        error: function_error,
+        init: inv.init,
+        provisioned: flags.0,
+        spillover: flags.1,
+    });
     if let Some(surplus) = back {
         surplus.destroy("not needed");
     }
@@ -308,6 +331,27 @@ impl Drop for Settle<'_> {
                     .release(&spec, lease, None, Instant::now(), outcome);
             }
         }
+    }
+}
+
+/// The record of an invocation that ended before reaching an environment (init
+/// failure or init back-off): a function error.
+fn record(
+    spec: &FunctionSpec,
+    req: &InvokeRequest,
+    duration: Duration,
+    init: Option<Duration>,
+    (provisioned, spillover): (bool, bool),
+) -> crate::InvocationRecord {
+    crate::InvocationRecord {
+        function: spec.function_name.clone(),
+        version: spec.version.clone(),
+        invoked_arn: req.invoked_arn.clone(),
+        duration,
+        error: true,
+        init,
+        provisioned,
+        spillover,
     }
 }
 

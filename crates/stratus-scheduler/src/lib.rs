@@ -25,6 +25,7 @@ mod env;
 mod invoke;
 mod limits;
 mod logpump;
+mod observe;
 mod provisioned;
 mod state;
 
@@ -42,6 +43,7 @@ pub use stratus_sandbox::{Mount, Network};
 pub use credentials::{CredentialIssuer, EnvCredentials, Revocation};
 pub use limits::ThrottleReason;
 pub use logpump::{LogLine, LogSink};
+pub use observe::{Gauges, InvocationRecord, MetricsSink};
 
 /// Server-wide scheduling settings (Lambda's defaults).
 #[derive(Debug, Clone)]
@@ -215,6 +217,8 @@ struct Inner {
     next_env_id: std::sync::atomic::AtomicU64,
     shutdown: tokio_util_shutdown::Flag,
     credentials: parking_lot::RwLock<Option<Arc<dyn CredentialIssuer>>>,
+    /// Set once at start; read lock-free on every invocation.
+    metrics: std::sync::OnceLock<Arc<dyn MetricsSink>>,
 }
 
 /// A tiny shutdown flag shared by background tasks.
@@ -246,6 +250,7 @@ impl Scheduler {
             next_env_id: std::sync::atomic::AtomicU64::new(1),
             shutdown: Default::default(),
             credentials: Default::default(),
+            metrics: Default::default(),
         });
         let sched = Scheduler { inner };
         sched.spawn_reaper();

@@ -106,6 +106,8 @@ pub struct AsyncQueue {
     queues: Arc<stratus_queue::Queues>,
     db: Arc<Mutex<Connection>>,
     wake: Arc<Notify>,
+    /// Async metrics (AsyncEventsReceived, …), once the server sets it.
+    metrics: Arc<std::sync::OnceLock<stratus_metrics::Recorder>>,
 }
 
 impl std::fmt::Debug for AsyncQueue {
@@ -173,9 +175,26 @@ impl AsyncQueue {
             db,
             wake,
             queues,
+            metrics: Default::default(),
         };
         tokio::spawn(dispatch_loop(queue.clone(), registry, scheduler, settings));
         Ok(queue)
+    }
+
+    /// Counts async events from now on.
+    pub fn set_metrics(&self, recorder: stratus_metrics::Recorder) {
+        let _ = self.metrics.set(recorder);
+    }
+
+    fn count(&self, metric: &'static str, function: &str, qualifier: Option<&str>, value: f64) {
+        if let Some(r) = self.metrics.get() {
+            r.record(stratus_metrics::Event::Lambda {
+                metric,
+                function: function.into(),
+                qualifier: qualifier.map(Into::into),
+                value,
+            });
+        }
     }
 
     /// Stores an event durably. Resolves once it is on disk.
@@ -187,6 +206,7 @@ impl AsyncQueue {
         payload: Bytes,
     ) -> Result<(), String> {
         let (ack, done) = oneshot::channel();
+        let counted = (function.clone(), qualifier.clone());
         self.tx
             .send(Enqueue {
                 request_id,
@@ -198,7 +218,9 @@ impl AsyncQueue {
             .await
             .map_err(|_| "the event queue is shut down".to_string())?;
         done.await
-            .map_err(|_| "the event queue is shut down".to_string())?
+            .map_err(|_| "the event queue is shut down".to_string())??;
+        self.count("AsyncEventsReceived", &counted.0, counted.1.as_deref(), 1.0);
+        Ok(())
     }
 
     /// Events waiting for delivery or a retry.
@@ -441,6 +463,12 @@ async fn deliver(
             return;
         }
     };
+    queue.count(
+        "AsyncEventAge",
+        &ev.function,
+        ev.qualifier.as_deref(),
+        age_ms.max(0) as f64,
+    );
     let req = InvokeRequest {
         request_id: Arc::from(ev.request_id.as_str()),
         payload: ev.payload.clone(),
@@ -468,7 +496,14 @@ async fn deliver(
                     &out.payload,
                     false,
                 );
-                send_to(queue, registry, dest, record).await;
+                if !send_to(queue, registry, dest, record).await {
+                    queue.count(
+                        "DestinationDeliveryFailures",
+                        &ev.function,
+                        ev.qualifier.as_deref(),
+                        1.0,
+                    );
+                }
             }
             queue.finish(ev.id);
         }
@@ -524,11 +559,31 @@ async fn fail(
                 "requestPayload": serde_json::from_slice::<Value>(&ev.payload).unwrap_or(Value::Null),
             }),
         };
-        send_to(queue, registry, dest, record).await;
+        if !send_to(queue, registry, dest, record).await {
+            queue.count(
+                "DestinationDeliveryFailures",
+                &ev.function,
+                ev.qualifier.as_deref(),
+                1.0,
+            );
+        }
     }
     if let Some(dlq) = &cfg.dead_letter_target {
-        send_raw(queue, registry, dlq, ev.payload.clone()).await;
+        if !send_raw(queue, registry, dlq, ev.payload.clone()).await {
+            queue.count(
+                "DeadLetterErrors",
+                &ev.function,
+                ev.qualifier.as_deref(),
+                1.0,
+            );
+        }
     }
+    queue.count(
+        "AsyncEventsDropped",
+        &ev.function,
+        ev.qualifier.as_deref(),
+        1.0,
+    );
     queue.dead_letter(ev, condition, attempts, error);
 }
 
@@ -563,13 +618,24 @@ fn invocation_record(
     })
 }
 
-async fn send_to(queue: &AsyncQueue, registry: &Arc<Registry>, target: &str, record: Value) {
-    send_raw(queue, registry, target, Bytes::from(record.to_string())).await;
+/// Whether the record was delivered.
+async fn send_to(
+    queue: &AsyncQueue,
+    registry: &Arc<Registry>,
+    target: &str,
+    record: Value,
+) -> bool {
+    send_raw(queue, registry, target, Bytes::from(record.to_string())).await
 }
 
 /// Sends to a destination: a function ARN (or name) gets an asynchronous invocation,
-/// a queue ARN (`arn:aws:sqs:…`) a message.
-async fn send_raw(queue: &AsyncQueue, registry: &Arc<Registry>, target: &str, payload: Bytes) {
+/// a queue ARN (`arn:aws:sqs:…`) a message. Returns whether it was delivered.
+async fn send_raw(
+    queue: &AsyncQueue,
+    registry: &Arc<Registry>,
+    target: &str,
+    payload: Bytes,
+) -> bool {
     if let Some(rest) = target.strip_prefix("arn:aws:sqs:") {
         let name = queue
             .queues
@@ -584,21 +650,28 @@ async fn send_raw(queue: &AsyncQueue, registry: &Arc<Registry>, target: &str, pa
                     .await
                 {
                     tracing::error!(error = %e, target, "cannot send to a queue destination");
+                    return false;
                 }
+                return true;
             }
             None => tracing::error!(target, "not a queue ARN"),
         }
-        return;
+        return false;
     }
     match crate::registry::parse_function_ref(target) {
         Ok((name, qualifier)) if registry.snapshot(&name).is_some() => {
             if let Err(e) = queue.enqueue(new_uuid(), name, qualifier, payload).await {
                 tracing::error!(error = %e, target, "cannot send to a destination");
+                return false;
             }
+            true
         }
-        _ => tracing::warn!(
-            target,
-            "destination is not a function on this server; the event is kept in dead_letters"
-        ),
+        _ => {
+            tracing::warn!(
+                target,
+                "destination is not a function on this server; the event is kept in dead_letters"
+            );
+            false
+        }
     }
 }

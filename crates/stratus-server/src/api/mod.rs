@@ -2,12 +2,14 @@
 //! core (registry, scheduler, logs) and back; errors leave through [`ApiError`].
 //! [`app`] assembles them, so tests can drive the router without a socket.
 
+mod cloudwatch;
 mod concurrency;
 mod event_config;
 mod functions;
 mod invoke;
 pub mod limits;
 mod mappings;
+pub mod metrics;
 mod native;
 mod paging;
 mod services;
@@ -25,6 +27,7 @@ use crate::error::{blocking, ApiError};
 use crate::logs::LogStore;
 use crate::registry::Registry;
 
+pub(crate) use cloudwatch::{error_response as cloudwatch_error, CBOR_PREFIX as CLOUDWATCH_PREFIX};
 pub(crate) use invoke::{too_large as invoke_too_large, MAX_SYNC_PAYLOAD};
 
 /// The most any route accepts (CreateFunction/UpdateFunctionCode's zip in base64):
@@ -52,6 +55,8 @@ pub struct AppState {
     /// Seals secrets stored at rest (the data dir's data keys): for any store
     /// that keeps secrets, e.g. access keys.
     pub sealer: stratus_seal::Sealer,
+    /// Per-minute metric rollups (CloudWatch reads, Prometheus, the dashboard).
+    pub metrics: stratus_metrics::MetricsStore,
 }
 
 impl AppState {
@@ -98,6 +103,7 @@ pub fn app(state: AppState) -> Router {
         .merge(services::routes())
         .merge(mappings::routes())
         .merge(tags::routes())
+        .merge(metrics::routes())
         .route("/", limits::limited_sqs(axum::routing::post(sqs)))
         .fallback(fallback);
     // Routes with a limit of their own (uploads, deployments, SQS) keep it; Invoke

@@ -42,6 +42,8 @@ enum Api {
     Lambda,
     /// The SQS JSON protocol (`POST /` with `X-Amz-Target: AmazonSQS.*`).
     Sqs,
+    /// The CloudWatch metric API, RPC v2 CBOR (`POST /service/GraniteServiceVersion20100801/…`).
+    CloudWatch,
 }
 
 impl Api {
@@ -55,6 +57,8 @@ impl Api {
                 .is_some_and(|t| t.starts_with(stratus_queue::TARGET_PREFIX));
         if sqs {
             Self::Sqs
+        } else if parts.uri.path().starts_with(crate::api::CLOUDWATCH_PREFIX) {
+            Self::CloudWatch
         } else {
             Self::Lambda
         }
@@ -65,6 +69,7 @@ impl Api {
         match self {
             Self::Lambda => "lambda",
             Self::Sqs => "sqs",
+            Self::CloudWatch => "monitoring",
         }
     }
 }
@@ -274,17 +279,20 @@ fn reject(api: Api, e: &AuthError) -> Response {
 fn reject_api(api: Api, e: ApiError) -> Response {
     match api {
         Api::Lambda => e.into_response(),
-        Api::Sqs => error_response(api, e.status(), e.error_type(), &e.message),
+        Api::Sqs | Api::CloudWatch => error_response(api, e.status(), e.error_type(), &e.message),
     }
 }
 
 fn error_response(api: Api, status: StatusCode, error_type: &str, message: &str) -> Response {
+    if api == Api::CloudWatch {
+        return crate::api::cloudwatch_error(status, error_type, error_type, message);
+    }
     let (content_type, body) = match api {
         Api::Lambda => (
             "application/json",
             serde_json::json!({ "message": message }),
         ),
-        Api::Sqs => (
+        Api::Sqs | Api::CloudWatch => (
             "application/x-amz-json-1.0",
             serde_json::json!({
                 "__type": format!("com.amazon.coral.service#{error_type}"),

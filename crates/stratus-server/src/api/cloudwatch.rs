@@ -1,0 +1,501 @@
+//! The CloudWatch metric API (GetMetricStatistics, GetMetricData, ListMetrics) for
+//! the `AWS/Lambda` and `AWS/SQS` namespaces, in the protocol current botocore's
+//! `cloudwatch` client speaks: Smithy RPC v2 CBOR (`POST
+//! /service/GraniteServiceVersion20100801/operation/{Op}`, header `smithy-protocol:
+//! rpc-v2-cbor`, CBOR bodies, timestamps as tag 1 epoch seconds). Requests are
+//! decoded into JSON values (timestamps as numbers) and answers built as [`Out`]
+//! trees, so the operations themselves are protocol-free. Errors are the protocol's
+//! (`__type` and `message`), with `x-amzn-query-error` for the query-compatible
+//! error codes (`InvalidParameterValue`, `MissingParameter`, …) that boto3 reports.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+use stratus_metrics::{dims, is_statistic, parse_dims, Agg, MetricsStore};
+
+/// Path prefix of the RPC v2 CBOR operations.
+pub(crate) const CBOR_PREFIX: &str = "/service/GraniteServiceVersion20100801/operation/";
+
+/// CloudWatch keeps at most this many data points per GetMetricStatistics call.
+const MAX_DATAPOINTS: i64 = 1440;
+
+/// A CloudWatch error: HTTP status, shape name, query-compatible code, message.
+#[derive(Debug)]
+pub(crate) struct CwError {
+    status: StatusCode,
+    shape: &'static str,
+    code: &'static str,
+    message: String,
+}
+
+impl CwError {
+    fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            shape: "InvalidParameterValueException",
+            code: "InvalidParameterValue",
+            message: message.into(),
+        }
+    }
+    fn missing(param: &str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            shape: "MissingRequiredParameterException",
+            code: "MissingParameter",
+            message: format!("The parameter {param} is required."),
+        }
+    }
+    fn combination(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            shape: "InvalidParameterCombinationException",
+            code: "InvalidParameterCombination",
+            message: message.into(),
+        }
+    }
+    pub(crate) fn serialization(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            shape: "SerializationException",
+            code: "SerializationException",
+            message: message.into(),
+        }
+    }
+    fn unknown_operation(op: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            shape: "UnknownOperationException",
+            code: "UnknownOperationException",
+            message: format!("Operation {op} is not supported by Stratus's CloudWatch API (GetMetricStatistics, GetMetricData, ListMetrics)."),
+        }
+    }
+    fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            shape: "InternalServiceFault",
+            code: "InternalServiceError",
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for CwError {
+    fn into_response(self) -> Response {
+        error_response(self.status, self.shape, self.code, &self.message)
+    }
+}
+
+/// An error in the RPC v2 CBOR shape (also used by the authentication layer).
+pub(crate) fn error_response(
+    status: StatusCode,
+    shape: &str,
+    code: &str,
+    message: &str,
+) -> Response {
+    let body = Out::Map(vec![
+        (
+            "__type",
+            Out::Str(format!("com.amazonaws.cloudwatch#{shape}")),
+        ),
+        ("message", Out::Str(message.to_string())),
+    ]);
+    let fault = if status.is_server_error() {
+        "Receiver"
+    } else {
+        "Sender"
+    };
+    let mut resp = cbor_response(status, &body);
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{code};{fault}")) {
+        resp.headers_mut().insert("x-amzn-query-error", v);
+    }
+    resp
+}
+
+/// An answer: a value tree that knows which numbers are timestamps.
+#[derive(Debug, Clone)]
+pub(crate) enum Out {
+    Str(String),
+    Num(f64),
+    Time(i64),
+    List(Vec<Out>),
+    Map(Vec<(&'static str, Out)>),
+    /// A map with keys known only at run time (ExtendedStatistics).
+    Dict(Vec<(String, Out)>),
+}
+
+impl Out {
+    fn cbor(&self) -> ciborium::Value {
+        use ciborium::Value as C;
+        match self {
+            Out::Str(s) => C::Text(s.clone()),
+            Out::Num(n) => C::Float(*n),
+            Out::Time(t) => C::Tag(1, Box::new(C::Integer((*t).into()))),
+            Out::List(v) => C::Array(v.iter().map(Out::cbor).collect()),
+            Out::Map(m) => C::Map(
+                m.iter()
+                    .map(|(k, v)| (C::Text((*k).into()), v.cbor()))
+                    .collect(),
+            ),
+            Out::Dict(m) => C::Map(
+                m.iter()
+                    .map(|(k, v)| (C::Text(k.clone()), v.cbor()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn cbor_response(status: StatusCode, body: &Out) -> Response {
+    let mut bytes = Vec::new();
+    if let Err(e) = ciborium::into_writer(&body.cbor(), &mut bytes) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    (
+        status,
+        [
+            ("content-type", "application/cbor"),
+            ("smithy-protocol", "rpc-v2-cbor"),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// A CBOR request body as JSON: tag 1 (epoch-seconds timestamps) becomes a number.
+fn to_json(v: ciborium::Value) -> Value {
+    use ciborium::Value as C;
+    match v {
+        C::Integer(i) => i128::from(i)
+            .try_into()
+            .map(|i: i64| Value::from(i))
+            .unwrap_or(Value::Null),
+        C::Float(f) => serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number),
+        C::Text(s) => Value::String(s),
+        C::Bool(b) => Value::Bool(b),
+        C::Null => Value::Null,
+        C::Tag(_, inner) => to_json(*inner),
+        C::Array(a) => Value::Array(a.into_iter().map(to_json).collect()),
+        C::Map(m) => Value::Object(
+            m.into_iter()
+                .filter_map(|(k, v)| match k {
+                    C::Text(k) => Some((k, to_json(v))),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+/// Runs one RPC v2 CBOR operation.
+pub(crate) async fn handle_cbor(store: &MetricsStore, op: &str, body: &[u8]) -> Response {
+    let input = if body.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        match ciborium::from_reader::<ciborium::Value, _>(body) {
+            Ok(v) => to_json(v),
+            Err(e) => {
+                return CwError::serialization(format!("The request body is not valid CBOR: {e}"))
+                    .into_response()
+            }
+        }
+    };
+    store.sync().await;
+    let store = store.clone();
+    let op = op.to_string();
+    let result = tokio::task::spawn_blocking(move || run(&store, &op, &input))
+        .await
+        .unwrap_or_else(|e| Err(CwError::internal(e.to_string())));
+    match result {
+        Ok(out) => cbor_response(StatusCode::OK, &out),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn run(store: &MetricsStore, op: &str, input: &Value) -> Result<Out, CwError> {
+    match op {
+        "GetMetricStatistics" => get_metric_statistics(store, input),
+        "GetMetricData" => get_metric_data(store, input),
+        "ListMetrics" => list_metrics(store, input),
+        other => Err(CwError::unknown_operation(other)),
+    }
+}
+
+fn str_field<'a>(v: &'a Value, name: &str) -> Result<&'a str, CwError> {
+    match v.get(name) {
+        None | Some(Value::Null) => Err(CwError::missing(name)),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(CwError::invalid(format!(
+            "The parameter {name} must be a string."
+        ))),
+    }
+}
+
+/// A timestamp: epoch seconds (CBOR tag 1, JSON number) or an ISO 8601 string.
+fn time_field(v: &Value, name: &str) -> Result<i64, CwError> {
+    match v.get(name) {
+        None | Some(Value::Null) => Err(CwError::missing(name)),
+        Some(Value::Number(n)) => n
+            .as_f64()
+            .map(|f| f.floor() as i64)
+            .ok_or_else(|| CwError::invalid(format!("The parameter {name} is not a timestamp."))),
+        Some(Value::String(s)) => {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map(|t| t.unix_timestamp())
+                .map_err(|_| {
+                    CwError::invalid(format!(
+                        "The parameter {name} must be an ISO 8601 timestamp, not {s:?}."
+                    ))
+                })
+        }
+        Some(_) => Err(CwError::invalid(format!(
+            "The parameter {name} is not a timestamp."
+        ))),
+    }
+}
+
+fn period_field(v: &Value, name: &str) -> Result<i64, CwError> {
+    let p = v
+        .get(name)
+        .ok_or_else(|| CwError::missing(name))?
+        .as_i64()
+        .ok_or_else(|| CwError::invalid(format!("The parameter {name} must be an integer.")))?;
+    if p < 60 || p % 60 != 0 {
+        // Stratus keeps one-minute data only (no high-resolution metrics).
+        return Err(CwError::invalid(format!(
+            "The parameter {name} must be a multiple of 60 (Stratus keeps one-minute data), not {p}."
+        )));
+    }
+    Ok(p)
+}
+
+/// `[{Name, Value}]` as canonical dimensions.
+fn dimensions(v: Option<&Value>) -> Result<String, CwError> {
+    let Some(list) = v.and_then(Value::as_array) else {
+        return Ok(String::new());
+    };
+    let mut pairs = Vec::new();
+    for d in list {
+        let name = str_field(d, "Name")?;
+        let value = str_field(d, "Value")?;
+        pairs.push((name, value));
+    }
+    Ok(dims(&pairs))
+}
+
+fn dims_out(canonical: &str) -> Out {
+    Out::List(
+        parse_dims(canonical)
+            .into_iter()
+            .map(|(n, v)| Out::Map(vec![("Name", Out::Str(n)), ("Value", Out::Str(v))]))
+            .collect(),
+    )
+}
+
+/// The unit CloudWatch publishes each metric with.
+fn unit_of(metric: &str) -> &'static str {
+    match metric {
+        "Duration" | "InitDuration" | "AsyncEventAge" => "Milliseconds",
+        "ProvisionedConcurrencyUtilization" => "None",
+        _ => "Count",
+    }
+}
+
+fn get_metric_statistics(store: &MetricsStore, input: &Value) -> Result<Out, CwError> {
+    let namespace = str_field(input, "Namespace")?;
+    let metric = str_field(input, "MetricName")?;
+    let start = time_field(input, "StartTime")?;
+    let end = time_field(input, "EndTime")?;
+    let period = period_field(input, "Period")?;
+    let d = dimensions(input.get("Dimensions"))?;
+    let names = |k: &str| -> Result<Vec<String>, CwError> {
+        Ok(input
+            .get(k)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default())
+    };
+    let stats = names("Statistics")?;
+    let extended = names("ExtendedStatistics")?;
+    if stats.is_empty() && extended.is_empty() {
+        return Err(CwError::combination(
+            "Must specify either Statistics or ExtendedStatistics.",
+        ));
+    }
+    for s in &stats {
+        if !matches!(
+            s.as_str(),
+            "Sum" | "SampleCount" | "Average" | "Minimum" | "Maximum"
+        ) {
+            return Err(CwError::invalid(format!(
+                "The parameter Statistics contains {s:?}; it must be one of SampleCount, Average, Sum, Minimum, Maximum."
+            )));
+        }
+    }
+    for s in &extended {
+        if !s.starts_with('p') || !is_statistic(s) {
+            return Err(CwError::invalid(format!(
+                "The parameter ExtendedStatistics contains {s:?}; Stratus supports percentiles p0.0 to p100."
+            )));
+        }
+    }
+    if end <= start {
+        return Err(CwError::invalid(
+            "The parameter StartTime must be less than the parameter EndTime.",
+        ));
+    }
+    let points = (end - start + period - 1) / period;
+    if points > MAX_DATAPOINTS {
+        return Err(CwError::combination(format!(
+            "You have requested up to {points} datapoints, which exceeds the limit of {MAX_DATAPOINTS}. You may reduce the datapoints requested by increasing Period, or decreasing the time range."
+        )));
+    }
+    let rows = store
+        .statistics(namespace, metric, &d, start, end, period)
+        .map_err(|e| CwError::internal(e.to_string()))?;
+    let unit = unit_of(metric);
+    let datapoints = rows
+        .iter()
+        .map(|(t, a)| {
+            let mut m = vec![("Timestamp", Out::Time(*t))];
+            for s in &stats {
+                if let Some(v) = a.stat(s) {
+                    m.push((static_stat(s), Out::Num(v)));
+                }
+            }
+            if !extended.is_empty() {
+                let ext = extended
+                    .iter()
+                    .filter_map(|s| a.stat(s).map(|v| (s.clone(), Out::Num(v))))
+                    .collect();
+                m.push(("ExtendedStatistics", Out::Dict(ext)));
+            }
+            m.push(("Unit", Out::Str(unit.into())));
+            Out::Map(m)
+        })
+        .collect();
+    Ok(Out::Map(vec![
+        ("Label", Out::Str(metric.to_string())),
+        ("Datapoints", Out::List(datapoints)),
+    ]))
+}
+
+fn static_stat(s: &str) -> &'static str {
+    match s {
+        "Sum" => "Sum",
+        "SampleCount" => "SampleCount",
+        "Average" => "Average",
+        "Minimum" => "Minimum",
+        _ => "Maximum",
+    }
+}
+
+fn get_metric_data(store: &MetricsStore, input: &Value) -> Result<Out, CwError> {
+    let start = time_field(input, "StartTime")?;
+    let end = time_field(input, "EndTime")?;
+    let queries = input
+        .get("MetricDataQueries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| CwError::missing("MetricDataQueries"))?;
+    let ascending = input.get("ScanBy").and_then(Value::as_str) == Some("TimestampAscending");
+    let mut results = Vec::new();
+    for (i, q) in queries.iter().enumerate() {
+        let id = str_field(q, "Id")?;
+        if q.get("Expression").is_some_and(|e| !e.is_null()) {
+            return Err(CwError::invalid(format!(
+                "The value of MetricDataQueries.member.{}.Expression is not supported: Stratus answers MetricStat queries only (no metric math).",
+                i + 1
+            )));
+        }
+        let stat = q.get("MetricStat").ok_or_else(|| {
+            CwError::missing(&format!("MetricDataQueries.member.{}.MetricStat", i + 1))
+        })?;
+        let m = stat.get("Metric").ok_or_else(|| {
+            CwError::missing(&format!(
+                "MetricDataQueries.member.{}.MetricStat.Metric",
+                i + 1
+            ))
+        })?;
+        let namespace = str_field(m, "Namespace")?;
+        let metric = str_field(m, "MetricName")?;
+        let d = dimensions(m.get("Dimensions"))?;
+        let period = period_field(stat, "Period")?;
+        let s = str_field(stat, "Stat")?;
+        if !is_statistic(s) {
+            return Err(CwError::invalid(format!(
+                "The value {s:?} of MetricDataQueries.member.{}.MetricStat.Stat is not a statistic (Sum, Average, Minimum, Maximum, SampleCount, p0.0–p100).",
+                i + 1
+            )));
+        }
+        if q.get("ReturnData").and_then(Value::as_bool) == Some(false) {
+            continue;
+        }
+        let mut rows: Vec<(i64, f64)> = store
+            .statistics(namespace, metric, &d, start, end, period)
+            .map_err(|e| CwError::internal(e.to_string()))?
+            .iter()
+            .filter_map(|(t, a): &(i64, Agg)| a.stat(s).map(|v| (*t, v)))
+            .collect();
+        if !ascending {
+            rows.reverse();
+        }
+        let label = q
+            .get("Label")
+            .and_then(Value::as_str)
+            .unwrap_or(metric)
+            .to_string();
+        results.push(Out::Map(vec![
+            ("Id", Out::Str(id.to_string())),
+            ("Label", Out::Str(label)),
+            (
+                "Timestamps",
+                Out::List(rows.iter().map(|(t, _)| Out::Time(*t)).collect()),
+            ),
+            (
+                "Values",
+                Out::List(rows.iter().map(|(_, v)| Out::Num(*v)).collect()),
+            ),
+            ("StatusCode", Out::Str("Complete".into())),
+            ("Messages", Out::List(Vec::new())),
+        ]));
+    }
+    Ok(Out::Map(vec![
+        ("MetricDataResults", Out::List(results)),
+        ("Messages", Out::List(Vec::new())),
+    ]))
+}
+
+fn list_metrics(store: &MetricsStore, input: &Value) -> Result<Out, CwError> {
+    let namespace = input.get("Namespace").and_then(Value::as_str);
+    let metric = input.get("MetricName").and_then(Value::as_str);
+    let mut filters = Vec::new();
+    for f in input
+        .get("Dimensions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        filters.push((
+            str_field(f, "Name")?.to_string(),
+            f.get("Value").and_then(Value::as_str).map(str::to_string),
+        ));
+    }
+    let ids = store
+        .list_metrics(namespace, metric, &filters)
+        .map_err(|e| CwError::internal(e.to_string()))?;
+    let metrics = ids
+        .into_iter()
+        .map(|id| {
+            Out::Map(vec![
+                ("Namespace", Out::Str(id.namespace)),
+                ("MetricName", Out::Str(id.metric)),
+                ("Dimensions", dims_out(&id.dims)),
+            ])
+        })
+        .collect();
+    Ok(Out::Map(vec![("Metrics", Out::List(metrics))]))
+}
