@@ -219,7 +219,16 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
     let f = |raw: &str, qualified: bool| function_resources(scope, raw, q("Qualifier"), qualified);
     let star = || vec!["*".to_string()];
     match (method, segs.as_slice()) {
-        ("POST", []) => sqs(scope, req).ok_or_else(unknown),
+        ("POST", []) => match req
+            .headers
+            .get("x-amz-target")
+            .and_then(|t| t.to_str().ok())
+        {
+            Some(t) if t.starts_with("GraniteServiceVersion20100801.") => {
+                cloudwatch(&t["GraniteServiceVersion20100801.".len()..]).ok_or_else(unknown)
+            }
+            _ => sqs(scope, req).ok_or_else(unknown),
+        },
         // Prometheus scrape (open without a signature only with `--metrics-open`).
         ("GET", ["metrics"]) => Ok(vec![Request {
             action: "stratus:GetMetrics".into(),
@@ -227,14 +236,8 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
             protocol: Protocol::Stratus,
         }]),
         // The CloudWatch metric API (RPC v2 CBOR); CloudWatch metric reads act on `*`.
-        ("POST", ["service", "GraniteServiceVersion20100801", "operation", op])
-            if matches!(*op, "GetMetricStatistics" | "GetMetricData" | "ListMetrics") =>
-        {
-            Ok(vec![Request {
-                action: format!("cloudwatch:{op}"),
-                resource: "*".into(),
-                protocol: Protocol::Stratus,
-            }])
+        ("POST", ["service", "GraniteServiceVersion20100801", "operation", op]) => {
+            cloudwatch(op).ok_or_else(unknown)
         }
         (_, ["stratus", "v1", rest @ ..]) => {
             stratus(scope, method, rest, req, q("function"), q("group")).ok_or_else(unknown)
@@ -467,6 +470,17 @@ fn tag_resources(scope: &Scope<'_>, raw: &str) -> Vec<String> {
     let mut out = vec![base.clone()];
     out.extend(qualifier.map(|q| format!("{base}:{q}")));
     out
+}
+
+/// The CloudWatch metric reads (JSON or RPC v2 CBOR); they act on `*`, as in IAM.
+fn cloudwatch(op: &str) -> Option<Vec<Request>> {
+    matches!(op, "GetMetricStatistics" | "GetMetricData" | "ListMetrics").then(|| {
+        vec![Request {
+            action: format!("cloudwatch:{op}"),
+            resource: "*".into(),
+            protocol: Protocol::Stratus,
+        }]
+    })
 }
 
 fn sqs(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Option<Vec<Request>> {

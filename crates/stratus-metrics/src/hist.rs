@@ -82,7 +82,8 @@ impl Histogram {
 }
 
 fn index(v: f64) -> i32 {
-    if !(v > FLOOR) {
+    // NaN lands here too.
+    if v.is_nan() || v <= FLOOR {
         return MIN_INDEX;
     }
     ((v.ln() / GAMMA.ln()).ceil() as i32).max(MIN_INDEX + 1)

@@ -190,33 +190,6 @@ fn measured(metric: &str) -> bool {
     matches!(metric, "Duration" | "InitDuration" | "AsyncEventAge")
 }
 
-/// Metric names are `'static` in memory; rows read back map onto these.
-const KNOWN: &[&str] = &[
-    "Invocations",
-    "Errors",
-    "Throttles",
-    "Duration",
-    "ColdStarts",
-    "InitDuration",
-    "ConcurrentExecutions",
-    "UnreservedConcurrentExecutions",
-    "ProvisionedConcurrentExecutions",
-    "ProvisionedConcurrencyUtilization",
-    "ProvisionedConcurrencyInvocations",
-    "ProvisionedConcurrencySpilloverInvocations",
-    "AsyncEventsReceived",
-    "AsyncEventAge",
-    "AsyncEventsDropped",
-    "DeadLetterErrors",
-    "DestinationDeliveryFailures",
-    "ApproximateNumberOfMessagesVisible",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-    "NumberOfMessagesSent",
-    "NumberOfMessagesReceived",
-    "NumberOfMessagesDeleted",
-];
-
 /// Epoch seconds now.
 pub(crate) fn now_secs() -> i64 {
     SystemTime::now()
@@ -318,14 +291,14 @@ impl MetricsStore {
                     n += 1;
                     let samples = sampler(n).await;
                     self.apply_samples(&samples);
-                    if n % 5 == 0 {
+                    if n.is_multiple_of(5) {
                         let store = self.clone();
                         let now = now_secs();
                         let _ = tokio::task::spawn_blocking(move || {
                             if let Err(e) = store.write_live(now) {
                                 tracing::warn!(error = %e, "cannot write metrics");
                             }
-                            if n % 3600 == 0 {
+                            if n.is_multiple_of(3600) {
                                 let _ = store.prune(now);
                             }
                         })
@@ -754,12 +727,6 @@ fn labels(function: &str, qualifier: Option<&str>) -> Labels {
         ("function_name".into(), function.into()),
         ("resource".into(), qualifier.unwrap_or("").into()),
     ]
-}
-
-/// Maps a stored metric name to its `'static` name (unknown names are skipped).
-#[allow(dead_code)]
-fn known(name: &str) -> Option<&'static str> {
-    KNOWN.iter().copied().find(|k| *k == name)
 }
 
 #[cfg(test)]

@@ -403,10 +403,10 @@ pub(crate) async fn metrics(g: &Global, args: MetricsArgs) -> anyhow::Result<()>
         args.function.as_deref().unwrap_or("Service wide metrics")
     );
     println!("{} - {}\n", lll(start), lll(end));
-    println!("{}: {}", "invocations", invocations as u64);
-    println!("{}: {}", "throttles", throttles as u64);
-    println!("{}: {}", "errors", errors as u64);
-    println!("{}: {average}ms", "duration (avg.)");
+    println!("invocations: {}", invocations as u64);
+    println!("throttles: {}", throttles as u64);
+    println!("errors: {}", errors as u64);
+    println!("duration (avg.): {average}ms");
     Ok(())
 }
 

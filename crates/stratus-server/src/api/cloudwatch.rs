@@ -1,12 +1,16 @@
 //! The CloudWatch metric API (GetMetricStatistics, GetMetricData, ListMetrics) for
-//! the `AWS/Lambda` and `AWS/SQS` namespaces, in the protocol current botocore's
-//! `cloudwatch` client speaks: Smithy RPC v2 CBOR (`POST
+//! the `AWS/Lambda` and `AWS/SQS` namespaces, in the protocols CloudWatch's model
+//! lists: AWS JSON 1.0 (`POST /`, `X-Amz-Target:
+//! GraniteServiceVersion20100801.{Op}`, timestamps as epoch seconds) — what
+//! botocore 1.43's `cloudwatch` client and the AWS CLI send, as botocore prefers
+//! `json` among the model's protocols — and Smithy RPC v2 CBOR (`POST
 //! /service/GraniteServiceVersion20100801/operation/{Op}`, header `smithy-protocol:
-//! rpc-v2-cbor`, CBOR bodies, timestamps as tag 1 epoch seconds). Requests are
+//! rpc-v2-cbor`, timestamps as CBOR tag 1), the model's default. Requests are
 //! decoded into JSON values (timestamps as numbers) and answers built as [`Out`]
-//! trees, so the operations themselves are protocol-free. Errors are the protocol's
-//! (`__type` and `message`), with `x-amzn-query-error` for the query-compatible
-//! error codes (`InvalidParameterValue`, `MissingParameter`, …) that boto3 reports.
+//! trees, so the operations themselves are protocol-free. Errors are each
+//! protocol's (`__type` and `message`), with `x-amzn-query-error` for the
+//! query-compatible error codes (`InvalidParameterValue`, `MissingParameter`, …)
+//! that boto3 reports.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +19,18 @@ use stratus_metrics::{dims, is_statistic, parse_dims, Agg, MetricsStore};
 
 /// Path prefix of the RPC v2 CBOR operations.
 pub(crate) const CBOR_PREFIX: &str = "/service/GraniteServiceVersion20100801/operation/";
+
+/// `X-Amz-Target` prefix of the JSON protocol.
+pub(crate) const JSON_TARGET_PREFIX: &str = "GraniteServiceVersion20100801.";
+
+/// Which wire protocol a request came in (and its answer goes out) in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// AWS JSON 1.0.
+    Json,
+    /// Smithy RPC v2 CBOR.
+    Cbor,
+}
 
 /// CloudWatch keeps at most this many data points per GetMetricStatistics call.
 const MAX_DATAPOINTS: i64 = 1440;
@@ -79,14 +95,15 @@ impl CwError {
     }
 }
 
-impl IntoResponse for CwError {
-    fn into_response(self) -> Response {
-        error_response(self.status, self.shape, self.code, &self.message)
+impl CwError {
+    fn respond(self, wire: Wire) -> Response {
+        error_response(wire, self.status, self.shape, self.code, &self.message)
     }
 }
 
-/// An error in the RPC v2 CBOR shape (also used by the authentication layer).
+/// An error in `wire`'s shape (also used by the authentication layer).
 pub(crate) fn error_response(
+    wire: Wire,
     status: StatusCode,
     shape: &str,
     code: &str,
@@ -104,7 +121,7 @@ pub(crate) fn error_response(
     } else {
         "Sender"
     };
-    let mut resp = cbor_response(status, &body);
+    let mut resp = respond(wire, status, &body);
     if let Ok(v) = http::HeaderValue::from_str(&format!("{code};{fault}")) {
         resp.headers_mut().insert("x-amzn-query-error", v);
     }
@@ -142,6 +159,35 @@ impl Out {
                     .collect(),
             ),
         }
+    }
+}
+
+impl Out {
+    fn json(&self) -> Value {
+        match self {
+            Out::Str(s) => Value::String(s.clone()),
+            Out::Num(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+            Out::Time(t) => Value::from(*t),
+            Out::List(v) => Value::Array(v.iter().map(Out::json).collect()),
+            Out::Map(m) => Value::Object(
+                m.iter()
+                    .map(|(k, v)| ((*k).to_string(), v.json()))
+                    .collect(),
+            ),
+            Out::Dict(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), v.json())).collect()),
+        }
+    }
+}
+
+fn respond(wire: Wire, status: StatusCode, body: &Out) -> Response {
+    match wire {
+        Wire::Cbor => cbor_response(status, body),
+        Wire::Json => (
+            status,
+            [("content-type", "application/x-amz-json-1.0")],
+            body.json().to_string(),
+        )
+            .into_response(),
     }
 }
 
@@ -196,10 +242,31 @@ pub(crate) async fn handle_cbor(store: &MetricsStore, op: &str, body: &[u8]) -> 
             Ok(v) => to_json(v),
             Err(e) => {
                 return CwError::serialization(format!("The request body is not valid CBOR: {e}"))
-                    .into_response()
+                    .respond(Wire::Cbor)
             }
         }
     };
+    handle(store, op, input, Wire::Cbor).await
+}
+
+/// Runs one AWS JSON 1.0 operation (`target` is the whole `X-Amz-Target`).
+pub(crate) async fn handle_json(store: &MetricsStore, target: &str, body: &[u8]) -> Response {
+    let op = target.strip_prefix(JSON_TARGET_PREFIX).unwrap_or(target);
+    let input = if body.iter().all(u8::is_ascii_whitespace) {
+        Value::Object(Default::default())
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            Err(e) => {
+                return CwError::serialization(format!("The request body is not valid JSON: {e}"))
+                    .respond(Wire::Json)
+            }
+        }
+    };
+    handle(store, op, input, Wire::Json).await
+}
+
+async fn handle(store: &MetricsStore, op: &str, input: Value, wire: Wire) -> Response {
     store.sync().await;
     let store = store.clone();
     let op = op.to_string();
@@ -207,8 +274,8 @@ pub(crate) async fn handle_cbor(store: &MetricsStore, op: &str, body: &[u8]) -> 
         .await
         .unwrap_or_else(|e| Err(CwError::internal(e.to_string())));
     match result {
-        Ok(out) => cbor_response(StatusCode::OK, &out),
-        Err(e) => e.into_response(),
+        Ok(out) => respond(wire, StatusCode::OK, &out),
+        Err(e) => e.respond(wire),
     }
 }
 

@@ -67,7 +67,7 @@ async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Resp
         _ => {
             let minutes = q.minutes.unwrap_or(60);
             if !(1..=MAX_SERIES_MINUTES).contains(&minutes) {
-                return ApiError::invalid(&format!(
+                return ApiError::invalid(format!(
                     "minutes must be between 1 and {MAX_SERIES_MINUTES}, not {minutes}"
                 ))
                 .into_response();

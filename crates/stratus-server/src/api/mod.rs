@@ -27,7 +27,10 @@ use crate::error::{blocking, ApiError};
 use crate::logs::LogStore;
 use crate::registry::Registry;
 
-pub(crate) use cloudwatch::{error_response as cloudwatch_error, CBOR_PREFIX as CLOUDWATCH_PREFIX};
+pub(crate) use cloudwatch::{
+    error_response as cloudwatch_error, Wire as CloudWatchWire, CBOR_PREFIX as CLOUDWATCH_PREFIX,
+    JSON_TARGET_PREFIX as CLOUDWATCH_TARGET_PREFIX,
+};
 pub(crate) use invoke::{too_large as invoke_too_large, MAX_SYNC_PAYLOAD};
 
 /// The most any route accepts (CreateFunction/UpdateFunctionCode's zip in base64):
@@ -121,6 +124,9 @@ async fn sqs(
     match headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         Some(target) if target.starts_with(stratus_queue::TARGET_PREFIX) => {
             stratus_queue::handle(&s.queues, target, &body).await
+        }
+        Some(target) if target.starts_with(cloudwatch::JSON_TARGET_PREFIX) => {
+            cloudwatch::handle_json(&s.metrics, target, &body).await
         }
         _ => ApiError::unknown_operation("POST", "/ (without an X-Amz-Target this server serves)")
             .into_response(),

@@ -42,23 +42,24 @@ enum Api {
     Lambda,
     /// The SQS JSON protocol (`POST /` with `X-Amz-Target: AmazonSQS.*`).
     Sqs,
-    /// The CloudWatch metric API, RPC v2 CBOR (`POST /service/GraniteServiceVersion20100801/…`).
-    CloudWatch,
+    /// The CloudWatch metric API: AWS JSON 1.0 (`POST /` with `X-Amz-Target:
+    /// GraniteServiceVersion20100801.*`) or RPC v2 CBOR (`POST /service/…`).
+    CloudWatch(crate::api::CloudWatchWire),
 }
 
 impl Api {
     fn of(parts: &Parts) -> Self {
-        let sqs = parts.method == Method::POST
-            && parts.uri.path() == "/"
-            && parts
-                .headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| t.starts_with(stratus_queue::TARGET_PREFIX));
-        if sqs {
+        let target = (parts.method == Method::POST && parts.uri.path() == "/")
+            .then(|| parts.headers.get("x-amz-target"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if target.starts_with(stratus_queue::TARGET_PREFIX) {
             Self::Sqs
+        } else if target.starts_with(crate::api::CLOUDWATCH_TARGET_PREFIX) {
+            Self::CloudWatch(crate::api::CloudWatchWire::Json)
         } else if parts.uri.path().starts_with(crate::api::CLOUDWATCH_PREFIX) {
-            Self::CloudWatch
+            Self::CloudWatch(crate::api::CloudWatchWire::Cbor)
         } else {
             Self::Lambda
         }
@@ -69,7 +70,7 @@ impl Api {
         match self {
             Self::Lambda => "lambda",
             Self::Sqs => "sqs",
-            Self::CloudWatch => "monitoring",
+            Self::CloudWatch(_) => "monitoring",
         }
     }
 }
@@ -279,20 +280,22 @@ fn reject(api: Api, e: &AuthError) -> Response {
 fn reject_api(api: Api, e: ApiError) -> Response {
     match api {
         Api::Lambda => e.into_response(),
-        Api::Sqs | Api::CloudWatch => error_response(api, e.status(), e.error_type(), &e.message),
+        Api::Sqs | Api::CloudWatch(_) => {
+            error_response(api, e.status(), e.error_type(), &e.message)
+        }
     }
 }
 
 fn error_response(api: Api, status: StatusCode, error_type: &str, message: &str) -> Response {
-    if api == Api::CloudWatch {
-        return crate::api::cloudwatch_error(status, error_type, error_type, message);
+    if let Api::CloudWatch(wire) = api {
+        return crate::api::cloudwatch_error(wire, status, error_type, error_type, message);
     }
     let (content_type, body) = match api {
         Api::Lambda => (
             "application/json",
             serde_json::json!({ "message": message }),
         ),
-        Api::Sqs | Api::CloudWatch => (
+        Api::Sqs | Api::CloudWatch(_) => (
             "application/x-amz-json-1.0",
             serde_json::json!({
                 "__type": format!("com.amazon.coral.service#{error_type}"),
