@@ -652,7 +652,7 @@ mod tests {
             (action, resource),
             "{method} {uri}"
         );
-        let expected = if uri.starts_with("/stratus/") {
+        let expected = if uri.starts_with("/stratus/") || uri == "/metrics" {
             Protocol::Stratus
         } else {
             Protocol::Lambda
@@ -857,6 +857,30 @@ mod tests {
                 "{action}"
             );
         }
+    }
+
+    #[test]
+    fn cloudwatch_metric_reads() {
+        for op in ["GetMetricStatistics", "GetMetricData", "ListMetrics"] {
+            let uri = format!("/service/GraniteServiceVersion20100801/operation/{op}");
+            let (a, r, p) = one("POST", &uri, None, "").unwrap();
+            assert_eq!(
+                (a.as_str(), r.as_str(), p),
+                (&*format!("cloudwatch:{op}"), "*", Protocol::Stratus)
+            );
+            let target = format!("GraniteServiceVersion20100801.{op}");
+            let (a, _, _) = one("POST", "/", Some(&target), "{}").unwrap();
+            assert_eq!(a, format!("cloudwatch:{op}"));
+        }
+        let put = "/service/GraniteServiceVersion20100801/operation/PutMetricData";
+        assert!(one("POST", put, None, "").is_err());
+        assert!(one(
+            "POST",
+            "/",
+            Some("GraniteServiceVersion20100801.PutMetricAlarm"),
+            "{}"
+        )
+        .is_err());
     }
 
     #[test]
