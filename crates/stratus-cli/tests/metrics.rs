@@ -265,3 +265,147 @@ async fn unsigned_get(s: &Server, path: &str) -> (u16, String) {
         .unwrap_or_default();
     (status, body)
 }
+
+async fn call(s: &Server, method: &str, path: &str, body: Value) -> Value {
+    let r = s
+        .api
+        .call(method, path, &[], body.to_string())
+        .await
+        .unwrap();
+    assert!(
+        r.status < 300,
+        "{method} {path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.json().unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioned_throttle_async_and_queue_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &["--async-retry-delay", "0"]).await;
+    let zip = fixture_zip("python");
+    s.create_ok("p", "python3.11", "app.handler", &zip, json!({}))
+        .await;
+    let v = s.publish("p").await;
+    call(
+        &s,
+        "POST",
+        "/2015-03-31/functions/p/aliases",
+        json!({"Name": "live", "FunctionVersion": v}),
+    )
+    .await;
+    s.provision("p", "live", 2).await;
+
+    // Two on provisioned environments one after the other, then three at once for
+    // 1.5 s: two provisioned (utilization 1.0, sampled every second), one spills over.
+    for _ in 0..2 {
+        assert_eq!(s.invoke("p:live", "{}").await.status, 200);
+    }
+    let replies = s
+        .invoke_concurrently("p:live", r#"{"action":"sleep","ms":1500}"#, 3)
+        .await;
+    assert!(replies.iter().all(|r| r.status == 200));
+    let live = series(&s, "function=p&qualifier=live&minutes=2").await;
+    assert_eq!(total(&live, "Invocations"), 5.0, "{live}");
+    assert_eq!(
+        total(&live, "ProvisionedConcurrencyInvocations"),
+        4.0,
+        "{live}"
+    );
+    assert_eq!(
+        total(&live, "ProvisionedConcurrencySpilloverInvocations"),
+        1.0,
+        "{live}"
+    );
+    let max = |v: &Value, f: &str| {
+        v["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p[f].as_f64())
+            .fold(0.0, f64::max)
+    };
+    assert_eq!(
+        max(&live, "ProvisionedConcurrencyUtilizationMax"),
+        1.0,
+        "{live}"
+    );
+    assert_eq!(
+        max(&live, "ProvisionedConcurrentExecutionsMax"),
+        2.0,
+        "{live}"
+    );
+    let p = series(&s, "function=p&minutes=2").await;
+    assert_eq!(max(&p, "ConcurrentExecutionsMax"), 3.0, "{p}");
+    assert_eq!(total(&p, "ColdStarts"), 1.0, "{p}"); // the spill-over only
+
+    // Throttles: reserved concurrency 0 refuses every call, and none is an invocation.
+    s.create_ok("t", "python3.11", "app.handler", &zip, json!({}))
+        .await;
+    call(
+        &s,
+        "PUT",
+        "/2017-10-31/functions/t/concurrency",
+        json!({"ReservedConcurrentExecutions": 0}),
+    )
+    .await;
+    assert_eq!(s.invoke("t", "{}").await.status, 429);
+    let t = series(&s, "function=t&minutes=2").await;
+    assert_eq!(
+        (total(&t, "Throttles"), total(&t, "Invocations")),
+        (1.0, 0.0),
+        "{t}"
+    );
+
+    // Async: received, then dropped after its only attempt fails.
+    call(
+        &s,
+        "PUT",
+        "/2019-09-25/functions/p/event-invoke-config",
+        json!({"MaximumRetryAttempts": 0}),
+    )
+    .await;
+    for payload in ["{}", r#"{"action":"error"}"#] {
+        let r = s
+            .api
+            .call(
+                "POST",
+                "/2015-03-31/functions/p/invocations",
+                &[("x-amz-invocation-type", "Event")],
+                payload.to_string(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 202);
+    }
+    let mut a = Value::Null;
+    for _ in 0..100 {
+        a = series(&s, "function=p&minutes=2").await;
+        if total(&a, "AsyncEventsDropped") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(total(&a, "AsyncEventsReceived"), 2.0, "{a}");
+    assert_eq!(total(&a, "AsyncEventsDropped"), 1.0, "{a}");
+    let (_, prom) = get(&s, "/metrics").await;
+    assert!(
+        prom.contains(
+            r#"stratus_lambda_async_events_dropped_total{function_name="p",resource=""} 1"#
+        ),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(r#"stratus_lambda_provisioned_concurrency_utilization{function_name="p",resource="p:live"}"#),
+        "{prom}"
+    );
+
+    // Queues, through boto3's sqs and cloudwatch clients.
+    run_sdk_script(
+        &s,
+        "boto3_sqs_metrics.py",
+        "boto3 sqs metrics: all checks passed",
+    )
+    .await;
+}

@@ -722,10 +722,15 @@ fn lambda_dims(function: &str, qualifier: Option<&str>, version: Option<&str>) -
     out
 }
 
+/// Prometheus labels of a function metric: `resource` is CloudWatch's `Resource`
+/// (`name:qualifier`), empty for unqualified calls.
 fn labels(function: &str, qualifier: Option<&str>) -> Labels {
     vec![
         ("function_name".into(), function.into()),
-        ("resource".into(), qualifier.unwrap_or("").into()),
+        (
+            "resource".into(),
+            qualifier.map_or_else(String::new, |q| format!("{function}:{q}")),
+        ),
     ]
 }
 
@@ -791,6 +796,43 @@ mod tests {
         assert_eq!(series[2].Invocations, 2.0);
         assert_eq!(series[0].Invocations, 0.0);
         assert_eq!(series[0].DurationAvg, None);
+    }
+
+    #[test]
+    fn provisioned_utilization_is_the_maximum_of_each_minutes_samples() {
+        let dir = tempfile::tempdir().unwrap();
+        let s =
+            MetricsStore::open(&dir.path().join("state.db"), Duration::from_secs(3600)).unwrap();
+        let d = dims(&[("FunctionName", "f"), ("Resource", "f:live")]);
+        for v in [0.5, 1.0, 0.25] {
+            s.apply_samples(&[Sample {
+                namespace: LAMBDA,
+                metric: "ProvisionedConcurrencyUtilization",
+                dims: d.clone(),
+                value: v,
+            }]);
+        }
+        let now = now_secs();
+        let got = s
+            .provisioned_utilization_max("f", "live", now - 60, now + 60)
+            .unwrap();
+        assert_eq!(got.iter().map(|(_, v)| *v).collect::<Vec<_>>(), vec![1.0]);
+        assert!(s
+            .provisioned_utilization_max("f", "other", now - 60, now + 60)
+            .unwrap()
+            .is_empty());
+        let avg = s
+            .statistics(
+                LAMBDA,
+                "ProvisionedConcurrencyUtilization",
+                &d,
+                now - 60,
+                now + 60,
+                60,
+            )
+            .unwrap();
+        assert_eq!(avg[0].1.stat("Average"), Some(1.75 / 3.0));
+        assert_eq!(avg[0].1.stat("Minimum"), Some(0.25));
     }
 
     #[test]

@@ -481,7 +481,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     )?;
     if recorder.enabled() {
         scheduler.set_metrics_sink(Arc::new(metrics::SchedulerSink(recorder.clone())));
-        events.set_metrics(recorder);
+        events.set_metrics(recorder.clone());
+        queues.set_counter(Arc::new(move |metric, queue, n| {
+            recorder.record(stratus_metrics::Event::Queue {
+                metric,
+                queue: queue.into(),
+                value: n as f64,
+            })
+        }));
     }
     let triggers = triggers::Triggers::start(
         registry.clone(),
