@@ -227,6 +227,18 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
             Some(t) if t.starts_with("GraniteServiceVersion20100801.") => {
                 cloudwatch(&t["GraniteServiceVersion20100801.".len()..]).ok_or_else(unknown)
             }
+            // The query protocol: the action is a form field.
+            None if req
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded")) =>
+            {
+                let action = String::from_utf8_lossy(req.body)
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("Action=").map(str::to_string));
+                action.as_deref().and_then(cloudwatch).ok_or_else(unknown)
+            }
             _ => sqs(scope, req).ok_or_else(unknown),
         },
         // Prometheus scrape (open without a signature only with `--metrics-open`).
@@ -872,6 +884,28 @@ mod tests {
             let (a, _, _) = one("POST", "/", Some(&target), "{}").unwrap();
             assert_eq!(a, format!("cloudwatch:{op}"));
         }
+        // The query protocol names the action in the form.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        let form = |body: &'static str| {
+            classify(
+                &SCOPE,
+                &HttpRequest {
+                    method: &Method::POST,
+                    path: "/",
+                    query: None,
+                    headers: &headers,
+                    body: body.as_bytes(),
+                },
+            )
+        };
+        let got = form("Action=ListMetrics&Version=2010-08-01").unwrap();
+        assert_eq!(got[0].action, "cloudwatch:ListMetrics");
+        assert!(form("Action=PutMetricData&Version=2010-08-01").is_err());
+        assert!(form("Version=2010-08-01").is_err());
         let put = "/service/GraniteServiceVersion20100801/operation/PutMetricData";
         assert!(one("POST", put, None, "").is_err());
         assert!(one(

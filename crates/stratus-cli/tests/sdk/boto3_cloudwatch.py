@@ -132,7 +132,7 @@ def check(cw):
           StartTime=now - datetime.timedelta(days=3), EndTime=end, Period=60, Statistics=["Sum"])
 
 
-for protocol in ["json", "smithy-rpc-v2-cbor"]:
+for protocol in ["json", "smithy-rpc-v2-cbor", "query"]:
     check(client(protocol))
     print("checked", protocol)
 print("boto3 cloudwatch: all checks passed")

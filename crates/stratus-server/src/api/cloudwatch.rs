@@ -1,6 +1,7 @@
 //! The CloudWatch metric API (GetMetricStatistics, GetMetricData, ListMetrics) for
-//! the `AWS/Lambda` and `AWS/SQS` namespaces, in the protocols CloudWatch's model
-//! lists: AWS JSON 1.0 (`POST /`, `X-Amz-Target:
+//! the `AWS/Lambda` and `AWS/SQS` namespaces, in the three protocols CloudWatch's
+//! model lists: the `query` protocol of older SDKs (`POST /`, a form body with
+//! `Action=…&Version=2010-08-01`, XML answers), AWS JSON 1.0 (`POST /`, `X-Amz-Target:
 //! GraniteServiceVersion20100801.{Op}`, timestamps as epoch seconds) — what
 //! botocore 1.43's `cloudwatch` client and the AWS CLI send, as botocore prefers
 //! `json` among the model's protocols — and Smithy RPC v2 CBOR (`POST
@@ -30,7 +31,12 @@ pub(crate) enum Wire {
     Json,
     /// Smithy RPC v2 CBOR.
     Cbor,
+    /// The AWS query protocol (form in, XML out).
+    Query,
 }
+
+/// The XML namespace of query-protocol answers.
+const XMLNS: &str = "http://monitoring.amazonaws.com/doc/2010-08-01/";
 
 /// CloudWatch keeps at most this many data points per GetMetricStatistics call.
 const MAX_DATAPOINTS: i64 = 1440;
@@ -121,7 +127,20 @@ pub(crate) fn error_response(
     } else {
         "Sender"
     };
-    let mut resp = respond(wire, status, &body);
+    let request_id = crate::model::new_uuid();
+    let mut resp = if wire == Wire::Query {
+        let xml = format!(
+            "<ErrorResponse xmlns=\"{XMLNS}\"><Error><Type>{fault}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
+            escape(code),
+            escape(message),
+        );
+        (status, [("content-type", "text/xml")], xml).into_response()
+    } else {
+        respond(wire, status, &body)
+    };
+    if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-amzn-requestid", v);
+    }
     if let Ok(v) = http::HeaderValue::from_str(&format!("{code};{fault}")) {
         resp.headers_mut().insert("x-amzn-query-error", v);
     }
@@ -179,8 +198,81 @@ impl Out {
     }
 }
 
+impl Out {
+    /// The query protocol's XML for this value as the content of an element.
+    fn xml(&self, out: &mut String) {
+        match self {
+            Out::Str(s) => out.push_str(&escape(s)),
+            Out::Num(n) => out.push_str(&format!("{n:?}")),
+            Out::Time(t) => out.push_str(&iso(*t)),
+            Out::List(v) => {
+                for item in v {
+                    out.push_str("<member>");
+                    item.xml(out);
+                    out.push_str("</member>");
+                }
+            }
+            Out::Map(m) => {
+                for (k, v) in m {
+                    out.push_str(&format!("<{k}>"));
+                    v.xml(out);
+                    out.push_str(&format!("</{k}>"));
+                }
+            }
+            Out::Dict(m) => {
+                for (k, v) in m {
+                    out.push_str("<entry><key>");
+                    out.push_str(&escape(k));
+                    out.push_str("</key><value>");
+                    v.xml(out);
+                    out.push_str("</value></entry>");
+                }
+            }
+        }
+    }
+}
+
+/// Epoch seconds as ISO 8601 (`2026-12-03T12:00:00Z`).
+fn iso(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// Text escaped for XML content.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn respond_query(op: &str, body: &Out) -> Response {
+    let mut xml = format!("<{op}Response xmlns=\"{XMLNS}\"><{op}Result>");
+    body.xml(&mut xml);
+    xml.push_str(&format!(
+        "</{op}Result><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{op}Response>",
+        crate::model::new_uuid()
+    ));
+    (StatusCode::OK, [("content-type", "text/xml")], xml).into_response()
+}
+
 fn respond(wire: Wire, status: StatusCode, body: &Out) -> Response {
     match wire {
+        // Only errors come here in the query protocol (answers need the operation).
+        Wire::Query => respond_query("Unknown", body),
         Wire::Cbor => cbor_response(status, body),
         Wire::Json => (
             status,
@@ -266,14 +358,98 @@ pub(crate) async fn handle_json(store: &MetricsStore, target: &str, body: &[u8])
     handle(store, op, input, Wire::Json).await
 }
 
+/// Runs one query-protocol request (`Action=…&Version=2010-08-01&…`).
+pub(crate) async fn handle_query(store: &MetricsStore, body: &[u8]) -> Response {
+    let mut input = Value::Object(Default::default());
+    let mut action = None;
+    for (k, v) in form_pairs(body) {
+        match &*k {
+            "Action" => action = Some(v),
+            "Version" => {}
+            _ => insert_path(&mut input, &k, v),
+        }
+    }
+    let Some(op) = action else {
+        return CwError::missing("Action").respond(Wire::Query);
+    };
+    handle(store, &op, input, Wire::Query).await
+}
+
+/// `application/x-www-form-urlencoded` pairs (`+` is a space).
+fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Puts a query-protocol parameter (`Dimensions.member.1.Name`) into a JSON tree:
+/// `member.N` is the N-th item of a list (1-based), other segments are fields.
+fn insert_path(root: &mut Value, key: &str, value: String) {
+    let segs: Vec<&str> = key.split('.').collect();
+    let mut cur = root;
+    let mut i = 0;
+    while i < segs.len() {
+        let last = |j: usize| j + 1 >= segs.len();
+        if segs[i] == "member" {
+            let Some(n) = segs
+                .get(i + 1)
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|n| *n >= 1)
+            else {
+                return;
+            };
+            if !cur.is_array() {
+                *cur = Value::Array(Vec::new());
+            }
+            let Some(arr) = cur.as_array_mut() else {
+                return;
+            };
+            while arr.len() < n {
+                arr.push(Value::Null);
+            }
+            if last(i + 1) {
+                arr[n - 1] = Value::String(value);
+                return;
+            }
+            cur = &mut arr[n - 1];
+            i += 2;
+        } else {
+            if !cur.is_object() {
+                *cur = Value::Object(Default::default());
+            }
+            let Some(obj) = cur.as_object_mut() else {
+                return;
+            };
+            if last(i) {
+                obj.insert(segs[i].to_string(), Value::String(value));
+                return;
+            }
+            cur = obj.entry(segs[i]).or_insert(Value::Null);
+            i += 1;
+        }
+    }
+}
+
 async fn handle(store: &MetricsStore, op: &str, input: Value, wire: Wire) -> Response {
     store.sync().await;
     let store = store.clone();
     let op = op.to_string();
+    let op_name = op.clone();
     let result = tokio::task::spawn_blocking(move || run(&store, &op, &input))
         .await
         .unwrap_or_else(|e| Err(CwError::internal(e.to_string())));
     match result {
+        Ok(out) if wire == Wire::Query => respond_query(&op_name, &out),
         Ok(out) => respond(wire, StatusCode::OK, &out),
         Err(e) => e.respond(wire),
     }
@@ -326,6 +502,8 @@ fn period_field(v: &Value, name: &str) -> Result<i64, CwError> {
         .get(name)
         .ok_or_else(|| CwError::missing(name))?
         .as_i64()
+        // The query protocol sends every value as text.
+        .or_else(|| v.get(name)?.as_str()?.parse().ok())
         .ok_or_else(|| CwError::invalid(format!("The parameter {name} must be an integer.")))?;
     if p < 60 || p % 60 != 0 {
         // Stratus keeps one-minute data only (no high-resolution metrics).
@@ -498,7 +676,10 @@ fn get_metric_data(store: &MetricsStore, input: &Value) -> Result<Out, CwError> 
                 i + 1
             )));
         }
-        if q.get("ReturnData").and_then(Value::as_bool) == Some(false) {
+        let return_data = q.get("ReturnData");
+        if return_data.and_then(Value::as_bool) == Some(false)
+            || return_data.and_then(Value::as_str) == Some("false")
+        {
             continue;
         }
         let mut rows: Vec<(i64, f64)> = store

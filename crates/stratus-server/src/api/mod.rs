@@ -128,9 +128,19 @@ async fn sqs(
         Some(target) if target.starts_with(cloudwatch::JSON_TARGET_PREFIX) => {
             cloudwatch::handle_json(&s.metrics, target, &body).await
         }
+        // A form without a target: the query protocol, which only CloudWatch speaks here.
+        None if is_form(&headers) => cloudwatch::handle_query(&s.metrics, &body).await,
         _ => ApiError::unknown_operation("POST", "/ (without an X-Amz-Target this server serves)")
             .into_response(),
     }
+}
+
+/// Whether the body is a form (`application/x-www-form-urlencoded`).
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
 async fn fallback(method: Method, uri: Uri) -> Response {

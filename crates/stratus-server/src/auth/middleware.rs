@@ -60,6 +60,13 @@ impl Api {
             Self::CloudWatch(crate::api::CloudWatchWire::Json)
         } else if parts.uri.path().starts_with(crate::api::CLOUDWATCH_PREFIX) {
             Self::CloudWatch(crate::api::CloudWatchWire::Cbor)
+        } else if parts.method == Method::POST
+            && parts.uri.path() == "/"
+            && target.is_empty()
+            && crate::api::is_form(&parts.headers)
+        {
+            // The query protocol (a form to `/`): only CloudWatch's here.
+            Self::CloudWatch(crate::api::CloudWatchWire::Query)
         } else {
             Self::Lambda
         }
