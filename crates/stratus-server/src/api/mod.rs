@@ -3,6 +3,7 @@
 //! [`app`] assembles them, so tests can drive the router without a socket.
 
 mod concurrency;
+mod cwlogs;
 mod event_config;
 mod functions;
 mod invoke;
@@ -115,6 +116,9 @@ async fn sqs(
     match headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         Some(target) if target.starts_with(stratus_queue::TARGET_PREFIX) => {
             stratus_queue::handle(&s.queues, target, &body).await
+        }
+        Some(target) if target.starts_with(cwlogs::TARGET_PREFIX) => {
+            cwlogs::handle(s, target, &body).await
         }
         _ => ApiError::unknown_operation("POST", "/ (without an X-Amz-Target this server serves)")
             .into_response(),

@@ -11,7 +11,7 @@
 //!
 //! Errors take the shape of the API called: REST-JSON (`x-amzn-ErrorType` and
 //! `{"message"}`) for Lambda and the control API, JSON protocol (`__type`,
-//! `message`) for SQS.
+//! `message`) for SQS and CloudWatch Logs.
 
 use std::sync::Arc;
 
@@ -42,19 +42,21 @@ enum Api {
     Lambda,
     /// The SQS JSON protocol (`POST /` with `X-Amz-Target: AmazonSQS.*`).
     Sqs,
+    /// CloudWatch Logs, JSON 1.1 (`X-Amz-Target: Logs_20140328.*`).
+    Logs,
 }
 
 impl Api {
     fn of(parts: &Parts) -> Self {
-        let sqs = parts.method == Method::POST
-            && parts.uri.path() == "/"
-            && parts
-                .headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| t.starts_with(stratus_queue::TARGET_PREFIX));
-        if sqs {
+        let target = (parts.method == Method::POST && parts.uri.path() == "/")
+            .then(|| parts.headers.get("x-amz-target"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if target.starts_with(stratus_queue::TARGET_PREFIX) {
             Self::Sqs
+        } else if target.starts_with(stratus_iam::LOGS_TARGET_PREFIX) {
+            Self::Logs
         } else {
             Self::Lambda
         }
@@ -65,6 +67,7 @@ impl Api {
         match self {
             Self::Lambda => "lambda",
             Self::Sqs => "sqs",
+            Self::Logs => "logs",
         }
     }
 }
@@ -274,7 +277,7 @@ fn reject(api: Api, e: &AuthError) -> Response {
 fn reject_api(api: Api, e: ApiError) -> Response {
     match api {
         Api::Lambda => e.into_response(),
-        Api::Sqs => error_response(api, e.status(), e.error_type(), &e.message),
+        Api::Sqs | Api::Logs => error_response(api, e.status(), e.error_type(), &e.message),
     }
 }
 
@@ -290,6 +293,10 @@ fn error_response(api: Api, status: StatusCode, error_type: &str, message: &str)
                 "__type": format!("com.amazon.coral.service#{error_type}"),
                 "message": message,
             }),
+        ),
+        Api::Logs => (
+            "application/x-amz-json-1.1",
+            serde_json::json!({ "__type": error_type, "message": message }),
         ),
     };
     let mut resp = (status, [("content-type", content_type)], body.to_string()).into_response();
