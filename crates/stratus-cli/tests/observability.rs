@@ -187,3 +187,155 @@ async fn a_key_without_logs_permissions_is_denied_in_the_json_shape() {
         "{text}"
     );
 }
+
+const PY_TRACE: &str = "import os\n\ndef handler(event, context):\n    t = os.environ.get('_X_AMZN_TRACE_ID')\n    print('trace', t, context.aws_request_id)\n    return {'trace': t, 'requestId': context.aws_request_id}\n";
+const JS_TRACE: &str = "exports.handler = async (event, context) => {\n  const t = process.env._X_AMZN_TRACE_ID;\n  console.log('trace', t, context.awsRequestId);\n  return { trace: t, requestId: context.awsRequestId };\n};\n";
+
+/// `Root=1-{8 hex}-{24 hex};Parent={16 hex};Sampled={0|1}` split into its parts.
+fn trace_parts(t: &str) -> (String, String, String) {
+    let parts: Vec<&str> = t.split(';').collect();
+    assert_eq!(parts.len(), 3, "{t}");
+    let root = parts[0].strip_prefix("Root=").expect(t);
+    let r: Vec<&str> = root.split('-').collect();
+    assert!(
+        r.len() == 3
+            && r[0] == "1"
+            && r[1].len() == 8
+            && r[2].len() == 24
+            && (r[1].to_string() + r[2])
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit()),
+        "{t}"
+    );
+    let parent = parts[1].strip_prefix("Parent=").expect(t);
+    assert!(
+        parent.len() == 16 && parent.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{t}"
+    );
+    let sampled = parts[2].strip_prefix("Sampled=").expect(t);
+    assert!(sampled == "0" || sampled == "1", "{t}");
+    (root.to_string(), parent.to_string(), sampled.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_invocation_has_a_trace_id_and_a_callers_trace_carries_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &["--gateway", "127.0.0.1:0"]).await;
+    s.create_ok(
+        "pytrace",
+        "python3.11",
+        "app.handler",
+        &raw_zip(&[("app.py", PY_TRACE.as_bytes())]),
+        json!({}),
+    )
+    .await;
+    s.create_ok(
+        "jstrace",
+        "nodejs20.x",
+        "index.handler",
+        &raw_zip(&[("index.js", JS_TRACE.as_bytes())]),
+        json!({}),
+    )
+    .await;
+    let incoming_root = "1-5759e988-bd862e3fe1be46a994272793";
+    let incoming = format!("Root={incoming_root};Parent=53995c3f42cd8ad8;Sampled=1");
+    for f in ["pytrace", "jstrace"] {
+        // Twice without a trace header (cold, then warm): a new trace each time,
+        // the one the runtime saw is the one the response names.
+        let mut roots = Vec::new();
+        for _ in 0..2 {
+            let r = s.invoke(f, "{}").await;
+            assert_eq!(r.status, 200, "{f}: {}", String::from_utf8_lossy(&r.body));
+            let v = json_body(&r);
+            let seen = v["trace"].as_str().unwrap_or_else(|| panic!("{f}: {v}"));
+            assert_eq!(r.header("x-amzn-trace-id"), Some(seen), "{f}");
+            let (root, _, sampled) = trace_parts(seen);
+            assert_eq!(sampled, "0");
+            roots.push(root);
+        }
+        assert_ne!(
+            roots[0], roots[1],
+            "{f}: a warm invocation gets its own trace"
+        );
+        // With the caller's trace: its root and sampling, a new parent.
+        let r = s
+            .api
+            .call(
+                "POST",
+                &format!("/2015-03-31/functions/{f}/invocations"),
+                &[("x-amzn-trace-id", incoming.as_str())],
+                "{}",
+            )
+            .await
+            .unwrap();
+        let v = json_body(&r);
+        let seen = v["trace"].as_str().unwrap();
+        let (root, parent, sampled) = trace_parts(seen);
+        assert_eq!(
+            (root.as_str(), sampled.as_str()),
+            (incoming_root, "1"),
+            "{f}: {seen}"
+        );
+        assert_ne!(parent, "53995c3f42cd8ad8");
+        assert_eq!(r.header("x-amzn-trace-id"), Some(seen));
+        // A malformed header starts a trace of its own.
+        let r = s
+            .api
+            .call(
+                "POST",
+                &format!("/2015-03-31/functions/{f}/invocations"),
+                &[("x-amzn-trace-id", "Root=garbage")],
+                "{}",
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        trace_parts(json_body(&r)["trace"].as_str().unwrap());
+    }
+
+    // Asynchronous: the delivery keeps the trace of the Invoke request.
+    let async_root = "1-5759e988-00000000000000000000a5c1";
+    let r = s
+        .api
+        .call(
+            "POST",
+            "/2015-03-31/functions/pytrace/invocations",
+            &[
+                ("x-amz-invocation-type", "Event"),
+                ("x-amzn-trace-id", &format!("Root={async_root}")),
+            ],
+            "{}",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202);
+    let logs = s.wait_logs("pytrace", "REPORT", 5).await;
+    assert!(
+        logs.iter()
+            .any(|l| l.contains(&format!("trace Root={async_root};Parent="))),
+        "{logs:#?}"
+    );
+
+    // Through the HTTP gateway: the request's X-Amzn-Trace-Id carries over.
+    let gw = s.gateway.clone().unwrap();
+    let dir = tmp.path().join("svc");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: tr\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  t:\n    handler: index.handler\n    events:\n      - httpApi: 'GET /t'\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("index.js"), JS_TRACE).unwrap();
+    stratus_ok(&dir, &format!("http://{}", s.addr), &["deploy"]).await;
+    let client = Api::new(&gw);
+    let r = client
+        .call("GET", "/t", &[("x-amzn-trace-id", incoming.as_str())], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let seen = json_body(&r)["trace"].as_str().unwrap().to_string();
+    assert_eq!(trace_parts(&seen).0, incoming_root, "{seen}");
+    let r = client.call("GET", "/t", &[], "").await.unwrap();
+    let seen = json_body(&r)["trace"].as_str().unwrap().to_string();
+    assert_ne!(trace_parts(&seen).0, incoming_root, "{seen}");
+}

@@ -111,7 +111,10 @@ impl Scheduler {
             payload: req.payload.clone(),
             deadline_ms: now_ms() as u64 + spec.timeout.as_millis() as u64,
             invoked_function_arn: req.invoked_arn.clone(),
-            trace_id: trace_id(&req.request_id),
+            trace_id: req
+                .trace_id
+                .clone()
+                .unwrap_or_else(crate::trace::new_trace_id),
             client_context: req.client_context.clone(),
             cognito_identity: None,
         });
@@ -317,19 +320,6 @@ fn function_error(err: &ErrorBody) -> InvokeResponse {
         function_error: true,
         log_tail: None,
     }
-}
-
-fn trace_id(request_id: &str) -> Arc<str> {
-    let hex: String = request_id
-        .chars()
-        .filter(|c| c.is_ascii_hexdigit())
-        .take(24)
-        .collect();
-    let secs = now_ms() / 1000;
-    Arc::from(format!(
-        "Root=1-{secs:08x}-{hex:0>24};Parent={};Sampled=0",
-        &hex[..hex.len().min(16)]
-    ))
 }
 
 /// Current UTC time as `2024-01-02T03:04:05.678Z`.
