@@ -339,3 +339,55 @@ async fn every_invocation_has_a_trace_id_and_a_callers_trace_carries_over() {
     let seen = json_body(&r)["trace"].as_str().unwrap().to_string();
     assert_ne!(trace_parts(&seen).0, incoming_root, "{seen}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_server_logs_carry_the_request_id_of_each_invocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = Server::start(&data, &["--log-format", "json"]).await;
+    s.create_ok(
+        "jsonlog",
+        "python3.11",
+        "app.handler",
+        &fixture_zip("python"),
+        json!({ "Timeout": 1 }),
+    )
+    .await;
+    let cold = s.invoke("jsonlog", "{}").await;
+    assert_eq!(cold.status, 200);
+    let cold_id = cold.header("x-amzn-requestid").unwrap().to_string();
+    let slow = s.invoke("jsonlog", r#"{"action":"sleep","ms":3000}"#).await;
+    let slow_id = slow.header("x-amzn-requestid").unwrap().to_string();
+    assert_eq!(slow.header("x-amz-function-error"), Some("Unhandled"));
+    // Stopping the server flushes its stderr.
+    s.terminate().await;
+    let text = std::fs::read_to_string(data.with_extension("server.log")).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    let about = |id: &str| -> Vec<&Value> {
+        lines
+            .iter()
+            .filter(|l| l["span"]["request_id"] == id)
+            .collect()
+    };
+    let cold_lines = about(&cold_id);
+    assert!(
+        cold_lines.iter().any(|l| l["level"] == "INFO"
+            && l["fields"]["message"] == "cold start: environment ready"
+            && l["span"]["function"] == "jsonlog"),
+        "no line about {cold_id} in {text}"
+    );
+    let slow_lines = about(&slow_id);
+    assert!(
+        slow_lines
+            .iter()
+            .any(|l| l["level"] == "WARN" && l["fields"]["message"] == "the invocation timed out"),
+        "no timeout line about {slow_id} in {text}"
+    );
+    // Lines outside any invocation have no request id.
+    assert!(lines.iter().any(|l| l["span"].is_null()), "{text}");
+}

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use stratus_runtime_api::{ErrorBody, Invocation, Outcome, MAX_RESPONSE_BYTES};
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use crate::env::{self, exit_error, Env, StartFailure};
 use crate::logpump::{now_ms, Report};
@@ -31,6 +32,23 @@ impl Scheduler {
     /// its own. A cold start runs on its own task, so a caller that goes away cannot
     /// orphan the new environment.
     pub async fn invoke(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
+        // Every server log line about this invocation carries its request id. When
+        // the level filters the span out, making it is a check of a cached flag
+        // (the fields are never formatted) and entering it does nothing.
+        let span = tracing::info_span!(
+            "invoke",
+            request_id = %req.request_id,
+            function = %spec.function_name,
+            version = %spec.version,
+        );
+        self.invoke_in_span(spec, req).instrument(span).await
+    }
+
+    async fn invoke_in_span(
         &self,
         spec: &Arc<FunctionSpec>,
         req: InvokeRequest,
@@ -53,7 +71,8 @@ impl Scheduler {
             None => {
                 let this = self.clone();
                 let spec = spec.clone();
-                tokio::spawn(async move { this.run_cold(spec, req, lease).await })
+                let run = async move { this.run_cold(spec, req, lease).await };
+                tokio::spawn(run.instrument(tracing::Span::current()))
                     .await
                     .unwrap_or(Err(InvokeError::ShuttingDown))
             }
@@ -69,6 +88,10 @@ impl Scheduler {
     ) -> Result<InvokeResponse, InvokeError> {
         let (env, init) = match env::start(&self.inner, &spec, false).await {
             Ok((env, init)) => {
+                tracing::info!(
+                    init_ms = init.as_millis() as u64,
+                    "cold start: environment ready"
+                );
                 self.inner
                     .state
                     .lock()
@@ -85,6 +108,7 @@ impl Scheduler {
                     }
                     StartFailure::Init(body) => body,
                 };
+                tracing::warn!(error = %body.error_message, "cold start: init failed");
                 st.record_init(&spec.pool_key, Err(&body), Instant::now());
                 st.release(&spec, lease, None, Instant::now(), None);
                 return Ok(function_error(&body));
@@ -150,6 +174,7 @@ impl Scheduler {
                 (Bytes::from(e.to_json()), true, true)
             }
             Some(Ok(Outcome::Exited(reason))) => {
+                tracing::warn!(%reason, "the environment exited during the invocation");
                 let e = exit_error(Some(request_id), &reason);
                 status = Some(("error", Some(e.error_type.clone())));
                 prelude = Some(format!("{} {} {}", iso_now(), request_id, e.error_message));
@@ -160,6 +185,10 @@ impl Scheduler {
                 (Bytes::from(e.to_json()), true, false)
             }
             None => {
+                tracing::warn!(
+                    timeout_s = spec.timeout.as_secs_f64(),
+                    "the invocation timed out"
+                );
                 let message = format!(
                     "{} {} Task timed out after {:.2} seconds",
                     iso_now(),
@@ -172,6 +201,11 @@ impl Scheduler {
                 (Bytes::from(body.to_string()), true, false)
             }
         };
+        tracing::debug!(
+            duration_ms = duration.as_secs_f64() * 1000.0,
+            function_error,
+            "invocation done"
+        );
         let tail = env.log.end_invocation(Report {
             request_id: request_id.clone(),
             duration,
