@@ -246,6 +246,10 @@ pub(crate) struct ServerArgs {
     /// Record no metrics (benchmark baseline).
     #[arg(long, hide = true)]
     no_metrics_recording: bool,
+    /// Server log lines on stderr: `text`, or `json` (one object per line, with
+    /// the invocation's `request_id` in `span`/`spans` on lines about it).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"], env = "STRATUS_LOG_FORMAT")]
+    log_format: String,
 }
 
 /// `14d`, `36h`, `90m`.
@@ -370,14 +374,27 @@ fn main() -> std::process::ExitCode {
         Some(ns) => format!("{default_level},{ns}=debug"),
         None => default_level.to_string(),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
-                .or_else(|_| tracing_subscriber::EnvFilter::try_new(&filter))
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let env_filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&filter))
+        .unwrap_or_else(|_| default_level.into());
+    let json_logs = match &cli.command {
+        Command::Server(s) => s.args.log_format == "json",
+        Command::Demo { server, .. } => server.log_format == "json",
+        _ => false,
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr);
+    if json_logs {
+        // One JSON object per line; the invocation's span (request_id, function,
+        // version) rides on every line logged inside it.
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        logs.init();
+    }
     cli.global.note_no_ops();
     if let Some(profile) = &cli.global.aws_profile {
         // Before any thread exists: the signer reads it like the AWS SDKs do.
@@ -485,20 +502,36 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!(addr = %server.addr(), data_dir = %args.data_dir.display(), "stratus server listening");
     // On standard error (standard output's first lines are the addresses, which
     // scripts read), before the address, so whoever waits for it has seen this.
+    // With `--log-format json` they are log lines too, so stderr stays all JSON.
+    let json = args.log_format == "json";
+    let warn = |msg: String| {
+        if json {
+            tracing::warn!("{msg}");
+        } else {
+            eprintln!("WARNING: {msg}");
+        }
+    };
+    let note = |msg: String| {
+        if json {
+            tracing::info!("{msg}");
+        } else {
+            eprintln!("{msg}");
+        }
+    };
     if args.no_auth {
-        eprintln!(
-            "WARNING: --no-auth: the API on {} accepts unsigned requests; anyone who can reach it can deploy, invoke and delete anything",
+        warn(format!(
+            "--no-auth: the API on {} accepts unsigned requests; anyone who can reach it can deploy, invoke and delete anything",
             server.addr()
-        );
+        ));
     } else if let Some(created) = server.auth().created_admin() {
         let path = std::fs::canonicalize(&created.credentials_file)
             .unwrap_or_else(|_| created.credentials_file.clone());
-        eprintln!(
+        note(format!(
             "created the admin access key {}; its credentials are in {} (mode 0600). Use them with: export AWS_SHARED_CREDENTIALS_FILE={}",
             created.access_key_id,
             path.display(),
             path.display()
-        );
+        ));
     }
     println!("stratus server listening on {}", server.url());
     if let Some(g) = server.gateway_url() {
@@ -512,21 +545,21 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     }
     let sandbox = server.sandbox();
     if let Some(why) = server.sandbox_fallback() {
-        eprintln!(
-            "WARNING: the linux sandbox is not available ({why}); falling back to the \
+        warn(format!(
+            "the linux sandbox is not available ({why}); falling back to the \
              `process` driver: functions run as plain processes with the server's user and \
              see the host. Do not run untrusted code. (--sandbox process silences this.)"
-        );
+        ));
     }
     if sandbox.isolated {
-        eprintln!(
+        note(format!(
             "sandbox: {} (namespaces, cgroup {}, seccomp {})",
             sandbox.driver,
             sandbox.cgroup.unwrap_or("?"),
             if sandbox.seccomp { "on" } else { "off" }
-        );
+        ));
     } else {
-        eprintln!("sandbox: {} (no isolation)", sandbox.driver);
+        note(format!("sandbox: {} (no isolation)", sandbox.driver));
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight invocations");

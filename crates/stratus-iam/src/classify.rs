@@ -54,6 +54,8 @@ pub enum Protocol {
     Lambda,
     /// The SQS JSON protocol.
     Sqs,
+    /// The CloudWatch Logs JSON 1.1 protocol.
+    Logs,
     /// `/stratus/v1` (answers errors in the Lambda REST-JSON shape).
     Stratus,
 }
@@ -239,7 +241,7 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
                     .find_map(|kv| kv.strip_prefix("Action=").map(str::to_string));
                 action.as_deref().and_then(cloudwatch).ok_or_else(unknown)
             }
-            _ => sqs(scope, req).ok_or_else(unknown),
+            _ => sqs(scope, req).or_else(|| logs(scope, req)).ok_or_else(unknown),
         },
         // Prometheus scrape (open without a signature only with `--metrics-open`).
         ("GET", ["metrics"]) => Ok(vec![Request {
@@ -515,6 +517,62 @@ fn sqs(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Option<Vec<Request>> {
         action: format!("sqs:{action}"),
         resource,
         protocol: Protocol::Sqs,
+    }])
+}
+
+/// The `X-Amz-Target` prefix of the CloudWatch Logs API.
+pub const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
+
+/// The CloudWatch Logs operations this listener serves.
+const LOGS_OPERATIONS: &[&str] = &[
+    "DescribeLogGroups",
+    "DescribeLogStreams",
+    "GetLogEvents",
+    "FilterLogEvents",
+];
+
+/// A CloudWatch Logs call: `logs:{Op}` on
+/// `arn:aws:logs:{region}:{account}:log-group:{name}` (with `:log-stream:{stream}`
+/// for GetLogEvents), or `*` for DescribeLogGroups and when no group can be read.
+fn logs(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Option<Vec<Request>> {
+    let target = req.headers.get("x-amz-target")?.to_str().ok()?;
+    let op = target.strip_prefix(LOGS_TARGET_PREFIX)?;
+    if !LOGS_OPERATIONS.contains(&op) {
+        return None;
+    }
+    let group = json_field(req.body, "logGroupName").or_else(|| {
+        // An identifier is a name or `arn:aws:logs:…:log-group:NAME[:*]`.
+        let id = json_field(req.body, "logGroupIdentifier")?;
+        match id.split_once(":log-group:") {
+            Some((_, rest)) => Some(rest.strip_suffix(":*").unwrap_or(rest).to_string()),
+            None if id.starts_with("arn:") => None,
+            None => Some(id),
+        }
+    });
+    let group = group.filter(|g| {
+        !g.is_empty()
+            && g.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_/#".contains(&b))
+    });
+    let resource = match (op, group) {
+        ("DescribeLogGroups", _) | (_, None) => "*".to_string(),
+        (op, Some(g)) => {
+            let arn = format!(
+                "arn:aws:logs:{}:{}:log-group:{g}",
+                scope.region, scope.account
+            );
+            match json_field(req.body, "logStreamName") {
+                Some(stream) if op == "GetLogEvents" && !stream.contains([':', '*']) => {
+                    format!("{arn}:log-stream:{stream}")
+                }
+                _ => arn,
+            }
+        }
+    };
+    Some(vec![Request {
+        action: format!("logs:{op}"),
+        resource,
+        protocol: Protocol::Logs,
     }])
 }
 
@@ -976,6 +1034,59 @@ mod tests {
         assert!(one("POST", "/", Some("AmazonSQS.Nope"), "{}").is_err());
         assert!(one("POST", "/", Some("DynamoDB_20120810.GetItem"), "{}").is_err());
         assert!(one("POST", "/", None, "{}").is_err());
+    }
+
+    #[test]
+    fn logs_targets() {
+        let g = "arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/hello";
+        let stream = "2024/01/01/[$LATEST]abc";
+        let get = format!(r#"{{"logGroupName":"/aws/lambda/hello","logStreamName":"{stream}"}}"#);
+        let cases = [
+            ("DescribeLogGroups", "{}".to_string(), "*".to_string()),
+            (
+                "DescribeLogGroups",
+                r#"{"logGroupNamePrefix":"/aws"}"#.into(),
+                "*".into(),
+            ),
+            (
+                "DescribeLogStreams",
+                r#"{"logGroupName":"/aws/lambda/hello"}"#.into(),
+                g.into(),
+            ),
+            (
+                "FilterLogEvents",
+                r#"{"logGroupIdentifier":"arn:aws:logs:eu-west-1:1:log-group:/aws/lambda/hello:*"}"#
+                    .into(),
+                g.into(),
+            ),
+            (
+                "FilterLogEvents",
+                r#"{"logGroupIdentifier":"/aws/lambda/hello"}"#.into(),
+                g.into(),
+            ),
+            ("GetLogEvents", get, format!("{g}:log-stream:{stream}")),
+            ("FilterLogEvents", "not json".into(), "*".into()),
+            (
+                "FilterLogEvents",
+                r#"{"logGroupName":"bad name!"}"#.into(),
+                "*".into(),
+            ),
+        ];
+        for (op, body, resource) in cases {
+            let target = format!("Logs_20140328.{op}");
+            let (a, r, p) =
+                one("POST", "/", Some(&target), &body).unwrap_or_else(|e| panic!("{target}: {e}"));
+            assert_eq!(
+                (a.as_str(), r.as_str(), p),
+                (
+                    format!("logs:{op}").as_str(),
+                    resource.as_str(),
+                    Protocol::Logs
+                ),
+                "{target} {body}"
+            );
+        }
+        assert!(one("POST", "/", Some("Logs_20140328.PutLogEvents"), "{}").is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use stratus_runtime_api::{ErrorBody, Invocation, Outcome, MAX_RESPONSE_BYTES};
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use crate::env::{self, exit_error, Env, StartFailure};
 use crate::logpump::{now_ms, Report};
@@ -31,6 +32,23 @@ impl Scheduler {
     /// its own. A cold start runs on its own task, so a caller that goes away cannot
     /// orphan the new environment.
     pub async fn invoke(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
+        // Every server log line about this invocation carries its request id. When
+        // the level filters the span out, making it is a check of a cached flag
+        // (the fields are never formatted) and entering it does nothing.
+        let span = tracing::info_span!(
+            "invoke",
+            request_id = %req.request_id,
+            function = %spec.function_name,
+            version = %spec.version,
+        );
+        self.invoke_in_span(spec, req).instrument(span).await
+    }
+
+    async fn invoke_in_span(
         &self,
         spec: &Arc<FunctionSpec>,
         req: InvokeRequest,
@@ -59,7 +77,8 @@ impl Scheduler {
             None => {
                 let this = self.clone();
                 let spec = spec.clone();
-                tokio::spawn(async move { this.run_cold(spec, req, lease).await })
+                let run = async move { this.run_cold(spec, req, lease).await };
+                tokio::spawn(run.instrument(tracing::Span::current()))
                     .await
                     .unwrap_or(Err(InvokeError::ShuttingDown))
             }
@@ -75,6 +94,10 @@ impl Scheduler {
     ) -> Result<InvokeResponse, InvokeError> {
         let (env, init) = match env::start(&self.inner, &spec, false).await {
             Ok((env, init)) => {
+                tracing::info!(
+                    init_ms = init.as_millis() as u64,
+                    "cold start: environment ready"
+                );
                 self.inner
                     .state
                     .lock()
@@ -91,6 +114,7 @@ impl Scheduler {
                     }
                     StartFailure::Init(body) => body,
                 };
+                tracing::warn!(error = %body.error_message, "cold start: init failed");
                 st.record_init(&spec.pool_key, Err(&body), Instant::now());
                 let flags = (lease.provisioned, lease.spillover);
                 st.release(&spec, lease, None, Instant::now(), None);
@@ -120,7 +144,10 @@ impl Scheduler {
             payload: req.payload.clone(),
             deadline_ms: now_ms() as u64 + spec.timeout.as_millis() as u64,
             invoked_function_arn: req.invoked_arn.clone(),
-            trace_id: trace_id(&req.request_id),
+            trace_id: req
+                .trace_id
+                .clone()
+                .unwrap_or_else(crate::trace::new_trace_id),
             client_context: req.client_context.clone(),
             cognito_identity: None,
         });
@@ -157,6 +184,7 @@ impl Scheduler {
                 (Bytes::from(e.to_json()), true, true)
             }
             Some(Ok(Outcome::Exited(reason))) => {
+                tracing::warn!(%reason, "the environment exited during the invocation");
                 let e = exit_error(Some(request_id), &reason);
                 status = Some(("error", Some(e.error_type.clone())));
                 prelude = Some(format!("{} {} {}", iso_now(), request_id, e.error_message));
@@ -167,6 +195,10 @@ impl Scheduler {
                 (Bytes::from(e.to_json()), true, false)
             }
             None => {
+                tracing::warn!(
+                    timeout_s = spec.timeout.as_secs_f64(),
+                    "the invocation timed out"
+                );
                 let message = format!(
                     "{} {} Task timed out after {:.2} seconds",
                     iso_now(),
@@ -179,6 +211,11 @@ impl Scheduler {
                 (Bytes::from(body.to_string()), true, false)
             }
         };
+        tracing::debug!(
+            duration_ms = duration.as_secs_f64() * 1000.0,
+            function_error,
+            "invocation done"
+        );
         let tail = env.log.end_invocation(Report {
             request_id: request_id.clone(),
             duration,
@@ -361,19 +398,6 @@ fn function_error(err: &ErrorBody) -> InvokeResponse {
         function_error: true,
         log_tail: None,
     }
-}
-
-fn trace_id(request_id: &str) -> Arc<str> {
-    let hex: String = request_id
-        .chars()
-        .filter(|c| c.is_ascii_hexdigit())
-        .take(24)
-        .collect();
-    let secs = now_ms() / 1000;
-    Arc::from(format!(
-        "Root=1-{secs:08x}-{hex:0>24};Parent={};Sampled=0",
-        &hex[..hex.len().min(16)]
-    ))
 }
 
 /// Current UTC time as `2024-01-02T03:04:05.678Z`.

@@ -28,6 +28,7 @@ mod logpump;
 mod observe;
 mod provisioned;
 mod state;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -175,6 +176,9 @@ pub struct InvokeRequest {
     pub client_context: Option<Arc<str>>,
     /// Whether the caller wants the tail of the log (`X-Amz-Log-Type: Tail`).
     pub tail: bool,
+    /// The X-Ray trace id (`Lambda-Runtime-Trace-Id`): the caller's, carried over
+    /// by [`trace::propagate`]; a new one is made when `None`.
+    pub trace_id: Option<Arc<str>>,
 }
 
 /// The result of an invocation that ran (successfully or with a function error).

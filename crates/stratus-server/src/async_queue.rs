@@ -68,6 +68,8 @@ struct StoredEvent {
     payload: Bytes,
     received_ms: i64,
     attempts: u32,
+    /// The X-Ray trace id of the Invoke request that accepted the event.
+    trace_id: Option<String>,
 }
 
 struct Enqueue {
@@ -75,6 +77,7 @@ struct Enqueue {
     function: String,
     qualifier: Option<String>,
     payload: Bytes,
+    trace_id: Option<String>,
     ack: oneshot::Sender<Result<(), String>>,
 }
 
@@ -148,6 +151,16 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(SCHEMA)?;
+    // Databases from before trace ids were kept gain the column (NULL: such an
+    // event is delivered with a new trace id).
+    let has_trace: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'trace_id')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_trace {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN trace_id TEXT")?;
+    }
     Ok(conn)
 }
 
@@ -205,6 +218,20 @@ impl AsyncQueue {
         qualifier: Option<String>,
         payload: Bytes,
     ) -> Result<(), String> {
+        self.enqueue_traced(request_id, function, qualifier, payload, None)
+            .await
+    }
+
+    /// [`Self::enqueue`] for an Invoke request with an X-Ray trace id, which the
+    /// delivery keeps (as Lambda's asynchronous invocations do).
+    pub async fn enqueue_traced(
+        &self,
+        request_id: String,
+        function: String,
+        qualifier: Option<String>,
+        payload: Bytes,
+        trace_id: Option<String>,
+    ) -> Result<(), String> {
         let (ack, done) = oneshot::channel();
         let counted = (function.clone(), qualifier.clone());
         self.tx
@@ -213,6 +240,7 @@ impl AsyncQueue {
                 function,
                 qualifier,
                 payload,
+                trace_id,
                 ack,
             })
             .await
@@ -264,7 +292,7 @@ impl AsyncQueue {
     ) -> rusqlite::Result<(Vec<StoredEvent>, Option<i64>)> {
         let conn = self.db.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, request_id, function, qualifier, payload, received_ms, attempts FROM events
+            "SELECT id, request_id, function, qualifier, payload, received_ms, attempts, trace_id FROM events
              WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now, (limit + exclude.len()) as i64], |r| {
@@ -277,6 +305,7 @@ impl AsyncQueue {
                 payload: Bytes::from(payload),
                 received_ms: r.get(5)?,
                 attempts: r.get::<_, i64>(6)? as u32,
+                trace_id: r.get(7)?,
             })
         })?;
         let mut out = Vec::new();
@@ -348,8 +377,8 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Enqueue>, wake: Arc<
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO events (request_id, function, qualifier, payload, received_ms, next_attempt_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    "INSERT INTO events (request_id, function, qualifier, payload, received_ms, next_attempt_ms, trace_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
                 )?;
                 for e in &batch {
                     stmt.execute(params![
@@ -357,7 +386,8 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Enqueue>, wake: Arc<
                         e.function,
                         e.qualifier,
                         &e.payload[..],
-                        now
+                        now,
+                        e.trace_id
                     ])?;
                 }
             }
@@ -475,6 +505,7 @@ async fn deliver(
         invoked_arn: resolved.invoked_arn.clone(),
         client_context: None,
         tail: false,
+        trace_id: ev.trace_id.as_deref().map(Arc::from),
     };
     match scheduler.invoke(&resolved.spec, req).await {
         Err(InvokeError::ShuttingDown) => {} // stays on disk for the next start

@@ -4,6 +4,7 @@
 
 mod cloudwatch;
 mod concurrency;
+mod cwlogs;
 mod event_config;
 mod functions;
 mod invoke;
@@ -124,6 +125,9 @@ async fn sqs(
     match headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         Some(target) if target.starts_with(stratus_queue::TARGET_PREFIX) => {
             stratus_queue::handle(&s.queues, target, &body).await
+        }
+        Some(target) if target.starts_with(cwlogs::TARGET_PREFIX) => {
+            cwlogs::handle(s, target, &body).await
         }
         Some(target) if target.starts_with(cloudwatch::JSON_TARGET_PREFIX) => {
             cloudwatch::handle_json(&s.metrics, target, &body).await

@@ -11,7 +11,7 @@
 //!
 //! Errors take the shape of the API called: REST-JSON (`x-amzn-ErrorType` and
 //! `{"message"}`) for Lambda and the control API, JSON protocol (`__type`,
-//! `message`) for SQS.
+//! `message`) for SQS and CloudWatch Logs.
 
 use std::sync::Arc;
 
@@ -45,6 +45,8 @@ enum Api {
     /// The CloudWatch metric API: AWS JSON 1.0 (`POST /` with `X-Amz-Target:
     /// GraniteServiceVersion20100801.*`) or RPC v2 CBOR (`POST /service/…`).
     CloudWatch(crate::api::CloudWatchWire),
+    /// CloudWatch Logs, JSON 1.1 (`X-Amz-Target: Logs_20140328.*`).
+    Logs,
 }
 
 impl Api {
@@ -56,6 +58,8 @@ impl Api {
             .unwrap_or("");
         if target.starts_with(stratus_queue::TARGET_PREFIX) {
             Self::Sqs
+        } else if target.starts_with(stratus_iam::LOGS_TARGET_PREFIX) {
+            Self::Logs
         } else if target.starts_with(crate::api::CLOUDWATCH_TARGET_PREFIX) {
             Self::CloudWatch(crate::api::CloudWatchWire::Json)
         } else if parts.uri.path().starts_with(crate::api::CLOUDWATCH_PREFIX) {
@@ -78,6 +82,7 @@ impl Api {
             Self::Lambda => "lambda",
             Self::Sqs => "sqs",
             Self::CloudWatch(_) => "monitoring",
+            Self::Logs => "logs",
         }
     }
 }
@@ -287,7 +292,7 @@ fn reject(api: Api, e: &AuthError) -> Response {
 fn reject_api(api: Api, e: ApiError) -> Response {
     match api {
         Api::Lambda => e.into_response(),
-        Api::Sqs | Api::CloudWatch(_) => {
+        Api::Sqs | Api::Logs | Api::CloudWatch(_) => {
             error_response(api, e.status(), e.error_type(), &e.message)
         }
     }
@@ -308,6 +313,10 @@ fn error_response(api: Api, status: StatusCode, error_type: &str, message: &str)
                 "__type": format!("com.amazon.coral.service#{error_type}"),
                 "message": message,
             }),
+        ),
+        Api::Logs => (
+            "application/x-amz-json-1.1",
+            serde_json::json!({ "__type": error_type, "message": message }),
         ),
     };
     let mut resp = (status, [("content-type", content_type)], body.to_string()).into_response();
