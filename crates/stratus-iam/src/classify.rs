@@ -241,7 +241,9 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
                     .find_map(|kv| kv.strip_prefix("Action=").map(str::to_string));
                 action.as_deref().and_then(cloudwatch).ok_or_else(unknown)
             }
-            _ => sqs(scope, req).or_else(|| logs(scope, req)).ok_or_else(unknown),
+            _ => sqs(scope, req)
+                .or_else(|| logs(scope, req))
+                .ok_or_else(unknown),
         },
         // Prometheus scrape (open without a signature only with `--metrics-open`).
         ("GET", ["metrics"]) => Ok(vec![Request {
