@@ -235,6 +235,42 @@ pub(crate) struct ServerArgs {
     /// The linux driver's seccomp filter: on or off.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     seccomp: String,
+    /// How long per-minute metrics are kept: a number with `d`, `h` or `m`
+    /// (CloudWatch keeps one-minute data 15 days).
+    #[arg(long, default_value = "15d", value_parser = parse_retention)]
+    metrics_retention: Duration,
+    /// Answer `GET /metrics` (Prometheus) without a signature; every other route
+    /// stays signed.
+    #[arg(long)]
+    metrics_open: bool,
+    /// Record no metrics (benchmark baseline).
+    #[arg(long, hide = true)]
+    no_metrics_recording: bool,
+    /// Server log lines on stderr: `text`, or `json` (one object per line, with
+    /// the invocation's `request_id` in `span`/`spans` on lines about it).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"], env = "STRATUS_LOG_FORMAT")]
+    log_format: String,
+}
+
+/// `14d`, `36h`, `90m`.
+fn parse_retention(raw: &str) -> Result<Duration, String> {
+    let (n, unit) = raw.split_at(raw.len().saturating_sub(1));
+    let secs = match unit {
+        "d" => 86400,
+        "h" => 3600,
+        "m" => 60,
+        _ => {
+            return Err(format!(
+                "{raw:?}: expected a number with d, h or m, such as 14d"
+            ))
+        }
+    };
+    match n.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(Duration::from_secs(n * secs)),
+        _ => Err(format!(
+            "{raw:?}: expected a positive number with d, h or m, such as 14d"
+        )),
+    }
 }
 
 impl ServerArgs {
@@ -265,6 +301,9 @@ impl ServerArgs {
             _ => stratus_server::SandboxMode::Auto,
         };
         cfg.seccomp = self.seccomp == "on";
+        cfg.metrics.retention = self.metrics_retention;
+        cfg.metrics.record = !self.no_metrics_recording;
+        cfg.metrics_open = self.metrics_open;
         cfg
     }
 }
@@ -335,14 +374,27 @@ fn main() -> std::process::ExitCode {
         Some(ns) => format!("{default_level},{ns}=debug"),
         None => default_level.to_string(),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
-                .or_else(|_| tracing_subscriber::EnvFilter::try_new(&filter))
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let env_filter = tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&filter))
+        .unwrap_or_else(|_| default_level.into());
+    let json_logs = match &cli.command {
+        Command::Server(s) => s.args.log_format == "json",
+        Command::Demo { server, .. } => server.log_format == "json",
+        _ => false,
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(env_filter)
+        .with_writer(std::io::stderr);
+    if json_logs {
+        // One JSON object per line; the invocation's span (request_id, function,
+        // version) rides on every line logged inside it.
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        logs.init();
+    }
     cli.global.note_no_ops();
     if let Some(profile) = &cli.global.aws_profile {
         // Before any thread exists: the signer reads it like the AWS SDKs do.
@@ -450,20 +502,36 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     tracing::info!(addr = %server.addr(), data_dir = %args.data_dir.display(), "stratus server listening");
     // On standard error (standard output's first lines are the addresses, which
     // scripts read), before the address, so whoever waits for it has seen this.
+    // With `--log-format json` they are log lines too, so stderr stays all JSON.
+    let json = args.log_format == "json";
+    let warn = |msg: String| {
+        if json {
+            tracing::warn!("{msg}");
+        } else {
+            eprintln!("WARNING: {msg}");
+        }
+    };
+    let note = |msg: String| {
+        if json {
+            tracing::info!("{msg}");
+        } else {
+            eprintln!("{msg}");
+        }
+    };
     if args.no_auth {
-        eprintln!(
-            "WARNING: --no-auth: the API on {} accepts unsigned requests; anyone who can reach it can deploy, invoke and delete anything",
+        warn(format!(
+            "--no-auth: the API on {} accepts unsigned requests; anyone who can reach it can deploy, invoke and delete anything",
             server.addr()
-        );
+        ));
     } else if let Some(created) = server.auth().created_admin() {
         let path = std::fs::canonicalize(&created.credentials_file)
             .unwrap_or_else(|_| created.credentials_file.clone());
-        eprintln!(
+        note(format!(
             "created the admin access key {}; its credentials are in {} (mode 0600). Use them with: export AWS_SHARED_CREDENTIALS_FILE={}",
             created.access_key_id,
             path.display(),
             path.display()
-        );
+        ));
     }
     println!("stratus server listening on {}", server.url());
     if let Some(g) = server.gateway_url() {
@@ -477,21 +545,21 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     }
     let sandbox = server.sandbox();
     if let Some(why) = server.sandbox_fallback() {
-        eprintln!(
-            "WARNING: the linux sandbox is not available ({why}); falling back to the \
+        warn(format!(
+            "the linux sandbox is not available ({why}); falling back to the \
              `process` driver: functions run as plain processes with the server's user and \
              see the host. Do not run untrusted code. (--sandbox process silences this.)"
-        );
+        ));
     }
     if sandbox.isolated {
-        eprintln!(
+        note(format!(
             "sandbox: {} (namespaces, cgroup {}, seccomp {})",
             sandbox.driver,
             sandbox.cgroup.unwrap_or("?"),
             if sandbox.seccomp { "on" } else { "off" }
-        );
+        ));
     } else {
-        eprintln!("sandbox: {} (no isolation)", sandbox.driver);
+        note(format!("sandbox: {} (no isolation)", sandbox.driver));
     }
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight invocations");

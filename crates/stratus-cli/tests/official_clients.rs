@@ -42,7 +42,7 @@ async fn python_awslambdaric_serves_invocations() {
     .unwrap();
     std::fs::write(
         pkg.path().join("app.py"),
-        "def handler(event, context):\n    print('ric says hi', context.aws_request_id)\n    if event.get('fail'):\n        raise RuntimeError('ric failure')\n    return {'got': event, 'fn': context.function_name, 'left': context.get_remaining_time_in_millis()}\n",
+        "import os\n\ndef handler(event, context):\n    print('ric says hi', context.aws_request_id)\n    if event.get('fail'):\n        raise RuntimeError('ric failure')\n    return {'got': event, 'fn': context.function_name, 'left': context.get_remaining_time_in_millis(), 'trace': os.environ.get('_X_AMZN_TRACE_ID')}\n",
     )
     .unwrap();
     let bootstrap = pkg.path().join("bootstrap");
@@ -65,6 +65,14 @@ async fn python_awslambdaric_serves_invocations() {
     let v = json_body(&r);
     assert_eq!(v["got"], json!({"a": 1}));
     assert_eq!(v["fn"], "ric");
+    // awslambdaric set _X_AMZN_TRACE_ID from Lambda-Runtime-Trace-Id.
+    assert!(
+        v["trace"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Root=1-")),
+        "{v}"
+    );
+    assert_eq!(r.header("x-amzn-trace-id"), v["trace"].as_str());
     let left = v["left"].as_i64().unwrap();
     assert!(
         left > 4000 && left <= 5000,
@@ -99,7 +107,7 @@ async fn node_aws_lambda_ric_serves_invocations() {
     copy_tree(&ric, &pkg.path().join("node_modules"));
     std::fs::write(
         pkg.path().join("index.mjs"),
-        "export const handler = async (event, context) => {\n  console.log('ric node says hi');\n  if (event.fail) throw new RangeError('node ric failure');\n  return { got: event, fn: context.functionName, left: context.getRemainingTimeInMillis() };\n};\n",
+        "export const handler = async (event, context) => {\n  console.log('ric node says hi');\n  if (event.fail) throw new RangeError('node ric failure');\n  return { got: event, fn: context.functionName, left: context.getRemainingTimeInMillis(), trace: process.env._X_AMZN_TRACE_ID };\n};\n",
     )
     .unwrap();
     let node = stratus_sandbox_like_which("node");
@@ -127,6 +135,14 @@ async fn node_aws_lambda_ric_serves_invocations() {
     let v = json_body(&r);
     assert_eq!(v["got"], json!({"a": 1}));
     assert_eq!(v["fn"], "noderic");
+    // aws-lambda-ric set _X_AMZN_TRACE_ID from Lambda-Runtime-Trace-Id.
+    assert!(
+        v["trace"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("Root=1-")),
+        "{v}"
+    );
+    assert_eq!(r.header("x-amzn-trace-id"), v["trace"].as_str());
     let left = v["left"].as_i64().unwrap();
     assert!(
         left > 4000 && left <= 5000,

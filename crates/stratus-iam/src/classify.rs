@@ -54,6 +54,8 @@ pub enum Protocol {
     Lambda,
     /// The SQS JSON protocol.
     Sqs,
+    /// The CloudWatch Logs JSON 1.1 protocol.
+    Logs,
     /// `/stratus/v1` (answers errors in the Lambda REST-JSON shape).
     Stratus,
 }
@@ -220,7 +222,40 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
     let f = |raw: &str, qualified: bool| function_resources(scope, raw, q("Qualifier"), qualified);
     let star = || vec!["*".to_string()];
     match (method, segs.as_slice()) {
-        ("POST", []) => sqs(scope, req).ok_or_else(unknown),
+        ("POST", []) => match req
+            .headers
+            .get("x-amz-target")
+            .and_then(|t| t.to_str().ok())
+        {
+            Some(t) if t.starts_with("GraniteServiceVersion20100801.") => {
+                cloudwatch(&t["GraniteServiceVersion20100801.".len()..]).ok_or_else(unknown)
+            }
+            // The query protocol: the action is a form field.
+            None if req
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded")) =>
+            {
+                let action = String::from_utf8_lossy(req.body)
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("Action=").map(str::to_string));
+                action.as_deref().and_then(cloudwatch).ok_or_else(unknown)
+            }
+            _ => sqs(scope, req)
+                .or_else(|| logs(scope, req))
+                .ok_or_else(unknown),
+        },
+        // Prometheus scrape (open without a signature only with `--metrics-open`).
+        ("GET", ["metrics"]) => Ok(vec![Request {
+            action: "stratus:GetMetrics".into(),
+            resource: "*".into(),
+            protocol: Protocol::Stratus,
+        }]),
+        // The CloudWatch metric API (RPC v2 CBOR); CloudWatch metric reads act on `*`.
+        ("POST", ["service", "GraniteServiceVersion20100801", "operation", op]) => {
+            cloudwatch(op).ok_or_else(unknown)
+        }
         (_, ["stratus", "v1", rest @ ..]) => {
             stratus(scope, method, rest, req, q("function"), q("group")).ok_or_else(unknown)
         }
@@ -454,6 +489,17 @@ fn tag_resources(scope: &Scope<'_>, raw: &str) -> Vec<String> {
     out
 }
 
+/// The CloudWatch metric reads (JSON or RPC v2 CBOR); they act on `*`, as in IAM.
+fn cloudwatch(op: &str) -> Option<Vec<Request>> {
+    matches!(op, "GetMetricStatistics" | "GetMetricData" | "ListMetrics").then(|| {
+        vec![Request {
+            action: format!("cloudwatch:{op}"),
+            resource: "*".into(),
+            protocol: Protocol::Stratus,
+        }]
+    })
+}
+
 fn sqs(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Option<Vec<Request>> {
     let target = req.headers.get("x-amz-target")?.to_str().ok()?;
     let op = target.strip_prefix("AmazonSQS.")?;
@@ -474,6 +520,62 @@ fn sqs(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Option<Vec<Request>> {
         action: format!("sqs:{action}"),
         resource,
         protocol: Protocol::Sqs,
+    }])
+}
+
+/// The `X-Amz-Target` prefix of the CloudWatch Logs API.
+pub const LOGS_TARGET_PREFIX: &str = "Logs_20140328.";
+
+/// The CloudWatch Logs operations this listener serves.
+const LOGS_OPERATIONS: &[&str] = &[
+    "DescribeLogGroups",
+    "DescribeLogStreams",
+    "GetLogEvents",
+    "FilterLogEvents",
+];
+
+/// A CloudWatch Logs call: `logs:{Op}` on
+/// `arn:aws:logs:{region}:{account}:log-group:{name}` (with `:log-stream:{stream}`
+/// for GetLogEvents), or `*` for DescribeLogGroups and when no group can be read.
+fn logs(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Option<Vec<Request>> {
+    let target = req.headers.get("x-amz-target")?.to_str().ok()?;
+    let op = target.strip_prefix(LOGS_TARGET_PREFIX)?;
+    if !LOGS_OPERATIONS.contains(&op) {
+        return None;
+    }
+    let group = json_field(req.body, "logGroupName").or_else(|| {
+        // An identifier is a name or `arn:aws:logs:…:log-group:NAME[:*]`.
+        let id = json_field(req.body, "logGroupIdentifier")?;
+        match id.split_once(":log-group:") {
+            Some((_, rest)) => Some(rest.strip_suffix(":*").unwrap_or(rest).to_string()),
+            None if id.starts_with("arn:") => None,
+            None => Some(id),
+        }
+    });
+    let group = group.filter(|g| {
+        !g.is_empty()
+            && g.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_/#".contains(&b))
+    });
+    let resource = match (op, group) {
+        ("DescribeLogGroups", _) | (_, None) => "*".to_string(),
+        (op, Some(g)) => {
+            let arn = format!(
+                "arn:aws:logs:{}:{}:log-group:{g}",
+                scope.region, scope.account
+            );
+            match json_field(req.body, "logStreamName") {
+                Some(stream) if op == "GetLogEvents" && !stream.contains([':', '*']) => {
+                    format!("{arn}:log-stream:{stream}")
+                }
+                _ => arn,
+            }
+        }
+    };
+    Some(vec![Request {
+        action: format!("logs:{op}"),
+        resource,
+        protocol: Protocol::Logs,
     }])
 }
 
@@ -529,7 +631,7 @@ fn stratus(
                 )),
             )
         }
-        ("GET", ["metrics"]) => ("GetMetrics", Some("*".to_string())),
+        ("GET", ["metrics"] | ["metrics", "series"]) => ("GetMetrics", Some("*".to_string())),
         ("GET", ["dead-letters"]) => ("ListDeadLetters", Some("*".to_string())),
         ("GET", ["async"]) => ("ListAsyncEvents", Some("*".to_string())),
         ("GET", ["ui", "overview"]) => ("GetDashboard", Some("*".to_string())),
@@ -624,7 +726,7 @@ mod tests {
             (action, resource),
             "{method} {uri}"
         );
-        let expected = if uri.starts_with("/stratus/") {
+        let expected = if uri.starts_with("/stratus/") || uri == "/metrics" {
             Protocol::Stratus
         } else {
             Protocol::Lambda
@@ -717,6 +819,14 @@ mod tests {
             ),
             ("GET", "/stratus/v1/logs", "", "stratus:GetLogs", "*"),
             ("GET", "/stratus/v1/metrics", "", "stratus:GetMetrics", "*"),
+            (
+                "GET",
+                "/stratus/v1/metrics/series",
+                "",
+                "stratus:GetMetrics",
+                "*",
+            ),
+            ("GET", "/metrics", "", "stratus:GetMetrics", "*"),
             (
                 "GET",
                 "/stratus/v1/dead-letters",
@@ -831,6 +941,52 @@ mod tests {
     }
 
     #[test]
+    fn cloudwatch_metric_reads() {
+        for op in ["GetMetricStatistics", "GetMetricData", "ListMetrics"] {
+            let uri = format!("/service/GraniteServiceVersion20100801/operation/{op}");
+            let (a, r, p) = one("POST", &uri, None, "").unwrap();
+            assert_eq!(
+                (a.as_str(), r.as_str(), p),
+                (&*format!("cloudwatch:{op}"), "*", Protocol::Stratus)
+            );
+            let target = format!("GraniteServiceVersion20100801.{op}");
+            let (a, _, _) = one("POST", "/", Some(&target), "{}").unwrap();
+            assert_eq!(a, format!("cloudwatch:{op}"));
+        }
+        // The query protocol names the action in the form.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        let form = |body: &'static str| {
+            classify(
+                &SCOPE,
+                &HttpRequest {
+                    method: &Method::POST,
+                    path: "/",
+                    query: None,
+                    headers: &headers,
+                    body: body.as_bytes(),
+                },
+            )
+        };
+        let got = form("Action=ListMetrics&Version=2010-08-01").unwrap();
+        assert_eq!(got[0].action, "cloudwatch:ListMetrics");
+        assert!(form("Action=PutMetricData&Version=2010-08-01").is_err());
+        assert!(form("Version=2010-08-01").is_err());
+        let put = "/service/GraniteServiceVersion20100801/operation/PutMetricData";
+        assert!(one("POST", put, None, "").is_err());
+        assert!(one(
+            "POST",
+            "/",
+            Some("GraniteServiceVersion20100801.PutMetricAlarm"),
+            "{}"
+        )
+        .is_err());
+    }
+
+    #[test]
     fn sqs_targets() {
         let jobs = "arn:aws:sqs:us-east-1:000000000000:jobs";
         let url = r#"{"QueueUrl":"http://127.0.0.1:9000/000000000000/jobs"}"#;
@@ -889,6 +1045,59 @@ mod tests {
         assert!(one("POST", "/", Some("AmazonSQS.Nope"), "{}").is_err());
         assert!(one("POST", "/", Some("DynamoDB_20120810.GetItem"), "{}").is_err());
         assert!(one("POST", "/", None, "{}").is_err());
+    }
+
+    #[test]
+    fn logs_targets() {
+        let g = "arn:aws:logs:us-east-1:000000000000:log-group:/aws/lambda/hello";
+        let stream = "2024/01/01/[$LATEST]abc";
+        let get = format!(r#"{{"logGroupName":"/aws/lambda/hello","logStreamName":"{stream}"}}"#);
+        let cases = [
+            ("DescribeLogGroups", "{}".to_string(), "*".to_string()),
+            (
+                "DescribeLogGroups",
+                r#"{"logGroupNamePrefix":"/aws"}"#.into(),
+                "*".into(),
+            ),
+            (
+                "DescribeLogStreams",
+                r#"{"logGroupName":"/aws/lambda/hello"}"#.into(),
+                g.into(),
+            ),
+            (
+                "FilterLogEvents",
+                r#"{"logGroupIdentifier":"arn:aws:logs:eu-west-1:1:log-group:/aws/lambda/hello:*"}"#
+                    .into(),
+                g.into(),
+            ),
+            (
+                "FilterLogEvents",
+                r#"{"logGroupIdentifier":"/aws/lambda/hello"}"#.into(),
+                g.into(),
+            ),
+            ("GetLogEvents", get, format!("{g}:log-stream:{stream}")),
+            ("FilterLogEvents", "not json".into(), "*".into()),
+            (
+                "FilterLogEvents",
+                r#"{"logGroupName":"bad name!"}"#.into(),
+                "*".into(),
+            ),
+        ];
+        for (op, body, resource) in cases {
+            let target = format!("Logs_20140328.{op}");
+            let (a, r, p) =
+                one("POST", "/", Some(&target), &body).unwrap_or_else(|e| panic!("{target}: {e}"));
+            assert_eq!(
+                (a.as_str(), r.as_str(), p),
+                (
+                    format!("logs:{op}").as_str(),
+                    resource.as_str(),
+                    Protocol::Logs
+                ),
+                "{target} {body}"
+            );
+        }
+        assert!(one("POST", "/", Some("Logs_20140328.PutLogEvents"), "{}").is_err());
     }
 
     #[test]

@@ -71,6 +71,19 @@ pub fn access_denied(principal_arn: &str, request: &Request, decision: Decision)
                 .to_string(),
             }
         }
+        Protocol::Logs => {
+            let message =
+                denied_message(principal_arn, &request.action, &request.resource, decision);
+            AccessDenied {
+                status: 400,
+                headers: vec![("content-type", "application/x-amz-json-1.1".into())],
+                body: serde_json::json!({
+                    "__type": "AccessDeniedException",
+                    "message": message,
+                })
+                .to_string(),
+            }
+        }
     }
 }
 

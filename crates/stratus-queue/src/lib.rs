@@ -32,5 +32,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::QueueError;
 pub use http::{handle, SqsError, CONTENT_TYPE, TARGET_PREFIX};
 pub use message::{AttributeValue, MessageAttribute, MessageAttributes};
-pub use queue::{Depth, Queues, Received, SendMessage, Sent};
+pub use queue::{Counter as MessageCounter, Depth, Queues, Received, SendMessage, Sent};
 pub use store::StoreError;

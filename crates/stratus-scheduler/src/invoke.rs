@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use stratus_runtime_api::{ErrorBody, Invocation, Outcome, MAX_RESPONSE_BYTES};
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use crate::env::{self, exit_error, Env, StartFailure};
 use crate::logpump::{now_ms, Report};
@@ -35,14 +36,37 @@ impl Scheduler {
         spec: &Arc<FunctionSpec>,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
+        // Every server log line about this invocation carries its request id. When
+        // the level filters the span out, making it is a check of a cached flag
+        // (the fields are never formatted) and entering it does nothing.
+        let span = tracing::info_span!(
+            "invoke",
+            request_id = %req.request_id,
+            function = %spec.function_name,
+            version = %spec.version,
+        );
+        self.invoke_in_span(spec, req).instrument(span).await
+    }
+
+    async fn invoke_in_span(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, InvokeError> {
         if self.inner.shutdown.is_set() {
             return Err(InvokeError::ShuttingDown);
         }
         let acquired = self.inner.state.lock().acquire(spec, Instant::now());
         let mut lease = match acquired {
             Ok(lease) => lease,
-            Err(Refusal::Throttled(reason)) => return Err(InvokeError::Throttled(reason)),
-            Err(Refusal::BackingOff(err)) => return Ok(function_error(&err)),
+            Err(Refusal::Throttled(reason)) => {
+                self.record_throttle(spec, &req.invoked_arn);
+                return Err(InvokeError::Throttled(reason));
+            }
+            Err(Refusal::BackingOff(err)) => {
+                self.record(|| record(spec, &req, Duration::ZERO, None, (false, false)));
+                return Ok(function_error(&err));
+            }
         };
         match lease.env.take() {
             Some(env) => {
@@ -53,7 +77,8 @@ impl Scheduler {
             None => {
                 let this = self.clone();
                 let spec = spec.clone();
-                tokio::spawn(async move { this.run_cold(spec, req, lease).await })
+                let run = async move { this.run_cold(spec, req, lease).await };
+                tokio::spawn(run.instrument(tracing::Span::current()))
                     .await
                     .unwrap_or(Err(InvokeError::ShuttingDown))
             }
@@ -69,6 +94,10 @@ impl Scheduler {
     ) -> Result<InvokeResponse, InvokeError> {
         let (env, init) = match env::start(&self.inner, &spec, false).await {
             Ok((env, init)) => {
+                tracing::info!(
+                    init_ms = init.as_millis() as u64,
+                    "cold start: environment ready"
+                );
                 self.inner
                     .state
                     .lock()
@@ -85,8 +114,12 @@ impl Scheduler {
                     }
                     StartFailure::Init(body) => body,
                 };
+                tracing::warn!(error = %body.error_message, "cold start: init failed");
                 st.record_init(&spec.pool_key, Err(&body), Instant::now());
+                let flags = (lease.provisioned, lease.spillover);
                 st.release(&spec, lease, None, Instant::now(), None);
+                drop(st);
+                self.record(|| record(&spec, &req, Duration::ZERO, None, flags));
                 return Ok(function_error(&body));
             }
         };
@@ -111,13 +144,17 @@ impl Scheduler {
             payload: req.payload.clone(),
             deadline_ms: now_ms() as u64 + spec.timeout.as_millis() as u64,
             invoked_function_arn: req.invoked_arn.clone(),
-            trace_id: trace_id(&req.request_id),
+            trace_id: req
+                .trace_id
+                .clone()
+                .unwrap_or_else(crate::trace::new_trace_id),
             client_context: req.client_context.clone(),
             cognito_identity: None,
         });
         InFlight {
             rx,
             request_id: req.request_id.clone(),
+            invoked_arn: req.invoked_arn.clone(),
             deadline: tokio::time::Instant::from_std(started + spec.timeout),
             started,
             init,
@@ -147,6 +184,7 @@ impl Scheduler {
                 (Bytes::from(e.to_json()), true, true)
             }
             Some(Ok(Outcome::Exited(reason))) => {
+                tracing::warn!(%reason, "the environment exited during the invocation");
                 let e = exit_error(Some(request_id), &reason);
                 status = Some(("error", Some(e.error_type.clone())));
                 prelude = Some(format!("{} {} {}", iso_now(), request_id, e.error_message));
@@ -157,6 +195,10 @@ impl Scheduler {
                 (Bytes::from(e.to_json()), true, false)
             }
             None => {
+                tracing::warn!(
+                    timeout_s = spec.timeout.as_secs_f64(),
+                    "the invocation timed out"
+                );
                 let message = format!(
                     "{} {} Task timed out after {:.2} seconds",
                     iso_now(),
@@ -169,6 +211,11 @@ impl Scheduler {
                 (Bytes::from(body.to_string()), true, false)
             }
         };
+        tracing::debug!(
+            duration_ms = duration.as_secs_f64() * 1000.0,
+            function_error,
+            "invocation done"
+        );
         let tail = env.log.end_invocation(Report {
             request_id: request_id.clone(),
             duration,
@@ -192,6 +239,7 @@ impl Scheduler {
 struct InFlight {
     rx: oneshot::Receiver<Outcome>,
     request_id: Arc<str>,
+    invoked_arn: Arc<str>,
     started: Instant,
     deadline: tokio::time::Instant,
     init: Option<Duration>,
@@ -265,13 +313,25 @@ fn settle(
     outcome: Awaited,
 ) -> (Bytes, bool, Option<String>) {
     let ((payload, function_error, log_tail), keep) = Scheduler::conclude(spec, env, inv, outcome);
+    let duration = inv.started.elapsed();
+    let flags = (lease.provisioned, lease.spillover);
     let back = sched.inner.state.lock().release(
         spec,
         lease,
         keep.then(|| env.clone()),
         Instant::now(),
-        Some((function_error, inv.started.elapsed())),
+        Some((function_error, duration)),
     );
+    sched.record(|| crate::InvocationRecord {
+        function: spec.function_name.clone(),
+        version: spec.version.clone(),
+        invoked_arn: inv.invoked_arn.clone(),
+        duration,
+        error: function_error,
+        init: inv.init,
+        provisioned: flags.0,
+        spillover: flags.1,
+    });
     if let Some(surplus) = back {
         surplus.destroy("not needed");
     }
@@ -311,25 +371,33 @@ impl Drop for Settle<'_> {
     }
 }
 
+/// The record of an invocation that ended before reaching an environment (init
+/// failure or init back-off): a function error.
+fn record(
+    spec: &FunctionSpec,
+    req: &InvokeRequest,
+    duration: Duration,
+    init: Option<Duration>,
+    (provisioned, spillover): (bool, bool),
+) -> crate::InvocationRecord {
+    crate::InvocationRecord {
+        function: spec.function_name.clone(),
+        version: spec.version.clone(),
+        invoked_arn: req.invoked_arn.clone(),
+        duration,
+        error: true,
+        init,
+        provisioned,
+        spillover,
+    }
+}
+
 fn function_error(err: &ErrorBody) -> InvokeResponse {
     InvokeResponse {
         payload: Bytes::from(err.to_json()),
         function_error: true,
         log_tail: None,
     }
-}
-
-fn trace_id(request_id: &str) -> Arc<str> {
-    let hex: String = request_id
-        .chars()
-        .filter(|c| c.is_ascii_hexdigit())
-        .take(24)
-        .collect();
-    let secs = now_ms() / 1000;
-    Arc::from(format!(
-        "Root=1-{secs:08x}-{hex:0>24};Parent={};Sampled=0",
-        &hex[..hex.len().min(16)]
-    ))
 }
 
 /// Current UTC time as `2024-01-02T03:04:05.678Z`.

@@ -25,8 +25,10 @@ mod env;
 mod invoke;
 mod limits;
 mod logpump;
+mod observe;
 mod provisioned;
 mod state;
+pub mod trace;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -42,6 +44,7 @@ pub use stratus_sandbox::{Mount, Network};
 pub use credentials::{CredentialIssuer, EnvCredentials, Revocation};
 pub use limits::ThrottleReason;
 pub use logpump::{LogLine, LogSink};
+pub use observe::{Gauges, InvocationRecord, MetricsSink};
 
 /// Server-wide scheduling settings (Lambda's defaults).
 #[derive(Debug, Clone)]
@@ -173,6 +176,9 @@ pub struct InvokeRequest {
     pub client_context: Option<Arc<str>>,
     /// Whether the caller wants the tail of the log (`X-Amz-Log-Type: Tail`).
     pub tail: bool,
+    /// The X-Ray trace id (`Lambda-Runtime-Trace-Id`): the caller's, carried over
+    /// by [`trace::propagate`]; a new one is made when `None`.
+    pub trace_id: Option<Arc<str>>,
 }
 
 /// The result of an invocation that ran (successfully or with a function error).
@@ -215,6 +221,8 @@ struct Inner {
     next_env_id: std::sync::atomic::AtomicU64,
     shutdown: tokio_util_shutdown::Flag,
     credentials: parking_lot::RwLock<Option<Arc<dyn CredentialIssuer>>>,
+    /// Set once at start; read lock-free on every invocation.
+    metrics: std::sync::OnceLock<Arc<dyn MetricsSink>>,
 }
 
 /// A tiny shutdown flag shared by background tasks.
@@ -246,6 +254,7 @@ impl Scheduler {
             next_env_id: std::sync::atomic::AtomicU64::new(1),
             shutdown: Default::default(),
             credentials: Default::default(),
+            metrics: Default::default(),
         });
         let sched = Scheduler { inner };
         sched.spawn_reaper();

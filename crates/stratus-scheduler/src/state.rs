@@ -80,6 +80,10 @@ impl Pool {
 #[derive(Debug)]
 pub(crate) struct Lease {
     pub(crate) env: Option<Arc<Env>>,
+    /// The environment handed out is a provisioned one.
+    pub(crate) provisioned: bool,
+    /// The pool has provisioned concurrency, but this lease went on demand.
+    pub(crate) spillover: bool,
     counted_unreserved: bool,
 }
 
@@ -175,6 +179,33 @@ impl State {
             .unwrap_or_default()
     }
 
+    pub(crate) fn gauges(&self) -> crate::Gauges {
+        crate::Gauges {
+            unreserved_busy: self.unreserved_busy,
+            busy: self
+                .functions
+                .iter()
+                .map(|(name, f)| (name.clone(), f.busy))
+                .collect(),
+            provisioned: self
+                .pools
+                .values()
+                .filter(|p| p.prov_target > 0 && !p.retired)
+                .map(|p| {
+                    // Alive provisioned environments that are not idle are busy.
+                    let busy = p.prov_alive.saturating_sub(p.idle_prov.len() as u32);
+                    let s = &p.spec;
+                    (
+                        s.function_name.clone(),
+                        s.version.clone(),
+                        p.prov_target,
+                        busy,
+                    )
+                })
+                .collect(),
+        }
+    }
+
     pub(crate) fn busy(&self, function: &str) -> u32 {
         self.functions.get(function).map(|f| f.busy).unwrap_or(0)
     }
@@ -212,10 +243,10 @@ impl State {
             None => true,
         };
         let pool = self.pool(spec);
-        let env = pool
-            .idle_prov
-            .pop()
-            .or_else(|| pool.idle_od.pop().map(|(env, _)| env));
+        let prov_env = pool.idle_prov.pop();
+        let provisioned = prov_env.is_some();
+        let spillover = !provisioned && pool.prov_target > 0;
+        let env = prov_env.or_else(|| pool.idle_od.pop().map(|(env, _)| env));
         if env.is_none() {
             if let (Some(until), Some(err)) = (pool.backoff_until, &pool.last_init_error) {
                 if now < until {
@@ -237,6 +268,8 @@ impl State {
         }
         Ok(Lease {
             env,
+            provisioned,
+            spillover,
             counted_unreserved,
         })
     }

@@ -68,6 +68,8 @@ struct StoredEvent {
     payload: Bytes,
     received_ms: i64,
     attempts: u32,
+    /// The X-Ray trace id of the Invoke request that accepted the event.
+    trace_id: Option<String>,
 }
 
 struct Enqueue {
@@ -75,6 +77,7 @@ struct Enqueue {
     function: String,
     qualifier: Option<String>,
     payload: Bytes,
+    trace_id: Option<String>,
     ack: oneshot::Sender<Result<(), String>>,
 }
 
@@ -106,6 +109,8 @@ pub struct AsyncQueue {
     queues: Arc<stratus_queue::Queues>,
     db: Arc<Mutex<Connection>>,
     wake: Arc<Notify>,
+    /// Async metrics (AsyncEventsReceived, …), once the server sets it.
+    metrics: Arc<std::sync::OnceLock<stratus_metrics::Recorder>>,
 }
 
 impl std::fmt::Debug for AsyncQueue {
@@ -146,6 +151,16 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.busy_timeout(Duration::from_secs(10))?;
     conn.execute_batch(SCHEMA)?;
+    // Databases from before trace ids were kept gain the column (NULL: such an
+    // event is delivered with a new trace id).
+    let has_trace: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('events') WHERE name = 'trace_id')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_trace {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN trace_id TEXT")?;
+    }
     Ok(conn)
 }
 
@@ -173,9 +188,26 @@ impl AsyncQueue {
             db,
             wake,
             queues,
+            metrics: Default::default(),
         };
         tokio::spawn(dispatch_loop(queue.clone(), registry, scheduler, settings));
         Ok(queue)
+    }
+
+    /// Counts async events from now on.
+    pub fn set_metrics(&self, recorder: stratus_metrics::Recorder) {
+        let _ = self.metrics.set(recorder);
+    }
+
+    fn count(&self, metric: &'static str, function: &str, qualifier: Option<&str>, value: f64) {
+        if let Some(r) = self.metrics.get() {
+            r.record(stratus_metrics::Event::Lambda {
+                metric,
+                function: function.into(),
+                qualifier: qualifier.map(Into::into),
+                value,
+            });
+        }
     }
 
     /// Stores an event durably. Resolves once it is on disk.
@@ -186,19 +218,37 @@ impl AsyncQueue {
         qualifier: Option<String>,
         payload: Bytes,
     ) -> Result<(), String> {
+        self.enqueue_traced(request_id, function, qualifier, payload, None)
+            .await
+    }
+
+    /// [`Self::enqueue`] for an Invoke request with an X-Ray trace id, which the
+    /// delivery keeps (as Lambda's asynchronous invocations do).
+    pub async fn enqueue_traced(
+        &self,
+        request_id: String,
+        function: String,
+        qualifier: Option<String>,
+        payload: Bytes,
+        trace_id: Option<String>,
+    ) -> Result<(), String> {
         let (ack, done) = oneshot::channel();
+        let counted = (function.clone(), qualifier.clone());
         self.tx
             .send(Enqueue {
                 request_id,
                 function,
                 qualifier,
                 payload,
+                trace_id,
                 ack,
             })
             .await
             .map_err(|_| "the event queue is shut down".to_string())?;
         done.await
-            .map_err(|_| "the event queue is shut down".to_string())?
+            .map_err(|_| "the event queue is shut down".to_string())??;
+        self.count("AsyncEventsReceived", &counted.0, counted.1.as_deref(), 1.0);
+        Ok(())
     }
 
     /// Events waiting for delivery or a retry.
@@ -253,7 +303,7 @@ impl AsyncQueue {
     ) -> rusqlite::Result<(Vec<StoredEvent>, Option<i64>)> {
         let conn = self.db.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, request_id, function, qualifier, payload, received_ms, attempts FROM events
+            "SELECT id, request_id, function, qualifier, payload, received_ms, attempts, trace_id FROM events
              WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![now, (limit + exclude.len()) as i64], |r| {
@@ -266,6 +316,7 @@ impl AsyncQueue {
                 payload: Bytes::from(payload),
                 received_ms: r.get(5)?,
                 attempts: r.get::<_, i64>(6)? as u32,
+                trace_id: r.get(7)?,
             })
         })?;
         let mut out = Vec::new();
@@ -337,8 +388,8 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Enqueue>, wake: Arc<
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT INTO events (request_id, function, qualifier, payload, received_ms, next_attempt_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+                    "INSERT INTO events (request_id, function, qualifier, payload, received_ms, next_attempt_ms, trace_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6)",
                 )?;
                 for e in &batch {
                     stmt.execute(params![
@@ -346,7 +397,8 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Enqueue>, wake: Arc<
                         e.function,
                         e.qualifier,
                         &e.payload[..],
-                        now
+                        now,
+                        e.trace_id
                     ])?;
                 }
             }
@@ -452,12 +504,19 @@ async fn deliver(
             return;
         }
     };
+    queue.count(
+        "AsyncEventAge",
+        &ev.function,
+        ev.qualifier.as_deref(),
+        age_ms.max(0) as f64,
+    );
     let req = InvokeRequest {
         request_id: Arc::from(ev.request_id.as_str()),
         payload: ev.payload.clone(),
         invoked_arn: resolved.invoked_arn.clone(),
         client_context: None,
         tail: false,
+        trace_id: ev.trace_id.as_deref().map(Arc::from),
     };
     match scheduler.invoke(&resolved.spec, req).await {
         Err(InvokeError::ShuttingDown) => {} // stays on disk for the next start
@@ -479,7 +538,14 @@ async fn deliver(
                     &out.payload,
                     false,
                 );
-                send_to(queue, registry, dest, record).await;
+                if !send_to(queue, registry, dest, record).await {
+                    queue.count(
+                        "DestinationDeliveryFailures",
+                        &ev.function,
+                        ev.qualifier.as_deref(),
+                        1.0,
+                    );
+                }
             }
             queue.finish(ev.id);
         }
@@ -535,11 +601,31 @@ async fn fail(
                 "requestPayload": serde_json::from_slice::<Value>(&ev.payload).unwrap_or(Value::Null),
             }),
         };
-        send_to(queue, registry, dest, record).await;
+        if !send_to(queue, registry, dest, record).await {
+            queue.count(
+                "DestinationDeliveryFailures",
+                &ev.function,
+                ev.qualifier.as_deref(),
+                1.0,
+            );
+        }
     }
     if let Some(dlq) = &cfg.dead_letter_target {
-        send_raw(queue, registry, dlq, ev.payload.clone()).await;
+        if !send_raw(queue, registry, dlq, ev.payload.clone()).await {
+            queue.count(
+                "DeadLetterErrors",
+                &ev.function,
+                ev.qualifier.as_deref(),
+                1.0,
+            );
+        }
     }
+    queue.count(
+        "AsyncEventsDropped",
+        &ev.function,
+        ev.qualifier.as_deref(),
+        1.0,
+    );
     queue.dead_letter(ev, condition, attempts, error);
 }
 
@@ -574,13 +660,24 @@ fn invocation_record(
     })
 }
 
-async fn send_to(queue: &AsyncQueue, registry: &Arc<Registry>, target: &str, record: Value) {
-    send_raw(queue, registry, target, Bytes::from(record.to_string())).await;
+/// Whether the record was delivered.
+async fn send_to(
+    queue: &AsyncQueue,
+    registry: &Arc<Registry>,
+    target: &str,
+    record: Value,
+) -> bool {
+    send_raw(queue, registry, target, Bytes::from(record.to_string())).await
 }
 
 /// Sends to a destination: a function ARN (or name) gets an asynchronous invocation,
-/// a queue ARN (`arn:aws:sqs:…`) a message.
-async fn send_raw(queue: &AsyncQueue, registry: &Arc<Registry>, target: &str, payload: Bytes) {
+/// a queue ARN (`arn:aws:sqs:…`) a message. Returns whether it was delivered.
+async fn send_raw(
+    queue: &AsyncQueue,
+    registry: &Arc<Registry>,
+    target: &str,
+    payload: Bytes,
+) -> bool {
     if let Some(rest) = target.strip_prefix("arn:aws:sqs:") {
         let name = queue
             .queues
@@ -595,21 +692,28 @@ async fn send_raw(queue: &AsyncQueue, registry: &Arc<Registry>, target: &str, pa
                     .await
                 {
                     tracing::error!(error = %e, target, "cannot send to a queue destination");
+                    return false;
                 }
+                return true;
             }
             None => tracing::error!(target, "not a queue ARN"),
         }
-        return;
+        return false;
     }
     match crate::registry::parse_function_ref(target) {
         Ok((name, qualifier)) if registry.snapshot(&name).is_some() => {
             if let Err(e) = queue.enqueue(new_uuid(), name, qualifier, payload).await {
                 tracing::error!(error = %e, target, "cannot send to a destination");
+                return false;
             }
+            true
         }
-        _ => tracing::warn!(
-            target,
-            "destination is not a function on this server; the event is kept in dead_letters"
-        ),
+        _ => {
+            tracing::warn!(
+                target,
+                "destination is not a function on this server; the event is kept in dead_letters"
+            );
+            false
+        }
     }
 }

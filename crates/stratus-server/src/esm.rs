@@ -223,6 +223,7 @@ async fn poll(m: Mapping, registry: Arc<Registry>, queues: Arc<Queues>, schedule
             invoked_arn: resolved.invoked_arn.clone(),
             client_context: None,
             tail: false,
+            trace_id: None,
         };
         match scheduler.invoke(&resolved.spec, req).await {
             Ok(out) if !out.function_error => {

@@ -185,12 +185,18 @@ async fn handle(
 ) -> Response<Body> {
     crate::auth::strip_session_cookie(req.headers_mut());
     let table = g.routes.table.read().clone();
+    // A caller's X-Ray trace carries into the invocation, as through API Gateway.
+    let trace_id = req
+        .headers()
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(stratus_scheduler::trace::propagate);
     let response = stratus_gateway::serve(
         &table,
         req,
         peer.ip(),
         &g.registry.identity.account_id,
-        |route, payload| invoke(&g, route, payload),
+        |route, payload| invoke(&g, route, payload, trace_id.clone()),
     )
     .await;
     response.map(Body::from)
@@ -198,7 +204,12 @@ async fn handle(
 
 /// Invokes a route's function through the scheduler, within the route's
 /// integration timeout, and names a failure as the gateway answers it.
-async fn invoke(g: &GatewayState, route: &Route, payload: Bytes) -> Result<Bytes, GatewayError> {
+async fn invoke(
+    g: &GatewayState,
+    route: &Route,
+    payload: Bytes,
+    trace_id: Option<Arc<str>>,
+) -> Result<Bytes, GatewayError> {
     let resolved = g
         .registry
         .resolve(route.function(), route.qualifier())
@@ -211,6 +222,7 @@ async fn invoke(g: &GatewayState, route: &Route, payload: Bytes) -> Result<Bytes
             invoked_arn: resolved.invoked_arn.clone(),
             client_context: None,
             tail: false,
+            trace_id,
         },
     );
     let outcome = match route.kind().integration_timeout() {

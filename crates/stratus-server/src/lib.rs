@@ -20,6 +20,7 @@ pub mod esm;
 pub mod gateway;
 pub mod listen;
 pub mod logs;
+mod metrics;
 pub mod model;
 pub mod registry;
 mod roles;
@@ -84,6 +85,10 @@ pub struct ServerConfig {
     pub sandbox: SandboxMode,
     /// Whether the linux driver installs its seccomp filter.
     pub seccomp: bool,
+    /// How long per-minute metrics are kept, and whether they are recorded.
+    pub metrics: stratus_metrics::Settings,
+    /// `--metrics-open`: `GET /metrics` answers unsigned requests (for Prometheus).
+    pub metrics_open: bool,
 }
 
 /// `--sandbox`: which driver runs environments.
@@ -148,6 +153,8 @@ impl ServerConfig {
             no_auth: false,
             sandbox: SandboxMode::Auto,
             seccomp: true,
+            metrics: stratus_metrics::Settings::default(),
+            metrics_open: false,
         }
     }
 }
@@ -207,6 +214,9 @@ pub enum StartError {
     #[error("the linux sandbox is not available: {0}")]
     /// `--sandbox linux` was asked for and cannot run here.
     Sandbox(String),
+    #[error(transparent)]
+    /// The metrics table could not be opened.
+    Metrics(#[from] stratus_metrics::StoreError),
     #[error("cannot load functions: {0}")]
     /// Stored functions could not be loaded.
     Registry(#[from] error::ApiError),
@@ -292,6 +302,8 @@ impl RunningServer {
         let _ = self.task.await;
         self.state.scheduler.shutdown();
         self.state.logs.close();
+        // The current minute's rollups, so a restart still reads them.
+        self.state.metrics.flush().await;
     }
 }
 
@@ -462,6 +474,22 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     )
     .map_err(StartError::Events)?;
 
+    let (recorder, metrics) = stratus_metrics::start(
+        &dir.join("state.db"),
+        cfg.metrics.clone(),
+        metrics::sampler(scheduler.clone(), registry.clone(), queues.clone()),
+    )?;
+    if recorder.enabled() {
+        scheduler.set_metrics_sink(Arc::new(metrics::SchedulerSink(recorder.clone())));
+        events.set_metrics(recorder.clone());
+        queues.set_counter(Arc::new(move |metric, queue, n| {
+            recorder.record(stratus_metrics::Event::Queue {
+                metric,
+                queue: queue.into(),
+                value: n as f64,
+            })
+        }));
+    }
     let triggers = triggers::Triggers::start(
         registry.clone(),
         stores.clone(),
@@ -478,6 +506,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         triggers,
         queues,
         sealer,
+        metrics,
     };
     let limits = cfg.limits.clone();
     let acceptor = tls.as_ref().map(|t| t.config.clone());
@@ -507,7 +536,23 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     };
     // The same authenticated API on every listener, the ones inside environments'
     // network namespaces included (functions sign with their session credentials).
-    let app = auth::layer(api::app(state.clone()), auth.clone());
+    let mut app = auth::layer(api::app(state.clone()), auth.clone());
+    if cfg.metrics_open {
+        // Prometheus cannot sign: `GET /metrics` is answered before authentication.
+        let store = state.metrics.clone();
+        app = app.layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let store = store.clone();
+                async move {
+                    if req.method() == http::Method::GET && req.uri().path() == "/metrics" {
+                        api::metrics::scrape(&store).await
+                    } else {
+                        next.run(req).await
+                    }
+                }
+            },
+        ));
+    }
     let _ = router.set(app.clone());
     let mut stopping = stop.subscribe();
     let grace = cfg.shutdown_grace;

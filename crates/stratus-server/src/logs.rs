@@ -14,6 +14,14 @@
 //! read API). A database written before streams were normalized (one `events` table
 //! with the names on every row) is migrated in place at open, ids kept.
 
+pub mod pattern;
+mod read;
+
+pub use read::{
+    Direction, EventQuery, FilterPage, GroupInfo, Row, StreamCursor, StreamInfo, StreamOrder,
+    FILTER_SCAN_ROWS, MAX_PREFIX_STREAMS,
+};
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,6 +83,7 @@ CREATE TABLE IF NOT EXISTS lines (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS lines_grp ON lines (grp, id);
+CREATE INDEX IF NOT EXISTS lines_stream ON lines (stream, id);
 ";
 
 /// Moves the lines of a database from before `groups`/`streams` (an `events` table

@@ -60,6 +60,10 @@ pub(crate) struct BenchArgs {
     /// fill), `--requests` calls per round.
     #[arg(long)]
     attacks: bool,
+    /// Run the server with metrics recording off (`--no-metrics-recording`), the
+    /// baseline for what recording costs on the invocation path.
+    #[arg(long)]
+    no_metrics: bool,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -271,6 +275,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         ])
         .arg(work.join("data"))
         .args(args.no_auth.then_some("--no-auth"))
+        .args(args.no_metrics.then_some("--no-metrics-recording"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)

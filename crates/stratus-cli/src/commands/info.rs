@@ -46,15 +46,18 @@ pub(crate) struct PrintArgs {
 /// `stratus metrics` options.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct MetricsArgs {
-    /// Only this function.
+    /// Only this function (its key in serverless.yml).
     #[arg(long, short = 'f')]
     function: Option<String>,
-    /// No effect on Stratus (metrics count from the server's start).
+    /// Start: an ISO 8601 time, or a span ago such as `30m`, `2h`, `3d` (default: 24h ago).
     #[arg(long = "startTime")]
     start_time: Option<String>,
-    /// No effect on Stratus (metrics count up to now).
+    /// End: an ISO 8601 time (default: now).
     #[arg(long = "endTime")]
     end_time: Option<String>,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// The server's sandbox driver as `/stratus/v1/health` reports it, in words.
@@ -267,46 +270,143 @@ pub(crate) fn print(g: &Global, args: PrintArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) async fn metrics(g: &Global, args: MetricsArgs) -> anyhow::Result<()> {
-    if args.start_time.is_some() {
-        crate::ui::no_effect("startTime", "metrics count from the server's start");
+/// `--startTime`/`--endTime` as `serverless metrics` reads them: `(\d+)(m|h|d)`
+/// is that long before now, anything else an ISO 8601 time.
+fn metrics_time(
+    raw: &str,
+    now: time::OffsetDateTime,
+    flag: &str,
+) -> anyhow::Result<time::OffsetDateTime> {
+    let digits: String = raw.chars().take_while(char::is_ascii_digit).collect();
+    let unit = &raw[digits.len()..];
+    if let (Ok(n), Some(secs)) = (
+        digits.parse::<i64>(),
+        match unit {
+            "m" => Some(60),
+            "h" => Some(3600),
+            "d" => Some(86400),
+            _ => None,
+        },
+    ) {
+        return Ok(now - time::Duration::seconds(n * secs));
     }
-    if args.end_time.is_some() {
-        crate::ui::no_effect("endTime", "metrics count up to now");
+    time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+        .or_else(|_| {
+            time::Date::parse(raw, time::macros::format_description!("[year]-[month]-[day]"))
+                .map(|d| d.midnight().assume_utc())
+        })
+        .map_err(|_| {
+            anyhow!("--{flag} {raw:?} is neither a time such as 2026-12-03T10:00:00Z (or 2026-12-03) nor a span such as 30m, 2h, 3d")
+        })
+}
+
+/// `December 3, 2026 2:05 PM`, dayjs's `LLL` (in UTC).
+fn lll(t: time::OffsetDateTime) -> String {
+    let months = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let (h, ampm) = match t.hour() {
+        0 => (12, "AM"),
+        h @ 1..=11 => (h, "AM"),
+        12 => (12, "PM"),
+        h => (h - 12, "PM"),
+    };
+    format!(
+        "{} {}, {} {}:{:02} {ampm}",
+        months[t.month() as usize - 1],
+        t.day(),
+        t.year(),
+        h,
+        t.minute()
+    )
+}
+
+pub(crate) async fn metrics(g: &Global, args: MetricsArgs) -> anyhow::Result<()> {
+    let now = time::OffsetDateTime::now_utc();
+    let start = match &args.start_time {
+        Some(raw) => metrics_time(raw, now, "startTime")?,
+        None => now - time::Duration::days(1),
+    };
+    let end = match &args.end_time {
+        Some(raw) => metrics_time(raw, now, "endTime")?,
+        None => now,
+    };
+    if start > end {
+        return Err(anyhow!("--startTime must be before --endTime"));
     }
     let p = project::load(g)?;
+    if let Some(only) = &args.function {
+        if !p.service.functions.contains_key(only) {
+            return Err(anyhow!("function {only:?} is not in this service"));
+        }
+    }
     let api = Api::new(&g.endpoint);
-    println!(
-        "{:<24} {:>11} {:>8} {:>10} {:>12}",
-        "function", "invocations", "errors", "throttles", "avg duration"
-    );
+    let (mut invocations, mut throttles, mut errors, mut duration_total) = (0.0, 0.0, 0.0, 0.0);
     for (key, f) in &p.service.functions {
         if args.function.as_ref().is_some_and(|only| only != key) {
             continue;
         }
+        let path = format!(
+            "/stratus/v1/metrics/series?function={}&start={}&end={}",
+            f.name,
+            start.unix_timestamp(),
+            end.unix_timestamp()
+        );
         let r = api
-            .call(
-                "GET",
-                &format!("/stratus/v1/metrics?function={}", f.name),
-                &[],
-                "",
-            )
+            .call("GET", &path, &[], "")
             .await
             .map_err(|e| unreachable(&g.endpoint, e))?;
         if r.status != 200 {
             return Err(server_error("reading metrics", &r));
         }
-        let m: Value = r.json()?;
-        let n = m["invocations"].as_u64().unwrap_or(0);
-        let avg = if n > 0 {
-            m["durationMsTotal"].as_f64().unwrap_or(0.0) / n as f64
-        } else {
-            0.0
-        };
-        let errors = m["errors"].as_u64().unwrap_or(0);
-        let throttles = m["throttles"].as_u64().unwrap_or(0);
-        println!("{key:<24} {n:>11} {errors:>8} {throttles:>10} {avg:>9.2} ms");
+        let v: Value = r.json()?;
+        for point in v["points"].as_array().into_iter().flatten() {
+            let n = point["Invocations"].as_f64().unwrap_or(0.0);
+            invocations += n;
+            throttles += point["Throttles"].as_f64().unwrap_or(0.0);
+            errors += point["Errors"].as_f64().unwrap_or(0.0);
+            duration_total += point["DurationAvg"].as_f64().unwrap_or(0.0) * n;
+        }
     }
+    let average = if invocations > 0.0 {
+        duration_total / invocations
+    } else {
+        0.0
+    };
+    let average = (average * 100.0).round() / 100.0;
+    if args.json {
+        let out = serde_json::json!({
+            "function": args.function,
+            "startTime": start.format(&time::format_description::well_known::Rfc3339)?,
+            "endTime": end.format(&time::format_description::well_known::Rfc3339)?,
+            "invocations": invocations as u64,
+            "throttles": throttles as u64,
+            "errors": errors as u64,
+            "durationAverage": average,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!(
+        "{}",
+        args.function.as_deref().unwrap_or("Service wide metrics")
+    );
+    println!("{} - {}\n", lll(start), lll(end));
+    println!("invocations: {}", invocations as u64);
+    println!("throttles: {}", throttles as u64);
+    println!("errors: {}", errors as u64);
+    println!("duration (avg.): {average}ms");
     Ok(())
 }
 

@@ -135,7 +135,13 @@ pub struct Queues {
     clock: Arc<dyn Clock>,
     /// Long-poll wake-ups, per queue name.
     waiters: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Told how many messages each send, receive and delete moved (metrics).
+    counter: std::sync::OnceLock<Counter>,
 }
+
+/// Receives `(metric, queue, n)` for `NumberOfMessagesSent`, `…Received` and
+/// `…Deleted`, as the AWS/SQS namespace names them. Must not block.
+pub type Counter = Arc<dyn Fn(&'static str, &str, u64) + Send + Sync>;
 
 impl std::fmt::Debug for Queues {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -187,7 +193,20 @@ impl Queues {
             }),
             clock,
             waiters: Mutex::new(HashMap::new()),
+            counter: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Reports message counts to `counter` from now on (once; later calls are
+    /// ignored).
+    pub fn set_counter(&self, counter: Counter) {
+        let _ = self.counter.set(counter);
+    }
+
+    fn count(&self, metric: &'static str, queue: &str, n: usize) {
+        if let (Some(c), true) = (self.counter.get(), n > 0) {
+            c(metric, queue, n as u64);
+        }
     }
 
     /// The wake-up of `queue`'s long polls, held while one polls. The entry exists

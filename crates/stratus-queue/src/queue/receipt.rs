@@ -72,6 +72,8 @@ impl Queues {
             // The group of a deleted message may now yield its next one.
             self.wake(queue);
         }
+        let deleted = results.iter().filter(|r| matches!(r, Ok(true))).count();
+        self.count("NumberOfMessagesDeleted", queue, deleted);
         Ok(results)
     }
 

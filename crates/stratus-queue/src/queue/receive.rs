@@ -317,6 +317,7 @@ impl Queues {
                 self.wake(dlq);
             }
             if !attempt.messages.is_empty() {
+                self.count("NumberOfMessagesReceived", queue, attempt.messages.len());
                 return Ok(attempt.messages);
             }
             let deadline =

@@ -137,6 +137,8 @@ impl Queues {
             })
             .await?;
         self.wake(queue);
+        let sent = results.iter().filter(|r| r.is_ok()).count();
+        self.count("NumberOfMessagesSent", queue, sent);
         Ok(results)
     }
 }

@@ -29,6 +29,7 @@ mod h {
     pub(super) const FUNCTION_ERROR: &str = "x-amz-function-error";
     pub(super) const LOG_RESULT: &str = "x-amz-log-result";
     pub(super) const REQUEST_ID: &str = "x-amzn-requestid";
+    pub(super) const TRACE_ID: &str = "x-amzn-trace-id";
 }
 
 pub(super) fn routes() -> Router<AppState> {
@@ -106,6 +107,10 @@ async fn run(
         }
     };
     let resolved = s.registry.resolve(name, qualifier)?;
+    // The caller's X-Ray trace, carried over (a new one when it sent none).
+    let trace_id = header(h::TRACE_ID)
+        .and_then(stratus_scheduler::trace::propagate)
+        .unwrap_or_else(stratus_scheduler::trace::new_trace_id);
     match invocation_type {
         "RequestResponse" => {}
         "DryRun" => {
@@ -128,7 +133,13 @@ async fn run(
             let (name, q) = crate::registry::parse_function_ref(name)?;
             let qualifier = qualifier.map(str::to_string).or(q);
             s.events
-                .enqueue(request_id.to_string(), name, qualifier, payload)
+                .enqueue_traced(
+                    request_id.to_string(),
+                    name,
+                    qualifier,
+                    payload,
+                    Some(trace_id.to_string()),
+                )
                 .await
                 .map_err(ApiError::service)?;
             return Ok(with_ids(
@@ -173,6 +184,7 @@ async fn run(
         invoked_arn: resolved.invoked_arn.clone(),
         client_context,
         tail,
+        trace_id: Some(trace_id.clone()),
     };
     let out = s
         .scheduler
@@ -189,6 +201,9 @@ async fn run(
         Some(&resolved.executed_version),
     )
     .header("content-type", "application/json");
+    if let Ok(v) = HeaderValue::from_str(&trace_id) {
+        b = b.header(h::TRACE_ID, v);
+    }
     if out.function_error {
         b = b.header(h::FUNCTION_ERROR, "Unhandled");
     }

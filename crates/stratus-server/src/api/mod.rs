@@ -2,12 +2,15 @@
 //! core (registry, scheduler, logs) and back; errors leave through [`ApiError`].
 //! [`app`] assembles them, so tests can drive the router without a socket.
 
+mod cloudwatch;
 mod concurrency;
+mod cwlogs;
 mod event_config;
 mod functions;
 mod invoke;
 pub mod limits;
 mod mappings;
+pub mod metrics;
 mod native;
 mod paging;
 mod services;
@@ -26,6 +29,10 @@ use crate::error::{blocking, ApiError};
 use crate::logs::LogStore;
 use crate::registry::Registry;
 
+pub(crate) use cloudwatch::{
+    error_response as cloudwatch_error, Wire as CloudWatchWire, CBOR_PREFIX as CLOUDWATCH_PREFIX,
+    JSON_TARGET_PREFIX as CLOUDWATCH_TARGET_PREFIX,
+};
 pub(crate) use invoke::{too_large as invoke_too_large, MAX_SYNC_PAYLOAD};
 
 /// The most any route accepts (CreateFunction/UpdateFunctionCode's zip in base64):
@@ -53,6 +60,8 @@ pub struct AppState {
     /// Seals secrets stored at rest (the data dir's data keys): for any store
     /// that keeps secrets, e.g. access keys.
     pub sealer: stratus_seal::Sealer,
+    /// Per-minute metric rollups (CloudWatch reads, Prometheus, the dashboard).
+    pub metrics: stratus_metrics::MetricsStore,
 }
 
 impl AppState {
@@ -99,6 +108,7 @@ pub fn app(state: AppState) -> Router {
         .merge(services::routes())
         .merge(mappings::routes())
         .merge(tags::routes())
+        .merge(metrics::routes())
         .merge(ui::routes())
         .route("/", limits::limited_sqs(axum::routing::post(sqs)))
         .fallback(fallback);
@@ -118,9 +128,25 @@ async fn sqs(
         Some(target) if target.starts_with(stratus_queue::TARGET_PREFIX) => {
             stratus_queue::handle(&s.queues, target, &body).await
         }
+        Some(target) if target.starts_with(cwlogs::TARGET_PREFIX) => {
+            cwlogs::handle(s, target, &body).await
+        }
+        Some(target) if target.starts_with(cloudwatch::JSON_TARGET_PREFIX) => {
+            cloudwatch::handle_json(&s.metrics, target, &body).await
+        }
+        // A form without a target: the query protocol, which only CloudWatch speaks here.
+        None if is_form(&headers) => cloudwatch::handle_query(&s.metrics, &body).await,
         _ => ApiError::unknown_operation("POST", "/ (without an X-Amz-Target this server serves)")
             .into_response(),
     }
+}
+
+/// Whether the body is a form (`application/x-www-form-urlencoded`).
+pub(crate) fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
 async fn fallback(method: Method, uri: Uri) -> Response {

@@ -11,7 +11,7 @@
 //!
 //! Errors take the shape of the API called: REST-JSON (`x-amzn-ErrorType` and
 //! `{"message"}`) for Lambda and the control API, JSON protocol (`__type`,
-//! `message`) for SQS.
+//! `message`) for SQS and CloudWatch Logs.
 
 use std::sync::Arc;
 
@@ -43,19 +43,35 @@ enum Api {
     Lambda,
     /// The SQS JSON protocol (`POST /` with `X-Amz-Target: AmazonSQS.*`).
     Sqs,
+    /// The CloudWatch metric API: AWS JSON 1.0 (`POST /` with `X-Amz-Target:
+    /// GraniteServiceVersion20100801.*`) or RPC v2 CBOR (`POST /service/…`).
+    CloudWatch(crate::api::CloudWatchWire),
+    /// CloudWatch Logs, JSON 1.1 (`X-Amz-Target: Logs_20140328.*`).
+    Logs,
 }
 
 impl Api {
     fn of(parts: &Parts) -> Self {
-        let sqs = parts.method == Method::POST
-            && parts.uri.path() == "/"
-            && parts
-                .headers
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|t| t.starts_with(stratus_queue::TARGET_PREFIX));
-        if sqs {
+        let target = (parts.method == Method::POST && parts.uri.path() == "/")
+            .then(|| parts.headers.get("x-amz-target"))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if target.starts_with(stratus_queue::TARGET_PREFIX) {
             Self::Sqs
+        } else if target.starts_with(stratus_iam::LOGS_TARGET_PREFIX) {
+            Self::Logs
+        } else if target.starts_with(crate::api::CLOUDWATCH_TARGET_PREFIX) {
+            Self::CloudWatch(crate::api::CloudWatchWire::Json)
+        } else if parts.uri.path().starts_with(crate::api::CLOUDWATCH_PREFIX) {
+            Self::CloudWatch(crate::api::CloudWatchWire::Cbor)
+        } else if parts.method == Method::POST
+            && parts.uri.path() == "/"
+            && target.is_empty()
+            && crate::api::is_form(&parts.headers)
+        {
+            // The query protocol (a form to `/`): only CloudWatch's here.
+            Self::CloudWatch(crate::api::CloudWatchWire::Query)
         } else {
             Self::Lambda
         }
@@ -66,6 +82,8 @@ impl Api {
         match self {
             Self::Lambda => "lambda",
             Self::Sqs => "sqs",
+            Self::CloudWatch(_) => "monitoring",
+            Self::Logs => "logs",
         }
     }
 }
@@ -289,22 +307,31 @@ fn reject(api: Api, e: &AuthError) -> Response {
 fn reject_api(api: Api, e: ApiError) -> Response {
     match api {
         Api::Lambda => e.into_response(),
-        Api::Sqs => error_response(api, e.status(), e.error_type(), &e.message),
+        Api::Sqs | Api::Logs | Api::CloudWatch(_) => {
+            error_response(api, e.status(), e.error_type(), &e.message)
+        }
     }
 }
 
 fn error_response(api: Api, status: StatusCode, error_type: &str, message: &str) -> Response {
+    if let Api::CloudWatch(wire) = api {
+        return crate::api::cloudwatch_error(wire, status, error_type, error_type, message);
+    }
     let (content_type, body) = match api {
         Api::Lambda => (
             "application/json",
             serde_json::json!({ "message": message }),
         ),
-        Api::Sqs => (
+        Api::Sqs | Api::CloudWatch(_) => (
             "application/x-amz-json-1.0",
             serde_json::json!({
                 "__type": format!("com.amazon.coral.service#{error_type}"),
                 "message": message,
             }),
+        ),
+        Api::Logs => (
+            "application/x-amz-json-1.1",
+            serde_json::json!({ "__type": error_type, "message": message }),
         ),
     };
     let mut resp = (status, [("content-type", content_type)], body.to_string()).into_response();

@@ -1,0 +1,360 @@
+"""The CloudWatch Logs read API through the real AWS SDK for Python (boto3).
+
+Usage: boto3_logs.py ENDPOINT FIXTURES_DIR. Creates a Python function, invokes it,
+and reads its log group, streams and events back with the `logs` client: paging
+every call, filter patterns, a follow loop as `aws logs tail --follow` runs it,
+and the errors of malformed calls. Exits non-zero on the first mismatch.
+"""
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+import zipfile
+
+import boto3
+import botocore.session
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+import urllib.request
+import urllib.error
+
+endpoint, fixtures = sys.argv[1], sys.argv[2]
+cfg = Config(retries={"max_attempts": 1})
+lam = boto3.client("lambda", endpoint_url=endpoint, region_name="us-east-1", config=cfg)
+logs = boto3.client("logs", endpoint_url=endpoint, region_name="us-east-1", config=cfg)
+GROUP = "/aws/lambda/logged"
+
+
+def zip_dir(path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in sorted(os.listdir(path)):
+            z.write(os.path.join(path, name), name)
+    return buf.getvalue()
+
+
+def invoke(payload):
+    r = lam.invoke(FunctionName="logged", Payload=json.dumps(payload).encode())
+    assert r["StatusCode"] == 200 and "FunctionError" not in r, r
+    return json.loads(r["Payload"].read())
+
+
+def fails(call, code, *needles):
+    try:
+        call()
+    except ClientError as e:
+        err = e.response["Error"]
+        assert err["Code"] == code, (code, e.response)
+        assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400, e.response
+        for n in needles:
+            assert n in err["Message"], (n, err["Message"])
+        return err["Message"]
+    raise SystemExit(f"expected {code}")
+
+
+def wait_for(what, check, timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.time() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def filtered(**kw):
+    """Every event FilterLogEvents returns for kw, over all its pages."""
+    out, token, pages = [], None, 0
+    while True:
+        args = dict(kw, logGroupName=GROUP)
+        if token:
+            args["nextToken"] = token
+        r = logs.filter_log_events(**args)
+        out += r["events"]
+        pages += 1
+        token = r.get("nextToken")
+        if not token:
+            return out, pages
+
+
+lam.create_function(
+    FunctionName="logged",
+    Runtime="python3.11",
+    Role="arn:aws:iam::000000000000:role/x",
+    Handler="app.handler",
+    Code={"ZipFile": zip_dir(os.path.join(fixtures, "python"))},
+)
+t0 = int(time.time() * 1000)
+for word in ["alpha", "beta", "gamma alpha"]:
+    invoke({"word": word})
+# Two at once: a second environment, so a second log stream.
+threads = [
+    threading.Thread(target=invoke, args=({"action": "sleep", "ms": 800},)) for _ in range(2)
+]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+
+# --- DescribeLogGroups
+groups = wait_for(
+    "the log group",
+    lambda: logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/log")["logGroups"],
+)
+assert [g["logGroupName"] for g in groups] == [GROUP], groups
+g = groups[0]
+assert g["arn"] == f"arn:aws:logs:us-east-1:000000000000:log-group:{GROUP}:*", g
+assert g["logGroupArn"] == f"arn:aws:logs:us-east-1:000000000000:log-group:{GROUP}", g
+assert t0 - 5000 <= g["creationTime"] <= time.time() * 1000, (t0, g)
+assert logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/nope")["logGroups"] == []
+assert [
+    x["logGroupName"]
+    for x in logs.describe_log_groups(logGroupNamePattern="GGED")["logGroups"]
+] == [GROUP]
+all_groups = [
+    x["logGroupName"]
+    for page in logs.get_paginator("describe_log_groups").paginate(PaginationConfig={"PageSize": 1})
+    for x in page["logGroups"]
+]
+assert all_groups == [GROUP], all_groups
+
+# --- DescribeLogStreams: both environments' streams, paged one at a time.
+def stream_list(**kw):
+    pages = logs.get_paginator("describe_log_streams").paginate(
+        logGroupName=GROUP, PaginationConfig={"PageSize": 1}, **kw
+    )
+    return [s for page in pages for s in page["logStreams"]]
+
+
+streams = wait_for("two log streams", lambda: (lambda s: s if len(s) == 2 else None)(stream_list()))
+names = [s["logStreamName"] for s in streams]
+assert names == sorted(names), names
+for s in streams:
+    assert re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", s["logStreamName"]), s
+    assert s["firstEventTimestamp"] <= s["lastEventTimestamp"], s
+    assert s["arn"].endswith(f"log-group:{GROUP}:log-stream:{s['logStreamName']}"), s
+by_time = stream_list(orderBy="LastEventTime", descending=True)
+assert [s["lastEventTimestamp"] for s in by_time] == sorted(
+    (s["lastEventTimestamp"] for s in by_time), reverse=True
+), by_time
+assert sorted(s["logStreamName"] for s in by_time) == names
+assert [s["logStreamName"] for s in stream_list(descending=True)] == names[::-1]
+prefix = names[0][: names[0].index("]") + 1]
+assert len(stream_list(logStreamNamePrefix=prefix)) == 2
+assert stream_list(logStreamNamePrefix="1999/") == []
+
+# The stream with the three greetings: the one whose events include "alpha".
+main = None
+for n in names:
+    ev = logs.get_log_events(logGroupName=GROUP, logStreamName=n, startFromHead=True)["events"]
+    if any("alpha" in e["message"] for e in ev):
+        main = n
+assert main, names
+
+# --- GetLogEvents: from the head, paged forward two at a time, then nothing newer.
+def get_all_forward(stream, limit):
+    out, token = [], None
+    while True:
+        args = dict(logGroupName=GROUP, logStreamName=stream, limit=limit, startFromHead=True)
+        if token:
+            args["nextToken"] = token
+        r = logs.get_log_events(**args)
+        if not r["events"]:
+            assert r["nextForwardToken"] == token, (r, token)
+            return out, token
+        out += r["events"]
+        token = r["nextForwardToken"]
+
+
+whole = logs.get_log_events(logGroupName=GROUP, logStreamName=main, startFromHead=True)["events"]
+msgs = [e["message"] for e in whole]
+assert msgs[0].startswith("START RequestId:"), msgs
+assert sum(m.startswith("REPORT RequestId:") for m in msgs) >= 3, msgs
+assert any("hello from python {'word': 'beta'}" in m for m in msgs), msgs
+for e in whole:
+    assert set(e) == {"timestamp", "message", "ingestionTime"}, e
+paged, _ = get_all_forward(main, 2)
+assert [e["message"] for e in paged] == msgs
+# Polling forward: the same token comes back while nothing is newer, and a new
+# invocation's lines arrive on it (in whichever environment's stream it ran).
+ends = {n: get_all_forward(n, 1000)[1] for n in names}
+for n, token in ends.items():
+    again = logs.get_log_events(logGroupName=GROUP, logStreamName=n, nextToken=token)
+    assert again["events"] == [] and again["nextForwardToken"] == token, again
+invoke({"word": "delta"})
+
+
+def newer():
+    got = []
+    for n, token in ends.items():
+        r = logs.get_log_events(logGroupName=GROUP, logStreamName=n, nextToken=token)
+        got += [e["message"] for e in r["events"]]
+    return got or None
+
+
+assert any("'delta'" in m for m in wait_for("delta on a forward token", newer)), "delta"
+# Without startFromHead: the newest events; the backward token pages to older ones.
+latest = logs.get_log_events(logGroupName=GROUP, logStreamName=main, limit=3)
+assert len(latest["events"]) == 3
+assert latest["events"][-1]["message"].startswith("REPORT"), latest
+older = logs.get_log_events(
+    logGroupName=GROUP, logStreamName=main, limit=3, nextToken=latest["nextBackwardToken"]
+)
+assert len(older["events"]) == 3
+assert older["events"][-1]["timestamp"] <= latest["events"][0]["timestamp"]
+# A time window.
+window = logs.get_log_events(
+    logGroupName=GROUP, logStreamName=main, startTime=whole[0]["timestamp"],
+    endTime=whole[0]["timestamp"] + 1, startFromHead=True,
+)["events"]
+assert window and all(e["timestamp"] == whole[0]["timestamp"] for e in window), window
+# The same through logGroupIdentifier as an ARN.
+by_arn = logs.get_log_events(
+    logGroupIdentifier=g["logGroupArn"], logStreamName=main, startFromHead=True
+)["events"]
+assert [e["message"] for e in by_arn][: len(msgs)] == msgs
+
+# --- FilterLogEvents: patterns, pages, streams, times.
+hello, _ = filtered(filterPattern='"hello from python"')
+assert len(hello) == 4, [e["message"] for e in hello]
+alpha, _ = filtered(filterPattern="alpha")
+assert len(alpha) == 2, alpha
+assert [e["message"] for e in filtered(filterPattern="alpha -gamma")[0]] == [
+    m for m in (e["message"] for e in alpha) if "gamma" not in m
+]
+either, _ = filtered(filterPattern="?beta ?gamma")
+assert len(either) == 2, either
+assert filtered(filterPattern="nothing-says-this")[0] == []
+everything, _ = filtered()
+one_by_one, pages = filtered(limit=1)
+assert pages >= len(everything), pages
+assert [e["eventId"] for e in one_by_one] == [e["eventId"] for e in everything]
+assert len({e["eventId"] for e in everything}) == len(everything)
+assert {e["logStreamName"] for e in everything} == set(names)
+ts = [e["timestamp"] for e in everything]
+only_main, _ = filtered(logStreamNames=[main])
+assert {e["logStreamName"] for e in only_main} == {main}
+assert len(only_main) < len(everything)
+assert filtered(startTime=int(time.time() * 1000) + 3_600_000)[0] == []
+mid = ts[len(ts) // 2]
+later, _ = filtered(startTime=mid)
+assert later and all(e["timestamp"] >= mid for e in later)
+earlier, _ = filtered(endTime=mid)
+assert earlier and all(e["timestamp"] <= mid for e in earlier)
+r = logs.filter_log_events(logGroupName=GROUP, filterPattern="alpha")
+assert {s["logStreamName"] for s in r["searchedLogStreams"]} == {main}, r
+paged = [
+    e
+    for page in logs.get_paginator("filter_log_events").paginate(
+        logGroupName=GROUP, PaginationConfig={"PageSize": 2}
+    )
+    for e in page["events"]
+]
+assert [e["eventId"] for e in paged] == [e["eventId"] for e in everything]
+
+# --- Following, as `aws logs tail --follow` does: FilterLogEvents from a start
+# time, interleaved, again every poll from the newest timestamp seen, skipping
+# events already shown by eventId. An invocation made while it follows shows up.
+seen, shown, stop = set(), [], threading.Event()
+
+
+def follow():
+    start = int(time.time() * 1000) - 1000
+    while not stop.is_set():
+        token = None
+        while True:
+            args = dict(logGroupName=GROUP, startTime=start, interleaved=True)
+            if token:
+                args["nextToken"] = token
+            r = logs.filter_log_events(**args)
+            for e in r["events"]:
+                if e["eventId"] not in seen:
+                    seen.add(e["eventId"])
+                    shown.append(e["message"])
+                    start = max(start, e["timestamp"])
+            token = r.get("nextToken")
+            if not token:
+                break
+        stop.wait(0.3)
+
+
+follower = threading.Thread(target=follow)
+follower.start()
+time.sleep(0.5)
+invoke({"word": "followed"})
+wait_for("the followed line", lambda: any("'followed'" in m for m in shown))
+stop.set()
+follower.join()
+assert sum("'followed'" in m for m in shown) == 1, shown
+
+# --- Errors.
+fails(lambda: logs.filter_log_events(logGroupName="/aws/lambda/none"),
+      "ResourceNotFoundException", "The specified log group does not exist.")
+fails(lambda: logs.describe_log_streams(logGroupName="/aws/lambda/none"),
+      "ResourceNotFoundException", "The specified log group does not exist.")
+fails(lambda: logs.get_log_events(logGroupName="/aws/lambda/none", logStreamName="x"),
+      "ResourceNotFoundException", "The specified log group does not exist.")
+fails(lambda: logs.get_log_events(logGroupName=GROUP, logStreamName="no-such-stream"),
+      "ResourceNotFoundException", "The specified log stream does not exist.")
+fails(lambda: logs.filter_log_events(logGroupName=GROUP, nextToken="garbage"),
+      "InvalidParameterException", "nextToken is invalid")
+fails(lambda: logs.get_log_events(logGroupName=GROUP, logStreamName=main, nextToken="f/x"),
+      "InvalidParameterException", "nextToken is invalid")
+fails(lambda: logs.describe_log_streams(logGroupName=GROUP, nextToken="garbage"),
+      "InvalidParameterException", "nextToken is invalid")
+fails(lambda: logs.filter_log_events(logGroupName=GROUP, filterPattern='{ $.level = "ERROR" }'),
+      "InvalidParameterException", "JSON filter patterns")
+fails(lambda: logs.filter_log_events(logGroupName=GROUP, filterPattern='"open'),
+      "InvalidParameterException", "unterminated quoted phrase")
+fails(lambda: logs.describe_log_streams(logGroupName=GROUP, orderBy="LastEventTime",
+                                        logStreamNamePrefix="2"),
+      "InvalidParameterException", "Cannot order by LastEventTime with a logStreamNamePrefix")
+fails(lambda: logs.filter_log_events(logGroupName=GROUP, logGroupIdentifier=GROUP),
+      "InvalidParameterException", "mutually exclusive")
+fails(lambda: logs.filter_log_events(logGroupIdentifier="arn:aws:s3:::bucket"),
+      "InvalidParameterException", "logGroupIdentifier")
+# What botocore would refuse before sending, sent anyway.
+raw = boto3.client("logs", endpoint_url=endpoint, region_name="us-east-1",
+                   config=Config(retries={"max_attempts": 1}, parameter_validation=False))
+fails(lambda: raw.filter_log_events(logGroupName=GROUP, limit=0),
+      "InvalidParameterException", "Value '0' at 'limit'", "greater than or equal to 1")
+fails(lambda: raw.get_log_events(logGroupName=GROUP, logStreamName=main, limit=10001),
+      "InvalidParameterException", "less than or equal to 10000")
+fails(lambda: raw.describe_log_groups(limit=51),
+      "InvalidParameterException", "less than or equal to 50")
+fails(lambda: raw.get_log_events(logGroupName=GROUP),
+      "InvalidParameterException", "logStreamName")
+fails(lambda: raw.filter_log_events(logGroupName="bad name!"),
+      "InvalidParameterException", "logGroupName")
+fails(lambda: raw.filter_log_events(logGroupName=GROUP, limit="ten"),
+      "SerializationException", "limit")
+
+
+def signed_post(target, body):
+    creds = botocore.session.Session().get_credentials()
+    req = AWSRequest(method="POST", url=endpoint + "/", data=body, headers={
+        "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.1"})
+    SigV4Auth(creds, "logs", "us-east-1").add_auth(req)
+    r = urllib.request.Request(endpoint + "/", data=body, headers=dict(req.headers), method="POST")
+    try:
+        with urllib.request.urlopen(r) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+status, body = signed_post("Logs_20140328.FilterLogEvents", b'{"logGroupName": ')
+assert status == 400 and body["__type"] == "SerializationException", (status, body)
+assert "Could not parse request body into json" in body["message"], body
+status, body = signed_post("Logs_20140328.FilterLogEvents", b'[1, 2]')
+assert status == 400 and body["__type"] == "SerializationException", (status, body)
+status, body = signed_post("Logs_20140328.PutLogEvents", b"{}")
+assert status == 400 and body["__type"] == "UnknownOperationException", (status, body)
+
+print("boto3 logs: all checks passed")

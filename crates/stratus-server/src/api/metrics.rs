@@ -1,0 +1,108 @@
+//! Metrics routes: `GET /metrics` (Prometheus text format), the dashboard's
+//! `GET /stratus/v1/metrics/series`, and the CloudWatch metric API in the RPC v2
+//! CBOR protocol (`POST /service/GraniteServiceVersion20100801/operation/{Op}`, see
+//! `cloudwatch.rs`).
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http::StatusCode;
+
+use super::{cloudwatch, json, AppState};
+use crate::error::ApiError;
+
+/// The dashboard's longest window: one day of minutes.
+const MAX_SERIES_MINUTES: i64 = 1440;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(prometheus))
+        .route("/stratus/v1/metrics/series", get(series))
+        .route(
+            "/service/GraniteServiceVersion20100801/operation/{op}",
+            post(cloudwatch_cbor),
+        )
+}
+
+/// `GET /metrics`.
+pub(crate) async fn prometheus(State(s): State<AppState>) -> Response {
+    scrape(&s.metrics).await
+}
+
+/// The Prometheus exposition of `store` (also served unsigned with `--metrics-open`).
+pub async fn scrape(store: &stratus_metrics::MetricsStore) -> Response {
+    store.sync().await;
+    (
+        StatusCode::OK,
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        store.prometheus(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct SeriesQuery {
+    function: Option<String>,
+    qualifier: Option<String>,
+    minutes: Option<i64>,
+    /// Epoch seconds; with `end`, instead of `minutes` (for `stratus metrics`).
+    start: Option<i64>,
+    end: Option<i64>,
+}
+
+/// `GET /stratus/v1/metrics/series?function=NAME[&qualifier=Q]&minutes=60`.
+async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Response {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let (from, to) = match (q.start, q.end) {
+        (Some(a), Some(b)) if a <= b && b - a <= 31 * 24 * 3600 => (a, b.min(now)),
+        (Some(_), Some(_)) => {
+            return ApiError::invalid("start must not be after end, and the range at most 31 days")
+                .into_response()
+        }
+        _ => {
+            let minutes = q.minutes.unwrap_or(60);
+            if !(1..=MAX_SERIES_MINUTES).contains(&minutes) {
+                return ApiError::invalid(format!(
+                    "minutes must be between 1 and {MAX_SERIES_MINUTES}, not {minutes}"
+                ))
+                .into_response();
+            }
+            (now - (minutes - 1) * 60, now)
+        }
+    };
+    if q.qualifier.is_some() && q.function.is_none() {
+        return ApiError::invalid("qualifier needs function").into_response();
+    }
+    s.metrics.sync().await;
+    let store = s.metrics.clone();
+    let (f, ql) = (q.function.clone(), q.qualifier.clone());
+    let points =
+        tokio::task::spawn_blocking(move || store.series(f.as_deref(), ql.as_deref(), from, to))
+            .await;
+    match points {
+        Ok(Ok(points)) => json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "function": q.function,
+                "qualifier": q.qualifier,
+                "period": 60,
+                "points": points,
+            }),
+        ),
+        Ok(Err(e)) => ApiError::service(e.to_string()).into_response(),
+        Err(e) => ApiError::service(e.to_string()).into_response(),
+    }
+}
+
+async fn cloudwatch_cbor(
+    State(s): State<AppState>,
+    Path(op): Path<String>,
+    body: Bytes,
+) -> Response {
+    cloudwatch::handle_cbor(&s.metrics, &op, &body).await
+}
