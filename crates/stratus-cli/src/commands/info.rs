@@ -352,13 +352,19 @@ pub(crate) async fn metrics(g: &Global, args: MetricsArgs) -> anyhow::Result<()>
         }
     }
     let api = Api::new(&g.endpoint);
+    // serverless metrics asks for hourly data points, daily past 24 hours.
+    let period = if end - start > time::Duration::days(1) {
+        86400
+    } else {
+        3600
+    };
     let (mut invocations, mut throttles, mut errors, mut duration_total) = (0.0, 0.0, 0.0, 0.0);
     for (key, f) in &p.service.functions {
         if args.function.as_ref().is_some_and(|only| only != key) {
             continue;
         }
         let path = format!(
-            "/stratus/v1/metrics/series?function={}&start={}&end={}",
+            "/stratus/v1/metrics/series?function={}&start={}&end={}&period={period}",
             f.name,
             start.unix_timestamp(),
             end.unix_timestamp()
