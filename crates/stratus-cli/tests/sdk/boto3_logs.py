@@ -357,4 +357,28 @@ assert status == 400 and body["__type"] == "SerializationException", (status, bo
 status, body = signed_post("Logs_20140328.PutLogEvents", b"{}")
 assert status == 400 and body["__type"] == "UnknownOperationException", (status, body)
 
+# Authentication failures in this API's shape: a wrong secret, and a signature
+# scoped to another service.
+creds = botocore.session.Session().get_credentials()
+wrong = boto3.client("logs", endpoint_url=endpoint, region_name="us-east-1", config=cfg,
+                     aws_access_key_id=creds.access_key, aws_secret_access_key="wrong")
+try:
+    wrong.describe_log_groups()
+    raise SystemExit("a wrong secret was accepted")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidSignatureException", e.response
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403, e.response
+req = AWSRequest(method="POST", url=endpoint + "/", data=b"{}", headers={
+    "X-Amz-Target": "Logs_20140328.DescribeLogGroups",
+    "Content-Type": "application/x-amz-json-1.1"})
+SigV4Auth(creds, "lambda", "us-east-1").add_auth(req)
+try:
+    urllib.request.urlopen(urllib.request.Request(
+        endpoint + "/", data=b"{}", headers=dict(req.headers), method="POST"))
+    raise SystemExit("a signature for another service was accepted")
+except urllib.error.HTTPError as e:
+    body = json.loads(e.read())
+    assert e.code == 403 and body["__type"] == "InvalidSignatureException", (e.code, body)
+    assert e.headers["content-type"] == "application/x-amz-json-1.1", e.headers
+
 print("boto3 logs: all checks passed")
