@@ -207,6 +207,27 @@ def newer():
 
 wait_for("delta on a forward token", newer)
 wait_reports(6)
+# A read that finds nothing (a window before every event) hands back a forward
+# token from which only lines stored afterwards are read.
+empty_ends = {}
+for n in names:
+    r = logs.get_log_events(logGroupName=GROUP, logStreamName=n, endTime=1)
+    assert r["events"] == [], r
+    empty_ends[n] = r["nextForwardToken"]
+invoke({"word": "epsilon"})
+
+
+def after_empty():
+    got = []
+    for n, token in empty_ends.items():
+        got += [e["message"] for e in logs.get_log_events(
+            logGroupName=GROUP, logStreamName=n, nextToken=token)["events"]]
+    return got if any("'epsilon'" in m for m in got) else None
+
+
+got = wait_for("epsilon after an empty read", after_empty)
+assert not any("'alpha'" in m or "'delta'" in m for m in got), got
+wait_reports(7)
 # Without startFromHead: the newest events; the backward token pages to older ones.
 latest = logs.get_log_events(logGroupName=GROUP, logStreamName=main, limit=3)
 assert len(latest["events"]) == 3
@@ -230,7 +251,7 @@ assert [e["message"] for e in by_arn][: len(msgs)] == msgs
 
 # --- FilterLogEvents: patterns, pages, streams, times.
 hello, _ = filtered(filterPattern='"hello from python"')
-assert len(hello) == 4, [e["message"] for e in hello]
+assert len(hello) == 5, [e["message"] for e in hello]
 alpha, _ = filtered(filterPattern="alpha")
 assert len(alpha) == 2, alpha
 assert [e["message"] for e in filtered(filterPattern="alpha -gamma")[0]] == [

@@ -544,7 +544,12 @@ fn get_log_events(s: &AppState, r: GetLogEvents) -> Result<Value, LogsError> {
         // polling forward gets its own token back until something new arrives.
         _ => match dir {
             Direction::After(id) => (format!("f/{id}"), format!("b/{}", id.saturating_add(1))),
-            Direction::Before(id) => (format!("f/{}", id.saturating_sub(1)), format!("b/{id}")),
+            // Nothing before `id`: reading forward from here must see only lines
+            // stored from now on (a request without a token starts at the end).
+            Direction::Before(id) => {
+                let now = s.logs.last_id()?.min(id.saturating_sub(1));
+                (format!("f/{now}"), format!("b/{id}"))
+            }
         },
     };
     let events: Vec<Value> = rows

@@ -118,6 +118,14 @@ impl LogStore {
         found
     }
 
+    /// The id of the newest stored line (0 when there is none): a position after
+    /// which every line is new.
+    pub fn last_id(&self) -> rusqlite::Result<i64> {
+        let conn = self.reader.lock();
+        let id: Option<i64> = conn.query_row("SELECT max(id) FROM lines", [], |r| r.get(0))?;
+        Ok(id.unwrap_or(0))
+    }
+
     /// The name of the group with id `grp`.
     pub fn group_name(&self, grp: i64) -> rusqlite::Result<Option<String>> {
         let conn = self.reader.lock();
