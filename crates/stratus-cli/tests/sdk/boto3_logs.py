@@ -123,6 +123,14 @@ assert [
     x["logGroupName"]
     for x in logs.describe_log_groups(logGroupNamePattern="GGED")["logGroups"]
 ] == [GROUP]
+assert [
+    x["logGroupName"]
+    for x in logs.describe_log_groups(
+        logGroupIdentifiers=[g["logGroupArn"], "/aws/lambda/none"]
+    )["logGroups"]
+] == [GROUP]
+assert logs.describe_log_groups(logGroupClass="INFREQUENT_ACCESS")["logGroups"] == []
+assert len(logs.describe_log_groups(logGroupClass="STANDARD")["logGroups"]) == 1
 all_groups = [
     x["logGroupName"]
     for page in logs.get_paginator("describe_log_groups").paginate(PaginationConfig={"PageSize": 1})
