@@ -235,6 +235,10 @@ pub(crate) struct ServerArgs {
     /// The linux driver's seccomp filter: on or off.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     seccomp: String,
+    /// Simulated seconds per real second of the autoscaler's clock (tests and
+    /// benchmarks: 60 makes a real second a minute of alarms and schedules).
+    #[arg(long, default_value_t = 1.0, hide = true)]
+    autoscale_clock_speed: f64,
 }
 
 impl ServerArgs {
@@ -265,6 +269,7 @@ impl ServerArgs {
             _ => stratus_server::SandboxMode::Auto,
         };
         cfg.seccomp = self.seccomp == "on";
+        cfg.autoscale_clock_speed = self.autoscale_clock_speed;
         cfg
     }
 }

@@ -22,7 +22,8 @@ mod policy;
 mod wildcard;
 
 pub use classify::{
-    classify, needs_body, ClassifyError, HttpRequest, Protocol, Request, Scope, STRATUS_ACTIONS,
+    classify, needs_body, ClassifyError, HttpRequest, Protocol, Request, Scope,
+    AUTOSCALING_TARGET_PREFIX, STRATUS_ACTIONS,
 };
 pub use deny::{access_denied, denied_message, AccessDenied};
 pub use policy::{

@@ -2,6 +2,7 @@
 //! core (registry, scheduler, logs) and back; errors leave through [`ApiError`].
 //! [`app`] assembles them, so tests can drive the router without a socket.
 
+mod autoscaling;
 mod concurrency;
 mod event_config;
 mod functions;
@@ -35,6 +36,8 @@ pub(crate) const MAX_BODY: usize = limits::CODE_UPLOAD_BODY_BYTES;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// Provisioned-concurrency autoscaling (Application Auto Scaling).
+    pub autoscaler: crate::autoscale::Autoscaler,
     /// Functions, versions, aliases and concurrency settings.
     pub registry: Arc<Registry>,
     /// Deployments and event sources (functions are the registry's).
@@ -98,6 +101,7 @@ pub fn app(state: AppState) -> Router {
         .merge(services::routes())
         .merge(mappings::routes())
         .merge(tags::routes())
+        .merge(autoscaling::routes())
         .route("/", limits::limited_sqs(axum::routing::post(sqs)))
         .fallback(fallback);
     // Routes with a limit of their own (uploads, deployments, SQS) keep it; Invoke
@@ -115,6 +119,9 @@ async fn sqs(
     match headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         Some(target) if target.starts_with(stratus_queue::TARGET_PREFIX) => {
             stratus_queue::handle(&s.queues, target, &body).await
+        }
+        Some(target) if target.starts_with(autoscaling::TARGET_PREFIX) => {
+            autoscaling::handle(s, target.to_string(), body).await
         }
         _ => ApiError::unknown_operation("POST", "/ (without an X-Amz-Target this server serves)")
             .into_response(),

@@ -42,6 +42,8 @@ enum Api {
     Lambda,
     /// The SQS JSON protocol (`POST /` with `X-Amz-Target: AmazonSQS.*`).
     Sqs,
+    /// Application Auto Scaling (`X-Amz-Target: AnyScaleFrontendService.*`, JSON 1.1).
+    AutoScaling,
 }
 
 impl Api {
@@ -53,8 +55,20 @@ impl Api {
                 .get("x-amz-target")
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|t| t.starts_with(stratus_queue::TARGET_PREFIX));
+        let target = || {
+            parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+        };
         if sqs {
             Self::Sqs
+        } else if parts.method == Method::POST
+            && parts.uri.path() == "/"
+            && target().starts_with(stratus_iam::AUTOSCALING_TARGET_PREFIX)
+        {
+            Self::AutoScaling
         } else {
             Self::Lambda
         }
@@ -65,6 +79,7 @@ impl Api {
         match self {
             Self::Lambda => "lambda",
             Self::Sqs => "sqs",
+            Self::AutoScaling => "application-autoscaling",
         }
     }
 }
@@ -274,7 +289,7 @@ fn reject(api: Api, e: &AuthError) -> Response {
 fn reject_api(api: Api, e: ApiError) -> Response {
     match api {
         Api::Lambda => e.into_response(),
-        Api::Sqs => error_response(api, e.status(), e.error_type(), &e.message),
+        Api::Sqs | Api::AutoScaling => error_response(api, e.status(), e.error_type(), &e.message),
     }
 }
 
@@ -283,6 +298,10 @@ fn error_response(api: Api, status: StatusCode, error_type: &str, message: &str)
         Api::Lambda => (
             "application/json",
             serde_json::json!({ "message": message }),
+        ),
+        Api::AutoScaling => (
+            "application/x-amz-json-1.1",
+            serde_json::json!({ "__type": error_type, "message": message }),
         ),
         Api::Sqs => (
             "application/x-amz-json-1.0",
