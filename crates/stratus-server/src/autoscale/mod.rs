@@ -615,7 +615,7 @@ impl Autoscaler {
             let points = live.series.datapoints(p.statistic);
             match tracking::evaluate(&p.tracking(), &points, current, range, now, &live.cooldowns) {
                 Some(d) if d.alarm == Alarm::High => {
-                    if out.as_ref().map_or(true, |(o, _)| d.to > o.to) {
+                    if out.as_ref().is_none_or(|(o, _)| d.to > o.to) {
                         out = Some((d, p.clone()));
                     }
                 }
@@ -891,7 +891,7 @@ impl Autoscaler {
             .state
             .lock()
             .values()
-            .filter(|l| ids.map_or(true, |ids| ids.contains(&l.target.resource_id)))
+            .filter(|l| ids.is_none_or(|ids| ids.contains(&l.target.resource_id)))
             .map(|l| l.target.clone())
             .collect()
     }
@@ -902,9 +902,9 @@ impl Autoscaler {
             .state
             .lock()
             .values()
-            .filter(|l| resource_id.map_or(true, |r| r == l.target.resource_id))
+            .filter(|l| resource_id.is_none_or(|r| r == l.target.resource_id))
             .flat_map(|l| l.policies.values())
-            .filter(|p| names.map_or(true, |n| n.contains(&p.name)))
+            .filter(|p| names.is_none_or(|n| n.contains(&p.name)))
             .cloned()
             .collect()
     }
@@ -915,9 +915,9 @@ impl Autoscaler {
             .state
             .lock()
             .values()
-            .filter(|l| resource_id.map_or(true, |r| r == l.target.resource_id))
+            .filter(|l| resource_id.is_none_or(|r| r == l.target.resource_id))
             .flat_map(|l| l.scheduled.values())
-            .filter(|s| names.map_or(true, |n| n.contains(&s.action.name)))
+            .filter(|s| names.is_none_or(|n| n.contains(&s.action.name)))
             .map(|s| s.action.clone())
             .collect()
     }
@@ -942,7 +942,7 @@ impl Autoscaler {
             let state = self.inner.state.lock();
             state
                 .values()
-                .filter(|l| function.map_or(true, |f| f == l.target.function))
+                .filter(|l| function.is_none_or(|f| f == l.target.function))
                 .map(|l| {
                     (
                         l.target.clone(),
