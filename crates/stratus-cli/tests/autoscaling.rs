@@ -330,3 +330,154 @@ async fn scheduled_actions_set_min_and_max_and_survive_a_restart() {
     );
     assert_eq!(requested(&s, "sched", "live").await, 3);
 }
+
+const SERVICE_YML: &str = r#"service: scaledsvc
+
+provider:
+  name: aws
+  runtime: python3.11
+
+plugins:
+  - serverless-provisioned-concurrency-autoscaling
+
+functions:
+  api:
+    handler: app.handler
+    provisionedConcurrency: 1
+    concurrencyAutoscaling:
+      enabled: true
+      minimum: 2
+      maximum: 5
+      usage: 0.6
+      scaleInCooldown: 60
+      customMetric:
+        statistic: maximum
+      scheduledActions:
+        - name: morning
+          schedule: cron(0 8 ? * MON-FRI *)
+          timezone: Europe/Paris
+          action:
+            minimum: 3
+            maximum: 5
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serverless_yml_registers_and_removes_autoscaling() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let ep = format!("http://{}", s.addr);
+    let project = dir.path().join("svc");
+    copy_tree(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python"),
+        &project,
+    );
+    std::fs::write(project.join("serverless.yml"), SERVICE_YML).unwrap();
+    let out = stratus_ok(&project, &ep, &["deploy"]).await;
+    assert!(out.contains("Service deployed"), "{out}");
+
+    let rid = "function:scaledsvc-dev-api:provisioned";
+    let t = aas_ok(
+        &s,
+        "DescribeScalableTargets",
+        json!({"ServiceNamespace": "lambda"}),
+    )
+    .await;
+    let t = &t["ScalableTargets"];
+    assert_eq!(t.as_array().unwrap().len(), 1, "{t}");
+    assert_eq!(t[0]["ResourceId"], rid);
+    assert_eq!(
+        (t[0]["MinCapacity"].as_u64(), t[0]["MaxCapacity"].as_u64()),
+        (Some(2), Some(5))
+    );
+    // provisionedConcurrency 1 is below the minimum: the deployment warms 2 on the
+    // version the alias points at (where Stratus keeps the config), and the
+    // autoscaler scales that config, not one added beside it on the alias.
+    assert_eq!(requested(&s, "scaledsvc-dev-api", "1").await, 2);
+    assert_eq!(requested(&s, "scaledsvc-dev-api", "provisioned").await, 0);
+    let p = aas_ok(
+        &s,
+        "DescribeScalingPolicies",
+        json!({"ServiceNamespace": "lambda", "ResourceId": rid}),
+    )
+    .await;
+    let c = &p["ScalingPolicies"][0]["TargetTrackingScalingPolicyConfiguration"];
+    assert_eq!(c["TargetValue"], 0.6);
+    assert_eq!(c["ScaleInCooldown"], 60);
+    assert_eq!(c["ScaleOutCooldown"], 0);
+    assert_eq!(c["CustomizedMetricSpecification"]["Statistic"], "Maximum");
+    let sa = aas_ok(
+        &s,
+        "DescribeScheduledActions",
+        json!({"ServiceNamespace": "lambda", "ResourceId": rid}),
+    )
+    .await;
+    let sa = &sa["ScheduledActions"][0];
+    assert_eq!(sa["ScheduledActionName"], "morning");
+    assert_eq!(sa["Timezone"], "Europe/Paris");
+    assert_eq!(
+        sa["ScalableTargetAction"],
+        json!({"MinCapacity": 3, "MaxCapacity": 5})
+    );
+
+    // `stratus info` shows the block.
+    let info = stratus_ok(&project, &ep, &["info"]).await;
+    assert!(
+        info.contains(&format!(
+            "autoscaling {rid}: min 2, max 5, current 2, target utilization 0.6"
+        )),
+        "{info}"
+    );
+    assert!(
+        info.contains("scheduled morning: cron(0 8 ? * MON-FRI *) (Europe/Paris) -> min 3 max 5"),
+        "{info}"
+    );
+
+    // A second deployment with nothing changed changes nothing.
+    let out = stratus_ok(&project, &ep, &["deploy", "--verbose"]).await;
+    assert!(!out.contains("autoscaling function:"), "{out}");
+    assert!(!out.contains("target tracking"), "{out}");
+
+    // Without the key, the target, policy and schedule go; the floor stays what
+    // provisionedConcurrency says.
+    let plain = SERVICE_YML
+        .split("    concurrencyAutoscaling:")
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(project.join("serverless.yml"), plain).unwrap();
+    stratus_ok(&project, &ep, &["deploy"]).await;
+    let t = aas_ok(
+        &s,
+        "DescribeScalableTargets",
+        json!({"ServiceNamespace": "lambda"}),
+    )
+    .await;
+    assert_eq!(t["ScalableTargets"], json!([]));
+    let p = aas_ok(
+        &s,
+        "DescribeScalingPolicies",
+        json!({"ServiceNamespace": "lambda"}),
+    )
+    .await;
+    assert_eq!(p["ScalingPolicies"], json!([]));
+    assert_eq!(requested(&s, "scaledsvc-dev-api", "1").await, 1);
+
+    // Back on, then `stratus remove` deregisters it.
+    std::fs::write(project.join("serverless.yml"), SERVICE_YML).unwrap();
+    stratus_ok(&project, &ep, &["deploy"]).await;
+    let t = aas_ok(
+        &s,
+        "DescribeScalableTargets",
+        json!({"ServiceNamespace": "lambda"}),
+    )
+    .await;
+    assert_eq!(t["ScalableTargets"].as_array().unwrap().len(), 1);
+    stratus_ok(&project, &ep, &["remove"]).await;
+    let t = aas_ok(
+        &s,
+        "DescribeScalableTargets",
+        json!({"ServiceNamespace": "lambda"}),
+    )
+    .await;
+    assert_eq!(t["ScalableTargets"], json!([]));
+}

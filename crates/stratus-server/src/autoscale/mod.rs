@@ -16,7 +16,7 @@
 //! when every policy asks for one (the largest of their capacities).
 //!
 //! **Scheduled actions.** `at()`, `rate()` or `cron()` in a time zone, within
-//! StartTime/EndTime ([`scheduled`]); when one runs it sets the target's min and/or
+//! StartTime/EndTime (`stratus_schedule::zoned`); when one runs it sets the target's min and/or
 //! max, and the current capacity is clamped into the new range.
 //!
 //! **The metric.** Every tick (5 s of autoscaler time) the [`UtilizationSource`]
@@ -41,8 +41,8 @@
 //! restarts); series and cooldowns start afresh after a restart.
 
 mod clock;
+mod deployed;
 pub mod model;
-pub mod scheduled;
 pub mod store;
 pub mod tracking;
 
@@ -52,6 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
+use stratus_schedule::zoned as scheduled;
 use stratus_scheduler::Scheduler;
 use time::OffsetDateTime;
 
@@ -449,17 +450,41 @@ impl Autoscaler {
         });
     }
 
+    /// Where the provisioned config that `function:qualifier` scales lives: on the
+    /// qualifier itself when it has one; else, for an alias, on the version it
+    /// points at when that has one (how `provisionedConcurrency` in serverless.yml
+    /// is deployed: the config on the version, the alias `provisioned` on top);
+    /// else the qualifier.
+    fn config_qualifier(&self, function: &str, qualifier: &str) -> String {
+        let reg = &self.inner.registry;
+        if reg.get_provisioned(function, Some(qualifier)).is_ok() {
+            return qualifier.to_string();
+        }
+        match reg.get_alias(function, qualifier) {
+            Ok(a)
+                if reg
+                    .get_provisioned(function, Some(&a.function_version))
+                    .is_ok() =>
+            {
+                a.function_version
+            }
+            _ => qualifier.to_string(),
+        }
+    }
+
     /// The provisioned concurrency of `function:qualifier` now (0 when none).
     fn current(&self, function: &str, qualifier: &str) -> u32 {
+        let q = self.config_qualifier(function, qualifier);
         self.inner
             .registry
-            .get_provisioned(function, Some(qualifier))
+            .get_provisioned(function, Some(&q))
             .map(|(s, _)| s.requested)
             .unwrap_or(0)
     }
 
     /// Sets the provisioned concurrency of `function:qualifier` to `n`.
     fn set(&self, function: &str, qualifier: &str, n: u32) -> Result<(), String> {
+        let qualifier = &self.config_qualifier(function, qualifier);
         let reg = &self.inner.registry;
         if n == 0 {
             return match reg.delete_provisioned(function, Some(qualifier)) {

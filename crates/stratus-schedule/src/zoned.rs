@@ -1,14 +1,16 @@
-//! Scheduled actions' schedules: `at(yyyy-mm-ddThh:mm:ss)` (once), `rate(...)` and
-//! `cron(...)` (the EventBridge language of `stratus-schedule`), read in an IANA time
-//! zone (`jiff`'s bundled tz database) and bounded by StartTime/EndTime.
+//! Schedules of Application Auto Scaling's scheduled actions: `at(yyyy-mm-ddThh:mm:ss)`
+//! (once), `rate(...)` and `cron(...)` (this crate's EventBridge language), read in
+//! an IANA time zone (`jiff`'s bundled tz database) and bounded by StartTime/EndTime.
+//! Used by the server's autoscaler and to check `concurrencyAutoscaling` in
+//! serverless.yml.
 //!
 //! A cron is matched against the wall-clock time of its zone: the next matching
 //! local minute is found by `stratus-schedule` on local civil time, then turned back
 //! into an instant (a local time skipped by a DST change runs at the first instant
 //! after the gap, as jiff's "compatible" rule has it).
 
+use crate::Schedule;
 use jiff::tz::TimeZone;
-use stratus_schedule::Schedule;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 /// A parsed schedule with its zone.
@@ -39,7 +41,7 @@ pub fn parse(schedule: &str, timezone: Option<&str>) -> Result<When, String> {
         })?;
         Expr::At(dt)
     } else if s.starts_with("rate(") || s.starts_with("cron(") {
-        Expr::Every(stratus_schedule::parse(s).map_err(|e| format!("Invalid schedule {e}"))?)
+        Expr::Every(crate::parse(s).map_err(|e| format!("Invalid schedule {e}"))?)
     } else {
         return Err(format!(
             "Invalid schedule {s}: expected at(yyyy-mm-ddThh:mm:ss), rate(value unit) or cron(fields)"
