@@ -481,3 +481,50 @@ async fn serverless_yml_registers_and_removes_autoscaling() {
     .await;
     assert_eq!(t["ScalableTargets"], json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_lambda_refuses_is_a_failed_activity() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    function_with_alias(&s, "capped").await;
+    let r = s
+        .api
+        .call(
+            "PUT",
+            "/2017-10-31/functions/capped/concurrency",
+            &[],
+            json!({"ReservedConcurrentExecutions": 1}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rid = "function:capped:live";
+    // The minimum asks for more than the reservation allows: the target is
+    // registered, the change it makes fails, and says why.
+    aas_ok(
+        &s,
+        "RegisterScalableTarget",
+        json!({"ServiceNamespace": "lambda", "ResourceId": rid, "ScalableDimension": DIM,
+               "MinCapacity": 2, "MaxCapacity": 3}),
+    )
+    .await;
+    let acts = aas_ok(
+        &s,
+        "DescribeScalingActivities",
+        json!({"ServiceNamespace": "lambda", "ResourceId": rid}),
+    )
+    .await;
+    let a = &acts["ScalingActivities"][0];
+    assert_eq!(a["StatusCode"], "Failed", "{a}");
+    assert_eq!(a["Description"], "Setting desired concurrency to 2.");
+    assert!(
+        a["StatusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("reservedConcurrentExecution for function (1)"),
+        "{a}"
+    );
+    assert_eq!(requested(&s, "capped", "live").await, 0);
+    let o = overview(&s, "capped").await;
+    assert_eq!(o["activities"][0]["status"], "Failed");
+}
