@@ -250,6 +250,10 @@ pub(crate) struct ServerArgs {
     /// the invocation's `request_id` in `span`/`spans` on lines about it).
     #[arg(long, default_value = "text", value_parser = ["text", "json"], env = "STRATUS_LOG_FORMAT")]
     log_format: String,
+    /// Simulated seconds per real second of the autoscaler's clock (tests and
+    /// benchmarks: 60 makes a real second a minute of alarms and schedules).
+    #[arg(long, default_value_t = 1.0, hide = true)]
+    autoscale_clock_speed: f64,
 }
 
 /// `14d`, `36h`, `90m`.
@@ -304,6 +308,7 @@ impl ServerArgs {
         cfg.metrics.retention = self.metrics_retention;
         cfg.metrics.record = !self.no_metrics_recording;
         cfg.metrics_open = self.metrics_open;
+        cfg.autoscale_clock_speed = self.autoscale_clock_speed;
         cfg
     }
 }

@@ -139,7 +139,8 @@ impl Signer {
 
     /// Signs a request about to be sent to `uri` (sets `Host` unless set, the `X-Amz-*`
     /// headers and `Authorization`). SQS requests (`X-Amz-Target: AmazonSQS.*`) are
-    /// signed for `sqs`, everything else for `lambda`.
+    /// signed for `sqs`, Application Auto Scaling ones (`AnyScaleFrontendService.*`)
+    /// for `application-autoscaling`, everything else for `lambda`.
     pub fn sign(&self, method: &str, uri: &Uri, headers: &mut HeaderMap, body: &[u8]) {
         let Some(creds) = &self.creds else { return };
         // A Host the caller set is the one sent, so it is the one signed.
@@ -151,14 +152,21 @@ impl Signer {
                 headers.insert(http::header::HOST, host);
             }
         }
-        let sqs = headers
+        let target = headers
             .get("x-amz-target")
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|t| t.starts_with("AmazonSQS."));
+            .unwrap_or_default();
+        let service = if target.starts_with("AmazonSQS.") {
+            "sqs"
+        } else if target.starts_with("AnyScaleFrontendService.") {
+            "application-autoscaling"
+        } else {
+            "lambda"
+        };
         stratus_auth::sign::sign_request(
             creds,
             &self.region,
-            if sqs { "sqs" } else { "lambda" },
+            service,
             method,
             uri.path(),
             uri.query(),

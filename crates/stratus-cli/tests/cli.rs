@@ -191,16 +191,21 @@ async fn the_serverless_workflow_end_to_end() {
         text(&bad)
     );
 
-    // Metrics count what ran.
-    let m = ok(stratus(&dir, &ep, &["metrics"]).await);
-    let row: Vec<&str> = m
-        .lines()
-        .find(|l| l.starts_with("hello"))
-        .expect("a row for hello")
-        .split_whitespace()
-        .collect();
-    assert!(row[1].parse::<u64>().unwrap() >= 4, "{m}");
-    assert_eq!((row[2], row[3]), ("0", "0"), "{m}");
+    // Metrics count what ran, as `serverless metrics` prints them.
+    let m = ok(stratus(&dir, &ep, &["metrics", "-f", "hello"]).await);
+    assert!(m.starts_with("hello\n"), "{m}");
+    let figure = |name: &str| {
+        m.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {m}"))
+            .to_string()
+    };
+    assert!(figure("invocations").parse::<u64>().unwrap() >= 4, "{m}");
+    assert_eq!(
+        (figure("errors"), figure("throttles")),
+        ("0".into(), "0".into()),
+        "{m}"
+    );
 
     // deploy function -f, another stage, then remove.
     std::fs::write(

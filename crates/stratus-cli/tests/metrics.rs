@@ -358,12 +358,21 @@ async fn provisioned_throttle_async_and_queue_metrics() {
         "{t}"
     );
 
-    // Async: received, then dropped after its only attempt fails.
+    // Async: received, then dropped after its only attempt fails; its failure
+    // destination and dead-letter queue do not exist, so both deliveries fail.
+    let nowhere = "arn:aws:lambda:us-east-1:000000000000:function:nowhere";
     call(
         &s,
         "PUT",
         "/2019-09-25/functions/p/event-invoke-config",
-        json!({"MaximumRetryAttempts": 0}),
+        json!({"MaximumRetryAttempts": 0, "DestinationConfig": {"OnFailure": {"Destination": nowhere}}}),
+    )
+    .await;
+    call(
+        &s,
+        "PUT",
+        "/2015-03-31/functions/p/configuration",
+        json!({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:000000000000:missing"}}),
     )
     .await;
     for payload in ["{}", r#"{"action":"error"}"#] {
@@ -389,6 +398,7 @@ async fn provisioned_throttle_async_and_queue_metrics() {
     }
     assert_eq!(total(&a, "AsyncEventsReceived"), 2.0, "{a}");
     assert_eq!(total(&a, "AsyncEventsDropped"), 1.0, "{a}");
+    assert_eq!(total(&a, "DeadLetterErrors"), 1.0, "{a}");
     let (_, prom) = get(&s, "/metrics").await;
     assert!(
         prom.contains(
@@ -398,6 +408,16 @@ async fn provisioned_throttle_async_and_queue_metrics() {
     );
     assert!(
         prom.contains(r#"stratus_lambda_provisioned_concurrency_utilization{function_name="p",resource="p:live"}"#),
+        "{prom}"
+    );
+    assert!(
+        prom.contains(
+            r#"stratus_lambda_destination_delivery_failures_total{function_name="p",resource=""} 1"#
+        ),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("stratus_lambda_async_event_age_seconds_count{"),
         "{prom}"
     );
 

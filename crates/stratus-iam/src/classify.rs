@@ -10,7 +10,8 @@
 //! call names a version or alias (as in Lambda, a policy on the unqualified ARN does
 //! not cover the qualified one; a call that names a qualifier twice, in the name and
 //! in `?Qualifier=`, needs both, and an operation on the function itself given a
-//! qualified name needs both ARNs), `arn:aws:sqs:{region}:{account}:{queue}`, and for
+//! qualified name needs both ARNs), `arn:aws:sqs:{region}:{account}:{queue}`,
+//! `application-autoscaling:<Op>` on `*` for Application Auto Scaling, and for
 //! Stratus `arn:aws:stratus:{region}:{account}:service/{service}/{stage}`,
 //! `…:blob/{sha256}` and `…:key/{name}`. Actions that act on no single resource
 //! (ListFunctions, ListQueues, CreateEventSourceMapping, …) use `*`; so does a request
@@ -58,6 +59,8 @@ pub enum Protocol {
     Logs,
     /// `/stratus/v1` (answers errors in the Lambda REST-JSON shape).
     Stratus,
+    /// Application Auto Scaling (JSON 1.1, `X-Amz-Target: AnyScaleFrontendService.*`).
+    AutoScaling,
 }
 
 /// One action on one resource that a request needs allowed.
@@ -93,6 +96,7 @@ pub const STRATUS_ACTIONS: &[(&str, &str)] = &[
         "function ARN (`?function=`/`?group=/aws/lambda/…`), else *",
     ),
     ("stratus:GetMetrics", "*"),
+    ("stratus:GetAutoscaling", "*"),
     ("stratus:ListDeadLetters", "*"),
     ("stratus:ListAsyncEvents", "*"),
     ("stratus:GetDashboard", "*"),
@@ -244,6 +248,7 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
             }
             _ => sqs(scope, req)
                 .or_else(|| logs(scope, req))
+                .or_else(|| autoscaling(req))
                 .ok_or_else(unknown),
         },
         // Prometheus scrape (open without a signature only with `--metrics-open`).
@@ -579,6 +584,38 @@ fn logs(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Option<Vec<Request>> {
     }])
 }
 
+/// `X-Amz-Target` prefix of Application Auto Scaling.
+pub const AUTOSCALING_TARGET_PREFIX: &str = "AnyScaleFrontendService.";
+
+/// The Application Auto Scaling operations this listener serves.
+const AUTOSCALING_OPERATIONS: &[&str] = &[
+    "RegisterScalableTarget",
+    "DeregisterScalableTarget",
+    "PutScalingPolicy",
+    "DeleteScalingPolicy",
+    "PutScheduledAction",
+    "DeleteScheduledAction",
+    "DescribeScalableTargets",
+    "DescribeScalingPolicies",
+    "DescribeScheduledActions",
+    "DescribeScalingActivities",
+];
+
+/// `application-autoscaling:<Op>` on `*`: AAS's actions name no resource type
+/// that a Lambda target could be scoped to.
+fn autoscaling(req: &HttpRequest<'_>) -> Option<Vec<Request>> {
+    let target = req.headers.get("x-amz-target")?.to_str().ok()?;
+    let op = target.strip_prefix(AUTOSCALING_TARGET_PREFIX)?;
+    if !AUTOSCALING_OPERATIONS.contains(&op) {
+        return None;
+    }
+    Some(vec![Request {
+        action: format!("application-autoscaling:{op}"),
+        resource: "*".to_string(),
+        protocol: Protocol::AutoScaling,
+    }])
+}
+
 /// The queue name of a queue URL: the last path segment of `…/{account}/{name}`,
 /// read exactly as the queue service reads it.
 fn queue_name_from_url(url: &str) -> Option<String> {
@@ -632,6 +669,7 @@ fn stratus(
             )
         }
         ("GET", ["metrics"] | ["metrics", "series"]) => ("GetMetrics", Some("*".to_string())),
+        ("GET", ["autoscaling"]) => ("GetAutoscaling", Some("*".to_string())),
         ("GET", ["dead-letters"]) => ("ListDeadLetters", Some("*".to_string())),
         ("GET", ["async"]) => ("ListAsyncEvents", Some("*".to_string())),
         ("GET", ["ui", "overview"]) => ("GetDashboard", Some("*".to_string())),
@@ -732,6 +770,40 @@ mod tests {
             Protocol::Lambda
         };
         assert_eq!(p, expected);
+    }
+
+    #[test]
+    fn autoscaling_targets() {
+        for op in AUTOSCALING_OPERATIONS {
+            let got = one(
+                "POST",
+                "/",
+                Some(&format!("AnyScaleFrontendService.{op}")),
+                "{}",
+            );
+            assert_eq!(
+                got.ok(),
+                Some((
+                    format!("application-autoscaling:{op}"),
+                    "*".to_string(),
+                    Protocol::AutoScaling
+                ))
+            );
+        }
+        assert!(one(
+            "POST",
+            "/",
+            Some("AnyScaleFrontendService.PutLifecycleHook"),
+            "{}"
+        )
+        .is_err());
+        check(
+            "GET",
+            "/stratus/v1/autoscaling?function=f",
+            "",
+            "stratus:GetAutoscaling",
+            "*",
+        );
     }
 
     #[test]

@@ -55,6 +55,22 @@ pub fn access_denied(principal_arn: &str, request: &Request, decision: Decision)
                 body: serde_json::json!({ "Type": "User", "message": message }).to_string(),
             }
         }
+        Protocol::AutoScaling => {
+            let message =
+                denied_message(principal_arn, &request.action, &request.resource, decision);
+            AccessDenied {
+                status: 400,
+                headers: vec![
+                    ("content-type", "application/x-amz-json-1.1".into()),
+                    ("x-amzn-errortype", "AccessDeniedException".into()),
+                ],
+                body: serde_json::json!({
+                    "__type": "AccessDeniedException",
+                    "message": message,
+                })
+                .to_string(),
+            }
+        }
         Protocol::Sqs => {
             let action = request.action.to_ascii_lowercase();
             let message = denied_message(principal_arn, &action, &request.resource, decision);

@@ -22,8 +22,8 @@ mod policy;
 mod wildcard;
 
 pub use classify::{
-    classify, needs_body, ClassifyError, HttpRequest, Protocol, Request, Scope, LOGS_TARGET_PREFIX,
-    STRATUS_ACTIONS,
+    classify, needs_body, ClassifyError, HttpRequest, Protocol, Request, Scope,
+    AUTOSCALING_TARGET_PREFIX, LOGS_TARGET_PREFIX, STRATUS_ACTIONS,
 };
 pub use deny::{access_denied, denied_message, AccessDenied};
 pub use policy::{

@@ -116,6 +116,9 @@ pub struct ResolvedFunction {
     pub provisioned_concurrency: Option<u32>,
     /// Concurrency reserved for, and capping, this function.
     pub reserved_concurrency: Option<u32>,
+    /// `concurrencyAutoscaling`, when on (and `provisionedConcurrency` is above 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_autoscaling: Option<crate::schema::ConcurrencyAutoscaling>,
     /// Dead-letter target ARN for failed asynchronous invocations (a string, or
     /// a CloudFormation reference object as written).
     pub on_error: Option<Json>,
@@ -337,6 +340,7 @@ pub(crate) fn lower(
             events,
             provisioned_concurrency: f.provisioned_concurrency,
             reserved_concurrency: f.reserved_concurrency,
+            concurrency_autoscaling: f.concurrency_autoscaling,
             on_error: f.on_error,
             destinations: f.destinations,
             maximum_retry_attempts: f

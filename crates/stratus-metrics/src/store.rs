@@ -574,22 +574,32 @@ impl MetricsStore {
             .collect())
     }
 
-    /// The dashboard's series: the last `minutes` minutes up to now (the current,
-    /// partial one last), every minute present.
+    /// The dashboard's series: one point per `period` seconds (a multiple of 60)
+    /// from the minute of `from` to the one of `to` (the current, partial one last),
+    /// every period present.
     pub fn series(
         &self,
         function: Option<&str>,
         qualifier: Option<&str>,
         from: i64,
         to: i64,
+        period: i64,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
         let d = match (function, qualifier) {
             (None, _) => String::new(),
             (Some(f), None) => dims(&[("FunctionName", f)]),
             (Some(f), Some(q)) => dims(&[("FunctionName", f), ("Resource", &format!("{f}:{q}"))]),
         };
+        let period = (period.max(60) / 60) * 60;
         let (from, to) = (minute_of(from), minute_of(to) + 60);
-        let get = |m: &str| self.minutes(LAMBDA, m, &d, from, to);
+        let get = |m: &str| -> Result<BTreeMap<i64, Agg>, StoreError> {
+            let mut out: BTreeMap<i64, Agg> = BTreeMap::new();
+            for (minute, a) in self.minutes(LAMBDA, m, &d, from, to)? {
+                let b = from + (minute - from).div_euclid(period) * period;
+                out.entry(b).and_modify(|x| x.merge(&a)).or_insert(a);
+            }
+            Ok(out)
+        };
         let inv = get("Invocations")?;
         let err = get("Errors")?;
         let thr = get("Throttles")?;
@@ -630,7 +640,7 @@ impl MetricsStore {
                 AsyncEventsDropped: sum(&adrop, m),
                 DeadLetterErrors: sum(&dle, m),
             });
-            m += 60;
+            m += period;
         }
         Ok(out)
     }
@@ -791,11 +801,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(ids.len(), 2, "{ids:?}"); // Resource, Resource+ExecutedVersion
-        let series = s.series(Some("f"), None, now - 120, now).unwrap();
+        let series = s.series(Some("f"), None, now - 120, now, 60).unwrap();
         assert_eq!(series.len(), 3);
         assert_eq!(series[2].Invocations, 2.0);
         assert_eq!(series[0].Invocations, 0.0);
         assert_eq!(series[0].DurationAvg, None);
+        let hourly = s.series(Some("f"), None, now - 7200, now, 3600).unwrap();
+        assert_eq!(hourly.iter().map(|p| p.Invocations).sum::<f64>(), 2.0);
+        assert!(hourly.len() == 2 || hourly.len() == 3, "{hourly:?}");
     }
 
     #[test]

@@ -23,6 +23,7 @@ use std::str::FromStr;
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 mod cron;
+pub mod zoned;
 
 pub use cron::{Cron, CronField};
 

@@ -33,6 +33,13 @@ impl Scheduler {
         self.inner.state.lock().provisioned_status(pool_key)
     }
 
+    /// Provisioned environments of the pool `pool_key` that are busy now, and how
+    /// many it has initialized: the two halves of ProvisionedConcurrencyUtilization
+    /// (`None` when the pool has no provisioned environment alive).
+    pub fn provisioned_usage(&self, pool_key: &str) -> Option<(u32, u32)> {
+        self.inner.state.lock().provisioned_usage(pool_key)
+    }
+
     /// Starts as many provisioned environments as the pool is missing.
     pub(crate) fn reconcile_provisioned(&self, pool_key: &str) {
         let (spec, missing) = {

@@ -430,6 +430,18 @@ impl State {
         out
     }
 
+    /// (busy, alive) provisioned environments of a pool; idle ones wait in
+    /// `idle_prov`, so the rest of the alive ones are running an invocation.
+    pub(crate) fn provisioned_usage(&self, key: &str) -> Option<(u32, u32)> {
+        let pool = self.pools.get(key)?;
+        let alive = pool.prov_alive;
+        if alive == 0 {
+            return None;
+        }
+        let idle = u32::try_from(pool.idle_prov.len()).unwrap_or(u32::MAX);
+        Some((alive.saturating_sub(idle), alive))
+    }
+
     pub(crate) fn provisioned_status(&self, key: &str) -> Option<ProvisionedStatus> {
         let pool = self.pools.get(key)?;
         let status = if pool.prov_alive >= pool.prov_target {

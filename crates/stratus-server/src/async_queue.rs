@@ -717,3 +717,43 @@ async fn send_raw(
         }
     }
 }
+
+#[cfg(test)]
+mod trace_column_tests {
+    use super::*;
+
+    #[test]
+    fn an_events_database_from_before_trace_ids_gains_the_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE events (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, request_id TEXT NOT NULL,
+                    function TEXT NOT NULL, qualifier TEXT, payload BLOB NOT NULL,
+                    received_ms INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_ms INTEGER NOT NULL);
+                INSERT INTO events (request_id, function, payload, received_ms, next_attempt_ms)
+                    VALUES ('r1', 'f', x'7b7d', 1, 1);",
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let (id, trace): (String, Option<String>) = conn
+            .query_row("SELECT request_id, trace_id FROM events", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((id.as_str(), trace), ("r1", None));
+        // Opening again (the column is there now) changes nothing.
+        drop(conn);
+        let conn = open(&path).unwrap();
+        conn.execute(
+            "INSERT INTO events (request_id, function, payload, received_ms, next_attempt_ms, trace_id)
+             VALUES ('r2', 'f', x'7b7d', 2, 2, 'Root=1-00000000-000000000000000000000000')",
+            [],
+        )
+        .unwrap();
+    }
+}

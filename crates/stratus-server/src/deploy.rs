@@ -101,6 +101,10 @@ pub struct DeployFunction {
     /// Whether the function may reach the outside (`custom.stratus.egress`).
     #[serde(default)]
     pub egress: bool,
+    /// `concurrencyAutoscaling`, when on: the `provisioned` alias is a scalable
+    /// target (`crate::autoscale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_autoscaling: Option<stratus_manifest::schema::ConcurrencyAutoscaling>,
 }
 
 fn default_storage() -> u32 {
@@ -197,6 +201,7 @@ pub enum Event {
 
 struct Ctx<'a> {
     registry: &'a Arc<Registry>,
+    autoscaler: &'a crate::autoscale::Autoscaler,
     stores: &'a Stores,
     events: &'a mpsc::Sender<Event>,
     step: String,
@@ -445,8 +450,10 @@ fn config_differs(c: &crate::model::FunctionConfiguration, f: &DeployFunction) -
 
 /// Applies a deployment, reporting steps on `events`. Runs on a blocking thread
 /// (`api::services::stream_deployment`): its registry and store calls block.
+#[allow(clippy::too_many_arguments)]
 pub async fn apply(
     registry: &Arc<Registry>,
+    autoscaler: &crate::autoscale::Autoscaler,
     stores: &Stores,
     queues: &Arc<stratus_queue::Queues>,
     service: &str,
@@ -456,6 +463,7 @@ pub async fn apply(
 ) -> Result<DeployResult, (String, ApiError)> {
     let mut ctx = Ctx {
         registry,
+        autoscaler,
         stores,
         events,
         step: "validate".into(),
@@ -516,6 +524,7 @@ pub async fn apply(
             ctx.step(&key, format!("deleting {name} (no longer in the service)"))
                 .await;
             let r = registry.delete(&name, None);
+            autoscaler.forget_function(&name);
             match r {
                 Ok(()) => {}
                 Err(e) if e.kind == ErrorKind::ResourceNotFound => {}
@@ -620,6 +629,7 @@ async fn deploy_function(
     };
     let mut changed = action != "unchanged";
     changed |= apply_concurrency(ctx, f, &version).await?;
+    changed |= apply_autoscaling(ctx, f).await?;
     changed |= apply_async(ctx, f).await?;
     changed |= apply_tags(ctx, f).await?;
     if ctx
@@ -746,6 +756,22 @@ async fn apply_async(ctx: &mut Ctx<'_>, f: &DeployFunction) -> Result<bool, ApiE
     Ok(true)
 }
 
+/// `concurrencyAutoscaling`: the `provisioned` alias's scalable target, policy and
+/// scheduled actions (after the alias exists). Returns whether anything changed.
+async fn apply_autoscaling(ctx: &mut Ctx<'_>, f: &DeployFunction) -> Result<bool, ApiError> {
+    let steps = ctx
+        .autoscaler
+        .apply_deployed(&f.name, f.concurrency_autoscaling.as_ref())
+        .map_err(|e| match e {
+            crate::autoscale::AasError::Internal(m) => ApiError::service(m),
+            other => ApiError::invalid(format!("concurrencyAutoscaling: {other}")),
+        })?;
+    for s in &steps {
+        ctx.step(&f.key, s.clone()).await;
+    }
+    Ok(!steps.is_empty())
+}
+
 /// Reserved concurrency and the provisioned alias. Returns whether anything changed.
 async fn apply_concurrency(
     ctx: &mut Ctx<'_>,
@@ -762,7 +788,19 @@ async fn apply_concurrency(
         .get(PROVISIONED_ALIAS)
         .map(|a| a.function_version.clone());
     let old_floor: u32 = snap.provisioned.values().sum();
-    let new_floor = f.provisioned_concurrency.unwrap_or(0);
+    let mut new_floor = f.provisioned_concurrency.unwrap_or(0);
+    if let Some(a) = f.concurrency_autoscaling.as_ref().filter(|_| new_floor > 0) {
+        // The autoscaler owns the floor once it has one: a deployment keeps the
+        // capacity it reached (within the new bounds) instead of resetting it to
+        // `provisionedConcurrency`, which is only the starting point.
+        let reached = old_target
+            .as_deref()
+            .and_then(|t| snap.provisioned.get(t))
+            .copied();
+        new_floor = reached
+            .unwrap_or(new_floor)
+            .clamp(a.minimum, a.maximum.max(a.minimum));
+    }
 
     // Raise the reservation before the floor moves (the new floor must fit); lower
     // or remove it afterwards (the old floor is gone by then).
@@ -888,6 +926,7 @@ async fn wait_ready(
 /// Removes every function of a service stage and its history.
 pub fn remove(
     registry: &Registry,
+    autoscaler: &crate::autoscale::Autoscaler,
     deployments: &dyn DeploymentStore,
     service: &str,
     stage: &str,
@@ -895,6 +934,7 @@ pub fn remove(
     let functions = deployments.service_functions(service, stage)?;
     let mut removed = Vec::new();
     for (_, name) in functions {
+        autoscaler.forget_function(&name);
         match registry.delete(&name, None) {
             Ok(()) => removed.push(name),
             Err(e) if e.kind == ErrorKind::ResourceNotFound => {}

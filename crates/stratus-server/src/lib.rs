@@ -14,6 +14,7 @@
 pub mod api;
 pub mod async_queue;
 pub mod auth;
+pub mod autoscale;
 pub mod deploy;
 pub mod error;
 pub mod esm;
@@ -89,6 +90,9 @@ pub struct ServerConfig {
     pub metrics: stratus_metrics::Settings,
     /// `--metrics-open`: `GET /metrics` answers unsigned requests (for Prometheus).
     pub metrics_open: bool,
+    /// Simulated seconds per real second of the autoscaler's clock: 1 is the system
+    /// clock; more (tests, `stratus bench`) runs alarms and schedules faster.
+    pub autoscale_clock_speed: f64,
 }
 
 /// `--sandbox`: which driver runs environments.
@@ -155,6 +159,7 @@ impl ServerConfig {
             seccomp: true,
             metrics: stratus_metrics::Settings::default(),
             metrics_open: false,
+            autoscale_clock_speed: 1.0,
         }
     }
 }
@@ -497,7 +502,28 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         queues.clone(),
         scheduler.clone(),
     );
+    let clock: Arc<dyn autoscale::Clock> = if cfg.autoscale_clock_speed > 1.0 {
+        Arc::new(autoscale::AcceleratedClock::new(
+            time::OffsetDateTime::now_utc(),
+            cfg.autoscale_clock_speed,
+        ))
+    } else {
+        Arc::new(autoscale::SystemClock)
+    };
+    let autoscaler = tokio::task::block_in_place(|| {
+        autoscale::Autoscaler::open(
+            dir,
+            registry.clone(),
+            Arc::new(autoscale::SchedulerSource::new(
+                registry.clone(),
+                scheduler.clone(),
+            )),
+            clock,
+        )
+    })?;
+    autoscaler.start(scheduler.clone());
     let state = AppState {
+        autoscaler,
         registry,
         stores,
         scheduler,

@@ -71,6 +71,7 @@ fn concrete(template: &str) -> String {
         .replace("{sha}", "ab12")
         .replace("{service}", "svc")
         .replace("{stage}", "dev")
+        .replace("{op}", "ListMetrics")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,7 +101,7 @@ async fn every_declared_route_is_classified_and_served() {
         for r in &classified {
             let service = r.action.split(':').next().unwrap();
             assert!(
-                ["lambda", "stratus"].contains(&service),
+                ["lambda", "stratus", "cloudwatch"].contains(&service),
                 "{method} {template}: {r:?}"
             );
             assert!(

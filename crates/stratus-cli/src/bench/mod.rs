@@ -12,8 +12,12 @@
 //!
 //! `--attacks` measures instead a neighbour's warm latency while another function
 //! attacks from inside its environment ([`attacks`]).
+//!
+//! `--autoscaling` replays instead a daily-shaped trace with fixed and with
+//! autoscaled provisioned concurrency and counts cold starts ([`autoscaling`]).
 
 mod attacks;
+mod autoscaling;
 mod load;
 
 use std::net::SocketAddr;
@@ -64,6 +68,17 @@ pub(crate) struct BenchArgs {
     /// baseline for what recording costs on the invocation path.
     #[arg(long)]
     no_metrics: bool,
+    /// Only count cold starts over a simulated day of load, with a fixed provisioned
+    /// concurrency, with target tracking, and with target tracking plus scheduled
+    /// actions.
+    #[arg(long)]
+    autoscaling: bool,
+    /// `--autoscaling`: simulated seconds per real second of the autoscaler's clock.
+    #[arg(long, default_value_t = 720.0)]
+    autoscale_speed: f64,
+    /// `--autoscaling`: concurrent callers at the day's peak.
+    #[arg(long, default_value_t = 8)]
+    day_peak: u32,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -234,6 +249,9 @@ async fn cold_samples(
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.autoscaling {
+        return autoscaling::run(&args).await;
+    }
     let bootstrap = args.bootstrap.canonicalize().with_context(|| {
         format!(
             "{} not found: build it with `cargo build --release -p noop-bootstrap`",

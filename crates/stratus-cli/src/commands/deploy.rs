@@ -437,6 +437,7 @@ pub(crate) fn request(
             "codeSha256": sha,
             "provisionedConcurrency": f.provisioned_concurrency.filter(|n| *n > 0),
             "reservedConcurrency": f.reserved_concurrency,
+            "concurrencyAutoscaling": f.concurrency_autoscaling,
             "maximumRetryAttempts": (f.maximum_retry_attempts != 2).then_some(f.maximum_retry_attempts),
             "maximumEventAge": (f.maximum_event_age != 21_600).then_some(f.maximum_event_age),
             "onSuccess": f.destinations.as_ref().and_then(|d| destination(p, d.on_success.as_ref())),

@@ -172,6 +172,9 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
                 sch["next"].as_str().unwrap_or("never")
             );
         }
+        for line in autoscaling_lines(&api, f["name"].as_str().unwrap_or("")).await {
+            println!("    {line}");
+        }
         if g.verbose {
             println!("    handler: {}", f["handler"].as_str().unwrap_or(""));
             println!(
@@ -188,6 +191,75 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
         verbose_outputs(&api, g, &v).await?;
     }
     Ok(())
+}
+
+/// Activities `stratus info` shows per function.
+const INFO_ACTIVITIES: usize = 3;
+
+/// The "autoscaling" block of a function (from `/stratus/v1/autoscaling`): each
+/// scalable target's range, capacity and target, its scheduled actions, and the
+/// last few scaling activities. Empty when the function has none (or the server
+/// predates autoscaling).
+async fn autoscaling_lines(api: &Api, function: &str) -> Vec<String> {
+    let path = format!("/stratus/v1/autoscaling?function={function}");
+    let Some(v) = api
+        .call("GET", &path, &[], "")
+        .await
+        .ok()
+        .filter(|r| r.status == 200)
+        .and_then(|r| r.json().ok())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in v["targets"].as_array().into_iter().flatten() {
+        let target = match t["targetValue"].as_f64() {
+            Some(tv) => format!(", target utilization {tv}"),
+            None => String::new(),
+        };
+        out.push(format!(
+            "autoscaling {}: min {}, max {}, current {}{target}",
+            t["resourceId"].as_str().unwrap_or(""),
+            t["min"],
+            t["max"],
+            t["current"]
+        ));
+        for a in t["scheduledActions"].as_array().into_iter().flatten() {
+            let bound = |k: &str| match a[k].as_u64() {
+                Some(n) => format!(" {k} {n}"),
+                None => String::new(),
+            };
+            out.push(format!(
+                "  scheduled {}: {} ({}) ->{}{}",
+                a["name"].as_str().unwrap_or(""),
+                a["schedule"].as_str().unwrap_or(""),
+                a["timezone"].as_str().unwrap_or("UTC"),
+                bound("min"),
+                bound("max")
+            ));
+        }
+    }
+    for a in v["activities"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(INFO_ACTIVITIES)
+    {
+        let metric = match a["metricValue"].as_f64() {
+            Some(m) => format!(", utilization {m:.2}"),
+            None => String::new(),
+        };
+        out.push(format!(
+            "  {} {} {} -> {}{metric} [{}]: {}",
+            a["time"].as_str().unwrap_or(""),
+            a["description"].as_str().unwrap_or(""),
+            a["from"],
+            a["to"],
+            a["status"].as_str().unwrap_or(""),
+            a["cause"].as_str().unwrap_or("")
+        ));
+    }
+    out
 }
 
 /// `info --verbose`'s outputs, named as the Serverless Framework's stack outputs:
@@ -352,13 +424,19 @@ pub(crate) async fn metrics(g: &Global, args: MetricsArgs) -> anyhow::Result<()>
         }
     }
     let api = Api::new(&g.endpoint);
+    // serverless metrics asks for hourly data points, daily past 24 hours.
+    let period = if end - start > time::Duration::days(1) {
+        86400
+    } else {
+        3600
+    };
     let (mut invocations, mut throttles, mut errors, mut duration_total) = (0.0, 0.0, 0.0, 0.0);
     for (key, f) in &p.service.functions {
         if args.function.as_ref().is_some_and(|only| only != key) {
             continue;
         }
         let path = format!(
-            "/stratus/v1/metrics/series?function={}&start={}&end={}",
+            "/stratus/v1/metrics/series?function={}&start={}&end={}&period={period}",
             f.name,
             start.unix_timestamp(),
             end.unix_timestamp()

@@ -83,6 +83,11 @@ def filtered(**kw):
             return out, pages
 
 
+def wait_reports(n):
+    """Waits until every line of n invocations is stored (REPORT comes last)."""
+    wait_for(f"{n} REPORT lines", lambda: len(filtered(filterPattern='"REPORT RequestId:"')[0]) >= n)
+
+
 lam.create_function(
     FunctionName="logged",
     Runtime="python3.11",
@@ -108,6 +113,7 @@ groups = wait_for(
     lambda: logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/log")["logGroups"],
 )
 assert [g["logGroupName"] for g in groups] == [GROUP], groups
+wait_reports(5)
 g = groups[0]
 assert g["arn"] == f"arn:aws:logs:us-east-1:000000000000:log-group:{GROUP}:*", g
 assert g["logGroupArn"] == f"arn:aws:logs:us-east-1:000000000000:log-group:{GROUP}", g
@@ -117,6 +123,14 @@ assert [
     x["logGroupName"]
     for x in logs.describe_log_groups(logGroupNamePattern="GGED")["logGroups"]
 ] == [GROUP]
+assert [
+    x["logGroupName"]
+    for x in logs.describe_log_groups(
+        logGroupIdentifiers=[g["logGroupArn"], "/aws/lambda/none"]
+    )["logGroups"]
+] == [GROUP]
+assert logs.describe_log_groups(logGroupClass="INFREQUENT_ACCESS")["logGroups"] == []
+assert len(logs.describe_log_groups(logGroupClass="STANDARD")["logGroups"]) == 1
 all_groups = [
     x["logGroupName"]
     for page in logs.get_paginator("describe_log_groups").paginate(PaginationConfig={"PageSize": 1})
@@ -195,10 +209,33 @@ def newer():
     for n, token in ends.items():
         r = logs.get_log_events(logGroupName=GROUP, logStreamName=n, nextToken=token)
         got += [e["message"] for e in r["events"]]
-    return got or None
+    # The invocation's lines may be stored over more than one write.
+    return got if any("'delta'" in m for m in got) else None
 
 
-assert any("'delta'" in m for m in wait_for("delta on a forward token", newer)), "delta"
+wait_for("delta on a forward token", newer)
+wait_reports(6)
+# A read that finds nothing (a window before every event) hands back a forward
+# token from which only lines stored afterwards are read.
+empty_ends = {}
+for n in names:
+    r = logs.get_log_events(logGroupName=GROUP, logStreamName=n, endTime=1)
+    assert r["events"] == [], r
+    empty_ends[n] = r["nextForwardToken"]
+invoke({"word": "epsilon"})
+
+
+def after_empty():
+    got = []
+    for n, token in empty_ends.items():
+        got += [e["message"] for e in logs.get_log_events(
+            logGroupName=GROUP, logStreamName=n, nextToken=token)["events"]]
+    return got if any("'epsilon'" in m for m in got) else None
+
+
+got = wait_for("epsilon after an empty read", after_empty)
+assert not any("'alpha'" in m or "'delta'" in m for m in got), got
+wait_reports(7)
 # Without startFromHead: the newest events; the backward token pages to older ones.
 latest = logs.get_log_events(logGroupName=GROUP, logStreamName=main, limit=3)
 assert len(latest["events"]) == 3
@@ -222,7 +259,7 @@ assert [e["message"] for e in by_arn][: len(msgs)] == msgs
 
 # --- FilterLogEvents: patterns, pages, streams, times.
 hello, _ = filtered(filterPattern='"hello from python"')
-assert len(hello) == 4, [e["message"] for e in hello]
+assert len(hello) == 5, [e["message"] for e in hello]
 alpha, _ = filtered(filterPattern="alpha")
 assert len(alpha) == 2, alpha
 assert [e["message"] for e in filtered(filterPattern="alpha -gamma")[0]] == [
@@ -258,40 +295,47 @@ paged = [
 ]
 assert [e["eventId"] for e in paged] == [e["eventId"] for e in everything]
 
-# --- Following, as `aws logs tail --follow` does: FilterLogEvents from a start
-# time, interleaved, again every poll from the newest timestamp seen, skipping
-# events already shown by eventId. An invocation made while it follows shows up.
-seen, shown, stop = set(), [], threading.Event()
+# --- Following, as `aws logs tail --follow` (AWS CLI v2) does: FilterLogEvents with
+# logGroupName, interleaved and a start time, through every nextToken; after the
+# last page, again from the newest timestamp seen, remembering only the event ids
+# at that timestamp (so the server must not hand back anything older).
+shown, stop = [], threading.Event()
 
 
 def follow():
-    start = int(time.time() * 1000) - 1000
+    args = dict(logGroupName=GROUP, interleaved=True, startTime=int(time.time() * 1000) - 1000)
+    newest, ids_at_newest = None, set()
     while not stop.is_set():
-        token = None
-        while True:
-            args = dict(logGroupName=GROUP, startTime=start, interleaved=True)
-            if token:
-                args["nextToken"] = token
-            r = logs.filter_log_events(**args)
-            for e in r["events"]:
-                if e["eventId"] not in seen:
-                    seen.add(e["eventId"])
-                    shown.append(e["message"])
-                    start = max(start, e["timestamp"])
-            token = r.get("nextToken")
-            if not token:
-                break
-        stop.wait(0.3)
+        r = logs.filter_log_events(**args)
+        for e in r["events"]:
+            if e["timestamp"] == newest and e["eventId"] in ids_at_newest:
+                continue
+            shown.append((e["eventId"], e["message"]))
+            if newest is None or e["timestamp"] > newest:
+                newest, ids_at_newest = e["timestamp"], set()
+            if e["timestamp"] == newest:
+                ids_at_newest.add(e["eventId"])
+        if "nextToken" in r:
+            args["nextToken"] = r["nextToken"]
+        else:
+            args.pop("nextToken", None)
+            if newest is not None:
+                args["startTime"] = newest
+            stop.wait(0.3)
 
 
 follower = threading.Thread(target=follow)
 follower.start()
 time.sleep(0.5)
 invoke({"word": "followed"})
-wait_for("the followed line", lambda: any("'followed'" in m for m in shown))
+wait_for("the followed line", lambda: any("'followed'" in m for _, m in shown))
+time.sleep(1)
 stop.set()
 follower.join()
-assert sum("'followed'" in m for m in shown) == 1, shown
+assert sum("'followed'" in m for _, m in shown) == 1, shown
+ids = [i for i, _ in shown]
+assert len(ids) == len(set(ids)), f"an event was shown twice: {shown}"
+assert any(m.startswith("REPORT RequestId:") for _, m in shown), shown
 
 # --- Errors.
 fails(lambda: logs.filter_log_events(logGroupName="/aws/lambda/none"),
@@ -356,5 +400,29 @@ status, body = signed_post("Logs_20140328.FilterLogEvents", b'[1, 2]')
 assert status == 400 and body["__type"] == "SerializationException", (status, body)
 status, body = signed_post("Logs_20140328.PutLogEvents", b"{}")
 assert status == 400 and body["__type"] == "UnknownOperationException", (status, body)
+
+# Authentication failures in this API's shape: a wrong secret, and a signature
+# scoped to another service.
+creds = botocore.session.Session().get_credentials()
+wrong = boto3.client("logs", endpoint_url=endpoint, region_name="us-east-1", config=cfg,
+                     aws_access_key_id=creds.access_key, aws_secret_access_key="wrong")
+try:
+    wrong.describe_log_groups()
+    raise SystemExit("a wrong secret was accepted")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "InvalidSignatureException", e.response
+    assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 403, e.response
+req = AWSRequest(method="POST", url=endpoint + "/", data=b"{}", headers={
+    "X-Amz-Target": "Logs_20140328.DescribeLogGroups",
+    "Content-Type": "application/x-amz-json-1.1"})
+SigV4Auth(creds, "lambda", "us-east-1").add_auth(req)
+try:
+    urllib.request.urlopen(urllib.request.Request(
+        endpoint + "/", data=b"{}", headers=dict(req.headers), method="POST"))
+    raise SystemExit("a signature for another service was accepted")
+except urllib.error.HTTPError as e:
+    body = json.loads(e.read())
+    assert e.code == 403 and body["__type"] == "InvalidSignatureException", (e.code, body)
+    assert e.headers["content-type"] == "application/x-amz-json-1.1", e.headers
 
 print("boto3 logs: all checks passed")

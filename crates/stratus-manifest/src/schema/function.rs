@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 use crate::spanned::{Node, Value};
 use crate::types::{ApiCors, Architecture, Destination, Destinations, Event, FunctionUrl, Runtime};
 
+use super::autoscaling::{concurrency_autoscaling, ConcurrencyAutoscaling};
 use super::cors::cors_settings;
 use super::events;
 use super::package::{package, PackageConfig};
@@ -46,6 +47,9 @@ pub struct FunctionConfig {
     pub provisioned_concurrency: Option<u32>,
     /// `reservedConcurrency: 10` — 0 or more.
     pub reserved_concurrency: Option<u32>,
+    /// `concurrencyAutoscaling: true | {...}` — see the `autoscaling` module; `None`
+    /// when absent, disabled, or without `provisionedConcurrency` above 0.
+    pub concurrency_autoscaling: Option<ConcurrencyAutoscaling>,
     /// `onError: arn:aws:sns:…` — SNS topic or SQS queue ARN (or a CloudFormation reference).
     pub on_error: Option<Json>,
     /// `destinations: {onSuccess: <function or ARN>, onFailure: <…>}`; each also
@@ -233,6 +237,18 @@ fn function(
             );
         }
     }
+    let autoscaling = f.get("concurrencyAutoscaling").and_then(|n| {
+        let a = concurrency_autoscaling(c, n, &p("concurrencyAutoscaling"))?;
+        if !matches!(provisioned, Some((Some(pc), _)) if pc > 0) {
+            c.warn(
+                &n.span,
+                &p("concurrencyAutoscaling"),
+                "has no effect without `provisionedConcurrency` above 0 (as with the serverless-provisioned-concurrency-autoscaling plugin)",
+            );
+            return None;
+        }
+        Some(a)
+    });
     let on_error = f.get("onError").and_then(|n| match &n.value {
         Value::String(s) if s.starts_with("arn:") => Some(n.to_json()),
         _ if is_intrinsic(n) => Some(n.to_json()),
@@ -308,6 +324,7 @@ fn function(
         events: events_v,
         provisioned_concurrency: provisioned.and_then(|(v, _)| v),
         reserved_concurrency: reserved,
+        concurrency_autoscaling: autoscaling,
         on_error,
         destinations: destinations_v,
         maximum_retry_attempts: retries,

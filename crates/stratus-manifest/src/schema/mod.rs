@@ -17,6 +17,7 @@
 //! This module reads the top level: `service`, `frameworkVersion`,
 //! `configValidationMode`, `custom` (with `custom.stratus`, in `egress`), `resources`, `plugins` and `params`.
 
+mod autoscaling;
 mod cors;
 mod egress;
 mod events;
@@ -35,6 +36,7 @@ use crate::spanned::{Node, Value};
 
 use reader::{string, text, Checker, Fields, UnknownKeys};
 
+pub use autoscaling::{ConcurrencyAutoscaling, ScheduledScaling};
 pub use cors::CorsSettings;
 pub use egress::EgressConfig;
 pub use function::FunctionConfig;
@@ -93,6 +95,10 @@ const NATIVE_PLUGINS: &[(&str, &str)] = &[
     (
         "serverless-python-requirements",
         "honoured natively by Stratus: Python requirements are handled when packaging",
+    ),
+    (
+        "serverless-provisioned-concurrency-autoscaling",
+        "honoured natively by Stratus: `concurrencyAutoscaling` is built in",
     ),
     (
         "serverless-offline",

@@ -245,33 +245,7 @@ fn group(s: &AppState, name: Option<String>, ident: Option<String>) -> Result<i6
             }
             n
         }
-        (None, Some(id)) => {
-            // `arn:aws:logs:{region}:{account}:log-group:{name}[:*]`, or a name.
-            let name = match id.strip_prefix("arn:") {
-                Some(_) => {
-                    let parts: Vec<&str> = id.splitn(7, ':').collect();
-                    match parts.as_slice() {
-                        [_, _, "logs", _, _, "log-group", rest] => {
-                            rest.strip_suffix(":*").unwrap_or(rest).to_string()
-                        }
-                        _ => {
-                            return Err(LogsError::invalid(format!(
-                                "logGroupIdentifier '{id}' is neither a log group name nor a log group ARN (arn:aws:logs:REGION:ACCOUNT:log-group:NAME)."
-                            )))
-                        }
-                    }
-                }
-                None => id,
-            };
-            if !group_name_ok(&name) {
-                return Err(LogsError::constraint(
-                    &name,
-                    "logGroupIdentifier",
-                    "Member must satisfy regular expression pattern: [\\w#+=/:,.@-]*",
-                ));
-            }
-            name
-        }
+        (None, Some(id)) => group_name_of(&id, "logGroupIdentifier")?,
         (None, None) => {
             return Err(LogsError::invalid(
                 "Either logGroupName or logGroupIdentifier must be specified.",
@@ -279,6 +253,35 @@ fn group(s: &AppState, name: Option<String>, ident: Option<String>) -> Result<i6
         }
     };
     s.logs.group_id(&name)?.ok_or_else(LogsError::no_group)
+}
+
+/// The group a `logGroupIdentifier` names: a name, or
+/// `arn:aws:logs:{region}:{account}:log-group:{name}[:*]`.
+fn group_name_of(id: &str, field: &str) -> Result<String, LogsError> {
+    let name = match id.strip_prefix("arn:") {
+        Some(_) => {
+            let parts: Vec<&str> = id.splitn(7, ':').collect();
+            match parts.as_slice() {
+                [_, _, "logs", _, _, "log-group", rest] => {
+                    rest.strip_suffix(":*").unwrap_or(rest).to_string()
+                }
+                _ => {
+                    return Err(LogsError::invalid(format!(
+                        "{field}: '{id}' is neither a log group name nor a log group ARN (arn:aws:logs:REGION:ACCOUNT:log-group:NAME)."
+                    )))
+                }
+            }
+        }
+        None => id.to_string(),
+    };
+    if !group_name_ok(&name) {
+        return Err(LogsError::constraint(
+            &name,
+            field,
+            "Member must satisfy regular expression pattern: [\\w#+=/:,.@-]*",
+        ));
+    }
+    Ok(name)
 }
 
 fn stream_name_ok(field: &str, name: &str) -> Result<(), LogsError> {
@@ -306,6 +309,8 @@ fn group_arn(s: &AppState, name: &str) -> String {
 struct DescribeLogGroups {
     log_group_name_prefix: Option<String>,
     log_group_name_pattern: Option<String>,
+    log_group_identifiers: Option<Vec<String>>,
+    log_group_class: Option<String>,
     next_token: Option<String>,
     limit: Option<i64>,
 }
@@ -331,6 +336,60 @@ fn describe_log_groups(s: &AppState, r: DescribeLogGroups) -> Result<Value, Logs
         .as_deref()
         .map(|t| decode_token(t, "g:"))
         .transpose()?;
+    match r.log_group_class.as_deref() {
+        None | Some("STANDARD") => {}
+        // Every group here is STANDARD: no other class has any.
+        Some("INFREQUENT_ACCESS" | "DELIVERY") => return Ok(json!({ "logGroups": [] })),
+        Some(c) => {
+            return Err(LogsError::constraint(
+                c,
+                "logGroupClass",
+                "Member must satisfy enum value set: [STANDARD, INFREQUENT_ACCESS, DELIVERY]",
+            ))
+        }
+    }
+    // Named groups: the ones that exist, by name, in one page (at most 50).
+    let wanted: Option<Vec<String>> = match r.log_group_identifiers {
+        None => None,
+        Some(ids) => {
+            if ids.is_empty() || ids.len() > 50 {
+                return Err(LogsError::constraint(
+                    format!("{} identifiers", ids.len()),
+                    "logGroupIdentifiers",
+                    "Member must have length between 1 and 50",
+                ));
+            }
+            if r.log_group_name_prefix.is_some() || r.log_group_name_pattern.is_some() {
+                return Err(LogsError::invalid(
+                    "logGroupIdentifiers cannot be combined with logGroupNamePrefix or logGroupNamePattern.",
+                ));
+            }
+            let mut names = Vec::new();
+            for id in ids {
+                names.push(group_name_of(&id, "logGroupIdentifiers")?);
+            }
+            names.sort();
+            names.dedup();
+            Some(names)
+        }
+    };
+    if let Some(names) = wanted {
+        let mut list = Vec::new();
+        for name in names {
+            if after.as_deref().is_some_and(|a| name.as_str() <= a) {
+                continue;
+            }
+            if let Some(g) = s
+                .logs
+                .groups(Some(&name), None, 1)?
+                .into_iter()
+                .find(|g| g.name == name)
+            {
+                list.push(group_json(s, &g));
+            }
+        }
+        return Ok(json!({ "logGroups": list }));
+    }
     // A name pattern matches anywhere in the name (case-insensitively), which no
     // index answers: groups are one per function, so they are read in pages and
     // filtered here.
@@ -372,25 +431,24 @@ fn describe_log_groups(s: &AppState, r: DescribeLogGroups) -> Result<Value, Logs
     } else {
         None
     };
-    let list: Vec<Value> = groups
-        .iter()
-        .map(|g| {
-            let arn = group_arn(s, &g.name);
-            json!({
-                "logGroupName": g.name,
-                "creationTime": g.creation_ms,
-                "metricFilterCount": 0,
-                "arn": format!("{arn}:*"),
-                "logGroupArn": arn,
-                "logGroupClass": "STANDARD",
-            })
-        })
-        .collect();
+    let list: Vec<Value> = groups.iter().map(|g| group_json(s, g)).collect();
     let mut out = json!({ "logGroups": list });
     if let Some(t) = next {
         out["nextToken"] = json!(t);
     }
     Ok(out)
+}
+
+fn group_json(s: &AppState, g: &crate::logs::GroupInfo) -> Value {
+    let arn = group_arn(s, &g.name);
+    json!({
+        "logGroupName": g.name,
+        "creationTime": g.creation_ms,
+        "metricFilterCount": 0,
+        "arn": format!("{arn}:*"),
+        "logGroupArn": arn,
+        "logGroupClass": "STANDARD",
+    })
 }
 
 #[derive(Deserialize)]
@@ -544,7 +602,12 @@ fn get_log_events(s: &AppState, r: GetLogEvents) -> Result<Value, LogsError> {
         // polling forward gets its own token back until something new arrives.
         _ => match dir {
             Direction::After(id) => (format!("f/{id}"), format!("b/{}", id.saturating_add(1))),
-            Direction::Before(id) => (format!("f/{}", id.saturating_sub(1)), format!("b/{id}")),
+            // Nothing before `id`: reading forward from here must see only lines
+            // stored from now on (a request without a token starts at the end).
+            Direction::Before(id) => {
+                let now = s.logs.last_id()?.min(id.saturating_sub(1));
+                (format!("f/{now}"), format!("b/{id}"))
+            }
         },
     };
     let events: Vec<Value> = rows

@@ -13,7 +13,7 @@ use http::StatusCode;
 use super::{cloudwatch, json, AppState};
 use crate::error::ApiError;
 
-/// The dashboard's longest window: one day of minutes.
+/// The most points one answer holds (one day of minutes).
 const MAX_SERIES_MINUTES: i64 = 1440;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -53,18 +53,34 @@ struct SeriesQuery {
     /// Epoch seconds; with `end`, instead of `minutes` (for `stratus metrics`).
     start: Option<i64>,
     end: Option<i64>,
+    /// Seconds per point, a multiple of 60 (default 60).
+    period: Option<i64>,
 }
 
 /// `GET /stratus/v1/metrics/series?function=NAME[&qualifier=Q]&minutes=60`.
 async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Response {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let period = q.period.unwrap_or(60);
+    if period < 60 || period % 60 != 0 {
+        return ApiError::invalid(format!("period must be a multiple of 60, not {period}"))
+            .into_response();
+    }
     let (from, to) = match (q.start, q.end) {
-        (Some(a), Some(b)) if a <= b && b - a <= 31 * 24 * 3600 => (a, b.min(now)),
-        (Some(_), Some(_)) => {
-            return ApiError::invalid("start must not be after end, and the range at most 31 days")
-                .into_response()
+        (Some(a), Some(b)) if a <= b => {
+            let b = b.min(now);
+            let a = a.min(b);
+            if (b - a) / period >= MAX_SERIES_MINUTES {
+                return ApiError::invalid(format!(
+                    "start to end holds more than {MAX_SERIES_MINUTES} periods of {period} s; give a longer period"
+                ))
+                .into_response();
+            }
+            (a, b)
         }
-        _ => {
+        (Some(_), Some(_)) => {
+            return ApiError::invalid("start must not be after end").into_response()
+        }
+        (None, None) => {
             let minutes = q.minutes.unwrap_or(60);
             if !(1..=MAX_SERIES_MINUTES).contains(&minutes) {
                 return ApiError::invalid(format!(
@@ -74,6 +90,7 @@ async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Resp
             }
             (now - (minutes - 1) * 60, now)
         }
+        _ => return ApiError::invalid("start and end go together").into_response(),
     };
     if q.qualifier.is_some() && q.function.is_none() {
         return ApiError::invalid("qualifier needs function").into_response();
@@ -81,16 +98,17 @@ async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Resp
     s.metrics.sync().await;
     let store = s.metrics.clone();
     let (f, ql) = (q.function.clone(), q.qualifier.clone());
-    let points =
-        tokio::task::spawn_blocking(move || store.series(f.as_deref(), ql.as_deref(), from, to))
-            .await;
+    let points = tokio::task::spawn_blocking(move || {
+        store.series(f.as_deref(), ql.as_deref(), from, to, period)
+    })
+    .await;
     match points {
         Ok(Ok(points)) => json(
             StatusCode::OK,
             &serde_json::json!({
                 "function": q.function,
                 "qualifier": q.qualifier,
-                "period": 60,
+                "period": period,
                 "points": points,
             }),
         ),

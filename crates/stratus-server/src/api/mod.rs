@@ -2,6 +2,7 @@
 //! core (registry, scheduler, logs) and back; errors leave through [`ApiError`].
 //! [`app`] assembles them, so tests can drive the router without a socket.
 
+mod autoscaling;
 mod cloudwatch;
 mod concurrency;
 mod cwlogs;
@@ -43,6 +44,8 @@ pub(crate) const MAX_BODY: usize = limits::CODE_UPLOAD_BODY_BYTES;
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// Provisioned-concurrency autoscaling (Application Auto Scaling).
+    pub autoscaler: crate::autoscale::Autoscaler,
     /// Functions, versions, aliases and concurrency settings.
     pub registry: Arc<Registry>,
     /// Deployments and event sources (functions are the registry's).
@@ -109,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .merge(mappings::routes())
         .merge(tags::routes())
         .merge(metrics::routes())
+        .merge(autoscaling::routes())
         .merge(ui::routes())
         .route("/", limits::limited_sqs(axum::routing::post(sqs)))
         .fallback(fallback);
@@ -136,6 +140,9 @@ async fn sqs(
         }
         // A form without a target: the query protocol, which only CloudWatch speaks here.
         None if is_form(&headers) => cloudwatch::handle_query(&s.metrics, &body).await,
+        Some(target) if target.starts_with(autoscaling::TARGET_PREFIX) => {
+            autoscaling::handle(s, target.to_string(), body).await
+        }
         _ => ApiError::unknown_operation("POST", "/ (without an X-Amz-Target this server serves)")
             .into_response(),
     }

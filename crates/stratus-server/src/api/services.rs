@@ -124,6 +124,7 @@ fn stream_deployment(s: AppState, service: String, stage: String, req: DeployReq
         handle.block_on(async move {
             let last = match deploy::apply(
                 &s.registry,
+                &s.autoscaler,
                 &s.stores,
                 &s.queues,
                 &service,
@@ -359,7 +360,13 @@ async fn remove(
     }
     let removed = s
         .off_async(move |s| {
-            let removed = deploy::remove(&s.registry, &*s.stores.deployments, &service, &stage)?;
+            let removed = deploy::remove(
+                &s.registry,
+                &s.autoscaler,
+                &*s.stores.deployments,
+                &service,
+                &stage,
+            )?;
             // A failure is logged; the previous event sources stay.
             let _ = s.triggers.reload(&s.registry);
             Ok(removed)

@@ -48,6 +48,8 @@ enum Api {
     CloudWatch(crate::api::CloudWatchWire),
     /// CloudWatch Logs, JSON 1.1 (`X-Amz-Target: Logs_20140328.*`).
     Logs,
+    /// Application Auto Scaling (`X-Amz-Target: AnyScaleFrontendService.*`, JSON 1.1).
+    AutoScaling,
 }
 
 impl Api {
@@ -61,6 +63,8 @@ impl Api {
             Self::Sqs
         } else if target.starts_with(stratus_iam::LOGS_TARGET_PREFIX) {
             Self::Logs
+        } else if target.starts_with(stratus_iam::AUTOSCALING_TARGET_PREFIX) {
+            Self::AutoScaling
         } else if target.starts_with(crate::api::CLOUDWATCH_TARGET_PREFIX) {
             Self::CloudWatch(crate::api::CloudWatchWire::Json)
         } else if parts.uri.path().starts_with(crate::api::CLOUDWATCH_PREFIX) {
@@ -84,6 +88,7 @@ impl Api {
             Self::Sqs => "sqs",
             Self::CloudWatch(_) => "monitoring",
             Self::Logs => "logs",
+            Self::AutoScaling => "application-autoscaling",
         }
     }
 }
@@ -307,7 +312,7 @@ fn reject(api: Api, e: &AuthError) -> Response {
 fn reject_api(api: Api, e: ApiError) -> Response {
     match api {
         Api::Lambda => e.into_response(),
-        Api::Sqs | Api::Logs | Api::CloudWatch(_) => {
+        Api::Sqs | Api::Logs | Api::AutoScaling | Api::CloudWatch(_) => {
             error_response(api, e.status(), e.error_type(), &e.message)
         }
     }
@@ -329,7 +334,7 @@ fn error_response(api: Api, status: StatusCode, error_type: &str, message: &str)
                 "message": message,
             }),
         ),
-        Api::Logs => (
+        Api::Logs | Api::AutoScaling => (
             "application/x-amz-json-1.1",
             serde_json::json!({ "__type": error_type, "message": message }),
         ),

@@ -344,7 +344,14 @@ impl Auth {
             vec![stratus_iam::Request {
                 action: "stratus:UnknownOperation".into(),
                 resource: "*".into(),
-                protocol: if parts.headers.contains_key("x-amz-target") {
+                protocol: if parts
+                    .headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|t| t.starts_with(stratus_iam::AUTOSCALING_TARGET_PREFIX))
+                {
+                    stratus_iam::Protocol::AutoScaling
+                } else if parts.headers.contains_key("x-amz-target") {
                     stratus_iam::Protocol::Sqs
                 } else {
                     stratus_iam::Protocol::Lambda

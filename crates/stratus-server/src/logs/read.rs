@@ -118,6 +118,14 @@ impl LogStore {
         found
     }
 
+    /// The id of the newest stored line (0 when there is none): a position after
+    /// which every line is new.
+    pub fn last_id(&self) -> rusqlite::Result<i64> {
+        let conn = self.reader.lock();
+        let id: Option<i64> = conn.query_row("SELECT max(id) FROM lines", [], |r| r.get(0))?;
+        Ok(id.unwrap_or(0))
+    }
+
     /// The name of the group with id `grp`.
     pub fn group_name(&self, grp: i64) -> rusqlite::Result<Option<String>> {
         let conn = self.reader.lock();
@@ -268,8 +276,19 @@ impl LogStore {
                  ORDER BY id DESC LIMIT ?5"
             }
         };
+        // Ids grow with time: a time window narrows where the walk starts, so it
+        // does not cross a long stream's lines outside the window one by one.
         let from = match dir {
-            Direction::After(id) | Direction::Before(id) => id,
+            Direction::After(id) => match start_ms {
+                Some(start) => {
+                    id.max(first_id_at(&conn, start.saturating_sub(CLOCK_SLACK_MS))? - 1)
+                }
+                None => id,
+            },
+            Direction::Before(id) => match end_ms {
+                Some(end) => id.min(first_id_at(&conn, end.saturating_add(CLOCK_SLACK_MS))?),
+                None => id,
+            },
         };
         let mut stmt = conn.prepare_cached(sql)?;
         let rows = stmt.query_map(
@@ -477,6 +496,18 @@ mod tests {
         assert_eq!(msgs.len(), 3, "{msgs:?}");
         assert_eq!(msgs[2], "needle");
         assert_eq!(page.next, None);
+        // One stream's events in a time window, both ways, far from either end.
+        let s = store.stream_id(grp, "s").unwrap().unwrap();
+        let (start, end) = (1_000 + 5_000 * 100, 1_000 + 5_003 * 100);
+        for dir in [Direction::After(0), Direction::Before(i64::MAX)] {
+            let got: Vec<String> = store
+                .stream_events(s, Some(start), Some(end), dir, 10)
+                .unwrap()
+                .into_iter()
+                .map(|r| r.message)
+                .collect();
+            assert_eq!(got, ["hay 5000", "hay 5001", "hay 5002"], "{dir:?}");
+        }
     }
 
     #[test]
