@@ -417,7 +417,7 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
     std::fs::create_dir_all(&svc).unwrap();
     std::fs::write(
         svc.join("serverless.yml"),
-        "service: dash\nframeworkVersion: '3'\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  hello:\n    handler: handler.hello\n",
+        "service: dash\nframeworkVersion: '3'\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  hello:\n    handler: handler.hello\n    provisionedConcurrency: 1\n    concurrencyAutoscaling:\n      enabled: true\n      minimum: 1\n      maximum: 3\n",
     )
     .unwrap();
     std::fs::write(
@@ -425,16 +425,6 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
         format!("module.exports.hello = async (e) => {{ console.log('{MARKER}', e.n); return {{ ok: true }}; }};\n"),
     )
     .unwrap();
-
-    // Whether this server records per-minute metrics series (the charts' data).
-    let series = s
-        .api
-        .call("GET", "/stratus/v1/metrics/series?minutes=60", &[], "")
-        .await
-        .unwrap()
-        .status;
-    assert!(series == 200 || series == 404, "{series}");
-    let series = series == 200;
 
     let mut node = tokio::process::Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/dashboard/drive.mjs"))
@@ -445,7 +435,6 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
         .env("PUPPETEER_DIR", &puppeteer)
         .env("SCREENSHOT", &shot)
         .env("MARKER", MARKER)
-        .env("SERIES", if series { "1" } else { "0" })
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -514,21 +503,19 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
     let charts = v["charts"].as_array().unwrap();
     assert_eq!(charts.len(), 6, "{v}");
     for c in charts {
-        if series {
-            // Drawn from the server's series: the five invocations are counted.
-            assert_eq!(c["drawn"], true, "{c}");
-            if c["metric"] == "Invocations" {
-                assert_eq!(c["total"], 5, "{c}");
-            }
-        } else {
-            // No series on this server: each chart says so instead of breaking.
-            assert!(
-                c["note"].as_str().unwrap().starts_with("No data yet"),
-                "{c}"
-            );
+        // Drawn from the server's per-minute series: the five invocations counted.
+        assert_eq!(c["drawn"], true, "{c}");
+        assert_eq!(c["note"], Value::Null, "{c}");
+        if c["metric"] == "Invocations" {
+            assert_eq!(c["total"], 5, "{c}");
         }
     }
-    assert!(!v["autoscaling"].as_str().unwrap().is_empty(), "{v}");
+    // The scalable target deployed from `concurrencyAutoscaling`, with its bounds.
+    let autoscaling = v["autoscaling"].as_str().unwrap();
+    assert!(
+        autoscaling.contains("dash-dev-hello:provisioned") && autoscaling.contains("1–3"),
+        "{autoscaling}"
+    );
     assert_eq!(v["pageErrors"], json!([]), "{v:#}");
     let status = node.wait().await.unwrap();
     assert!(status.success());

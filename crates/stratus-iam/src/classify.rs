@@ -261,6 +261,13 @@ pub fn classify(scope: &Scope<'_>, req: &HttpRequest<'_>) -> Result<Vec<Request>
         ("POST", ["service", "GraniteServiceVersion20100801", "operation", op]) => {
             cloudwatch(op).ok_or_else(unknown)
         }
+        // The web dashboard's page and assets: served without a signature (as the
+        // health check is), and named here as what they are.
+        ("GET", ["ui"] | ["ui", "assets", _]) => Ok(vec![Request {
+            action: "stratus:GetDashboard".into(),
+            resource: "*".into(),
+            protocol: Protocol::Stratus,
+        }]),
         (_, ["stratus", "v1", rest @ ..]) => {
             stratus(scope, method, rest, req, q("function"), q("group")).ok_or_else(unknown)
         }
@@ -764,11 +771,12 @@ mod tests {
             (action, resource),
             "{method} {uri}"
         );
-        let expected = if uri.starts_with("/stratus/") || uri == "/metrics" {
-            Protocol::Stratus
-        } else {
-            Protocol::Lambda
-        };
+        let expected =
+            if uri.starts_with("/stratus/") || uri == "/metrics" || uri.starts_with("/ui") {
+                Protocol::Stratus
+            } else {
+                Protocol::Lambda
+            };
         assert_eq!(p, expected);
     }
 
@@ -920,6 +928,8 @@ mod tests {
                 "stratus:GetDashboard",
                 "*",
             ),
+            ("GET", "/ui", "", "stratus:GetDashboard", "*"),
+            ("GET", "/ui/assets/app.js", "", "stratus:GetDashboard", "*"),
             (
                 "PUT",
                 "/stratus/v1/blobs/ab12",

@@ -5,7 +5,7 @@
 //
 // Environment: STRATUS_URL, STRATUS_KEY, STRATUS_SECRET, CHROMIUM (executable),
 // PUPPETEER_DIR (a node_modules holding puppeteer-core), SCREENSHOT (png path),
-// MARKER (a text the function logs), SERIES (1 when the server has metrics series).
+// MARKER (a text the function logs).
 import { createRequire } from "node:module";
 import readline from "node:readline";
 
@@ -105,15 +105,18 @@ try {
   const detailTitle = await page.$eval("#detail-title", (e) => e.textContent);
   // Charts and autoscaling render (with data, or "no data yet" where the server has none).
   await page.waitForSelector("#charts .chart");
-  if (process.env.SERIES === "1") {
-    // The server records per-minute series: the invocations chart counts them all
-    // (the page re-reads the series every 10 s).
-    await page.waitForFunction(
-      (n) => Number(document.querySelector('#charts .chart[data-metric="Invocations"]')?.dataset.total) >= n,
-      { timeout: 45000 },
-      invoked,
-    );
-  }
+  // The invocations chart counts them all (the page re-reads the series every 10 s),
+  // and the autoscaling panel shows the function's scalable target.
+  await page.waitForFunction(
+    (n) => Number(document.querySelector('#charts .chart[data-metric="Invocations"]')?.dataset.total) >= n,
+    { timeout: 45000 },
+    invoked,
+  );
+  await page.waitForFunction(
+    (fn) => document.querySelector("#autoscaling").textContent.includes(fn + ":provisioned"),
+    { timeout: 45000 },
+    name,
+  );
   const charts = await page.$$eval("#charts .chart", (cs) =>
     cs.map((c) => ({
       metric: c.dataset.metric,
