@@ -504,6 +504,11 @@ pub(crate) async fn shutdown_signal() {
 
 async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let server = stratus_server::start(args.config()).await?;
+    // SIGTERM is caught from before the address is announced: whoever starts the
+    // server and stops it as soon as it has read the address gets a clean stop,
+    // not the default action (the handler is otherwise installed only once the
+    // startup notices are out).
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tracing::info!(addr = %server.addr(), data_dir = %args.data_dir.display(), "stratus server listening");
     // On standard error (standard output's first lines are the addresses, which
     // scripts read), before the address, so whoever waits for it has seen this.
@@ -566,7 +571,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     } else {
         note(format!("sandbox: {} (no isolation)", sandbox.driver));
     }
-    shutdown_signal().await;
+    match term.as_mut() {
+        Some(term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        None => shutdown_signal().await,
+    }
     tracing::info!("shutting down: finishing in-flight invocations");
     server.shutdown().await;
     tracing::info!("stopped");
