@@ -43,12 +43,6 @@ const CPU_PERIOD_US: u64 = 10_000;
 const CPU_PERIOD_MAX_US: u64 = 100_000;
 /// The kernel's smallest quota.
 const CPU_QUOTA_MIN_US: u64 = 1000;
-/// `cpu.shares` (v1) of the group holding every environment: half of a process's
-/// default, so that all environments together weigh less than one busy server
-/// thread when the CPU is contended (the server's threads carry every invocation).
-const ENVIRONMENTS_SHARES: u64 = 512;
-/// `cpu.weight` (v2) of the same group: half of the default 100.
-const ENVIRONMENTS_WEIGHT: u64 = 50;
 /// Memory that buys one full vCPU (Lambda's documented ratio).
 const MB_PER_VCPU: u64 = 1769;
 
@@ -155,14 +149,6 @@ pub(crate) fn cpu_files(
     }
 }
 
-/// The weight file of the group holding every environment, and its value.
-fn environments_weight(version: CgroupVersion) -> (&'static str, &'static str, String) {
-    match version {
-        CgroupVersion::V1 => ("cpu", "cpu.shares", ENVIRONMENTS_SHARES.to_string()),
-        CgroupVersion::V2 => ("", "cpu.weight", ENVIRONMENTS_WEIGHT.to_string()),
-    }
-}
-
 /// Reads `key N` from a flat-keyed cgroup file (`memory.events`, `memory.oom_control`).
 pub(crate) fn keyed_value(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
@@ -215,18 +201,6 @@ impl Layout {
             }
         };
         layout.remove_stale();
-        let (controller, file, value) = environments_weight(layout.version);
-        if let Some((_, base)) = layout
-            .bases
-            .iter()
-            .find(|(c, _)| *c == controller || c.is_empty())
-        {
-            // Without it the server still runs, with less of an edge over busy
-            // functions; say so rather than refuse.
-            if let Err(e) = std::fs::write(base.join(file), value) {
-                tracing::warn!("cannot set {} of {}: {e}", file, base.display());
-            }
-        }
         Ok(layout)
     }
 
@@ -578,10 +552,6 @@ mod tests {
         cg.limit_cpu();
         assert_eq!(read(cg.dir("cpu").join("cpu.cfs_quota_us")), "1000");
         assert_eq!(read(cg.dir("cpu").join("cpu.cfs_period_us")), "13821");
-        assert_eq!(
-            read(root.path().join("cpu/c/stratus/cpu.shares")),
-            ENVIRONMENTS_SHARES.to_string()
-        );
         std::fs::write(mem.join("memory.max_usage_in_bytes"), "123456\n").unwrap();
         assert_eq!(cg.peak_memory(), Some(123456));
         assert!(!cg.oom_killed());
@@ -639,10 +609,6 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(d.join("cpu.max")).unwrap(),
             "10000 10000"
-        );
-        assert_eq!(
-            std::fs::read_to_string(base.join("cpu.weight")).unwrap(),
-            "50"
         );
         std::fs::write(d.join("memory.events"), "oom 1\noom_kill 1\n").unwrap();
         assert!(cg.oom_killed());
