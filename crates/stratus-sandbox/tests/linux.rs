@@ -418,3 +418,28 @@ async fn pooled_keepers_serve_starts_and_refill() {
     p.killer().kill_tree();
     assert!(st.success());
 }
+
+#[tokio::test]
+async fn cpu_quota_holds_a_small_function_to_its_share_of_a_vcpu() {
+    let Some(d) = driver() else { return };
+    let f = fixture();
+    // Waits for the quota to be applied, then spins for 1.5 s of wall time and says
+    // how much CPU it got.
+    let spin = "import time\ntime.sleep(0.3)\nt, c = time.time(), time.process_time()\nwhile time.time() - t < 1.5:\n    pass\nprint(time.process_time() - c)\n";
+    let mut s = spec(&f, "/usr/bin/python3", &["-c", spin]);
+    s.memory_mb = 32;
+    let mut p = d.start(&s).unwrap();
+    p.killer().limit_cpu();
+    let mut out = p.stdout.take().unwrap();
+    let text = read_all(&mut out).await;
+    assert!(p.wait().await.unwrap().success(), "{text}");
+    let used: f64 = text.trim().parse().unwrap();
+    eprintln!("a 32 MB function spun {used} s of CPU in 1.5 s");
+    // 32 MB is 1.8% of a vCPU (1 ms every 55 ms): about 0.03 s of 1.5 s. A busy
+    // machine can only lower it; unlimited, it gets a core or its share of one.
+    assert!(
+        used < 0.08,
+        "a 32 MB function spun {used} s of CPU in 1.5 s"
+    );
+    p.killer().kill_tree();
+}

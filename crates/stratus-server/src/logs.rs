@@ -162,7 +162,8 @@ impl LogStore {
         Ok(store)
     }
 
-    /// Lines dropped so far because the buffer was full.
+    /// Lines dropped so far: because the buffer was full, or by an environment's
+    /// log rate limit.
     pub fn dropped_total(&self) -> u64 {
         self.dropped_total.load(Ordering::Relaxed)
     }
@@ -225,6 +226,10 @@ impl LogSink for LogStore {
                 .entry((group.clone(), stream.clone()))
                 .or_default() += n;
         }
+    }
+
+    fn dropped(&self, lines: u64) {
+        self.dropped_total.fetch_add(lines, Ordering::Relaxed);
     }
 }
 

@@ -33,8 +33,16 @@ impl CgroupVersion {
 /// The controllers Stratus uses, in the order files are written.
 const V1_CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
 
-/// CFS period: 100 ms, the kernel's default.
-const CPU_PERIOD_US: u64 = 100_000;
+/// CFS period for a full vCPU and more: 10 ms, not the kernel's default 100 ms. A
+/// group may run on every core at once until its quota is spent, so with 100 ms a
+/// group of spinning processes held both cores of a 2-core machine for 50 ms of each
+/// period and a neighbour woken then waited milliseconds; 10 ms bounds that burst to
+/// 5 ms at one vCPU and spreads a small quota evenly.
+const CPU_PERIOD_US: u64 = 10_000;
+/// Longest period, for the smallest functions (see [`CpuLimit::for_memory`]).
+const CPU_PERIOD_MAX_US: u64 = 100_000;
+/// The kernel's smallest quota.
+const CPU_QUOTA_MIN_US: u64 = 1000;
 /// Memory that buys one full vCPU (Lambda's documented ratio).
 const MB_PER_VCPU: u64 = 1769;
 
@@ -48,12 +56,17 @@ pub struct CpuLimit {
 }
 
 impl CpuLimit {
-    /// CPU in proportion to memory: 1,769 MB is one vCPU. The kernel's floor is 1 ms.
+    /// CPU in proportion to memory: 1,769 MB is one vCPU. The period is 10 ms, or
+    /// longer where the quota would fall under the kernel's 1 ms floor (below
+    /// 177 MB: 128 MB gets 1 ms every 13.8 ms), so the ratio holds down to 18 MB.
     pub fn for_memory(memory_mb: u32) -> Self {
-        let quota = CPU_PERIOD_US * u64::from(memory_mb) / MB_PER_VCPU;
+        let mb = u64::from(memory_mb).max(1);
+        let period = (CPU_QUOTA_MIN_US * MB_PER_VCPU)
+            .div_ceil(mb)
+            .clamp(CPU_PERIOD_US, CPU_PERIOD_MAX_US);
         Self {
-            quota_us: quota.max(1000),
-            period_us: CPU_PERIOD_US,
+            quota_us: (period * mb / MB_PER_VCPU).max(CPU_QUOTA_MIN_US),
+            period_us: period,
         }
     }
 }
@@ -122,14 +135,17 @@ pub(crate) fn setup_files(
     }
 }
 
-/// The CPU quota file and its value.
-pub(crate) fn cpu_file(
+/// The CPU period and quota files and their values, in the order written.
+pub(crate) fn cpu_files(
     version: CgroupVersion,
     cpu: CpuLimit,
-) -> (&'static str, &'static str, String) {
+) -> Vec<(&'static str, &'static str, String)> {
     match version {
-        CgroupVersion::V1 => ("cpu", "cpu.cfs_quota_us", cpu.quota_us.to_string()),
-        CgroupVersion::V2 => ("", "cpu.max", format!("{} {}", cpu.quota_us, cpu.period_us)),
+        CgroupVersion::V1 => vec![
+            ("cpu", "cpu.cfs_period_us", cpu.period_us.to_string()),
+            ("cpu", "cpu.cfs_quota_us", cpu.quota_us.to_string()),
+        ],
+        CgroupVersion::V2 => vec![("", "cpu.max", format!("{} {}", cpu.quota_us, cpu.period_us))],
     }
 }
 
@@ -262,12 +278,6 @@ impl Layout {
                 }
             }
         }
-        if self.version == CgroupVersion::V1 {
-            let _ = std::fs::write(
-                cg.dir("cpu").join("cpu.cfs_period_us"),
-                CPU_PERIOD_US.to_string(),
-            );
-        }
         Ok(cg)
     }
 }
@@ -326,12 +336,13 @@ impl Cgroup {
     /// Applies the CPU quota, if one was asked for.
     pub(crate) fn limit_cpu(&self) {
         if let Some(cpu) = self.cpu {
-            let (controller, file, value) = cpu_file(self.version, cpu);
-            if let Err(e) = std::fs::write(self.dir(controller).join(file), value) {
-                tracing::warn!(
-                    "cannot set the CPU quota of {}: {e}",
-                    self.dir(controller).display()
-                );
+            for (controller, file, value) in cpu_files(self.version, cpu) {
+                if let Err(e) = std::fs::write(self.dir(controller).join(file), value) {
+                    tracing::warn!(
+                        "cannot set the CPU quota of {}: {e}",
+                        self.dir(controller).display()
+                    );
+                }
             }
         }
     }
@@ -449,17 +460,33 @@ mod tests {
 
     #[test]
     fn cpu_is_proportional_to_memory() {
-        assert_eq!(CpuLimit::for_memory(1769).quota_us, 100_000);
-        assert_eq!(CpuLimit::for_memory(3538).quota_us, 200_000);
-        assert_eq!(CpuLimit::for_memory(128).quota_us, 7235);
-        assert_eq!(CpuLimit::for_memory(1).quota_us, 1000, "the kernel floor");
+        let limit = |mb| {
+            let l = CpuLimit::for_memory(mb);
+            (l.quota_us, l.period_us)
+        };
+        assert_eq!(limit(1769), (10_000, 10_000));
+        assert_eq!(limit(3538), (20_000, 10_000));
+        assert_eq!(limit(10240), (57_885, 10_000));
+        // Under 177 MB the period grows so the quota stays at the 1 ms floor.
+        assert_eq!(limit(177), (1000, 10_000));
+        assert_eq!(limit(128), (1000, 13_821));
+        assert_eq!(limit(18), (1000, 98_278));
+        assert_eq!(limit(1), (1000, 100_000), "the kernel floor");
+        for mb in [128, 256, 512, 1024, 1769, 3008, 10240] {
+            let (q, p) = limit(mb);
+            let ratio = q as f64 / p as f64 * 1769.0 / f64::from(mb);
+            assert!((ratio - 1.0).abs() < 0.001, "{mb} MB: {q}/{p}");
+        }
         assert_eq!(
-            cpu_file(CgroupVersion::V2, CpuLimit::for_memory(1769)),
-            ("", "cpu.max", "100000 100000".into())
+            cpu_files(CgroupVersion::V2, CpuLimit::for_memory(1769)),
+            vec![("", "cpu.max", "10000 10000".into())]
         );
         assert_eq!(
-            cpu_file(CgroupVersion::V1, CpuLimit::for_memory(884)),
-            ("cpu", "cpu.cfs_quota_us", "49971".into())
+            cpu_files(CgroupVersion::V1, CpuLimit::for_memory(884)),
+            vec![
+                ("cpu", "cpu.cfs_period_us", "10000".into()),
+                ("cpu", "cpu.cfs_quota_us", "4997".into())
+            ]
         );
     }
 
@@ -523,8 +550,8 @@ mod tests {
         assert_eq!(read(cg.dir("pids").join("pids.max")), "64");
         assert!(cg.dir("cpu").starts_with(root.path().join("cpu/c/stratus")));
         cg.limit_cpu();
-        assert_eq!(read(cg.dir("cpu").join("cpu.cfs_quota_us")), "7235");
-        assert_eq!(read(cg.dir("cpu").join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read(cg.dir("cpu").join("cpu.cfs_quota_us")), "1000");
+        assert_eq!(read(cg.dir("cpu").join("cpu.cfs_period_us")), "13821");
         std::fs::write(mem.join("memory.max_usage_in_bytes"), "123456\n").unwrap();
         assert_eq!(cg.peak_memory(), Some(123456));
         assert!(!cg.oom_killed());
@@ -581,7 +608,7 @@ mod tests {
         cg.limit_cpu();
         assert_eq!(
             std::fs::read_to_string(d.join("cpu.max")).unwrap(),
-            "100000 100000"
+            "10000 10000"
         );
         std::fs::write(d.join("memory.events"), "oom 1\noom_kill 1\n").unwrap();
         assert!(cg.oom_killed());

@@ -98,6 +98,10 @@ impl SqliteKeyStore {
             let conn = Connection::open(&path)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;
             conn.pragma_update(None, "synchronous", "NORMAL")?;
+            // A deleted or replaced key's row (its sealed secret, name and
+            // policies) is overwritten, not left in free pages; the setting is per
+            // connection, so this one needs it as much as the function store's.
+            conn.pragma_update(None, "secure_delete", "ON")?;
             conn.busy_timeout(std::time::Duration::from_secs(5))?;
             conn.execute_batch(SCHEMA)?;
             Ok(conn)
@@ -220,6 +224,51 @@ mod tests {
         assert!(again.delete_key(&k.id).unwrap());
         assert!(!again.delete_key(&k.id).unwrap());
         assert!(again.all_keys().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_deleted_key_leaves_nothing_in_the_database_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let sealer = Sealer::ephemeral().unwrap();
+        let store = SqliteKeyStore::open(dir.path(), sealer.clone()).unwrap();
+        let planted = format!("planted-{}", rand::random::<u64>());
+        let doomed = StoredKey {
+            id: "AKIADOOMEDDOOMEDDOOM".into(),
+            name: planted.clone(),
+            secret: "doomed-secret".into(),
+            policies: BTreeMap::from([(planted.clone(), "{}".to_string())]),
+            created: "2026-01-01T00:00:00Z".into(),
+        };
+        store.put_key(&doomed).unwrap();
+        // A key that stays keeps the page in use.
+        let kept = StoredKey {
+            id: "AKIAKEPTKEPTKEPTKEPT".into(),
+            name: "kept".into(),
+            policies: BTreeMap::new(),
+            ..doomed.clone()
+        };
+        store.put_key(&kept).unwrap();
+        let holding = |needle: &str| -> Vec<String> {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .filter(|e| {
+                    let bytes = std::fs::read(e.path()).unwrap();
+                    bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+                })
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        };
+        assert!(!holding(&planted).is_empty(), "the search itself is broken");
+        assert!(store.delete_key(&doomed.id).unwrap());
+        // Closing the last connection checkpoints the WAL into state.db and
+        // removes it, as a server's clean stop does.
+        drop(store);
+        assert!(!dir.path().join("state.db-wal").exists());
+        let found = holding(&planted);
+        assert!(found.is_empty(), "the deleted key's name is in {found:?}");
+        let again = SqliteKeyStore::open(dir.path(), sealer).unwrap();
+        assert_eq!(again.all_keys().unwrap(), vec![kept]);
     }
 
     fn again_conn(dir: &Path) -> Connection {
