@@ -16,7 +16,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::mpsc;
+use tokio::sync::{oneshot, Notify};
 
 use crate::hist::Histogram;
 use crate::prom::{Labels, Prom};
@@ -213,7 +214,9 @@ struct Inner {
     conn: Mutex<Connection>,
     live: Mutex<HashMap<RowKey, Agg>>,
     retention: Duration,
-    tx: OnceLock<mpsc::UnboundedSender<Event>>,
+    tx: OnceLock<mpsc::Sender<Event>>,
+    /// Wakes the rollup task at once (a reader waiting in [`MetricsStore::sync`]).
+    wake: Notify,
     prom: Prom,
 }
 
@@ -242,6 +245,7 @@ impl MetricsStore {
                 live: Mutex::default(),
                 retention,
                 tx: OnceLock::new(),
+                wake: Notify::new(),
                 prom: Prom::new(),
             }),
         };
@@ -249,7 +253,7 @@ impl MetricsStore {
         Ok(store)
     }
 
-    pub(crate) fn set_sender(&self, tx: mpsc::UnboundedSender<Event>) {
+    pub(crate) fn set_sender(&self, tx: mpsc::Sender<Event>) {
         let _ = self.inner.tx.set(tx);
     }
 
@@ -261,6 +265,7 @@ impl MetricsStore {
         };
         let (done, wait) = oneshot::channel();
         if tx.send(Event::Sync(done)).is_ok() {
+            self.inner.wake.notify_one();
             let _ = wait.await;
         }
     }
@@ -272,39 +277,53 @@ impl MetricsStore {
         let _ = tokio::task::spawn_blocking(move || store.write_live(now_secs())).await;
     }
 
-    /// The rollup task: applies events as they come, samples gauges every second,
-    /// writes the live minutes every 5 seconds and prunes hourly.
-    pub(crate) async fn run(self, mut rx: mpsc::UnboundedReceiver<Event>, sampler: Sampler) {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    /// The rollup task: drains the events every 50 ms (or at once for a reader in
+    /// [`MetricsStore::sync`]), samples gauges every second, writes the live minutes
+    /// every 5 seconds and prunes hourly. It polls rather than waits on the channel
+    /// so that no invocation ever pays for waking it (a futex call per event).
+    pub(crate) async fn run(self, rx: mpsc::Receiver<Event>, sampler: Sampler) {
+        const DRAIN: Duration = Duration::from_millis(50);
+        let mut drain = tokio::time::interval(DRAIN);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sample = tokio::time::Instant::now();
         let mut n: u64 = 0;
-        let mut batch = Vec::with_capacity(256);
         loop {
             tokio::select! {
-                got = rx.recv_many(&mut batch, 256) => {
-                    if got == 0 {
-                        return;
-                    }
-                    self.apply(batch.drain(..));
+                _ = drain.tick() => {}
+                _ = self.inner.wake.notified() => {}
+            }
+            let mut closed = false;
+            let events = std::iter::from_fn(|| match rx.try_recv() {
+                Ok(e) => Some(e),
+                Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    closed = true;
+                    None
                 }
-                _ = tick.tick() => {
-                    n += 1;
-                    let samples = sampler(n).await;
-                    self.apply_samples(&samples);
-                    if n.is_multiple_of(5) {
-                        let store = self.clone();
-                        let now = now_secs();
-                        let _ = tokio::task::spawn_blocking(move || {
-                            if let Err(e) = store.write_live(now) {
-                                tracing::warn!(error = %e, "cannot write metrics");
-                            }
-                            if n.is_multiple_of(3600) {
-                                let _ = store.prune(now);
-                            }
-                        })
-                        .await;
+            });
+            self.apply(events);
+            if closed {
+                return;
+            }
+            if last_sample.elapsed() < Duration::from_secs(1) {
+                continue;
+            }
+            last_sample = tokio::time::Instant::now();
+            n += 1;
+            let samples = sampler(n).await;
+            self.apply_samples(&samples);
+            if n.is_multiple_of(5) {
+                let store = self.clone();
+                let now = now_secs();
+                let _ = tokio::task::spawn_blocking(move || {
+                    if let Err(e) = store.write_live(now) {
+                        tracing::warn!(error = %e, "cannot write metrics");
                     }
-                }
+                    if n.is_multiple_of(3600) {
+                        let _ = store.prune(now);
+                    }
+                })
+                .await;
             }
         }
     }
