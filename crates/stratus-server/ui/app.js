@@ -569,7 +569,7 @@ function queueDeadLetters(q, r) {
       h("div", {},
         h("span", { class: "badge " + (m.state === "visible" ? "bad" : "warn"), text: m.state }),
         h("span", { class: "mono", text: m.messageId }),
-        h("span", { class: "muted", text: " · sent " + new Date(m.sentTimestamp).toLocaleString("en-GB") + (from ? " · from " + from : "") + " · received " + m.receiveCount + (m.receiveCount === 1 ? " time here" : " times here") })),
+        h("span", { class: "muted", text: " · sent " + new Date(m.sentTimestamp).toLocaleString("en-GB") + (from ? " · from " + from : "") + (m.receiveCount ? " · received " + m.receiveCount + (m.receiveCount === 1 ? " time here" : " times here") : "") })),
       attrs ? h("div", { class: "muted", text: "Attributes: " + attrs }) : null,
       h("pre", { text: m.body })));
   }
