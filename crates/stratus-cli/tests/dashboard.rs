@@ -560,8 +560,12 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
     assert_eq!(got["Messages"].as_array().map(Vec::len), Some(1), "{got}");
     // Received once already: this receive moves it to dash-dlq instead.
     let got = sqs(&s, "ReceiveMessage", receive).await;
-    assert!(got["Messages"].as_array().is_none_or(Vec::is_empty), "{got}");
-    let dead = json!({"function": "dash-dev-fail", "payload": payload, "queue": "dash-dlq", "body": body});
+    assert!(
+        got["Messages"].as_array().is_none_or(Vec::is_empty),
+        "{got}"
+    );
+    let dead =
+        json!({"function": "dash-dev-fail", "payload": payload, "queue": "dash-dlq", "body": body});
     stdin
         .write_all(format!("dead-lettered {dead}\n").as_bytes())
         .await
@@ -571,7 +575,9 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
     assert_eq!(async_dl.len(), 1, "{v:#}");
     let text = async_dl[0].as_str().unwrap();
     assert!(
-        text.contains("RetriesExhausted") && text.contains(" · 1 attempt · ") && text.contains(payload),
+        text.contains("RetriesExhausted")
+            && text.contains(" · 1 attempt · ")
+            && text.contains(payload),
         "{text}"
     );
     let queue_text = v["queueDeadLetters"].as_str().unwrap();
@@ -848,13 +854,20 @@ async fn the_overview_shows_concurrency_queues_and_dead_letters_and_the_gateway_
         assert_eq!(got["Messages"].as_array().map(Vec::len), Some(2), "{got}");
     }
     let got = sqs(&s, "ReceiveMessage", receive).await;
-    assert!(got["Messages"].as_array().is_none_or(Vec::is_empty), "{got}");
+    assert!(
+        got["Messages"].as_array().is_none_or(Vec::is_empty),
+        "{got}"
+    );
     // Read twice: a read receives nothing, so nothing changes.
     let mut first = Value::Null;
     for n in 0..2 {
         let (status, v) = queue_dl("queue=work-dlq&limit=1").await;
         assert_eq!(status, 200, "{v}");
-        assert_eq!((v["visible"].as_u64(), v["inFlight"].as_u64()), (Some(2), Some(0)), "{v}");
+        assert_eq!(
+            (v["visible"].as_u64(), v["inFlight"].as_u64()),
+            (Some(2), Some(0)),
+            "{v}"
+        );
         let m = &v["messages"];
         assert_eq!(m.as_array().unwrap().len(), 1, "limit=1: {v}");
         assert_eq!(m[0]["body"], "m0", "{v}");
@@ -879,7 +892,10 @@ async fn the_overview_shows_concurrency_queues_and_dead_letters_and_the_gateway_
     let (status, v) = queue_dl("queue=work").await;
     assert_eq!(status, 400, "{v}");
     assert!(
-        v["message"].as_str().unwrap().contains("work is not a dead-letter queue"),
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("work is not a dead-letter queue"),
         "{v}"
     );
     let (status, v) = queue_dl("queue=nope").await;

@@ -133,7 +133,8 @@ const AWS_V2: &str = "/usr/bin/aws";
 
 fn aws_v2(s: &Server) -> tokio::process::Command {
     assert!(
-        std::path::Path::new(AWS_V2).is_file() && std::path::Path::new("/usr/bin/python3").is_file(),
+        std::path::Path::new(AWS_V2).is_file()
+            && std::path::Path::new("/usr/bin/python3").is_file(),
         "`aws logs tail` needs AWS CLI v2 at {AWS_V2}, not found: `apt-get install awscli` \
          (Debian 12's is v2; scripts/test installs it)"
     );
@@ -326,7 +327,8 @@ async fn aws_cli_v2_logs_tail_follows_new_lines() {
         .await;
     let filtered = detailed
         .wait_for("the new function lines", |l| {
-            ids.iter().all(|(_, w)| l.iter().any(|l| l.contains(&format!("'{w}'"))))
+            ids.iter()
+                .all(|(_, w)| l.iter().any(|l| l.contains(&format!("'{w}'"))))
         })
         .await;
     // A moment more: nothing is printed twice as the CLI polls on.

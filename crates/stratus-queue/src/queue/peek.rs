@@ -186,15 +186,21 @@ mod tests {
         )
         .await;
         let attrs = MessageAttributes::from([("k".to_string(), MessageAttribute::string("v"))]);
-        let poison = f.q.send("src", "poison", attrs.clone(), None).await.unwrap();
+        let poison =
+            f.q.send("src", "poison", attrs.clone(), None)
+                .await
+                .unwrap();
         f.clock.advance(Duration::from_millis(5));
         f.q.send("src", "fine", MessageAttributes::new(), None)
             .await
             .unwrap();
-        f.q.send_message("src", SendMessage {
-            delay_seconds: Some(60),
-            ..SendMessage::new("later")
-        })
+        f.q.send_message(
+            "src",
+            SendMessage {
+                delay_seconds: Some(60),
+                ..SendMessage::new("later")
+            },
+        )
         .await
         .unwrap();
 
