@@ -376,6 +376,21 @@ async fn aws_cli_v2_logs_tail_follows_new_lines() {
         );
         assert_eq!(msg, format!("hello from python {{'word': '{w}'}}"), "{l}");
     }
+
+    // Without `--follow` it prints what is there (paging FilterLogEvents) and ends.
+    let out = aws_v2(&s)
+        .args(["logs", "tail", group, "--since", "5m", "--format", "short"])
+        .args(["--endpoint-url", &format!("http://{}", s.addr)])
+        .args(["--region", "us-east-1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let once: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(once, lines, "{}", output_text(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
