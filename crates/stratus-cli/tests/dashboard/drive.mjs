@@ -149,9 +149,19 @@ try {
     dead.body,
   );
   const queueDeadLetters = await page.$eval(queueBox, (e) => e.textContent);
-  const tiles = await page.$$eval("#tiles .tile", (ts) =>
-    Object.fromEntries(ts.map((t) => [t.querySelector(".l").textContent, t.querySelector(".v").textContent])),
-  );
+  // The tiles follow the overview, read every 3 s: wait for both dead letters to
+  // count there (the test checks the value read after).
+  const tile = (label) =>
+    Array.from(document.querySelectorAll("#tiles .tile")).find((t) => t.querySelector(".l").textContent === label)?.querySelector(".v").textContent;
+  await page
+    .waitForFunction(
+      (label) =>
+        Array.from(document.querySelectorAll("#tiles .tile")).find((t) => t.querySelector(".l").textContent === label)?.querySelector(".v").textContent === "2",
+      { timeout: 15000 },
+      "Dead letters",
+    )
+    .catch(() => {});
+  const tiles = { "Dead letters": await page.evaluate(tile, "Dead letters") };
   // Clear the log filter so the screenshot shows the function's whole recent log.
   await page.click("#log-filter", { clickCount: 3 });
   await page.keyboard.press("Backspace");
