@@ -1,7 +1,8 @@
 //! The web dashboard end to end: a real headless Chromium signs in (a wrong secret
 //! is refused), watches a function deployed with the CLI appear and its invocation
-//! count rise, reads its log line, and leaves a screenshot in
-//! `target/test-artifacts/dashboard.png`; and the session cookie's rules over real
+//! count rise, reads its log line, sees a failed async event and an SQS message
+//! dead-lettered appear in the dead-letter panel (reading them consumes nothing),
+//! and leaves a screenshot in `target/test-artifacts/dashboard.png`; and the session cookie's rules over real
 //! HTTP: only with `X-Stratus-UI: 1`, only for the dashboard's reads, never forged,
 //! expiring, dying with its key, its logout and the server's restart, the key's
 //! policies applying, failed sign-ins slowed and then refused.
@@ -417,12 +418,12 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
     std::fs::create_dir_all(&svc).unwrap();
     std::fs::write(
         svc.join("serverless.yml"),
-        "service: dash\nframeworkVersion: '3'\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  hello:\n    handler: handler.hello\n    provisionedConcurrency: 1\n    concurrencyAutoscaling:\n      enabled: true\n      minimum: 1\n      maximum: 3\n",
+        "service: dash\nframeworkVersion: '3'\nprovider:\n  name: aws\n  runtime: nodejs20.x\nfunctions:\n  hello:\n    handler: handler.hello\n    provisionedConcurrency: 1\n    concurrencyAutoscaling:\n      enabled: true\n      minimum: 1\n      maximum: 3\n  fail:\n    handler: handler.fail\n    maximumRetryAttempts: 0\n",
     )
     .unwrap();
     std::fs::write(
         svc.join("handler.js"),
-        format!("module.exports.hello = async (e) => {{ console.log('{MARKER}', e.n); return {{ ok: true }}; }};\n"),
+        format!("module.exports.hello = async (e) => {{ console.log('{MARKER}', e.n); return {{ ok: true }}; }};\nmodule.exports.fail = async () => {{ throw new Error('always fails'); }};\n"),
     )
     .unwrap();
 
@@ -483,7 +484,7 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
         .await;
     }
     stdin.write_all(b"invoked 5\n").await.unwrap();
-    let v = step("done").await;
+    let v = step("checked").await;
     assert_eq!(v["invocations"], 5, "{v}");
     assert!(
         v["logLines"]
@@ -516,7 +517,97 @@ async fn a_browser_signs_in_and_watches_a_function_deploy_and_run() {
         autoscaling.contains("dash-dev-hello:provisioned") && autoscaling.contains("1–3"),
         "{autoscaling}"
     );
+
+    // An async event the function fails (no retries) and an SQS message received
+    // more often than its queue's redrive policy allows: both dead letters.
+    let payload = r#"{"order":"async-7"}"#;
+    let r = s
+        .api
+        .call(
+            "POST",
+            "/2015-03-31/functions/dash-dev-fail/invocations",
+            &[("x-amz-invocation-type", "Event")],
+            payload,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    sqs(&s, "CreateQueue", json!({"QueueName": "dash-dlq"})).await;
+    let redrive = json!({
+        "deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:dash-dlq",
+        "maxReceiveCount": "1",
+    })
+    .to_string();
+    let url = sqs(
+        &s,
+        "CreateQueue",
+        json!({"QueueName": "dash-jobs", "Attributes": {"RedrivePolicy": redrive}}),
+    )
+    .await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = r#"{"order":"sqs-42"}"#;
+    sqs(
+        &s,
+        "SendMessage",
+        json!({"QueueUrl": url, "MessageBody": body,
+               "MessageAttributes": {"origin": {"DataType": "String", "StringValue": "checkout"}}}),
+    )
+    .await;
+    let receive = json!({"QueueUrl": url, "VisibilityTimeout": 0, "MaxNumberOfMessages": 10});
+    let got = sqs(&s, "ReceiveMessage", receive.clone()).await;
+    assert_eq!(got["Messages"].as_array().map(Vec::len), Some(1), "{got}");
+    // Received once already: this receive moves it to dash-dlq instead.
+    let got = sqs(&s, "ReceiveMessage", receive).await;
+    assert!(
+        got["Messages"].as_array().is_none_or(Vec::is_empty),
+        "{got}"
+    );
+    let dead =
+        json!({"function": "dash-dev-fail", "payload": payload, "queue": "dash-dlq", "body": body});
+    stdin
+        .write_all(format!("dead-lettered {dead}\n").as_bytes())
+        .await
+        .unwrap();
+    let v = step("done").await;
+    let async_dl = v["asyncDeadLetters"].as_array().unwrap();
+    assert_eq!(async_dl.len(), 1, "{v:#}");
+    let text = async_dl[0].as_str().unwrap();
+    assert!(
+        text.contains("RetriesExhausted")
+            && text.contains(" · 1 attempt · ")
+            && text.contains(payload),
+        "{text}"
+    );
+    let queue_text = v["queueDeadLetters"].as_str().unwrap();
+    for want in [
+        "dash-dlq",
+        "dead-letter queue of dash-jobs",
+        "1 message",
+        "from dash-jobs",
+        "origin=checkout",
+        body,
+    ] {
+        assert!(queue_text.contains(want), "{want} in {queue_text}");
+    }
+    // One failed async event and one message in a dead-letter queue.
+    assert_eq!(v["deadLetterTile"], "2", "{v:#}");
     assert_eq!(v["pageErrors"], json!([]), "{v:#}");
+    // The page read the dead-letter queue many times; none of it was a receive.
+    let dlq = sqs(&s, "GetQueueUrl", json!({"QueueName": "dash-dlq"})).await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let got = sqs(
+        &s,
+        "ReceiveMessage",
+        json!({"QueueUrl": dlq, "MessageSystemAttributeNames": ["All"]}),
+    )
+    .await;
+    let m = &got["Messages"][0];
+    assert_eq!(m["Body"], body, "{got}");
+    assert_eq!(m["Attributes"]["ApproximateReceiveCount"], "1", "{got}");
     let status = node.wait().await.unwrap();
     assert!(status.success());
     let png = std::fs::read(&shot).expect("the screenshot");
@@ -736,6 +827,85 @@ async fn the_overview_shows_concurrency_queues_and_dead_letters_and_the_gateway_
         assert_eq!(dl[0]["condition"], "RetriesExhausted");
         assert_eq!(dl[0]["payload"], r#"{"lost":true}"#);
     }
+
+    // An SQS dead-letter queue's messages, through the same endpoint. Empty first.
+    let queue_dl = async |query: &str| {
+        let (status, _, v) = raw(
+            "GET",
+            &format!("{base}/stratus/v1/dead-letters?{query}"),
+            &[("cookie", cookie.as_str()), ("x-stratus-ui", "1")],
+            "",
+        )
+        .await;
+        (status, v)
+    };
+    let (status, v) = queue_dl("queue=work-dlq").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["deadLetterFor"], json!(["work"]), "{v}");
+    assert_eq!(
+        v["queueArn"], "arn:aws:sqs:us-east-1:000000000000:work-dlq",
+        "{v}"
+    );
+    assert_eq!(v["messages"], json!([]), "{v}");
+    // Three receives use up `maxReceiveCount`; the fourth moves both messages.
+    let receive = json!({"QueueUrl": url, "VisibilityTimeout": 0, "MaxNumberOfMessages": 10});
+    for _ in 0..3 {
+        let got = sqs(&s, "ReceiveMessage", receive.clone()).await;
+        assert_eq!(got["Messages"].as_array().map(Vec::len), Some(2), "{got}");
+    }
+    let got = sqs(&s, "ReceiveMessage", receive).await;
+    assert!(
+        got["Messages"].as_array().is_none_or(Vec::is_empty),
+        "{got}"
+    );
+    // Read twice: a read receives nothing, so nothing changes.
+    let mut first = Value::Null;
+    for n in 0..2 {
+        let (status, v) = queue_dl("queue=work-dlq&limit=1").await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(
+            (v["visible"].as_u64(), v["inFlight"].as_u64()),
+            (Some(2), Some(0)),
+            "{v}"
+        );
+        let m = &v["messages"];
+        assert_eq!(m.as_array().unwrap().len(), 1, "limit=1: {v}");
+        assert_eq!(m[0]["body"], "m0", "{v}");
+        assert_eq!(m[0]["state"], "visible", "{v}");
+        assert_eq!(m[0]["receiveCount"], 0, "{v}");
+        assert_eq!(
+            m[0]["deadLetterQueueSourceArn"], "arn:aws:sqs:us-east-1:000000000000:work",
+            "{v}"
+        );
+        if n == 0 {
+            first = v;
+        } else {
+            assert_eq!(v, first);
+        }
+    }
+    let o = overview(&base, &cookie).await.1;
+    assert_eq!(
+        o["queues"][1],
+        json!({"name": "work-dlq", "visible": 2, "inFlight": 0, "delayed": 0, "deadLetterFor": ["work"]})
+    );
+    // Not a dead-letter queue, no such queue, both kinds at once, a bad limit.
+    let (status, v) = queue_dl("queue=work").await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("work is not a dead-letter queue"),
+        "{v}"
+    );
+    let (status, v) = queue_dl("queue=nope").await;
+    assert_eq!(status, 404, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("nope"), "{v}");
+    let (status, v) = queue_dl("queue=work-dlq&function=obs-dev-fail").await;
+    assert_eq!(status, 400, "{v}");
+    let (status, v) = queue_dl("queue=work-dlq&limit=101").await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("limit"), "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Observability end to end: the CloudWatch Logs read API through the real boto3
-//! `logs` client and the AWS CLI, and the denial shape of that API.
+//! `logs` client, the AWS CLI v1 and `aws logs tail --follow` of the AWS CLI v2,
+//! and the denial shape of that API.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
@@ -121,6 +122,275 @@ async fn aws_cli_reads_logs() {
     assert!(all[0].starts_with("START RequestId:"), "{all:?}");
     let all: Vec<String> = all.iter().map(|m| m.to_string()).collect();
     assert_eq!(count(&all, "REPORT RequestId:"), 2, "{all:?}");
+}
+
+/// AWS CLI v2 (Debian's `awscli` package): `aws logs tail` exists only in v2, while
+/// the `aws` first on PATH is v1 from PyPI, which the other tests use. It runs by its
+/// absolute path on Debian's python3 with only Debian's packages importable (`-S`
+/// and `PYTHONPATH`), so an `awscli` or `botocore` that pip put in
+/// /usr/local/lib/python3/dist-packages cannot shadow its own.
+const AWS_V2: &str = "/usr/bin/aws";
+
+fn aws_v2(s: &Server) -> tokio::process::Command {
+    assert!(
+        std::path::Path::new(AWS_V2).is_file()
+            && std::path::Path::new("/usr/bin/python3").is_file(),
+        "`aws logs tail` needs AWS CLI v2 at {AWS_V2}, not found: `apt-get install awscli` \
+         (Debian 12's is v2; scripts/test installs it)"
+    );
+    let mut c = tokio::process::Command::new("/usr/bin/python3");
+    c.args(["-S", AWS_V2])
+        .env("PYTHONPATH", "/usr/lib/python3/dist-packages")
+        // Each line as the CLI prints it, not when a pipe buffer fills.
+        .env("PYTHONUNBUFFERED", "1")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            s.data_dir.join("credentials"),
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_PAGER", "")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("PYTHONHOME")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    c
+}
+
+/// A running `aws logs tail --follow`, its output lines collected as they come.
+struct Tail {
+    child: tokio::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    what: String,
+}
+
+impl Tail {
+    fn spawn(s: &Server, group: &str, args: &[&str]) -> Tail {
+        let mut c = aws_v2(s);
+        c.args(["logs", "tail", group, "--follow", "--since", "5m"])
+            .args(args)
+            .args([
+                "--endpoint-url",
+                &format!("http://{}", s.addr),
+                "--region",
+                "us-east-1",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("run /usr/bin/python3 /usr/bin/aws");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncBufReadExt as _;
+            let mut r = tokio::io::BufReader::new(out).lines();
+            while let Ok(Some(l)) = r.next_line().await {
+                sink.lock().unwrap().push(l);
+            }
+        });
+        Tail {
+            child,
+            lines,
+            what: format!("aws logs tail {group} --follow {}", args.join(" ")),
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Waits (up to a minute: the CLI polls every 5 s) until `done` holds for the
+    /// lines printed so far; fails if the CLI exits or the time runs out.
+    async fn wait_for(&mut self, what: &str, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let lines = self.lines();
+            if done(&lines) {
+                return lines;
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    use tokio::io::AsyncReadExt as _;
+                    let _ = e.read_to_string(&mut err).await;
+                }
+                panic!(
+                    "{} exited ({status}) before {what}:\n{}\nstderr: {err}",
+                    self.what,
+                    lines.join("\n")
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: no {what} within a minute; it printed:\n{}",
+                self.what,
+                lines.join("\n")
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops the CLI; answers what it printed on stderr.
+    async fn stop(mut self) -> String {
+        let _ = self.child.kill().await;
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use tokio::io::AsyncReadExt as _;
+            let _ = e.read_to_string(&mut err).await;
+        }
+        err
+    }
+}
+
+/// Whether `lines` hold the START, END and REPORT lines of invocation `id` (each
+/// once) and its function's line with `word`.
+fn has_invocation(lines: &[String], id: &str, word: &str) -> bool {
+    ["START", "END", "REPORT"].iter().all(|k| {
+        lines
+            .iter()
+            .filter(|l| l.contains(&format!("{k} RequestId: {id}")))
+            .count()
+            == 1
+    }) && lines
+        .iter()
+        .any(|l| l.contains(&format!("hello from python {{'word': '{word}'}}")))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_cli_v2_logs_tail_follows_new_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let version = aws_v2(&s).arg("--version").output().await.unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).to_string()
+        + &String::from_utf8_lossy(&version.stderr);
+    assert!(
+        version.starts_with("aws-cli/2."),
+        "{AWS_V2} is not AWS CLI v2 ({version}): `apt-get install awscli` (Debian 12's is v2)"
+    );
+    s.create_ok(
+        "tailme",
+        "python3.11",
+        "app.handler",
+        &fixture_zip("python"),
+        json!({}),
+    )
+    .await;
+    // One invocation before the tails start (a tail of a group that does not exist
+    // yet fails): `--since 5m` shows it first.
+    let r = s.invoke("tailme", r#"{"word":"before"}"#).await;
+    assert_eq!(r.status, 200);
+    let before = r.header("x-amzn-requestid").unwrap().to_string();
+    s.wait_logs("tailme", "REPORT", 1).await;
+
+    let group = "/aws/lambda/tailme";
+    let mut short = Tail::spawn(&s, group, &["--format", "short"]);
+    let mut detailed = Tail::spawn(
+        &s,
+        group,
+        &[
+            "--format",
+            "detailed",
+            "--filter-pattern",
+            "\"hello from python\"",
+        ],
+    );
+    short
+        .wait_for("the invocation from before", |l| {
+            has_invocation(l, &before, "before")
+        })
+        .await;
+    detailed
+        .wait_for("the line from before", |l| {
+            l.iter().any(|l| l.contains("'before'"))
+        })
+        .await;
+
+    // New invocations while both follow: their lines stream out.
+    let mut ids = Vec::new();
+    for word in ["during-1", "during-2", "during-3"] {
+        let r = s
+            .invoke("tailme", &json!({ "word": word }).to_string())
+            .await;
+        assert_eq!(r.status, 200);
+        ids.push((
+            r.header("x-amzn-requestid").unwrap().to_string(),
+            word.to_string(),
+        ));
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let lines = short
+        .wait_for("the new invocations", |l| {
+            ids.iter().all(|(id, w)| has_invocation(l, id, w))
+        })
+        .await;
+    let filtered = detailed
+        .wait_for("the new function lines", |l| {
+            ids.iter()
+                .all(|(_, w)| l.iter().any(|l| l.contains(&format!("'{w}'"))))
+        })
+        .await;
+    // A moment more: nothing is printed twice as the CLI polls on.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let lines_after = short.lines();
+    let filtered_after = detailed.lines();
+    let (e1, e2) = (short.stop().await, detailed.stop().await);
+    assert_eq!(lines_after, lines, "stderr: {e1}");
+    assert_eq!(filtered_after, filtered, "stderr: {e2}");
+
+    // `short`: `YYYY-MM-DDTHH:MM:SS message`, the logger's lines too.
+    for l in &lines {
+        let (ts, msg) = l.split_at(19);
+        assert!(
+            time::PrimitiveDateTime::parse(
+                ts,
+                time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]")
+            )
+            .is_ok()
+                && msg.starts_with(' '),
+            "{l}"
+        );
+    }
+    assert_eq!(count(&lines, "logged at info"), 4, "{lines:#?}");
+    // `detailed` with the filter: `{ISO time} {stream} {message}`, only the
+    // function's matching lines, once each.
+    assert_eq!(filtered.len(), 4, "{filtered:#?}");
+    for (l, w) in filtered
+        .iter()
+        .zip(["before", "during-1", "during-2", "during-3"])
+    {
+        let mut parts = l.splitn(3, ' ');
+        let (ts, stream, msg) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        assert!(
+            ts.len() == 32 && ts.ends_with("+00:00") && ts.as_bytes()[10] == b'T',
+            "{l}"
+        );
+        assert!(
+            stream.len() == 11 + 9 + 32 && stream[10..].starts_with("/[$LATEST]"),
+            "{l}"
+        );
+        assert_eq!(msg, format!("hello from python {{'word': '{w}'}}"), "{l}");
+    }
+
+    // Without `--follow` it prints what is there (paging FilterLogEvents) and ends.
+    let out = aws_v2(&s)
+        .args(["logs", "tail", group, "--since", "5m", "--format", "short"])
+        .args(["--endpoint-url", &format!("http://{}", s.addr)])
+        .args(["--region", "us-east-1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let once: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(once, lines, "{}", output_text(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

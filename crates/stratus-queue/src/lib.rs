@@ -9,7 +9,8 @@
 //!   on disk before it is answered.
 //! - [`queue`]: the semantics (visibility timeouts, receipt handles, delays,
 //!   retention, redrive to dead-letter queues, long polling, FIFO ordering and
-//!   deduplication) behind the library API [`Queues`]. No HTTP.
+//!   deduplication) behind the library API [`Queues`], and [`Queues::peek`], an
+//!   operator's read that receives nothing. No HTTP.
 //! - [`attributes`]: queue attributes, their names, ranges and defaults.
 //! - [`message`]: message bodies and attributes, sizes and SQS's MD5 digests.
 //! - [`http`]: the wire protocol: [`handle`] answers one `X-Amz-Target:
@@ -32,5 +33,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::QueueError;
 pub use http::{handle, SqsError, CONTENT_TYPE, TARGET_PREFIX};
 pub use message::{AttributeValue, MessageAttribute, MessageAttributes};
-pub use queue::{Counter as MessageCounter, Depth, Queues, Received, SendMessage, Sent};
+pub use queue::{
+    Counter as MessageCounter, Depth, MessageState, Peek, Peeked, Queues, Received, SendMessage,
+    Sent,
+};
 pub use store::StoreError;

@@ -16,6 +16,10 @@ const state = {
   logAfter: 0,
   logKey: "",
   logBusy: false,
+  // The dead-letter queues and their message counts last drawn, and which read of
+  // them is the latest (an older answer arriving late is dropped).
+  dlqSignature: null,
+  dlqRead: 0,
   timers: [],
 };
 
@@ -142,6 +146,7 @@ async function start() {
   state.timers.push(setInterval(refreshCharts, CHART_POLL_MS));
   state.timers.push(setInterval(refreshAutoscaling, CHART_POLL_MS));
   state.timers.push(setInterval(refreshDeadLetters, CHART_POLL_MS));
+  state.timers.push(setInterval(refreshQueueDeadLetters, CHART_POLL_MS));
 }
 
 /** Loads the overview; answers whether the dashboard may be shown. */
@@ -178,6 +183,8 @@ function renderOverview(o) {
   const fns = o.functions || [];
   const sum = (k) => fns.reduce((a, f) => a + (f[k] || 0), 0);
   const acct = o.account || {};
+  const dlqs = deadLetterQueues(o);
+  const queued = dlqs.reduce((a, q) => a + q.visible + q.inFlight + q.delayed, 0);
   const tiles = [
     ["Functions", fmt.int(fns.length)],
     ["Invocations", fmt.int(sum("invocations"))],
@@ -186,7 +193,7 @@ function renderOverview(o) {
     ["Concurrency in use", fmt.int(acct.inUse) + " / " + fmt.int(acct.concurrencyLimit)],
     ["Environments", fmt.int(acct.environments)],
     ["Async backlog", fmt.int(o.asyncPending)],
-    ["Dead letters", fmt.int(sum("deadLetters"))],
+    ["Dead letters", fmt.int(sum("deadLetters") + queued)],
   ];
   $("tiles").replaceChildren(...tiles.map(([l, v]) => h("div", { class: "tile" }, h("div", { class: "v", text: v }), h("div", { class: "l", text: l }))));
 
@@ -212,6 +219,18 @@ function renderOverview(o) {
   if (state.selected && !fns.some((f) => f.name === state.selected)) state.selected = null;
   renderDetail();
   renderQueues(o);
+  // The dead-letter queues' contents are read again when their counts change (and
+  // every CHART_POLL_MS, for messages changing state).
+  const signature = dlqs.map((q) => [q.name, q.deadLetterFor.join("+"), q.visible, q.inFlight, q.delayed].join(":")).join(",");
+  if (signature !== state.dlqSignature) {
+    state.dlqSignature = signature;
+    refreshQueueDeadLetters();
+  }
+}
+
+/** The queues some queue's redrive policy sends its failures to. */
+function deadLetterQueues(o) {
+  return ((o && o.queues) || []).filter((q) => q.deadLetterFor && q.deadLetterFor.length);
 }
 
 function syncSelect(select, fns, allLabel) {
@@ -507,9 +526,54 @@ async function refreshDeadLetters() {
   }
   const more = all.length > list.length ? [h("p", { class: "muted", text: "The newest " + list.length + " of " + (all.length >= 1000 ? "1,000 or more" : all.length) + "." })] : [];
   box.replaceChildren(...more, ...list.map((d) => h("div", { class: "dl" },
-    h("div", {}, h("span", { class: "badge bad", text: d.condition }), h("span", { class: "mono", text: d.requestId }), h("span", { class: "muted", text: " · " + d.attempts + " attempts · " + new Date(d.timestamp).toLocaleString("en-GB") })),
+    h("div", {}, h("span", { class: "badge bad", text: d.condition }), h("span", { class: "mono", text: d.requestId }), h("span", { class: "muted", text: " · " + d.attempts + (d.attempts === 1 ? " attempt · " : " attempts · ") + new Date(d.timestamp).toLocaleString("en-GB") })),
     d.error ? h("div", { class: "error-text", text: d.error }) : null,
     h("pre", { text: d.payload }))));
+}
+
+/** Every dead-letter queue's oldest messages, read without receiving them. */
+async function refreshQueueDeadLetters() {
+  const box = $("dlq-queues");
+  const dlqs = deadLetterQueues(state.overview);
+  const read = ++state.dlqRead;
+  if (!dlqs.length) {
+    box.replaceChildren(h("p", { class: "empty", text: "No queue has a dead-letter queue." }));
+    return;
+  }
+  const answers = await Promise.all(dlqs.map((q) => api("/stratus/v1/dead-letters?limit=20&queue=" + encodeURIComponent(q.name))));
+  if (read !== state.dlqRead) return;
+  box.replaceChildren(...dlqs.map((q, i) => queueDeadLetters(q, answers[i])));
+}
+
+function queueDeadLetters(q, r) {
+  const head = h("div", { class: "q-head" }, h("strong", { class: "mono", text: q.name }), h("span", { class: "muted", text: "dead-letter queue of " + q.deadLetterFor.join(", ") }));
+  const box = h("div", { class: "dlq-queue", "data-queue": q.name }, head);
+  if (r.status !== 200) {
+    box.append(h("p", { class: "empty", text: r.status === 403 ? "This key may not read dead letters." : "Unavailable: " + ((r.data && r.data.message) || r.status) }));
+    return box;
+  }
+  const d = r.data;
+  const total = d.visible + d.inFlight + d.delayed;
+  head.append(h("span", { class: "badge " + (total ? "bad" : "ok"), text: fmt.int(total) + (total === 1 ? " message" : " messages") }));
+  const list = d.messages || [];
+  if (!list.length) {
+    box.append(h("p", { class: "empty", text: "Empty." }));
+    return box;
+  }
+  if (total > list.length) box.append(h("p", { class: "muted", text: "The oldest " + list.length + " of " + fmt.int(total) + "." }));
+  const sourceName = (arn) => (arn ? String(arn).split(":").pop() : null);
+  for (const m of list) {
+    const attrs = Object.entries(m.messageAttributes || {}).map(([k, a]) => k + "=" + (a.StringValue !== undefined ? a.StringValue : "(" + a.DataType + ")")).join(", ");
+    const from = sourceName(m.deadLetterQueueSourceArn);
+    box.append(h("div", { class: "dl sqs-dl", "data-message-id": m.messageId },
+      h("div", {},
+        h("span", { class: "badge " + (m.state === "visible" ? "bad" : "warn"), text: m.state }),
+        h("span", { class: "mono", text: m.messageId }),
+        h("span", { class: "muted", text: " · sent " + new Date(m.sentTimestamp).toLocaleString("en-GB") + (from ? " · from " + from : "") + (m.receiveCount ? " · received " + m.receiveCount + (m.receiveCount === 1 ? " time here" : " times here") : "") })),
+      attrs ? h("div", { class: "muted", text: "Attributes: " + attrs }) : null,
+      h("pre", { text: m.body })));
+  }
+  return box;
 }
 
 // ---------------------------------------------------------------- wiring

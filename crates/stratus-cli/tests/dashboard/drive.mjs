@@ -6,6 +6,9 @@
 // Environment: STRATUS_URL, STRATUS_KEY, STRATUS_SECRET, CHROMIUM (executable),
 // PUPPETEER_DIR (a node_modules holding puppeteer-core), SCREENSHOT (png path),
 // MARKER (a text the function logs).
+//
+// Steps: signed-in → (deployed NAME) → seen → (invoked N) → checked →
+// (dead-lettered {"function","payload","queue","body"}) → done.
 import { createRequire } from "node:module";
 import readline from "node:readline";
 
@@ -126,12 +129,45 @@ try {
     })),
   );
   const autoscaling = await page.$eval("#autoscaling", (e) => e.textContent);
-  // Clear the filter so the screenshot shows the function's whole recent log.
+  emit({ step: "checked", invocations, logLines, detailTitle, charts, autoscaling });
+
+  // The test dead-letters an async event and an SQS message; both appear in the
+  // dead-letter panel without a reload.
+  const dead = JSON.parse((await next()).replace(/^dead-lettered /, ""));
+  await page.select("#dlq-function", dead.function);
+  await page.waitForFunction(
+    (p) => Array.from(document.querySelectorAll("#dead-letters .dl pre")).some((e) => e.textContent === p),
+    { timeout: 45000 },
+    dead.payload,
+  );
+  const asyncDeadLetters = await page.$$eval("#dead-letters .dl", (ds) => ds.map((d) => d.textContent));
+  const queueBox = `#dlq-queues .dlq-queue[data-queue="${dead.queue}"]`;
+  await page.waitForFunction(
+    (sel, b) => Array.from(document.querySelectorAll(sel + " .sqs-dl pre")).some((e) => e.textContent === b),
+    { timeout: 45000 },
+    queueBox,
+    dead.body,
+  );
+  const queueDeadLetters = await page.$eval(queueBox, (e) => e.textContent);
+  // The tiles follow the overview, read every 3 s: wait for both dead letters to
+  // count there (the test checks the value read after).
+  const tile = (label) =>
+    Array.from(document.querySelectorAll("#tiles .tile")).find((t) => t.querySelector(".l").textContent === label)?.querySelector(".v").textContent;
+  await page
+    .waitForFunction(
+      (label) =>
+        Array.from(document.querySelectorAll("#tiles .tile")).find((t) => t.querySelector(".l").textContent === label)?.querySelector(".v").textContent === "2",
+      { timeout: 15000 },
+      "Dead letters",
+    )
+    .catch(() => {});
+  const tiles = { "Dead letters": await page.evaluate(tile, "Dead letters") };
+  // Clear the log filter so the screenshot shows the function's whole recent log.
   await page.click("#log-filter", { clickCount: 3 });
   await page.keyboard.press("Backspace");
   await new Promise((r) => setTimeout(r, 1500));
   await page.screenshot({ path: env("SCREENSHOT"), fullPage: true });
-  emit({ step: "done", invocations, logLines, detailTitle, charts, autoscaling, pageErrors });
+  emit({ step: "done", asyncDeadLetters, queueDeadLetters, deadLetterTile: tiles["Dead letters"], pageErrors });
   await browser.close();
   process.exit(0);
 } catch (e) {

@@ -219,7 +219,7 @@ impl Queues {
     }
 }
 
-fn depth_of(c: &Connection, q: &QueueRow, now: i64) -> Result<Depth, QueueError> {
+pub(super) fn depth_of(c: &Connection, q: &QueueRow, now: i64) -> Result<Depth, QueueError> {
     expire(c, q, now)?;
     let (visible, in_flight, delayed) = c
         .prepare_cached(

@@ -33,6 +33,7 @@
 //! - `tags`: TagQueue, UntagQueue, ListQueueTags.
 //! - `send`: SendMessage(Batch), validation, delays, FIFO deduplication.
 //! - `receive`: ReceiveMessage, long polling, FIFO group ordering.
+//! - `peek`: an operator's read of a queue's messages that receives nothing.
 //! - `receipt`: receipt handles and what they allow: DeleteMessage(Batch),
 //!   ChangeMessageVisibility(Batch).
 //! - `redrive`: dead-letter queues (moving messages, checking targets, sources).
@@ -54,6 +55,7 @@ use crate::store::{Store, StoreError};
 
 mod identity;
 mod lifecycle;
+mod peek;
 mod receipt;
 mod receive;
 mod redrive;
@@ -65,6 +67,7 @@ mod test_support;
 
 use identity::Identity;
 pub use lifecycle::Depth;
+pub use peek::{MessageState, Peek, Peeked, MAX_PEEK_MESSAGES};
 pub use receive::{Received, MAX_RECEIVE_MESSAGES};
 pub use send::{SendMessage, Sent, DEDUPLICATION_WINDOW};
 pub use tags::MAX_TAGS;

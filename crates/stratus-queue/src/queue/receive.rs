@@ -114,6 +114,25 @@ pub(super) struct ReceiveJob<'a> {
     pub(super) attempt: Attempt,
 }
 
+/// Opens a sealed column of a message of `queue`; one that does not open (altered
+/// on disk, or moved from another message) is reported, never returned.
+pub(super) fn unseal(
+    sealer: &stratus_seal::Sealer,
+    queue: &str,
+    message_id: &str,
+    column: &str,
+    sealed: &[u8],
+) -> Result<String, QueueError> {
+    sealer
+        .open_string(&seal_aad(message_id, column), sealed)
+        .map_err(|e| {
+            tracing::error!(queue, message_id, column, error = %e, "a stored message does not open");
+            QueueError::Store(StoreError::Corrupt(format!(
+                "the stored {column} of message {message_id} in queue {queue} does not open: {e}"
+            )))
+        })
+}
+
 impl ReceiveJob<'_> {
     /// Marks a message received and adds it to the answer.
     fn take(&mut self, row: MessageRow) -> Result<(), QueueError> {
@@ -182,15 +201,7 @@ impl ReceiveJob<'_> {
     /// Opens a sealed column of a message; one that does not open (altered on
     /// disk, or moved from another message) is reported, never returned.
     fn unseal(&self, message_id: &str, column: &str, sealed: &[u8]) -> Result<String, QueueError> {
-        self.sealer
-            .open_string(&seal_aad(message_id, column), sealed)
-            .map_err(|e| {
-                tracing::error!(queue = %self.q.name, message_id, column, error = %e, "a stored message does not open");
-                QueueError::Store(StoreError::Corrupt(format!(
-                    "the stored {column} of message {message_id} in queue {} does not open: {e}",
-                    self.q.name
-                )))
-            })
+        unseal(self.sealer, &self.q.name, message_id, column, sealed)
     }
 
     fn read_row(&self, id: i64) -> Result<MessageRow, QueueError> {

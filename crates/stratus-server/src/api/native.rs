@@ -117,13 +117,31 @@ async fn metrics(State(s): State<AppState>, Query(q): Query<MetricsQuery>) -> Re
 #[derive(Debug, Deserialize)]
 struct FunctionQuery {
     function: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeadLetterQuery {
+    function: Option<String>,
+    queue: Option<String>,
     limit: Option<u32>,
 }
 
-/// Events that failed asynchronous delivery (retries exhausted, too old, function gone).
-async fn dead_letters(State(s): State<AppState>, Query(q): Query<FunctionQuery>) -> Response {
-    let Some(function) = q.function else {
-        return ApiError::invalid("give ?function=NAME").into_response();
+/// Events that failed asynchronous delivery (retries exhausted, too old, function
+/// gone), or with `?queue=` the messages of an SQS dead-letter queue (`api/ui.rs`).
+async fn dead_letters(State(s): State<AppState>, Query(q): Query<DeadLetterQuery>) -> Response {
+    let function = match (q.function, q.queue) {
+        (Some(_), Some(_)) => {
+            return ApiError::invalid("give ?function=NAME or ?queue=NAME, not both")
+                .into_response()
+        }
+        (None, Some(queue)) => return super::ui::queue_dead_letters(&s, &queue, q.limit).await,
+        (Some(function), None) => function,
+        (None, None) => {
+            return ApiError::invalid(
+                "give ?function=NAME (a function's failed async events) or ?queue=NAME (an SQS dead-letter queue's messages)",
+            )
+            .into_response()
+        }
     };
     let events = s.events.clone();
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);

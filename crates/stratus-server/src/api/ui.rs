@@ -6,7 +6,9 @@
 //! async backlog, dead-letter counts and queue depths.
 //!
 //! The page reads everything else from the endpoints other tools use:
-//! `/stratus/v1/logs`, `/stratus/v1/dead-letters`, `/stratus/v1/metrics/series` and
+//! `/stratus/v1/logs`, `/stratus/v1/dead-letters` (a function's failed async events,
+//! or with `?queue=` an SQS dead-letter queue's messages, answered here by
+//! [`queue_dead_letters`]), `/stratus/v1/metrics/series` and
 //! `/stratus/v1/autoscaling`. Sign-in and the session cookie are `auth/ui.rs`.
 
 use std::collections::BTreeMap;
@@ -294,6 +296,96 @@ async fn queues(s: &AppState) -> Result<Vec<Queue>, ApiError> {
         });
     }
     Ok(out)
+}
+
+/// Messages one SQS dead-letter read returns unless `limit` says otherwise.
+const QUEUE_DEAD_LETTERS: u32 = 20;
+
+/// `GET /stratus/v1/dead-letters?queue=NAME[&limit=N]` (routed by `native.rs`; IAM
+/// action `stratus:ListDeadLetters`, as for a function's dead letters): the oldest
+/// messages of an SQS queue that some queue's redrive policy targets, read with
+/// [`stratus_queue::Queues::peek`] — nothing is received, counted or moved.
+pub(super) async fn queue_dead_letters(s: &AppState, queue: &str, limit: Option<u32>) -> Response {
+    let limit = limit.unwrap_or(QUEUE_DEAD_LETTERS);
+    if !(1..=stratus_queue::queue::MAX_PEEK_MESSAGES).contains(&limit) {
+        return ApiError::validation(
+            &limit.to_string(),
+            "limit",
+            &format!(
+                "Member must be between 1 and {}",
+                stratus_queue::queue::MAX_PEEK_MESSAGES
+            ),
+        )
+        .into_response();
+    }
+    let read = async {
+        let sources = s.queues.dead_letter_sources(queue).await?;
+        if sources.is_empty() {
+            return Ok(None);
+        }
+        let peek = s.queues.peek(queue, limit).await?;
+        Ok::<_, stratus_queue::QueueError>(Some((sources, peek)))
+    };
+    let (sources, peek) = match read.await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return ApiError::invalid(format!(
+                "Queue {queue} is not a dead-letter queue: no queue's RedrivePolicy names it as deadLetterTargetArn."
+            ))
+            .into_response()
+        }
+        Err(e @ stratus_queue::QueueError::QueueDoesNotExist { .. }) => {
+            return ApiError::not_found(e.to_string()).into_response()
+        }
+        Err(e) => {
+            return ApiError::service(format!("cannot read queue {queue}: {e}")).into_response()
+        }
+    };
+    let messages: Vec<serde_json::Value> = peek.messages.iter().map(peeked_json).collect();
+    json(
+        StatusCode::OK,
+        &json!({
+            "queue": queue,
+            "queueArn": s.queues.arn(queue),
+            "deadLetterFor": sources,
+            "visible": peek.depth.visible,
+            "inFlight": peek.depth.in_flight,
+            "delayed": peek.depth.delayed,
+            "messages": messages,
+        }),
+    )
+}
+
+fn peeked_json(m: &stratus_queue::Peeked) -> serde_json::Value {
+    use base64::Engine as _;
+    let attributes: serde_json::Map<String, serde_json::Value> = m
+        .message_attributes
+        .iter()
+        .map(|(name, a)| {
+            let value = match &a.value {
+                stratus_queue::AttributeValue::String(v) => {
+                    json!({ "DataType": a.data_type, "StringValue": v })
+                }
+                stratus_queue::AttributeValue::Binary(b) => json!({
+                    "DataType": a.data_type,
+                    "BinaryValue": base64::engine::general_purpose::STANDARD.encode(b),
+                }),
+            };
+            (name.clone(), value)
+        })
+        .collect();
+    json!({
+        "messageId": m.message_id,
+        "body": m.body,
+        "messageAttributes": attributes,
+        "sentTimestamp": m.sent_timestamp,
+        "receiveCount": m.receive_count,
+        "firstReceiveTimestamp": m.first_receive_timestamp,
+        "state": m.state.as_str(),
+        "visibleFrom": m.visible_from,
+        "deadLetterQueueSourceArn": m.dead_letter_source_arn,
+        "messageGroupId": m.message_group_id,
+    })
 }
 
 /// `GET /stratus/v1/ui/overview`.
