@@ -713,6 +713,7 @@ fn an_unreachable_or_misspelt_database_is_a_clear_error_at_open() {
             && err.contains(&format!("127.0.0.1:{port}/state")),
         "{err}"
     );
+    assert!(err.to_lowercase().contains("refused"), "{err}");
     assert!(!err.contains("hunter2"), "password shown: {err}");
     let err = PgDatabase::open("postgres://u:pw@host:notaport/db", "n")
         .unwrap_err()
@@ -788,4 +789,32 @@ fn stores_can_be_called_from_async_contexts() {
     assert_eq!(n, 1);
     // The last handle dropped inside a runtime does not panic.
     multi.block_on(async move { drop(stores) });
+}
+
+#[test]
+fn a_database_that_goes_away_fails_writes_clearly_and_nothing_panics() {
+    let pg = Postgres::start();
+    let url = pg.database();
+    let db = PgDatabase::open(&url, "n").unwrap();
+    let sealer = db
+        .cluster_sealer(&MasterKey::generate().unwrap(), "test")
+        .unwrap();
+    let stores = db.stores(sealer);
+    stores
+        .functions
+        .create_function(&function("f", "s"), &BTreeMap::new())
+        .unwrap();
+    pg.stop();
+    for _ in 0..2 {
+        let err = stores
+            .functions
+            .put_tags("f", &BTreeMap::new())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cluster state store"), "{err}");
+        // The cause is named, not just "error connecting".
+        assert!(err.to_lowercase().contains("refused"), "{err}");
+        let err = stores.functions.load().unwrap_err().to_string();
+        assert!(err.contains("cluster state store"), "{err}");
+    }
 }
