@@ -226,6 +226,20 @@ fn function_lifecycle(b: &Backend) {
         [retries(1), retries(2)]
     );
 
+    // One function alone reads the same as in the full load.
+    let one = fs.load_function("f").unwrap().unwrap();
+    assert_eq!(format!("{one:?}"), format!("{lf:?}"));
+    assert_eq!(
+        fs.load_function("g")
+            .unwrap()
+            .unwrap()
+            .function
+            .config
+            .function_name,
+        "g"
+    );
+    assert!(fs.load_function("nope").unwrap().is_none());
+
     // Deleting a version or alias takes its provisioned config with it.
     fs.delete_version("f", "1").unwrap();
     fs.delete_alias("f", "live").unwrap();

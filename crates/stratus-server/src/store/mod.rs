@@ -128,6 +128,14 @@ pub type DeploymentRecord = (i64, String, String);
 pub trait FunctionStore: Send + Sync + std::fmt::Debug {
     /// Every function with its versions, aliases and provisioned configs.
     fn load(&self) -> Result<Vec<LoadedFunction>, StoreError>;
+    /// One function with its versions, aliases and provisioned configs, if it
+    /// exists (what a node re-reads when another node changed that function).
+    fn load_function(&self, name: &str) -> Result<Option<LoadedFunction>, StoreError> {
+        Ok(self
+            .load()?
+            .into_iter()
+            .find(|f| f.function.config.function_name == name))
+    }
     /// Every function's tags, by function name.
     fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError>;
     /// Inserts a new function's `$LATEST` and its tags, atomically.
