@@ -12,10 +12,12 @@
 //!   made through the Lambda API.
 //!
 //! [`Stores`] bundles one handle of each; [`Stores::sqlite`] opens today's backend
-//! ([`sqlite::SqliteStore`], one `state.db` in the data dir). Every method is
+//! ([`sqlite::SqliteStore`], one `state.db` in the data dir), [`Stores::postgres`]
+//! a cluster's ([`postgres::PgStore`], shared by every node). Every method is
 //! blocking: callers on the async runtime run them on a blocking thread.
 
 pub mod keys;
+pub mod postgres;
 mod sealed;
 pub mod sqlite;
 
@@ -25,6 +27,7 @@ use std::sync::Arc;
 
 use crate::model::{AliasConfiguration, EventInvokeConfig, FunctionConfiguration};
 
+pub use postgres::{PgDatabase, PgKeyStore, PgStore};
 pub use sqlite::SqliteStore;
 
 /// Errors from the state database.
@@ -55,6 +58,17 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The cluster database (PostgreSQL) failed or could not be reached.
+    #[error(transparent)]
+    Postgres(#[from] crate::cluster::pg::PgError),
+    /// The cluster's shared data keys could not be opened or created (a node
+    /// given another master key than the cluster's is refused here).
+    #[error("cluster keys: {0}")]
+    ClusterKeys(#[source] stratus_seal::SealError),
+    /// The write conflicts with one another node made (a version number already
+    /// handed out, a function created or deleted meanwhile).
+    #[error("{0}")]
+    Conflict(String),
     /// A stored row could not be decoded.
     #[error("corrupt stored {what}: {source}")]
     Decode {
@@ -114,6 +128,14 @@ pub type DeploymentRecord = (i64, String, String);
 pub trait FunctionStore: Send + Sync + std::fmt::Debug {
     /// Every function with its versions, aliases and provisioned configs.
     fn load(&self) -> Result<Vec<LoadedFunction>, StoreError>;
+    /// One function with its versions, aliases and provisioned configs, if it
+    /// exists (what a node re-reads when another node changed that function).
+    fn load_function(&self, name: &str) -> Result<Option<LoadedFunction>, StoreError> {
+        Ok(self
+            .load()?
+            .into_iter()
+            .find(|f| f.function.config.function_name == name))
+    }
     /// Every function's tags, by function name.
     fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError>;
     /// Inserts a new function's `$LATEST` and its tags, atomically.
