@@ -341,6 +341,10 @@ struct Delivery {
     settings: AsyncSettings,
 }
 
+/// How long a node waits for a function it does not know before an event for it is
+/// dead-lettered as `FunctionNotFound`, when nodes share the events (JetStream).
+const UNKNOWN_FUNCTION_GRACE: Duration = Duration::from_secs(30);
+
 /// How long a throttled event waits before it is tried again.
 const THROTTLE_WAIT: Duration = Duration::from_millis(200);
 
@@ -357,6 +361,15 @@ impl Delivery {
         }
         let resolved = match registry.resolve(&ev.function, ev.qualifier.as_deref()) {
             Ok(r) => r,
+            // Shared by nodes: the node that accepted the event knew the function, so
+            // one that does not may just not have heard of it yet (a deploy still
+            // propagating). Wait a little before calling it gone.
+            Err(_)
+                if matches!(self.queue.inner.backend, Backend::JetStream(_))
+                    && age_ms < UNKNOWN_FUNCTION_GRACE.as_millis() as i64 =>
+            {
+                return Outcome::Deferred(Duration::from_secs(1));
+            }
             Err(e) => {
                 let error = e.message.clone();
                 return self
