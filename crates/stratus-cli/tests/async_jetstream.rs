@@ -57,8 +57,14 @@ async fn node(dir: &Path, name: &str, nats: &Nats, extra: &[&str]) -> Server {
 async fn create_recorder(s: &Server, name: &str, out: &Path) {
     let cfg =
         json!({"Environment": {"Variables": {"OUT_DIR": out.to_str().unwrap()}}, "Timeout": 10});
-    s.create_ok(name, "nodejs20.x", "index.record", &fixture_zip("node"), cfg)
-        .await;
+    s.create_ok(
+        name,
+        "nodejs20.x",
+        "index.record",
+        &fixture_zip("node"),
+        cfg,
+    )
+    .await;
 }
 
 async fn pending(s: &Server, function: &str) -> Value {
@@ -152,7 +158,15 @@ async fn events_are_delivered_retried_and_dead_lettered_through_jetstream() {
     let cli = stratus_ok(
         &p,
         &format!("http://{}", s.addr),
-        &["invoke", "-f", "rec", "-t", "Event", "-d", r#"{"id":"cli"}"#],
+        &[
+            "invoke",
+            "-f",
+            "rec",
+            "-t",
+            "Event",
+            "-d",
+            r#"{"id":"cli"}"#,
+        ],
     )
     .await;
     assert!(cli.contains("Invocation accepted (Event)."), "{cli}");
@@ -171,7 +185,11 @@ async fn events_are_delivered_retried_and_dead_lettered_through_jetstream() {
         count_id(&out, "flaky") == 3
     })
     .await;
-    assert!(t.elapsed() >= Duration::from_millis(850), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(850),
+        "{:?}",
+        t.elapsed()
+    );
 
     // MaximumRetryAttempts 1, then OnFailure gets the record, the DLQ the event.
     let arn = |n: &str| format!("arn:aws:lambda:us-east-1:000000000000:function:{n}");
@@ -212,7 +230,10 @@ async fn events_are_delivered_retried_and_dead_lettered_through_jetstream() {
         .unwrap();
     assert_eq!(failure["requestPayload"]["id"], "bad");
     assert_eq!(failure["requestContext"]["approximateInvokeCount"], 2);
-    assert_eq!(failure["responsePayload"]["errorMessage"], "failing attempt 2");
+    assert_eq!(
+        failure["responsePayload"]["errorMessage"],
+        "failing attempt 2"
+    );
     // Two attempts of "rec", then the DLQ recorder got the original event (its own
     // failures and retries may add more deliveries later).
     wait_for("the DLQ delivery", Duration::from_secs(30), || {
@@ -275,7 +296,11 @@ async fn a_publish_repeated_with_the_same_request_id_is_delivered_once() {
             .unwrap();
         duplicates.push(ack.duplicate);
     }
-    assert_eq!(duplicates, [false, true], "the stream saw the second as a duplicate");
+    assert_eq!(
+        duplicates,
+        [false, true],
+        "the stream saw the second as a duplicate"
+    );
     // And through the API, an event after them.
     assert_eq!(event(&s, "once", json!({"id": "after"})).await.status, 202);
     wait_for("both events", Duration::from_secs(30), || {
@@ -451,7 +476,11 @@ async fn without_nats_async_invokes_are_refused_and_sync_ones_still_run() {
     )
     .await;
     assert!(!o.status.success());
-    assert!(output_text(&o).contains("NATS JetStream"), "{}", output_text(&o));
+    assert!(
+        output_text(&o).contains("NATS JetStream"),
+        "{}",
+        output_text(&o)
+    );
     // Synchronous invocations do not need NATS.
     let r = s.invoke("rec", r#"{"id": "sync"}"#).await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -467,9 +496,11 @@ async fn without_nats_async_invokes_are_refused_and_sync_ones_still_run() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    wait_for("delivery after NATS came back", Duration::from_secs(30), || {
-        count_id(&out, "after") == 1
-    })
+    wait_for(
+        "delivery after NATS came back",
+        Duration::from_secs(30),
+        || count_id(&out, "after") == 1,
+    )
     .await;
     assert_eq!(count_id(&out, "refused"), 0);
 }

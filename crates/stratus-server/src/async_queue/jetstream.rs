@@ -163,7 +163,11 @@ impl JetStream {
 
     /// Stores `ev` in the stream; `Ok` once the stream acknowledged it.
     /// `not_before` (epoch ms) holds a retry back until then.
-    pub(super) async fn publish(&self, ev: &Event, not_before: Option<i64>) -> Result<(), QueueError> {
+    pub(super) async fn publish(
+        &self,
+        ev: &Event,
+        not_before: Option<i64>,
+    ) -> Result<(), QueueError> {
         if self.client.connection_state() != State::Connected {
             return Err(self.unavailable("not connected"));
         }
@@ -240,7 +244,10 @@ impl JetStream {
 
     /// Moves events left in `events.db` (accepted while this node ran without
     /// `--nats`) into the stream, each removed from the file once the stream has it.
-    pub(super) async fn adopt_local_events(&self, db: &Mutex<Connection>) -> Result<(), QueueError> {
+    pub(super) async fn adopt_local_events(
+        &self,
+        db: &Mutex<Connection>,
+    ) -> Result<(), QueueError> {
         let events = tokio::task::block_in_place(|| sqlite::all_events(&db.lock()))?;
         if events.is_empty() {
             return Ok(());
@@ -250,7 +257,11 @@ impl JetStream {
             self.publish(&ev, None).await?;
             tokio::task::block_in_place(|| sqlite::delete_event(&db.lock(), id))?;
         }
-        tracing::info!(events = n, stream = STREAM, "moved the events left in events.db to the event stream");
+        tracing::info!(
+            events = n,
+            stream = STREAM,
+            "moved the events left in events.db to the event stream"
+        );
         Ok(())
     }
 }
@@ -293,7 +304,9 @@ fn decode(msg: &Message) -> Result<(Event, Option<i64>), String> {
         qualifier: text(hdr::QUALIFIER),
         payload: msg.payload.clone(),
         received_ms: number(hdr::RECEIVED_MS)?.unwrap_or_else(now_ms),
-        attempts: number(hdr::ATTEMPTS)?.unwrap_or(0).clamp(0, u32::MAX as i64) as u32,
+        attempts: number(hdr::ATTEMPTS)?
+            .unwrap_or(0)
+            .clamp(0, u32::MAX as i64) as u32,
         trace_id: text(hdr::TRACE_ID),
     };
     Ok((ev, number(hdr::NOT_BEFORE)?))
@@ -417,8 +430,12 @@ async fn handle(js: JetStream, delivery: Delivery, msg: Message, permit: OwnedSe
 
 async fn settle(js: &JetStream, delivery: &Delivery, msg: &Message, ev: &Event, outcome: Outcome) {
     let r = match outcome {
-        // Back to the stream at once, for another node (or this one's next start).
-        Outcome::Interrupted => msg.ack_with(AckKind::Nak(None)).await,
+        // Back to the stream for another node (or this one's next start); the delay
+        // keeps this node's last pulls from taking it straight back while it stops.
+        Outcome::Interrupted => {
+            msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                .await
+        }
         Outcome::Delivered => msg.double_ack().await,
         Outcome::Deferred(base) => {
             // Waits longer the more often it was throttled (the delivery count also

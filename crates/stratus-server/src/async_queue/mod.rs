@@ -177,7 +177,8 @@ pub struct DeadLetter {
 /// Where accepted events are kept.
 enum Backend {
     Sqlite(sqlite::Writer),
-    JetStream(jetstream::JetStream),
+    /// Boxed: the client and context are large, and the enum lives once per server.
+    JetStream(Box<jetstream::JetStream>),
 }
 
 struct Inner {
@@ -226,7 +227,7 @@ impl AsyncQueue {
         })?));
         let backend = match nats {
             None => Backend::Sqlite(sqlite::Writer::start(&path)?),
-            Some(url) => Backend::JetStream(jetstream::JetStream::connect(url).await?),
+            Some(url) => Backend::JetStream(Box::new(jetstream::JetStream::connect(url).await?)),
         };
         let queue = Self {
             inner: Arc::new(Inner {
@@ -250,7 +251,7 @@ impl AsyncQueue {
                 // Events a single node accepted before it was given `--nats` move
                 // to the stream first, so switching loses none.
                 js.adopt_local_events(&queue.inner.db).await?;
-                tokio::spawn(jetstream::run(js.clone(), delivery));
+                tokio::spawn(jetstream::run((**js).clone(), delivery));
             }
         }
         Ok(queue)
@@ -328,7 +329,11 @@ impl AsyncQueue {
 
     /// Dead letters of a function on this node, oldest first.
     pub fn dead_letters(&self, function: &str, limit: u32) -> Result<Vec<DeadLetter>, QueueError> {
-        Ok(sqlite::dead_letters(&self.inner.db.lock(), function, limit)?)
+        Ok(sqlite::dead_letters(
+            &self.inner.db.lock(),
+            function,
+            limit,
+        )?)
     }
 }
 
@@ -373,14 +378,7 @@ impl Delivery {
             Err(e) => {
                 let error = e.message.clone();
                 return self
-                    .fail(
-                        &cfg,
-                        ev,
-                        "FunctionNotFound",
-                        ev.attempts,
-                        Some(error),
-                        None,
-                    )
+                    .fail(&cfg, ev, "FunctionNotFound", ev.attempts, Some(error), None)
                     .await;
             }
         };

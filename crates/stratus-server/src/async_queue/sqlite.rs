@@ -151,7 +151,10 @@ pub(super) fn pending(conn: &Connection, function: Option<&str>) -> rusqlite::Re
 }
 
 /// How many dead letters a function has (every function's with `None`).
-pub(super) fn dead_letter_count(conn: &Connection, function: Option<&str>) -> rusqlite::Result<u64> {
+pub(super) fn dead_letter_count(
+    conn: &Connection,
+    function: Option<&str>,
+) -> rusqlite::Result<u64> {
     let n: i64 = conn.query_row(
         "SELECT COUNT(*) FROM dead_letters WHERE ?1 IS NULL OR function = ?1",
         [function],
@@ -212,7 +215,11 @@ pub(super) fn delete_event(conn: &Connection, id: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn select_events(conn: &Connection, due_by: i64, limit: usize) -> rusqlite::Result<Vec<(i64, Event)>> {
+fn select_events(
+    conn: &Connection,
+    due_by: i64,
+    limit: usize,
+) -> rusqlite::Result<Vec<(i64, Event)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, request_id, function, qualifier, payload, received_ms, attempts, trace_id FROM events
          WHERE next_attempt_ms <= ?1 ORDER BY next_attempt_ms, id LIMIT ?2",
@@ -236,13 +243,11 @@ fn select_events(conn: &Connection, due_by: i64, limit: usize) -> rusqlite::Resu
     rows.collect()
 }
 
+/// Events with their row ids, and when the next one falls due (epoch ms).
+type Due = (Vec<(i64, Event)>, Option<i64>);
+
 /// Due events not already being delivered, and when the next one falls due.
-fn due(
-    conn: &Connection,
-    now: i64,
-    exclude: &HashSet<i64>,
-    limit: usize,
-) -> rusqlite::Result<(Vec<(i64, Event)>, Option<i64>)> {
+fn due(conn: &Connection, now: i64, exclude: &HashSet<i64>, limit: usize) -> rusqlite::Result<Due> {
     let mut out = select_events(conn, now, limit + exclude.len())?;
     out.retain(|(id, _)| !exclude.contains(id));
     out.truncate(limit);
