@@ -504,3 +504,33 @@ async fn without_nats_async_invokes_are_refused_and_sync_ones_still_run() {
     .await;
     assert_eq!(count_id(&out, "refused"), 0);
 }
+
+#[test]
+fn a_server_refuses_to_start_on_an_unreachable_or_malformed_nats_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("nats://127.0.0.1:{}", stratus_testkit::free_port());
+    let run = |nats: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen", "127.0.0.1:0", "--nats", nats])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let o = run(&url);
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains(&format!("cannot connect to NATS at {url}")),
+        "{}",
+        output_text(&o)
+    );
+    let o = run("http://127.0.0.1:4222");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        output_text(&o).contains("a NATS URL starts with nats:// or tls://"),
+        "{}",
+        output_text(&o)
+    );
+}
