@@ -260,7 +260,7 @@ async fn events_are_delivered_retried_and_dead_lettered_through_jetstream() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publish_repeated_with_the_same_request_id_is_delivered_once() {
+async fn a_repeated_publish_is_delivered_once_and_an_old_event_expires() {
     let nats = Nats::start();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
@@ -310,6 +310,57 @@ async fn a_publish_repeated_with_the_same_request_id_is_delivered_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(count_id(&out, "dup"), 1, "{:?}", deliveries(&out));
     assert_eq!(pending(&s, "once").await, 0);
+
+    // An event first accepted two minutes ago (its age travels in the message) is
+    // past a 60 s MaximumEventAgeInSeconds: OnFailure gets it, the function never.
+    create_recorder(&s, "failures", &out).await;
+    let cfg = json!({"MaximumEventAgeInSeconds": 60, "DestinationConfig": {"OnFailure": {"Destination": "failures"}}});
+    let r = s
+        .api
+        .call(
+            "PUT",
+            "/2019-09-25/functions/once/event-invoke-config",
+            &[],
+            cfg.to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (mut h, body) = publish("66666666-7777-8888-9999-000000000000", "old");
+    let two_minutes_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 120_000;
+    h.insert("Stratus-Received-Ms", two_minutes_ago.to_string().as_str());
+    js.publish_with_headers("stratus.events.once", h, body)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_for(
+        "the expired event's failure record",
+        Duration::from_secs(30),
+        || {
+            deliveries(&out)
+                .iter()
+                .any(|d| d["requestContext"]["condition"] == "EventAgeExceeded")
+        },
+    )
+    .await;
+    assert_eq!(
+        count_id(&out, "old"),
+        0,
+        "an expired event is not attempted"
+    );
+    let dl = json_body(
+        &s.api
+            .call("GET", "/stratus/v1/dead-letters?function=once", &[], "")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(dl["deadLetters"][0]["condition"], "EventAgeExceeded");
+    wait_empty(&s, "once").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
