@@ -65,6 +65,8 @@ const MAX_ACK_PENDING: i64 = 10_000;
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one pull waits for messages before asking again.
 const PULL_EXPIRES: Duration = Duration::from_secs(2);
+/// Room kept for the headers when checking an event against NATS's `max_payload`.
+const HEADER_ROOM: usize = 512;
 /// Longest wait of a throttled event between tries.
 const MAX_THROTTLE_WAIT: Duration = Duration::from_secs(2);
 
@@ -111,6 +113,15 @@ impl JetStream {
             js,
         };
         me.consumer().await?;
+        let max = me.client.server_info().max_payload;
+        if max < super::MAX_ASYNC_PAYLOAD + HEADER_ROOM {
+            tracing::warn!(
+                max_payload = max,
+                "NATS takes messages of at most {max} bytes: asynchronous events near \
+                 Lambda's 1 MB limit will be refused; set `max_payload: 2MB` in the \
+                 nats-server configuration"
+            );
+        }
         Ok(me)
     }
 
@@ -170,6 +181,14 @@ impl JetStream {
     ) -> Result<(), QueueError> {
         if self.client.connection_state() != State::Connected {
             return Err(self.unavailable("not connected"));
+        }
+        let max = self.client.server_info().max_payload;
+        if max > 0 && ev.payload.len() + HEADER_ROOM > max {
+            return Err(self.unavailable(format!(
+                "the event ({} bytes) is larger than NATS accepts (max_payload {max} bytes; \
+                 set `max_payload: 2MB` in the nats-server configuration)",
+                ev.payload.len()
+            )));
         }
         let mut headers = HeaderMap::new();
         headers.insert(hdr::FUNCTION, ev.function.as_str());
