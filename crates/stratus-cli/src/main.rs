@@ -215,6 +215,10 @@ pub(crate) struct ServerArgs {
     /// retry waits twice as long; Lambda waits about a minute, then two).
     #[arg(long, default_value_t = 60.0)]
     async_retry_delay: f64,
+    /// NATS server with JetStream (`nats://host:4222`) that keeps accepted
+    /// asynchronous events, shared by every node using it (instead of events.db).
+    #[arg(long, env = "STRATUS_NATS", value_parser = parse_nats_url)]
+    nats: Option<String>,
     /// Serve the HTTP gateway (`http`/`httpApi` events, function URLs) on this
     /// address; `--gateway` alone uses 127.0.0.1:3000.
     #[arg(long, num_args = 0..=1, default_missing_value = "127.0.0.1:3000")]
@@ -254,6 +258,25 @@ pub(crate) struct ServerArgs {
     /// benchmarks: 60 makes a real second a minute of alarms and schedules).
     #[arg(long, default_value_t = 1.0, hide = true)]
     autoscale_clock_speed: f64,
+}
+
+/// `--nats`: `nats://host:port` or `tls://host:port` (`host:port` means `nats://`).
+fn parse_nats_url(raw: &str) -> Result<String, String> {
+    let rest = match raw.split_once("://") {
+        None => raw,
+        Some(("nats" | "tls", rest)) => rest,
+        Some((scheme, _)) => {
+            return Err(format!(
+                "{raw:?}: a NATS URL starts with nats:// or tls://, not {scheme}://"
+            ))
+        }
+    };
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(format!(
+            "{raw:?}: expected a NATS URL such as nats://127.0.0.1:4222"
+        ));
+    }
+    Ok(raw.to_string())
 }
 
 /// `14d`, `36h`, `90m`.
@@ -296,6 +319,7 @@ impl ServerArgs {
         cfg.gateway = self.gateway;
         cfg.no_auth = self.no_auth;
         cfg.async_settings.retry_base = Duration::from_secs_f64(self.async_retry_delay.max(0.0));
+        cfg.nats = self.nats.clone();
         // From the environment only: a key on the command line would show in `ps`.
         cfg.master_key = std::env::var(stratus_seal::MASTER_KEY_ENV).ok();
         self.transport.apply(&mut cfg);

@@ -72,6 +72,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Asynchronous delivery tuning.
     pub async_settings: async_queue::AsyncSettings,
+    /// `--nats nats://…`: accepted async events live in this NATS server's JetStream
+    /// (shared by every node on it) instead of `events.db`.
+    pub nats: Option<String>,
     /// Listen address of the HTTP gateway (off when `None`).
     pub gateway: Option<SocketAddr>,
     /// The master key (base64 of 32 bytes), as `STRATUS_MASTER_KEY` gives it;
@@ -151,6 +154,7 @@ impl ServerConfig {
             log_limits: logs::LogLimits::for_age(Duration::from_secs(7 * 24 * 3600)),
             shutdown_grace: Duration::from_secs(30),
             async_settings: async_queue::AsyncSettings::default(),
+            nats: None,
             gateway: None,
             master_key: None,
             tls: None,
@@ -200,8 +204,8 @@ pub enum StartError {
     /// The queue service could not be opened.
     Queues(String),
     #[error("cannot open the event queue: {0}")]
-    /// The asynchronous event store could not be opened.
-    Events(rusqlite::Error),
+    /// The asynchronous event store could not be opened (or NATS reached).
+    Events(async_queue::QueueError),
     #[error("cannot open the data dir's encryption keys: {0}")]
     /// The master key or the data keys could not be read (or the data dir is in use).
     Seal(#[from] stratus_seal::SealError),
@@ -477,7 +481,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         scheduler.clone(),
         queues.clone(),
         cfg.async_settings.clone(),
+        cfg.nats.as_deref(),
     )
+    .await
     .map_err(StartError::Events)?;
 
     let (recorder, metrics) = stratus_metrics::start(

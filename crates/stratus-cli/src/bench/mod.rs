@@ -13,9 +13,13 @@
 //! `--attacks` measures instead a neighbour's warm latency while another function
 //! attacks from inside its environment ([`attacks`]).
 //!
+//! `--async-accept` measures instead how long an asynchronous invoke takes to be
+//! accepted, with events in `events.db` or (`--nats`) in JetStream ([`async_accept`]).
+//!
 //! `--autoscaling` replays instead a daily-shaped trace with fixed and with
 //! autoscaled provisioned concurrency and counts cold starts ([`autoscaling`]).
 
+mod async_accept;
 mod attacks;
 mod autoscaling;
 mod load;
@@ -79,6 +83,13 @@ pub(crate) struct BenchArgs {
     /// `--autoscaling`: concurrent callers at the day's peak.
     #[arg(long, default_value_t = 8)]
     day_peak: u32,
+    /// Only measure how long an asynchronous invoke takes to be accepted (202),
+    /// `--requests` events sequentially and again from 16 callers.
+    #[arg(long)]
+    async_accept: bool,
+    /// Run the server with `--nats URL` (async events in NATS JetStream).
+    #[arg(long)]
+    nats: Option<String>,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -252,16 +263,21 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.autoscaling {
         return autoscaling::run(&args).await;
     }
-    let bootstrap = args.bootstrap.canonicalize().with_context(|| {
-        format!(
-            "{} not found: build it with `cargo build --release -p noop-bootstrap`",
-            args.bootstrap.display()
-        )
-    })?;
     let work = tempfile_dir()?;
     let pdir = work.join("provided");
     std::fs::create_dir_all(&pdir)?;
-    std::fs::copy(&bootstrap, pdir.join("bootstrap"))?;
+    // `--async-accept` delivers to a Node function only.
+    if !args.async_accept {
+        let bootstrap = args.bootstrap.canonicalize().with_context(|| {
+            format!(
+                "{} not found: build it with `cargo build --release -p noop-bootstrap`",
+                args.bootstrap.display()
+            )
+        })?;
+        std::fs::copy(&bootstrap, pdir.join("bootstrap"))?;
+    } else {
+        std::fs::write(pdir.join("bootstrap"), b"")?;
+    }
     let provided_zip = stratus_package::zip_dir(&pdir)?;
     let ndir = work.join("node");
     std::fs::create_dir_all(&ndir)?;
@@ -294,6 +310,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .arg(work.join("data"))
         .args(args.no_auth.then_some("--no-auth"))
         .args(args.no_metrics.then_some("--no-metrics-recording"))
+        .args(args.nats.iter().flat_map(|u| ["--nats", u.as_str()]))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -347,6 +364,13 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         health["sandbox"]["seccomp"]
     );
 
+    if args.async_accept {
+        let backend = match &args.nats {
+            Some(url) => format!("NATS JetStream at {url}"),
+            None => "events.db (SQLite)".to_string(),
+        };
+        return async_accept::run(&api, &node_zip, args.requests, &backend).await;
+    }
     if args.attacks {
         let result = attacks::run(
             &api,

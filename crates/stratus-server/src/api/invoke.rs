@@ -141,7 +141,7 @@ async fn run(
                     Some(trace_id.to_string()),
                 )
                 .await
-                .map_err(ApiError::service)?;
+                .map_err(|e| ApiError::service(e.to_string()))?;
             return Ok(with_ids(
                 Response::builder().status(StatusCode::ACCEPTED),
                 request_id,

@@ -154,7 +154,7 @@ async fn dead_letters(State(s): State<AppState>, Query(q): Query<DeadLetterQuery
 
 /// Asynchronous events waiting for delivery or a retry.
 async fn async_pending(State(s): State<AppState>, Query(q): Query<FunctionQuery>) -> Response {
-    match s.events.pending(q.function.as_deref()) {
+    match s.events.pending(q.function.as_deref()).await {
         Ok(n) => json(StatusCode::OK, &json!({ "pending": n })),
         Err(e) => ApiError::service(format!("cannot read the event queue: {e}")).into_response(),
     }

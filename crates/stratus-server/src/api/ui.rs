@@ -238,9 +238,9 @@ fn functions(s: &AppState) -> Result<Vec<Function>, ApiError> {
                 })
             })
             .collect();
-        let async_pending = s
-            .events
-            .pending(Some(&name))
+        // A blocking thread (see the caller): it may wait on the runtime.
+        let async_pending = tokio::runtime::Handle::current()
+            .block_on(s.events.pending(Some(&name)))
             .map_err(|e| ApiError::service(format!("cannot read the event queue: {e}")))?;
         let dead_letters = s
             .events
@@ -397,12 +397,10 @@ async fn overview(
         let fns = s.off_async(functions).await?;
         let queues = queues(&s).await?;
         let pending = s
-            .off_async(|s| {
-                s.events
-                    .pending(None)
-                    .map_err(|e| ApiError::service(format!("cannot read the event queue: {e}")))
-            })
-            .await?;
+            .events
+            .pending(None)
+            .await
+            .map_err(|e| ApiError::service(format!("cannot read the event queue: {e}")))?;
         Ok::<_, ApiError>((fns, queues, pending))
     }
     .await;
