@@ -15,6 +15,7 @@ pub mod api;
 pub mod async_queue;
 pub mod auth;
 pub mod autoscale;
+pub mod cluster;
 pub mod deploy;
 pub mod error;
 pub mod esm;
