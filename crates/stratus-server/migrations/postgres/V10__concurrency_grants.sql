@@ -14,10 +14,13 @@ CREATE TABLE IF NOT EXISTS concurrency_pools (
 -- What each node holds of each pool, until `expires_at` (database clock). A node
 -- counts its use locally and stops admitting before this expiry by its own clock,
 -- so an expired row is free for the others whether or not its node is alive.
+-- `wanted` is the node's recent demand: a row with `wanted > slots` is a node
+-- going short, and holders above their fair share give back to it.
 CREATE TABLE IF NOT EXISTS concurrency_grants (
     pool TEXT NOT NULL REFERENCES concurrency_pools (pool) ON DELETE CASCADE,
     node TEXT NOT NULL,
-    slots INTEGER NOT NULL CHECK (slots > 0),
+    slots INTEGER NOT NULL CHECK (slots >= 0),
+    wanted INTEGER NOT NULL CHECK (wanted >= 0),
     expires_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (pool, node)
 );

@@ -51,6 +51,9 @@ pub struct GrantSettings {
     /// Most slots asked for beyond the callers waiting (the batch is `limit / 16`,
     /// at least 1, at most this).
     pub max_batch: u32,
+    /// After a request found the pool full, callers are throttled without asking
+    /// again for this long (bounds the requests a throttle storm makes).
+    pub retry_when_full: Duration,
 }
 
 impl Default for GrantSettings {
@@ -61,6 +64,7 @@ impl Default for GrantSettings {
             request_timeout: Duration::from_secs(2),
             retry_after_failure: Duration::from_secs(1),
             max_batch: 16,
+            retry_when_full: Duration::from_millis(20),
         }
     }
 }
@@ -145,6 +149,11 @@ struct Local {
     completed: u64,
     /// The database has a row of ours for this pool.
     has_row: bool,
+    /// Most slots asked for and not had since the last renewal (the demand the
+    /// renewal keeps recorded, so holders above their fair share give back).
+    unmet: u32,
+    /// Until then the pool is taken to be full: throttle without asking.
+    full_until: Option<Instant>,
 }
 
 impl Local {
@@ -164,6 +173,10 @@ impl Local {
 
     fn idle(&self) -> bool {
         self.granted == 0 && self.in_use == 0 && self.waiting == 0 && !self.pending && !self.has_row
+    }
+
+    fn full(&self, now: Instant) -> bool {
+        self.full_until.is_some_and(|d| now < d)
     }
 }
 
@@ -294,13 +307,15 @@ impl Drop for Grants {
 impl ConcurrencyLimiter for Grants {
     fn try_acquire(&self, pool: &LimitPool, limit: u32, now: Instant) -> Gate {
         let mut t = self.shared.table.lock();
+        let mut full = false;
         if let Some(l) = t.pools.get_mut(pool) {
             l.limit = limit;
             if l.try_take(now) {
                 return Gate::Admitted;
             }
+            full = l.full(now);
         }
-        if t.down(now) || self.shared.closing.load(Ordering::Relaxed) {
+        if full || t.down(now) || self.shared.closing.load(Ordering::Relaxed) {
             Gate::Exhausted
         } else {
             Gate::Ask
@@ -349,6 +364,9 @@ async fn wait_for_slot(shared: Arc<Shared>, pool: LimitPool, limit: u32) -> bool
         if l.try_take(now) {
             return true;
         }
+        if l.full(now) {
+            return false;
+        }
         l.waiting += 1;
         l.pending = true;
         // The next request the agent plans for this pool counts this caller.
@@ -392,6 +410,10 @@ struct Job {
     wanted: u32,
     /// Slots to hold regardless (already admitted against, or in use).
     floor: u32,
+    /// Most slots the node may admit against afterwards.
+    local_max: u32,
+    /// The demand to record.
+    demand: u32,
     /// For a request for more: its number (see [`Local::issued`]).
     issued: Option<u64>,
 }
@@ -408,7 +430,8 @@ impl Shared {
             if l.pending {
                 l.pending = false;
                 l.issued += 1;
-                let floor = if valid { l.granted } else { l.in_use };
+                // In use, and (while valid) admissible during the request: covered.
+                let floor = l.in_use.max(if valid { l.granted } else { 0 });
                 let wanted = floor
                     .max(l.in_use.saturating_add(l.waiting))
                     .saturating_add(batch(l.limit, max_batch) - 1);
@@ -417,6 +440,8 @@ impl Shared {
                     limit: l.limit,
                     wanted,
                     floor,
+                    local_max: wanted,
+                    demand: wanted,
                     issued: Some(l.issued),
                 });
             } else if renew && (l.granted > 0 || l.in_use > 0 || l.has_row) {
@@ -424,17 +449,20 @@ impl Shared {
                 // Shrink locally first, so nothing is admitted against slots the
                 // database is about to hand to others.
                 let keep = if valid {
-                    l.granted.min(l.peak.max(l.in_use)).max(l.in_use)
+                    l.granted.min(l.peak.max(l.in_use))
                 } else {
                     l.in_use
                 };
-                l.granted = keep;
+                l.granted = l.granted.min(keep);
                 l.peak = l.in_use;
+                let floor = keep.max(l.in_use);
                 jobs.push(Job {
                     pool: pool.clone(),
                     limit: l.limit,
-                    wanted: keep,
-                    floor: keep,
+                    wanted: floor,
+                    floor,
+                    local_max: keep,
+                    demand: floor.max(std::mem::take(&mut l.unmet)),
                     issued: None,
                 });
             }
@@ -443,18 +471,27 @@ impl Shared {
         jobs
     }
 
-    /// Records a request's result: `granted` slots from `sent` (when the request
-    /// left, so the deadline falls before the row's expiry by the database clock).
-    fn granted(&self, job: &Job, granted: u32, sent: Instant) {
+    /// Records a request's result: `slots` held in the database from `sent` (when
+    /// the request left, so the deadline falls before the row's expiry by the
+    /// database clock), of which the node admits against at most `cap` (its fair
+    /// share when other nodes go short).
+    fn granted(&self, job: &Job, g: Granted, sent: Instant) {
         let mut t = self.table.lock();
         t.down_until = None;
         let ttl = self.settings.ttl;
+        let now = Instant::now();
         let l = t.pools.entry(job.pool.clone()).or_default();
-        l.granted = granted;
-        l.has_row = granted > 0;
-        l.deadline = (granted > 0).then(|| sent + ttl - ttl / 20);
+        l.granted = g.slots.min(job.local_max).min(g.cap);
+        l.has_row = g.slots > 0 || job.demand > 0;
+        l.deadline = (g.slots > 0).then(|| sent + ttl - ttl / 20);
         if let Some(n) = job.issued {
             l.completed = l.completed.max(n);
+            if l.granted < job.wanted {
+                l.unmet = l.unmet.max(job.wanted);
+            }
+            if l.granted <= l.in_use {
+                l.full_until = Some(now + self.settings.retry_when_full);
+            }
         }
     }
 
@@ -526,22 +563,26 @@ impl Conn {
                      ON CONFLICT (pool) DO UPDATE SET slot_limit = EXCLUDED.slot_limit",
                 )
                 .await?,
+            // The other nodes' slots, how many of them go short, how many take part.
             // Expired rows are dropped on the way (their nodes are dead or cut off
             // and no longer admit against them).
             others: c
                 .prepare(
                     "WITH gone AS (DELETE FROM concurrency_grants \
                        WHERE pool = $1 AND node <> $2 AND expires_at <= now()) \
-                     SELECT COALESCE(SUM(slots), 0)::bigint FROM concurrency_grants \
+                     SELECT COALESCE(SUM(slots), 0)::bigint, \
+                       COUNT(*) FILTER (WHERE wanted > slots), \
+                       COUNT(*) FILTER (WHERE slots > 0 OR wanted > 0) \
+                     FROM concurrency_grants \
                      WHERE pool = $1 AND node <> $2 AND expires_at > now()",
                 )
                 .await?,
             upsert: c
                 .prepare(
-                    "INSERT INTO concurrency_grants (pool, node, slots, expires_at) \
-                     VALUES ($1, $2, $3, now() + $4::float8 * interval '1 second') \
-                     ON CONFLICT (pool, node) DO UPDATE \
-                     SET slots = EXCLUDED.slots, expires_at = EXCLUDED.expires_at",
+                    "INSERT INTO concurrency_grants (pool, node, slots, wanted, expires_at) \
+                     VALUES ($1, $2, $3, $4, now() + $5::float8 * interval '1 second') \
+                     ON CONFLICT (pool, node) DO UPDATE SET slots = EXCLUDED.slots, \
+                       wanted = EXCLUDED.wanted, expires_at = EXCLUDED.expires_at",
                 )
                 .await?,
             delete: c
@@ -552,37 +593,67 @@ impl Conn {
         Ok(s)
     }
 
-    /// Sets this node's grant of one pool: `wanted` slots if the pool has them, and
-    /// never fewer than `floor`. Returns the slots now held.
+    /// Sets this node's grant of one pool: `wanted` slots if the pool has them and
+    /// (while other nodes go short) no more than a fair share, never fewer than
+    /// `floor`; records the node's demand.
     async fn grant(
         &mut self,
         node: &str,
         job: &Job,
         ttl: Duration,
-    ) -> Result<u32, tokio_postgres::Error> {
+    ) -> Result<Granted, tokio_postgres::Error> {
         let s = self.stmts().await?;
         let key = pool_key(&job.pool);
         let tx = self.client.transaction().await?;
         tx.execute(&s.lock_pool, &[&key, &to_i32(job.limit)])
             .await?;
-        let held_by_others: i64 = tx.query_one(&s.others, &[&key, &node]).await?.get(0);
-        let available = (i64::from(job.limit) - held_by_others).max(0);
+        let row = tx.query_one(&s.others, &[&key, &node]).await?;
+        let (held_by_others, short, taking_part): (i64, i64, i64) =
+            (row.get(0), row.get(1), row.get(2));
+        let limit = i64::from(job.limit);
+        let available = (limit - held_by_others).max(0);
+        // Nodes going short get a fair share: the others' grants shrink to it.
+        let cap = if short > 0 {
+            (limit + taking_part) / (taking_part + 1)
+        } else {
+            i64::MAX
+        };
         let slots = i64::from(job.wanted)
             .min(available)
+            .min(cap)
             .max(i64::from(job.floor));
         let slots = u32::try_from(slots).unwrap_or(u32::MAX);
-        if slots == 0 {
+        if slots == 0 && job.demand == 0 {
             tx.execute(&s.delete, &[&key, &node]).await?;
         } else {
+            let demand = job.demand.max(slots);
             tx.execute(
                 &s.upsert,
-                &[&key, &node, &to_i32(slots), &ttl.as_secs_f64()],
+                &[
+                    &key,
+                    &node,
+                    &to_i32(slots),
+                    &to_i32(demand),
+                    &ttl.as_secs_f64(),
+                ],
             )
             .await?;
         }
         tx.commit().await?;
-        Ok(slots)
+        Ok(Granted {
+            slots,
+            cap: u32::try_from(cap).unwrap_or(u32::MAX),
+        })
     }
+}
+
+/// What a grant request got.
+#[derive(Debug, Clone, Copy)]
+struct Granted {
+    /// Slots held in the database.
+    slots: u32,
+    /// The node's fair share while others go short (`u32::MAX` otherwise).
+    cap: u32,
 }
 
 fn to_i32(n: u32) -> i32 {
@@ -655,8 +726,8 @@ impl Agent {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(slots) => {
-                    self.shared.granted(job, slots, sent);
+                Ok(granted) => {
+                    self.shared.granted(job, granted, sent);
                     if std::mem::take(&mut self.failing) {
                         tracing::info!("cluster grants: PostgreSQL reachable again");
                     }
