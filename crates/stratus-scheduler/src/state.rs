@@ -572,6 +572,139 @@ impl State {
 mod tests {
     use super::*;
 
+    fn spec(name: &str) -> Arc<FunctionSpec> {
+        Arc::new(FunctionSpec {
+            pool_key: Arc::from(format!("{name}@1")),
+            function_name: Arc::from(name),
+            version: Arc::from("1"),
+            memory_mb: 128,
+            timeout: Duration::from_secs(3),
+            program: "/bin/true".into(),
+            args: Vec::new(),
+            cwd: "/".into(),
+            env: Vec::new(),
+            log_group: Arc::from(format!("/aws/lambda/{name}")),
+            role_policy: None,
+            mounts: Vec::new(),
+            tmp_mb: 512,
+            network: crate::Network::Host,
+        })
+    }
+
+    /// A limiter that answers a fixed gate and records what it was asked.
+    #[derive(Debug, Default)]
+    struct Recording {
+        answer: parking_lot::Mutex<Option<Gate>>,
+        asked: parking_lot::Mutex<Vec<(LimitPool, u32)>>,
+        held: std::sync::atomic::AtomicI32,
+    }
+
+    impl ConcurrencyLimiter for Recording {
+        fn try_acquire(&self, pool: &LimitPool, limit: u32, _now: Instant) -> Gate {
+            self.asked.lock().push((pool.clone(), limit));
+            let gate = self.answer.lock().unwrap_or(Gate::Admitted);
+            if gate == Gate::Admitted {
+                self.held.fetch_add(1, Ordering::SeqCst);
+            }
+            gate
+        }
+        fn acquire(&self, _pool: LimitPool, _limit: u32) -> crate::SlotFuture {
+            Box::pin(async { false })
+        }
+        fn release(&self, _pool: &LimitPool) {
+            self.held.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_cluster_gate_comes_after_the_local_limits_and_gets_every_slot_back() {
+        let settings = Settings {
+            account_concurrency: 50,
+            unreserved_minimum: 10,
+            scaling_rate_per_10s: 2,
+            ..Settings::default()
+        };
+        let mut state = State::new(&settings);
+        let limiter = Arc::new(Recording::default());
+        state.set_limiter(Some(limiter.clone()));
+        state.set_reserved("r", Some(2));
+        let (r, u) = (spec("r"), spec("u"));
+        let now = Instant::now();
+
+        // Pools and limits: the reservation, and the account minus reservations.
+        let a = state.acquire(&r, now, None).unwrap();
+        let b = state.acquire(&u, now, None).unwrap();
+        assert_eq!(
+            *limiter.asked.lock(),
+            vec![
+                (LimitPool::Reserved(Arc::from("r")), 2),
+                (LimitPool::Account, 48)
+            ]
+        );
+        assert_eq!(limiter.held.load(Ordering::SeqCst), 2);
+
+        // The local limits refuse first: the gate is not asked.
+        let _c = state.acquire(&r, now, None).unwrap();
+        assert!(matches!(
+            state.acquire(&r, now, None),
+            Err(Refusal::Throttled(
+                ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded
+            ))
+        ));
+        assert_eq!(limiter.asked.lock().len(), 3);
+
+        // A slot taken from the gate goes back when a later check refuses (here the
+        // scaling rate: two new environments per 10 s, both taken).
+        let _d = state.acquire(&u, now, None).unwrap();
+        let held = limiter.held.load(Ordering::SeqCst);
+        assert!(matches!(
+            state.acquire(&u, now, None),
+            Err(Refusal::Throttled(
+                ThrottleReason::FunctionInvocationRateLimitExceeded
+            ))
+        ));
+        assert_eq!(limiter.held.load(Ordering::SeqCst), held);
+
+        // The gate's answers map to refusals with the pool's reason.
+        *limiter.answer.lock() = Some(Gate::Exhausted);
+        assert!(matches!(
+            state.acquire(&u, now, None),
+            Err(Refusal::Throttled(
+                ThrottleReason::ConcurrentInvocationLimitExceeded
+            ))
+        ));
+        *limiter.answer.lock() = Some(Gate::Ask);
+        let Err(Refusal::Ask(ask)) = state.acquire(&u, now, None) else {
+            panic!("expected Ask");
+        };
+        assert_eq!(ask.pool, LimitPool::Account);
+        assert_eq!(
+            ask.reason,
+            ThrottleReason::ConcurrentInvocationLimitExceeded
+        );
+        assert_eq!(
+            state.metrics("u").throttles,
+            2,
+            "an Ask is not a throttle yet"
+        );
+
+        // Releases give the slots back.
+        state.release(&r, a, None, now, None);
+        state.release(&u, b, None, now, None);
+        assert_eq!(
+            limiter.held.load(Ordering::SeqCst),
+            2,
+            "the leases not released"
+        );
+    }
+
+    #[test]
+    fn without_a_limiter_a_lease_holds_no_cluster_slot() {
+        let mut state = State::new(&Settings::default());
+        let lease = state.acquire(&spec("f"), Instant::now(), None).unwrap();
+        assert!(lease.cluster.is_none());
+    }
+
     #[test]
     fn deleted_functions_leave_no_state() {
         let mut state = State::new(&Settings::default());
