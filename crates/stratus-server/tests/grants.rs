@@ -190,9 +190,10 @@ async fn a_dead_nodes_slots_come_back_after_the_grant_lifetime() {
     for _ in 0..4 {
         assert!(take(&a, &p, 4).await);
     }
+    // The last grant (or renewal) of `a` was just made.
+    let died = Instant::now();
     assert!(!take(&b, &p, 4).await, "a holds the whole pool");
     // `a` dies: no release, no renewal.
-    let died = Instant::now();
     drop(a);
     let client = connect(&url).await;
     assert_eq!(db_held(&client, "function:f").await, 4);
