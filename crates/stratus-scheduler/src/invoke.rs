@@ -56,7 +56,20 @@ impl Scheduler {
         if self.inner.shutdown.is_set() {
             return Err(InvokeError::ShuttingDown);
         }
-        let acquired = self.inner.state.lock().acquire(spec, Instant::now());
+        let mut acquired = self.inner.state.lock().acquire(spec, Instant::now(), None);
+        if let Err(Refusal::Ask(ask)) = acquired {
+            // The node's share of a cluster-wide pool is used up: wait (bounded) for
+            // more, off the lock, then take the local slot with it.
+            acquired = if ask.limiter.acquire(ask.pool.clone(), ask.limit).await {
+                self.inner
+                    .state
+                    .lock()
+                    .acquire(spec, Instant::now(), Some(ask.pool))
+            } else {
+                self.inner.state.lock().count_throttle(&spec.function_name);
+                Err(Refusal::Throttled(ask.reason))
+            };
+        }
         let mut lease = match acquired {
             Ok(lease) => lease,
             Err(Refusal::Throttled(reason)) => {
@@ -66,6 +79,13 @@ impl Scheduler {
             Err(Refusal::BackingOff(err)) => {
                 self.record(|| record(spec, &req, Duration::ZERO, None, (false, false)));
                 return Ok(function_error(&err));
+            }
+            // Not reached: with a slot in hand the gate is not asked again. Should it
+            // ever be, throttle rather than loop.
+            Err(Refusal::Ask(ask)) => {
+                self.inner.state.lock().count_throttle(&spec.function_name);
+                self.record_throttle(spec, &req.invoked_arn);
+                return Err(InvokeError::Throttled(ask.reason));
             }
         };
         match lease.env.take() {

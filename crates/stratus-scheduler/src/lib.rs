@@ -3,7 +3,8 @@
 //! - **pools** of execution environments, one per function version (`state.rs`);
 //! - **limits**: reserved concurrency, the account limit with its unreserved minimum,
 //!   and the per-function scaling rate (a token bucket), with Lambda's throttle reasons
-//!   (`limits.rs`);
+//!   (`limits.rs`); in a cluster, a [`ConcurrencyLimiter`] makes the concurrency
+//!   limits hold across nodes;
 //! - the **invocation path**: warm hand-off, cold start, timeout, crash (`invoke.rs` —
 //!   "what happens when a function times out" is answered there);
 //! - **environments**: start through a [`stratus_sandbox::Driver`], a Runtime API
@@ -42,7 +43,7 @@ use stratus_sandbox::Driver;
 pub use stratus_sandbox::{Mount, Network};
 
 pub use credentials::{CredentialIssuer, EnvCredentials, Revocation};
-pub use limits::ThrottleReason;
+pub use limits::{ConcurrencyLimiter, Gate, LimitPool, SlotFuture, ThrottleReason};
 pub use logpump::{LogLine, LogSink};
 pub use observe::{Gauges, InvocationRecord, MetricsSink};
 
@@ -265,6 +266,14 @@ impl Scheduler {
     /// `issuer` (see [`CredentialIssuer`]).
     pub fn set_credential_issuer(&self, issuer: Arc<dyn CredentialIssuer>) {
         *self.inner.credentials.write() = Some(issuer);
+    }
+
+    /// Installs (or, with `None`, removes) limits shared with other nodes: from now
+    /// on every admission also takes a slot from `limiter` (see
+    /// [`ConcurrencyLimiter`]). Without one (the default) admission uses only this
+    /// node's counters. Invocations already running keep what they took.
+    pub fn set_limiter(&self, limiter: Option<Arc<dyn ConcurrencyLimiter>>) {
+        self.inner.state.lock().set_limiter(limiter);
     }
 
     /// The settings in force.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use stratus_runtime_api::ErrorBody;
 
 use crate::env::Env;
-use crate::limits::{ThrottleReason, TokenBucket};
+use crate::limits::{ConcurrencyLimiter, Gate, LimitPool, ThrottleReason, TokenBucket};
 use crate::{FunctionMetrics, FunctionSpec, ProvisionedStatus, Settings};
 
 #[derive(Debug)]
@@ -85,6 +85,8 @@ pub(crate) struct Lease {
     /// The pool has provisioned concurrency, but this lease went on demand.
     pub(crate) spillover: bool,
     counted_unreserved: bool,
+    /// The cluster-wide slot this lease holds, when a limiter is installed.
+    cluster: Option<LimitPool>,
 }
 
 /// Why no slot was given.
@@ -93,6 +95,19 @@ pub(crate) enum Refusal {
     Throttled(ThrottleReason),
     /// Cold starts of this pool are backing off after repeated init failures.
     BackingOff(ErrorBody),
+    /// The local limits allow it, but the node's share of the cluster-wide pool is
+    /// used up: ask the limiter (off the lock), then acquire again with the slot.
+    Ask(ClusterAsk),
+}
+
+/// A cluster-wide slot to wait for (see [`Refusal::Ask`]).
+#[derive(Debug)]
+pub(crate) struct ClusterAsk {
+    pub(crate) limiter: Arc<dyn ConcurrencyLimiter>,
+    pub(crate) pool: LimitPool,
+    pub(crate) limit: u32,
+    /// The throttle reason if no slot comes.
+    pub(crate) reason: ThrottleReason,
 }
 
 #[derive(Debug)]
@@ -104,6 +119,8 @@ pub(crate) struct State {
     pools: HashMap<Arc<str>, Pool>,
     unreserved_busy: u32,
     reserved_total: u32,
+    /// Cluster-wide limits; `None` on a single node (the default).
+    limiter: Option<Arc<dyn ConcurrencyLimiter>>,
 }
 
 impl State {
@@ -116,7 +133,17 @@ impl State {
             pools: HashMap::new(),
             unreserved_busy: 0,
             reserved_total: 0,
+            limiter: None,
         }
+    }
+
+    pub(crate) fn set_limiter(&mut self, limiter: Option<Arc<dyn ConcurrencyLimiter>>) {
+        self.limiter = limiter;
+    }
+
+    /// Counts a call throttled outside [`State::acquire`] (no cluster slot came).
+    pub(crate) fn count_throttle(&mut self, function: &Arc<str>) {
+        self.function(function).metrics.throttles += 1;
     }
 
     fn function(&mut self, name: &Arc<str>) -> &mut FnState {
@@ -212,36 +239,110 @@ impl State {
 
     /// Takes a concurrency slot and, when there is one, an idle environment
     /// (provisioned first, then the most recently used on-demand one).
+    ///
+    /// `held` is a cluster-wide slot the caller already took (after
+    /// [`Refusal::Ask`]); the lease keeps it, or it is given back on refusal.
     pub(crate) fn acquire(
         &mut self,
         spec: &Arc<FunctionSpec>,
         now: Instant,
+        held: Option<LimitPool>,
     ) -> Result<Lease, Refusal> {
-        let r = self.try_acquire(spec, now);
+        let r = self.try_acquire(spec, now, held);
         if let Err(Refusal::Throttled(_)) = r {
             self.function(&spec.function_name).metrics.throttles += 1;
         }
         r
     }
 
-    fn try_acquire(&mut self, spec: &Arc<FunctionSpec>, now: Instant) -> Result<Lease, Refusal> {
+    fn try_acquire(
+        &mut self,
+        spec: &Arc<FunctionSpec>,
+        now: Instant,
+        held: Option<LimitPool>,
+    ) -> Result<Lease, Refusal> {
         let unreserved_cap = self.account.saturating_sub(self.reserved_total);
         let unreserved_busy = self.unreserved_busy;
         let f = self.function(&spec.function_name);
-        let counted_unreserved = match f.reserved {
+        let reserved = f.reserved;
+        let local = match reserved {
             Some(r) if f.busy >= r => {
-                return Err(Refusal::Throttled(
-                    ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
-                ))
+                Err(ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded)
             }
-            Some(_) => false,
+            Some(_) => Ok(false),
             None if unreserved_busy >= unreserved_cap => {
-                return Err(Refusal::Throttled(
-                    ThrottleReason::ConcurrentInvocationLimitExceeded,
-                ))
+                Err(ThrottleReason::ConcurrentInvocationLimitExceeded)
             }
-            None => true,
+            None => Ok(true),
         };
+        let counted_unreserved = match local {
+            Ok(counted) => counted,
+            Err(reason) => {
+                if let (Some(limiter), Some(slot)) = (&self.limiter, &held) {
+                    limiter.release(slot);
+                }
+                return Err(Refusal::Throttled(reason));
+            }
+        };
+        // The cluster-wide gate, after the local limits (single node: `None`).
+        let cluster = match (&self.limiter, held) {
+            (_, Some(slot)) => Some(slot),
+            (None, None) => None,
+            (Some(limiter), None) => {
+                let (slot, limit, reason) = match reserved {
+                    Some(r) => (
+                        LimitPool::Reserved(spec.function_name.clone()),
+                        r,
+                        ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded,
+                    ),
+                    None => (
+                        LimitPool::Account,
+                        unreserved_cap,
+                        ThrottleReason::ConcurrentInvocationLimitExceeded,
+                    ),
+                };
+                match limiter.try_acquire(&slot, limit, now) {
+                    Gate::Admitted => Some(slot),
+                    Gate::Exhausted => return Err(Refusal::Throttled(reason)),
+                    Gate::Ask => {
+                        return Err(Refusal::Ask(ClusterAsk {
+                            limiter: limiter.clone(),
+                            pool: slot,
+                            limit,
+                            reason,
+                        }))
+                    }
+                }
+            }
+        };
+        let r = self.take_env(spec, now);
+        if r.is_err() {
+            if let (Some(limiter), Some(slot)) = (&self.limiter, &cluster) {
+                limiter.release(slot);
+            }
+        }
+        let (env, provisioned, spillover) = r?;
+        let f = self.function(&spec.function_name);
+        f.busy += 1;
+        if counted_unreserved {
+            self.unreserved_busy += 1;
+        }
+        Ok(Lease {
+            env,
+            provisioned,
+            spillover,
+            counted_unreserved,
+            cluster,
+        })
+    }
+
+    /// An idle environment of `spec` (provisioned first), or room to start one:
+    /// (environment, provisioned, spillover).
+    fn take_env(
+        &mut self,
+        spec: &Arc<FunctionSpec>,
+        now: Instant,
+    ) -> Result<(Option<Arc<Env>>, bool, bool), Refusal> {
         let pool = self.pool(spec);
         let prov_env = pool.idle_prov.pop();
         let provisioned = prov_env.is_some();
@@ -261,17 +362,7 @@ impl State {
             }
             self.pool(spec).total += 1;
         }
-        let f = self.function(&spec.function_name);
-        f.busy += 1;
-        if counted_unreserved {
-            self.unreserved_busy += 1;
-        }
-        Ok(Lease {
-            env,
-            provisioned,
-            spillover,
-            counted_unreserved,
-        })
+        Ok((env, provisioned, spillover))
     }
 
     /// Gives the slot back. A live `env` goes back to its pool unless the pool is
@@ -297,6 +388,9 @@ impl State {
         }
         if lease.counted_unreserved {
             self.unreserved_busy = self.unreserved_busy.saturating_sub(1);
+        }
+        if let (Some(limiter), Some(slot)) = (&self.limiter, &lease.cluster) {
+            limiter.release(slot);
         }
         let env = env?;
         if env.link.is_dead() {
@@ -477,6 +571,139 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec(name: &str) -> Arc<FunctionSpec> {
+        Arc::new(FunctionSpec {
+            pool_key: Arc::from(format!("{name}@1")),
+            function_name: Arc::from(name),
+            version: Arc::from("1"),
+            memory_mb: 128,
+            timeout: Duration::from_secs(3),
+            program: "/bin/true".into(),
+            args: Vec::new(),
+            cwd: "/".into(),
+            env: Vec::new(),
+            log_group: Arc::from(format!("/aws/lambda/{name}")),
+            role_policy: None,
+            mounts: Vec::new(),
+            tmp_mb: 512,
+            network: crate::Network::Host,
+        })
+    }
+
+    /// A limiter that answers a fixed gate and records what it was asked.
+    #[derive(Debug, Default)]
+    struct Recording {
+        answer: parking_lot::Mutex<Option<Gate>>,
+        asked: parking_lot::Mutex<Vec<(LimitPool, u32)>>,
+        held: std::sync::atomic::AtomicI32,
+    }
+
+    impl ConcurrencyLimiter for Recording {
+        fn try_acquire(&self, pool: &LimitPool, limit: u32, _now: Instant) -> Gate {
+            self.asked.lock().push((pool.clone(), limit));
+            let gate = self.answer.lock().unwrap_or(Gate::Admitted);
+            if gate == Gate::Admitted {
+                self.held.fetch_add(1, Ordering::SeqCst);
+            }
+            gate
+        }
+        fn acquire(&self, _pool: LimitPool, _limit: u32) -> crate::SlotFuture {
+            Box::pin(async { false })
+        }
+        fn release(&self, _pool: &LimitPool) {
+            self.held.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_cluster_gate_comes_after_the_local_limits_and_gets_every_slot_back() {
+        let settings = Settings {
+            account_concurrency: 50,
+            unreserved_minimum: 10,
+            scaling_rate_per_10s: 2,
+            ..Settings::default()
+        };
+        let mut state = State::new(&settings);
+        let limiter = Arc::new(Recording::default());
+        state.set_limiter(Some(limiter.clone()));
+        state.set_reserved("r", Some(2));
+        let (r, u) = (spec("r"), spec("u"));
+        let now = Instant::now();
+
+        // Pools and limits: the reservation, and the account minus reservations.
+        let a = state.acquire(&r, now, None).unwrap();
+        let b = state.acquire(&u, now, None).unwrap();
+        assert_eq!(
+            *limiter.asked.lock(),
+            vec![
+                (LimitPool::Reserved(Arc::from("r")), 2),
+                (LimitPool::Account, 48)
+            ]
+        );
+        assert_eq!(limiter.held.load(Ordering::SeqCst), 2);
+
+        // The local limits refuse first: the gate is not asked.
+        let _c = state.acquire(&r, now, None).unwrap();
+        assert!(matches!(
+            state.acquire(&r, now, None),
+            Err(Refusal::Throttled(
+                ThrottleReason::ReservedFunctionConcurrentInvocationLimitExceeded
+            ))
+        ));
+        assert_eq!(limiter.asked.lock().len(), 3);
+
+        // A slot taken from the gate goes back when a later check refuses (here the
+        // scaling rate: two new environments per 10 s, both taken).
+        let _d = state.acquire(&u, now, None).unwrap();
+        let held = limiter.held.load(Ordering::SeqCst);
+        assert!(matches!(
+            state.acquire(&u, now, None),
+            Err(Refusal::Throttled(
+                ThrottleReason::FunctionInvocationRateLimitExceeded
+            ))
+        ));
+        assert_eq!(limiter.held.load(Ordering::SeqCst), held);
+
+        // The gate's answers map to refusals with the pool's reason.
+        *limiter.answer.lock() = Some(Gate::Exhausted);
+        assert!(matches!(
+            state.acquire(&u, now, None),
+            Err(Refusal::Throttled(
+                ThrottleReason::ConcurrentInvocationLimitExceeded
+            ))
+        ));
+        *limiter.answer.lock() = Some(Gate::Ask);
+        let Err(Refusal::Ask(ask)) = state.acquire(&u, now, None) else {
+            panic!("expected Ask");
+        };
+        assert_eq!(ask.pool, LimitPool::Account);
+        assert_eq!(
+            ask.reason,
+            ThrottleReason::ConcurrentInvocationLimitExceeded
+        );
+        assert_eq!(
+            state.metrics("u").throttles,
+            2,
+            "an Ask is not a throttle yet"
+        );
+
+        // Releases give the slots back.
+        state.release(&r, a, None, now, None);
+        state.release(&u, b, None, now, None);
+        assert_eq!(
+            limiter.held.load(Ordering::SeqCst),
+            2,
+            "the leases not released"
+        );
+    }
+
+    #[test]
+    fn without_a_limiter_a_lease_holds_no_cluster_slot() {
+        let mut state = State::new(&Settings::default());
+        let lease = state.acquire(&spec("f"), Instant::now(), None).unwrap();
+        assert!(lease.cluster.is_none());
+    }
 
     #[test]
     fn deleted_functions_leave_no_state() {
