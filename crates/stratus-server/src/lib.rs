@@ -9,12 +9,14 @@
 //! concurrency settings; resolution for invoke), `store` (SQLite), `runtimes`
 //! (runtime → launch command; embedded bootstraps), `logs` (log sink and queries),
 //! `model` (AWS shapes), `error` (AWS error JSON), `listen` (accept loop, TLS and
-//! connection limits of the client-facing listeners), `tls` (certificates).
+//! connection limits of the client-facing listeners), `tls` (certificates),
+//! `cluster` (cluster mode: nodes, heartbeat, change feed; docs/cluster.md).
 
 pub mod api;
 pub mod async_queue;
 pub mod auth;
 pub mod autoscale;
+pub mod cluster;
 pub mod deploy;
 pub mod error;
 pub mod esm;
@@ -35,7 +37,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_package::BlobStore;
 use stratus_sandbox::{Driver, LinuxDriver, LinuxOptions, ProcessDriver, SandboxInfo};
 use stratus_scheduler::{ApiServer, Scheduler, Settings};
 
@@ -93,6 +94,9 @@ pub struct ServerConfig {
     /// Simulated seconds per real second of the autoscaler's clock: 1 is the system
     /// clock; more (tests, `stratus bench`) runs alarms and schedules faster.
     pub autoscale_clock_speed: f64,
+    /// Cluster mode (`--cluster`, `--blobs`, `--advertise`, `--node-id`); all unset:
+    /// the embedded single node.
+    pub cluster: cluster::ClusterFlags,
 }
 
 /// `--sandbox`: which driver runs environments.
@@ -160,6 +164,7 @@ impl ServerConfig {
             metrics: stratus_metrics::Settings::default(),
             metrics_open: false,
             autoscale_clock_speed: 1.0,
+            cluster: cluster::ClusterFlags::default(),
         }
     }
 }
@@ -222,6 +227,9 @@ pub enum StartError {
     #[error(transparent)]
     /// The metrics table could not be opened.
     Metrics(#[from] stratus_metrics::StoreError),
+    #[error(transparent)]
+    /// A cluster flag is wrong, or the cluster could not be joined.
+    Cluster(#[from] cluster::ClusterError),
     #[error("cannot load functions: {0}")]
     /// Stored functions could not be loaded.
     Registry(#[from] error::ApiError),
@@ -241,6 +249,8 @@ pub struct RunningServer {
     /// Marks the data dir as in use (`stratus server rotate-key` refuses it).
     _lock: stratus_seal::DataDirLock,
     sandbox_fallback: Option<String>,
+    /// In cluster mode: the database and who this node is (to leave at shutdown).
+    node: Option<(deadpool_postgres::Pool, cluster::Node)>,
 }
 
 impl RunningServer {
@@ -309,6 +319,16 @@ impl RunningServer {
         self.state.logs.close();
         // The current minute's rollups, so a restart still reads them.
         self.state.metrics.flush().await;
+        if let Some((pool, node)) = &self.node {
+            if let Err(e) = cluster::leave_cluster(pool, node).await {
+                tracing::warn!(error = %e, "could not mark this node stopped in the cluster");
+            }
+        }
+    }
+
+    /// This node's id and where the others reach it, in cluster mode.
+    pub fn cluster_node(&self) -> Option<&cluster::Node> {
+        self.node.as_ref().map(|(_, n)| n)
     }
 }
 
@@ -317,6 +337,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     if cfg.no_auth && !cfg.listen.ip().is_loopback() {
         return Err(StartError::NoAuthNotLoopback { addr: cfg.listen });
     }
+    // Every cluster flag is checked before anything is touched.
+    let plan = cfg.cluster.plan()?;
     for sub in ["", "blobs", "code", "runtimes", "tmp"] {
         let p = cfg.data_dir.join(sub);
         std::fs::create_dir_all(&p).map_err(|source| StartError::DataDir {
@@ -391,6 +413,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         }
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let node = match &plan.cluster {
+        Some(c) => Some(c.node(dir, addr)?),
+        None => None,
+    };
     let logs = LogStore::open(dir, cfg.log_limits).map_err(StartError::Logs)?;
     let mut settings = cfg.settings.clone();
     settings.tmp_root = dir.join("tmp");
@@ -447,7 +473,17 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     } else if let Some(created) = auth.created_admin() {
         tracing::info!(access_key_id = %created.access_key_id, file = %created.credentials_file.display(), "created the admin access key");
     }
-    let blobs = BlobStore::open(dir.join("blobs"))?;
+    let local_blobs = stratus_package::BlobStore::open(dir.join("blobs"))?;
+    let blobs = match &plan.blobs {
+        None => registry::blobs::Blobs::local(local_blobs),
+        Some((location, url)) => registry::blobs::Blobs::with_shared(
+            local_blobs,
+            location,
+            url,
+            tokio::runtime::Handle::current(),
+        )
+        .map_err(cluster::ClusterError::from)?,
+    };
     let registry = tokio::task::block_in_place(|| {
         Registry::open(
             stores.functions.clone(),
@@ -522,6 +558,18 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         )
     })?;
     autoscaler.start(scheduler.clone());
+    let cluster_db = match (&plan.cluster, &node) {
+        (Some(c), Some(n)) => {
+            let pool = cluster::pool(&c.url)?;
+            cluster::join_cluster(&pool, n, &scheduler).await?;
+            Some((pool, n.clone(), c.url.clone()))
+        }
+        _ => None,
+    };
+    let membership = match &cluster_db {
+        Some((pool, n, _)) => cluster::Membership::cluster(n, pool.clone()),
+        None => cluster::Membership::single(addr),
+    };
     let state = AppState {
         autoscaler,
         registry,
@@ -533,10 +581,25 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         queues,
         sealer,
         metrics,
+        membership,
     };
     let limits = cfg.limits.clone();
     let acceptor = tls.as_ref().map(|t| t.config.clone());
     let (stop, stopped) = watch::channel(false);
+    if let Some((pool, n, url)) = &cluster_db {
+        cluster::run_node(
+            pool.clone(),
+            n.clone(),
+            url.clone(),
+            cluster::changes::Applier {
+                registry: state.registry.clone(),
+                triggers: state.triggers.clone(),
+                auth: auth.clone(),
+            },
+            state.scheduler.clone(),
+            stop.subscribe(),
+        );
+    }
     let gateway = match gateway_listener {
         None => None,
         Some((listener, bound)) => {
@@ -629,5 +692,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         task,
         _lock: lock,
         sandbox_fallback,
+        node: cluster_db.map(|(pool, n, _)| (pool, n)),
     })
 }

@@ -116,6 +116,19 @@ pub trait FunctionStore: Send + Sync + std::fmt::Debug {
     fn load(&self) -> Result<Vec<LoadedFunction>, StoreError>;
     /// Every function's tags, by function name.
     fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError>;
+    /// One function with its versions, aliases and provisioned configs (`None`: it
+    /// does not exist). A cluster node re-reads a function another node changed
+    /// with it; a backend may answer it with a narrower query than this default.
+    fn load_function(&self, name: &str) -> Result<Option<LoadedFunction>, StoreError> {
+        Ok(self
+            .load()?
+            .into_iter()
+            .find(|f| f.function.config.function_name == name))
+    }
+    /// One function's tags.
+    fn function_tags(&self, name: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(self.all_tags()?.remove(name).unwrap_or_default())
+    }
     /// Inserts a new function's `$LATEST` and its tags, atomically.
     fn create_function(
         &self,
