@@ -60,6 +60,22 @@ pub enum SealError {
         /// The first data key it failed on.
         key_id: u32,
     },
+    /// The master key does not open a data key shared by a cluster.
+    #[error("the master key from {source_name} does not open shared data key {key_id} stored in {store}: every node of a cluster must be given the same STRATUS_MASTER_KEY")]
+    WrongSharedKey {
+        /// Where the key came from.
+        source_name: String,
+        /// Where the shared keys are stored.
+        store: String,
+        /// The first data key it failed on.
+        key_id: u32,
+    },
+    /// No shared data key is stored.
+    #[error("no shared data key is stored in {store}")]
+    NoSharedKeys {
+        /// Where the shared keys are stored.
+        store: String,
+    },
     /// The data dir has sealed data keys but no master key.
     #[error("{path} is missing but this data dir holds data keys sealed by a master key: restore the key file or set STRATUS_MASTER_KEY")]
     MissingMasterKey {

@@ -38,22 +38,36 @@ fn wrap_aad(id: u32) -> Vec<u8> {
 }
 
 fn wrap(master: &MasterKey, id: u32, key: &[u8; 32]) -> Result<Vec<u8>, SealError> {
+    wrap_for(master, &wrap_aad(id), key)
+}
+
+/// Wraps a data key under the master key, bound to `aad` (where the key lives).
+pub(crate) fn wrap_for(
+    master: &MasterKey,
+    aad: &[u8],
+    key: &[u8; 32],
+) -> Result<Vec<u8>, SealError> {
     let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&master.0));
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let ct = cipher
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: key,
-                aad: &wrap_aad(id),
-            },
-        )
+        .encrypt(&nonce, Payload { msg: key, aad })
         .map_err(|_| SealError::Seal { len: key.len() })?;
     Ok([&[VERSION][..], &nonce, &ct].concat())
 }
 
 /// `Ok(None)`: the master key does not unwrap it. `Err`: stored in an unknown form.
 fn unwrap(master: &MasterKey, id: u32, wrapped: &[u8]) -> Result<Option<[u8; 32]>, SealError> {
+    unwrap_for(master, id, &wrap_aad(id), wrapped)
+}
+
+/// Unwraps what [`wrap_for`] wrapped for `aad`. `Ok(None)`: the master key does
+/// not unwrap it. `Err`: stored in an unknown form.
+pub(crate) fn unwrap_for(
+    master: &MasterKey,
+    id: u32,
+    aad: &[u8],
+    wrapped: &[u8],
+) -> Result<Option<[u8; 32]>, SealError> {
     if wrapped.len() != 1 + 12 + 32 + 16 || wrapped[0] != VERSION {
         return Err(SealError::CorruptKey { key_id: id });
     }
@@ -62,7 +76,7 @@ fn unwrap(master: &MasterKey, id: u32, wrapped: &[u8]) -> Result<Option<[u8; 32]
         Nonce::from_slice(&wrapped[1..13]),
         Payload {
             msg: &wrapped[13..],
-            aad: &wrap_aad(id),
+            aad,
         },
     );
     match opened {
@@ -74,7 +88,7 @@ fn unwrap(master: &MasterKey, id: u32, wrapped: &[u8]) -> Result<Option<[u8; 32]
     }
 }
 
-fn random_key() -> Result<[u8; 32], SealError> {
+pub(crate) fn random_key() -> Result<[u8; 32], SealError> {
     let mut k = [0u8; 32];
     master::random(&mut k)?;
     Ok(k)

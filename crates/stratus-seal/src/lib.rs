@@ -13,15 +13,19 @@
 //! - [`rotate`] re-wraps every data key under a new master key (and may start a new
 //!   data key); [`DataDirLock`] is how a running server marks its data dir, so
 //!   rotation never races a server ([`lock`]).
+//! - A cluster's nodes share data keys kept in the shared database, wrapped by the
+//!   master key all of them are given ([`shared`]).
 
 pub mod error;
 pub mod keyring;
 pub mod lock;
 pub mod master;
 pub mod sealer;
+pub mod shared;
 
 pub use error::{OpenError, SealError};
 pub use keyring::{rotate, Rotated, Rotation};
 pub use lock::{DataDirLock, LOCK_FILE};
 pub use master::{KeySource, MasterKey, MASTER_KEY_ENV, MASTER_KEY_FILE};
 pub use sealer::Sealer;
+pub use shared::{new_shared_key, open_shared_keys, WrappedKey};

@@ -175,6 +175,9 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
+        if let crate::store::StoreError::Conflict(message) = e {
+            return Self::conflict(message);
+        }
         tracing::error!(error = %e, "state database");
         Self::service(e.to_string())
     }

@@ -456,16 +456,50 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             .as_ref()
             .map(|(_, a)| format!("{scheme}://{a}")),
     };
-    let stores = Stores::sqlite(dir, sealer.clone())?;
-    let auth = Arc::new(tokio::task::block_in_place(|| {
-        auth::Auth::open(
-            dir,
-            &cfg.region,
-            &cfg.account_id,
-            !cfg.no_auth,
-            sealer.clone(),
-        )
-    })?);
+    // Cluster mode: shared state in PostgreSQL, sealed with the cluster's data keys
+    // (opened with this node's master key, which must be the cluster's).
+    let cluster_db = match (&plan.cluster, &node) {
+        (Some(c), Some(n)) => {
+            let db = store::PgDatabase::open(&c.url, &n.id)?;
+            let master = keys.master_key()?.ok_or_else(|| {
+                StartError::Seal(stratus_seal::SealError::KeyFile {
+                    path: dir.join(stratus_seal::MASTER_KEY_FILE),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })
+            })?;
+            let shared = db.cluster_sealer(&master, &keys.name())?;
+            Some((db, shared))
+        }
+        _ => None,
+    };
+    let stores = match &cluster_db {
+        Some((db, shared)) => db.stores(shared.clone()),
+        None => Stores::sqlite(dir, sealer.clone())?,
+    };
+    let auth = Arc::new(match &cluster_db {
+        Some((db, shared)) => {
+            let keys = Arc::new(db.key_store(shared.clone()));
+            let auth = cluster::open_shared_auth(
+                db,
+                keys,
+                dir,
+                &cfg.region,
+                &cfg.account_id,
+                !cfg.no_auth,
+            )?;
+            tokio::task::block_in_place(|| auth.write_admin_credentials(dir))?;
+            auth
+        }
+        None => tokio::task::block_in_place(|| {
+            auth::Auth::open(
+                dir,
+                &cfg.region,
+                &cfg.account_id,
+                !cfg.no_auth,
+                sealer.clone(),
+            )
+        })?,
+    });
     // Every environment gets credentials of its own, scoped to its execution role.
     scheduler.set_credential_issuer(Arc::new(auth::SessionIssuer(auth.clone())));
     if cfg.no_auth {

@@ -243,6 +243,19 @@ impl Auth {
         sealer: stratus_seal::Sealer,
     ) -> Result<Self, AuthSetupError> {
         let store: Arc<dyn KeyStore> = Arc::new(SqliteKeyStore::open(data_dir, sealer)?);
+        Self::with_store(store, data_dir, region, account_id, enabled)
+    }
+
+    /// [`Auth::open`] over a given key store (a cluster's: every node shares the
+    /// keys). The first start's admin key is written to `{data_dir}/credentials`
+    /// of the node that created it.
+    pub fn with_store(
+        store: Arc<dyn KeyStore>,
+        data_dir: &Path,
+        region: &str,
+        account_id: &str,
+        enabled: bool,
+    ) -> Result<Self, AuthSetupError> {
         let mut auth = Self {
             enabled,
             region: region.to_string(),

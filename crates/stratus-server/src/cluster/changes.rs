@@ -19,22 +19,10 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_postgres::AsyncMessage;
 
-use super::redact_url;
+use super::pg::{redact, Change, ChangeKind, CHANGES_CHANNEL};
 use crate::auth::Auth;
 use crate::registry::Registry;
 use crate::triggers::Triggers;
-
-/// The notification channel.
-pub(crate) const CHANNEL: &str = "stratus_changes";
-
-/// One notification's payload.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize)]
-struct Change {
-    node: String,
-    kind: String,
-    #[serde(default)]
-    name: String,
-}
 
 /// What the feed installs changes into: this node's live state.
 #[derive(Debug, Clone)]
@@ -54,15 +42,12 @@ impl Applier {
         let mut functions = BTreeSet::new();
         let (mut triggers, mut keys) = (false, false);
         for c in batch.iter().filter(|c| c.node != me) {
-            match c.kind.as_str() {
-                "function" => {
+            match c.kind {
+                ChangeKind::Function => {
                     functions.insert(c.name.as_str());
                 }
-                "service" | "mappings" => triggers = true,
-                "keys" => keys = true,
-                other => {
-                    tracing::debug!(kind = %other, "change of a kind this node does not cache")
-                }
+                ChangeKind::Service | ChangeKind::Mappings => triggers = true,
+                ChangeKind::Keys => keys = true,
             }
         }
         for name in &functions {
@@ -108,11 +93,11 @@ pub(crate) fn spawn_listener(
             match session.await {
                 Ok(()) => return,
                 Err(Lost::BeforeListening(e)) => {
-                    tracing::warn!(url = %redact_url(&url), error = %e, retry_in = ?backoff, "cannot listen for cluster changes");
+                    tracing::warn!(url = %redact(&url), error = %e, retry_in = ?backoff, "cannot listen for cluster changes");
                 }
                 Err(Lost::AfterListening(e)) => {
                     backoff = Duration::from_millis(200);
-                    tracing::warn!(url = %redact_url(&url), error = %e, "lost the cluster change feed; reconnecting, then re-reading everything");
+                    tracing::warn!(url = %redact(&url), error = %e, "lost the cluster change feed; reconnecting, then re-reading everything");
                 }
             }
             tokio::select! {
@@ -163,7 +148,10 @@ async fn session(
             }
         }
     });
-    if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+    if let Err(e) = client
+        .batch_execute(&format!("LISTEN {CHANGES_CHANNEL}"))
+        .await
+    {
         driver.abort();
         return Err(Lost::BeforeListening(e.to_string()));
     }
@@ -198,7 +186,6 @@ async fn session(
                 }
             })
             .collect();
-        batch.sort();
         batch.dedup();
         let (a, me) = (applier.clone(), me.to_string());
         let _ = tokio::task::spawn_blocking(move || a.apply(&me, &batch)).await;

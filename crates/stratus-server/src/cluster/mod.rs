@@ -10,11 +10,13 @@
 //! - `nodes`: the `nodes` table and the heartbeat.
 //! - `changes`: the change feed (`LISTEN stratus_changes`) that installs what other
 //!   nodes wrote.
+//! - [`pg`]: the PostgreSQL pool, migrations and change notifications.
 //!
 //! Only this module knows that other nodes exist; the API handlers do not.
 
 pub(crate) mod changes;
 mod nodes;
+pub mod pg;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -169,27 +171,10 @@ impl ClusterFlags {
     }
 }
 
-/// `postgres://user:secret@host/db` with the secret hidden, for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let auth_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..auth_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            let hidden = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{hidden}{}", &rest[at..])
-        }
-        None => url.to_string(),
-    }
-}
-
 fn check_pg_url(url: &str) -> Result<(), ClusterError> {
     let bad = |reason: String| ClusterError::Flag {
         flag: "--cluster",
-        reason: format!("{}: {reason}", redact_url(url)),
+        reason: format!("{}: {reason}", pg::redact(url)),
     };
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(bad(
@@ -304,7 +289,7 @@ fn stored_node_id(path: &PathBuf) -> Result<String, ClusterError> {
 /// A connection pool to the cluster database.
 pub(crate) fn pool(url: &str) -> Result<deadpool_postgres::Pool, ClusterError> {
     let cfg = tokio_postgres::Config::from_str(url).map_err(|e| ClusterError::Connect {
-        url: redact_url(url),
+        url: pg::redact(url),
         reason: e.to_string(),
     })?;
     let mgr = deadpool_postgres::Manager::from_config(
@@ -319,9 +304,48 @@ pub(crate) fn pool(url: &str) -> Result<deadpool_postgres::Pool, ClusterError> {
         .runtime(deadpool_postgres::Runtime::Tokio1)
         .build()
         .map_err(|e| ClusterError::Connect {
-            url: redact_url(url),
+            url: pg::redact(url),
             reason: e.to_string(),
         })
+}
+
+/// The advisory lock held while a node opens the shared key store ("STRATUS" 2):
+/// nodes starting together on an empty database create one admin key, not one each.
+const ADMIN_KEY_LOCK: i64 = 0x5354_5241_5455_5302;
+
+/// Opens authentication over the cluster's key store, one node at a time: the
+/// first creates the admin key (and writes its credentials file), the others find
+/// it. Blocking.
+pub(crate) fn open_shared_auth(
+    db: &crate::store::PgDatabase,
+    keys: Arc<crate::store::PgKeyStore>,
+    dir: &Path,
+    region: &str,
+    account_id: &str,
+    enabled: bool,
+) -> Result<crate::auth::Auth, crate::StartError> {
+    let locked = db.run(|| async {
+        let c = pg::client(db.pool()).await?;
+        c.execute("SELECT pg_advisory_lock($1)", &[&ADMIN_KEY_LOCK])
+            .await
+            .map_err(pg::PgError::query("lock the key store"))?;
+        Ok(c)
+    })?;
+    let auth = tokio::task::block_in_place(|| {
+        crate::auth::Auth::with_store(keys, dir, region, account_id, enabled)
+    });
+    // Unlocked whatever happened (dropping the connection would return it to the
+    // pool still holding the lock).
+    let unlocked = db.run(|| async {
+        locked
+            .execute("SELECT pg_advisory_unlock($1)", &[&ADMIN_KEY_LOCK])
+            .await
+            .map_err(pg::PgError::query("unlock the key store"))?;
+        Ok(())
+    });
+    let auth = auth?;
+    unlocked?;
+    Ok(auth)
 }
 
 /// Enters this node into the `nodes` table (refusing an id a live node at another
@@ -524,20 +548,6 @@ mod tests {
             Some("node-1.a_b"),
         );
         assert!(ok.plan().unwrap().cluster.is_some());
-    }
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:pw@h:5/db"),
-            "postgres://u:***@h:5/db"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            redact_url("postgres://h/db?user=u"),
-            "postgres://h/db?user=u"
-        );
-        assert_eq!(redact_url("postgres://u:p@w@h/db"), "postgres://u:***@h/db");
     }
 
     #[test]

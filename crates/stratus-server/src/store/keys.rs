@@ -16,6 +16,9 @@ use stratus_seal::Sealer;
 
 use super::StoreError;
 
+/// [`KeyStore`] in a cluster's PostgreSQL database.
+pub use super::postgres::PgKeyStore;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS access_keys (
     id TEXT PRIMARY KEY,

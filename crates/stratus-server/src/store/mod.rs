@@ -12,10 +12,12 @@
 //!   made through the Lambda API.
 //!
 //! [`Stores`] bundles one handle of each; [`Stores::sqlite`] opens today's backend
-//! ([`sqlite::SqliteStore`], one `state.db` in the data dir). Every method is
+//! ([`sqlite::SqliteStore`], one `state.db` in the data dir), [`Stores::postgres`]
+//! a cluster's ([`postgres::PgStore`], shared by every node). Every method is
 //! blocking: callers on the async runtime run them on a blocking thread.
 
 pub mod keys;
+pub mod postgres;
 mod sealed;
 pub mod sqlite;
 
@@ -25,6 +27,7 @@ use std::sync::Arc;
 
 use crate::model::{AliasConfiguration, EventInvokeConfig, FunctionConfiguration};
 
+pub use postgres::{PgDatabase, PgKeyStore, PgStore};
 pub use sqlite::SqliteStore;
 
 /// Errors from the state database.
@@ -55,6 +58,17 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// The cluster database (PostgreSQL) failed or could not be reached.
+    #[error(transparent)]
+    Postgres(#[from] crate::cluster::pg::PgError),
+    /// The cluster's shared data keys could not be opened or created (a node
+    /// given another master key than the cluster's is refused here).
+    #[error("cluster keys: {0}")]
+    ClusterKeys(#[source] stratus_seal::SealError),
+    /// The write conflicts with one another node made (a version number already
+    /// handed out, a function created or deleted meanwhile).
+    #[error("{0}")]
+    Conflict(String),
     /// A stored row could not be decoded.
     #[error("corrupt stored {what}: {source}")]
     Decode {

@@ -1,0 +1,283 @@
+//! The cluster's PostgreSQL: connecting (`tokio-postgres` pooled by
+//! `deadpool-postgres`), the schema's migrations (`refinery`, the SQL files under
+//! `crates/stratus-server/migrations/postgres/` embedded in the binary), and the
+//! change notifications every write sends.
+//!
+//! Migration files are numbered by part: `V1..V9` shared state (the stores),
+//! `V10..V19` concurrency grants, `V20..` later parts. Nodes that start together
+//! migrate one at a time (a session advisory lock), so each migration runs once.
+//!
+//! Change notifications: every write to the shared state commits, in the same
+//! transaction, `pg_notify('stratus_changes', payload)` with the payload
+//! [`Change`] (`{"node":…,"kind":…,"name":…}`), so a node's listener learns what
+//! another node changed exactly when it is committed.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::NoTls;
+
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+mod embedded {
+    refinery::embed_migrations!("migrations/postgres");
+}
+
+/// The channel every write notifies on.
+pub const CHANGES_CHANNEL: &str = "stratus_changes";
+
+/// The table refinery records applied migrations in.
+pub const MIGRATIONS_TABLE: &str = "stratus_schema_history";
+
+/// The advisory lock taken while migrating ("STRATUS" and 1).
+const MIGRATION_LOCK: i64 = 0x5354_5241_5455_5301;
+
+/// Errors of the cluster database.
+#[derive(Debug, thiserror::Error)]
+pub enum PgError {
+    /// The connection URL does not parse.
+    #[error("invalid PostgreSQL URL {url}: {reason}")]
+    Url {
+        /// The URL, its password hidden.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database could not be reached or refused the connection.
+    #[error("cannot connect to the cluster database {url}: {reason}")]
+    Connect {
+        /// The URL, its password hidden.
+        url: String,
+        /// What the connection attempt said.
+        reason: String,
+    },
+    /// Migrating the schema failed.
+    #[error("cannot migrate the cluster database {url}: {reason}")]
+    Migrate {
+        /// The URL, its password hidden.
+        url: String,
+        /// What refinery or PostgreSQL said.
+        reason: String,
+    },
+    /// No connection could be had from the pool (the database went away).
+    #[error("cluster state store unavailable: {0}")]
+    Unavailable(String),
+    /// A statement failed.
+    #[error("cluster state store: cannot {what}: {source}")]
+    Query {
+        /// What was being done.
+        what: &'static str,
+        /// What PostgreSQL said.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// The runtime that drives the database connections could not start.
+    #[error("cannot start the cluster database's runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl PgError {
+    /// A `map_err` adapter naming what was being done.
+    pub fn query(what: &'static str) -> impl Fn(tokio_postgres::Error) -> PgError {
+        move |source| PgError::Query { what, source }
+    }
+}
+
+/// What kind of thing a [`Change`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// A function and everything keyed by it (`name`: the function).
+    Function,
+    /// A service stage's functions and deployments (`name`: `service/stage`).
+    Service,
+    /// Event sources of a function (`name`: the function).
+    Mappings,
+    /// An access key (`name`: its id).
+    Keys,
+}
+
+/// The payload of a notification on [`CHANGES_CHANNEL`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Change {
+    /// The node that made the change (a node ignores its own).
+    pub node: String,
+    /// What changed.
+    pub kind: ChangeKind,
+    /// Which one.
+    pub name: String,
+}
+
+/// `url` with its password replaced by `***`, for messages and logs: works for
+/// URLs (`postgres://user:pw@host/db`) and key-value strings (`password=pw`).
+pub fn redact(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &rest[at..]
+                );
+            }
+        }
+        return url.to_string();
+    }
+    url.split_whitespace()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Why a pool gave no connection, in words.
+fn pool_reason(e: deadpool_postgres::PoolError) -> String {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => e.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A pool of at most `max_size` connections to `url`, checked by taking one
+/// connection now: an unreachable database is an error here, at start-up, not at
+/// the first write. Must run inside a Tokio runtime (the pool spawns connections).
+pub async fn connect(url: &str, max_size: usize) -> Result<Pool, PgError> {
+    let shown = redact(url);
+    let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| PgError::Url {
+        url: shown.clone(),
+        reason: format!("{e}"),
+    })?;
+    if cfg.get_connect_timeout().is_none() {
+        cfg.connect_timeout(Duration::from_secs(5));
+    }
+    if cfg.get_application_name().is_none() {
+        cfg.application_name("stratus");
+    }
+    let manager = Manager::from_config(
+        cfg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .create_timeout(Some(Duration::from_secs(10)))
+        .recycle_timeout(Some(Duration::from_secs(5)))
+        .build()
+        .map_err(|e| PgError::Connect {
+            url: shown.clone(),
+            reason: e.to_string(),
+        })?;
+    let checked = pool.get().await.map_err(|e| PgError::Connect {
+        url: shown,
+        reason: pool_reason(e),
+    })?;
+    drop(checked);
+    Ok(pool)
+}
+
+/// A connection from `pool`, or [`PgError::Unavailable`].
+pub async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, PgError> {
+    pool.get()
+        .await
+        .map_err(|e| PgError::Unavailable(pool_reason(e)))
+}
+
+/// Applies the embedded migrations not yet applied (one node at a time). `url`
+/// only names the database in errors.
+pub async fn migrate(pool: &Pool, url: &str) -> Result<(), PgError> {
+    let failed = |reason: String| PgError::Migrate {
+        url: redact(url),
+        reason,
+    };
+    let mut client = client(pool).await?;
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let ran = embedded::migrations::runner()
+        .set_migration_table_name(MIGRATIONS_TABLE)
+        .run_async(&mut **client)
+        .await;
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    let report = ran.map_err(|e| failed(e.to_string()))?;
+    if unlocked.is_err() {
+        // The lock is the session's: a connection that cannot unlock must not go
+        // back to the pool holding it.
+        let _ = deadpool_postgres::Object::take(client);
+    }
+    for m in report.applied_migrations() {
+        tracing::info!(
+            version = m.version(),
+            name = m.name(),
+            "applied cluster database migration"
+        );
+    }
+    Ok(())
+}
+
+/// Sends a [`Change`] inside `tx` (delivered when, and only if, it commits).
+pub async fn notify(
+    tx: &tokio_postgres::Transaction<'_>,
+    node: &str,
+    kind: ChangeKind,
+    name: &str,
+) -> Result<(), PgError> {
+    let payload = serde_json::to_string(&Change {
+        node: node.to_string(),
+        kind,
+        name: name.to_string(),
+    })
+    .unwrap_or_default();
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANGES_CHANNEL, &payload])
+        .await
+        .map_err(PgError::query("send a change notification"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_show_in_messages() {
+        assert_eq!(
+            redact("postgres://stratus:s3cret@db.local:5432/state?sslmode=disable"),
+            "postgres://stratus:***@db.local:5432/state?sslmode=disable"
+        );
+        assert_eq!(redact("postgresql://a:b:c@h/d"), "postgresql://a:***@h/d");
+        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(
+            redact("host=h user=u password=s3cret dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
+    }
+
+    #[test]
+    fn change_payloads_have_the_documented_shape() {
+        let c = Change {
+            node: "n1".into(),
+            kind: ChangeKind::Mappings,
+            name: "f".into(),
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(text, r#"{"node":"n1","kind":"mappings","name":"f"}"#);
+        assert_eq!(serde_json::from_str::<Change>(&text).unwrap(), c);
+    }
+}
