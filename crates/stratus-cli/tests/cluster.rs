@@ -287,8 +287,9 @@ async fn three_nodes_act_as_one_platform() {
     n2.child.start_kill().unwrap();
     n2.child.wait().await.unwrap();
     let killed = Instant::now();
-    let dead = until("n2 dead", Duration::from_secs(10), || async {
-        health_of(&status(&n1).await, "n2") == "dead"
+    let n1r = &n1;
+    let dead = until("n2 dead", Duration::from_secs(10), || async move {
+        health_of(&status(n1r).await, "n2") == "dead"
     })
     .await;
     eprintln!("SIGKILLed n2 shown dead after {dead:?}");
@@ -307,8 +308,9 @@ async fn three_nodes_act_as_one_platform() {
 
     // Restarted, it rejoins, with everything the cluster has.
     let n2 = start_node(&tmp.path().join("n2"), &url, &blobs, "n2", &key).await;
-    until("n2 healthy again", Duration::from_secs(5), || async {
-        health_of(&status(&n3).await, "n2") == "healthy"
+    let n3r = &n3;
+    until("n2 healthy again", Duration::from_secs(5), || async move {
+        health_of(&status(n3r).await, "n2") == "healthy"
     })
     .await;
     let r = n2

@@ -9,14 +9,15 @@
 //! or cut short in the shared store is refused, never run) and keeps a local copy.
 //!
 //! Every method blocks (the shared store is driven on the runtime through a
-//! [`tokio::runtime::Handle`]): callers run them on a blocking thread, as they do
-//! the registry's other store calls.
+//! [`tokio::runtime::Handle`]); it may be called from any thread, an async worker
+//! included (it steps aside with `block_in_place`), though callers should prefer a
+//! blocking thread, as for the registry's other store calls.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
+use object_store::{GetOptions, ObjectStore, PutOptions, PutPayload};
 
 /// Errors of the code package stores.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +107,25 @@ struct Shared {
     rt: tokio::runtime::Handle,
 }
 
+impl Shared {
+    /// Runs `fut` on the runtime and waits for it, from whatever thread this is: a
+    /// plain or blocking thread waits directly; a worker of a multi-threaded runtime
+    /// (an async handler asking whether a package exists) steps aside first with
+    /// `block_in_place`; a current-thread runtime waits on a helper thread.
+    fn wait<T: Send, F: std::future::Future<Output = T> + Send>(&self, fut: F) -> T {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match Handle::try_current().map(|h| h.runtime_flavor()) {
+            Err(_) => self.rt.block_on(fut),
+            Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(|| self.rt.block_on(fut)),
+            Ok(_) => std::thread::scope(|s| {
+                s.spawn(|| self.rt.block_on(fut))
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            }),
+        }
+    }
+}
+
 /// Code packages: the node-local store, and with `--blobs` the shared one.
 #[derive(Debug, Clone)]
 pub struct Blobs {
@@ -173,13 +193,16 @@ impl Blobs {
         let hash = self.local.put(bytes)?;
         if let Some(s) = &self.shared {
             let payload = PutPayload::from(bytes::Bytes::copy_from_slice(bytes));
-            s.rt.block_on(s.store.put(&key(&hash), payload))
-                .map_err(|source| BlobsError::Shared {
-                    url: s.url.clone(),
-                    op: "write",
-                    hash: hash.clone(),
-                    source,
-                })?;
+            s.wait(
+                s.store
+                    .put_opts(&key(&hash), payload, PutOptions::default()),
+            )
+            .map_err(|source| BlobsError::Shared {
+                url: s.url.clone(),
+                op: "write",
+                hash: hash.clone(),
+                source,
+            })?;
         }
         Ok(hash)
     }
@@ -191,7 +214,8 @@ impl Blobs {
         }
         match &self.shared {
             Some(s) if stratus_package::is_sha256_hex(hash) => {
-                s.rt.block_on(s.store.head(&key(hash))).is_ok()
+                let head = GetOptions::new().with_head(true);
+                s.wait(s.store.get_opts(&key(hash), head)).is_ok()
             }
             _ => false,
         }
@@ -208,8 +232,8 @@ impl Blobs {
         let Some(s) = &self.shared else {
             return Err(BlobsError::NotFound { hash: hash.into() });
         };
-        let fetched = s.rt.block_on(async {
-            let r = s.store.get(&key(hash)).await?;
+        let fetched = s.wait(async {
+            let r = s.store.get_opts(&key(hash), GetOptions::default()).await?;
             r.bytes().await
         });
         let bytes = match fetched {
@@ -292,6 +316,8 @@ mod tests {
         };
         let (a, b) = (open("a"), open("b"));
         let hash = tokio::task::block_in_place(|| a.put(b"package one")).unwrap();
+        // Straight from an async worker (a handler asking whether a package exists).
+        assert!(open("d").contains(&hash));
         tokio::task::block_in_place(|| {
             // Node b has no local copy: it reads the shared one, checked, and keeps it.
             assert!(b.contains(&hash));
