@@ -91,7 +91,7 @@ mod tests {
         let master = MasterKey::generate().unwrap();
         let k1 = new_shared_key(&master, 1).unwrap();
         let k2 = new_shared_key(&master, 2).unwrap();
-        let a = open_shared_keys(&master, "env", "db", &[k1.clone()]).unwrap();
+        let a = open_shared_keys(&master, "env", "db", std::slice::from_ref(&k1)).unwrap();
         let sealed = a.seal(b"place", b"secret").unwrap();
         // Another node, same master key, same stored keys: opens it.
         let b = open_shared_keys(&master, "env", "db", &[k1.clone(), k2.clone()]).unwrap();
@@ -99,8 +99,13 @@ mod tests {
         assert_eq!(b.current_key_id(), 2);
         // Another master key: refused, naming the key and both places.
         let other = MasterKey::generate().unwrap();
-        let err =
-            open_shared_keys(&other, "STRATUS_MASTER_KEY", "the db", &[k1.clone()]).unwrap_err();
+        let err = open_shared_keys(
+            &other,
+            "STRATUS_MASTER_KEY",
+            "the db",
+            std::slice::from_ref(&k1),
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(
             matches!(err, SealError::WrongSharedKey { key_id: 1, .. }),

@@ -67,7 +67,7 @@ pub enum PgError {
     #[error("cluster state store unavailable: {0}")]
     Unavailable(String),
     /// A statement failed.
-    #[error("cluster state store: cannot {what}: {source}")]
+    #[error("cluster state store: cannot {what}: {}", chain(.source))]
     Query {
         /// What was being done.
         what: &'static str,
@@ -141,11 +141,27 @@ pub fn redact(url: &str) -> String {
         .join(" ")
 }
 
+/// An error and its causes, `: `-separated (tokio-postgres keeps the cause, such
+/// as "Connection refused" or the server's message, out of its own text).
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 /// Why a pool gave no connection, in words.
 fn pool_reason(e: deadpool_postgres::PoolError) -> String {
     match e {
-        deadpool_postgres::PoolError::Backend(e) => e.to_string(),
-        other => other.to_string(),
+        deadpool_postgres::PoolError::Backend(e) => chain(&e),
+        other => chain(&other),
     }
 }
 
@@ -208,7 +224,7 @@ pub async fn migrate(pool: &Pool, url: &str) -> Result<(), PgError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(chain(&e)))?;
     let ran = embedded::migrations::runner()
         .set_migration_table_name(MIGRATIONS_TABLE)
         .run_async(&mut **client)
@@ -216,7 +232,7 @@ pub async fn migrate(pool: &Pool, url: &str) -> Result<(), PgError> {
     let unlocked = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
         .await;
-    let report = ran.map_err(|e| failed(e.to_string()))?;
+    let report = ran.map_err(|e| failed(chain(&e)))?;
     if unlocked.is_err() {
         // The lock is the session's: a connection that cannot unlock must not go
         // back to the pool holding it.

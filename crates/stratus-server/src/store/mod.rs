@@ -128,17 +128,16 @@ pub type DeploymentRecord = (i64, String, String);
 pub trait FunctionStore: Send + Sync + std::fmt::Debug {
     /// Every function with its versions, aliases and provisioned configs.
     fn load(&self) -> Result<Vec<LoadedFunction>, StoreError>;
-    /// Every function's tags, by function name.
-    fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError>;
-    /// One function with its versions, aliases and provisioned configs (`None`: it
-    /// does not exist). A cluster node re-reads a function another node changed
-    /// with it; a backend may answer it with a narrower query than this default.
+    /// One function with its versions, aliases and provisioned configs, if it
+    /// exists (what a node re-reads when another node changed that function).
     fn load_function(&self, name: &str) -> Result<Option<LoadedFunction>, StoreError> {
         Ok(self
             .load()?
             .into_iter()
             .find(|f| f.function.config.function_name == name))
     }
+    /// Every function's tags, by function name.
+    fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError>;
     /// One function's tags.
     fn function_tags(&self, name: &str) -> Result<BTreeMap<String, String>, StoreError> {
         Ok(self.all_tags()?.remove(name).unwrap_or_default())

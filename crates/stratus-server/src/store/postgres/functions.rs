@@ -49,16 +49,10 @@ fn reserved(r: Option<u32>) -> Option<i32> {
 }
 
 impl PgStore {
-    /// `$LATEST`'s stored configuration, its environment sealed.
-    fn sealed_latest(&self, f: &StoredFunction) -> Result<String, StoreError> {
-        let aad = latest_aad(&f.config.function_name);
-        sealed::encode_config(&self.sealer, &aad, &f.config)
-    }
-}
-
-impl FunctionStore for PgStore {
-    fn load(&self) -> Result<Vec<LoadedFunction>, StoreError> {
-        let rows = self.db.run(|| async {
+    /// Every function (`None`) or one, each with its versions, aliases and
+    /// provisioned configs, read in one snapshot.
+    fn load_where(&self, only: Option<&str>) -> Result<Vec<LoadedFunction>, StoreError> {
+        let (fns, versions, aliases, provisioned) = self.db.run(|| async {
             let mut client = self.db.client().await?;
             // One snapshot of every table: no half-written function is seen.
             let tx = client
@@ -71,24 +65,30 @@ impl FunctionStore for PgStore {
             let q = |sql: &'static str| {
                 let tx = &tx;
                 async move {
-                    tx.query(sql, &[])
+                    tx.query(sql, &[&only])
                         .await
                         .map_err(PgError::query("read functions"))
                 }
             };
-            let fns = q("SELECT name, config, code_hex, version_counter, reserved FROM functions ORDER BY name").await?;
-            let versions =
-                q("SELECT name, version, config, code_hex FROM versions ORDER BY name, version")
-                    .await?;
-            let aliases = q("SELECT name, config FROM aliases ORDER BY name, alias").await?;
+            let fns = q(
+                "SELECT name, config, code_hex, version_counter, reserved FROM functions
+                         WHERE $1::text IS NULL OR name = $1 ORDER BY name",
+            )
+            .await?;
+            let versions = q("SELECT name, version, config, code_hex FROM versions
+                              WHERE $1::text IS NULL OR name = $1 ORDER BY name, version")
+            .await?;
+            let aliases = q("SELECT name, config FROM aliases
+                             WHERE $1::text IS NULL OR name = $1 ORDER BY name, alias")
+            .await?;
             let provisioned = q(
-                "SELECT name, qualifier, requested, last_modified FROM provisioned ORDER BY name, qualifier",
+                "SELECT name, qualifier, requested, last_modified FROM provisioned
+                                 WHERE $1::text IS NULL OR name = $1 ORDER BY name, qualifier",
             )
             .await?;
             tx.commit().await.map_err(PgError::query("commit"))?;
             Ok((fns, versions, aliases, provisioned))
         })?;
-        let (fns, versions, aliases, provisioned) = rows;
         let bad = PgError::query("decode a function row");
         let mut by_name: BTreeMap<String, LoadedFunction> = BTreeMap::new();
         for r in fns {
@@ -145,6 +145,22 @@ impl FunctionStore for PgStore {
             }
         }
         Ok(by_name.into_values().collect())
+    }
+
+    /// `$LATEST`'s stored configuration, its environment sealed.
+    fn sealed_latest(&self, f: &StoredFunction) -> Result<String, StoreError> {
+        let aad = latest_aad(&f.config.function_name);
+        sealed::encode_config(&self.sealer, &aad, &f.config)
+    }
+}
+
+impl FunctionStore for PgStore {
+    fn load(&self) -> Result<Vec<LoadedFunction>, StoreError> {
+        self.load_where(None)
+    }
+
+    fn load_function(&self, name: &str) -> Result<Option<LoadedFunction>, StoreError> {
+        Ok(self.load_where(Some(name))?.pop())
     }
 
     fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError> {
