@@ -43,7 +43,7 @@ pub enum BlobsError {
         /// The package.
         hash: String,
         /// What the store said.
-        source: object_store::Error,
+        source: Box<object_store::Error>,
     },
     /// The shared store holds bytes under a name they do not hash to.
     #[error("code package {hash} in the shared code store {url} is corrupt: its content hashes to {actual} (altered or cut short); it is not run. Upload the package again to repair it")]
@@ -201,7 +201,7 @@ impl Blobs {
                 url: s.url.clone(),
                 op: "write",
                 hash: hash.clone(),
-                source,
+                source: Box::new(source),
             })?;
         }
         Ok(hash)
@@ -246,7 +246,7 @@ impl Blobs {
                     url: s.url.clone(),
                     op: "read",
                     hash: hash.into(),
-                    source,
+                    source: Box::new(source),
                 })
             }
         };
