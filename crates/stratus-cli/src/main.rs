@@ -156,6 +156,8 @@ enum Command {
     Queue(commands::queue::QueueArgs),
     /// Run a local server, deploy the service, and redeploy on every change.
     Dev(commands::dev::DevArgs),
+    /// The cluster's nodes: `stratus cluster status`.
+    Cluster(commands::cluster::ClusterArgs),
 }
 
 /// `stratus server`: serve, or a tool for a stopped server's data dir.
@@ -258,6 +260,22 @@ pub(crate) struct ServerArgs {
     /// benchmarks: 60 makes a real second a minute of alarms and schedules).
     #[arg(long, default_value_t = 1.0, hide = true)]
     autoscale_clock_speed: f64,
+    /// Cluster mode: keep shared state in this PostgreSQL database
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE); needs --blobs.
+    #[arg(long, env = "STRATUS_CLUSTER", value_name = "POSTGRES_URL")]
+    cluster: Option<String>,
+    /// Where code packages are kept: file:///dir (a directory every node of the
+    /// cluster mounts). Default: the data dir.
+    #[arg(long, env = "STRATUS_BLOBS", value_name = "URL")]
+    blobs: Option<String>,
+    /// Where the other nodes of the cluster reach this node's API (default: the
+    /// listen address, which must then not be 0.0.0.0).
+    #[arg(long, env = "STRATUS_ADVERTISE", value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// This node's stable name in the cluster (default: one generated at the first
+    /// start, kept in {data-dir}/node-id).
+    #[arg(long, env = "STRATUS_NODE_ID", value_name = "ID")]
+    node_id: Option<String>,
 }
 
 /// `--nats`: `nats://host:port` or `tls://host:port` (`host:port` means `nats://`).
@@ -333,6 +351,12 @@ impl ServerArgs {
         cfg.metrics.record = !self.no_metrics_recording;
         cfg.metrics_open = self.metrics_open;
         cfg.autoscale_clock_speed = self.autoscale_clock_speed;
+        cfg.cluster = stratus_server::cluster::ClusterFlags {
+            url: self.cluster.clone(),
+            blobs: self.blobs.clone(),
+            advertise: self.advertise.clone(),
+            node_id: self.node_id.clone(),
+        };
         cfg
     }
 }
@@ -468,6 +492,7 @@ fn main() -> std::process::ExitCode {
             Command::Dev(args) => commands::dev::run(&g, args).await,
             Command::Queue(args) => commands::queue::run(&g, args).await,
             Command::Keys(args) => commands::keys::run(&g, args).await,
+            Command::Cluster(args) => commands::cluster::run(&g, args).await,
         }
     });
     match result {

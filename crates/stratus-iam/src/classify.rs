@@ -91,6 +91,7 @@ pub enum ClassifyError {
 /// Stratus's own actions, each with the resource it applies to.
 pub const STRATUS_ACTIONS: &[(&str, &str)] = &[
     ("stratus:GetHealth", "*"),
+    ("stratus:GetCluster", "*"),
     (
         "stratus:GetLogs",
         "function ARN (`?function=`/`?group=/aws/lambda/…`), else *",
@@ -659,6 +660,7 @@ fn stratus(
         |s: &str, st: &str| Some(arn("service", &format!("{}/{}", decode(s)?, decode(st)?)));
     let (action, resource) = match (method, rest) {
         ("GET", ["health"]) => ("GetHealth", Some("*".to_string())),
+        ("GET", ["cluster"]) => ("GetCluster", Some("*".to_string())),
         ("GET", ["logs"]) => {
             let name = function.or_else(|| group.and_then(|g| g.strip_prefix("/aws/lambda/")));
             (
@@ -883,6 +885,7 @@ mod tests {
         let key = "arn:aws:stratus:us-east-1:000000000000:key/ci";
         let cases = [
             ("GET", "/stratus/v1/health", "", "stratus:GetHealth", "*"),
+            ("GET", "/stratus/v1/cluster", "", "stratus:GetCluster", "*"),
             (
                 "GET",
                 "/stratus/v1/logs?function=hello",

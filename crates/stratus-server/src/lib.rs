@@ -9,7 +9,8 @@
 //! concurrency settings; resolution for invoke), `store` (SQLite), `runtimes`
 //! (runtime → launch command; embedded bootstraps), `logs` (log sink and queries),
 //! `model` (AWS shapes), `error` (AWS error JSON), `listen` (accept loop, TLS and
-//! connection limits of the client-facing listeners), `tls` (certificates).
+//! connection limits of the client-facing listeners), `tls` (certificates),
+//! `cluster` (cluster mode: nodes, heartbeat, change feed; docs/cluster.md).
 
 pub mod api;
 pub mod async_queue;
@@ -36,7 +37,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stratus_package::BlobStore;
 use stratus_sandbox::{Driver, LinuxDriver, LinuxOptions, ProcessDriver, SandboxInfo};
 use stratus_scheduler::{ApiServer, Scheduler, Settings};
 
@@ -97,6 +97,9 @@ pub struct ServerConfig {
     /// Simulated seconds per real second of the autoscaler's clock: 1 is the system
     /// clock; more (tests, `stratus bench`) runs alarms and schedules faster.
     pub autoscale_clock_speed: f64,
+    /// Cluster mode (`--cluster`, `--blobs`, `--advertise`, `--node-id`); all unset:
+    /// the embedded single node.
+    pub cluster: cluster::ClusterFlags,
 }
 
 /// `--sandbox`: which driver runs environments.
@@ -165,6 +168,7 @@ impl ServerConfig {
             metrics: stratus_metrics::Settings::default(),
             metrics_open: false,
             autoscale_clock_speed: 1.0,
+            cluster: cluster::ClusterFlags::default(),
         }
     }
 }
@@ -227,6 +231,9 @@ pub enum StartError {
     #[error(transparent)]
     /// The metrics table could not be opened.
     Metrics(#[from] stratus_metrics::StoreError),
+    #[error(transparent)]
+    /// A cluster flag is wrong, or the cluster could not be joined.
+    Cluster(#[from] cluster::ClusterError),
     #[error("cannot load functions: {0}")]
     /// Stored functions could not be loaded.
     Registry(#[from] error::ApiError),
@@ -246,6 +253,8 @@ pub struct RunningServer {
     /// Marks the data dir as in use (`stratus server rotate-key` refuses it).
     _lock: stratus_seal::DataDirLock,
     sandbox_fallback: Option<String>,
+    /// In cluster mode: the database and who this node is (to leave at shutdown).
+    node: Option<(deadpool_postgres::Pool, cluster::Node)>,
 }
 
 impl RunningServer {
@@ -314,6 +323,16 @@ impl RunningServer {
         self.state.logs.close();
         // The current minute's rollups, so a restart still reads them.
         self.state.metrics.flush().await;
+        if let Some((pool, node)) = &self.node {
+            if let Err(e) = cluster::leave_cluster(pool, node).await {
+                tracing::warn!(error = %e, "could not mark this node stopped in the cluster");
+            }
+        }
+    }
+
+    /// This node's id and where the others reach it, in cluster mode.
+    pub fn cluster_node(&self) -> Option<&cluster::Node> {
+        self.node.as_ref().map(|(_, n)| n)
     }
 }
 
@@ -322,6 +341,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     if cfg.no_auth && !cfg.listen.ip().is_loopback() {
         return Err(StartError::NoAuthNotLoopback { addr: cfg.listen });
     }
+    // Every cluster flag is checked before anything is touched.
+    let plan = cfg.cluster.plan()?;
     for sub in ["", "blobs", "code", "runtimes", "tmp"] {
         let p = cfg.data_dir.join(sub);
         std::fs::create_dir_all(&p).map_err(|source| StartError::DataDir {
@@ -396,6 +417,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         }
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let node = match &plan.cluster {
+        Some(c) => Some(c.node(dir, addr)?),
+        None => None,
+    };
     let logs = LogStore::open(dir, cfg.log_limits).map_err(StartError::Logs)?;
     let mut settings = cfg.settings.clone();
     settings.tmp_root = dir.join("tmp");
@@ -435,16 +460,50 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             .as_ref()
             .map(|(_, a)| format!("{scheme}://{a}")),
     };
-    let stores = Stores::sqlite(dir, sealer.clone())?;
-    let auth = Arc::new(tokio::task::block_in_place(|| {
-        auth::Auth::open(
-            dir,
-            &cfg.region,
-            &cfg.account_id,
-            !cfg.no_auth,
-            sealer.clone(),
-        )
-    })?);
+    // Cluster mode: shared state in PostgreSQL, sealed with the cluster's data keys
+    // (opened with this node's master key, which must be the cluster's).
+    let cluster_db = match (&plan.cluster, &node) {
+        (Some(c), Some(n)) => {
+            let db = store::PgDatabase::open(&c.url, &n.id)?;
+            let master = keys.master_key()?.ok_or_else(|| {
+                StartError::Seal(stratus_seal::SealError::KeyFile {
+                    path: dir.join(stratus_seal::MASTER_KEY_FILE),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })
+            })?;
+            let shared = db.cluster_sealer(&master, &keys.name())?;
+            Some((db, shared))
+        }
+        _ => None,
+    };
+    let stores = match &cluster_db {
+        Some((db, shared)) => db.stores(shared.clone()),
+        None => Stores::sqlite(dir, sealer.clone())?,
+    };
+    let auth = Arc::new(match &cluster_db {
+        Some((db, shared)) => {
+            let keys = Arc::new(db.key_store(shared.clone()));
+            let auth = cluster::open_shared_auth(
+                db,
+                keys,
+                dir,
+                &cfg.region,
+                &cfg.account_id,
+                !cfg.no_auth,
+            )?;
+            tokio::task::block_in_place(|| auth.write_admin_credentials(dir))?;
+            auth
+        }
+        None => tokio::task::block_in_place(|| {
+            auth::Auth::open(
+                dir,
+                &cfg.region,
+                &cfg.account_id,
+                !cfg.no_auth,
+                sealer.clone(),
+            )
+        })?,
+    });
     // Every environment gets credentials of its own, scoped to its execution role.
     scheduler.set_credential_issuer(Arc::new(auth::SessionIssuer(auth.clone())));
     if cfg.no_auth {
@@ -452,7 +511,17 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     } else if let Some(created) = auth.created_admin() {
         tracing::info!(access_key_id = %created.access_key_id, file = %created.credentials_file.display(), "created the admin access key");
     }
-    let blobs = BlobStore::open(dir.join("blobs"))?;
+    let local_blobs = stratus_package::BlobStore::open(dir.join("blobs"))?;
+    let blobs = match &plan.blobs {
+        None => registry::blobs::Blobs::local(local_blobs),
+        Some((location, url)) => registry::blobs::Blobs::with_shared(
+            local_blobs,
+            location,
+            url,
+            tokio::runtime::Handle::current(),
+        )
+        .map_err(cluster::ClusterError::from)?,
+    };
     let registry = tokio::task::block_in_place(|| {
         Registry::open(
             stores.functions.clone(),
@@ -529,6 +598,18 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         )
     })?;
     autoscaler.start(scheduler.clone());
+    let cluster_db = match (&plan.cluster, &node) {
+        (Some(c), Some(n)) => {
+            let pool = cluster::pool(&c.url)?;
+            cluster::join_cluster(&pool, n, &scheduler).await?;
+            Some((pool, n.clone(), c.url.clone()))
+        }
+        _ => None,
+    };
+    let membership = match &cluster_db {
+        Some((pool, n, _)) => cluster::Membership::cluster(n, pool.clone()),
+        None => cluster::Membership::single(addr),
+    };
     let state = AppState {
         autoscaler,
         registry,
@@ -540,10 +621,25 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         queues,
         sealer,
         metrics,
+        membership,
     };
     let limits = cfg.limits.clone();
     let acceptor = tls.as_ref().map(|t| t.config.clone());
     let (stop, stopped) = watch::channel(false);
+    if let Some((pool, n, url)) = &cluster_db {
+        cluster::run_node(
+            pool.clone(),
+            n.clone(),
+            url.clone(),
+            cluster::changes::Applier {
+                registry: state.registry.clone(),
+                triggers: state.triggers.clone(),
+                auth: auth.clone(),
+            },
+            state.scheduler.clone(),
+            stop.subscribe(),
+        );
+    }
     let gateway = match gateway_listener {
         None => None,
         Some((listener, bound)) => {
@@ -636,5 +732,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         task,
         _lock: lock,
         sandbox_fallback,
+        node: cluster_db.map(|(pool, n, _)| (pool, n)),
     })
 }

@@ -420,7 +420,9 @@ mod reload_tests {
         let stores = must(Stores::sqlite(dir, sealer.clone()));
         let registry = Arc::new(must(Registry::open(
             stores.functions.clone(),
-            must(stratus_package::BlobStore::open(dir.join("blobs"))),
+            crate::registry::blobs::Blobs::local(must(stratus_package::BlobStore::open(
+                dir.join("blobs"),
+            ))),
             dir.join("code"),
             runtimes,
             identity,

@@ -1,5 +1,6 @@
 //! One module per command family.
 
+pub(crate) mod cluster;
 pub(crate) mod create;
 pub(crate) mod deploy;
 pub(crate) mod dev;

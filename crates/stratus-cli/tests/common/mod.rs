@@ -56,6 +56,12 @@ pub struct Server {
 impl Server {
     /// Starts `stratus server` on `127.0.0.1:0` with `data_dir` and extra flags.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_env(data_dir, extra, &[]).await
+    }
+
+    /// [`Server::start`] with extra environment variables (e.g. a cluster's shared
+    /// `STRATUS_MASTER_KEY`).
+    pub async fn start_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -67,6 +73,7 @@ impl Server {
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0", "--shutdown-grace", "5"])
             .args(extra)
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(log)
             .kill_on_drop(true)

@@ -4,6 +4,7 @@
 
 mod autoscaling;
 mod cloudwatch;
+mod cluster;
 mod concurrency;
 mod cwlogs;
 mod event_config;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub sealer: stratus_seal::Sealer,
     /// Per-minute metric rollups (CloudWatch reads, Prometheus, the dashboard).
     pub metrics: stratus_metrics::MetricsStore,
+    /// This node, and in cluster mode the others (`GET /stratus/v1/cluster`).
+    pub membership: crate::cluster::Membership,
 }
 
 impl AppState {
@@ -114,6 +117,7 @@ pub fn app(state: AppState) -> Router {
         .merge(metrics::routes())
         .merge(autoscaling::routes())
         .merge(ui::routes())
+        .merge(cluster::routes())
         .route("/", limits::limited_sqs(axum::routing::post(sqs)))
         .fallback(fallback);
     // Routes with a limit of their own (uploads, deployments, SQS) keep it; Invoke

@@ -17,6 +17,7 @@
 //! `GET /stratus/v1/health` stays open (a load balancer's check reveals nothing but
 //! "ok" and counters); the HTTP gateway is not an AWS API and is never signed.
 
+mod cluster;
 mod middleware;
 mod routes;
 mod ui;

@@ -68,10 +68,14 @@ impl Registry {
     pub fn open_blob(&self, hex: &str) -> Result<(std::fs::File, u64), ApiError> {
         let missing =
             || ApiError::not_found(format!("No code package with sha256 {hex} is stored"));
-        let path = self.blobs.path(hex).map_err(|_| {
-            ApiError::not_found(format!(
+        if !stratus_package::is_sha256_hex(hex) {
+            return Err(ApiError::not_found(format!(
                 "No code package '{hex}': a package is named by its sha256, 64 lowercase hex digits"
-            ))
+            )));
+        }
+        let path = self.blobs.local_path(hex).map_err(|e| match e {
+            super::blobs::BlobsError::NotFound { .. } => missing(),
+            e => ApiError::service(format!("cannot read code package {hex}: {e}")),
         })?;
         let file = std::fs::File::open(&path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => missing(),

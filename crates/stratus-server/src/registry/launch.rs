@@ -22,7 +22,7 @@ impl Registry {
             let zip = self
                 .blobs
                 .get(code_hex)
-                .map_err(|e| format!("code package missing: {e}"))?;
+                .map_err(|e| format!("code package unavailable: {e}"))?;
             stratus_package::unpack_once(&self.code_root, code_hex, &zip, &Limits::default())
                 .map_err(|e| format!("cannot unpack code: {e}"))?;
         }

@@ -9,7 +9,9 @@
 //!   [`parse_tag_arn`]).
 //! - [`validate`]: CreateFunction's setting checks, on the rules of `stratus-rules`.
 //! - [`launch`]: a version's [`FunctionSpec`] (program, arguments, environment).
+//! - [`blobs`]: where code packages are kept (node-local, and a shared store).
 //! - [`code`]: code packages in the blob store, unpacked once.
+//! - `refresh`: installing what another node of a cluster changed.
 //! - [`functions`]: create, read, update, publish, delete.
 //! - [`aliases`]: aliases, weighted routing and the invoke path's [`Registry::resolve`].
 //! - [`concurrency`]: reserved and provisioned concurrency.
@@ -25,12 +27,14 @@
 //! an invocation; and the in-memory state never shows a change the store refused.
 
 mod aliases;
+pub mod blobs;
 mod code;
 mod concurrency;
 mod event_config;
 mod functions;
 mod launch;
 mod names;
+mod refresh;
 mod tags;
 mod validate;
 
@@ -39,7 +43,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use stratus_package::BlobStore;
 use stratus_scheduler::{FunctionSpec, Scheduler};
 
 use crate::error::ApiError;
@@ -193,7 +196,7 @@ pub struct Registry {
     /// Serializes changes; see the module docs.
     writer: Mutex<()>,
     store: Arc<dyn FunctionStore>,
-    blobs: BlobStore,
+    blobs: blobs::Blobs,
     code_root: PathBuf,
     runtimes: Runtimes,
     pub(crate) identity: Identity,
@@ -205,7 +208,7 @@ impl Registry {
     /// provisioned concurrency to the scheduler (which re-warms provisioned pools).
     pub fn open(
         store: Arc<dyn FunctionStore>,
-        blobs: BlobStore,
+        blobs: blobs::Blobs,
         code_root: PathBuf,
         runtimes: Runtimes,
         identity: Identity,
@@ -225,30 +228,8 @@ impl Registry {
         let mut tags = reg.store.all_tags()?;
         let mut fns = HashMap::new();
         for l in loaded {
-            let f = l.function;
-            let name = f.config.function_name.clone();
-            let latest = reg.version_entry(f.config.clone(), f.code_hex.clone());
-            let versions = l
-                .versions
-                .into_iter()
-                .filter_map(|v| {
-                    let n = v.config.version.parse::<u64>().ok()?;
-                    Some((n, Arc::new(reg.version_entry(v.config, v.code_hex))))
-                })
-                .collect();
-            let entry = FnEntry {
-                latest,
-                versions: Arc::new(versions),
-                aliases: l.aliases.into_iter().map(|a| (a.name.clone(), a)).collect(),
-                version_counter: f.version_counter,
-                reserved: f.reserved,
-                provisioned: l
-                    .provisioned
-                    .into_iter()
-                    .map(|(q, n, t)| (q, (n, t)))
-                    .collect(),
-                tags: tags.remove(&name).unwrap_or_default(),
-            };
+            let name = l.function.config.function_name.clone();
+            let entry = reg.entry_from_loaded(l, tags.remove(&name).unwrap_or_default(), None);
             if entry.reserved.is_some() {
                 reg.scheduler.set_reserved(&name, entry.reserved);
             }
@@ -261,6 +242,55 @@ impl Registry {
         }
         *reg.fns.write() = fns;
         Ok(reg)
+    }
+
+    /// A function's entry from its stored form. Versions whose configuration and
+    /// code equal those of `old` keep `old`'s entries (and so their specs), unless
+    /// their spec failed (a package missing then may be there now).
+    fn entry_from_loaded(
+        &self,
+        l: crate::store::LoadedFunction,
+        tags: BTreeMap<String, String>,
+        old: Option<&FnEntry>,
+    ) -> FnEntry {
+        let f = l.function;
+        let latest = match old {
+            Some(o)
+                if o.latest.config == f.config
+                    && o.latest.code_hex == f.code_hex
+                    && o.latest.spec.is_ok() =>
+            {
+                o.latest.clone()
+            }
+            _ => self.version_entry(f.config, f.code_hex),
+        };
+        let versions = l
+            .versions
+            .into_iter()
+            .filter_map(|v| {
+                let n = v.config.version.parse::<u64>().ok()?;
+                let kept = old
+                    .and_then(|o| o.versions.get(&n))
+                    .filter(|e| e.config == v.config && e.code_hex == v.code_hex && e.spec.is_ok());
+                Some(match kept {
+                    Some(e) => (n, e.clone()),
+                    None => (n, Arc::new(self.version_entry(v.config, v.code_hex))),
+                })
+            })
+            .collect();
+        FnEntry {
+            latest,
+            versions: Arc::new(versions),
+            aliases: l.aliases.into_iter().map(|a| (a.name.clone(), a)).collect(),
+            version_counter: f.version_counter,
+            reserved: f.reserved,
+            provisioned: l
+                .provisioned
+                .into_iter()
+                .map(|(q, n, t)| (q, (n, t)))
+                .collect(),
+            tags,
+        }
     }
 
     fn version_entry(&self, config: FunctionConfiguration, code_hex: String) -> VersionEntry {

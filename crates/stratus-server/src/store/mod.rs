@@ -138,6 +138,10 @@ pub trait FunctionStore: Send + Sync + std::fmt::Debug {
     }
     /// Every function's tags, by function name.
     fn all_tags(&self) -> Result<HashMap<String, BTreeMap<String, String>>, StoreError>;
+    /// One function's tags.
+    fn function_tags(&self, name: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        Ok(self.all_tags()?.remove(name).unwrap_or_default())
+    }
     /// Inserts a new function's `$LATEST` and its tags, atomically.
     fn create_function(
         &self,

@@ -1,0 +1,520 @@
+//! Cluster mode end to end: three real `stratus server` processes on one real
+//! PostgreSQL (`stratus_testkit`) and a shared blob directory act as one platform —
+//! deploy through one node, invoke through the others (CLI and boto3), changes and
+//! deletions seen everywhere, `stratus cluster status` with a node SIGKILLed and
+//! restarted. Plus the flags' errors and a corrupted package in the shared store.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::*;
+use serde_json::{json, Value};
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// A fresh master key, as every node of one cluster must share.
+fn master_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// The flags of a node of the cluster at `url` sharing `blobs`.
+fn node_flags<'a>(url: &'a str, blobs: &'a str, id: &'a str) -> Vec<&'a str> {
+    vec![
+        "--cluster",
+        url,
+        "--blobs",
+        blobs,
+        "--node-id",
+        id,
+        "--sandbox",
+        "process",
+    ]
+}
+
+async fn start_node(dir: &Path, url: &str, blobs: &str, id: &str, key: &str) -> Server {
+    Server::start_env(
+        dir,
+        &node_flags(url, blobs, id),
+        &[("STRATUS_MASTER_KEY", key)],
+    )
+    .await
+}
+
+/// `GET /stratus/v1/cluster` through `s`.
+async fn status(s: &Server) -> Value {
+    let r = s
+        .api
+        .call("GET", "/stratus/v1/cluster", &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    json_body(&r)
+}
+
+fn health_of(v: &Value, id: &str) -> String {
+    v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id)
+        .map(|n| n["health"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no node {id} in {v:#}"))
+}
+
+/// Polls `check` every 20 ms until it is true; returns how long that took.
+async fn until<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t0 = Instant::now();
+    loop {
+        if check().await {
+            return t0.elapsed();
+        }
+        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The credentials file's access key id.
+fn key_id(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("credentials")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("aws_access_key_id = "))
+        .unwrap()
+        .to_string()
+}
+
+/// A Node.js package whose handler answers `{"message": message}`.
+fn node_zip(message: &str) -> Vec<u8> {
+    let js = format!("exports.handler = async () => ({{ message: {message:?} }});\n");
+    raw_zip(&[("index.js", js.as_bytes())])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_act_as_one_platform() {
+    let pg = stratus_testkit::Postgres::shared();
+    let url = pg.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let blobs = format!("file://{}", tmp.path().join("blobs").display());
+    let key = master_key();
+    let n1 = start_node(&tmp.path().join("n1"), &url, &blobs, "n1", &key).await;
+    let n2 = start_node(&tmp.path().join("n2"), &url, &blobs, "n2", &key).await;
+    let n3 = start_node(&tmp.path().join("n3"), &url, &blobs, "n3", &key).await;
+    let ep = |s: &Server| format!("http://{}", s.addr);
+
+    // One admin key for the cluster: the first node made it, the others wrote it.
+    let admin = key_id(&n1.data_dir);
+    assert_eq!(key_id(&n2.data_dir), admin);
+    assert_eq!(key_id(&n3.data_dir), admin);
+
+    // `stratus cluster status` through any node lists the three, healthy.
+    let v = status(&n2).await;
+    assert_eq!(v["mode"], "cluster", "{v:#}");
+    assert_eq!(v["node"], "n2");
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 3, "{v:#}");
+    for id in ["n1", "n2", "n3"] {
+        assert_eq!(health_of(&v, id), "healthy", "{v:#}");
+    }
+    let table = stratus_ok(tmp.path(), &ep(&n3), &["cluster", "status"]).await;
+    assert!(table.starts_with("mode: cluster (3 nodes"), "{table}");
+    for (id, s) in [("n1", &n1), ("n2", &n2), ("n3", &n3)] {
+        let line = table
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} missing:\n{table}"));
+        assert!(
+            line.contains(&s.addr) && line.contains("healthy"),
+            "{table}"
+        );
+    }
+    assert!(table.contains("n3 *"), "{table}");
+
+    // Deploy an example service with the CLI through node 1 ...
+    let svc = tmp.path().join("hello-node");
+    copy_tree(&examples().join("hello-node"), &svc);
+    let out = stratus_ok(&svc, &ep(&n1), &["deploy"]).await;
+    assert!(out.contains("hello-node-dev-hello (created"), "{out}");
+    let deployed = Instant::now();
+    // ... and it is there on node 2 within a second or two.
+    let api2 = n2.api.clone();
+    let seen = until(
+        "the deployed function on node 2",
+        Duration::from_secs(10),
+        || {
+            let api = api2.clone();
+            async move {
+                let r = api
+                    .call("GET", "/2015-03-31/functions/hello-node-dev-hello", &[], "")
+                    .await
+                    .unwrap();
+                r.status == 200
+            }
+        },
+    )
+    .await;
+    let seen = seen.max(deployed.elapsed());
+    eprintln!("deploy through n1 visible on n2 after {seen:?}");
+    assert!(seen < Duration::from_secs(2), "propagation took {seen:?}");
+    // Invoked through nodes 2 and 3, with the CLI and with boto3.
+    for s in [&n2, &n3] {
+        let out = stratus_ok(
+            &svc,
+            &ep(s),
+            &["invoke", "-f", "hello", "-d", r#"{"name":"Ada"}"#],
+        )
+        .await;
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["message"], "Hello, Ada!", "{out}");
+        run_sdk_boto3(s, "hello-node-dev-hello", "Hello, boto3!").await;
+    }
+
+    // A function created through the API on node 1, timed until it answers on node 2.
+    let t0 = Instant::now();
+    n1.create_ok(
+        "quick",
+        "nodejs20.x",
+        "index.handler",
+        &node_zip("v1"),
+        json!({}),
+    )
+    .await;
+    let api2 = n2.api.clone();
+    let answered = until("quick answering on node 2", Duration::from_secs(10), || {
+        let api = api2.clone();
+        async move {
+            let r = api.invoke("quick", "{}").await.unwrap();
+            r.status == 200 && json_body(&r)["message"] == "v1"
+        }
+    })
+    .await;
+    let answered = answered.max(t0.elapsed());
+    eprintln!("create through n1 answered on n2 after {answered:?} (cold start included)");
+    assert!(answered < Duration::from_secs(3), "took {answered:?}");
+
+    // New code through node 2 runs on node 3.
+    let zip = node_zip("v2");
+    let r = n2
+        .api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/quick/code",
+            &[],
+            json!({ "ZipFile": base64::engine::general_purpose::STANDARD.encode(&zip) })
+                .to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let t0 = Instant::now();
+    let api3 = n3.api.clone();
+    let updated = until("new code on node 3", Duration::from_secs(10), || {
+        let api = api3.clone();
+        async move {
+            let r = api.invoke("quick", "{}").await.unwrap();
+            json_body(&r)["message"] == "v2"
+        }
+    })
+    .await;
+    eprintln!("code update through n2 running on n3 after {updated:?}");
+    assert!(t0.elapsed() < Duration::from_secs(3));
+
+    // Deleted through node 3, gone on node 1.
+    let r = n3
+        .api
+        .call("DELETE", "/2015-03-31/functions/quick", &[], "")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let api1 = n1.api.clone();
+    let gone = until("the deletion on node 1", Duration::from_secs(10), || {
+        let api = api1.clone();
+        async move {
+            let r = api.invoke("quick", "{}").await.unwrap();
+            r.status == 404
+        }
+    })
+    .await;
+    eprintln!("deletion through n3 seen on n1 after {gone:?}");
+
+    // A key made through one node signs requests to another.
+    let r = n1
+        .api
+        .call(
+            "POST",
+            "/stratus/v1/keys",
+            &[("content-type", "application/json")],
+            json!({"UserName": "ci", "PolicyDocument": stratus_server::auth::ADMIN_POLICY})
+                .to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let k = json_body(&r)["AccessKey"].clone();
+    let creds = stratus_cli::signing::Credentials {
+        access_key_id: k["AccessKeyId"].as_str().unwrap().into(),
+        secret_access_key: k["SecretAccessKey"].as_str().unwrap().into(),
+        session_token: None,
+    };
+    let api = Api::with_signer(
+        &ep(&n3),
+        stratus_cli::signing::Signer::with(creds, "us-east-1", "test"),
+    );
+    until(
+        "the key made on n1 signing on n3",
+        Duration::from_secs(2),
+        || {
+            let api = api.clone();
+            async move {
+                api.call("GET", "/stratus/v1/cluster", &[], "")
+                    .await
+                    .is_ok_and(|r| r.status == 200)
+            }
+        },
+    )
+    .await;
+
+    // SIGKILL node 2: the others see it dead within about six seconds.
+    let mut n2 = n2;
+    n2.child.start_kill().unwrap();
+    n2.child.wait().await.unwrap();
+    let killed = Instant::now();
+    let n1r = &n1;
+    let dead = until("n2 dead", Duration::from_secs(10), || async move {
+        health_of(&status(n1r).await, "n2") == "dead"
+    })
+    .await;
+    eprintln!("SIGKILLed n2 shown dead after {dead:?}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        killed.elapsed()
+    );
+    let table = stratus_ok(tmp.path(), &ep(&n1), &["cluster", "status"]).await;
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("n2 ") && l.contains("dead")),
+        "{table}"
+    );
+
+    // Restarted, it rejoins, with everything the cluster has.
+    let n2 = start_node(&tmp.path().join("n2"), &url, &blobs, "n2", &key).await;
+    let n3r = &n3;
+    until("n2 healthy again", Duration::from_secs(5), || async move {
+        health_of(&status(n3r).await, "n2") == "healthy"
+    })
+    .await;
+    let r = n2
+        .invoke("hello-node-dev-hello", r#"{"name":"again"}"#)
+        .await;
+    assert_eq!(json_body(&r)["message"], "Hello, again!");
+    let r = n2.invoke("quick", "{}").await;
+    assert_eq!(r.status, 404, "the deleted function stays deleted");
+
+    // A clean stop is "stopped", not dead.
+    assert!(n3.terminate().await.success());
+    let v = status(&n1).await;
+    assert_eq!(health_of(&v, "n3"), "stopped", "{v:#}");
+    drop(n2);
+}
+
+async fn run_sdk_boto3(s: &Server, function: &str, expected: &str) {
+    let path = format!("{}/tests/sdk/boto3_cluster.py", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new("python3")
+        .arg(&path)
+        .arg(format!("http://{}", s.addr))
+        .arg(function)
+        .arg(expected)
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            s.data_dir.join("credentials"),
+        )
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .await
+        .expect("run python3 (boto3 is installed by scripts/test)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("done"),
+        "boto3 against {}: {stdout}\n{}",
+        s.addr,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A single node answers `GET /stratus/v1/cluster` with itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_node_reports_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&tmp.path().join("data"), &[]).await;
+    let v = status(&s).await;
+    assert_eq!(v["mode"], "single", "{v:#}");
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{v:#}");
+    assert_eq!(nodes[0]["address"], s.addr.as_str());
+    assert_eq!(nodes[0]["health"], "healthy");
+    assert_eq!(nodes[0]["self"], true);
+    let out = stratus_ok(
+        tmp.path(),
+        &format!("http://{}", s.addr),
+        &["cluster", "status", "--json"],
+    )
+    .await;
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["mode"], "single");
+    // No file of cluster mode appears in a single node's data dir.
+    assert!(!tmp.path().join("data/node-id").exists());
+}
+
+/// Runs `stratus server ARGS` expecting it to refuse to start; returns stderr.
+async fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .args(["--listen", "127.0.0.1:0", "--sandbox", "process"])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .output(),
+    )
+    .await
+    .expect("the server gave up in time")
+    .unwrap();
+    assert!(!out.status.success(), "started with {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_cluster_flags_are_clear_errors() {
+    let blobs = "file:///tmp/stratus-test-blobs-never-used";
+    let pg = "postgres://stratus:hunter2@127.0.0.1:1/stratus";
+    for (args, says) in [
+        (vec!["--cluster", pg], "--cluster: needs --blobs"),
+        (
+            vec!["--cluster", "mysql://a@b/c", "--blobs", blobs],
+            "expected a PostgreSQL URL",
+        ),
+        (
+            vec!["--advertise", "10.0.0.1:9000"],
+            "--advertise: only means something with --cluster",
+        ),
+        (
+            vec!["--node-id", "n1"],
+            "--node-id: only means something with --cluster",
+        ),
+        (vec!["--blobs", "s3://bucket"], "S3 is not supported"),
+        (vec!["--blobs", "file://relative"], "absolute path"),
+        (
+            vec![
+                "--cluster",
+                pg,
+                "--blobs",
+                blobs,
+                "--advertise",
+                "0.0.0.0:9000",
+            ],
+            "unspecified address",
+        ),
+        // Nothing listens on port 1: named at start-up, the password hidden.
+        (
+            vec!["--cluster", pg, "--blobs", blobs],
+            "cannot connect to the cluster database",
+        ),
+    ] {
+        let err = refused(&args, &[]).await;
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains("hunter2"),
+            "{args:?} leaked the password: {err}"
+        );
+    }
+}
+
+/// A package altered in the shared store is refused by a node that has no copy of
+/// its own, with an error that says so; it never runs. Uploading it again repairs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_blob_never_runs() {
+    let pg = stratus_testkit::Postgres::shared();
+    let url = pg.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let shared = tmp.path().join("blobs");
+    let blobs = format!("file://{}", shared.display());
+    let key = master_key();
+    let n1 = start_node(&tmp.path().join("n1"), &url, &blobs, "c1", &key).await;
+    let zip = node_zip("intact");
+    n1.create_ok("fragile", "nodejs20.x", "index.handler", &zip, json!({}))
+        .await;
+    let hash = stratus_package::sha256_hex(&zip);
+    let file = shared.join("sha256").join(&hash[..2]).join(&hash);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+
+    // A second node joins: it has no copy of its own and must read the shared one.
+    let n2 = start_node(&tmp.path().join("n2"), &url, &blobs, "c2", &key).await;
+    let r = n2.invoke("fragile", "{}").await;
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_ne!(r.status, 200, "a corrupt package ran: {body}");
+    assert!(body.contains("corrupt") && body.contains(&hash), "{body}");
+    assert!(
+        !tmp.path().join("n2/code").join(&hash).exists(),
+        "it was unpacked"
+    );
+    // Node 1 still runs its own verified copy.
+    let r = n1.invoke("fragile", "{}").await;
+    assert_eq!(json_body(&r)["message"], "intact");
+
+    // Uploading the package again (through node 1) repairs the shared copy; a
+    // configuration change makes node 2 install the function anew.
+    let r = n1
+        .api
+        .call(
+            "PUT",
+            &format!("/stratus/v1/blobs/{hash}"),
+            &[],
+            zip.clone(),
+        )
+        .await
+        .unwrap();
+    assert!(r.status < 300, "{}", String::from_utf8_lossy(&r.body));
+    let r = n1
+        .api
+        .call(
+            "PUT",
+            "/2015-03-31/functions/fragile/configuration",
+            &[],
+            json!({"Description": "repaired"}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let api2 = n2.api.clone();
+    until(
+        "the repaired package on node 2",
+        Duration::from_secs(10),
+        || {
+            let api = api2.clone();
+            async move {
+                let r = api.invoke("fragile", "{}").await.unwrap();
+                r.status == 200 && json_body(&r)["message"] == "intact"
+            }
+        },
+    )
+    .await;
+}
