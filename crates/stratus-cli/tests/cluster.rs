@@ -8,6 +8,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -24,11 +25,28 @@ fn master_key() -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// The NATS server of the cluster whose database is `url`: one per cluster, so
+/// clusters of different tests never share a stream (started at first use, stopped
+/// when the test process exits).
+fn nats_for(url: &str) -> &'static str {
+    static NATS: Mutex<Vec<(String, &'static str, stratus_testkit::Nats)>> = Mutex::new(Vec::new());
+    let mut all = NATS.lock().unwrap();
+    if let Some((_, u, _)) = all.iter().find(|(db, _, _)| db == url) {
+        return u;
+    }
+    let nats = stratus_testkit::Nats::start();
+    let u: &'static str = Box::leak(nats.url().into_boxed_str());
+    all.push((url.to_string(), u, nats));
+    u
+}
+
 /// The flags of a node of the cluster at `url` sharing `blobs`.
 fn node_flags<'a>(url: &'a str, blobs: &'a str, id: &'a str) -> Vec<&'a str> {
     vec![
         "--cluster",
         url,
+        "--nats",
+        nats_for(url),
         "--blobs",
         blobs,
         "--node-id",
@@ -406,6 +424,10 @@ async fn bad_cluster_flags_are_clear_errors() {
     for (args, says) in [
         (vec!["--cluster", pg], "--cluster: needs --blobs"),
         (
+            vec!["--cluster", pg, "--blobs", blobs],
+            "--cluster: needs --nats",
+        ),
+        (
             vec!["--cluster", "mysql://a@b/c", "--blobs", blobs],
             "expected a PostgreSQL URL",
         ),
@@ -423,6 +445,8 @@ async fn bad_cluster_flags_are_clear_errors() {
             vec![
                 "--cluster",
                 pg,
+                "--nats",
+                "nats://127.0.0.1:1",
                 "--blobs",
                 blobs,
                 "--advertise",
@@ -432,7 +456,14 @@ async fn bad_cluster_flags_are_clear_errors() {
         ),
         // Nothing listens on port 1: named at start-up, the password hidden.
         (
-            vec!["--cluster", pg, "--blobs", blobs],
+            vec![
+                "--cluster",
+                pg,
+                "--nats",
+                "nats://127.0.0.1:1",
+                "--blobs",
+                blobs,
+            ],
             "cannot connect to the cluster database",
         ),
     ] {
@@ -517,4 +548,110 @@ async fn a_corrupted_blob_never_runs() {
         },
     )
     .await;
+}
+
+/// Reserved concurrency holds across the cluster: callers spread over three nodes
+/// never have more invocations of the function running at once than it reserves;
+/// the rest are throttled with Lambda's reason. Each invocation reports when it
+/// started and ended (one machine, one clock), and the test counts the overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reserved_concurrency_holds_across_three_nodes() {
+    const RESERVED: usize = 4;
+    const CALLERS_PER_NODE: usize = 8;
+    let pg = stratus_testkit::Postgres::shared();
+    let url = pg.database();
+    let tmp = tempfile::tempdir().unwrap();
+    let blobs = format!("file://{}", tmp.path().join("blobs").display());
+    let key = master_key();
+    let n1 = start_node(&tmp.path().join("n1"), &url, &blobs, "r1", &key).await;
+    let n2 = start_node(&tmp.path().join("n2"), &url, &blobs, "r2", &key).await;
+    let n3 = start_node(&tmp.path().join("n3"), &url, &blobs, "r3", &key).await;
+    let js = "exports.handler = async () => { const start = Date.now(); \
+              await new Promise(r => setTimeout(r, 1500)); \
+              return { start, end: Date.now() }; };\n";
+    n1.create_ok(
+        "capped",
+        "nodejs20.x",
+        "index.handler",
+        &raw_zip(&[("index.js", js.as_bytes())]),
+        json!({}),
+    )
+    .await;
+    let r = n1
+        .api
+        .call(
+            "PUT",
+            "/2017-10-31/functions/capped/concurrency",
+            &[],
+            format!(r#"{{"ReservedConcurrentExecutions":{RESERVED}}}"#),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // Every node knows the reservation before the burst.
+    for n in [&n2, &n3] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = n
+                .api
+                .call("GET", "/2019-09-30/functions/capped/concurrency", &[], "")
+                .await
+                .unwrap();
+            if json_body(&r)["ReservedConcurrentExecutions"] == RESERVED {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the reservation never reached {}",
+                n.addr
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    let mut calls = Vec::new();
+    for n in [&n1, &n2, &n3] {
+        for _ in 0..CALLERS_PER_NODE {
+            let api = n.api.clone();
+            calls.push(tokio::spawn(async move {
+                api.invoke("capped", "{}").await.expect("invoke")
+            }));
+        }
+    }
+    let mut spans = Vec::new();
+    let mut throttled = 0;
+    for c in calls {
+        let r = c.await.unwrap();
+        match r.status {
+            200 => {
+                let v = json_body(&r);
+                spans.push((v["start"].as_i64().unwrap(), v["end"].as_i64().unwrap()));
+            }
+            429 => {
+                let v = json_body(&r);
+                assert_eq!(
+                    v["Reason"], "ReservedFunctionConcurrentInvocationLimitExceeded",
+                    "{v}"
+                );
+                assert_eq!(v["message"], "Rate Exceeded.", "{v}");
+                throttled += 1;
+            }
+            s => panic!("unexpected {s}: {}", String::from_utf8_lossy(&r.body)),
+        }
+    }
+    // Most invocations running at any instant.
+    let mut edges: Vec<(i64, i32)> = spans.iter().flat_map(|&(s, e)| [(s, 1), (e, -1)]).collect();
+    edges.sort();
+    let (mut running, mut most) = (0, 0);
+    for (_, d) in edges {
+        running += d;
+        most = most.max(running);
+    }
+    assert!(
+        most as usize <= RESERVED,
+        "{most} ran at once with {RESERVED} reserved: {spans:?}"
+    );
+    assert!(!spans.is_empty(), "nothing ran");
+    assert!(throttled > 0, "nothing was throttled");
+    assert_eq!(spans.len() + throttled, 3 * CALLERS_PER_NODE);
 }

@@ -253,8 +253,13 @@ pub struct RunningServer {
     /// Marks the data dir as in use (`stratus server rotate-key` refuses it).
     _lock: stratus_seal::DataDirLock,
     sandbox_fallback: Option<String>,
-    /// In cluster mode: the database and who this node is (to leave at shutdown).
-    node: Option<(deadpool_postgres::Pool, cluster::Node)>,
+    /// In cluster mode: the database, who this node is and its concurrency grants
+    /// (to leave and give them back at shutdown).
+    node: Option<(
+        deadpool_postgres::Pool,
+        cluster::Node,
+        Arc<cluster::grants::Grants>,
+    )>,
 }
 
 impl RunningServer {
@@ -323,7 +328,8 @@ impl RunningServer {
         self.state.logs.close();
         // The current minute's rollups, so a restart still reads them.
         self.state.metrics.flush().await;
-        if let Some((pool, node)) = &self.node {
+        if let Some((pool, node, grants)) = &self.node {
+            grants.shutdown().await;
             if let Err(e) = cluster::leave_cluster(pool, node).await {
                 tracing::warn!(error = %e, "could not mark this node stopped in the cluster");
             }
@@ -332,7 +338,7 @@ impl RunningServer {
 
     /// This node's id and where the others reach it, in cluster mode.
     pub fn cluster_node(&self) -> Option<&cluster::Node> {
-        self.node.as_ref().map(|(_, n)| n)
+        self.node.as_ref().map(|(_, n, _)| n)
     }
 }
 
@@ -343,6 +349,15 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     }
     // Every cluster flag is checked before anything is touched.
     let plan = cfg.cluster.plan()?;
+    // A cluster keeps accepted async events where every node can deliver them: an
+    // event in one node's events.db would die with that node.
+    if plan.cluster.is_some() && cfg.nats.is_none() {
+        return Err(cluster::ClusterError::Flag {
+            flag: "--cluster",
+            reason: "needs --nats too: accepted asynchronous events must outlive any one node, e.g. --nats nats://10.0.0.1:4222 (a NATS server with JetStream)".into(),
+        }
+        .into());
+    }
     for sub in ["", "blobs", "code", "runtimes", "tmp"] {
         let p = cfg.data_dir.join(sub);
         std::fs::create_dir_all(&p).map_err(|source| StartError::DataDir {
@@ -602,12 +617,22 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         (Some(c), Some(n)) => {
             let pool = cluster::pool(&c.url)?;
             cluster::join_cluster(&pool, n, &scheduler).await?;
-            Some((pool, n.clone(), c.url.clone()))
+            // Account and reserved concurrency hold across the cluster: slots are
+            // leased from PostgreSQL in batches (docs/decisions.md).
+            let grants = cluster::grants::Grants::new(
+                &c.url,
+                &n.id,
+                cluster::grants::GrantSettings::default(),
+            )
+            .await
+            .map_err(cluster::ClusterError::from)?;
+            scheduler.set_limiter(Some(grants.clone()));
+            Some((pool, n.clone(), c.url.clone(), grants))
         }
         _ => None,
     };
     let membership = match &cluster_db {
-        Some((pool, n, _)) => cluster::Membership::cluster(n, pool.clone()),
+        Some((pool, n, _, _)) => cluster::Membership::cluster(n, pool.clone()),
         None => cluster::Membership::single(addr),
     };
     let state = AppState {
@@ -626,7 +651,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     let limits = cfg.limits.clone();
     let acceptor = tls.as_ref().map(|t| t.config.clone());
     let (stop, stopped) = watch::channel(false);
-    if let Some((pool, n, url)) = &cluster_db {
+    if let Some((pool, n, url, _)) = &cluster_db {
         cluster::run_node(
             pool.clone(),
             n.clone(),
@@ -732,6 +757,6 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         task,
         _lock: lock,
         sandbox_fallback,
-        node: cluster_db.map(|(pool, n, _)| (pool, n)),
+        node: cluster_db.map(|(pool, n, _, grants)| (pool, n, grants)),
     })
 }

@@ -411,7 +411,9 @@ impl Nats {
             sh_quote(&self.dir.path().join("store")),
             self.port
         );
-        let (mut child, stdin) = guarded(&script, "TERM", None, &log, None);
+        // A server held in a static is never dropped: the guard then removes its
+        // directory when the test process exits.
+        let (mut child, stdin) = guarded(&script, "TERM", None, &log, Some(self.dir.path()));
         let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             wait_for_port(self.port, "nats-server", &mut child, &log)
         }))
@@ -436,7 +438,11 @@ impl Nats {
     /// Stops the server (its store stays for [`Nats::restart`]).
     pub fn stop(&mut self) {
         if let Some((mut child, mut stdin)) = self.child.take() {
+            // The guard removes the directory unless told to keep it.
+            let keep = self.dir.path().join("keep");
+            let _ = std::fs::write(&keep, b"");
             stop_guarded(&mut child, &mut stdin);
+            let _ = std::fs::remove_file(&keep);
         }
     }
 

@@ -43,6 +43,9 @@ pub enum ClusterError {
     /// `--blobs` is unusable.
     #[error(transparent)]
     Blobs(#[from] BlobsError),
+    /// The cluster-wide concurrency grants could not be set up.
+    #[error(transparent)]
+    Grants(#[from] grants::GrantsError),
     /// The node id file could not be read or written.
     #[error("cannot keep the node id in {path}: {source}")]
     NodeIdFile {
