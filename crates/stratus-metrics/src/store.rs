@@ -285,7 +285,11 @@ impl MetricsStore {
         const DRAIN: Duration = Duration::from_millis(50);
         let mut drain = tokio::time::interval(DRAIN);
         drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_sample = tokio::time::Instant::now();
+        // The first sample is taken at once, so gauges exist from the start (a
+        // reader in the first second would otherwise find none).
+        let mut last_sample = tokio::time::Instant::now()
+            .checked_sub(Duration::from_secs(1))
+            .unwrap_or_else(tokio::time::Instant::now);
         let mut n: u64 = 0;
         loop {
             tokio::select! {
