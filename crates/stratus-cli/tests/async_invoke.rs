@@ -12,26 +12,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-async fn event(s: &Server, target: &str, payload: Value) -> Reply {
-    s.api
-        .call(
-            "POST",
-            &format!("/2015-03-31/functions/{target}/invocations"),
-            &[("x-amz-invocation-type", "Event")],
-            payload.to_string(),
-        )
-        .await
-        .unwrap()
-}
-
-fn deliveries(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("deliveries.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 async fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let t = Instant::now();
     while !check() {

@@ -14,26 +14,6 @@ use common::*;
 use serde_json::{json, Value};
 use stratus_testkit::Nats;
 
-async fn event(s: &Server, target: &str, payload: Value) -> Reply {
-    s.api
-        .call(
-            "POST",
-            &format!("/2015-03-31/functions/{target}/invocations"),
-            &[("x-amz-invocation-type", "Event")],
-            payload.to_string(),
-        )
-        .await
-        .unwrap()
-}
-
-fn deliveries(out: &Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("deliveries.log"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn count_id(out: &Path, id: &str) -> usize {
     deliveries(out).iter().filter(|d| d["id"] == id).count()
 }

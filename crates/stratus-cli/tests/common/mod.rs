@@ -470,3 +470,25 @@ pub fn reason(r: &Reply) -> Option<String> {
         .ok()
         .and_then(|v| v["Reason"].as_str().map(str::to_string))
 }
+
+/// Invokes `target` asynchronously (`X-Amz-Invocation-Type: Event`).
+pub async fn event(s: &Server, target: &str, payload: Value) -> Reply {
+    s.api
+        .call(
+            "POST",
+            &format!("/2015-03-31/functions/{target}/invocations"),
+            &[("x-amz-invocation-type", "Event")],
+            payload.to_string(),
+        )
+        .await
+        .unwrap()
+}
+
+/// The deliveries a recorder function wrote to `out/deliveries.log`, one JSON per line.
+pub fn deliveries(out: &Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("deliveries.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
