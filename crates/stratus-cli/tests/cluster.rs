@@ -7,115 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use common::cluster::*;
 use common::*;
 use serde_json::{json, Value};
-
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
-}
-
-/// A fresh master key, as every node of one cluster must share.
-fn master_key() -> String {
-    let bytes: [u8; 32] = rand::random();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-/// The NATS server of the cluster whose database is `url`: one per cluster, so
-/// clusters of different tests never share a stream (started at first use, stopped
-/// when the test process exits).
-fn nats_for(url: &str) -> &'static str {
-    static NATS: Mutex<Vec<(String, &'static str, stratus_testkit::Nats)>> = Mutex::new(Vec::new());
-    let mut all = NATS.lock().unwrap();
-    if let Some((_, u, _)) = all.iter().find(|(db, _, _)| db == url) {
-        return u;
-    }
-    let nats = stratus_testkit::Nats::start();
-    let u: &'static str = Box::leak(nats.url().into_boxed_str());
-    all.push((url.to_string(), u, nats));
-    u
-}
-
-/// The flags of a node of the cluster at `url` sharing `blobs`.
-fn node_flags<'a>(url: &'a str, blobs: &'a str, id: &'a str) -> Vec<&'a str> {
-    vec![
-        "--cluster",
-        url,
-        "--nats",
-        nats_for(url),
-        "--blobs",
-        blobs,
-        "--node-id",
-        id,
-        "--sandbox",
-        "process",
-    ]
-}
-
-async fn start_node(dir: &Path, url: &str, blobs: &str, id: &str, key: &str) -> Server {
-    Server::start_env(
-        dir,
-        &node_flags(url, blobs, id),
-        &[("STRATUS_MASTER_KEY", key)],
-    )
-    .await
-}
-
-/// `GET /stratus/v1/cluster` through `s`.
-async fn status(s: &Server) -> Value {
-    let r = s
-        .api
-        .call("GET", "/stratus/v1/cluster", &[], "")
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    json_body(&r)
-}
-
-fn health_of(v: &Value, id: &str) -> String {
-    v["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["id"] == id)
-        .map(|n| n["health"].as_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no node {id} in {v:#}"))
-}
-
-/// Polls `check` every 20 ms until it is true; returns how long that took.
-async fn until<F, Fut>(what: &str, limit: Duration, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let t0 = Instant::now();
-    loop {
-        if check().await {
-            return t0.elapsed();
-        }
-        assert!(t0.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The credentials file's access key id.
-fn key_id(dir: &Path) -> String {
-    let text = std::fs::read_to_string(dir.join("credentials")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("aws_access_key_id = "))
-        .unwrap()
-        .to_string()
-}
-
-/// A Node.js package whose handler answers `{"message": message}`.
-fn node_zip(message: &str) -> Vec<u8> {
-    let js = format!("exports.handler = async () => ({{ message: {message:?} }});\n");
-    raw_zip(&[("index.js", js.as_bytes())])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_act_as_one_platform() {
@@ -127,7 +24,6 @@ async fn three_nodes_act_as_one_platform() {
     let n1 = start_node(&tmp.path().join("n1"), &url, &blobs, "n1", &key).await;
     let n2 = start_node(&tmp.path().join("n2"), &url, &blobs, "n2", &key).await;
     let n3 = start_node(&tmp.path().join("n3"), &url, &blobs, "n3", &key).await;
-    let ep = |s: &Server| format!("http://{}", s.addr);
 
     // One admin key for the cluster: the first node made it, the others wrote it.
     let admin = key_id(&n1.data_dir);

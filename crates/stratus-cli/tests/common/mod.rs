@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
