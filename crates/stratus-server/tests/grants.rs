@@ -179,6 +179,44 @@ async fn three_nodes_and_fifty_callers_never_run_more_than_the_reservation() {
     );
 }
 
+/// Slots one node holds but no longer uses come back as soon as another node is
+/// short of them, not at the holder's next renewal: a call through the other node
+/// runs rather than being throttled while nothing runs anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_slots_held_by_one_node_serve_a_call_through_another_at_once() {
+    const LIMIT: u32 = 3;
+    let url = Postgres::shared().database();
+    // A renewal far away: only the request for idle slots can free them in time.
+    let settings = GrantSettings {
+        ttl: Duration::from_secs(30),
+        ..quick()
+    };
+    let a = Grants::new(&url, "holder", settings.clone()).await.unwrap();
+    let b = Grants::new(&url, "short", settings).await.unwrap();
+    let p = pool("idle-held");
+    for _ in 0..LIMIT {
+        assert!(take(&a, &p, LIMIT).await);
+    }
+    for _ in 0..LIMIT {
+        a.release(&p);
+    }
+    assert_eq!(a.held(&p).granted, LIMIT, "the holder keeps its batch");
+    let asked = Instant::now();
+    assert!(
+        take(&b, &p, LIMIT).await,
+        "a call through the other node was throttled while nothing ran"
+    );
+    println!(
+        "idle slots handed over to another node in {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(a.held(&p).granted, 0, "the holder gave its idle slots back");
+    // Still never more than the limit between them: the holder asks again.
+    b.release(&p);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_nodes_slots_come_back_after_the_grant_lifetime() {
     let url = Postgres::shared().database();

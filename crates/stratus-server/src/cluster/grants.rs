@@ -16,6 +16,16 @@
 //! renewal. A node stops admitting at its own deadline (set from its clock before it
 //! asked, so earlier than the row's expiry), so a dead or cut-off node's share comes
 //! back to the others one lifetime later by itself.
+//!
+//! Slots a node holds but does not use come back on demand, not only at its next
+//! renewal: a request for more that goes short while other nodes hold slots sends
+//! `pg_notify('stratus_grants', "{node}\t{pool}")` in its transaction; every agent
+//! listens on its connection, and a holder with idle slots of that pool gives them
+//! back at once (keeping only what runs). The short node's waiting callers are not
+//! throttled yet: its agent asks again a few times ([`GrantSettings::reclaim_retries`],
+//! [`GrantSettings::reclaim_retry_after`] apart) before they are. So one call through
+//! any node runs whenever the pool has a free slot somewhere, within a few tens of
+//! milliseconds, instead of being throttled until the holder's renewal.
 
 use std::collections::HashMap;
 use std::str::FromStr as _;
@@ -27,10 +37,13 @@ use parking_lot::Mutex;
 use stratus_scheduler::{ConcurrencyLimiter, Gate, LimitPool, SlotFuture};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{AsyncMessage, Client, NoTls, Statement};
 
 /// The schema (also a refinery migration); applied idempotently at start.
 const SCHEMA: &str = include_str!("../../migrations/postgres/V10__concurrency_grants.sql");
+
+/// The channel on which a node short of a pool asks holders for idle slots.
+const RECLAIM_CHANNEL: &str = "stratus_grants";
 
 /// Advisory lock key serializing schema creation between nodes starting together.
 const SCHEMA_LOCK: i64 = 0x5354_5241_5455_530a;
@@ -54,6 +67,12 @@ pub struct GrantSettings {
     /// After a request found the pool full, callers are throttled without asking
     /// again for this long (bounds the requests a throttle storm makes).
     pub retry_when_full: Duration,
+    /// After a request for more went short while other nodes held slots (they are
+    /// told to give idle ones back), ask again this many times before throttling
+    /// the waiting callers...
+    pub reclaim_retries: u32,
+    /// ... this long apart.
+    pub reclaim_retry_after: Duration,
 }
 
 impl Default for GrantSettings {
@@ -65,6 +84,8 @@ impl Default for GrantSettings {
             retry_after_failure: Duration::from_secs(1),
             max_batch: 16,
             retry_when_full: Duration::from_millis(20),
+            reclaim_retries: 3,
+            reclaim_retry_after: Duration::from_millis(30),
         }
     }
 }
@@ -154,6 +175,13 @@ struct Local {
     unmet: u32,
     /// Until then the pool is taken to be full: throttle without asking.
     full_until: Option<Instant>,
+    /// Another node went short: give idle slots back at once.
+    reclaim: bool,
+    /// Asking again for waiting callers at this instant (others were told to give
+    /// idle slots back).
+    retry_at: Option<Instant>,
+    /// Times asked again since a request last had what it wanted.
+    retries: u32,
 }
 
 impl Local {
@@ -223,15 +251,7 @@ impl Grants {
         }
         let mut config = tokio_postgres::Config::from_str(pg_url).map_err(GrantsError::Url)?;
         config.connect_timeout(settings.request_timeout);
-        let conn = Conn::open(&config, settings.request_timeout).await?;
-        let schema =
-            format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA}\nCOMMIT;");
-        within(
-            settings.request_timeout,
-            "creating the grant tables",
-            conn.client.batch_execute(&schema),
-        )
-        .await?;
+        let request_timeout = settings.request_timeout;
         let shared = Arc::new(Shared {
             node: node_id.to_string(),
             settings,
@@ -240,6 +260,15 @@ impl Grants {
             done: Notify::new(),
             closing: AtomicBool::new(false),
         });
+        let conn = Conn::open(&config, request_timeout, shared.clone()).await?;
+        let schema =
+            format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA}\nCOMMIT;");
+        within(
+            request_timeout,
+            "creating the grant tables",
+            conn.client.batch_execute(&schema),
+        )
+        .await?;
         let agent = Agent {
             shared: shared.clone(),
             config,
@@ -353,7 +382,7 @@ impl Drop for Waiting<'_> {
 /// the wait runs out.
 async fn wait_for_slot(shared: Arc<Shared>, pool: LimitPool, limit: u32) -> bool {
     let give_up = tokio::time::Instant::now() + shared.settings.acquire_wait;
-    let need = {
+    let mut need = {
         let mut t = shared.table.lock();
         let now = Instant::now();
         if t.down(now) || shared.closing.load(Ordering::Relaxed) {
@@ -391,8 +420,15 @@ async fn wait_for_slot(shared: Arc<Shared>, pool: LimitPool, limit: u32) -> bool
             if l.try_take(now) {
                 return true;
             }
-            if l.completed >= need || down || shared.closing.load(Ordering::Relaxed) {
+            if down || shared.closing.load(Ordering::Relaxed) {
                 return false;
+            }
+            if l.completed >= need {
+                if l.retry_at.is_none() {
+                    return false;
+                }
+                // Covered by the request asking again.
+                need = l.issued + 1;
             }
         }
         if tokio::time::timeout_at(give_up, notified).await.is_err() {
@@ -427,6 +463,10 @@ impl Shared {
         let mut jobs = Vec::new();
         for (pool, l) in t.pools.iter_mut() {
             let valid = l.valid(now);
+            if l.retry_at.is_some_and(|at| at <= now) {
+                l.retry_at = None;
+                l.pending |= l.waiting > 0;
+            }
             if l.pending {
                 l.pending = false;
                 l.issued += 1;
@@ -444,11 +484,13 @@ impl Shared {
                     demand: wanted,
                     issued: Some(l.issued),
                 });
-            } else if renew && (l.granted > 0 || l.in_use > 0 || l.has_row) {
-                // Keep what was used since the last renewal; give the rest back.
-                // Shrink locally first, so nothing is admitted against slots the
-                // database is about to hand to others.
-                let keep = if valid {
+            } else if (renew || l.reclaim) && (l.granted > 0 || l.in_use > 0 || l.has_row) {
+                let reclaim = std::mem::take(&mut l.reclaim);
+                // Keep what was used since the last renewal (only what runs when
+                // another node is short); give the rest back. Shrink locally
+                // first, so nothing is admitted against slots the database is
+                // about to hand to others.
+                let keep = if valid && !reclaim {
                     l.granted.min(l.peak.max(l.in_use))
                 } else {
                     l.in_use
@@ -489,10 +531,54 @@ impl Shared {
             if l.granted < job.wanted {
                 l.unmet = l.unmet.max(job.wanted);
             }
+            if l.granted >= job.wanted || l.waiting == 0 {
+                l.retries = 0;
+            } else if g.others_hold
+                && l.granted <= l.in_use
+                && l.retries < self.settings.reclaim_retries
+            {
+                // The holders were told to give idle slots back: ask again soon.
+                l.retries += 1;
+                l.retry_at = Some(now + self.settings.reclaim_retry_after);
+                return;
+            }
             if l.granted <= l.in_use {
                 l.full_until = Some(now + self.settings.retry_when_full);
             }
         }
+    }
+
+    /// Another node went short of `payload`'s pool (`"{node}\t{pool}"`): if this
+    /// node holds idle slots of it, the agent gives them back now.
+    fn reclaim_asked(&self, payload: &str) {
+        let Some((node, key)) = payload.split_once('\t') else {
+            return;
+        };
+        if node == self.node {
+            return;
+        }
+        let mut t = self.table.lock();
+        let idle = t
+            .pools
+            .iter_mut()
+            .find(|(pool, _)| pool_key(pool) == key)
+            .map(|(_, l)| l)
+            .filter(|l| l.granted > l.in_use);
+        if let Some(l) = idle {
+            l.reclaim = true;
+            drop(t);
+            self.wake.notify_one();
+        }
+    }
+
+    /// The earliest instant a pool asks again for its waiting callers.
+    fn next_retry(&self) -> Option<Instant> {
+        self.table
+            .lock()
+            .pools
+            .values()
+            .filter_map(|l| l.retry_at)
+            .min()
     }
 
     /// Records failed requests: their callers are throttled, and callers are
@@ -525,6 +611,7 @@ struct Stmts {
     others: Statement,
     upsert: Statement,
     delete: Statement,
+    reclaim: Statement,
 }
 
 impl Drop for Conn {
@@ -534,19 +621,41 @@ impl Drop for Conn {
 }
 
 impl Conn {
-    async fn open(config: &tokio_postgres::Config, limit: Duration) -> Result<Conn, GrantsError> {
-        let (client, connection) =
+    /// Connects and listens for other nodes' requests for idle slots (handed to
+    /// `shared`).
+    async fn open(
+        config: &tokio_postgres::Config,
+        limit: Duration,
+        shared: Arc<Shared>,
+    ) -> Result<Conn, GrantsError> {
+        let (client, mut connection) =
             within(limit, "connecting to PostgreSQL", config.connect(NoTls)).await?;
         let task = tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "cluster grants: connection ended");
+            loop {
+                match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(AsyncMessage::Notification(n))) => shared.reclaim_asked(n.payload()),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "cluster grants: connection ended");
+                        return;
+                    }
+                    None => return,
+                }
             }
         });
-        Ok(Conn {
+        let conn = Conn {
             client,
             task,
             stmts: None,
-        })
+        };
+        within(
+            limit,
+            "listening for requests for idle slots",
+            conn.client
+                .batch_execute(&format!("LISTEN {RECLAIM_CHANNEL}")),
+        )
+        .await?;
+        Ok(conn)
     }
 
     async fn stmts(&mut self) -> Result<Stmts, tokio_postgres::Error> {
@@ -588,6 +697,9 @@ impl Conn {
             delete: c
                 .prepare("DELETE FROM concurrency_grants WHERE pool = $1 AND node = $2")
                 .await?,
+            reclaim: c
+                .prepare(&format!("SELECT pg_notify('{RECLAIM_CHANNEL}', $1)"))
+                .await?,
         };
         self.stmts = Some(s.clone());
         Ok(s)
@@ -623,6 +735,10 @@ impl Conn {
             .min(cap)
             .max(i64::from(job.floor));
         let slots = u32::try_from(slots).unwrap_or(u32::MAX);
+        if job.issued.is_some() && slots < job.wanted && held_by_others > 0 {
+            // Sent at commit: holders with idle slots give them back.
+            tx.execute(&s.reclaim, &[&format!("{node}\t{key}")]).await?;
+        }
         if slots == 0 && job.demand == 0 {
             tx.execute(&s.delete, &[&key, &node]).await?;
         } else {
@@ -643,6 +759,7 @@ impl Conn {
         Ok(Granted {
             slots,
             cap: u32::try_from(cap).unwrap_or(u32::MAX),
+            others_hold: held_by_others > 0,
         })
     }
 }
@@ -654,6 +771,8 @@ struct Granted {
     slots: u32,
     /// The node's fair share while others go short (`u32::MAX` otherwise).
     cap: u32,
+    /// Other nodes held slots of the pool (those short of it were told).
+    others_hold: bool,
 }
 
 fn to_i32(n: u32) -> i32 {
@@ -689,9 +808,14 @@ impl Agent {
         let every = self.shared.settings.ttl / 3;
         let mut next_renew = tokio::time::Instant::now() + every;
         loop {
+            let retry = self
+                .shared
+                .next_retry()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or(next_renew);
             tokio::select! {
                 () = self.shared.wake.notified() => {}
-                () = tokio::time::sleep_until(next_renew) => {}
+                () = tokio::time::sleep_until(next_renew.min(retry)) => {}
             }
             if self.shared.closing.load(Ordering::SeqCst) {
                 self.give_back().await;
@@ -751,7 +875,7 @@ impl Agent {
         }
         if self.conn.is_none() {
             let limit = self.shared.settings.request_timeout;
-            self.conn = Some(Conn::open(&self.config, limit).await?);
+            self.conn = Some(Conn::open(&self.config, limit, self.shared.clone()).await?);
         }
         match self.conn.as_mut() {
             Some(conn) => Ok(conn),
