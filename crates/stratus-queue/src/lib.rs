@@ -26,6 +26,7 @@ pub mod clock;
 pub mod error;
 pub mod http;
 pub mod message;
+mod postgres;
 pub mod queue;
 pub mod store;
 
