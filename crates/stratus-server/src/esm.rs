@@ -65,14 +65,17 @@ pub struct Mappings {
 struct Sharing {
     /// This node's id and the healthy nodes (cluster mode; `None`: poll all).
     members: Option<(String, Vec<String>)>,
-    /// The last reload's mappings (all of them, owned or not) and what starting
-    /// pollers takes.
-    last: Option<(
-        HashMap<String, Mapping>,
-        Arc<Registry>,
-        Arc<Queues>,
-        Scheduler,
-    )>,
+    /// The last reload's mappings (all of them, owned or not).
+    last: Option<Reloaded>,
+}
+
+/// A reload's mappings and what starting their pollers takes.
+#[derive(Debug, Clone)]
+struct Reloaded {
+    wanted: HashMap<String, Mapping>,
+    registry: Arc<Registry>,
+    queues: Arc<Queues>,
+    scheduler: Scheduler,
 }
 
 impl Sharing {
@@ -171,12 +174,12 @@ impl Mappings {
         }
         let wanted = {
             let mut shared = self.shared.lock();
-            shared.last = Some((
-                wanted.clone(),
-                registry.clone(),
-                queues.clone(),
-                scheduler.clone(),
-            ));
+            shared.last = Some(Reloaded {
+                wanted: wanted.clone(),
+                registry: registry.clone(),
+                queues: queues.clone(),
+                scheduler: scheduler.clone(),
+            });
             shared.owned(wanted)
         };
         self.apply(wanted, registry, queues, scheduler);
@@ -189,14 +192,13 @@ impl Mappings {
         let again = {
             let mut shared = self.shared.lock();
             shared.members = Some((me.to_string(), members));
-            shared
-                .last
-                .as_ref()
-                .map(|(wanted, r, q, s)| (wanted.clone(), r.clone(), q.clone(), s.clone()))
-                .map(|(wanted, r, q, s)| (shared.owned(wanted), r, q, s))
+            shared.last.clone().map(|last| Reloaded {
+                wanted: shared.owned(last.wanted),
+                ..last
+            })
         };
-        if let Some((wanted, registry, queues, scheduler)) = again {
-            self.apply(wanted, &registry, &queues, &scheduler);
+        if let Some(r) = again {
+            self.apply(r.wanted, &r.registry, &r.queues, &r.scheduler);
         }
     }
 
