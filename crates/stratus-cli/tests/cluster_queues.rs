@@ -417,3 +417,79 @@ async fn an_sqs_mapping_is_polled_by_one_node_and_moves_when_it_dies() {
     }
     let _ = (&mut n1, &mut n2, &mut n3);
 }
+
+/// With JetStream async events, a function's dead-letter queue is an SQS queue:
+/// in a cluster it is the shared one, so an event invoked through one node and
+/// dead-lettered by whichever node delivered it is received through a third.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_async_dead_letter_lands_in_the_shared_queue() {
+    let cluster = Cluster::new();
+    let n1 = cluster.node("n1").await;
+    let n2 = cluster.node("n2").await;
+    let n3 = cluster.node("n3").await;
+    let url = sqs(&n1, "CreateQueue", json!({"QueueName": "async-dlq"})).await["QueueUrl"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let js = b"exports.handler = async () => { throw new Error('boom'); };\n";
+    n1.create_ok(
+        "fails",
+        "nodejs20.x",
+        "index.handler",
+        &raw_zip(&[("index.js", js)]),
+        json!({"DeadLetterConfig": {"TargetArn": "arn:aws:sqs:us-east-1:000000000000:async-dlq"}}),
+    )
+    .await;
+    let r = n1
+        .api
+        .call(
+            "PUT",
+            "/2019-09-25/functions/fails/event-invoke-config",
+            &[],
+            json!({"MaximumRetryAttempts": 0}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let api2 = n2.api.clone();
+    until(
+        "n2 sees the function's retry setting",
+        Duration::from_secs(10),
+        || {
+            let api = api2.clone();
+            async move {
+                let r = api
+                    .call(
+                        "GET",
+                        "/2019-09-25/functions/fails/event-invoke-config",
+                        &[],
+                        "",
+                    )
+                    .await
+                    .unwrap();
+                r.status == 200 && json_body(&r)["MaximumRetryAttempts"] == 0
+            }
+        },
+    )
+    .await;
+    let r = event(&n2, "fails", json!({"id": "lost-cause"})).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let t = Instant::now();
+    let got = loop {
+        let got = sqs(
+            &n3,
+            "ReceiveMessage",
+            json!({"QueueUrl": url, "WaitTimeSeconds": 5, "MessageAttributeNames": ["All"]}),
+        )
+        .await;
+        if !bodies(&got).is_empty() {
+            break got;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the failed event never reached the dead-letter queue"
+        );
+    };
+    let body: Value = serde_json::from_str(&bodies(&got)[0]).unwrap();
+    assert_eq!(body, json!({"id": "lost-cause"}));
+}
