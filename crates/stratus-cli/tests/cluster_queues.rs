@@ -5,8 +5,8 @@
 //! by a send through another; a dead-letter queue filled through one node is read
 //! through another (`GET /stratus/v1/dead-letters?queue=`). And an SQS-triggered
 //! function deployed through one node is polled by exactly one node, processes
-//! every message sent through any node once, and keeps processing after the node
-//! polling it is SIGKILLed.
+//! every message sent through any node once, keeps processing after the node
+//! polling it is SIGKILLed, and gets the mapping back when that node rejoins.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
@@ -377,20 +377,18 @@ async fn an_sqs_mapping_is_polled_by_one_node_and_moves_when_it_dies() {
     // SIGKILL the polling node; messages sent through the others are still
     // processed, by the node the mapping moves to.
     let killed = Instant::now();
-    let survivors: Vec<&Server> = match owner.as_str() {
-        "n1" => {
-            n1.child.start_kill().unwrap();
-            vec![&n2, &n3]
-        }
-        "n2" => {
-            n2.child.start_kill().unwrap();
-            vec![&n1, &n3]
-        }
-        _ => {
-            n3.child.start_kill().unwrap();
-            vec![&n1, &n2]
-        }
+    let victim = match owner.as_str() {
+        "n1" => &mut n1,
+        "n2" => &mut n2,
+        _ => &mut n3,
     };
+    victim.child.start_kill().unwrap();
+    victim.child.wait().await.unwrap();
+    let survivors: Vec<&Server> = [("n1", &n1), ("n2", &n2), ("n3", &n3)]
+        .into_iter()
+        .filter(|(id, _)| *id != owner)
+        .map(|(_, s)| s)
+        .collect();
     send_all(survivors[0], &url, (0..10).map(|i| format!("b{i}"))).await;
     send_all(survivors[1], &url, (10..20).map(|i| format!("b{i}"))).await;
     let took = until(
@@ -415,7 +413,34 @@ async fn an_sqs_mapping_is_polled_by_one_node_and_moves_when_it_dies() {
     for i in 0..20 {
         assert_eq!(s.get(&format!("b{i}")), Some(&1), "{s:?}");
     }
-    let _ = (&mut n1, &mut n2, &mut n3);
+
+    // The killed node restarts and rejoins: the mapping goes back to it (the same
+    // hashing over the same nodes), and what is sent then is processed once.
+    let back = cluster.node(&owner).await;
+    until(
+        "the mapping back on the restarted node",
+        Duration::from_secs(30),
+        || {
+            let mine = pollers(&dirs, "cq-dev-worker") == [owner.clone()];
+            async move { mine }
+        },
+    )
+    .await;
+    send_all(&back, &url, (0..10).map(|i| format!("c{i}"))).await;
+    until(
+        "messages sent after the rejoin processed",
+        Duration::from_secs(60),
+        || {
+            let s = seen(&out);
+            let done = (0..10).all(|i| s.contains_key(&format!("c{i}")));
+            async move { done }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = seen(&out);
+    assert_eq!(s.len(), 60, "{s:?}");
+    assert!(s.values().all(|n| *n == 1), "{s:?}");
 }
 
 /// With JetStream async events, a function's dead-letter queue is an SQS queue:

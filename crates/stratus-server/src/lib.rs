@@ -608,6 +608,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         queues.clone(),
         scheduler.clone(),
     );
+    if let Some(n) = &node {
+        // A cluster node polls no SQS mapping until it knows the healthy nodes
+        // (`cluster::pollers`, within a second of joining).
+        triggers.mappings.set_members(&n.id, Vec::new());
+    }
     let clock: Arc<dyn autoscale::Clock> = if cfg.autoscale_clock_speed > 1.0 {
         Arc::new(autoscale::AcceleratedClock::new(
             time::OffsetDateTime::now_utc(),
