@@ -1186,6 +1186,70 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fifo_order_holds_with_receivers_on_two_nodes() {
+        let (_url, a, b) = two_nodes().await;
+        let mut attrs = HashMap::new();
+        attrs.insert("FifoQueue".to_string(), "true".to_string());
+        attrs.insert("ContentBasedDeduplication".to_string(), "true".to_string());
+        a.create_queue("f.fifo", &attrs, &HashMap::new())
+            .await
+            .unwrap();
+        for i in 0..10 {
+            for g in ["A", "B", "C"] {
+                let m = crate::SendMessage {
+                    group_id: Some(g.into()),
+                    ..crate::SendMessage::new(format!("{g}{i:02}"))
+                };
+                let via = if i % 2 == 0 { &a } else { &b };
+                via.send_message("f.fifo", m).await.unwrap();
+            }
+        }
+        // Sent twice within the window: deduplicated across nodes.
+        let again = crate::SendMessage {
+            group_id: Some("A".into()),
+            ..crate::SendMessage::new("A00")
+        };
+        b.send_message("f.fifo", again).await.unwrap();
+        let log = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let mut receivers = Vec::new();
+        for i in 0..4 {
+            let q = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let log = log.clone();
+            receivers.push(tokio::spawn(async move {
+                let mut idle = 0;
+                while idle < 20 {
+                    let got = q
+                        .receive("f.fifo", 3, Some(300), Some(Duration::ZERO))
+                        .await
+                        .unwrap();
+                    if got.is_empty() {
+                        idle += 1;
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                    idle = 0;
+                    // Logged before the delete that lets the group move on.
+                    log.lock().extend(got.iter().map(|m| m.body.clone()));
+                    let handles = got.into_iter().map(|m| m.receipt_handle).collect();
+                    for r in q.delete_batch("f.fifo", handles).await.unwrap() {
+                        assert!(r.unwrap());
+                    }
+                }
+            }));
+        }
+        for r in receivers {
+            r.await.unwrap();
+        }
+        let log = log.lock().clone();
+        assert_eq!(log.len(), 30, "{log:?}");
+        for g in ["A", "B", "C"] {
+            let order: Vec<&String> = log.iter().filter(|b| b.starts_with(g)).collect();
+            let want: Vec<String> = (0..10).map(|i| format!("{g}{i:02}")).collect();
+            assert_eq!(order, want.iter().collect::<Vec<_>>(), "group {g}");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_send_through_one_node_wakes_a_long_poll_on_another() {
         let (_url, a, b) = two_nodes().await;
         a.create_queue("q", &HashMap::new(), &HashMap::new())
