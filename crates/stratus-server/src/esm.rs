@@ -172,33 +172,34 @@ impl Mappings {
                 mapping,
             );
         }
-        let wanted = {
-            let mut shared = self.shared.lock();
-            shared.last = Some(Reloaded {
-                wanted: wanted.clone(),
-                registry: registry.clone(),
-                queues: queues.clone(),
-                scheduler: scheduler.clone(),
-            });
-            shared.owned(wanted)
-        };
-        self.apply(wanted, registry, queues, scheduler);
+        // Held while applying, so a membership change cannot interleave with a
+        // reload and leave the pollers of the older of the two running.
+        let mut shared = self.shared.lock();
+        shared.last = Some(Reloaded {
+            wanted: wanted.clone(),
+            registry: registry.clone(),
+            queues: queues.clone(),
+            scheduler: scheduler.clone(),
+        });
+        let wanted = shared.owned(wanted);
+        self.apply(
+            wanted,
+            registry,
+            queues,
+            scheduler,
+            shared.members.is_some(),
+        );
     }
 
     /// Cluster mode: from now on poll only the mappings that rendezvous hashing
     /// gives this node (`me`) among the healthy `members`; re-shares the last
     /// reload's mappings at once.
     pub(crate) fn set_members(&self, me: &str, members: Vec<String>) {
-        let again = {
-            let mut shared = self.shared.lock();
-            shared.members = Some((me.to_string(), members));
-            shared.last.clone().map(|last| Reloaded {
-                wanted: shared.owned(last.wanted),
-                ..last
-            })
-        };
-        if let Some(r) = again {
-            self.apply(r.wanted, &r.registry, &r.queues, &r.scheduler);
+        let mut shared = self.shared.lock();
+        shared.members = Some((me.to_string(), members));
+        if let Some(last) = shared.last.clone() {
+            let wanted = shared.owned(last.wanted);
+            self.apply(wanted, &last.registry, &last.queues, &last.scheduler, true);
         }
     }
 
@@ -209,9 +210,9 @@ impl Mappings {
         registry: &Arc<Registry>,
         queues: &Arc<Queues>,
         scheduler: &Scheduler,
-    ) {
         // In a cluster, say which node polls what (operators and tests read it).
-        let shared = self.shared.lock().members.is_some();
+        shared: bool,
+    ) {
         let mut running = self.running.lock();
         running.retain(|key, (m, handles)| {
             let keep = wanted.get(key) == Some(m);
