@@ -39,8 +39,8 @@
 //! - `redrive`: dead-letter queues (moving messages, checking targets, sources).
 //! - `retention`: `MessageRetentionPeriod` expiry.
 //!
-//! **Backends.** [`Backend`] is where the rows live: `queues.db` ([`crate::store`],
-//! the single node) or PostgreSQL ([`crate::postgres`], a cluster: every node sees
+//! **Backends.** `Backend` is where the rows live: `queues.db` ([`crate::store`],
+//! the single node) or PostgreSQL (`crate::postgres`, a cluster: every node sees
 //! the same queues). Each operation validates and decides in the family's file
 //! (pure helpers both backends call: `plan_insert`, `fifo_candidates`,
 //! `must_redrive`, `received`, `change_until`, `peeked`, …) and only reads and
