@@ -7,6 +7,9 @@
 //! - [`store`]: `queues.db` (SQLite, WAL, `synchronous=FULL`) owned by one writer
 //!   thread that group-commits every operation waiting at one moment; a send is
 //!   on disk before it is answered.
+//! - `postgres`: the other backend, a cluster's PostgreSQL database shared by
+//!   every node ([`Queues::open_postgres`]): the same rows, receives with
+//!   `FOR UPDATE SKIP LOCKED`, long polls woken across nodes by `LISTEN/NOTIFY`.
 //! - [`queue`]: the semantics (visibility timeouts, receipt handles, delays,
 //!   retention, redrive to dead-letter queues, long polling, FIFO ordering and
 //!   deduplication) behind the library API [`Queues`], and [`Queues::peek`], an
@@ -26,6 +29,7 @@ pub mod clock;
 pub mod error;
 pub mod http;
 pub mod message;
+mod postgres;
 pub mod queue;
 pub mod store;
 

@@ -57,6 +57,25 @@ pub enum StoreError {
     /// A message could not be sealed.
     #[error("cannot seal a message: {0}")]
     Seal(#[from] stratus_seal::SealError),
+    /// The PostgreSQL queue database could not be reached or migrated at start.
+    #[error("cannot open the queue database {url}: {reason}")]
+    PgOpen {
+        /// The URL, its password hidden.
+        url: String,
+        /// What PostgreSQL (or the migration) said.
+        reason: String,
+    },
+    /// No connection to the PostgreSQL queue database could be had.
+    #[error("queue store unavailable: {0}")]
+    Unavailable(String),
+    /// A PostgreSQL statement failed; nothing of the operation was kept.
+    #[error("queue database: cannot {what}: {reason}")]
+    Pg {
+        /// What was being done.
+        what: &'static str,
+        /// What PostgreSQL said.
+        reason: String,
+    },
 }
 
 pub(crate) const SCHEMA: &str = "

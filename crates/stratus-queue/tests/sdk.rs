@@ -22,22 +22,53 @@ async fn sqs(State(queues): State<Arc<Queues>>, headers: HeaderMap, body: Bytes)
     stratus_queue::handle(&queues, target, &body).await
 }
 
-/// Serves the queues; returns the endpoint URL.
-async fn serve(dir: &std::path::Path) -> String {
+/// Serves the queues (in `dir`, or with `postgres` in a fresh PostgreSQL
+/// database); returns the endpoint URL.
+async fn serve_on(dir: &std::path::Path, postgres: bool) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let keys = stratus_seal::KeySource::File(dir.join(stratus_seal::MASTER_KEY_FILE));
     let sealer = stratus_seal::Sealer::open_data_dir(dir, &keys).unwrap();
-    let queues = Queues::open(dir, &endpoint, "us-east-1", ACCOUNT, sealer).unwrap();
+    let queues = if postgres {
+        let url = tokio::task::spawn_blocking(|| stratus_testkit::Postgres::shared().database())
+            .await
+            .unwrap();
+        Queues::open_postgres(
+            &url,
+            &endpoint,
+            "us-east-1",
+            ACCOUNT,
+            sealer,
+            Arc::new(stratus_queue::SystemClock),
+        )
+        .await
+        .unwrap()
+    } else {
+        Queues::open(dir, &endpoint, "us-east-1", ACCOUNT, sealer).unwrap()
+    };
     let app = Router::new().route("/", post(sqs)).with_state(queues);
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     endpoint
 }
 
+async fn serve(dir: &std::path::Path) -> String {
+    serve_on(dir, false).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boto3_drives_every_action() {
+    boto3_on(false).await
+}
+
+/// The same script against the PostgreSQL backend (a cluster's queues).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boto3_drives_every_action_on_postgres() {
+    boto3_on(true).await
+}
+
+async fn boto3_on(postgres: bool) {
     let dir = tempfile::tempdir().unwrap();
-    let endpoint = serve(dir.path()).await;
+    let endpoint = serve_on(dir.path(), postgres).await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/boto3_sqs.py");
     let out = tokio::process::Command::new("python3")
         .args([script, &endpoint, ACCOUNT])

@@ -13,6 +13,11 @@
 //! cannot be read, as Lambda does: see [`batch_item_failures`]). Pollers scale with the queue's
 //! depth (one per full batch waiting, up to five per mapping), within the
 //! function's concurrency limits (a throttled batch simply waits).
+//!
+//! In a cluster (queues in PostgreSQL) each mapping is polled by one node: the
+//! owner that rendezvous hashing of the mapping's key picks among the healthy
+//! nodes (`cluster::pollers`, which calls [`Mappings::set_members`] whenever that
+//! list changes). A single node polls every mapping, as before.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -50,6 +55,40 @@ type Running = (Mapping, Vec<JoinHandle<()>>);
 #[derive(Debug, Clone, Default)]
 pub struct Mappings {
     running: Arc<Mutex<HashMap<String, Running>>>,
+    /// Cluster mode: this node's id and the healthy nodes the mappings are shared
+    /// out over, and what the last reload wanted (re-applied when they change).
+    shared: Arc<Mutex<Sharing>>,
+}
+
+/// What sharing the mappings out across nodes needs.
+#[derive(Debug, Default)]
+struct Sharing {
+    /// This node's id and the healthy nodes (cluster mode; `None`: poll all).
+    members: Option<(String, Vec<String>)>,
+    /// The last reload's mappings (all of them, owned or not).
+    last: Option<Reloaded>,
+}
+
+/// A reload's mappings and what starting their pollers takes.
+#[derive(Debug, Clone)]
+struct Reloaded {
+    wanted: HashMap<String, Mapping>,
+    registry: Arc<Registry>,
+    queues: Arc<Queues>,
+    scheduler: Scheduler,
+}
+
+impl Sharing {
+    /// The mappings of `wanted` this node polls.
+    fn owned(&self, wanted: HashMap<String, Mapping>) -> HashMap<String, Mapping> {
+        let Some((me, members)) = &self.members else {
+            return wanted;
+        };
+        wanted
+            .into_iter()
+            .filter(|(key, _)| crate::cluster::pollers::owner(key, members) == Some(me.as_str()))
+            .collect()
+    }
 }
 
 impl Mappings {
@@ -133,6 +172,47 @@ impl Mappings {
                 mapping,
             );
         }
+        // Held while applying, so a membership change cannot interleave with a
+        // reload and leave the pollers of the older of the two running.
+        let mut shared = self.shared.lock();
+        shared.last = Some(Reloaded {
+            wanted: wanted.clone(),
+            registry: registry.clone(),
+            queues: queues.clone(),
+            scheduler: scheduler.clone(),
+        });
+        let wanted = shared.owned(wanted);
+        self.apply(
+            wanted,
+            registry,
+            queues,
+            scheduler,
+            shared.members.is_some(),
+        );
+    }
+
+    /// Cluster mode: from now on poll only the mappings that rendezvous hashing
+    /// gives this node (`me`) among the healthy `members`; re-shares the last
+    /// reload's mappings at once.
+    pub(crate) fn set_members(&self, me: &str, members: Vec<String>) {
+        let mut shared = self.shared.lock();
+        shared.members = Some((me.to_string(), members));
+        if let Some(last) = shared.last.clone() {
+            let wanted = shared.owned(last.wanted);
+            self.apply(wanted, &last.registry, &last.queues, &last.scheduler, true);
+        }
+    }
+
+    /// Starts, keeps or stops pollers to match `wanted`.
+    fn apply(
+        &self,
+        wanted: HashMap<String, Mapping>,
+        registry: &Arc<Registry>,
+        queues: &Arc<Queues>,
+        scheduler: &Scheduler,
+        // In a cluster, say which node polls what (operators and tests read it).
+        shared: bool,
+    ) {
         let mut running = self.running.lock();
         running.retain(|key, (m, handles)| {
             let keep = wanted.get(key) == Some(m);
@@ -140,12 +220,18 @@ impl Mappings {
                 for h in handles.iter() {
                     h.abort();
                 }
+                if shared {
+                    tracing::info!(function = %m.function, queue = %m.queue, "sqs poller stopped on this node");
+                }
             }
             keep
         });
         for (key, m) in wanted {
             if running.contains_key(&key) {
                 continue;
+            }
+            if shared {
+                tracing::info!(function = %m.function, queue = %m.queue, "sqs poller started on this node");
             }
             let supervisor = tokio::spawn(supervise(
                 m.clone(),

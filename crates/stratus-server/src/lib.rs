@@ -551,13 +551,28 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     // Queue URLs name the endpoint functions are given: the JavaScript SDK v3 may
     // send to a queue URL's host, which function code must reach without trusting
     // the CA. Clients given an endpoint use only a queue URL's path.
-    let queues = stratus_queue::Queues::open(
-        dir,
-        &registry.identity.endpoint_url,
-        &registry.identity.region,
-        &registry.identity.account_id,
-        sealer.clone(),
-    )
+    let queues = match (&plan.cluster, &cluster_db) {
+        // Cluster mode: the queues live in PostgreSQL, the same on every node,
+        // sealed with the cluster's data keys (docs/cluster.md, "Queues").
+        (Some(c), Some((_, shared))) => {
+            stratus_queue::Queues::open_postgres(
+                &c.url,
+                &registry.identity.endpoint_url,
+                &registry.identity.region,
+                &registry.identity.account_id,
+                shared.clone(),
+                Arc::new(stratus_queue::SystemClock),
+            )
+            .await
+        }
+        _ => stratus_queue::Queues::open(
+            dir,
+            &registry.identity.endpoint_url,
+            &registry.identity.region,
+            &registry.identity.account_id,
+            sealer.clone(),
+        ),
+    }
     .map_err(|e| StartError::Queues(e.to_string()))?;
     let events = async_queue::AsyncQueue::start(
         dir,
@@ -593,6 +608,11 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         queues.clone(),
         scheduler.clone(),
     );
+    if let Some(n) = &node {
+        // A cluster node polls no SQS mapping until it knows the healthy nodes
+        // (`cluster::pollers`, within a second of joining).
+        triggers.mappings.set_members(&n.id, Vec::new());
+    }
     let clock: Arc<dyn autoscale::Clock> = if cfg.autoscale_clock_speed > 1.0 {
         Arc::new(autoscale::AcceleratedClock::new(
             time::OffsetDateTime::now_utc(),
@@ -662,6 +682,13 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
                 auth: auth.clone(),
             },
             state.scheduler.clone(),
+            stop.subscribe(),
+        );
+        // Each SQS mapping is polled by one healthy node (rendezvous hashing).
+        cluster::pollers::spawn(
+            pool.clone(),
+            n.id.clone(),
+            state.triggers.mappings.clone(),
             stop.subscribe(),
         );
     }

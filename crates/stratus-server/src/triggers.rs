@@ -180,7 +180,7 @@ pub struct Triggers {
     /// HTTP routes for the gateway.
     pub routes: crate::gateway::Routes,
     /// SQS event source mappings.
-    mappings: crate::esm::Mappings,
+    pub(crate) mappings: crate::esm::Mappings,
     queues: Arc<stratus_queue::Queues>,
     scheduler: stratus_scheduler::Scheduler,
     /// Where the declared events and mappings are read from.

@@ -8,22 +8,22 @@ use super::Queues;
 /// Where queues live: the endpoint of their URLs and the region and account of
 /// their ARNs.
 #[derive(Debug, Clone)]
-pub(super) struct Identity {
-    pub(super) endpoint: String,
-    pub(super) region: String,
-    pub(super) account: String,
+pub(crate) struct Identity {
+    pub(crate) endpoint: String,
+    pub(crate) region: String,
+    pub(crate) account: String,
 }
 
 impl Identity {
-    pub(super) fn url(&self, name: &str) -> String {
+    pub(crate) fn url(&self, name: &str) -> String {
         format!("{}/{}/{name}", self.endpoint, self.account)
     }
 
-    pub(super) fn arn(&self, name: &str) -> String {
+    pub(crate) fn arn(&self, name: &str) -> String {
         format!("arn:aws:sqs:{}:{}:{name}", self.region, self.account)
     }
 
-    pub(super) fn name_from_arn(&self, arn: &str) -> Option<String> {
+    pub(crate) fn name_from_arn(&self, arn: &str) -> Option<String> {
         let parts: Vec<&str> = arn.split(':').collect();
         match parts.as_slice() {
             ["arn", _, "sqs", region, account, name]
@@ -35,7 +35,7 @@ impl Identity {
         }
     }
 
-    pub(super) fn name_from_url(&self, url: &str) -> Result<String, QueueError> {
+    pub(crate) fn name_from_url(&self, url: &str) -> Result<String, QueueError> {
         let invalid = || QueueError::InvalidAddress {
             url: url.to_string(),
         };
@@ -96,9 +96,7 @@ mod tests {
     use super::super::test_support::*;
     use crate::error::QueueError;
 
-    #[tokio::test]
-    async fn urls_and_arns() {
-        let f = manual();
+    async fn urls_and_arns(f: Fixture) {
         assert_eq!(f.q.url("jobs"), "http://127.0.0.1:9000/123456789012/jobs");
         assert_eq!(f.q.arn("jobs"), "arn:aws:sqs:us-east-1:123456789012:jobs");
         assert_eq!(
@@ -130,4 +128,8 @@ mod tests {
             Err(QueueError::InvalidAddress { .. })
         ));
     }
+
+    on_both_backends!(
+        manual urls_and_arns,
+    );
 }

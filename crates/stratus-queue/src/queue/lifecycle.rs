@@ -12,7 +12,7 @@ use crate::error::QueueError;
 use super::redrive::check_redrive_target;
 use super::retention::expire;
 use super::tags::validate_tags;
-use super::{config_json, load_queue, load_queue_opt, QueueRow, Queues};
+use super::{config_json, load_queue, load_queue_opt, Backend, Identity, QueueRow, Queues};
 
 /// Message counts of a queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -42,21 +42,19 @@ impl Queues {
         let (identity, clock, owned) =
             (self.identity.clone(), self.clock.clone(), name.to_string());
         let keys: Vec<String> = attributes.keys().cloned().collect();
-        self.store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => {
+                let now = clock.now_ms();
+                pg.create_queue(&identity, name, &config, &keys, &tags_json, now)
+                    .await?;
+                return Ok(self.url(name));
+            }
+        };
+        store
             .run(move |c| {
                 if let Some(existing) = load_queue_opt(c, &owned)? {
-                    let mut keys = keys;
-                    keys.push("FifoQueue".into());
-                    if let Some(k) = keys
-                        .into_iter()
-                        .find(|k| existing.config.get(k) != config.get(k))
-                    {
-                        return Err(QueueError::QueueNameExists {
-                            name: owned,
-                            attribute: k,
-                        });
-                    }
-                    return Ok(());
+                    return create_conflict(&owned, &existing.config, keys, &config);
                 }
                 if let Some(policy) = &config.redrive {
                     check_redrive_target(c, &identity, &owned, config.fifo, policy)?;
@@ -75,7 +73,17 @@ impl Queues {
     /// Deletes a queue and its messages.
     pub async fn delete_queue(&self, name: &str) -> Result<(), QueueError> {
         let owned = name.to_string();
-        self.store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => {
+                pg.delete_queue(name).await?;
+                if let Some(n) = self.waiters.lock().remove(name) {
+                    n.notify_waiters();
+                }
+                return Ok(());
+            }
+        };
+        store
             .run(move |c| {
                 let q = load_queue(c, &owned)?;
                 c.execute("DELETE FROM messages WHERE queue_id = ?1", [q.id])?;
@@ -93,15 +101,24 @@ impl Queues {
     /// Whether a queue exists.
     pub async fn exists(&self, name: &str) -> Result<bool, QueueError> {
         let owned = name.to_string();
-        self.store
-            .run(move |c| Ok::<_, QueueError>(load_queue_opt(c, &owned)?.is_some()))
-            .await
+        match &self.backend {
+            Backend::Sqlite(store) => {
+                store
+                    .run(move |c| Ok::<_, QueueError>(load_queue_opt(c, &owned)?.is_some()))
+                    .await
+            }
+            Backend::Postgres(pg) => Ok(pg.load_queue_opt(&owned).await?.is_some()),
+        }
     }
 
     /// Names of the queues whose names start with `prefix`, sorted.
     pub async fn list_queues(&self, prefix: Option<&str>) -> Result<Vec<String>, QueueError> {
         let prefix = prefix.unwrap_or_default().to_string();
-        self.store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => return pg.list_queues(&prefix).await,
+        };
+        store
             .run(move |c| {
                 let names: Vec<String> = c
                     .prepare_cached("SELECT name FROM queues WHERE name >= ?1 ORDER BY name")?
@@ -130,38 +147,20 @@ impl Queues {
         }
         let all = names.iter().any(|n| n == "All");
         let names = names.to_vec();
-        let (owned, identity, clock) =
-            (name.to_string(), self.identity.clone(), self.clock.clone());
-        self.store
-            .run(move |c| {
-                let q = load_queue(c, &owned)?;
-                let now = clock.now_ms();
-                let depth = depth_of(c, &q, now)?;
-                let mut out = if all { q.config.all() } else { BTreeMap::new() };
-                let computed = |n: &str| -> Option<String> {
-                    Some(match n {
-                        "ApproximateNumberOfMessages" => depth.visible.to_string(),
-                        "ApproximateNumberOfMessagesNotVisible" => depth.in_flight.to_string(),
-                        "ApproximateNumberOfMessagesDelayed" => depth.delayed.to_string(),
-                        "CreatedTimestamp" => (q.created_ms / 1000).to_string(),
-                        "LastModifiedTimestamp" => (q.modified_ms / 1000).to_string(),
-                        "QueueArn" => identity.arn(&q.name),
-                        other => return q.config.get(other),
+        let (owned, clock) = (name.to_string(), self.clock.clone());
+        let (q, depth) = match &self.backend {
+            Backend::Sqlite(store) => {
+                store
+                    .run(move |c| {
+                        let q = load_queue(c, &owned)?;
+                        let depth = depth_of(c, &q, clock.now_ms())?;
+                        Ok::<_, QueueError>((q, depth))
                     })
-                };
-                let wanted: Vec<&str> = if all {
-                    attributes::READ_ONLY.to_vec()
-                } else {
-                    names.iter().map(String::as_str).collect()
-                };
-                for n in wanted {
-                    if let Some(v) = computed(n) {
-                        out.insert(n.to_string(), v);
-                    }
-                }
-                Ok::<_, QueueError>(out)
-            })
-            .await
+                    .await?
+            }
+            Backend::Postgres(pg) => pg.queue_and_depth(&owned, clock.now_ms()).await?,
+        };
+        Ok(attributes_of(&q, depth, &self.identity, &names, all))
     }
 
     /// Sets queue attributes (all or none).
@@ -173,7 +172,16 @@ impl Queues {
         let attributes = attributes.clone();
         let (owned, identity, clock) =
             (name.to_string(), self.identity.clone(), self.clock.clone());
-        self.store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => {
+                pg.set_attributes(&identity, name, &attributes, clock.now_ms())
+                    .await?;
+                self.wake(name);
+                return Ok(());
+            }
+        };
+        store
             .run(move |c| {
                 let q = load_queue(c, &owned)?;
                 let mut config = q.config.clone();
@@ -198,7 +206,11 @@ impl Queues {
     /// Deletes every message of a queue.
     pub async fn purge(&self, queue: &str) -> Result<u64, QueueError> {
         let owned = queue.to_string();
-        self.store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => return pg.purge(queue).await,
+        };
+        store
             .run(move |c| {
                 let q = load_queue(c, &owned)?;
                 let n = c.execute("DELETE FROM messages WHERE queue_id = ?1", [q.id])?;
@@ -210,13 +222,69 @@ impl Queues {
     /// Message counts: visible, in flight, delayed.
     pub async fn depth(&self, queue: &str) -> Result<Depth, QueueError> {
         let (owned, clock) = (queue.to_string(), self.clock.clone());
-        self.store
-            .run(move |c| {
-                let q = load_queue(c, &owned)?;
-                depth_of(c, &q, clock.now_ms())
-            })
-            .await
+        match &self.backend {
+            Backend::Sqlite(store) => {
+                store
+                    .run(move |c| {
+                        let q = load_queue(c, &owned)?;
+                        depth_of(c, &q, clock.now_ms())
+                    })
+                    .await
+            }
+            Backend::Postgres(pg) => Ok(pg.queue_and_depth(&owned, clock.now_ms()).await?.1),
+        }
     }
+}
+
+/// `CreateQueue` of a queue that exists: fine when every attribute given (and
+/// the queue type) matches, else [`QueueError::QueueNameExists`].
+pub(crate) fn create_conflict(
+    name: &str,
+    existing: &QueueConfig,
+    mut keys: Vec<String>,
+    config: &QueueConfig,
+) -> Result<(), QueueError> {
+    keys.push("FifoQueue".into());
+    match keys.into_iter().find(|k| existing.get(k) != config.get(k)) {
+        Some(attribute) => Err(QueueError::QueueNameExists {
+            name: name.to_string(),
+            attribute,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The attributes `GetQueueAttributes` answers for `names` (every one when `all`).
+fn attributes_of(
+    q: &QueueRow,
+    depth: Depth,
+    identity: &Identity,
+    names: &[String],
+    all: bool,
+) -> BTreeMap<String, String> {
+    let mut out = if all { q.config.all() } else { BTreeMap::new() };
+    let computed = |n: &str| -> Option<String> {
+        Some(match n {
+            "ApproximateNumberOfMessages" => depth.visible.to_string(),
+            "ApproximateNumberOfMessagesNotVisible" => depth.in_flight.to_string(),
+            "ApproximateNumberOfMessagesDelayed" => depth.delayed.to_string(),
+            "CreatedTimestamp" => (q.created_ms / 1000).to_string(),
+            "LastModifiedTimestamp" => (q.modified_ms / 1000).to_string(),
+            "QueueArn" => identity.arn(&q.name),
+            other => return q.config.get(other),
+        })
+    };
+    let wanted: Vec<&str> = if all {
+        attributes::READ_ONLY.to_vec()
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    for n in wanted {
+        if let Some(v) = computed(n) {
+            out.insert(n.to_string(), v);
+        }
+    }
+    out
 }
 
 pub(super) fn depth_of(c: &Connection, q: &QueueRow, now: i64) -> Result<Depth, QueueError> {
@@ -252,9 +320,7 @@ mod tests {
     use super::*;
     use crate::message::MessageAttributes;
 
-    #[tokio::test]
-    async fn create_queue_is_idempotent_only_with_matching_attributes() {
-        let f = manual();
+    async fn create_queue_is_idempotent_only_with_matching_attributes(f: Fixture) {
         let url =
             f.q.create_queue("q", &attrs(&[("VisibilityTimeout", "60")]), &HashMap::new())
                 .await
@@ -283,9 +349,7 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn attributes_list_and_delete() {
-        let f = manual();
+    async fn attributes_list_and_delete(f: Fixture) {
         create(&f.q, "alpha", &[("DelaySeconds", "3")]).await;
         create(&f.q, "alpine", &[]).await;
         create(&f.q, "beta", &[]).await;
@@ -332,9 +396,7 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn purge_deletes_everything() {
-        let f = manual();
+    async fn purge_deletes_everything(f: Fixture) {
         create(&f.q, "q", &[]).await;
         for i in 0..5 {
             f.q.send("q", format!("m{i}"), MessageAttributes::new(), Some(i * 10))
@@ -345,4 +407,10 @@ mod tests {
         assert_eq!(f.q.purge("q").await.unwrap(), 5);
         assert_eq!(f.q.depth("q").await.unwrap(), Depth::default());
     }
+
+    on_both_backends!(
+        manual create_queue_is_idempotent_only_with_matching_attributes,
+        manual attributes_list_and_delete,
+        manual purge_deletes_everything,
+    );
 }

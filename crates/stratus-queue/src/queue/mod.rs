@@ -38,6 +38,15 @@
 //!   ChangeMessageVisibility(Batch).
 //! - `redrive`: dead-letter queues (moving messages, checking targets, sources).
 //! - `retention`: `MessageRetentionPeriod` expiry.
+//!
+//! **Backends.** `Backend` is where the rows live: `queues.db` ([`crate::store`],
+//! the single node) or PostgreSQL (`crate::postgres`, a cluster: every node sees
+//! the same queues). Each operation validates and decides in the family's file
+//! (pure helpers both backends call: `plan_insert`, `fifo_candidates`,
+//! `must_redrive`, `received`, `change_until`, `peeked`, …) and only reads and
+//! writes rows per backend: the SQLite closure next to it, the PostgreSQL
+//! transaction in `crate::postgres`. An enum, not a trait object: two backends,
+//! settled in one `match` per operation.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -53,19 +62,19 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::QueueError;
 use crate::store::{Store, StoreError};
 
-mod identity;
-mod lifecycle;
-mod peek;
-mod receipt;
-mod receive;
-mod redrive;
-mod retention;
-mod send;
-mod tags;
+pub(crate) mod identity;
+pub(crate) mod lifecycle;
+pub(crate) mod peek;
+pub(crate) mod receipt;
+pub(crate) mod receive;
+pub(crate) mod redrive;
+pub(crate) mod retention;
+pub(crate) mod send;
+pub(crate) mod tags;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 
-use identity::Identity;
+pub(crate) use identity::Identity;
 pub use lifecycle::Depth;
 pub use peek::{MessageState, Peek, Peeked, MAX_PEEK_MESSAGES};
 pub use receive::{Received, MAX_RECEIVE_MESSAGES};
@@ -74,12 +83,12 @@ pub use tags::MAX_TAGS;
 
 /// A queue as loaded inside an operation.
 #[derive(Debug, Clone)]
-struct QueueRow {
-    id: i64,
-    name: String,
-    config: QueueConfig,
-    created_ms: i64,
-    modified_ms: i64,
+pub(crate) struct QueueRow {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) config: QueueConfig,
+    pub(crate) created_ms: i64,
+    pub(crate) modified_ms: i64,
 }
 
 fn load_queue(c: &Connection, name: &str) -> Result<QueueRow, QueueError> {
@@ -101,22 +110,33 @@ fn load_queue_opt(c: &Connection, name: &str) -> Result<Option<QueueRow>, QueueE
     let Some((id, config, created_ms, modified_ms)) = row else {
         return Ok(None);
     };
-    let config = serde_json::from_str(&config).map_err(|e| {
+    queue_row(id, name, &config, created_ms, modified_ms).map(Some)
+}
+
+/// A queue row from its columns (`config` as stored, JSON).
+pub(crate) fn queue_row(
+    id: i64,
+    name: &str,
+    config: &str,
+    created_ms: i64,
+    modified_ms: i64,
+) -> Result<QueueRow, QueueError> {
+    let config = serde_json::from_str(config).map_err(|e| {
         tracing::error!(queue = name, error = %e, "unreadable queue configuration");
         QueueError::Store(StoreError::Corrupt(format!(
             "the stored configuration of queue {name} is unreadable: {e}"
         )))
     })?;
-    Ok(Some(QueueRow {
+    Ok(QueueRow {
         id,
         name: name.to_string(),
         config,
         created_ms,
         modified_ms,
-    }))
+    })
 }
 
-fn config_json(config: &QueueConfig) -> Result<String, QueueError> {
+pub(crate) fn config_json(config: &QueueConfig) -> Result<String, QueueError> {
     serde_json::to_string(config).map_err(|e| {
         QueueError::Store(StoreError::Corrupt(format!(
             "cannot encode a queue configuration: {e}"
@@ -129,9 +149,18 @@ pub(crate) fn new_uuid() -> String {
     stratus_rules::uuid_v4()
 }
 
-/// Queues with SQS semantics, stored in `queues.db`. Cheap to share (`Arc`).
+/// Where the queues' rows live.
+pub(crate) enum Backend {
+    /// `queues.db` (the single node).
+    Sqlite(Store),
+    /// The cluster's PostgreSQL (every node sees the same queues).
+    Postgres(crate::postgres::PgStore),
+}
+
+/// Queues with SQS semantics, stored in `queues.db` or in PostgreSQL. Cheap to
+/// share (`Arc`).
 pub struct Queues {
-    store: Store,
+    backend: Backend,
     /// Seals bodies and attributes on send, opens them on receive.
     sealer: Sealer,
     identity: Arc<Identity>,
@@ -186,8 +215,60 @@ impl Queues {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, QueueError> {
         let store = Store::open(dir, clock.now_ms(), &sealer)?;
-        Ok(Arc::new(Self {
-            store,
+        Ok(Self::with_backend(
+            Backend::Sqlite(store),
+            endpoint,
+            region,
+            account,
+            sealer,
+            clock,
+        ))
+    }
+
+    /// Opens the queues kept in the PostgreSQL database at `url` (a cluster's:
+    /// every node that opens it sees the same queues), migrating its schema first
+    /// and deleting messages past their retention. Bodies and attributes are sealed
+    /// by `sealer`, which must be the same on every node (the cluster's). A send
+    /// through any node wakes the long polls of every node (`LISTEN`). Must be
+    /// called inside a Tokio runtime; the connections run on it.
+    pub async fn open_postgres(
+        url: &str,
+        endpoint: &str,
+        region: &str,
+        account: &str,
+        sealer: Sealer,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, QueueError> {
+        let store = crate::postgres::PgStore::open(url, clock.now_ms()).await?;
+        let queues = Self::with_backend(
+            Backend::Postgres(store),
+            endpoint,
+            region,
+            account,
+            sealer,
+            clock,
+        );
+        if let Backend::Postgres(pg) = &queues.backend {
+            pg.listen(url, Arc::downgrade(&queues));
+        }
+        Ok(queues)
+    }
+
+    /// Whether the queues live in PostgreSQL (shared by a cluster).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    fn with_backend(
+        backend: Backend,
+        endpoint: &str,
+        region: &str,
+        account: &str,
+        sealer: Sealer,
+        clock: Arc<dyn Clock>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            backend,
             sealer,
             identity: Arc::new(Identity {
                 endpoint: endpoint.trim_end_matches('/').to_string(),
@@ -197,7 +278,7 @@ impl Queues {
             clock,
             waiters: Mutex::new(HashMap::new()),
             counter: std::sync::OnceLock::new(),
-        }))
+        })
     }
 
     /// Reports message counts to `counter` from now on (once; later calls are
@@ -230,8 +311,15 @@ impl Queues {
     }
 
     /// Wakes the long polls of a queue (they look again).
-    fn wake(&self, queue: &str) {
+    pub(crate) fn wake(&self, queue: &str) {
         if let Some(n) = self.waiters.lock().get(queue) {
+            n.notify_waiters();
+        }
+    }
+
+    /// Wakes every long poll (they look again): after a missed notification.
+    pub(crate) fn wake_all(&self) {
+        for n in self.waiters.lock().values() {
             n.notify_waiters();
         }
     }

@@ -11,7 +11,7 @@ use crate::message::{decode_attributes, MessageAttributes};
 
 use super::lifecycle::depth_of;
 use super::receive::unseal;
-use super::{load_queue, Depth, Queues};
+use super::{load_queue, Backend, Depth, Queues};
 
 /// Most messages one peek returns.
 pub const MAX_PEEK_MESSAGES: u32 = 100;
@@ -72,7 +72,7 @@ pub struct Peek {
     pub depth: Depth,
 }
 
-type PeekRow = (
+pub(crate) type PeekRow = (
     String,
     Vec<u8>,
     Option<Vec<u8>>,
@@ -98,7 +98,11 @@ impl Queues {
             ));
         }
         let (owned, clock, sealer) = (queue.to_string(), self.clock.clone(), self.sealer.clone());
-        self.store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => return pg.peek(&sealer, queue, limit, clock.now_ms()).await,
+        };
+        store
             .run(move |c| {
                 let q = load_queue(c, &owned)?;
                 let now = clock.now_ms();
@@ -123,43 +127,50 @@ impl Queues {
                         ))
                     })?
                     .collect::<Result<_, _>>()?;
-                let mut messages = Vec::with_capacity(rows.len());
-                for (id, body, attrs, sent, visible, count, first, source, group) in rows {
-                    let body = unseal(&sealer, &q.name, &id, "body", &body)?;
-                    let message_attributes = match attrs {
-                        Some(sealed) => decode_attributes(Some(&unseal(
-                            &sealer,
-                            &q.name,
-                            &id,
-                            "attributes",
-                            &sealed,
-                        )?)),
-                        None => MessageAttributes::new(),
-                    };
-                    let state = if visible <= now {
-                        MessageState::Visible
-                    } else if count > 0 {
-                        MessageState::InFlight
-                    } else {
-                        MessageState::Delayed
-                    };
-                    messages.push(Peeked {
-                        message_id: id,
-                        body,
-                        message_attributes,
-                        sent_timestamp: sent,
-                        receive_count: count as u32,
-                        first_receive_timestamp: first,
-                        state,
-                        visible_from: visible,
-                        dead_letter_source_arn: source,
-                        message_group_id: group,
-                    });
-                }
+                let messages = rows
+                    .into_iter()
+                    .map(|row| peeked(&sealer, &q.name, row, now))
+                    .collect::<Result<_, _>>()?;
                 Ok::<_, QueueError>(Peek { messages, depth })
             })
             .await
     }
+}
+
+/// A peeked message from its row (opening its body and attributes).
+pub(crate) fn peeked(
+    sealer: &stratus_seal::Sealer,
+    queue: &str,
+    row: PeekRow,
+    now: i64,
+) -> Result<Peeked, QueueError> {
+    let (id, body, attrs, sent, visible, count, first, source, group) = row;
+    let body = unseal(sealer, queue, &id, "body", &body)?;
+    let message_attributes = match attrs {
+        Some(sealed) => {
+            decode_attributes(Some(&unseal(sealer, queue, &id, "attributes", &sealed)?))
+        }
+        None => MessageAttributes::new(),
+    };
+    let state = if visible <= now {
+        MessageState::Visible
+    } else if count > 0 {
+        MessageState::InFlight
+    } else {
+        MessageState::Delayed
+    };
+    Ok(Peeked {
+        message_id: id,
+        body,
+        message_attributes,
+        sent_timestamp: sent,
+        receive_count: count as u32,
+        first_receive_timestamp: first,
+        state,
+        visible_from: visible,
+        dead_letter_source_arn: source,
+        message_group_id: group,
+    })
 }
 
 #[cfg(test)]
@@ -171,9 +182,7 @@ mod tests {
     use crate::message::MessageAttribute;
     use crate::queue::SendMessage;
 
-    #[tokio::test]
-    async fn a_peek_leaves_counts_visibility_and_redrive_alone() {
-        let f = manual();
+    async fn a_peek_leaves_counts_visibility_and_redrive_alone(f: Fixture) {
         create(&f.q, "dlq", &[]).await;
         let policy = format!(
             r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":1}}"#,
@@ -262,9 +271,7 @@ mod tests {
         assert_eq!(r[0].message_id, poison.message_id);
     }
 
-    #[tokio::test]
-    async fn a_peek_is_bounded_and_names_a_missing_queue() {
-        let f = manual();
+    async fn a_peek_is_bounded_and_names_a_missing_queue(f: Fixture) {
         create(&f.q, "q", &[]).await;
         for bad in [0, MAX_PEEK_MESSAGES + 1] {
             let e = f.q.peek("q", bad).await.unwrap_err();
@@ -273,4 +280,9 @@ mod tests {
         let e = f.q.peek("nope", 10).await.unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
     }
+
+    on_both_backends!(
+        manual a_peek_leaves_counts_visibility_and_redrive_alone,
+        manual a_peek_is_bounded_and_names_a_missing_queue,
+    );
 }

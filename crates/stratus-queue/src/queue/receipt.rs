@@ -9,14 +9,14 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::attributes::MAX_VISIBILITY_TIMEOUT;
 use crate::error::QueueError;
 
-use super::{load_queue, QueueRow, Queues};
+use super::{load_queue, Backend, QueueRow, Queues};
 
 /// A receipt handle: base64 of `v1:{queue row}:{message row}:{token}`.
-pub(super) fn make_handle(queue_id: i64, row_id: i64, token: &str) -> String {
+pub(crate) fn make_handle(queue_id: i64, row_id: i64, token: &str) -> String {
     B64.encode(format!("v1:{queue_id}:{row_id}:{token}"))
 }
 
-fn parse_handle(handle: &str) -> Result<(i64, i64, String), QueueError> {
+pub(crate) fn parse_handle(handle: &str) -> Result<(i64, i64, String), QueueError> {
     let invalid = || QueueError::ReceiptHandleIsInvalid {
         handle: handle.to_string(),
     };
@@ -57,17 +57,21 @@ impl Queues {
         receipt_handles: Vec<String>,
     ) -> Result<Vec<Result<bool, QueueError>>, QueueError> {
         let owned = queue.to_string();
-        let (results, fifo) = self
-            .store
-            .run(move |c| {
-                let q = load_queue(c, &owned)?;
-                let mut out = Vec::with_capacity(receipt_handles.len());
-                for handle in receipt_handles {
-                    out.push(delete_one(c, &q, &handle));
-                }
-                Ok::<_, QueueError>((out, q.config.fifo))
-            })
-            .await?;
+        let (results, fifo) = match &self.backend {
+            Backend::Sqlite(store) => {
+                store
+                    .run(move |c| {
+                        let q = load_queue(c, &owned)?;
+                        let mut out = Vec::with_capacity(receipt_handles.len());
+                        for handle in receipt_handles {
+                            out.push(delete_one(c, &q, &handle));
+                        }
+                        Ok::<_, QueueError>((out, q.config.fifo))
+                    })
+                    .await?
+            }
+            Backend::Postgres(pg) => pg.delete_batch(queue, receipt_handles).await?,
+        };
         if fifo {
             // The group of a deleted message may now yield its next one.
             self.wake(queue);
@@ -97,30 +101,43 @@ impl Queues {
         entries: Vec<(String, u32)>,
     ) -> Result<Vec<Result<(), QueueError>>, QueueError> {
         let (owned, clock) = (queue.to_string(), self.clock.clone());
-        let results = self
-            .store
-            .run(move |c| {
-                let q = load_queue(c, &owned)?;
-                let now = clock.now_ms();
-                let mut out = Vec::with_capacity(entries.len());
-                for (handle, visibility) in entries {
-                    out.push(change_one(c, &q, &handle, visibility, now));
-                }
-                Ok::<_, QueueError>(out)
-            })
-            .await?;
+        let results = match &self.backend {
+            Backend::Sqlite(store) => {
+                store
+                    .run(move |c| {
+                        let q = load_queue(c, &owned)?;
+                        let now = clock.now_ms();
+                        let mut out = Vec::with_capacity(entries.len());
+                        for (handle, visibility) in entries {
+                            out.push(change_one(c, &q, &handle, visibility, now));
+                        }
+                        Ok::<_, QueueError>(out)
+                    })
+                    .await?
+            }
+            Backend::Postgres(pg) => {
+                pg.change_visibility_batch(queue, entries, clock.now_ms())
+                    .await?
+            }
+        };
         self.wake(queue);
         Ok(results)
     }
 }
 
-fn delete_one(c: &Connection, q: &QueueRow, handle: &str) -> Result<bool, QueueError> {
+/// The message row a handle names, checked to be of queue `q`.
+pub(crate) fn handle_of(q: &QueueRow, handle: &str) -> Result<(i64, String), QueueError> {
     let (queue_id, row_id, token) = parse_handle(handle)?;
     if queue_id != q.id {
         return Err(QueueError::ReceiptHandleIsInvalid {
             handle: handle.to_string(),
         });
     }
+    Ok((row_id, token))
+}
+
+fn delete_one(c: &Connection, q: &QueueRow, handle: &str) -> Result<bool, QueueError> {
+    let (row_id, token) = handle_of(q, handle)?;
     let n = c
         .prepare_cached(
             "DELETE FROM messages WHERE id = ?1 AND queue_id = ?2 AND receipt_token = ?3",
@@ -129,32 +146,15 @@ fn delete_one(c: &Connection, q: &QueueRow, handle: &str) -> Result<bool, QueueE
     Ok(n > 0)
 }
 
-fn change_one(
-    c: &Connection,
-    q: &QueueRow,
+/// A `ChangeMessageVisibility` checked against the message's row as stored
+/// (`None`: no such message): the new `visible_ms`, or why not.
+pub(crate) fn change_until(
     handle: &str,
+    token: &str,
+    row: Option<(Option<String>, i64, Option<i64>)>,
     visibility: u32,
     now: i64,
-) -> Result<(), QueueError> {
-    if visibility > MAX_VISIBILITY_TIMEOUT {
-        return Err(QueueError::param(
-            "VisibilityTimeout",
-            visibility,
-            "Must be between 0 and 43200.",
-        ));
-    }
-    let (queue_id, row_id, token) = parse_handle(handle)?;
-    if queue_id != q.id {
-        return Err(QueueError::ReceiptHandleIsInvalid {
-            handle: handle.to_string(),
-        });
-    }
-    let row: Option<(Option<String>, i64, Option<i64>)> = c
-        .prepare_cached(
-            "SELECT receipt_token, visible_ms, last_receive_ms FROM messages WHERE id = ?1 AND queue_id = ?2",
-        )?
-        .query_row(params![row_id, q.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
+) -> Result<i64, QueueError> {
     let Some((current, visible_ms, last_receive_ms)) = row else {
         return Err(QueueError::param(
             "ReceiptHandle",
@@ -162,7 +162,7 @@ fn change_one(
             "Message does not exist or is not available for visibility timeout change.",
         ));
     };
-    if current.as_deref() != Some(token.as_str()) || visible_ms <= now {
+    if current.as_deref() != Some(token) || visible_ms <= now {
         return Err(QueueError::MessageNotInflight {
             handle: handle.to_string(),
         });
@@ -176,6 +176,37 @@ fn change_one(
             "Total VisibilityTimeout for the message is beyond the limit [43200 seconds].",
         ));
     }
+    Ok(until)
+}
+
+/// Refuses a visibility timeout out of range.
+pub(crate) fn check_visibility(visibility: u32) -> Result<(), QueueError> {
+    if visibility > MAX_VISIBILITY_TIMEOUT {
+        return Err(QueueError::param(
+            "VisibilityTimeout",
+            visibility,
+            "Must be between 0 and 43200.",
+        ));
+    }
+    Ok(())
+}
+
+fn change_one(
+    c: &Connection,
+    q: &QueueRow,
+    handle: &str,
+    visibility: u32,
+    now: i64,
+) -> Result<(), QueueError> {
+    check_visibility(visibility)?;
+    let (row_id, token) = handle_of(q, handle)?;
+    let row: Option<(Option<String>, i64, Option<i64>)> = c
+        .prepare_cached(
+            "SELECT receipt_token, visible_ms, last_receive_ms FROM messages WHERE id = ?1 AND queue_id = ?2",
+        )?
+        .query_row(params![row_id, q.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let until = change_until(handle, &token, row, visibility, now)?;
     c.prepare_cached("UPDATE messages SET visible_ms = ?2 WHERE id = ?1")?
         .execute(params![row_id, until])?;
     Ok(())
@@ -189,9 +220,7 @@ mod tests {
     use crate::error::QueueError;
     use crate::message::MessageAttributes;
 
-    #[tokio::test]
-    async fn per_receive_visibility_and_change_visibility() {
-        let f = manual();
+    async fn per_receive_visibility_and_change_visibility(f: Fixture) {
         create(&f.q, "q", &[]).await;
         f.q.send("q", "m", MessageAttributes::new(), None)
             .await
@@ -233,9 +262,7 @@ mod tests {
             .unwrap();
     }
 
-    #[tokio::test]
-    async fn receipt_handles_are_checked() {
-        let f = manual();
+    async fn receipt_handles_are_checked(f: Fixture) {
         create(&f.q, "a", &[]).await;
         create(&f.q, "b", &[]).await;
         f.q.send("a", "m", MessageAttributes::new(), None)
@@ -257,4 +284,9 @@ mod tests {
             Err(QueueError::QueueDoesNotExist { .. })
         ));
     }
+
+    on_both_backends!(
+        manual per_receive_visibility_and_change_visibility,
+        manual receipt_handles_are_checked,
+    );
 }

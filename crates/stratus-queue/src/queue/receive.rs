@@ -20,7 +20,7 @@ use crate::store::{seal_aad, StoreError};
 use super::receipt::make_handle;
 use super::retention::expire;
 use super::send::sequence_number;
-use super::{load_queue, Identity, QueueRow, Queues};
+use super::{load_queue, Backend, Identity, QueueRow, Queues};
 
 /// Most messages one receive returns.
 pub const MAX_RECEIVE_MESSAGES: u32 = 10;
@@ -55,23 +55,23 @@ pub struct Received {
 
 /// A message row as a receive reads it.
 #[derive(Debug)]
-struct MessageRow {
-    id: i64,
-    message_id: String,
+pub(crate) struct MessageRow {
+    pub(crate) id: i64,
+    pub(crate) message_id: String,
     /// Sealed.
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// Sealed, when the message has attributes.
-    attributes: Option<Vec<u8>>,
-    system_attributes: Option<String>,
-    sent_ms: i64,
-    receive_count: u32,
-    first_receive_ms: Option<i64>,
-    group_id: Option<String>,
-    dedup_id: Option<String>,
-    dead_letter_source: Option<String>,
+    pub(crate) attributes: Option<Vec<u8>>,
+    pub(crate) system_attributes: Option<String>,
+    pub(crate) sent_ms: i64,
+    pub(crate) receive_count: u32,
+    pub(crate) first_receive_ms: Option<i64>,
+    pub(crate) group_id: Option<String>,
+    pub(crate) dedup_id: Option<String>,
+    pub(crate) dead_letter_source: Option<String>,
 }
 
-const MESSAGE_COLUMNS: &str = "id, message_id, body, attributes, system_attributes, sent_ms, receive_count, first_receive_ms, group_id, dedup_id, dead_letter_source";
+pub(crate) const MESSAGE_COLUMNS: &str = "id, message_id, body, attributes, system_attributes, sent_ms, receive_count, first_receive_ms, group_id, dedup_id, dead_letter_source";
 
 fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
     Ok(MessageRow {
@@ -91,14 +91,14 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
 
 /// The outcome of one receive attempt.
 #[derive(Debug, Default)]
-pub(super) struct Attempt {
-    messages: Vec<Received>,
+pub(crate) struct Attempt {
+    pub(crate) messages: Vec<Received>,
     /// The queue's `ReceiveMessageWaitTimeSeconds`.
-    wait_seconds: u32,
+    pub(crate) wait_seconds: u32,
     /// When the next delayed or in-flight message becomes visible.
-    next_visible_ms: Option<i64>,
+    pub(crate) next_visible_ms: Option<i64>,
     /// Dead-letter queues that messages were moved to.
-    pub(super) moved_to: Vec<String>,
+    pub(crate) moved_to: Vec<String>,
 }
 
 /// One receive attempt, inside the writer's transaction.
@@ -116,7 +116,7 @@ pub(super) struct ReceiveJob<'a> {
 
 /// Opens a sealed column of a message of `queue`; one that does not open (altered
 /// on disk, or moved from another message) is reported, never returned.
-pub(super) fn unseal(
+pub(crate) fn unseal(
     sealer: &stratus_seal::Sealer,
     queue: &str,
     message_id: &str,
@@ -133,17 +133,98 @@ pub(super) fn unseal(
         })
 }
 
+/// The secret of a new receipt handle.
+pub(crate) fn new_token() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// A message as a receive answers it, from its row as it was before this receive
+/// (`first`: its first receive, `token`: the new receipt's secret). Opens the
+/// sealed body and attributes; one that does not open is an error.
+pub(crate) fn received(
+    identity: &Identity,
+    sealer: &stratus_seal::Sealer,
+    q: &QueueRow,
+    row: MessageRow,
+    first: i64,
+    token: &str,
+) -> Result<Received, QueueError> {
+    let body = unseal(sealer, &q.name, &row.message_id, "body", &row.body)?;
+    let message_attributes = match &row.attributes {
+        Some(sealed) => decode_attributes(Some(&unseal(
+            sealer,
+            &q.name,
+            &row.message_id,
+            "attributes",
+            sealed,
+        )?)),
+        None => MessageAttributes::new(),
+    };
+    let count = row.receive_count + 1;
+    let mut attributes = BTreeMap::from([
+        ("SenderId".to_string(), identity.account.clone()),
+        ("SentTimestamp".to_string(), row.sent_ms.to_string()),
+        ("ApproximateReceiveCount".to_string(), count.to_string()),
+        (
+            "ApproximateFirstReceiveTimestamp".to_string(),
+            first.to_string(),
+        ),
+    ]);
+    if let Some(g) = row.group_id {
+        attributes.insert("MessageGroupId".into(), g);
+    }
+    if let Some(d) = row.dedup_id {
+        attributes.insert("MessageDeduplicationId".into(), d);
+        attributes.insert("SequenceNumber".into(), sequence_number(row.id));
+    }
+    if let Some(source) = row.dead_letter_source {
+        attributes.insert("DeadLetterQueueSourceArn".into(), source);
+    }
+    for (name, attr) in decode_attributes(row.system_attributes.as_deref()) {
+        if let AttributeValue::String(v) = attr.value {
+            attributes.insert(name, v);
+        }
+    }
+    Ok(Received {
+        message_id: row.message_id,
+        receipt_handle: make_handle(q.id, row.id, token),
+        md5_of_body: md5_hex(body.as_bytes()),
+        body,
+        attributes,
+        md5_of_message_attributes: md5_of_attributes(&message_attributes),
+        message_attributes,
+        receive_count: count,
+        sent_timestamp: row.sent_ms,
+        first_receive_timestamp: first,
+    })
+}
+
+/// FIFO: which of a queue's messages (`(row, group, visible_ms, receive_count)`,
+/// in send order) a receive may take, in order: within each group, the messages
+/// before the group's first one that is in flight or delayed.
+pub(crate) fn fifo_candidates(
+    rows: Vec<(i64, Option<String>, i64, u32)>,
+    now: i64,
+) -> Vec<(i64, u32)> {
+    let mut blocked: HashSet<Option<String>> = HashSet::new();
+    let mut out = Vec::new();
+    for (id, group, visible_ms, receive_count) in rows {
+        if blocked.contains(&group) {
+            continue;
+        }
+        if visible_ms > now {
+            blocked.insert(group);
+            continue;
+        }
+        out.push((id, receive_count));
+    }
+    out
+}
+
 impl ReceiveJob<'_> {
     /// Marks a message received and adds it to the answer.
     fn take(&mut self, row: MessageRow) -> Result<(), QueueError> {
-        let body = self.unseal(&row.message_id, "body", &row.body)?;
-        let message_attributes = match &row.attributes {
-            Some(sealed) => {
-                decode_attributes(Some(&self.unseal(&row.message_id, "attributes", sealed)?))
-            }
-            None => MessageAttributes::new(),
-        };
-        let token = hex::encode(rand::random::<[u8; 16]>());
+        let token = new_token();
         let count = row.receive_count + 1;
         let first = row.first_receive_ms.unwrap_or(self.now);
         self.c
@@ -159,49 +240,9 @@ impl ReceiveJob<'_> {
                 self.now + i64::from(self.visibility) * 1000,
                 token
             ])?;
-        let mut attributes = BTreeMap::from([
-            ("SenderId".to_string(), self.identity.account.clone()),
-            ("SentTimestamp".to_string(), row.sent_ms.to_string()),
-            ("ApproximateReceiveCount".to_string(), count.to_string()),
-            (
-                "ApproximateFirstReceiveTimestamp".to_string(),
-                first.to_string(),
-            ),
-        ]);
-        if let Some(g) = row.group_id {
-            attributes.insert("MessageGroupId".into(), g);
-        }
-        if let Some(d) = row.dedup_id {
-            attributes.insert("MessageDeduplicationId".into(), d);
-            attributes.insert("SequenceNumber".into(), sequence_number(row.id));
-        }
-        if let Some(source) = row.dead_letter_source {
-            attributes.insert("DeadLetterQueueSourceArn".into(), source);
-        }
-        for (name, attr) in decode_attributes(row.system_attributes.as_deref()) {
-            if let AttributeValue::String(v) = attr.value {
-                attributes.insert(name, v);
-            }
-        }
-        self.attempt.messages.push(Received {
-            message_id: row.message_id,
-            receipt_handle: make_handle(self.q.id, row.id, &token),
-            md5_of_body: md5_hex(body.as_bytes()),
-            body,
-            attributes,
-            md5_of_message_attributes: md5_of_attributes(&message_attributes),
-            message_attributes,
-            receive_count: count,
-            sent_timestamp: row.sent_ms,
-            first_receive_timestamp: first,
-        });
+        let m = received(self.identity, self.sealer, self.q, row, first, &token)?;
+        self.attempt.messages.push(m);
         Ok(())
-    }
-
-    /// Opens a sealed column of a message; one that does not open (altered on
-    /// disk, or moved from another message) is reported, never returned.
-    fn unseal(&self, message_id: &str, column: &str, sealed: &[u8]) -> Result<String, QueueError> {
-        unseal(self.sealer, &self.q.name, message_id, column, sealed)
     }
 
     fn read_row(&self, id: i64) -> Result<MessageRow, QueueError> {
@@ -258,15 +299,7 @@ impl ReceiveJob<'_> {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u32))
             })?
             .collect::<Result<_, _>>()?;
-        let mut blocked: HashSet<Option<String>> = HashSet::new();
-        for (id, group, visible_ms, receive_count) in heads {
-            if blocked.contains(&group) {
-                continue;
-            }
-            if visible_ms > self.now {
-                blocked.insert(group);
-                continue;
-            }
+        for (id, receive_count) in fifo_candidates(heads, self.now) {
             if self.redrive(id, receive_count)? {
                 continue;
             }
@@ -342,6 +375,11 @@ impl Queues {
                 let ms = (at - self.clock.now_ms()).max(1) as u64;
                 until = until.min(now + Duration::from_millis(ms));
             }
+            if self.is_shared() {
+                // Another node's send wakes this poll through a notification; should
+                // one be missed (the listening connection was down), look anyway.
+                until = until.min(now + crate::postgres::FALLBACK_WAKE);
+            }
             tokio::select! {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep_until(until) => {}
@@ -358,7 +396,15 @@ impl Queues {
         let (owned, identity, clock) =
             (queue.to_string(), self.identity.clone(), self.clock.clone());
         let sealer = self.sealer.clone();
-        self.store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => {
+                return pg
+                    .receive(&identity, &sealer, queue, max, visibility, clock.now_ms())
+                    .await
+            }
+        };
+        store
             .run(move |c| {
                 let q = load_queue(c, &owned)?;
                 let now = clock.now_ms();
@@ -407,9 +453,7 @@ mod tests {
     use crate::message::MessageAttribute;
     use crate::queue::{Depth, SendMessage};
 
-    #[tokio::test]
-    async fn polls_leave_no_wake_up_entries_behind() {
-        let f = manual();
+    async fn polls_leave_no_wake_up_entries_behind(f: Fixture) {
         for i in 0..100 {
             let e = f.q.receive(&format!("nope-{i}"), 1, None, NOW).await;
             assert!(
@@ -427,9 +471,7 @@ mod tests {
         assert_eq!(f.q.waiters.lock().len(), 0);
     }
 
-    #[tokio::test]
-    async fn send_receive_delete() {
-        let f = manual();
+    async fn send_receive_delete(f: Fixture) {
         create(&f.q, "q", &[]).await;
         let sent =
             f.q.send(
@@ -483,9 +525,7 @@ mod tests {
         assert!(!f.q.delete("q", &m.receipt_handle).await.unwrap());
     }
 
-    #[tokio::test]
-    async fn visibility_timeout_hides_a_message_until_it_runs_out() {
-        let f = manual();
+    async fn visibility_timeout_hides_a_message_until_it_runs_out(f: Fixture) {
         create(&f.q, "q", &[("VisibilityTimeout", "30")]).await;
         f.q.send("q", "m", MessageAttributes::new(), None)
             .await
@@ -510,9 +550,7 @@ mod tests {
         assert!(f.q.delete("q", &second.receipt_handle).await.unwrap());
     }
 
-    #[tokio::test]
-    async fn zero_visibility_returns_the_message_again_at_once() {
-        let f = manual();
+    async fn zero_visibility_returns_the_message_again_at_once(f: Fixture) {
         create(&f.q, "q", &[]).await;
         f.q.send("q", "m", MessageAttributes::new(), None)
             .await
@@ -523,9 +561,8 @@ mod tests {
         assert_eq!(b[0].receive_count, 2);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn long_poll_wakes_on_send() {
-        let (_dir, q) = real();
+    async fn long_poll_wakes_on_send(f: Fixture) {
+        let q = f.q.clone();
         create(&q, "q", &[]).await;
         let poller = {
             let q = q.clone();
@@ -546,9 +583,8 @@ mod tests {
         assert_eq!(got[0].body, "wake");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn long_poll_wakes_when_a_delayed_message_becomes_visible() {
-        let (_dir, q) = real();
+    async fn long_poll_wakes_when_a_delayed_message_becomes_visible(f: Fixture) {
+        let q = f.q.clone();
         create(&q, "q", &[("ReceiveMessageWaitTimeSeconds", "20")]).await;
         q.send("q", "later", MessageAttributes::new(), Some(1))
             .await
@@ -561,9 +597,8 @@ mod tests {
         assert_eq!(got[0].body, "later");
     }
 
-    #[tokio::test]
-    async fn long_poll_of_an_empty_queue_ends_empty_after_the_wait() {
-        let (_dir, q) = real();
+    async fn long_poll_of_an_empty_queue_ends_empty_after_the_wait(f: Fixture) {
+        let q = f.q.clone();
         create(&q, "q", &[]).await;
         let t = Instant::now();
         let got = q
@@ -574,9 +609,7 @@ mod tests {
         assert!(t.elapsed() >= Duration::from_millis(300));
     }
 
-    #[tokio::test]
-    async fn receive_parameters_are_validated() {
-        let f = manual();
+    async fn receive_parameters_are_validated(f: Fixture) {
         create(&f.q, "q", &[]).await;
         for (max, vis, wait) in [
             (0, None, NOW),
@@ -591,9 +624,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn fifo_orders_within_groups_and_blocks_groups_in_flight() {
-        let f = manual();
+    async fn fifo_orders_within_groups_and_blocks_groups_in_flight(f: Fixture) {
         create(&f.q, "f.fifo", &[("FifoQueue", "true")]).await;
         let send = |body: &'static str, group: &'static str| {
             let q = f.q.clone();
@@ -630,4 +661,16 @@ mod tests {
             ["a2"]
         );
     }
+
+    on_both_backends!(
+        manual polls_leave_no_wake_up_entries_behind,
+        manual send_receive_delete,
+        manual visibility_timeout_hides_a_message_until_it_runs_out,
+        manual zero_visibility_returns_the_message_again_at_once,
+        manual receive_parameters_are_validated,
+        manual fifo_orders_within_groups_and_blocks_groups_in_flight,
+        real long_poll_wakes_on_send,
+        real long_poll_wakes_when_a_delayed_message_becomes_visible,
+        real long_poll_of_an_empty_queue_ends_empty_after_the_wait,
+    );
 }

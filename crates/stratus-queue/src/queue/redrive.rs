@@ -9,30 +9,23 @@ use crate::attributes::{QueueConfig, RedrivePolicy};
 use crate::error::QueueError;
 
 use super::receive::ReceiveJob;
-use super::{load_queue, load_queue_opt, Identity, Queues};
+use super::{load_queue, load_queue_opt, Backend, Identity, QueueRow, Queues};
 
 impl ReceiveJob<'_> {
     /// Whether the message has used up its receives: then it is moved (when the
     /// dead-letter queue exists) and must not be returned.
     pub(super) fn redrive(&mut self, row_id: i64, receive_count: u32) -> Result<bool, QueueError> {
         let q = self.q;
-        let Some(policy) = &q.config.redrive else {
+        let Some(policy) = must_redrive(q, receive_count) else {
             return Ok(false);
         };
-        if receive_count < policy.max_receive_count {
-            return Ok(false);
-        }
         if self.dlq.is_none() {
             let dlq = match self.identity.name_from_arn(&policy.dead_letter_target_arn) {
                 Some(name) => load_queue_opt(self.c, &name)?,
                 None => None,
             };
             if dlq.is_none() {
-                tracing::warn!(
-                    queue = %q.name,
-                    target = %policy.dead_letter_target_arn,
-                    "the dead-letter queue does not exist; the message stays in its queue"
-                );
+                warn_no_dlq(q, policy);
             }
             self.dlq = Some(dlq);
         }
@@ -52,11 +45,43 @@ impl ReceiveJob<'_> {
     }
 }
 
+/// The redrive policy, when a message received `receive_count` times has used up
+/// its receives and must be moved rather than returned.
+pub(crate) fn must_redrive(q: &QueueRow, receive_count: u32) -> Option<&RedrivePolicy> {
+    q.config
+        .redrive
+        .as_ref()
+        .filter(|p| receive_count >= p.max_receive_count)
+}
+
+/// Says that a message that used up its receives stays: its target is missing.
+pub(crate) fn warn_no_dlq(q: &QueueRow, policy: &RedrivePolicy) {
+    tracing::warn!(
+        queue = %q.name,
+        target = %policy.dead_letter_target_arn,
+        "the dead-letter queue does not exist; the message stays in its queue"
+    );
+}
+
+/// Whether a queue's stored configuration redrives to `arn`.
+pub(crate) fn redrives_to(config: &str, arn: &str) -> bool {
+    serde_json::from_str::<QueueConfig>(config)
+        .ok()
+        .and_then(|c| c.redrive)
+        .is_some_and(|r| r.dead_letter_target_arn == arn)
+}
+
 impl Queues {
     /// Names of the queues whose redrive policy targets `name`, sorted.
     pub async fn dead_letter_sources(&self, name: &str) -> Result<Vec<String>, QueueError> {
         let (owned, identity) = (name.to_string(), self.identity.clone());
-        self.store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => {
+                return pg.dead_letter_sources(name, &identity.arn(name)).await
+            }
+        };
+        store
             .run(move |c| {
                 load_queue(c, &owned)?;
                 let arn = identity.arn(&owned);
@@ -66,12 +91,7 @@ impl Queues {
                     .collect::<Result<_, _>>()?;
                 Ok::<_, QueueError>(
                     rows.into_iter()
-                        .filter(|(_, config)| {
-                            serde_json::from_str::<QueueConfig>(config)
-                                .ok()
-                                .and_then(|c| c.redrive)
-                                .is_some_and(|r| r.dead_letter_target_arn == arn)
-                        })
+                        .filter(|(_, config)| redrives_to(config, &arn))
                         .map(|(n, _)| n)
                         .collect(),
                 )
@@ -89,26 +109,61 @@ pub(super) fn check_redrive_target(
     fifo: bool,
     policy: &RedrivePolicy,
 ) -> Result<(), QueueError> {
+    let name = redrive_target_name(identity, source, policy)?;
+    check_redrive_type(load_queue_opt(c, &name)?.as_ref(), fifo, policy)
+}
+
+/// The name of a redrive policy's target: a queue of this server other than the
+/// source.
+pub(crate) fn redrive_target_name(
+    identity: &Identity,
+    source: &str,
+    policy: &RedrivePolicy,
+) -> Result<String, QueueError> {
     let arn = &policy.dead_letter_target_arn;
-    let bad = |reason: String| QueueError::param("RedrivePolicy", policy.to_json(), reason);
     let Some(name) = identity.name_from_arn(arn) else {
-        return Err(bad(format!(
+        return Err(bad_policy(
+            policy,
+            format!(
             "Dead letter target {arn} is not a queue ARN of this server (arn:aws:sqs:{}:{}:NAME).",
             identity.region, identity.account
-        )));
+        ),
+        ));
     };
     if name == source {
-        return Err(bad("A queue cannot be its own dead-letter queue.".into()));
+        return Err(bad_policy(
+            policy,
+            "A queue cannot be its own dead-letter queue.".into(),
+        ));
     }
-    let Some(target) = load_queue_opt(c, &name)? else {
-        return Err(bad(format!("Dead letter target does not exist: {arn}.")));
+    Ok(name)
+}
+
+/// The redrive target (as loaded) must exist and be of the source's type.
+pub(crate) fn check_redrive_type(
+    target: Option<&QueueRow>,
+    fifo: bool,
+    policy: &RedrivePolicy,
+) -> Result<(), QueueError> {
+    let Some(target) = target else {
+        return Err(bad_policy(
+            policy,
+            format!(
+                "Dead letter target does not exist: {}.",
+                policy.dead_letter_target_arn
+            ),
+        ));
     };
     if target.config.fifo != fifo {
-        return Err(bad(
+        return Err(bad_policy(policy,
             "The dead-letter queue of a FIFO queue must be a FIFO queue, and of a standard queue a standard queue.".into(),
         ));
     }
     Ok(())
+}
+
+fn bad_policy(policy: &RedrivePolicy, reason: String) -> QueueError {
+    QueueError::param("RedrivePolicy", policy.to_json(), reason)
 }
 
 #[cfg(test)]
@@ -120,9 +175,7 @@ mod tests {
     use crate::message::{MessageAttribute, MessageAttributes};
     use crate::queue::Depth;
 
-    #[tokio::test]
-    async fn redrive_moves_a_message_after_max_receives() {
-        let f = manual();
+    async fn redrive_moves_a_message_after_max_receives(f: Fixture) {
         create(&f.q, "dlq", &[]).await;
         let policy = format!(
             r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":2}}"#,
@@ -161,9 +214,7 @@ mod tests {
         assert_eq!(f.q.dead_letter_sources("dlq").await.unwrap(), ["src"]);
     }
 
-    #[tokio::test]
-    async fn redrive_targets_must_exist_and_match_the_queue_type() {
-        let f = manual();
+    async fn redrive_targets_must_exist_and_match_the_queue_type(f: Fixture) {
         let policy = |name: &str| {
             format!(
                 r#"{{"deadLetterTargetArn":"{}","maxReceiveCount":2}}"#,
@@ -192,4 +243,9 @@ mod tests {
                 .unwrap_err();
         assert!(e.to_string().contains("FIFO"), "{e}");
     }
+
+    on_both_backends!(
+        manual redrive_moves_a_message_after_max_receives,
+        manual redrive_targets_must_exist_and_match_the_queue_type,
+    );
 }

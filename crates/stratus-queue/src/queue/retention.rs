@@ -28,9 +28,7 @@ mod tests {
     use crate::message::MessageAttributes;
     use crate::queue::{Depth, Queues};
 
-    #[tokio::test]
-    async fn messages_past_retention_vanish() {
-        let f = manual();
+    async fn messages_past_retention_vanish(f: Fixture) {
         create(&f.q, "q", &[("MessageRetentionPeriod", "60")]).await;
         f.q.send("q", "old", MessageAttributes::new(), None)
             .await
@@ -79,4 +77,8 @@ mod tests {
             .unwrap();
         assert_eq!(n, 0);
     }
+
+    on_both_backends!(
+        manual messages_past_retention_vanish,
+    );
 }

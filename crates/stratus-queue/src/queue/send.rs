@@ -14,7 +14,7 @@ use crate::message::{
 };
 use crate::store::seal_aad;
 
-use super::{load_queue, new_uuid, QueueRow, Queues};
+use super::{load_queue, new_uuid, Backend, QueueRow, Queues};
 
 /// How long a FIFO deduplication id suppresses duplicates.
 pub const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(300);
@@ -114,8 +114,17 @@ impl Queues {
             })
             .collect();
         let (owned, clock) = (queue.to_string(), self.clock.clone());
-        let results = self
-            .store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => {
+                let results = pg.send_batch(queue, checked, clock.now_ms()).await?;
+                self.wake(queue);
+                let sent = results.iter().filter(|r| r.is_ok()).count();
+                self.count("NumberOfMessagesSent", queue, sent);
+                return Ok(results);
+            }
+        };
+        let results = store
             .run(move |c| {
                 let q = load_queue(c, &owned)?;
                 let now = clock.now_ms();
@@ -144,11 +153,11 @@ impl Queues {
 }
 
 /// A validated message with its id and its sealed body and attributes.
-struct Sealed {
-    message: SendMessage,
-    message_id: String,
-    body: Vec<u8>,
-    attributes: Option<Vec<u8>>,
+pub(crate) struct Sealed {
+    pub(crate) message: SendMessage,
+    pub(crate) message_id: String,
+    pub(crate) body: Vec<u8>,
+    pub(crate) attributes: Option<Vec<u8>>,
 }
 
 impl Sealed {
@@ -221,13 +230,18 @@ fn validate_send(m: &SendMessage) -> Result<(), QueueError> {
     Ok(())
 }
 
-/// Inserts one validated message into `q` (FIFO: unless it is a duplicate).
-fn insert_message(
-    c: &Connection,
-    q: &QueueRow,
-    sealed: &Sealed,
-    now: i64,
-) -> Result<Sent, QueueError> {
+/// What storing one validated message takes: the answer (before a FIFO
+/// sequence number), its delay and, on a FIFO queue, its deduplication id.
+pub(crate) struct Planned {
+    pub(crate) sent: Sent,
+    pub(crate) delay: u32,
+    pub(crate) dedup_id: Option<String>,
+    pub(crate) system_attributes: Option<String>,
+}
+
+/// Checks a validated message against its queue (size, FIFO rules) and works out
+/// its delay and deduplication id. Both backends store what this decides.
+pub(crate) fn plan_insert(q: &QueueRow, sealed: &Sealed) -> Result<Planned, QueueError> {
     let m = &sealed.message;
     let size = message::message_size(&m.body, &m.attributes);
     if size > q.config.max_message_size as usize {
@@ -238,39 +252,72 @@ fn insert_message(
             ),
         });
     }
-    let md5_of_body = md5_hex(m.body.as_bytes());
-    let md5_of_message_attributes = md5_of_attributes(&m.attributes);
-    let md5_of_message_system_attributes = md5_of_attributes(&m.system_attributes);
-    let mut sent = Sent {
+    let sent = Sent {
         message_id: sealed.message_id.clone(),
-        md5_of_body,
-        md5_of_message_attributes,
-        md5_of_message_system_attributes,
+        md5_of_body: md5_hex(m.body.as_bytes()),
+        md5_of_message_attributes: md5_of_attributes(&m.attributes),
+        md5_of_message_system_attributes: md5_of_attributes(&m.system_attributes),
         sequence_number: None,
     };
-    let mut dedup_id = None;
-    let delay = if q.config.fifo {
-        let Some(_) = &m.group_id else {
-            return Err(QueueError::MissingParameter {
-                name: "MessageGroupId".into(),
-            });
-        };
-        if m.delay_seconds.is_some_and(|d| d > 0) {
+    let system_attributes = encode_attributes(&m.system_attributes);
+    if !q.config.fifo {
+        if m.deduplication_id.is_some() {
             return Err(QueueError::param(
-                "DelaySeconds",
-                m.delay_seconds.unwrap_or_default(),
-                "The request include parameter that is not valid for this queue type: FIFO queues take DelaySeconds only as a queue attribute.",
+                "MessageDeduplicationId",
+                m.deduplication_id.as_deref().unwrap_or_default(),
+                "The request include parameter that is not valid for this queue type: only FIFO queues deduplicate.",
             ));
         }
-        let id = match (&m.deduplication_id, q.config.content_based_deduplication) {
-            (Some(id), _) => id.clone(),
-            (None, true) => hex::encode(Sha256::digest(m.body.as_bytes())),
-            (None, false) => {
-                return Err(QueueError::InvalidParameters {
-                    reason: "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly.".into(),
-                })
-            }
-        };
+        return Ok(Planned {
+            sent,
+            delay: m.delay_seconds.unwrap_or(q.config.delay_seconds),
+            dedup_id: None,
+            system_attributes,
+        });
+    }
+    let Some(_) = &m.group_id else {
+        return Err(QueueError::MissingParameter {
+            name: "MessageGroupId".into(),
+        });
+    };
+    if m.delay_seconds.is_some_and(|d| d > 0) {
+        return Err(QueueError::param(
+            "DelaySeconds",
+            m.delay_seconds.unwrap_or_default(),
+            "The request include parameter that is not valid for this queue type: FIFO queues take DelaySeconds only as a queue attribute.",
+        ));
+    }
+    let id = match (&m.deduplication_id, q.config.content_based_deduplication) {
+        (Some(id), _) => id.clone(),
+        (None, true) => hex::encode(Sha256::digest(m.body.as_bytes())),
+        (None, false) => {
+            return Err(QueueError::InvalidParameters {
+                reason: "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly.".into(),
+            })
+        }
+    };
+    Ok(Planned {
+        sent,
+        delay: q.config.delay_seconds,
+        dedup_id: Some(id),
+        system_attributes,
+    })
+}
+
+/// Inserts one validated message into `q` (FIFO: unless it is a duplicate).
+fn insert_message(
+    c: &Connection,
+    q: &QueueRow,
+    sealed: &Sealed,
+    now: i64,
+) -> Result<Sent, QueueError> {
+    let Planned {
+        mut sent,
+        delay,
+        dedup_id,
+        system_attributes,
+    } = plan_insert(q, sealed)?;
+    if let Some(id) = &dedup_id {
         c.prepare_cached("DELETE FROM dedup WHERE queue_id = ?1 AND expires_ms <= ?2")?
             .execute(params![q.id, now])?;
         let original: Option<(String, i64)> = c
@@ -284,18 +331,8 @@ fn insert_message(
             sent.sequence_number = Some(sequence_number(sequence));
             return Ok(sent);
         }
-        dedup_id = Some(id);
-        q.config.delay_seconds
-    } else {
-        if m.deduplication_id.is_some() {
-            return Err(QueueError::param(
-                "MessageDeduplicationId",
-                m.deduplication_id.as_deref().unwrap_or_default(),
-                "The request include parameter that is not valid for this queue type: only FIFO queues deduplicate.",
-            ));
-        }
-        m.delay_seconds.unwrap_or(q.config.delay_seconds)
-    };
+    }
+    let m = &sealed.message;
     c.prepare_cached(
         "INSERT INTO messages (queue_id, message_id, body, attributes, system_attributes, sent_ms, visible_ms, group_id, dedup_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -305,7 +342,7 @@ fn insert_message(
         sent.message_id,
         sealed.body,
         sealed.attributes,
-        encode_attributes(&m.system_attributes),
+        system_attributes,
         now,
         now + i64::from(delay) * 1000,
         m.group_id,
@@ -328,7 +365,7 @@ fn insert_message(
     Ok(sent)
 }
 
-pub(super) fn sequence_number(row_id: i64) -> String {
+pub(crate) fn sequence_number(row_id: i64) -> String {
     format!("{row_id:020}")
 }
 
@@ -339,9 +376,7 @@ mod tests {
     use crate::error::QueueError;
     use crate::queue::Depth;
 
-    #[tokio::test]
-    async fn delays_per_queue_and_per_message() {
-        let f = manual();
+    async fn delays_per_queue_and_per_message(f: Fixture) {
         create(&f.q, "q", &[("DelaySeconds", "10")]).await;
         f.q.send("q", "queue-delay", MessageAttributes::new(), None)
             .await
@@ -378,9 +413,7 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn batches_fail_entry_by_entry() {
-        let f = manual();
+    async fn batches_fail_entry_by_entry(f: Fixture) {
         create(&f.q, "q", &[("MaximumMessageSize", "1024")]).await;
         let results =
             f.q.send_batch(
@@ -418,9 +451,7 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn fifo_deduplicates_within_five_minutes() {
-        let f = manual();
+    async fn fifo_deduplicates_within_five_minutes(f: Fixture) {
         create(
             &f.q,
             "f.fifo",
@@ -442,9 +473,7 @@ mod tests {
         assert_eq!(f.q.depth("f.fifo").await.unwrap().visible, 2);
     }
 
-    #[tokio::test]
-    async fn fifo_rules() {
-        let f = manual();
+    async fn fifo_rules(f: Fixture) {
         create(&f.q, "f.fifo", &[("FifoQueue", "true")]).await;
         create(&f.q, "std", &[]).await;
         let e =
@@ -483,9 +512,7 @@ mod tests {
         assert!(e.to_string().contains("MessageDeduplicationId"), "{e}");
     }
 
-    #[tokio::test]
-    async fn oversized_messages_are_rejected() {
-        let f = manual();
+    async fn oversized_messages_are_rejected(f: Fixture) {
         create(&f.q, "q", &[]).await;
         f.q.send("q", "x".repeat(1_048_576), MessageAttributes::new(), None)
             .await
@@ -496,4 +523,12 @@ mod tests {
                 .unwrap_err();
         assert!(e.to_string().contains("shorter than 1048576"), "{e}");
     }
+
+    on_both_backends!(
+        manual delays_per_queue_and_per_message,
+        manual batches_fail_entry_by_entry,
+        manual fifo_deduplicates_within_five_minutes,
+        manual fifo_rules,
+        manual oversized_messages_are_rejected,
+    );
 }

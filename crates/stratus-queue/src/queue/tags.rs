@@ -6,7 +6,7 @@ use rusqlite::{params, Connection};
 
 use crate::error::QueueError;
 
-use super::{load_queue, Queues};
+use super::{load_queue, Backend, Queues};
 
 /// Most tags on a queue.
 pub const MAX_TAGS: usize = 50;
@@ -38,12 +38,17 @@ impl Queues {
     /// The queue's tags.
     pub async fn tags(&self, queue: &str) -> Result<HashMap<String, String>, QueueError> {
         let owned = queue.to_string();
-        self.store
-            .run(move |c| {
-                let q = load_queue(c, &owned)?;
-                read_tags(c, q.id)
-            })
-            .await
+        match &self.backend {
+            Backend::Sqlite(store) => {
+                store
+                    .run(move |c| {
+                        let q = load_queue(c, &owned)?;
+                        read_tags(c, q.id)
+                    })
+                    .await
+            }
+            Backend::Postgres(pg) => Ok(parse_tags(&pg.tags(&owned).await?.1)),
+        }
     }
 
     async fn update_tags(
@@ -51,7 +56,11 @@ impl Queues {
         queue: String,
         f: impl FnOnce(&mut HashMap<String, String>) -> Result<(), QueueError> + Send + 'static,
     ) -> Result<(), QueueError> {
-        self.store
+        let store = match &self.backend {
+            Backend::Sqlite(store) => store,
+            Backend::Postgres(pg) => return pg.update_tags(&queue, f).await,
+        };
+        store
             .run(move |c| {
                 let q = load_queue(c, &queue)?;
                 let mut tags = read_tags(c, q.id)?;
@@ -69,7 +78,12 @@ impl Queues {
 
 fn read_tags(c: &Connection, id: i64) -> Result<HashMap<String, String>, QueueError> {
     let text: String = c.query_row("SELECT tags FROM queues WHERE id = ?1", [id], |r| r.get(0))?;
-    Ok(serde_json::from_str(&text).unwrap_or_default())
+    Ok(parse_tags(&text))
+}
+
+/// Tags as stored (a JSON object).
+pub(crate) fn parse_tags(text: &str) -> HashMap<String, String> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 pub(super) fn validate_tags(tags: &HashMap<String, String>) -> Result<(), QueueError> {
@@ -103,9 +117,7 @@ mod tests {
 
     use super::super::test_support::*;
 
-    #[tokio::test]
-    async fn tags() {
-        let f = manual();
+    async fn tags(f: Fixture) {
         f.q.create_queue("q", &HashMap::new(), &attrs(&[("team", "a")]))
             .await
             .unwrap();
@@ -113,4 +125,8 @@ mod tests {
         f.q.untag("q", &["team".to_string()]).await.unwrap();
         assert_eq!(f.q.tags("q").await.unwrap(), attrs(&[("env", "dev")]));
     }
+
+    on_both_backends!(
+        manual tags,
+    );
 }

@@ -12,6 +12,8 @@
 //!   nodes wrote.
 //! - [`pg`]: the PostgreSQL pool, migrations and change notifications.
 //! - [`grants`]: cluster-wide concurrency, slots leased from PostgreSQL in batches.
+//! - `pollers`: which node polls which SQS event source mapping (rendezvous
+//!   hashing over the healthy nodes).
 //!
 //! Only this module knows that other nodes exist; the API handlers do not.
 
@@ -19,6 +21,7 @@ pub(crate) mod changes;
 pub mod grants;
 mod nodes;
 pub mod pg;
+pub(crate) mod pollers;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
