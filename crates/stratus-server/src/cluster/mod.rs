@@ -12,13 +12,17 @@
 //!   nodes wrote.
 //! - [`pg`]: the PostgreSQL pool, migrations and change notifications.
 //! - [`grants`]: cluster-wide concurrency, slots leased from PostgreSQL in batches.
+//! - [`placement`]: provisioned environments split over the live nodes; who has
+//!   warm environments. [`forward`]: invocations routed to a node with a warm one.
 //!
 //! Only this module knows that other nodes exist; the API handlers do not.
 
 pub(crate) mod changes;
+pub mod forward;
 pub mod grants;
 mod nodes;
 pub mod pg;
+pub mod placement;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
