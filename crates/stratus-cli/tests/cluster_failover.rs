@@ -99,10 +99,14 @@ async fn provisioned_environments_are_split_and_calls_go_where_one_is_warm() {
 
     // Two environments over three nodes: one each on two of them, none on the third,
     // and every node reports the cluster's figures.
-    let split = until("2 provisioned over the nodes", Duration::from_secs(30), || async move {
-        let by = provisioned_by_node(n1).await;
-        by.len() == 3 && by.values().sum::<u64>() == 2
-    })
+    let split = until(
+        "2 provisioned over the nodes",
+        Duration::from_secs(30),
+        || async move {
+            let by = provisioned_by_node(n1).await;
+            by.len() == 3 && by.values().sum::<u64>() == 2
+        },
+    )
     .await;
     eprintln!("P=2 over 3 nodes placed after {split:?}");
     let by = provisioned_by_node(n1).await;
@@ -123,10 +127,13 @@ async fn provisioned_environments_are_split_and_calls_go_where_one_is_warm() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
     // Through the node without one: warm, on another node, one call after another.
+    let mut routed_ms = Vec::new();
     for i in 0..6 {
+        let t = Instant::now();
         let (r, tail) = cold
             .invoke_tail("warm:1", &json!({ "i": i }).to_string())
             .await;
+        routed_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         let body = json_body(&r);
         assert_eq!(body["initType"], "provisioned-concurrency", "{body}");
@@ -147,6 +154,15 @@ async fn provisioned_environments_are_split_and_calls_go_where_one_is_warm() {
         );
     }
     assert_eq!(envs, 0, "an environment was started on {cold_id}");
+
+    let mut local_ms = Vec::new();
+    for _ in 0..6 {
+        let t = Instant::now();
+        let r = warm_node.invoke("warm:1", "{}").await;
+        local_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(r.status, 200);
+    }
+    eprintln!("client-side latency (debug build, loaded VM), ms: routed {routed_ms:.1?}, local {local_ms:.1?}");
 
     // A function error routed is the same answer as a local one.
     let error = r#"{"action":"error","detail":"routed"}"#;
@@ -199,7 +215,10 @@ async fn provisioned_environments_are_split_and_calls_go_where_one_is_warm() {
         assert!(t.elapsed() < Duration::from_secs(10), "{reports:#?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert!(reports.iter().all(|l| !l.contains("Init Duration")), "{reports:#?}");
+    assert!(
+        reports.iter().all(|l| !l.contains("Init Duration")),
+        "{reports:#?}"
+    );
 
     // The internal route takes only calls signed by the cluster.
     for headers in [
@@ -229,9 +248,11 @@ async fn provisioned_environments_are_split_and_calls_go_where_one_is_warm() {
         .await
         .unwrap();
     assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
-    until("no provisioned left", Duration::from_secs(15), || async move {
-        provisioned_by_node(n1).await.values().sum::<u64>() == 0
-    })
+    until(
+        "no provisioned left",
+        Duration::from_secs(15),
+        || async move { provisioned_by_node(n1).await.values().sum::<u64>() == 0 },
+    )
     .await;
 }
 
@@ -249,6 +270,7 @@ struct Tally {
 /// each round.
 async fn client(
     node: &'static str,
+    n: usize,
     api: stratus_cli::client::Api,
     stop: Arc<AtomicBool>,
     tally: Arc<Mutex<Tally>>,
@@ -256,7 +278,7 @@ async fn client(
     let mut k = 0;
     while !stop.load(Ordering::Relaxed) {
         k += 1;
-        let id = format!("s-{node}-{k}");
+        let id = format!("s-{node}.{n}-{k}");
         match api
             .invoke("rec:1", &json!({ "id": id, "sleepMs": 30 }).to_string())
             .await
@@ -275,13 +297,14 @@ async fn client(
                 .errors
                 .push(format!("sync {id}: {e:#}")),
         }
-        let id = format!("a-{node}-{k}");
+        let id = format!("a-{node}.{n}-{k}");
         match api
             .call(
                 "POST",
                 "/2015-03-31/functions/rec:1/invocations",
                 &[("x-amz-invocation-type", "Event")],
-                json!({ "id": id }).to_string(),
+                // Long enough that some are running on n3 when it dies.
+                json!({ "id": id, "sleepMs": 300 }).to_string(),
             )
             .await
         {
@@ -341,15 +364,10 @@ async fn a_node_killed_under_load_loses_nothing_and_its_share_moves() {
     let mut tallies = Vec::new();
     let mut tasks = Vec::new();
     for (id, s) in [("n1", &n1), ("n2", &n2), ("n3", &n3)] {
-        for _ in 0..2 {
+        for n in 0..2 {
             let t = Arc::new(Mutex::new(Tally::default()));
             tallies.push((id, t.clone()));
-            tasks.push(tokio::spawn(client(
-                id,
-                s.api.clone(),
-                stop.clone(),
-                t,
-            )));
+            tasks.push(tokio::spawn(client(id, n, s.api.clone(), stop.clone(), t)));
         }
     }
     tokio::time::sleep(Duration::from_secs(4)).await;

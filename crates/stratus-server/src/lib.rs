@@ -648,17 +648,19 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     // Routing to warm environments on other nodes, signed with a key derived from
     // the cluster's master key; off with TLS (it speaks plain HTTP between nodes).
     let forward = match (&cluster_db, &placement) {
-        (Some((_, n, _, _)), Some(p)) => keys
-            .master_key()?
-            .map(|m| (n.id.clone(), cluster::forward::ForwardKey::derive(&m), p.clone())),
+        (Some((_, n, _, _)), Some(p)) => keys.master_key()?.map(|m| {
+            (
+                n.id.clone(),
+                cluster::forward::ForwardKey::derive(&m),
+                p.clone(),
+            )
+        }),
         _ => None,
     };
     let router_of_calls = match &forward {
-        Some((id, key, p)) if cfg.tls.is_none() => Some(cluster::forward::Router::new(
-            id,
-            key.clone(),
-            p.clone(),
-        )),
+        Some((id, key, p)) if cfg.tls.is_none() => {
+            Some(cluster::forward::Router::new(id, key.clone(), p.clone()))
+        }
         _ => None,
     };
     let state = AppState {

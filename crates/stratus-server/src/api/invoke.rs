@@ -192,10 +192,10 @@ async fn run(
         Some(router) => router.invoke(&s.scheduler, &resolved.spec, req).await?,
     };
     let out = out.map_err(|e| match e {
-            InvokeError::Throttled(reason) => ApiError::throttled(reason.as_str()),
-            InvokeError::ShuttingDown => ApiError::service("The Stratus server is shutting down"),
-            InvokeError::Start(msg) => ApiError::runtime(msg),
-        })?;
+        InvokeError::Throttled(reason) => ApiError::throttled(reason.as_str()),
+        InvokeError::ShuttingDown => ApiError::service("The Stratus server is shutting down"),
+        InvokeError::Start(msg) => ApiError::runtime(msg),
+    })?;
     let mut b = with_ids(
         Response::builder().status(StatusCode::OK),
         request_id,

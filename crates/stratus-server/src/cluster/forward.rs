@@ -555,7 +555,10 @@ mod tests {
         for o in ["no-warm", "shutting-down", "something new"] {
             let mut hm = HeaderMap::new();
             hm.insert(h::OUTCOME, HeaderValue::from_str(o).unwrap());
-            assert!(matches!(decode(&hm, Bytes::new()), Attempt::Declined), "{o}");
+            assert!(
+                matches!(decode(&hm, Bytes::new()), Attempt::Declined),
+                "{o}"
+            );
         }
     }
 }

@@ -354,7 +354,9 @@ mod tests {
         let peer = |id: &str, idle: u32, prov: u32| Peer {
             id: id.into(),
             address: format!("{id}:1"),
-            pools: [(wire_key(&spec.pool_key), (idle, prov))].into_iter().collect(),
+            pools: [(wire_key(&spec.pool_key), (idle, prov))]
+                .into_iter()
+                .collect(),
         };
         assert!(p.install(vec![peer("n1", 0, 2), peer("n3", 1, 1)]));
         assert!(!p.install(vec![peer("n1", 0, 2), peer("n3", 1, 1)]));
