@@ -82,3 +82,75 @@ impl Scheduler {
         self.inner.state.lock().pool_spec(pool_key)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::state::{Refusal, State};
+    use crate::Settings;
+
+    fn spec() -> Arc<FunctionSpec> {
+        Arc::new(FunctionSpec {
+            pool_key: Arc::from("f\u{0}1\u{0}r"),
+            function_name: Arc::from("f"),
+            version: Arc::from("1"),
+            memory_mb: 128,
+            timeout: Duration::from_secs(3),
+            program: "/bin/true".into(),
+            args: Vec::new(),
+            cwd: "/".into(),
+            env: Vec::new(),
+            log_group: Arc::from("/aws/lambda/f"),
+            role_policy: None,
+            mounts: Vec::new(),
+            tmp_mb: 512,
+            network: crate::Network::Host,
+        })
+    }
+
+    #[test]
+    fn a_warm_only_admission_without_an_idle_environment_counts_nothing() {
+        let settings = Settings {
+            scaling_rate_per_10s: 1,
+            ..Settings::default()
+        };
+        let mut st = State::new(&settings);
+        let s = spec();
+        let now = Instant::now();
+        for _ in 0..3 {
+            assert!(matches!(
+                st.acquire_mode(&s, now, None, true),
+                Err(Refusal::NoWarm)
+            ));
+        }
+        assert_eq!(st.busy("f"), 0);
+        assert_eq!(st.metrics("f").throttles, 0);
+        assert!(st.pool_loads().is_empty(), "no environment counted");
+        // The scaling rate (one new environment per 10 s) was not spent on them.
+        let lease = st.acquire_mode(&s, now, None, false).unwrap();
+        assert!(lease.env.is_none(), "room for a cold start");
+    }
+
+    #[test]
+    fn cluster_figures_add_the_other_nodes_and_the_share_is_kept_apart() {
+        let mut st = State::new(&Settings::default());
+        let s = spec();
+        let pool = st.pool(&s);
+        pool.prov_requested = 5;
+        pool.prov_target = 2;
+        pool.prov_alive = 2;
+        let local = st.provisioned_status(&s.pool_key, None).unwrap();
+        assert_eq!((local.requested, local.available), (2, 2));
+        let cluster = st.provisioned_status(&s.pool_key, Some(2)).unwrap();
+        assert_eq!((cluster.requested, cluster.available), (5, 4));
+        assert_eq!(cluster.status, "IN_PROGRESS");
+        let cluster = st.provisioned_status(&s.pool_key, Some(3)).unwrap();
+        assert_eq!((cluster.available, cluster.status), (5, "READY"));
+        // A lower share with nothing idle stops nothing now (busy ones go when done).
+        assert!(st.set_share(&s.pool_key, 1).is_empty());
+        assert_eq!(st.provisioned_pools()[0].1, 5, "the request is unchanged");
+    }
+}
