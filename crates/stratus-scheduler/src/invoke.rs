@@ -53,41 +53,105 @@ impl Scheduler {
         spec: &Arc<FunctionSpec>,
         req: InvokeRequest,
     ) -> Result<InvokeResponse, InvokeError> {
-        if self.inner.shutdown.is_set() {
-            return Err(InvokeError::ShuttingDown);
+        let lease = match self.admit(spec, &req, false).await {
+            Ok(lease) => lease,
+            Err(Admitted::Answered(answer)) => return answer,
+            // Not reached: only a warm-only admission refuses for want of a warm
+            // environment. Should it ever be, answer as for a full node.
+            Err(Admitted::NoWarm) => {
+                return Err(InvokeError::Throttled(
+                    crate::ThrottleReason::ConcurrentInvocationLimitExceeded,
+                ))
+            }
+        };
+        self.run_leased(spec, req, lease).await
+    }
+
+    /// Runs `req` only if an environment of `spec`'s pool is idle now (a cluster
+    /// routes calls to nodes that have one); otherwise hands `req` back untouched
+    /// (`Err`), nothing counted. Limits and throttles are those of
+    /// [`Scheduler::invoke`].
+    pub async fn invoke_warm(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        req: InvokeRequest,
+    ) -> Result<Result<InvokeResponse, InvokeError>, InvokeRequest> {
+        let span = tracing::info_span!(
+            "invoke",
+            request_id = %req.request_id,
+            function = %spec.function_name,
+            version = %spec.version,
+        );
+        async {
+            match self.admit(spec, &req, true).await {
+                Ok(lease) => Ok(self.run_leased(spec, req, lease).await),
+                Err(Admitted::Answered(answer)) => Ok(answer),
+                Err(Admitted::NoWarm) => Err(req),
+            }
         }
-        let mut acquired = self.inner.state.lock().acquire(spec, Instant::now(), None);
+        .instrument(span)
+        .await
+    }
+
+    /// Takes a slot (and an idle environment when there is one) for `req`.
+    async fn admit(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        req: &InvokeRequest,
+        warm_only: bool,
+    ) -> Result<crate::state::Lease, Admitted> {
+        if self.inner.shutdown.is_set() {
+            return Err(Admitted::Answered(Err(InvokeError::ShuttingDown)));
+        }
+        let mut acquired =
+            self.inner
+                .state
+                .lock()
+                .acquire_mode(spec, Instant::now(), None, warm_only);
         if let Err(Refusal::Ask(ask)) = acquired {
             // The node's share of a cluster-wide pool is used up: wait (bounded) for
             // more, off the lock, then take the local slot with it.
             acquired = if ask.limiter.acquire(ask.pool.clone(), ask.limit).await {
-                self.inner
-                    .state
-                    .lock()
-                    .acquire(spec, Instant::now(), Some(ask.pool))
+                self.inner.state.lock().acquire_mode(
+                    spec,
+                    Instant::now(),
+                    Some(ask.pool),
+                    warm_only,
+                )
             } else {
                 self.inner.state.lock().count_throttle(&spec.function_name);
                 Err(Refusal::Throttled(ask.reason))
             };
         }
-        let mut lease = match acquired {
-            Ok(lease) => lease,
+        match acquired {
+            Ok(lease) => Ok(lease),
+            Err(Refusal::NoWarm) => Err(Admitted::NoWarm),
             Err(Refusal::Throttled(reason)) => {
                 self.record_throttle(spec, &req.invoked_arn);
-                return Err(InvokeError::Throttled(reason));
+                Err(Admitted::Answered(Err(InvokeError::Throttled(reason))))
             }
             Err(Refusal::BackingOff(err)) => {
-                self.record(|| record(spec, &req, Duration::ZERO, None, (false, false)));
-                return Ok(function_error(&err));
+                self.record(|| record(spec, req, Duration::ZERO, None, (false, false)));
+                Err(Admitted::Answered(Ok(function_error(&err))))
             }
             // Not reached: with a slot in hand the gate is not asked again. Should it
             // ever be, throttle rather than loop.
             Err(Refusal::Ask(ask)) => {
                 self.inner.state.lock().count_throttle(&spec.function_name);
                 self.record_throttle(spec, &req.invoked_arn);
-                return Err(InvokeError::Throttled(ask.reason));
+                Err(Admitted::Answered(Err(InvokeError::Throttled(ask.reason))))
             }
-        };
+        }
+    }
+
+    /// Runs `req` with the slot `lease` holds: on its idle environment, or on a new
+    /// one.
+    async fn run_leased(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        req: InvokeRequest,
+        mut lease: crate::state::Lease,
+    ) -> Result<InvokeResponse, InvokeError> {
         match lease.env.take() {
             Some(env) => {
                 let mut settle = Settle::new(self, spec, lease, env, &req, None);
@@ -253,6 +317,14 @@ impl Scheduler {
             self.reconcile_provisioned(&env.pool_key);
         }
     }
+}
+
+/// Why [`Scheduler::admit`] gave no slot.
+enum Admitted {
+    /// The call is answered without running (throttled, init back-off, shutdown).
+    Answered(Result<InvokeResponse, InvokeError>),
+    /// Warm only, and no environment is idle.
+    NoWarm,
 }
 
 /// An invocation handed to an environment and not yet concluded.

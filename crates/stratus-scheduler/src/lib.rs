@@ -27,6 +27,7 @@ mod invoke;
 mod limits;
 mod logpump;
 mod observe;
+mod placement;
 mod provisioned;
 mod state;
 pub mod trace;
@@ -46,6 +47,7 @@ pub use credentials::{CredentialIssuer, EnvCredentials, Revocation};
 pub use limits::{ConcurrencyLimiter, Gate, LimitPool, SlotFuture, ThrottleReason};
 pub use logpump::{LogLine, LogSink};
 pub use observe::{Gauges, InvocationRecord, MetricsSink};
+pub use placement::{Placement, PoolLoad};
 
 /// Server-wide scheduling settings (Lambda's defaults).
 #[derive(Debug, Clone)]
@@ -224,6 +226,8 @@ struct Inner {
     credentials: parking_lot::RwLock<Option<Arc<dyn CredentialIssuer>>>,
     /// Set once at start; read lock-free on every invocation.
     metrics: std::sync::OnceLock<Arc<dyn MetricsSink>>,
+    /// A cluster's placement of provisioned environments; unset on a single node.
+    placement: std::sync::OnceLock<Arc<dyn Placement>>,
 }
 
 /// A tiny shutdown flag shared by background tasks.
@@ -256,6 +260,7 @@ impl Scheduler {
             shutdown: Default::default(),
             credentials: Default::default(),
             metrics: Default::default(),
+            placement: Default::default(),
         });
         let sched = Scheduler { inner };
         sched.spawn_reaper();

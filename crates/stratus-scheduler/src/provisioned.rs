@@ -12,12 +12,15 @@ use crate::{FunctionSpec, ProvisionedStatus, Scheduler};
 
 impl Scheduler {
     /// Sets the provisioned target of `spec`'s pool and starts or stops environments
-    /// to meet it. `0` removes the floor.
+    /// to meet it. `0` removes the floor. With a [`crate::Placement`] installed (a
+    /// cluster), `target` is the cluster's and this node keeps its share of it.
     pub fn set_provisioned(&self, spec: &Arc<FunctionSpec>, target: u32) {
+        let share = self.share_of(spec, target);
         let surplus = {
             let mut st = self.inner.state.lock();
             let pool = st.pool(spec);
-            pool.prov_target = target;
+            pool.prov_requested = target;
+            pool.prov_target = share;
             pool.prov_failures = 0;
             pool.prov_reason = None;
             st.take_surplus_provisioned(&spec.pool_key)
@@ -29,8 +32,14 @@ impl Scheduler {
     }
 
     /// The provisioned state of the pool `pool_key`, if it exists.
+    /// In a cluster, the figures are the cluster's: this node's environments plus
+    /// those the other nodes report ([`crate::Placement::alive_elsewhere`]).
     pub fn provisioned_status(&self, pool_key: &str) -> Option<ProvisionedStatus> {
-        self.inner.state.lock().provisioned_status(pool_key)
+        let elsewhere = self.placement().map(|p| p.alive_elsewhere(pool_key));
+        self.inner
+            .state
+            .lock()
+            .provisioned_status(pool_key, elsewhere)
     }
 
     /// Provisioned environments of the pool `pool_key` that are busy now, and how

@@ -30,6 +30,10 @@ pub(crate) struct Pool {
     /// Live environments of this pool, starting ones included.
     total: u32,
     pub(crate) prov_target: u32,
+    /// The provisioned count asked of the whole cluster (`prov_target` is this
+    /// node's share of it, see `placement.rs`); equal to `prov_target` on a single
+    /// node.
+    pub(crate) prov_requested: u32,
     pub(crate) prov_alive: u32,
     pub(crate) prov_starting: u32,
     pub(crate) prov_failures: u32,
@@ -48,6 +52,7 @@ impl Pool {
             idle_od: Vec::new(),
             total: 0,
             prov_target: 0,
+            prov_requested: 0,
             prov_alive: 0,
             prov_starting: 0,
             prov_failures: 0,
@@ -95,6 +100,8 @@ pub(crate) enum Refusal {
     Throttled(ThrottleReason),
     /// Cold starts of this pool are backing off after repeated init failures.
     BackingOff(ErrorBody),
+    /// Asked for a warm environment only, and none is idle.
+    NoWarm,
     /// The local limits allow it, but the node's share of the cluster-wide pool is
     /// used up: ask the limiter (off the lock), then acquire again with the slot.
     Ask(ClusterAsk),
@@ -242,13 +249,26 @@ impl State {
     ///
     /// `held` is a cluster-wide slot the caller already took (after
     /// [`Refusal::Ask`]); the lease keeps it, or it is given back on refusal.
+    #[cfg(test)]
     pub(crate) fn acquire(
         &mut self,
         spec: &Arc<FunctionSpec>,
         now: Instant,
         held: Option<LimitPool>,
     ) -> Result<Lease, Refusal> {
-        let r = self.try_acquire(spec, now, held);
+        self.acquire_mode(spec, now, held, false)
+    }
+
+    /// [`State::acquire`]; with `warm_only`, refuses with [`Refusal::NoWarm`]
+    /// rather than make room for a cold start.
+    pub(crate) fn acquire_mode(
+        &mut self,
+        spec: &Arc<FunctionSpec>,
+        now: Instant,
+        held: Option<LimitPool>,
+        warm_only: bool,
+    ) -> Result<Lease, Refusal> {
+        let r = self.try_acquire(spec, now, held, warm_only);
         if let Err(Refusal::Throttled(_)) = r {
             self.function(&spec.function_name).metrics.throttles += 1;
         }
@@ -260,6 +280,7 @@ impl State {
         spec: &Arc<FunctionSpec>,
         now: Instant,
         held: Option<LimitPool>,
+        warm_only: bool,
     ) -> Result<Lease, Refusal> {
         let unreserved_cap = self.account.saturating_sub(self.reserved_total);
         let unreserved_busy = self.unreserved_busy;
@@ -315,7 +336,7 @@ impl State {
                 }
             }
         };
-        let r = self.take_env(spec, now);
+        let r = self.take_env(spec, now, warm_only);
         if r.is_err() {
             if let (Some(limiter), Some(slot)) = (&self.limiter, &cluster) {
                 limiter.release(slot);
@@ -342,12 +363,16 @@ impl State {
         &mut self,
         spec: &Arc<FunctionSpec>,
         now: Instant,
+        warm_only: bool,
     ) -> Result<(Option<Arc<Env>>, bool, bool), Refusal> {
         let pool = self.pool(spec);
         let prov_env = pool.idle_prov.pop();
         let provisioned = prov_env.is_some();
         let spillover = !provisioned && pool.prov_target > 0;
         let env = prov_env.or_else(|| pool.idle_od.pop().map(|(env, _)| env));
+        if env.is_none() && warm_only {
+            return Err(Refusal::NoWarm);
+        }
         if env.is_none() {
             if let (Some(until), Some(err)) = (pool.backoff_until, &pool.last_init_error) {
                 if now < until {
@@ -472,6 +497,7 @@ impl State {
             if key.starts_with(prefix) {
                 pool.retired = true;
                 pool.prov_target = 0;
+                pool.prov_requested = 0;
                 out.append(&mut pool.idle_prov);
                 out.extend(pool.idle_od.drain(..).map(|(e, _)| e));
             }
@@ -486,6 +512,7 @@ impl State {
         for pool in self.pools.values_mut() {
             pool.retired = true;
             pool.prov_target = 0;
+            pool.prov_requested = 0;
             out.append(&mut pool.idle_prov);
             out.extend(pool.idle_od.drain(..).map(|(e, _)| e));
         }
@@ -536,8 +563,33 @@ impl State {
         Some((alive.saturating_sub(idle), alive))
     }
 
-    pub(crate) fn provisioned_status(&self, key: &str) -> Option<ProvisionedStatus> {
+    /// `elsewhere`: provisioned environments of this pool alive on the other nodes
+    /// of a cluster (`None` on a single node), so the figures are the cluster's.
+    pub(crate) fn provisioned_status(
+        &self,
+        key: &str,
+        elsewhere: Option<u32>,
+    ) -> Option<ProvisionedStatus> {
         let pool = self.pools.get(key)?;
+        if let Some(others) = elsewhere {
+            let alive = pool.prov_alive.saturating_add(others);
+            let requested = pool.prov_requested;
+            let status = if alive >= requested {
+                "READY"
+            } else if pool.prov_failures >= 3 {
+                "FAILED"
+            } else {
+                "IN_PROGRESS"
+            };
+            return Some(ProvisionedStatus {
+                requested,
+                available: alive.min(requested),
+                status,
+                reason: (status == "FAILED")
+                    .then(|| pool.prov_reason.clone())
+                    .flatten(),
+            });
+        }
         let status = if pool.prov_alive >= pool.prov_target {
             "READY"
         } else if pool.prov_failures >= 3 {
@@ -553,6 +605,48 @@ impl State {
                 .then(|| pool.prov_reason.clone())
                 .flatten(),
         })
+    }
+
+    /// Pools with a provisioned floor asked of them (live ones): spec, requested.
+    pub(crate) fn provisioned_pools(&self) -> Vec<(Arc<FunctionSpec>, u32)> {
+        self.pools
+            .values()
+            .filter(|p| !p.retired && (p.prov_requested > 0 || p.prov_target > 0))
+            .map(|p| (p.spec.clone(), p.prov_requested))
+            .collect()
+    }
+
+    pub(crate) fn pool_spec(&self, key: &str) -> Option<Arc<FunctionSpec>> {
+        self.pools
+            .get(key)
+            .filter(|p| !p.retired)
+            .map(|p| p.spec.clone())
+    }
+
+    /// What each live pool has: environments, idle ones, provisioned ones alive.
+    pub(crate) fn pool_loads(&self) -> Vec<crate::PoolLoad> {
+        self.pools
+            .values()
+            .filter(|p| !p.retired && p.total > 0)
+            .map(|p| crate::PoolLoad {
+                pool_key: p.spec.pool_key.clone(),
+                total: p.total,
+                idle: (p.idle_prov.len() + p.idle_od.len()) as u32,
+                provisioned: p.prov_alive,
+            })
+            .collect()
+    }
+
+    /// Sets a pool's provisioned target (this node's share) without touching what
+    /// was requested; returns the idle provisioned environments now surplus.
+    pub(crate) fn set_share(&mut self, key: &str, share: u32) -> Vec<Arc<Env>> {
+        match self.pools.get_mut(key) {
+            Some(pool) if !pool.retired && pool.prov_target != share => {
+                pool.prov_target = share;
+                self.take_surplus_provisioned(key)
+            }
+            _ => Vec::new(),
+        }
     }
 
     pub(crate) fn env_counts(&self) -> HashMap<String, (u32, u32)> {

@@ -458,6 +458,16 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         })
     })));
     let scheduler = Scheduler::new(settings, driver, logs.clone());
+    // A cluster splits provisioned environments over its live nodes: installed
+    // before the registry hands the scheduler its floors (docs/cluster.md).
+    let placement = match (&plan.cluster, &node) {
+        (Some(_), Some(n)) => {
+            let p = cluster::placement::Placement::new(&n.id);
+            scheduler.set_placement(p.clone());
+            Some(p)
+        }
+        _ => None,
+    };
     let runtimes = Runtimes::prepare(
         &dir.join("runtimes"),
         cfg.node.as_deref(),
@@ -655,6 +665,24 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         Some((pool, n, _, _)) => cluster::Membership::cluster(n, pool.clone()),
         None => cluster::Membership::single(addr),
     };
+    // Routing to warm environments on other nodes, signed with a key derived from
+    // the cluster's master key; off with TLS (it speaks plain HTTP between nodes).
+    let forward = match (&cluster_db, &placement) {
+        (Some((_, n, _, _)), Some(p)) => keys.master_key()?.map(|m| {
+            (
+                n.id.clone(),
+                cluster::forward::ForwardKey::derive(&m),
+                p.clone(),
+            )
+        }),
+        _ => None,
+    };
+    let router_of_calls = match &forward {
+        Some((id, key, p)) if cfg.tls.is_none() => {
+            Some(cluster::forward::Router::new(id, key.clone(), p.clone()))
+        }
+        _ => None,
+    };
     let state = AppState {
         autoscaler,
         registry,
@@ -667,6 +695,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         sealer,
         metrics,
         membership,
+        router: router_of_calls,
     };
     let limits = cfg.limits.clone();
     let acceptor = tls.as_ref().map(|t| t.config.clone());
@@ -691,6 +720,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             state.triggers.mappings.clone(),
             stop.subscribe(),
         );
+        if let Some(p) = &placement {
+            cluster::placement::spawn(
+                pool.clone(),
+                p.clone(),
+                state.scheduler.clone(),
+                stop.subscribe(),
+            );
+        }
     }
     let gateway = match gateway_listener {
         None => None,
@@ -718,6 +755,13 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     // The same authenticated API on every listener, the ones inside environments'
     // network namespaces included (functions sign with their session credentials).
     let mut app = auth::layer(api::app(state.clone()), auth.clone());
+    if let Some((_, key, _)) = forward {
+        // Outside authentication: the route checks the cluster's signature itself.
+        app = app.merge(cluster::forward::routes(cluster::forward::Target {
+            key,
+            scheduler: state.scheduler.clone(),
+        }));
+    }
     if cfg.metrics_open {
         // Prometheus cannot sign: `GET /metrics` is answered before authentication.
         let store = state.metrics.clone();

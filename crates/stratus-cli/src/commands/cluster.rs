@@ -65,10 +65,11 @@ fn table(v: &Value) -> String {
         "HEALTH",
         "ENVIRONMENTS",
         "IN-FLIGHT",
+        "PROVISIONED",
         "LOAD",
         "LAST HEARTBEAT",
     ];
-    let mut rows: Vec<[String; 7]> = vec![header.map(String::from)];
+    let mut rows: Vec<[String; 8]> = vec![header.map(String::from)];
     for n in v["nodes"].as_array().into_iter().flatten() {
         let me = if n["self"] == true { " *" } else { "" };
         rows.push([
@@ -77,11 +78,12 @@ fn table(v: &Value) -> String {
             n["health"].as_str().unwrap_or("?").to_string(),
             n["environments"].as_u64().unwrap_or(0).to_string(),
             n["inFlight"].as_u64().unwrap_or(0).to_string(),
+            n["provisioned"].as_u64().unwrap_or(0).to_string(),
             format!("{:.2}", n["load"].as_f64().unwrap_or(0.0)),
             age(n["heartbeatAgeMs"].as_i64().unwrap_or(0)),
         ]);
     }
-    let mut widths = [0usize; 7];
+    let mut widths = [0usize; 8];
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
@@ -125,7 +127,9 @@ mod tests {
         assert_eq!(lines.len(), 4, "{t}");
         assert!(lines[0].starts_with("mode: cluster (2 nodes"), "{t}");
         assert!(
-            lines[1].starts_with("NODE") && lines[1].contains("LAST HEARTBEAT"),
+            lines[1].starts_with("NODE")
+                && lines[1].contains("PROVISIONED")
+                && lines[1].contains("LAST HEARTBEAT"),
             "{t}"
         );
         assert!(

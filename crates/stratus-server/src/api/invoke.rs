@@ -186,15 +186,16 @@ async fn run(
         tail,
         trace_id: Some(trace_id.clone()),
     };
-    let out = s
-        .scheduler
-        .invoke(&resolved.spec, req)
-        .await
-        .map_err(|e| match e {
-            InvokeError::Throttled(reason) => ApiError::throttled(reason.as_str()),
-            InvokeError::ShuttingDown => ApiError::service("The Stratus server is shutting down"),
-            InvokeError::Start(msg) => ApiError::runtime(msg),
-        })?;
+    let out = match &s.router {
+        None => s.scheduler.invoke(&resolved.spec, req).await,
+        // A cluster: a warm environment here, else on another node, else a new one.
+        Some(router) => router.invoke(&s.scheduler, &resolved.spec, req).await?,
+    };
+    let out = out.map_err(|e| match e {
+        InvokeError::Throttled(reason) => ApiError::throttled(reason.as_str()),
+        InvokeError::ShuttingDown => ApiError::service("The Stratus server is shutting down"),
+        InvokeError::Start(msg) => ApiError::runtime(msg),
+    })?;
     let mut b = with_ids(
         Response::builder().status(StatusCode::OK),
         request_id,

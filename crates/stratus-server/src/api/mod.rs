@@ -68,6 +68,8 @@ pub struct AppState {
     pub metrics: stratus_metrics::MetricsStore,
     /// This node, and in cluster mode the others (`GET /stratus/v1/cluster`).
     pub membership: crate::cluster::Membership,
+    /// In cluster mode: routes invocations to nodes with warm environments.
+    pub router: Option<Arc<crate::cluster::forward::Router>>,
 }
 
 impl AppState {

@@ -14,14 +14,18 @@
 //! - [`grants`]: cluster-wide concurrency, slots leased from PostgreSQL in batches.
 //! - `pollers`: which node polls which SQS event source mapping (rendezvous
 //!   hashing over the healthy nodes).
+//! - [`placement`]: provisioned environments split over the live nodes; who has
+//!   warm environments. [`forward`]: invocations routed to a node with a warm one.
 //!
 //! Only this module knows that other nodes exist; the API handlers do not.
 
 pub(crate) mod changes;
+pub mod forward;
 pub mod grants;
 mod nodes;
 pub mod pg;
 pub(crate) mod pollers;
+pub mod placement;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

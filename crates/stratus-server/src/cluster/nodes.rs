@@ -29,6 +29,12 @@ pub struct NodeInfo {
     pub load: f64,
     /// The Stratus version it runs.
     pub version: String,
+    /// Provisioned environments alive.
+    #[serde(default)]
+    pub provisioned: u32,
+    /// Per pool: idle and provisioned environments (placement and routing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pools: Vec<super::placement::PoolInfo>,
 }
 
 impl NodeInfo {
@@ -43,11 +49,14 @@ impl NodeInfo {
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse().ok())
             .unwrap_or(0.0);
+        let pools = super::placement::local_pools(scheduler);
         Self {
             environments,
             in_flight,
             load,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            provisioned: pools.iter().map(|p| p.provisioned).sum(),
+            pools,
         }
     }
 }
@@ -90,6 +99,7 @@ impl NodeStatus {
             "self": self.id == me,
             "environments": self.info.environments,
             "inFlight": self.info.in_flight,
+            "provisioned": self.info.provisioned,
             "load": self.info.load,
             "version": self.info.version,
             "startedAt": iso(self.started_ms),
