@@ -12,12 +12,15 @@
 //!   nodes wrote.
 //! - [`pg`]: the PostgreSQL pool, migrations and change notifications.
 //! - [`grants`]: cluster-wide concurrency, slots leased from PostgreSQL in batches.
+//! - [`peers`]: signed HTTP calls to the other nodes, for reads of node-local logs
+//!   and metrics.
 //!
 //! Only this module knows that other nodes exist; the API handlers do not.
 
 pub(crate) mod changes;
 pub mod grants;
 mod nodes;
+pub mod peers;
 pub mod pg;
 
 use std::net::SocketAddr;
