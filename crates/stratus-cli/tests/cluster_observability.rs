@@ -71,6 +71,36 @@ async fn aws(s: &Server, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `aws logs tail GROUP --since 1h` of the AWS CLI v2 (Debian's, run as
+/// `tests/observability.rs` runs it: only Debian's packages importable) through `s`.
+async fn aws_v2_tail(s: &Server, group: &str) -> String {
+    let out = tokio::process::Command::new("/usr/bin/python3")
+        .args(["-S", "/usr/bin/aws", "logs", "tail", group, "--since", "1h"])
+        .args(["--endpoint-url", &ep(s), "--region", "us-east-1"])
+        .env("PYTHONPATH", "/usr/lib/python3/dist-packages")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            s.data_dir.join("credentials"),
+        )
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_PAGER", "")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("PYTHONHOME")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run AWS CLI v2 (/usr/bin/aws, installed by scripts/test)");
+    assert!(
+        out.status.success(),
+        "aws logs tail: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
 /// A CloudWatch Logs call through `s` (JSON 1.1), its status, unreachable nodes and body.
 async fn logs_call(s: &Server, op: &str, body: Value) -> (u16, Option<String>, Value) {
     logs_call_with(s, op, body, &[]).await
@@ -244,9 +274,18 @@ async fn logs_and_metrics_of_every_node_read_through_any_node() {
         assert_eq!(count(&printed, &format!("MARK {t}")), 1, "{out}");
     }
 
+    // `aws logs tail` (AWS CLI v2, which drops events it has seen by eventId)
+    // through n1: both nodes' lines, each once.
+    let group = format!("/aws/lambda/{MARKER}");
+    let out = aws_v2_tail(&n1, &group).await;
+    let printed: Vec<String> = out.lines().map(str::to_string).collect();
+    assert_eq!(marks(&printed, "MARK "), all, "{out}");
+    for t in &all {
+        assert_eq!(count(&printed, &format!("MARK {t}")), 1, "{out}");
+    }
+
     // `aws logs filter-log-events` through n1, two events a page: every page's
     // token holds each node's position; every line comes exactly once.
-    let group = format!("/aws/lambda/{MARKER}");
     let v = aws(
         &n1,
         &[
@@ -298,6 +337,32 @@ async fn logs_and_metrics_of_every_node_read_through_any_node() {
     assert!(pages >= 3, "{pages} pages of at most 3 for 8 lines");
     assert_eq!(seen.len(), all.len(), "{seen:#?}");
     assert_eq!(marks(&seen, "MARK "), all);
+
+    // What a fanned-out read costs (printed, not asserted): FilterLogEvents through
+    // n1 asking n2 and n3, against n1 answering alone.
+    for (what, extra) in [
+        ("fan-out to 2 nodes", &[][..]),
+        ("local only", &[("x-stratus-fanout", "local")][..]),
+    ] {
+        let mut took = Vec::new();
+        for _ in 0..20 {
+            let t0 = std::time::Instant::now();
+            let (status, _, _) = logs_call_with(
+                &n1,
+                "FilterLogEvents",
+                json!({ "logGroupName": group, "limit": 100 }),
+                extra,
+            )
+            .await;
+            took.push(t0.elapsed());
+            assert!(status == 200 || status == 400);
+        }
+        took.sort();
+        eprintln!(
+            "FilterLogEvents through n1, {what}: p50 {:?}, max {:?} (20 calls)",
+            took[10], took[19]
+        );
+    }
 
     // DescribeLogStreams through n1 lists both nodes' streams; GetLogEvents through
     // n1 reads a stream that lives on n2.
