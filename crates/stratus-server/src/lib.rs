@@ -636,7 +636,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         None => cluster::Membership::single(addr),
     };
     let peers = match &cluster_db {
-        Some((pool, n, _, _)) => cluster::peers::Peers::cluster(&n.id, pool.clone(), auth.clone()),
+        Some((pool, n, _, _)) => {
+            cluster::peers::Peers::cluster(&n.id, pool.clone(), auth.clone(), scheme == "https")
+        }
         None => cluster::peers::Peers::none(),
     };
     let state = AppState {

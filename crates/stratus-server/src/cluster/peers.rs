@@ -56,6 +56,7 @@ pub fn is_local(headers: &HeaderMap) -> bool {
 #[derive(Clone, Default)]
 pub struct Peers {
     inner: Option<Arc<Inner>>,
+    node: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Peers {
@@ -136,12 +137,20 @@ pub struct PeerRequest {
 impl Peers {
     /// The single node: no peers.
     pub fn none() -> Self {
-        Self { inner: None }
+        Self {
+            inner: None,
+            node: None,
+        }
     }
 
     /// Node `me` of the cluster whose `nodes` table `pool` reaches, signing with the
-    /// admin key of `auth`.
-    pub(crate) fn cluster(me: &str, pool: Pool, auth: Arc<Auth>) -> Self {
+    /// admin key of `auth`. With `tls` (the nodes serve HTTPS) no peer is asked: the
+    /// client speaks plain HTTP only, so reads cover this node (said once, here).
+    pub(crate) fn cluster(me: &str, pool: Pool, auth: Arc<Auth>, tls: bool) -> Self {
+        if tls {
+            tracing::warn!(node = %me, "with --tls, reads of logs and metrics cover this node only: the cluster's fan-out speaks plain HTTP");
+            return Self::none_in_cluster(me);
+        }
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(CALL_TIMEOUT));
         connector.set_nodelay(true);
@@ -156,17 +165,26 @@ impl Peers {
                 client,
                 nodes: Mutex::new(None),
             })),
+            node: Some(Arc::from(me)),
         }
     }
 
-    /// Whether this node is part of a cluster (reads fan out).
+    /// Node `me` of a cluster, asking no peer (see [`Peers::cluster`]).
+    fn none_in_cluster(me: &str) -> Self {
+        Self {
+            inner: None,
+            node: Some(Arc::from(me)),
+        }
+    }
+
+    /// Whether reads fan out to other nodes.
     pub fn is_cluster(&self) -> bool {
         self.inner.is_some()
     }
 
-    /// This node's id in a cluster.
+    /// This node's id in a cluster (`None` on a single node).
     pub fn node_id(&self) -> Option<&str> {
-        self.inner.as_deref().map(|i| i.me.as_str())
+        self.node.as_deref()
     }
 
     /// The other healthy nodes (none for a single node). A failed read of the
