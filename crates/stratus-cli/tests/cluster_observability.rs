@@ -416,6 +416,25 @@ async fn logs_and_metrics_of_every_node_read_through_any_node() {
     // CloudWatch metrics through n1 (which ran none): the cluster's total.
     let sum = invocations_sum(&n1, MARKER).await;
     assert_eq!(sum, all.len() as f64, "Invocations Sum through n1");
+    // The dashboard's series (and `stratus metrics`) through n1: the same total.
+    let r = n1
+        .api
+        .call(
+            "GET",
+            &format!("/stratus/v1/metrics/series?function={MARKER}&minutes=30"),
+            &[],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let total: f64 = json_body(&r)["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Invocations"].as_f64().unwrap())
+        .sum();
+    assert_eq!(total, all.len() as f64, "series through n1");
     let only_n1 = n1
         .api
         .call(

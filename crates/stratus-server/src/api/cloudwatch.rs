@@ -23,7 +23,7 @@ use super::AppState;
 /// Every node's metrics in a cluster: reads merge the other nodes' minutes.
 #[path = "cloudwatch_cluster.rs"]
 mod cluster;
-use cluster::Source;
+pub(crate) use cluster::{mark_unreachable, Source};
 
 /// Path prefix of the RPC v2 CBOR operations.
 pub(crate) const CBOR_PREFIX: &str = "/service/GraniteServiceVersion20100801/operation/";

@@ -84,14 +84,14 @@ fn minute_of(secs: i64) -> i64 {
 
 /// Where a read's data comes from: this node's store, and in a cluster (unless the
 /// request is itself a peer's) the other nodes.
-pub(super) struct Source {
+pub(crate) struct Source {
     store: MetricsStore,
     fan: Option<(Peers, tokio::runtime::Handle)>,
     unreachable: Mutex<Vec<(String, String)>>,
 }
 
 impl Source {
-    pub(super) fn new(s: &AppState, headers: &http::HeaderMap) -> Self {
+    pub(crate) fn new(s: &AppState, headers: &http::HeaderMap) -> Self {
         let fan = (s.peers.is_cluster() && !is_local(headers))
             .then(|| (s.peers.clone(), tokio::runtime::Handle::current()));
         Self {
@@ -102,7 +102,7 @@ impl Source {
     }
 
     /// The nodes that did not answer.
-    pub(super) fn unreachable(&self) -> Vec<(String, String)> {
+    pub(crate) fn unreachable(&self) -> Vec<(String, String)> {
         std::mem::take(&mut *self.unreachable.lock())
     }
 
@@ -167,6 +167,45 @@ impl Source {
                 .statistics(namespace, metric, dims, start, end, period)
                 .map_err(|e| e.to_string());
         }
+        let start_minute = minute_of(start);
+        let period = period.max(60);
+        let mut buckets: BTreeMap<i64, Agg> = BTreeMap::new();
+        for (m, a) in self.minutes(namespace, metric, dims, start, end)? {
+            let b = start_minute + (m - start_minute).div_euclid(period) * period;
+            buckets.entry(b).and_modify(|x| x.merge(&a)).or_insert(a);
+        }
+        Ok(buckets.into_iter().collect())
+    }
+
+    /// The dashboard's series (`GET /stratus/v1/metrics/series`) of the cluster.
+    pub(crate) fn series(
+        &self,
+        function: Option<&str>,
+        qualifier: Option<&str>,
+        from: i64,
+        to: i64,
+        period: i64,
+    ) -> Result<Vec<stratus_metrics::SeriesPoint>, String> {
+        if self.fan.is_none() {
+            return self
+                .store
+                .series(function, qualifier, from, to, period)
+                .map_err(|e| e.to_string());
+        }
+        MetricsStore::series_of(function, qualifier, from, to, period, &|m, d, a, b| {
+            self.minutes(stratus_metrics::LAMBDA, m, d, a, b)
+        })
+    }
+
+    /// Every node's minutes of `[start, end)`, merged minute by minute.
+    fn minutes(
+        &self,
+        namespace: &str,
+        metric: &str,
+        dims: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<BTreeMap<i64, Agg>, String> {
         let mut by_minute: BTreeMap<i64, Vec<Agg>> = BTreeMap::new();
         for (m, a) in self
             .store
@@ -201,17 +240,10 @@ impl Source {
                     .push((node, "answered minutes of another form".into())),
             }
         }
-        let start = minute_of(start);
-        let period = period.max(60);
-        let mut buckets: BTreeMap<i64, Agg> = BTreeMap::new();
-        for (m, nodes) in by_minute {
-            let Some(a) = combine(metric, &nodes) else {
-                continue;
-            };
-            let b = start + (m - start).div_euclid(period) * period;
-            buckets.entry(b).and_modify(|x| x.merge(&a)).or_insert(a);
-        }
-        Ok(buckets.into_iter().collect())
+        Ok(by_minute
+            .into_iter()
+            .filter_map(|(m, nodes)| Some((m, combine(metric, &nodes)?)))
+            .collect())
     }
 
     /// ListMetrics over every node.
@@ -338,7 +370,7 @@ pub(super) async fn local_minutes(
 }
 
 /// Names the nodes that did not answer on `resp` (and logs them).
-pub(super) fn mark_unreachable(resp: &mut Response, failures: &[(String, String)]) {
+pub(crate) fn mark_unreachable(resp: &mut Response, failures: &[(String, String)]) {
     if let Some(nodes) = report_unreachable("reading metrics", failures) {
         if let Ok(v) = http::HeaderValue::from_str(&nodes) {
             resp.headers_mut().insert(UNREACHABLE_HEADER, v);

@@ -97,7 +97,11 @@ struct SeriesQuery {
 }
 
 /// `GET /stratus/v1/metrics/series?function=NAME[&qualifier=Q]&minutes=60`.
-async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Response {
+async fn series(
+    State(s): State<AppState>,
+    headers: http::HeaderMap,
+    Query(q): Query<SeriesQuery>,
+) -> Response {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let period = q.period.unwrap_or(60);
     if period < 60 || period % 60 != 0 {
@@ -135,13 +139,20 @@ async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Resp
         return ApiError::invalid("qualifier needs function").into_response();
     }
     s.metrics.sync().await;
-    let store = s.metrics.clone();
+    // In a cluster, every node's minutes (`cloudwatch_cluster.rs`).
+    let src = cloudwatch::Source::new(&s, &headers);
     let (f, ql) = (q.function.clone(), q.qualifier.clone());
     let points = tokio::task::spawn_blocking(move || {
-        store.series(f.as_deref(), ql.as_deref(), from, to, period)
+        let points = src.series(f.as_deref(), ql.as_deref(), from, to, period);
+        (points, src.unreachable())
     })
     .await;
-    match points {
+    let mut failed = Vec::new();
+    let points = points.map(|(points, unreachable)| {
+        failed = unreachable;
+        points
+    });
+    let mut resp = match points {
         Ok(Ok(points)) => json(
             StatusCode::OK,
             &serde_json::json!({
@@ -151,9 +162,11 @@ async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Resp
                 "points": points,
             }),
         ),
-        Ok(Err(e)) => ApiError::service(e.to_string()).into_response(),
+        Ok(Err(e)) => ApiError::service(e).into_response(),
         Err(e) => ApiError::service(e.to_string()).into_response(),
-    }
+    };
+    cloudwatch::mark_unreachable(&mut resp, &failed);
+    resp
 }
 
 async fn cloudwatch_cbor(
