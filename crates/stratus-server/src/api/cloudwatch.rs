@@ -11,7 +11,8 @@
 //! trees, so the operations themselves are protocol-free. Errors are each
 //! protocol's (`__type` and `message`), with `x-amzn-query-error` for the
 //! query-compatible error codes (`InvalidParameterValue`, `MissingParameter`, …)
-//! that boto3 reports.
+//! that boto3 reports. In a cluster the reads merge every node's per-minute rows
+//! (`cloudwatch_cluster.rs`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -8,6 +8,8 @@
 //! previous page), so a page costs the same wherever it is. GetLogEvents's tokens
 //! are `f/{id}` (events after `id`) and `b/{id}` (events before `id`); a forward
 //! read that finds nothing newer hands back the token it was given, as AWS does.
+//!
+//! In a cluster every read also covers the other nodes' lines (`cwlogs_cluster.rs`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

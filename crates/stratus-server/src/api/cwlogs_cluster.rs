@@ -317,6 +317,11 @@ async fn filter(s: &AppState, input: Value) -> Result<(Value, Unreachable), Logs
         None if !input["limit"].is_null() => 10_000,
         l => limit(l, 10_000)? as usize,
     };
+    if !(input["nextToken"].is_null() || input["nextToken"].is_string()) {
+        return Err(LogsError::serialization(
+            "Could not read the request: member 'nextToken' must be a string",
+        ));
+    }
     let positions: BTreeMap<String, i64> = match input["nextToken"].as_str() {
         None => std::iter::once(me.clone())
             .chain(peers.iter().map(|p| p.id.clone()))
