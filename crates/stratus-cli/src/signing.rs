@@ -140,7 +140,9 @@ impl Signer {
     /// Signs a request about to be sent to `uri` (sets `Host` unless set, the `X-Amz-*`
     /// headers and `Authorization`). SQS requests (`X-Amz-Target: AmazonSQS.*`) are
     /// signed for `sqs`, Application Auto Scaling ones (`AnyScaleFrontendService.*`)
-    /// for `application-autoscaling`, everything else for `lambda`.
+    /// for `application-autoscaling`, CloudWatch Logs (`Logs_20140328.*`) for `logs`,
+    /// CloudWatch (`GraniteServiceVersion20100801.*`) for `monitoring`, everything
+    /// else for `lambda`.
     pub fn sign(&self, method: &str, uri: &Uri, headers: &mut HeaderMap, body: &[u8]) {
         let Some(creds) = &self.creds else { return };
         // A Host the caller set is the one sent, so it is the one signed.
@@ -160,6 +162,10 @@ impl Signer {
             "sqs"
         } else if target.starts_with("AnyScaleFrontendService.") {
             "application-autoscaling"
+        } else if target.starts_with("Logs_20140328.") {
+            "logs"
+        } else if target.starts_with("GraniteServiceVersion20100801.") {
+            "monitoring"
         } else {
             "lambda"
         };

@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 
 pub use hist::Histogram;
 pub use store::{
-    dims, is_statistic, parse_dims, Agg, MetricId, MetricsStore, SeriesPoint, StoreError,
+    dims, is_statistic, parse_dims, Agg, MetricId, MetricsStore, MinutesOf, SeriesPoint, StoreError,
 };
 
 /// CloudWatch namespace of function metrics.

@@ -186,6 +186,9 @@ pub struct SeriesPoint {
 
 type RowKey = (&'static str, &'static str, String, i64);
 
+/// Per-minute aggregates of one `AWS/Lambda` metric: (metric, dimensions, from, to).
+pub type MinutesOf<'a, E> = dyn Fn(&str, &str, i64, i64) -> Result<BTreeMap<i64, Agg>, E> + 'a;
+
 /// Measured metrics keep a histogram (for percentiles).
 fn measured(metric: &str) -> bool {
     matches!(metric, "Duration" | "InitDuration" | "AsyncEventAge")
@@ -608,6 +611,21 @@ impl MetricsStore {
         to: i64,
         period: i64,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
+        Self::series_of(function, qualifier, from, to, period, &|m, d, a, b| {
+            self.minutes(LAMBDA, m, d, a, b)
+        })
+    }
+
+    /// [`MetricsStore::series`] over the per-minute aggregates `minutes` answers
+    /// (metric, dimensions, from, to) — e.g. several stores' minutes merged.
+    pub fn series_of<E>(
+        function: Option<&str>,
+        qualifier: Option<&str>,
+        from: i64,
+        to: i64,
+        period: i64,
+        minutes: &MinutesOf<'_, E>,
+    ) -> Result<Vec<SeriesPoint>, E> {
         let d = match (function, qualifier) {
             (None, _) => String::new(),
             (Some(f), None) => dims(&[("FunctionName", f)]),
@@ -615,9 +633,9 @@ impl MetricsStore {
         };
         let period = (period.max(60) / 60) * 60;
         let (from, to) = (minute_of(from), minute_of(to) + 60);
-        let get = |m: &str| -> Result<BTreeMap<i64, Agg>, StoreError> {
+        let get = |m: &str| -> Result<BTreeMap<i64, Agg>, E> {
             let mut out: BTreeMap<i64, Agg> = BTreeMap::new();
-            for (minute, a) in self.minutes(LAMBDA, m, &d, from, to)? {
+            for (minute, a) in minutes(m, &d, from, to)? {
                 let b = from + (minute - from).div_euclid(period) * period;
                 out.entry(b).and_modify(|x| x.merge(&a)).or_insert(a);
             }

@@ -683,6 +683,12 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         }
         _ => None,
     };
+    let peers = match &cluster_db {
+        Some((pool, n, _, _)) => {
+            cluster::peers::Peers::cluster(&n.id, pool.clone(), auth.clone(), scheme == "https")
+        }
+        None => cluster::peers::Peers::none(),
+    };
     let state = AppState {
         autoscaler,
         registry,
@@ -696,6 +702,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         metrics,
         membership,
         router: router_of_calls,
+        peers,
     };
     let limits = cfg.limits.clone();
     let acceptor = tls.as_ref().map(|t| t.config.clone());
@@ -765,12 +772,13 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     if cfg.metrics_open {
         // Prometheus cannot sign: `GET /metrics` is answered before authentication.
         let store = state.metrics.clone();
+        let node = state.peers.node_id().map(str::to_string);
         app = app.layer(axum::middleware::from_fn(
             move |req: axum::extract::Request, next: axum::middleware::Next| {
-                let store = store.clone();
+                let (store, node) = (store.clone(), node.clone());
                 async move {
                     if req.method() == http::Method::GET && req.uri().path() == "/metrics" {
-                        api::metrics::scrape(&store).await
+                        api::metrics::scrape(&store, node.as_deref()).await
                     } else {
                         next.run(req).await
                     }

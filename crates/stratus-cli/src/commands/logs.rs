@@ -31,11 +31,21 @@ pub(crate) struct LogsArgs {
     interval: u64,
 }
 
-fn query(group: &str, after: i64, start: Option<i64>, filter: Option<&str>) -> String {
+fn query(
+    group: &str,
+    after: i64,
+    cursor: Option<&str>,
+    start: Option<i64>,
+    filter: Option<&str>,
+) -> String {
     let mut q = format!(
         "/stratus/v1/logs?group={}&after={after}&limit=10000",
         percent_encoding::utf8_percent_encode(group, percent_encoding::NON_ALPHANUMERIC)
     );
+    // A cluster answers a cursor holding every node's position (base64url).
+    if let Some(c) = cursor {
+        q.push_str(&format!("&cursor={c}"));
+    }
     if let Some(s) = start {
         q.push_str(&format!("&start={s}"));
     }
@@ -60,11 +70,18 @@ pub(crate) async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<()> {
         (None, false) => None,
     };
     let mut after = 0i64;
+    let mut cursor: Option<String> = None;
     loop {
         let r = api
             .call(
                 "GET",
-                &query(&group, after, start, args.filter.as_deref()),
+                &query(
+                    &group,
+                    after,
+                    cursor.as_deref(),
+                    start,
+                    args.filter.as_deref(),
+                ),
                 &[],
                 "",
             )
@@ -79,6 +96,9 @@ pub(crate) async fn run(g: &Global, args: LogsArgs) -> anyhow::Result<()> {
             println!("{}", e["message"].as_str().unwrap_or(""));
         }
         after = v["nextToken"].as_i64().unwrap_or(after);
+        if let Some(c) = v["cursor"].as_str() {
+            cursor = Some(c.to_string());
+        }
         if events.len() >= 10_000 {
             continue;
         }

@@ -11,12 +11,20 @@
 //! trees, so the operations themselves are protocol-free. Errors are each
 //! protocol's (`__type` and `message`), with `x-amzn-query-error` for the
 //! query-compatible error codes (`InvalidParameterValue`, `MissingParameter`, …)
-//! that boto3 reports.
+//! that boto3 reports. In a cluster the reads merge every node's per-minute rows
+//! (`cloudwatch_cluster.rs`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
-use stratus_metrics::{dims, is_statistic, parse_dims, Agg, MetricsStore};
+use stratus_metrics::{dims, is_statistic, parse_dims, Agg};
+
+use super::AppState;
+
+/// Every node's metrics in a cluster: reads merge the other nodes' minutes.
+#[path = "cloudwatch_cluster.rs"]
+mod cluster;
+pub(crate) use cluster::{mark_unreachable, Source};
 
 /// Path prefix of the RPC v2 CBOR operations.
 pub(crate) const CBOR_PREFIX: &str = "/service/GraniteServiceVersion20100801/operation/";
@@ -326,7 +334,12 @@ fn to_json(v: ciborium::Value) -> Value {
 }
 
 /// Runs one RPC v2 CBOR operation.
-pub(crate) async fn handle_cbor(store: &MetricsStore, op: &str, body: &[u8]) -> Response {
+pub(crate) async fn handle_cbor(
+    s: &AppState,
+    headers: &http::HeaderMap,
+    op: &str,
+    body: &[u8],
+) -> Response {
     let input = if body.is_empty() {
         Value::Object(Default::default())
     } else {
@@ -338,11 +351,16 @@ pub(crate) async fn handle_cbor(store: &MetricsStore, op: &str, body: &[u8]) -> 
             }
         }
     };
-    handle(store, op, input, Wire::Cbor).await
+    handle(s, headers, op, input, Wire::Cbor).await
 }
 
 /// Runs one AWS JSON 1.0 operation (`target` is the whole `X-Amz-Target`).
-pub(crate) async fn handle_json(store: &MetricsStore, target: &str, body: &[u8]) -> Response {
+pub(crate) async fn handle_json(
+    s: &AppState,
+    headers: &http::HeaderMap,
+    target: &str,
+    body: &[u8],
+) -> Response {
     let op = target.strip_prefix(JSON_TARGET_PREFIX).unwrap_or(target);
     let input = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
@@ -355,11 +373,11 @@ pub(crate) async fn handle_json(store: &MetricsStore, target: &str, body: &[u8])
             }
         }
     };
-    handle(store, op, input, Wire::Json).await
+    handle(s, headers, op, input, Wire::Json).await
 }
 
 /// Runs one query-protocol request (`Action=…&Version=2010-08-01&…`).
-pub(crate) async fn handle_query(store: &MetricsStore, body: &[u8]) -> Response {
+pub(crate) async fn handle_query(s: &AppState, headers: &http::HeaderMap, body: &[u8]) -> Response {
     let mut input = Value::Object(Default::default());
     let mut action = None;
     for (k, v) in form_pairs(body) {
@@ -372,7 +390,7 @@ pub(crate) async fn handle_query(store: &MetricsStore, body: &[u8]) -> Response 
     let Some(op) = action else {
         return CwError::missing("Action").respond(Wire::Query);
     };
-    handle(store, &op, input, Wire::Query).await
+    handle(s, headers, &op, input, Wire::Query).await
 }
 
 /// `application/x-www-form-urlencoded` pairs (`+` is a space).
@@ -440,22 +458,40 @@ fn insert_path(root: &mut Value, key: &str, value: String) {
     }
 }
 
-async fn handle(store: &MetricsStore, op: &str, input: Value, wire: Wire) -> Response {
-    store.sync().await;
-    let store = store.clone();
+async fn handle(
+    s: &AppState,
+    headers: &http::HeaderMap,
+    op: &str,
+    input: Value,
+    wire: Wire,
+) -> Response {
+    s.metrics.sync().await;
+    if cluster::wants_minutes(headers) {
+        // Another node of the cluster reading this node's rows to merge them.
+        return cluster::local_minutes(&s.metrics, op, &input)
+            .await
+            .unwrap_or_else(|e| e.respond(wire));
+    }
+    let src = Source::new(s, headers);
     let op = op.to_string();
     let op_name = op.clone();
-    let result = tokio::task::spawn_blocking(move || run(&store, &op, &input))
-        .await
-        .unwrap_or_else(|e| Err(CwError::internal(e.to_string())));
-    match result {
+    let result = tokio::task::spawn_blocking(move || {
+        let out = run(&src, &op, &input);
+        (out, src.unreachable())
+    })
+    .await
+    .unwrap_or_else(|e| (Err(CwError::internal(e.to_string())), Vec::new()));
+    let (result, unreachable) = result;
+    let mut resp = match result {
         Ok(out) if wire == Wire::Query => respond_query(&op_name, &out),
         Ok(out) => respond(wire, StatusCode::OK, &out),
         Err(e) => e.respond(wire),
-    }
+    };
+    cluster::mark_unreachable(&mut resp, &unreachable);
+    resp
 }
 
-fn run(store: &MetricsStore, op: &str, input: &Value) -> Result<Out, CwError> {
+fn run(store: &Source, op: &str, input: &Value) -> Result<Out, CwError> {
     match op {
         "GetMetricStatistics" => get_metric_statistics(store, input),
         "GetMetricData" => get_metric_data(store, input),
@@ -546,7 +582,7 @@ fn unit_of(metric: &str) -> &'static str {
     }
 }
 
-fn get_metric_statistics(store: &MetricsStore, input: &Value) -> Result<Out, CwError> {
+fn get_metric_statistics(store: &Source, input: &Value) -> Result<Out, CwError> {
     let namespace = str_field(input, "Namespace")?;
     let metric = str_field(input, "MetricName")?;
     let start = time_field(input, "StartTime")?;
@@ -639,7 +675,7 @@ fn static_stat(s: &str) -> &'static str {
     }
 }
 
-fn get_metric_data(store: &MetricsStore, input: &Value) -> Result<Out, CwError> {
+fn get_metric_data(store: &Source, input: &Value) -> Result<Out, CwError> {
     let start = time_field(input, "StartTime")?;
     let end = time_field(input, "EndTime")?;
     let queries = input
@@ -717,7 +753,7 @@ fn get_metric_data(store: &MetricsStore, input: &Value) -> Result<Out, CwError> 
     ]))
 }
 
-fn list_metrics(store: &MetricsStore, input: &Value) -> Result<Out, CwError> {
+fn list_metrics(store: &Source, input: &Value) -> Result<Out, CwError> {
     let namespace = input.get("Namespace").and_then(Value::as_str);
     let metric = input.get("MetricName").and_then(Value::as_str);
     let mut filters = Vec::new();

@@ -8,6 +8,8 @@
 //! previous page), so a page costs the same wherever it is. GetLogEvents's tokens
 //! are `f/{id}` (events after `id`) and `b/{id}` (events before `id`); a forward
 //! read that finds nothing newer hands back the token it was given, as AWS does.
+//!
+//! In a cluster every read also covers the other nodes' lines (`cwlogs_cluster.rs`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,6 +19,10 @@ use serde_json::{json, Value};
 
 use super::AppState;
 use crate::logs::pattern::FilterPattern;
+
+/// Every node's logs in a cluster: each read asks the other nodes too and merges.
+#[path = "cwlogs_cluster.rs"]
+mod cluster;
 use crate::logs::{Direction, StreamCursor, StreamOrder};
 
 /// The `X-Amz-Target` prefix of this API.
@@ -99,7 +105,12 @@ impl From<rusqlite::Error> for LogsError {
 }
 
 /// Answers one call of this API.
-pub(super) async fn handle(s: AppState, target: &str, body: &[u8]) -> Response {
+pub(super) async fn handle(
+    s: AppState,
+    target: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Response {
     let op = target
         .strip_prefix(TARGET_PREFIX)
         .unwrap_or_default()
@@ -108,6 +119,9 @@ pub(super) async fn handle(s: AppState, target: &str, body: &[u8]) -> Response {
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
+    if s.peers.is_cluster() && !crate::cluster::peers::is_local(headers) {
+        return cluster::handle(s, op, input).await;
+    }
     let result = tokio::task::spawn_blocking(move || call(&s, &op, input)).await;
     match result {
         Ok(Ok(v)) => (

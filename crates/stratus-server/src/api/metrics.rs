@@ -28,21 +28,60 @@ pub(crate) fn routes() -> Router<AppState> {
 
 /// `GET /metrics`.
 pub(crate) async fn prometheus(State(s): State<AppState>) -> Response {
-    scrape(&s.metrics).await
+    scrape(&s.metrics, s.peers.node_id()).await
 }
 
-/// The Prometheus exposition of `store` (also served unsigned with `--metrics-open`).
-pub async fn scrape(store: &stratus_metrics::MetricsStore) -> Response {
+/// The Prometheus exposition of `store` (also served unsigned with `--metrics-open`);
+/// in a cluster every series carries `node="<id>"` (`node`), so one Prometheus
+/// scraping every node keeps them apart.
+pub async fn scrape(store: &stratus_metrics::MetricsStore, node: Option<&str>) -> Response {
     store.sync().await;
+    let text = store.prometheus();
+    let text = match node {
+        Some(id) => with_node_label(&text, id),
+        None => text,
+    };
     (
         StatusCode::OK,
         [(
             "content-type",
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        store.prometheus(),
+        text,
     )
         .into_response()
+}
+
+/// `text` (OpenMetrics) with the label `node="<id>"` first on every sample line.
+fn with_node_label(text: &str, id: &str) -> String {
+    let value = id.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut out = String::with_capacity(text.len() + text.len() / 4);
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            out.push_str(line);
+        } else {
+            // `name{labels} value` or `name value`: the name ends at `{` or ' '.
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            let (name, rest) = line.split_at(end);
+            out.push_str(name);
+            match rest.strip_prefix('{') {
+                Some(labels) if labels.starts_with('}') => {
+                    out.push_str(&format!("{{node=\"{value}\""));
+                    out.push_str(labels);
+                }
+                Some(labels) => {
+                    out.push_str(&format!("{{node=\"{value}\","));
+                    out.push_str(labels);
+                }
+                None => {
+                    out.push_str(&format!("{{node=\"{value}\"}}"));
+                    out.push_str(rest);
+                }
+            }
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -58,7 +97,11 @@ struct SeriesQuery {
 }
 
 /// `GET /stratus/v1/metrics/series?function=NAME[&qualifier=Q]&minutes=60`.
-async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Response {
+async fn series(
+    State(s): State<AppState>,
+    headers: http::HeaderMap,
+    Query(q): Query<SeriesQuery>,
+) -> Response {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let period = q.period.unwrap_or(60);
     if period < 60 || period % 60 != 0 {
@@ -96,13 +139,20 @@ async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Resp
         return ApiError::invalid("qualifier needs function").into_response();
     }
     s.metrics.sync().await;
-    let store = s.metrics.clone();
+    // In a cluster, every node's minutes (`cloudwatch_cluster.rs`).
+    let src = cloudwatch::Source::new(&s, &headers);
     let (f, ql) = (q.function.clone(), q.qualifier.clone());
     let points = tokio::task::spawn_blocking(move || {
-        store.series(f.as_deref(), ql.as_deref(), from, to, period)
+        let points = src.series(f.as_deref(), ql.as_deref(), from, to, period);
+        (points, src.unreachable())
     })
     .await;
-    match points {
+    let mut failed = Vec::new();
+    let points = points.map(|(points, unreachable)| {
+        failed = unreachable;
+        points
+    });
+    let mut resp = match points {
         Ok(Ok(points)) => json(
             StatusCode::OK,
             &serde_json::json!({
@@ -112,15 +162,33 @@ async fn series(State(s): State<AppState>, Query(q): Query<SeriesQuery>) -> Resp
                 "points": points,
             }),
         ),
-        Ok(Err(e)) => ApiError::service(e.to_string()).into_response(),
+        Ok(Err(e)) => ApiError::service(e).into_response(),
         Err(e) => ApiError::service(e.to_string()).into_response(),
-    }
+    };
+    cloudwatch::mark_unreachable(&mut resp, &failed);
+    resp
 }
 
 async fn cloudwatch_cbor(
     State(s): State<AppState>,
     Path(op): Path<String>,
+    headers: http::HeaderMap,
     body: Bytes,
 ) -> Response {
-    cloudwatch::handle_cbor(&s.metrics, &op, &body).await
+    cloudwatch::handle_cbor(&s, &headers, &op, &body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_gets_the_node_label() {
+        let text = "# HELP x X.\n# TYPE x counter\nx_total{function_name=\"f\"} 2\nprocess_open_fds 7\ny{} 1\n# EOF\n";
+        let got = with_node_label(text, "n1");
+        assert_eq!(
+            got,
+            "# HELP x X.\n# TYPE x counter\nx_total{node=\"n1\",function_name=\"f\"} 2\nprocess_open_fds{node=\"n1\"} 7\ny{node=\"n1\"} 1\n# EOF\n"
+        );
+    }
 }

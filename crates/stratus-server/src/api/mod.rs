@@ -70,6 +70,8 @@ pub struct AppState {
     pub membership: crate::cluster::Membership,
     /// In cluster mode: routes invocations to nodes with warm environments.
     pub router: Option<Arc<crate::cluster::forward::Router>>,
+    /// The other nodes, for reads of their logs and metrics (none: single node).
+    pub peers: crate::cluster::peers::Peers,
 }
 
 impl AppState {
@@ -139,13 +141,13 @@ async fn sqs(
             stratus_queue::handle(&s.queues, target, &body).await
         }
         Some(target) if target.starts_with(cwlogs::TARGET_PREFIX) => {
-            cwlogs::handle(s, target, &body).await
+            cwlogs::handle(s, target, &headers, &body).await
         }
         Some(target) if target.starts_with(cloudwatch::JSON_TARGET_PREFIX) => {
-            cloudwatch::handle_json(&s.metrics, target, &body).await
+            cloudwatch::handle_json(&s, &headers, target, &body).await
         }
         // A form without a target: the query protocol, which only CloudWatch speaks here.
-        None if is_form(&headers) => cloudwatch::handle_query(&s.metrics, &body).await,
+        None if is_form(&headers) => cloudwatch::handle_query(&s, &headers, &body).await,
         Some(target) if target.starts_with(autoscaling::TARGET_PREFIX) => {
             autoscaling::handle(s, target.to_string(), body).await
         }

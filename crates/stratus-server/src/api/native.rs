@@ -11,6 +11,10 @@ use serde_json::json;
 use super::{json, AppState};
 use crate::error::ApiError;
 
+/// `/stratus/v1/logs` in a cluster: every node's lines, merged.
+#[path = "native_cluster.rs"]
+mod cluster;
+
 pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/stratus/v1/health", get(health))
@@ -49,6 +53,9 @@ struct LogQuery {
     start: Option<i64>,
     filter: Option<String>,
     limit: Option<u32>,
+    /// In a cluster: where each node's lines go on (the `cursor` of the previous
+    /// answer), instead of `after`.
+    cursor: Option<String>,
 }
 
 /// CloudWatch Logs' rule for group names: 1–512 of `[.\-_/#A-Za-z0-9]`.
@@ -59,8 +66,12 @@ fn is_log_group(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b".-_/#".contains(&b))
 }
 
-async fn logs(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Response {
-    let group = match (q.group, q.function) {
+async fn logs(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    Query(mut q): Query<LogQuery>,
+) -> Response {
+    let group = match (q.group.take(), q.function.take()) {
         (Some(g), _) if !is_log_group(&g) => {
             return ApiError::validation(
                 &g,
@@ -80,6 +91,9 @@ async fn logs(State(s): State<AppState>, Query(q): Query<LogQuery>) -> Response 
         }
     };
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    if s.peers.is_cluster() && !crate::cluster::peers::is_local(&headers) {
+        return cluster::logs(s, group, q, limit).await;
+    }
     let logs = s.logs.clone();
     let r = tokio::task::spawn_blocking(move || {
         logs.query(

@@ -16,6 +16,8 @@
 //!   hashing over the healthy nodes).
 //! - [`placement`]: provisioned environments split over the live nodes; who has
 //!   warm environments. [`forward`]: invocations routed to a node with a warm one.
+//! - [`peers`]: signed HTTP calls to the other nodes, for reads of node-local logs
+//!   and metrics.
 //!
 //! Only this module knows that other nodes exist; the API handlers do not.
 
@@ -23,6 +25,7 @@ pub(crate) mod changes;
 pub mod forward;
 pub mod grants;
 mod nodes;
+pub mod peers;
 pub mod pg;
 pub(crate) mod pollers;
 pub mod placement;

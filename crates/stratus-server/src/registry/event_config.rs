@@ -90,7 +90,9 @@ impl Registry {
         }
         cfg.function_arn = Some(format!("{arn}:{q}"));
         cfg.last_modified = Some(crate::logs::now_ms() as f64 / 1000.0);
-        self.store.put_event_invoke_config(&name, &q, Some(&cfg))?;
+        let stored = self.store.put_event_invoke_config(&name, &q, Some(&cfg));
+        self.event_configs.invalidate(&name);
+        stored?;
         Ok(cfg)
     }
 
@@ -119,7 +121,9 @@ impl Registry {
         let _writer = self.writer.lock();
         self.get_event_invoke_config(raw, qualifier)?;
         let (name, q) = target(raw, qualifier)?;
-        self.store.put_event_invoke_config(&name, &q, None)?;
+        let stored = self.store.put_event_invoke_config(&name, &q, None);
+        self.event_configs.invalidate(&name);
+        stored?;
         Ok(())
     }
 
@@ -128,6 +132,26 @@ impl Registry {
         let (name, _) = parse_function_ref(raw)?;
         self.read(&name, |_| ())?;
         Ok(self.store.event_invoke_configs(&name)?)
+    }
+
+    /// Every event-invoke config of `name` by qualifier, from memory (read from the
+    /// store when not cached).
+    pub(super) fn cached_event_configs(
+        &self,
+        name: &str,
+    ) -> Result<super::event_cache::Configs, crate::store::StoreError> {
+        self.event_configs.get(name, || {
+            Ok(self
+                .store
+                .event_invoke_configs(name)?
+                .into_iter()
+                .filter_map(|c| {
+                    // Stored with the ARN of the qualifier it configures.
+                    let q = stratus_metrics::qualifier_of(c.function_arn.as_deref()?)?.to_string();
+                    Some((q, c))
+                })
+                .collect())
+        })
     }
 
     /// Retry, age and destination settings for an asynchronous event of `name` invoked
@@ -140,21 +164,20 @@ impl Registry {
     ) -> EventInvokeSettings {
         let mut out = EventInvokeSettings::default();
         let q = qualifier.unwrap_or("$LATEST");
-        let read = |q: &str| {
-            self.store
-                .event_invoke_config(name, q)
-                .inspect_err(|e| {
-                    // Lambda's defaults apply meanwhile; the event is not lost.
-                    tracing::error!(
-                        function = name,
-                        qualifier = q,
-                        "cannot read the event invoke config, using the defaults: {e}"
-                    );
-                })
-                .ok()
-                .flatten()
-        };
-        let cfg = read(q).or_else(|| read("$LATEST"));
+        // From memory (`event_cache.rs`): read from the store once per function and
+        // change, not per event.
+        let configs = self
+            .cached_event_configs(name)
+            .inspect_err(|e| {
+                // Lambda's defaults apply meanwhile; the event is not lost.
+                tracing::error!(
+                    function = name,
+                    qualifier = q,
+                    "cannot read the event invoke config, using the defaults: {e}"
+                );
+            })
+            .unwrap_or_default();
+        let cfg = configs.get(q).or_else(|| configs.get("$LATEST")).cloned();
         if let Some(c) = cfg {
             if let Some(n) = c.maximum_retry_attempts {
                 out.maximum_retry_attempts = n as u32;

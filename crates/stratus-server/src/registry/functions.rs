@@ -117,6 +117,7 @@ impl Registry {
                 return Err(exists());
             }
             self.store.create_function(&entry.stored(), &entry.tags)?;
+            self.event_configs.invalidate(&name);
             self.install(&name, entry);
         }
         if input.publish.unwrap_or(false) {
@@ -169,6 +170,7 @@ impl Registry {
         match q.as_deref() {
             None | Some("$LATEST") => {
                 self.store.delete_function(&name)?;
+                self.event_configs.invalidate(&name);
                 let removed = self.fns.write().remove(&name);
                 drop(removed);
                 // Its reservation, counters and scaling bucket go too: names are

@@ -30,6 +30,7 @@ mod aliases;
 pub mod blobs;
 mod code;
 mod concurrency;
+mod event_cache;
 mod event_config;
 mod functions;
 mod launch;
@@ -201,6 +202,8 @@ pub struct Registry {
     runtimes: Runtimes,
     pub(crate) identity: Identity,
     scheduler: Scheduler,
+    /// Event-invoke configs read by the async queue, kept in memory.
+    event_configs: event_cache::EventConfigCache,
 }
 
 impl Registry {
@@ -223,6 +226,7 @@ impl Registry {
             runtimes,
             identity,
             scheduler,
+            event_configs: Default::default(),
         };
         let loaded = reg.store.load()?;
         let mut tags = reg.store.all_tags()?;

@@ -31,6 +31,12 @@ impl Registry {
             None => None,
         };
         self.apply_loaded(name, new);
+        // Its event-invoke configs may be what changed: read again now, so the
+        // async queue's next delivery finds them in memory.
+        self.event_configs.invalidate(name);
+        if self.fns.read().contains_key(name) {
+            let _ = self.cached_event_configs(name);
+        }
         Ok(())
     }
 
@@ -57,6 +63,7 @@ impl Registry {
         for name in gone {
             self.apply_loaded(&name, None);
         }
+        self.event_configs.clear();
         Ok(())
     }
 
