@@ -68,7 +68,7 @@ async fn a_schedule_fires_once_per_period_across_three_nodes_and_after_its_leade
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     eprintln!(
-        "{leader} leads {:?} after the first node started",
+        "{leader} leads (seen {:?} after the third node started)",
         t0.elapsed()
     );
     for (_, s) in &nodes {

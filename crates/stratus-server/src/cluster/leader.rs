@@ -348,7 +348,7 @@ async fn term(
     tracing::info!(%node, epoch, "this node leads the cluster");
     let mut checks = 0u32;
     loop {
-        if checks % PRUNE_EVERY == 0 {
+        if checks.is_multiple_of(PRUNE_EVERY) {
             prune(&client).await;
         }
         checks = checks.wrapping_add(1);
