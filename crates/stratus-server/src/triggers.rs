@@ -529,6 +529,44 @@ mod tests {
     }
 
     #[test]
+    fn a_faster_schedule_clock_fires_each_period_once_across_windows() {
+        let anchor = datetime!(2026-01-01 00:00:00 UTC);
+        let entries = vec![entry("rate(1 minute)", anchor, None)];
+        // At 30, a minute of schedule time is 2 real seconds from the anchor.
+        let fired = due_at_speed(&entries, anchor, anchor + time::Duration::seconds(5), 30.0);
+        let minutes: Vec<i64> = fired
+            .iter()
+            .map(|(_, at)| (*at - anchor).whole_minutes())
+            .collect();
+        assert_eq!(minutes, [1, 2]);
+        assert_eq!(
+            next_firing(&entries, anchor + time::Duration::seconds(5), 30.0),
+            Some(anchor + time::Duration::seconds(6))
+        );
+        // Windows cut anywhere (as the task's wake-ups cut them) see every period
+        // once.
+        let mut all = Vec::new();
+        let mut from = anchor;
+        for ms in [700, 2_000, 2_001, 5_999, 6_000, 13_333, 20_000] {
+            let to = anchor + time::Duration::milliseconds(ms);
+            all.extend(
+                due_at_speed(&entries, from, to, 30.0)
+                    .into_iter()
+                    .map(|(_, at)| at),
+            );
+            from = to;
+        }
+        let minutes: Vec<i64> = all
+            .iter()
+            .map(|at| (*at - anchor).whole_minutes())
+            .collect();
+        assert_eq!(minutes, (1..=10).collect::<Vec<_>>());
+        // At 1 it is the real clock: exactly `due`.
+        let (a, b) = (anchor, anchor + time::Duration::minutes(3));
+        assert_eq!(due_at_speed(&entries, a, b, 1.0), due(&entries, a, b));
+    }
+
+    #[test]
     fn payloads() {
         let e = entry("rate(1 minute)", datetime!(2026-01-01 00:00:00 UTC), None);
         let p = payload(
