@@ -369,14 +369,14 @@ async fn run(t: Triggers, registry: Arc<Registry>, events: AsyncQueue, speed: f6
     }
 }
 
-/// Enqueues one firing as an asynchronous invocation.
+/// Enqueues one firing as an asynchronous invocation; whether it was accepted.
 async fn fire(
     e: &ScheduleEntry,
     at: OffsetDateTime,
     registry: &Registry,
     events: &AsyncQueue,
     request_id: String,
-) {
+) -> bool {
     let body = payload(
         e,
         at,
@@ -393,11 +393,63 @@ async fn fire(
         .await
     {
         tracing::error!(error = %err, rule = %e.rule, "cannot fire a schedule");
+        return false;
     }
+    true
 }
 
 fn epoch_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Firings are re-sent while they are this recent (well within JetStream's
+/// 10-minute duplicate window, so an event that did get through is stored once).
+const RESEND_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn mark_sent(leader: &Leadership, e: &ScheduleEntry, at: OffsetDateTime) {
+    if let Err(err) = leader
+        .mark_enqueued(&e.function, &e.rule, epoch_ms(at))
+        .await
+    {
+        // Harmless: a later leader re-sends it under the same request id.
+        tracing::warn!(error = %err, rule = %e.rule, "cannot note a schedule firing as sent");
+    }
+}
+
+/// Sends again, under their recorded request ids, the firings recorded in the
+/// last [`RESEND_WITHIN`] and not noted as sent (a leader died between the two, or
+/// the queue refused). `false` when some could not be sent (tried again later).
+async fn send_unsent(
+    leader: &Leadership,
+    entries: &[ScheduleEntry],
+    registry: &Registry,
+    events: &AsyncQueue,
+) -> bool {
+    let unsent = match leader.unsent(RESEND_WITHIN).await {
+        Ok(u) => u,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the schedule firings left unsent");
+            return false;
+        }
+    };
+    let mut all = true;
+    for u in unsent {
+        let Some(e) = entries
+            .iter()
+            .find(|e| e.function == u.function && e.rule == u.rule)
+        else {
+            continue; // The schedule is gone.
+        };
+        let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(u.due_ms as i128 * 1_000_000) else {
+            continue;
+        };
+        if fire(e, at, registry, events, u.request_id).await {
+            mark_sent(leader, e, at).await;
+        } else {
+            all = false;
+        }
+    }
+    all
 }
 
 /// The schedule task of a cluster node: idle while another node leads; while this
@@ -421,11 +473,16 @@ async fn run_as_leader(
         };
         let mut last = OffsetDateTime::now_utc() - HANDOVER_LOOKBACK;
         let mut deposed = false;
+        // A new leader first sends what an earlier one recorded but may not have sent.
+        let mut resend = true;
         while *leading.borrow_and_update() == Some(epoch) {
             let now = OffsetDateTime::now_utc();
             last = last.max(now - HANDOVER_LOOKBACK);
             let entries = t.entries.lock().clone();
-            let mut retry = false;
+            if resend {
+                resend = !send_unsent(&leader, &entries, &registry, &events).await;
+            }
+            let mut retry = resend;
             for (i, at) in due_at_speed(&entries, last, now, speed) {
                 let e = &entries[i];
                 let request_id = new_uuid();
@@ -433,7 +490,15 @@ async fn run_as_leader(
                     .record_firing(epoch, &e.function, &e.rule, epoch_ms(at), &request_id)
                     .await
                 {
-                    Ok(Firing::Recorded) => fire(e, at, &registry, &events, request_id).await,
+                    Ok(Firing::Recorded) => {
+                        if fire(e, at, &registry, &events, request_id).await {
+                            mark_sent(&leader, e, at).await;
+                        } else {
+                            // Recorded, not sent: sent again (same request id) later.
+                            resend = true;
+                            retry = true;
+                        }
+                    }
                     Ok(Firing::AlreadyFired) => {}
                     Ok(Firing::Deposed { current }) => {
                         tracing::info!(

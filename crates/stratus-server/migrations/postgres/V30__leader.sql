@@ -11,7 +11,10 @@ INSERT INTO cluster_leader (id, epoch) VALUES (1, 0);
 
 -- One row per schedule period fired, written by the leader in the transaction that
 -- checks its epoch is still the current one: a period is fired at most once
--- cluster-wide, and never by a deposed leader. Old rows are pruned by the leader.
+-- cluster-wide, and never by a deposed leader. `enqueued` turns true once the event
+-- is in the async queue; a new leader re-sends the recent ones still false under
+-- the same request id (JetStream stores a message id once). Old rows are pruned by
+-- the leader.
 CREATE TABLE schedule_firings (
     function_name text COLLATE "C" NOT NULL,
     rule          text COLLATE "C" NOT NULL,
@@ -19,6 +22,7 @@ CREATE TABLE schedule_firings (
     epoch         bigint NOT NULL,
     node          text NOT NULL,
     request_id    text NOT NULL,
+    enqueued      boolean NOT NULL DEFAULT false,
     fired_at      timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (function_name, rule, due_ms)
 );

@@ -58,6 +58,19 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Checks between two prunings of old firings (about ten minutes).
 const PRUNE_EVERY: u32 = 600;
 
+/// A recorded firing not yet known to be in the async queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsent {
+    /// The function.
+    pub function: String,
+    /// The rule.
+    pub rule: String,
+    /// The period (epoch ms).
+    pub due_ms: i64,
+    /// The request id it was recorded with (and must be sent with).
+    pub request_id: String,
+}
+
 /// Errors of the election and of fenced writes.
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
@@ -139,6 +152,58 @@ impl Leadership {
                 &self.pool, &self.node, epoch, function, rule, due_ms, request_id,
             ),
         )
+        .await
+    }
+}
+
+impl Leadership {
+    /// Notes that the firing of `rule` of `function` for `due_ms` is in the async
+    /// queue.
+    pub async fn mark_enqueued(
+        &self,
+        function: &str,
+        rule: &str,
+        due_ms: i64,
+    ) -> Result<(), LeaderError> {
+        timed("note a schedule firing as sent", WRITE_TIMEOUT, async {
+            let c = pg::client(&self.pool).await?;
+            c.execute(
+                "UPDATE schedule_firings SET enqueued = true \
+                 WHERE function_name = $1 AND rule = $2 AND due_ms = $3",
+                &[&function, &rule, &due_ms],
+            )
+            .await
+            .map_err(PgError::query("note a schedule firing as sent"))?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Firings recorded in the last `within` whose event is not known to be in the
+    /// async queue (their leader died, or the queue failed, between the two).
+    pub async fn unsent(&self, within: Duration) -> Result<Vec<Unsent>, LeaderError> {
+        timed("read unsent schedule firings", WRITE_TIMEOUT, async {
+            let c = pg::client(&self.pool).await?;
+            let ms = within.as_millis() as i64;
+            let rows = c
+                .query(
+                    "SELECT function_name, rule, due_ms, request_id FROM schedule_firings \
+                     WHERE NOT enqueued AND fired_at > now() - $1::int8 * interval '1 millisecond' \
+                     ORDER BY fired_at",
+                    &[&ms],
+                )
+                .await
+                .map_err(PgError::query("read unsent schedule firings"))?;
+            Ok(rows
+                .iter()
+                .map(|r| Unsent {
+                    function: r.get(0),
+                    rule: r.get(1),
+                    due_ms: r.get(2),
+                    request_id: r.get(3),
+                })
+                .collect())
+        })
         .await
     }
 }
@@ -487,6 +552,19 @@ mod tests {
             Firing::AlreadyFired,
             "a period is recorded once"
         );
+        // Recorded but not yet sent: a new leader would re-send it as r1.
+        let unsent = la.unsent(Duration::from_secs(60)).await.unwrap();
+        assert_eq!(
+            unsent,
+            [Unsent {
+                function: "f".into(),
+                rule: "f-rule-1".into(),
+                due_ms: due,
+                request_id: "r1".into()
+            }]
+        );
+        la.mark_enqueued("f", "f-rule-1", due).await.unwrap();
+        assert!(la.unsent(Duration::from_secs(60)).await.unwrap().is_empty());
 
         // a's session is ended behind its back (as a partition ends it): b takes
         // over while a has not noticed yet, and a's next firing is refused.
