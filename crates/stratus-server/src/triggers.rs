@@ -514,6 +514,9 @@ async fn run_as_leader(
                         // is older than the look-back.
                         tracing::error!(error = %err, rule = %e.rule, "cannot record a schedule firing; retrying");
                         last = real_time(e, at, speed) - time::Duration::milliseconds(1);
+                        // A write that timed out may have committed: its row is
+                        // then sent from the record.
+                        resend = true;
                         retry = true;
                         break;
                     }
