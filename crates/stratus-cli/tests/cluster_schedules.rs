@@ -294,3 +294,27 @@ async fn the_scaling_rate_is_shared_among_the_healthy_nodes() {
     );
     assert!(total <= 8, "the cluster started {total}: {started:?}");
 }
+
+/// `--schedule-clock-speed` outside 1..=3600 is refused, naming the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_schedule_clock_speed_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for bad in ["0.5", "0", "-3", "7200", "fast", "NaN"] {
+        let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+            .arg("server")
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg(format!("--schedule-clock-speed={bad}"))
+            .output()
+            .await
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{bad}: {err}");
+        assert!(
+            err.contains("--schedule-clock-speed")
+                && err.contains("from 1 (the real clock) to 3600"),
+            "{bad}: {err}"
+        );
+    }
+}
