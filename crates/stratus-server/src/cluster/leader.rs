@@ -630,6 +630,47 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_leader_whose_database_stops_answering_steps_down_and_fires_nothing() {
+        let url = stratus_testkit::Postgres::shared().database();
+        let a = Election::new(&url, "a").await.unwrap();
+        let la = a.leadership();
+        let (_stop, rx) = watch::channel(false);
+        a.spawn(rx);
+        let e1 = until_some(&la, Duration::from_secs(5)).await;
+        // Another session holds the leader's table locked: a's checks get no
+        // answer, as when the database (or the way to it) hangs.
+        let (blocker, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        blocker
+            .batch_execute("BEGIN; LOCK TABLE cluster_leader IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let t0 = Instant::now();
+        while la.epoch().is_some() {
+            assert!(
+                t0.elapsed() < CHECK + CHECK_TIMEOUT + Duration::from_secs(1),
+                "the leader did not step down"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        eprintln!("stepped down {:?} after its database hung", t0.elapsed());
+        // Meanwhile a firing is not recorded, so not fired.
+        let r = la
+            .record_firing(e1, "f", "f-rule-1", 1_780_000_000_000, "r1")
+            .await;
+        assert!(matches!(r, Err(LeaderError::Timeout { .. })), "{r:?}");
+        // The database answers again: a node leads under a new epoch, and the
+        // period was never recorded.
+        blocker.batch_execute("ROLLBACK").await.unwrap();
+        let e2 = until_some(&la, Duration::from_secs(10)).await;
+        assert!(e2 > e1, "{e2} after {e1}");
+        let rows = psql(&url, "SELECT count(*) FROM schedule_firings").await;
+        assert_eq!(rows[0].get::<_, i64>(0), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_clean_stop_hands_over_at_the_next_poll() {
         let url = stratus_testkit::Postgres::shared().database();
         let a = Election::new(&url, "a").await.unwrap();
