@@ -260,6 +260,10 @@ pub(crate) struct ServerArgs {
     /// benchmarks: 60 makes a real second a minute of alarms and schedules).
     #[arg(long, default_value_t = 1.0, hide = true)]
     autoscale_clock_speed: f64,
+    /// Schedule time per real second, counted from each schedule's deployment (tests:
+    /// 30 fires `rate(1 minute)` every 2 s; every node of a cluster must agree).
+    #[arg(long, default_value_t = 1.0, hide = true, value_parser = parse_clock_speed)]
+    schedule_clock_speed: f64,
     /// Cluster mode: keep shared state in this PostgreSQL database
     /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE); needs --blobs.
     #[arg(long, env = "STRATUS_CLUSTER", value_name = "POSTGRES_URL")]
@@ -298,6 +302,16 @@ fn parse_nats_url(raw: &str) -> Result<String, String> {
 }
 
 /// `14d`, `36h`, `90m`.
+/// `--schedule-clock-speed`: a number from 1 to 3600.
+fn parse_clock_speed(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(v) if (1.0..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "{raw:?}: expected a number from 1 (the real clock) to 3600"
+        )),
+    }
+}
+
 fn parse_retention(raw: &str) -> Result<Duration, String> {
     let (n, unit) = raw.split_at(raw.len().saturating_sub(1));
     let secs = match unit {
@@ -351,6 +365,7 @@ impl ServerArgs {
         cfg.metrics.record = !self.no_metrics_recording;
         cfg.metrics_open = self.metrics_open;
         cfg.autoscale_clock_speed = self.autoscale_clock_speed;
+        cfg.schedule_clock_speed = self.schedule_clock_speed;
         cfg.cluster = stratus_server::cluster::ClusterFlags {
             url: self.cluster.clone(),
             blobs: self.blobs.clone(),

@@ -281,6 +281,17 @@ impl Scheduler {
         self.inner.state.lock().set_limiter(limiter);
     }
 
+    /// Shares the per-function scaling rate among `nodes` healthy nodes of a
+    /// cluster: each node starts at most `scaling_rate_per_10s / nodes` new
+    /// environments per function per 10 s (at least one token). 1, the default, is
+    /// the single node's whole rate.
+    pub fn set_scaling_nodes(&self, nodes: u32) {
+        self.inner
+            .state
+            .lock()
+            .set_scaling_nodes(nodes, std::time::Instant::now());
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.inner.settings

@@ -122,6 +122,8 @@ pub(crate) struct State {
     account: u32,
     unreserved_minimum: u32,
     scaling_rate: u32,
+    /// The healthy nodes sharing the scaling rate (1 on a single node).
+    scaling_nodes: u32,
     functions: HashMap<Arc<str>, FnState>,
     pools: HashMap<Arc<str>, Pool>,
     unreserved_busy: u32,
@@ -136,6 +138,7 @@ impl State {
             account: s.account_concurrency,
             unreserved_minimum: s.unreserved_minimum,
             scaling_rate: s.scaling_rate_per_10s,
+            scaling_nodes: 1,
             functions: HashMap::new(),
             pools: HashMap::new(),
             unreserved_busy: 0,
@@ -148,19 +151,32 @@ impl State {
         self.limiter = limiter;
     }
 
+    /// Shares the scaling rate among `nodes` healthy nodes (see
+    /// [`TokenBucket::share`]); every function's bucket takes the new share.
+    pub(crate) fn set_scaling_nodes(&mut self, nodes: u32, now: Instant) {
+        let nodes = nodes.max(1);
+        if nodes == self.scaling_nodes {
+            return;
+        }
+        self.scaling_nodes = nodes;
+        for f in self.functions.values_mut() {
+            f.bucket.reshare(self.scaling_rate, nodes, now);
+        }
+    }
+
     /// Counts a call throttled outside [`State::acquire`] (no cluster slot came).
     pub(crate) fn count_throttle(&mut self, function: &Arc<str>) {
         self.function(function).metrics.throttles += 1;
     }
 
     fn function(&mut self, name: &Arc<str>) -> &mut FnState {
-        let rate = self.scaling_rate;
+        let (rate, nodes) = (self.scaling_rate, self.scaling_nodes);
         self.functions
             .entry(name.clone())
             .or_insert_with(|| FnState {
                 busy: 0,
                 reserved: None,
-                bucket: TokenBucket::new(rate),
+                bucket: TokenBucket::shared(rate, nodes),
                 metrics: FunctionMetrics::default(),
             })
     }
@@ -708,6 +724,47 @@ mod tests {
         fn release(&self, _pool: &LimitPool) {
             self.held.fetch_sub(1, Ordering::SeqCst);
         }
+    }
+
+    #[test]
+    fn three_nodes_each_start_a_third_of_the_scaling_rate() {
+        let settings = Settings {
+            scaling_rate_per_10s: 6,
+            ..Settings::default()
+        };
+        let now = Instant::now();
+        let cold_starts = |state: &mut State, f: &Arc<FunctionSpec>| {
+            (0..10)
+                .map(|_| state.acquire(f, now, None))
+                .filter(|r| r.is_ok())
+                .count()
+        };
+        let mut single = State::new(&settings);
+        assert_eq!(cold_starts(&mut single, &spec("f")), 6);
+        let mut node = State::new(&settings);
+        // A function used before the share was known is reshared too.
+        assert_eq!(cold_starts(&mut node, &spec("old")), 6);
+        node.set_scaling_nodes(3, now);
+        assert_eq!(cold_starts(&mut node, &spec("new")), 2);
+        assert!(matches!(
+            node.acquire(&spec("new"), now, None),
+            Err(Refusal::Throttled(
+                ThrottleReason::FunctionInvocationRateLimitExceeded
+            ))
+        ));
+        // The function used before the share was known holds a third now too.
+        let t10 = now + Duration::from_secs(10);
+        let old = (0..10)
+            .filter(|_| node.acquire(&spec("old"), t10, None).is_ok())
+            .count();
+        assert_eq!(old, 2);
+        // Back to one node: the whole rate again.
+        node.set_scaling_nodes(1, t10);
+        let t20 = now + Duration::from_secs(20);
+        let more = (0..10)
+            .filter(|_| node.acquire(&spec("new"), t20, None).is_ok())
+            .count();
+        assert_eq!(more, 6);
     }
 
     #[test]

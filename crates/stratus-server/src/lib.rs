@@ -100,6 +100,9 @@ pub struct ServerConfig {
     /// Cluster mode (`--cluster`, `--blobs`, `--advertise`, `--node-id`); all unset:
     /// the embedded single node.
     pub cluster: cluster::ClusterFlags,
+    /// Schedule time per real second, from each schedule's anchor (the same on
+    /// every node): 1 is the real clock; more (tests) fires schedules faster.
+    pub schedule_clock_speed: f64,
 }
 
 /// `--sandbox`: which driver runs environments.
@@ -169,6 +172,7 @@ impl ServerConfig {
             metrics_open: false,
             autoscale_clock_speed: 1.0,
             cluster: cluster::ClusterFlags::default(),
+            schedule_clock_speed: 1.0,
         }
     }
 }
@@ -611,12 +615,23 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             })
         }));
     }
+    // In a cluster one node, the leader, fires the schedules (cluster/leader.rs).
+    let election = match (&plan.cluster, &node) {
+        (Some(c), Some(n)) => Some(
+            cluster::leader::Election::new(&c.url, &n.id)
+                .await
+                .map_err(cluster::ClusterError::from)?,
+        ),
+        _ => None,
+    };
     let triggers = triggers::Triggers::start(
         registry.clone(),
         stores.clone(),
         events.clone(),
         queues.clone(),
         scheduler.clone(),
+        cfg.schedule_clock_speed,
+        election.as_ref().map(|e| e.leadership()),
     );
     if let Some(n) = &node {
         // A cluster node polls no SQS mapping until it knows the healthy nodes
@@ -735,6 +750,9 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
                 stop.subscribe(),
             );
         }
+    }
+    if let Some(election) = election {
+        election.spawn(stop.subscribe());
     }
     let gateway = match gateway_listener {
         None => None,

@@ -11,6 +11,14 @@
 //! (EventBridge does not either). The firing decision is a pure function of the
 //! schedules and two instants ([`due`]), so it is tested with a fake clock.
 //!
+//! In a cluster only the leader fires (`cluster::leader`): each firing is first
+//! recorded in PostgreSQL under the leader's epoch ([`Leadership::record_firing`]),
+//! then enqueued, so a period fires once cluster-wide and a deposed leader fires
+//! nothing. A new leader fires the periods of the last [`HANDOVER_LOOKBACK`] that no
+//! leader recorded (the hand-over's gap), never older ones. `--schedule-clock-speed`
+//! (tests) runs every schedule's time faster from its anchor, the same on every
+//! node; 1, the default, is the real clock.
+//!
 //! A reload reads everything it needs from the store first; if a read fails, the
 //! error is logged and returned, and the schedules, routes and pollers in force
 //! stay as they were (never emptied by a database error).
@@ -24,6 +32,7 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 
 use crate::async_queue::AsyncQueue;
+use crate::cluster::leader::{Firing, Leadership};
 use crate::model::new_uuid;
 use crate::registry::Registry;
 use crate::store::{StoreError, Stores};
@@ -131,6 +140,81 @@ pub fn due(
     out
 }
 
+/// A schedule's time at real instant `t`: it runs `speed` times faster than real
+/// time from the schedule's anchor (1: real time).
+fn schedule_time(e: &ScheduleEntry, t: OffsetDateTime, speed: f64) -> OffsetDateTime {
+    if speed == 1.0 {
+        return t;
+    }
+    time::Duration::checked_seconds_f64((t - e.anchor).as_seconds_f64() * speed)
+        .and_then(|d| e.anchor.checked_add(d))
+        .unwrap_or(t)
+}
+
+/// The real instant of schedule time `at` (the inverse of [`schedule_time`]).
+fn real_time(e: &ScheduleEntry, at: OffsetDateTime, speed: f64) -> OffsetDateTime {
+    if speed == 1.0 {
+        return at;
+    }
+    time::Duration::checked_seconds_f64((at - e.anchor).as_seconds_f64() / speed)
+        .and_then(|d| e.anchor.checked_add(d))
+        .unwrap_or(at)
+}
+
+/// [`due`] with schedule time running at `speed`: the firings (in schedule time)
+/// whose real instant is in `(from, to]`, in real order.
+pub fn due_at_speed(
+    entries: &[ScheduleEntry],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    speed: f64,
+) -> Vec<(usize, OffsetDateTime)> {
+    if speed == 1.0 {
+        return due(entries, from, to);
+    }
+    let mut out = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        let window = (schedule_time(e, from, speed), schedule_time(e, to, speed));
+        out.extend(
+            due(std::slice::from_ref(e), window.0, window.1)
+                .into_iter()
+                .map(|(_, at)| (i, at)),
+        );
+    }
+    out.sort_by_key(|(i, at)| real_time(&entries[*i], *at, speed));
+    out
+}
+
+/// The real instant of the next firing after `now`.
+fn next_firing(
+    entries: &[ScheduleEntry],
+    now: OffsetDateTime,
+    speed: f64,
+) -> Option<OffsetDateTime> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            e.next_after(schedule_time(e, now, speed))
+                .map(|at| real_time(e, at, speed))
+        })
+        .min()
+}
+
+/// How long to sleep until `next` (at most a minute, so a clock change is caught up
+/// with).
+fn wait_until(next: Option<OffsetDateTime>) -> std::time::Duration {
+    let wait = next
+        .map(|n| {
+            (n - OffsetDateTime::now_utc()).clamp(time::Duration::ZERO, time::Duration::seconds(60))
+        })
+        .unwrap_or(time::Duration::seconds(60));
+    std::time::Duration::from_millis(wait.whole_milliseconds().max(0) as u64 + 5)
+}
+
+/// In a cluster, a new leader fires the periods due this long before it took over
+/// that no leader recorded (the gap of a hand-over); older ones are never fired.
+pub const HANDOVER_LOOKBACK: time::Duration = time::Duration::seconds(10);
+
 /// The payload of one firing.
 pub fn payload(e: &ScheduleEntry, at: OffsetDateTime, account: &str, region: &str) -> Value {
     if let Some(input) = &e.input {
@@ -188,13 +272,17 @@ pub struct Triggers {
 }
 
 impl Triggers {
-    /// Loads every function's schedules and starts firing them.
+    /// Loads every function's schedules and starts firing them: on this node
+    /// alone, or (with `leader`, in a cluster) only while this node leads. Schedule
+    /// time runs at `speed` (1: the real clock).
     pub fn start(
         registry: Arc<Registry>,
         stores: Stores,
         events: AsyncQueue,
         queues: Arc<stratus_queue::Queues>,
         scheduler: stratus_scheduler::Scheduler,
+        speed: f64,
+        leader: Option<Leadership>,
     ) -> Self {
         let t = Self {
             entries: Arc::default(),
@@ -208,7 +296,10 @@ impl Triggers {
         // A failure is logged by reload; the server starts without event sources
         // and the next deployment retries.
         let _ = t.reload(&registry);
-        tokio::spawn(run(t.clone(), registry, events));
+        match leader {
+            None => tokio::spawn(run(t.clone(), registry, events, speed)),
+            Some(leader) => tokio::spawn(run_as_leader(t.clone(), registry, events, speed, leader)),
+        };
         t
     }
 
@@ -261,43 +352,196 @@ impl Triggers {
     }
 }
 
-async fn run(t: Triggers, registry: Arc<Registry>, events: AsyncQueue) {
+async fn run(t: Triggers, registry: Arc<Registry>, events: AsyncQueue, speed: f64) {
     let mut last = OffsetDateTime::now_utc();
     loop {
         let now = OffsetDateTime::now_utc();
         let entries = t.entries.lock().clone();
-        for (i, at) in due(&entries, last, now) {
-            let e = &entries[i];
-            let body = payload(
-                e,
-                at,
-                &registry.identity.account_id,
-                &registry.identity.region,
-            );
-            if let Err(err) = events
-                .enqueue(
-                    new_uuid(),
-                    e.function.clone(),
-                    None,
-                    bytes::Bytes::from(body.to_string()),
-                )
-                .await
-            {
-                tracing::error!(error = %err, rule = %e.rule, "cannot fire a schedule");
-            }
+        for (i, at) in due_at_speed(&entries, last, now, speed) {
+            fire(&entries[i], at, &registry, &events, new_uuid()).await;
         }
         last = now;
-        let next = entries.iter().filter_map(|e| e.next_after(now)).min();
-        let wait = next
-            .map(|n| {
-                (n - OffsetDateTime::now_utc())
-                    .clamp(time::Duration::ZERO, time::Duration::seconds(60))
-            })
-            .unwrap_or(time::Duration::seconds(60));
-        let wait = std::time::Duration::from_millis(wait.whole_milliseconds().max(0) as u64 + 5);
+        let wait = wait_until(next_firing(&entries, now, speed));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = t.changed.notified() => {}
+        }
+    }
+}
+
+/// Enqueues one firing as an asynchronous invocation; whether it was accepted.
+async fn fire(
+    e: &ScheduleEntry,
+    at: OffsetDateTime,
+    registry: &Registry,
+    events: &AsyncQueue,
+    request_id: String,
+) -> bool {
+    let body = payload(
+        e,
+        at,
+        &registry.identity.account_id,
+        &registry.identity.region,
+    );
+    if let Err(err) = events
+        .enqueue(
+            request_id,
+            e.function.clone(),
+            None,
+            bytes::Bytes::from(body.to_string()),
+        )
+        .await
+    {
+        tracing::error!(error = %err, rule = %e.rule, "cannot fire a schedule");
+        return false;
+    }
+    true
+}
+
+fn epoch_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Firings are re-sent while they are this recent (well within JetStream's
+/// 10-minute duplicate window, so an event that did get through is stored once).
+const RESEND_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+async fn mark_sent(leader: &Leadership, e: &ScheduleEntry, at: OffsetDateTime) {
+    if let Err(err) = leader
+        .mark_enqueued(&e.function, &e.rule, epoch_ms(at))
+        .await
+    {
+        // Harmless: a later leader re-sends it under the same request id.
+        tracing::warn!(error = %err, rule = %e.rule, "cannot note a schedule firing as sent");
+    }
+}
+
+/// Sends again, under their recorded request ids, the firings recorded in the
+/// last [`RESEND_WITHIN`] and not noted as sent (a leader died between the two, or
+/// the queue refused). `false` when some could not be sent (tried again later).
+async fn send_unsent(
+    leader: &Leadership,
+    entries: &[ScheduleEntry],
+    registry: &Registry,
+    events: &AsyncQueue,
+) -> bool {
+    let unsent = match leader.unsent(RESEND_WITHIN).await {
+        Ok(u) => u,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the schedule firings left unsent");
+            return false;
+        }
+    };
+    let mut all = true;
+    for u in unsent {
+        let Some(e) = entries
+            .iter()
+            .find(|e| e.function == u.function && e.rule == u.rule)
+        else {
+            continue; // The schedule is gone.
+        };
+        let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(u.due_ms as i128 * 1_000_000) else {
+            continue;
+        };
+        if fire(e, at, registry, events, u.request_id).await {
+            mark_sent(leader, e, at).await;
+        } else {
+            all = false;
+        }
+    }
+    all
+}
+
+/// The schedule task of a cluster node: idle while another node leads; while this
+/// one leads (epoch `e`), each due firing is recorded under `e`, then enqueued.
+async fn run_as_leader(
+    t: Triggers,
+    registry: Arc<Registry>,
+    events: AsyncQueue,
+    speed: f64,
+    leader: Leadership,
+) {
+    let mut leading = leader.watch();
+    loop {
+        let epoch = loop {
+            if let Some(e) = *leading.borrow_and_update() {
+                break e;
+            }
+            if leading.changed().await.is_err() {
+                return;
+            }
+        };
+        let mut last = OffsetDateTime::now_utc() - HANDOVER_LOOKBACK;
+        let mut deposed = false;
+        // A new leader first sends what an earlier one recorded but may not have sent.
+        let mut resend = true;
+        while *leading.borrow_and_update() == Some(epoch) {
+            let now = OffsetDateTime::now_utc();
+            last = last.max(now - HANDOVER_LOOKBACK);
+            let entries = t.entries.lock().clone();
+            if resend {
+                resend = !send_unsent(&leader, &entries, &registry, &events).await;
+            }
+            let mut retry = resend;
+            for (i, at) in due_at_speed(&entries, last, now, speed) {
+                let e = &entries[i];
+                let request_id = new_uuid();
+                match leader
+                    .record_firing(epoch, &e.function, &e.rule, epoch_ms(at), &request_id)
+                    .await
+                {
+                    Ok(Firing::Recorded) => {
+                        if fire(e, at, &registry, &events, request_id).await {
+                            mark_sent(&leader, e, at).await;
+                        } else {
+                            // Recorded, not sent: sent again (same request id) later.
+                            resend = true;
+                            retry = true;
+                        }
+                    }
+                    Ok(Firing::AlreadyFired) => {}
+                    Ok(Firing::Deposed { current }) => {
+                        tracing::info!(
+                            epoch,
+                            current,
+                            "no longer the cluster's leader: schedules are fired by the new one"
+                        );
+                        deposed = true;
+                        break;
+                    }
+                    Err(err) => {
+                        // Tried again (a recorded one is not fired twice) until it
+                        // is older than the look-back.
+                        tracing::error!(error = %err, rule = %e.rule, "cannot record a schedule firing; retrying");
+                        last = real_time(e, at, speed) - time::Duration::milliseconds(1);
+                        // A write that timed out may have committed: its row is
+                        // then sent from the record.
+                        resend = true;
+                        retry = true;
+                        break;
+                    }
+                }
+            }
+            if deposed {
+                break;
+            }
+            let wait = if retry {
+                std::time::Duration::from_secs(1)
+            } else {
+                last = now;
+                wait_until(next_firing(&entries, now, speed))
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = t.changed.notified() => {}
+                r = leading.changed() => if r.is_err() { return },
+            }
+        }
+        // Deposed: wait until the election says so too.
+        while deposed && *leading.borrow_and_update() == Some(epoch) {
+            if leading.changed().await.is_err() {
+                return;
+            }
         }
     }
 }
@@ -350,6 +594,44 @@ mod tests {
             name: None,
         });
         assert!(schedules_of("fn", &[off], anchor).is_empty());
+    }
+
+    #[test]
+    fn a_faster_schedule_clock_fires_each_period_once_across_windows() {
+        let anchor = datetime!(2026-01-01 00:00:00 UTC);
+        let entries = vec![entry("rate(1 minute)", anchor, None)];
+        // At 30, a minute of schedule time is 2 real seconds from the anchor.
+        let fired = due_at_speed(&entries, anchor, anchor + time::Duration::seconds(5), 30.0);
+        let minutes: Vec<i64> = fired
+            .iter()
+            .map(|(_, at)| (*at - anchor).whole_minutes())
+            .collect();
+        assert_eq!(minutes, [1, 2]);
+        assert_eq!(
+            next_firing(&entries, anchor + time::Duration::seconds(5), 30.0),
+            Some(anchor + time::Duration::seconds(6))
+        );
+        // Windows cut anywhere (as the task's wake-ups cut them) see every period
+        // once.
+        let mut all = Vec::new();
+        let mut from = anchor;
+        for ms in [700, 2_000, 2_001, 5_999, 6_000, 13_333, 20_000] {
+            let to = anchor + time::Duration::milliseconds(ms);
+            all.extend(
+                due_at_speed(&entries, from, to, 30.0)
+                    .into_iter()
+                    .map(|(_, at)| at),
+            );
+            from = to;
+        }
+        let minutes: Vec<i64> = all
+            .iter()
+            .map(|at| (*at - anchor).whole_minutes())
+            .collect();
+        assert_eq!(minutes, (1..=10).collect::<Vec<_>>());
+        // At 1 it is the real clock: exactly `due`.
+        let (a, b) = (anchor, anchor + time::Duration::minutes(3));
+        assert_eq!(due_at_speed(&entries, a, b, 1.0), due(&entries, a, b));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `stratus cluster status`: the nodes of the cluster the endpoint belongs to —
-//! address, health, environments, load and last heartbeat — as a table, or the
-//! server's JSON with `--json` (`GET /stratus/v1/cluster`).
+//! address, health, environments, load and last heartbeat — and which node leads
+//! (fires the schedules), as a table, or the server's JSON with `--json`
+//! (`GET /stratus/v1/cluster`).
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -104,6 +105,19 @@ fn table(v: &Value) -> String {
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
     }
+    // The leader fires the cluster's schedules; a server without leadership
+    // (older) prints no line.
+    match v.get("leader") {
+        None => {}
+        Some(Value::Null) => out.push_str("leader: none (an election is under way)\n"),
+        Some(l) => {
+            out.push_str(&format!("leader: {}", l["node"].as_str().unwrap_or("?")));
+            if let (Some(epoch), Some(since)) = (l["epoch"].as_i64(), l["since"].as_str()) {
+                out.push_str(&format!(" (epoch {epoch}, since {since})"));
+            }
+            out.push('\n');
+        }
+    }
     out
 }
 
@@ -142,5 +156,16 @@ mod tests {
             lines[3].starts_with("b ") && lines[3].contains("dead") && lines[3].contains("2m ago"),
             "{t}"
         );
+        let mut v = v;
+        v["leader"] =
+            serde_json::json!({"node": "b", "epoch": 4, "since": "2026-12-04T16:00:00.000Z"});
+        let t = table(&v);
+        assert_eq!(
+            t.lines().last(),
+            Some("leader: b (epoch 4, since 2026-12-04T16:00:00.000Z)"),
+            "{t}"
+        );
+        v["leader"] = Value::Null;
+        assert!(table(&v).ends_with("leader: none (an election is under way)\n"));
     }
 }

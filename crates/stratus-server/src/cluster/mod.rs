@@ -18,17 +18,22 @@
 //!   warm environments. [`forward`]: invocations routed to a node with a warm one.
 //! - [`peers`]: signed HTTP calls to the other nodes, for reads of node-local logs
 //!   and metrics.
+//! - [`leader`]: one leader by a PostgreSQL advisory lock, its work fenced by an
+//!   epoch (schedules fire once per period cluster-wide).
+//! - `scaling`: the per-function scaling rate shared among the healthy nodes.
 //!
 //! Only this module knows that other nodes exist; the API handlers do not.
 
 pub(crate) mod changes;
 pub mod forward;
 pub mod grants;
+pub mod leader;
 mod nodes;
 pub mod peers;
 pub mod pg;
 pub(crate) mod pollers;
 pub mod placement;
+mod scaling;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,6 +58,9 @@ pub enum ClusterError {
     /// `--blobs` is unusable.
     #[error(transparent)]
     Blobs(#[from] BlobsError),
+    /// The leader election could not be set up.
+    #[error(transparent)]
+    Leader(#[from] leader::LeaderError),
     /// The cluster-wide concurrency grants could not be set up.
     #[error(transparent)]
     Grants(#[from] grants::GrantsError),
@@ -392,6 +400,7 @@ pub(crate) fn run_node(
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     changes::spawn_listener(url, node.id.clone(), applier, stop.clone());
+    scaling::spawn(pool.clone(), scheduler.clone(), stop.clone());
     nodes::spawn_heartbeat(pool, node, scheduler, stop);
 }
 
@@ -456,7 +465,7 @@ impl Membership {
     /// node (a single node: this one, from `local`).
     pub async fn status(&self, local: NodeInfo) -> Result<serde_json::Value, ClusterError> {
         let me = &self.inner;
-        let (mode, nodes) = match &me.cluster {
+        let (mode, nodes, leader) = match &me.cluster {
             None => {
                 let now = now_ms();
                 let n = NodeStatus {
@@ -468,15 +477,34 @@ impl Membership {
                     heartbeat_age_ms: 0,
                     info: local,
                 };
-                ("single", vec![n])
+                // A single node fires its own schedules.
+                let leader = serde_json::json!({ "node": me.id });
+                ("single", vec![n], leader)
             }
-            Some(pool) => ("cluster", nodes::list(pool).await?),
+            Some(pool) => {
+                let leader = match leader::current(pool).await? {
+                    Some((node, epoch, since)) => {
+                        serde_json::json!({ "node": node, "epoch": epoch, "since": since })
+                    }
+                    None => serde_json::Value::Null,
+                };
+                ("cluster", nodes::list(pool).await?, leader)
+            }
         };
+        let nodes: Vec<serde_json::Value> = nodes
+            .iter()
+            .map(|n| {
+                let mut v = n.to_json(&me.id);
+                v["leader"] = (leader["node"].as_str() == Some(n.id.as_str())).into();
+                v
+            })
+            .collect();
         Ok(serde_json::json!({
             "mode": mode,
             "node": me.id,
             "deadAfterMs": DEAD_AFTER.as_millis() as u64,
-            "nodes": nodes.iter().map(|n| n.to_json(&me.id)).collect::<Vec<_>>(),
+            "leader": leader,
+            "nodes": nodes,
         }))
     }
 }
