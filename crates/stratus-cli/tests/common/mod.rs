@@ -278,7 +278,8 @@ impl Server {
     /// All log messages of a function's group, oldest first (paging through them).
     pub async fn logs(&self, function: &str) -> Vec<String> {
         let mut out = Vec::new();
-        let mut after = 0;
+        // A number on a single node, a cursor over every node in a cluster.
+        let mut after = "0".to_string();
         loop {
             let path = format!("/stratus/v1/logs?function={function}&limit=10000&after={after}");
             let v = self
@@ -297,7 +298,10 @@ impl Server {
                     .iter()
                     .map(|e| e["message"].as_str().unwrap().to_string()),
             );
-            after = v["nextToken"].as_i64().unwrap();
+            after = match &v["nextToken"] {
+                Value::String(s) => s.clone(),
+                other => other.as_i64().unwrap().to_string(),
+            };
         }
     }
 

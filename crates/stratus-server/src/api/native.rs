@@ -47,8 +47,9 @@ struct LogQuery {
     /// Log group, e.g. `/aws/lambda/hello`; or `function` for the function's group.
     group: Option<String>,
     function: Option<String>,
-    /// Return events with id greater than this (for tailing).
-    after: Option<i64>,
+    /// Return events with id greater than this (for tailing): the `nextToken` of
+    /// the previous answer (a number on a single node, a cursor in a cluster).
+    after: Option<String>,
     /// Epoch milliseconds.
     start: Option<i64>,
     filter: Option<String>,
@@ -94,11 +95,19 @@ async fn logs(
     if s.peers.is_cluster() && !crate::cluster::peers::is_local(&headers) {
         return cluster::logs(s, group, q, limit).await;
     }
+    let after = match q.after.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(n)) => Some(n),
+        Some(Err(_)) => {
+            return ApiError::invalid("after: not the nextToken of an earlier answer (a number)")
+                .into_response()
+        }
+    };
     let logs = s.logs.clone();
     let r = tokio::task::spawn_blocking(move || {
         logs.query(
             &group,
-            q.after.unwrap_or(0),
+            after.unwrap_or(0),
             q.start,
             q.filter.as_deref(),
             limit,
@@ -107,7 +116,7 @@ async fn logs(
     .await;
     match r {
         Ok(Ok(events)) => {
-            let next = events.last().map(|e| e.id).or(q.after).unwrap_or(0);
+            let next = events.last().map(|e| e.id).or(after).unwrap_or(0);
             json(
                 StatusCode::OK,
                 &json!({ "events": events, "nextToken": next }),

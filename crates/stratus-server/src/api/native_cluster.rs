@@ -7,8 +7,10 @@
 //! position moves to the last of its lines the answer holds; a node that did not
 //! answer keeps its position (a tail picks its lines up once it answers again), and a
 //! node the cursor does not name (it joined since) starts from the beginning of the
-//! query's time range. Each event names its `node`. `nextToken` stays this node's
-//! own position, as on a single node.
+//! query's time range. Each event names its `node`. `nextToken` is that cursor too,
+//! so a client that hands `nextToken` back as `after` (the dashboard does) pages
+//! every node; a plain number as `after` is this node's own position, as on a single
+//! node.
 
 use std::collections::BTreeMap;
 
@@ -48,12 +50,16 @@ fn enc(s: &str) -> String {
 pub(super) async fn logs(s: AppState, group: String, q: LogQuery, limit: u32) -> Response {
     let me = s.peers.node_id().unwrap_or_default().to_string();
     let peers = s.peers.others().await;
-    let mut positions = match q.cursor.as_deref() {
-        Some(c) => match decode_cursor(c) {
+    // `after` is what `nextToken` was: a cursor (or, from a client that began on a
+    // single node's answer, this node's own position).
+    let given = q.cursor.as_deref().or(q.after.as_deref());
+    let mut positions = match given.map(|c| (c, c.parse::<i64>())) {
+        None => BTreeMap::new(),
+        Some((_, Ok(n))) => BTreeMap::from([(me.clone(), n)]),
+        Some((c, Err(_))) => match decode_cursor(c) {
             Ok(m) => m,
             Err(e) => return e.into_response(),
         },
-        None => BTreeMap::from([(me.clone(), q.after.unwrap_or(0))]),
     };
     for p in peers.iter() {
         positions.entry(p.id.clone()).or_insert(0);
@@ -169,7 +175,7 @@ pub(super) async fn logs(s: AppState, group: String, q: LogQuery, limit: u32) ->
         StatusCode::OK,
         &json!({
             "events": list,
-            "nextToken": positions.get(&me).copied().unwrap_or(0),
+            "nextToken": encode_cursor(&positions),
             "cursor": encode_cursor(&positions),
         }),
     );
