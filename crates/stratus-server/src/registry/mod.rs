@@ -35,6 +35,7 @@ mod functions;
 mod launch;
 mod names;
 mod refresh;
+pub mod s3;
 mod tags;
 mod validate;
 
