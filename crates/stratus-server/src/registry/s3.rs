@@ -439,7 +439,8 @@ mod tests {
             v.extend_from_slice(extra);
             v
         };
-        let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+        type Vars = Vec<(&'static str, &'static str)>;
+        let cases: Vec<(&str, Vars, &str)> = vec![
             ("Bucket", with(&[]), "not a bucket name"),
             ("ab", with(&[]), "not a bucket name"),
             ("-bucket", with(&[]), "not a bucket name"),
