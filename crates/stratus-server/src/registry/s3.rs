@@ -492,16 +492,28 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let client = HyperConnector::default()
-            .connect(&ClientOptions::new())
-            .unwrap();
-        let req = http::Request::get("http://127.0.0.1:9/b/k")
-            .body(HttpRequestBody::empty())
-            .unwrap();
-        let e = rt.block_on(client.execute(req)).unwrap_err();
-        assert!(
-            format!("{e} {:?}", std::error::Error::source(&e)).contains("http"),
-            "{e}"
-        );
+        let chain_of = |allow_http: bool| {
+            let options = ClientOptions::new().with_allow_http(allow_http);
+            let client = HyperConnector::default().connect(&options).unwrap();
+            // Nothing listens on port 9 (discard).
+            let req = http::Request::get("http://127.0.0.1:9/b/k")
+                .body(HttpRequestBody::empty())
+                .unwrap();
+            let e = rt.block_on(client.execute(req)).unwrap_err();
+            let mut chain = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                chain.push_str(&format!(" / {s}"));
+                source = s.source();
+            }
+            (e.kind(), chain)
+        };
+        let (kind, chain) = chain_of(false);
+        assert_eq!(kind, HttpErrorKind::Connect, "{chain}");
+        assert!(chain.contains("unsupported scheme http"), "{chain}");
+        // Allowed, it is tried (and refused by the closed port).
+        let (kind, chain) = chain_of(true);
+        assert_eq!(kind, HttpErrorKind::Connect, "{chain}");
+        assert!(!chain.contains("scheme"), "{chain}");
     }
 }
