@@ -125,3 +125,54 @@ async fn bench_attacks_prints_the_neighbour_figures_or_refuses_without_isolation
     // The bench does not measure the normal figures in this mode.
     assert!(!text.contains("warm invoke, concurrency 16"), "{text}");
 }
+
+/// `stratus bench --cluster`: an embedded node against a cluster node on a real
+/// PostgreSQL and NATS, two nodes together, and an invoke through the node without
+/// the warm environment, at a tiny scale. Only that each figure is produced is
+/// checked (the figures belong to BENCHMARKS.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_cluster_prints_the_cluster_figures() {
+    let noop = workspace_bin("noop-bootstrap", "noop-bootstrap");
+    let url = stratus_testkit::Postgres::shared().database();
+    let nats = stratus_testkit::Nats::start();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .arg("bench")
+        .arg("--bootstrap")
+        .arg(&noop)
+        .args(["--cluster", &url, "--nats", &nats.url()])
+        .args(["--requests", "50", "--seconds", "1", "--rounds", "1"])
+        .args(["--nodes", "2"])
+        .output()
+        .await
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(figure(&text, "warm invoke, one embedded ", " µs, p99") > 0.0);
+    assert!(figure(&text, "warm invoke, one cluster node ", " µs, p99") > 0.0);
+    assert!(
+        figure(
+            &text,
+            "warm invoke, one cluster node ",
+            " invocations/s; concurrency 64"
+        ) > 0.0
+    );
+    assert!(text.contains("cluster / embedded: p50 "), "{text}");
+    assert!(
+        figure(
+            &text,
+            "warm invoke, 2 nodes × 16 callers: ",
+            " invocations/s in all"
+        ) > 0.0
+    );
+    assert!(figure(&text, "routed invoke ", " µs, p99") > 0.0);
+
+    // Without --nats it says what is missing.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .args(["bench", "--cluster", &url])
+        .output()
+        .await
+        .unwrap();
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("--cluster needs --nats"), "{text}");
+}

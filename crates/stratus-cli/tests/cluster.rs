@@ -335,7 +335,7 @@ async fn bad_cluster_flags_are_clear_errors() {
             vec!["--node-id", "n1"],
             "--node-id: only means something with --cluster",
         ),
-        (vec!["--blobs", "s3://bucket"], "S3 is not supported"),
+        (vec!["--blobs", "s3://Bucket"], "not a bucket name"),
         (vec!["--blobs", "file://relative"], "absolute path"),
         (
             vec![

@@ -74,6 +74,11 @@ impl Caller {
     /// Sends the request and reads the whole response; anything but 200 is an error
     /// carrying the response body.
     async fn call(&mut self) -> anyhow::Result<()> {
+        self.call_allowing(&[]).await.map(|_| ())
+    }
+
+    /// As [`Self::call`], but a status in `allowed` is returned rather than an error.
+    async fn call_allowing(&mut self, allowed: &[u16]) -> anyhow::Result<u16> {
         self.stream.write_all(&self.request).await?;
         loop {
             let mut headers = [httparse::EMPTY_HEADER; 24];
@@ -96,7 +101,7 @@ impl Caller {
                 while self.filled < total {
                     self.fill().await?;
                 }
-                let failure = (status != 200).then(|| {
+                let failure = (status != 200 && !allowed.contains(&status)).then(|| {
                     format!(
                         "invoke answered {status}: {}",
                         String::from_utf8_lossy(&self.buf[head_len..total])
@@ -106,7 +111,7 @@ impl Caller {
                 self.filled -= total;
                 return match failure {
                     Some(msg) => Err(anyhow::anyhow!(msg)),
-                    None => Ok(()),
+                    None => Ok(status),
                 };
             }
             self.fill().await?;
@@ -206,6 +211,52 @@ pub(super) async fn concurrent(
     .await
 }
 
+/// As [`concurrent`], but a throttled call (429) is counted rather than an error
+/// (cluster mode: a node without grants may throttle a sudden burst): the rate and
+/// latencies of the calls answered 200, and the number throttled.
+pub(super) async fn concurrent_counting_throttles(
+    addr: SocketAddr,
+    request: Arc<[u8]>,
+    concurrency: usize,
+    duration: Duration,
+) -> anyhow::Result<(f64, Vec<f64>, u64)> {
+    on_own_thread(move || async move {
+        let mut callers = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            callers.push(Caller::connect(addr, request.clone()).await?);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let started = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for mut caller in callers {
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                let (mut lat, mut throttled) = (Vec::new(), 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    if caller.call_allowing(&[429]).await? == 429 {
+                        throttled += 1;
+                    } else {
+                        lat.push(t.elapsed().as_secs_f64() * 1e6);
+                    }
+                }
+                Ok::<_, anyhow::Error>((lat, throttled))
+            });
+        }
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::Relaxed);
+        let (mut all, mut throttled) = (Vec::new(), 0);
+        while let Some(done) = tasks.join_next().await {
+            let (lat, t) = done??;
+            all.extend(lat);
+            throttled += t;
+        }
+        let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+        Ok((rate, all, throttled))
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +311,26 @@ mod tests {
         );
         let err = c.call().await.unwrap_err().to_string();
         assert!(err.contains("closed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn an_allowed_status_is_returned_others_are_errors() {
+        let addr = scripted(vec![
+            "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\n\r\n{}",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+        ])
+        .await;
+        let mut c = Caller::connect(
+            addr,
+            invoke_request(addr, "f", &stratus_cli::signing::Signer::unsigned()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.call_allowing(&[429]).await.unwrap(), 429);
+        assert_eq!(c.call_allowing(&[429]).await.unwrap(), 200);
+        let err = c.call_allowing(&[429]).await.unwrap_err().to_string();
+        assert!(err.contains("500"), "{err}");
     }
 
     #[tokio::test]

@@ -16,12 +16,16 @@
 //! `--async-accept` measures instead how long an asynchronous invoke takes to be
 //! accepted, with events in `events.db` or (`--nats`) in JetStream ([`async_accept`]).
 //!
+//! `--cluster postgres://… --nats nats://…` compares instead a cluster node with the
+//! embedded one and measures several nodes together and a routed invoke ([`cluster`]).
+//!
 //! `--autoscaling` replays instead a daily-shaped trace with fixed and with
 //! autoscaled provisioned concurrency and counts cold starts ([`autoscaling`]).
 
 mod async_accept;
 mod attacks;
 mod autoscaling;
+mod cluster;
 mod load;
 
 use std::net::SocketAddr;
@@ -90,6 +94,18 @@ pub(crate) struct BenchArgs {
     /// Run the server with `--nats URL` (async events in NATS JetStream).
     #[arg(long)]
     nats: Option<String>,
+    /// Only compare a cluster node (this PostgreSQL database, with `--nats`) with the
+    /// embedded node, then measure `--nodes` cluster nodes together and an invoke
+    /// through a node without a warm environment (`scripts/bench-cluster` starts the
+    /// engines and runs this).
+    #[arg(long, value_name = "POSTGRES_URL")]
+    cluster: Option<String>,
+    /// `--cluster`: cluster nodes for the aggregate throughput.
+    #[arg(long, default_value_t = 3)]
+    nodes: u32,
+    /// `--cluster`: interleaved rounds of embedded and cluster node.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -260,6 +276,9 @@ async fn cold_samples(
 }
 
 pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if let Some(url) = &args.cluster {
+        return cluster::run(&args, url).await;
+    }
     if args.autoscaling {
         return autoscaling::run(&args).await;
     }

@@ -114,7 +114,7 @@ impl ClusterError {
 pub struct ClusterFlags {
     /// `--cluster postgres://…`: shared state in this PostgreSQL database.
     pub url: Option<String>,
-    /// `--blobs URL`: where code packages are kept (`file:///dir`).
+    /// `--blobs URL`: where code packages are kept (`file:///dir`, `s3://bucket/prefix`).
     pub blobs: Option<String>,
     /// `--advertise HOST:PORT`: where the other nodes reach this node's API.
     pub advertise: Option<String>,
@@ -574,10 +574,7 @@ mod tests {
                 flags(pg, Some("file:///b"), None, Some("a b")),
                 "--node-id: \"a b\"",
             ),
-            (
-                flags(pg, Some("s3://bucket"), None, None),
-                "S3 is not supported",
-            ),
+            (flags(pg, Some("s3://B"), None, None), "not a bucket name"),
         ];
         for (f, says) in cases {
             let e = f.plan().unwrap_err().to_string();

@@ -8,6 +8,10 @@
 //! store, checks that its bytes hash to the name it was asked by (a package altered
 //! or cut short in the shared store is refused, never run) and keeps a local copy.
 //!
+//! The shared store is a directory (`file:///dir`, `object_store`'s local file
+//! system) or an S3 bucket (`s3://bucket/prefix`, any S3-compatible server; see
+//! `s3.rs`), with the same layout and the same checks.
+//!
 //! Every method blocks (the shared store is driven on the runtime through a
 //! [`tokio::runtime::Handle`]); it may be called from any thread, an async worker
 //! included (it steps aside with `block_in_place`), though callers should prefer a
@@ -68,12 +72,24 @@ pub enum BlobsError {
 pub enum BlobsLocation {
     /// A directory (`file:///dir`), typically a shared mount.
     Dir(PathBuf),
+    /// An S3 bucket and key prefix (`s3://bucket/prefix`), with the endpoint, region
+    /// and credentials read from the environment.
+    S3(super::s3::S3Location),
 }
 
 impl BlobsLocation {
-    /// Parses a `--blobs` URL: `file:///absolute/dir`. Anything else is refused,
-    /// naming what is accepted.
+    /// Parses a `--blobs` URL: `file:///absolute/dir` or `s3://bucket[/prefix]`
+    /// (reading the AWS environment variables, see `s3.rs`). Anything else is
+    /// refused, naming what is accepted.
     pub fn parse(url: &str) -> Result<Self, BlobsError> {
+        Self::parse_with_env(url, &|k| std::env::var(k).ok())
+    }
+
+    /// [`Self::parse`] with the environment read through `env`.
+    pub fn parse_with_env(
+        url: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, BlobsError> {
         let bad = |reason: &str| BlobsError::Url {
             url: url.to_string(),
             reason: reason.to_string(),
@@ -90,11 +106,13 @@ impl BlobsLocation {
                 .map_err(|_| bad("the path is not valid UTF-8 once %-decoded"))?;
             return Ok(Self::Dir(PathBuf::from(path.as_ref())));
         }
-        if url.starts_with("s3://") {
-            return Err(bad("S3 is not supported by this build (object_store's S3 client needs aws-lc-rs); use a directory every node mounts: file:///srv/stratus-blobs"));
+        if let Some(rest) = url.strip_prefix("s3://") {
+            return super::s3::S3Location::parse(rest, env)
+                .map(Self::S3)
+                .map_err(|r| bad(&r));
         }
         Err(bad(
-            "expected file:///absolute/dir (a directory every node of the cluster reads)",
+            "expected file:///absolute/dir (a directory every node of the cluster reads) or s3://bucket[/prefix]",
         ))
     }
 }
@@ -171,14 +189,33 @@ impl Blobs {
                     })?;
                 Arc::new(fs)
             }
+            BlobsLocation::S3(loc) => super::s3::open(loc).map_err(|e| BlobsError::Url {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?,
         };
+        let shared = Shared {
+            store,
+            url: url.to_string(),
+            rt,
+        };
+        if let BlobsLocation::S3(loc) = location {
+            // Reach the bucket once at start, so a wrong endpoint, bucket or key is a
+            // start-up error rather than the first deploy's.
+            let listed = shared.wait(shared.store.list_with_delimiter(None));
+            listed.map_err(|e| BlobsError::Url {
+                url: url.to_string(),
+                reason: format!(
+                    "cannot list bucket {:?} at {} (region {}): {e}",
+                    loc.bucket,
+                    loc.endpoint.as_deref().unwrap_or("AWS S3"),
+                    loc.region
+                ),
+            })?;
+        }
         Ok(Self {
             local,
-            shared: Some(Arc::new(Shared {
-                store,
-                url: url.to_string(),
-                rt,
-            })),
+            shared: Some(Arc::new(shared)),
         })
     }
 
@@ -290,7 +327,8 @@ mod tests {
         );
         for (bad, says) in [
             ("file://relative/dir", "absolute path"),
-            ("s3://bucket", "S3 is not supported"),
+            ("s3://Bucket", "not a bucket name"),
+            ("http://h/b", "or s3://bucket"),
             ("/srv/blobs", "expected file:///"),
             ("file:///srv/../etc", "'..'"),
         ] {

@@ -36,6 +36,7 @@ mod functions;
 mod launch;
 mod names;
 mod refresh;
+pub mod s3;
 mod tags;
 mod validate;
 
