@@ -175,6 +175,9 @@ enum ServerAction {
     /// Replace the master key (re-wrapping every data key) of a stopped server's
     /// data dir; `--new-data-key` also starts a new data key for new writes.
     RotateKey(commands::rotate_key::RotateKeyArgs),
+    /// Install the AWS SDKs the runtimes provide (boto3, @aws-sdk/client-*) with
+    /// npm and pip into `{data-dir}/aws-sdk` (or `--aws-sdk DIR`).
+    InstallSdk(commands::install_sdk::InstallSdkArgs),
 }
 
 /// Server settings (every Lambda default can be changed here).
@@ -192,6 +195,10 @@ pub(crate) struct ServerArgs {
     /// Python interpreter for python* runtimes.
     #[arg(long, env = "STRATUS_PYTHON")]
     python: Option<String>,
+    /// Directory of the AWS SDKs functions get without bundling them (default
+    /// `{data-dir}/aws-sdk`; fill it with `stratus server install-sdk`).
+    #[arg(long, env = "STRATUS_AWS_SDK")]
+    aws_sdk: Option<PathBuf>,
     /// Account concurrency limit.
     #[arg(long, default_value_t = 1000)]
     account_concurrency: u32,
@@ -324,6 +331,7 @@ impl ServerArgs {
         let mut cfg = ServerConfig::new(&self.data_dir, self.listen);
         cfg.node = self.node.clone();
         cfg.python = self.python.clone();
+        cfg.aws_sdk = self.aws_sdk.clone();
         cfg.settings.account_concurrency = self.account_concurrency;
         cfg.settings.unreserved_minimum = self.unreserved_minimum;
         cfg.settings.scaling_rate_per_10s = self.scaling_rate;
@@ -476,6 +484,10 @@ fn main() -> std::process::ExitCode {
                 action: Some(ServerAction::RotateKey(args)),
                 ..
             }) => commands::rotate_key::rotate_key(args),
+            Command::Server(ServerCommand {
+                action: Some(ServerAction::InstallSdk(args)),
+                ..
+            }) => commands::install_sdk::install_sdk(args),
             Command::Server(s) => serve(s.args).await,
             Command::Demo { server, exit } => demo::run(server, exit).await,
             Command::Bench(args) => bench::run(args).await,
@@ -601,6 +613,11 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             "TLS certificate authority: {} (trust it with --ca-bundle or AWS_CA_BUNDLE)",
             ca.display()
         );
+    }
+    if let Some(sdk) = server.aws_sdk() {
+        for w in sdk.warnings() {
+            warn(w);
+        }
     }
     let sandbox = server.sandbox();
     if let Some(why) = server.sandbox_fallback() {

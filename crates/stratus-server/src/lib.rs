@@ -16,6 +16,7 @@ pub mod api;
 pub mod async_queue;
 pub mod auth;
 pub mod autoscale;
+pub mod aws_sdk;
 pub mod cluster;
 pub mod deploy;
 pub mod error;
@@ -62,6 +63,9 @@ pub struct ServerConfig {
     pub node: Option<String>,
     /// Python interpreter (default `python3` on PATH).
     pub python: Option<String>,
+    /// `--aws-sdk DIR`: where the runtimes' AWS SDKs are installed (default
+    /// `{data-dir}/aws-sdk`); see [`aws_sdk`].
+    pub aws_sdk: Option<PathBuf>,
     /// Region in ARNs and `AWS_REGION`.
     pub region: String,
     /// Account id in ARNs.
@@ -152,6 +156,7 @@ impl ServerConfig {
             settings: Settings::default(),
             node: None,
             python: None,
+            aws_sdk: None,
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             log_limits: logs::LogLimits::for_age(Duration::from_secs(7 * 24 * 3600)),
@@ -297,6 +302,11 @@ impl RunningServer {
     /// What the sandbox driver isolates.
     pub fn sandbox(&self) -> SandboxInfo {
         self.state.scheduler.sandbox()
+    }
+
+    /// The runtimes' AWS SDKs found at start ([`aws_sdk`]).
+    pub fn aws_sdk(&self) -> Option<&aws_sdk::AwsSdk> {
+        self.state.registry.runtimes().aws_sdk()
     }
 
     /// Why `--sandbox auto` fell back to the `process` driver, when it did.
@@ -463,7 +473,10 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         cfg.node.as_deref(),
         cfg.python.as_deref(),
     )
-    .map_err(StartError::Runtimes)?;
+    .map_err(StartError::Runtimes)?
+    .with_aws_sdk(aws_sdk::AwsSdk::detect(
+        &cfg.aws_sdk.clone().unwrap_or_else(|| dir.join("aws-sdk")),
+    ));
     let identity = Identity {
         region: cfg.region.clone(),
         account_id: cfg.account_id.clone(),

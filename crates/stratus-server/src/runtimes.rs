@@ -19,6 +19,7 @@ pub struct Runtimes {
     node_bootstrap: PathBuf,
     python_bootstrap: PathBuf,
     runtime_dir: PathBuf,
+    aws_sdk: Option<crate::aws_sdk::AwsSdk>,
 }
 
 impl Runtimes {
@@ -43,7 +44,19 @@ impl Runtimes {
             node_bootstrap,
             python_bootstrap,
             runtime_dir: dir.to_path_buf(),
+            aws_sdk: None,
         })
+    }
+
+    /// The AWS SDKs functions find on their module path ([`crate::aws_sdk`]).
+    pub fn with_aws_sdk(mut self, sdk: crate::aws_sdk::AwsSdk) -> Self {
+        self.aws_sdk = Some(sdk);
+        self
+    }
+
+    /// The AWS SDKs, when set.
+    pub fn aws_sdk(&self) -> Option<&crate::aws_sdk::AwsSdk> {
+        self.aws_sdk.as_ref()
     }
 
     /// Program and arguments for `runtime` with code at `code_dir`.
@@ -81,6 +94,7 @@ impl Runtimes {
             target: PathBuf::from("/var/runtime"),
             read_only: true,
         }];
+        mounts.extend(self.aws_sdk.as_ref().and_then(|s| s.mount()));
         for bin in [self.node.as_ref().ok(), self.python.as_ref().ok()]
             .into_iter()
             .flatten()

@@ -34,6 +34,7 @@ async fn health(State(s): State<AppState>) -> Response {
                 "cgroup": sandbox.cgroup,
                 "seccomp": sandbox.seccomp,
             },
+            "awsSdk": s.registry.runtimes().aws_sdk().map(|a| a.health()),
         }),
     )
 }
