@@ -199,6 +199,15 @@ pub(crate) struct ServerArgs {
     /// `{data-dir}/aws-sdk`; fill it with `stratus server install-sdk`).
     #[arg(long, env = "STRATUS_AWS_SDK")]
     aws_sdk: Option<PathBuf>,
+    /// The interpreter of one runtime ID, e.g. `--runtime python3.12=/opt/py312/bin/python3`
+    /// (repeatable; its version must be the ID's). Others are found on PATH and in pyenv.
+    #[arg(long = "runtime", value_name = "ID=PATH", value_parser = parse_runtime_flag)]
+    runtimes: Vec<(String, String)>,
+    /// A runtime ID whose exact interpreter version is not installed: `refuse` it at
+    /// CreateFunction/deploy, or run it on the `nearest` installed version (with a
+    /// warning at deploy, in health and in `stratus info`).
+    #[arg(long, default_value = "refuse", value_parser = ["refuse", "nearest"], env = "STRATUS_RUNTIME_FALLBACK")]
+    runtime_fallback: String,
     /// Account concurrency limit.
     #[arg(long, default_value_t = 1000)]
     account_concurrency: u32,
@@ -332,6 +341,12 @@ impl ServerArgs {
         cfg.node = self.node.clone();
         cfg.python = self.python.clone();
         cfg.aws_sdk = self.aws_sdk.clone();
+        cfg.runtimes = self.runtimes.clone();
+        cfg.runtime_fallback = if self.runtime_fallback == "nearest" {
+            stratus_server::interpreters::Fallback::Nearest
+        } else {
+            stratus_server::interpreters::Fallback::Refuse
+        };
         cfg.settings.account_concurrency = self.account_concurrency;
         cfg.settings.unreserved_minimum = self.unreserved_minimum;
         cfg.settings.scaling_rate_per_10s = self.scaling_rate;
@@ -547,6 +562,18 @@ fn set_transport(g: &Global, command: &Command, matches: &clap::ArgMatches) -> a
     Ok(())
 }
 
+/// `--runtime ID=PATH`.
+fn parse_runtime_flag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, path)) if !id.is_empty() && !path.is_empty() => {
+            Ok((id.to_string(), path.to_string()))
+        }
+        _ => Err(format!(
+            "expected ID=PATH (e.g. python3.12=/usr/bin/python3.12), got {s:?}"
+        )),
+    }
+}
+
 /// Waits for SIGINT or SIGTERM.
 pub(crate) async fn shutdown_signal() {
     let term = async {
@@ -616,6 +643,23 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     }
     if let Some(sdk) = server.aws_sdk() {
         for w in sdk.warnings() {
+            warn(w);
+        }
+    }
+    let runnable: Vec<String> = server
+        .interpreters()
+        .runnable()
+        .map(|(id, c)| {
+            format!(
+                "{id} ({}{})",
+                c.interpreter.version,
+                if c.exact { "" } else { ", nearest" }
+            )
+        })
+        .collect();
+    note(format!("runtimes: {}", runnable.join(", ")));
+    for (id, _) in server.interpreters().runnable() {
+        if let Some(w) = server.interpreters().substitute_warning(id) {
             warn(w);
         }
     }

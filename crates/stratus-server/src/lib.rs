@@ -22,6 +22,7 @@ pub mod deploy;
 pub mod error;
 pub mod esm;
 pub mod gateway;
+pub mod interpreters;
 pub mod listen;
 pub mod logs;
 mod metrics;
@@ -66,6 +67,11 @@ pub struct ServerConfig {
     /// `--aws-sdk DIR`: where the runtimes' AWS SDKs are installed (default
     /// `{data-dir}/aws-sdk`); see [`aws_sdk`].
     pub aws_sdk: Option<PathBuf>,
+    /// `--runtime ID=PATH`: the interpreter of a runtime ID (see [`interpreters`]).
+    pub runtimes: Vec<(String, String)>,
+    /// `--runtime-fallback`: refuse an ID whose version is not installed, or run it
+    /// on the nearest one.
+    pub runtime_fallback: interpreters::Fallback,
     /// Region in ARNs and `AWS_REGION`.
     pub region: String,
     /// Account id in ARNs.
@@ -157,6 +163,8 @@ impl ServerConfig {
             node: None,
             python: None,
             aws_sdk: None,
+            runtimes: Vec::new(),
+            runtime_fallback: interpreters::Fallback::Refuse,
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             log_limits: logs::LogLimits::for_age(Duration::from_secs(7 * 24 * 3600)),
@@ -302,6 +310,11 @@ impl RunningServer {
     /// What the sandbox driver isolates.
     pub fn sandbox(&self) -> SandboxInfo {
         self.state.scheduler.sandbox()
+    }
+
+    /// Which interpreter runs each Node.js/Python runtime ID.
+    pub fn interpreters(&self) -> &interpreters::Interpreters {
+        self.state.registry.runtimes().interpreters()
     }
 
     /// The runtimes' AWS SDKs found at start ([`aws_sdk`]).
@@ -468,10 +481,14 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         })
     })));
     let scheduler = Scheduler::new(settings, driver, logs.clone());
-    let runtimes = Runtimes::prepare(
+    let runtimes = Runtimes::prepare_with(
         &dir.join("runtimes"),
-        cfg.node.as_deref(),
-        cfg.python.as_deref(),
+        &interpreters::Sources {
+            node: cfg.node.clone(),
+            python: cfg.python.clone(),
+            explicit: cfg.runtimes.clone(),
+            fallback: cfg.runtime_fallback,
+        },
     )
     .map_err(StartError::Runtimes)?
     .with_aws_sdk(aws_sdk::AwsSdk::detect(

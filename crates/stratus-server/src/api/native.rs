@@ -35,6 +35,7 @@ async fn health(State(s): State<AppState>) -> Response {
                 "seccomp": sandbox.seccomp,
             },
             "awsSdk": s.registry.runtimes().aws_sdk().map(|a| a.health()),
+            "runtimes": s.registry.runtimes().interpreters().health(),
         }),
     )
 }
