@@ -208,6 +208,12 @@ pub(crate) struct ServerArgs {
     /// warning at deploy, in health and in `stratus info`).
     #[arg(long, default_value = "refuse", value_parser = ["refuse", "nearest"], env = "STRATUS_RUNTIME_FALLBACK")]
     runtime_fallback: String,
+    /// Runtime IDs AWS Lambda has deprecated (nodejs12.x–16.x, python3.7/3.8, ruby2.7,
+    /// java8, java11, dotnet6): `refuse` them with Lambda's message, or run Node.js and
+    /// Python ones on the `nearest` supported runtime (nodejs18.x, python3.9) with a
+    /// warning at deploy, in health and in `stratus info`.
+    #[arg(long, default_value = "refuse", value_parser = ["refuse", "nearest"], env = "STRATUS_LEGACY_RUNTIMES")]
+    legacy_runtimes: String,
     /// Account concurrency limit.
     #[arg(long, default_value_t = 1000)]
     account_concurrency: u32,
@@ -343,6 +349,11 @@ impl ServerArgs {
         cfg.aws_sdk = self.aws_sdk.clone();
         cfg.runtimes = self.runtimes.clone();
         cfg.runtime_fallback = if self.runtime_fallback == "nearest" {
+            stratus_server::interpreters::Fallback::Nearest
+        } else {
+            stratus_server::interpreters::Fallback::Refuse
+        };
+        cfg.legacy_runtimes = if self.legacy_runtimes == "nearest" {
             stratus_server::interpreters::Fallback::Nearest
         } else {
             stratus_server::interpreters::Fallback::Refuse

@@ -239,3 +239,114 @@ async fn a_runtime_flag_of_the_wrong_version_stops_the_server() {
         output_text(&o)
     );
 }
+
+/// Lambda's CreateFunction message for a deprecated runtime.
+fn deprecated(id: &str) -> String {
+    format!("The runtime parameter of {id} is no longer supported for creating or updating AWS Lambda functions. We recommend you use a supported runtime while creating or updating functions.")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_runtime_ids_are_refused_with_lambdas_message_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    let zip = raw_zip(&[("index.js", NODE_HANDLER)]);
+    for id in [
+        "nodejs12.x",
+        "nodejs16.x",
+        "python3.7",
+        "ruby2.7",
+        "java8",
+        "java11",
+        "dotnet6",
+    ] {
+        let r = s
+            .create("legacy", id, "index.handler", &zip, json!({}))
+            .await;
+        assert_eq!(r.status, 400, "{id}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.header("x-amzn-errortype"),
+            Some("InvalidParameterValueException"),
+            "{id}"
+        );
+        assert_eq!(json_body(&r)["message"], deprecated(id), "{id}");
+    }
+    let svc = dir.path().join("svc");
+    std::fs::create_dir_all(&svc).unwrap();
+    std::fs::write(
+        svc.join("serverless.yml"),
+        "service: old\nprovider:\n  name: aws\n  runtime: python3.8\nfunctions:\n  f:\n    handler: app.handler\n",
+    )
+    .unwrap();
+    std::fs::write(svc.join("app.py"), PY_HANDLER).unwrap();
+    let o = stratus_cmd(&svc, &format!("http://{}", s.addr), &["deploy"]).await;
+    let text = output_text(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("function f: {}", deprecated("python3.8"))),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_runtime_ids_run_on_the_nearest_supported_one_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let n18 = npm_node(NODE18);
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--legacy-runtimes",
+            "nearest",
+            "--runtime",
+            &format!("nodejs18.x={}", n18.display()),
+        ],
+    )
+    .await;
+    let h = health(&s).await;
+    assert_eq!(h["runtimes"]["nodejs14.x"]["runsAs"], "nodejs18.x", "{h}");
+    let svc = dir.path().join("svc");
+    std::fs::create_dir_all(&svc).unwrap();
+    std::fs::write(
+        svc.join("serverless.yml"),
+        "service: old\nprovider:\n  name: aws\n  runtime: nodejs14.x\nfunctions:\n  f:\n    handler: index.handler\n",
+    )
+    .unwrap();
+    std::fs::write(svc.join("index.js"), NODE_HANDLER).unwrap();
+    let endpoint = format!("http://{}", s.addr);
+    let o = stratus_cmd(&svc, &endpoint, &["deploy"]).await;
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("nodejs14.x is no longer supported by AWS Lambda; it runs as nodejs18.x on Node.js 18.20.8"),
+        "{text}"
+    );
+    let info = stratus_ok(&svc, &endpoint, &["info"]).await;
+    assert!(
+        info.contains(&format!("warning: nodejs14.x runs on version {NODE18}"))
+            && info.contains("as nodejs18.x"),
+        "{info}"
+    );
+    // It keeps its own ID, as Lambda shows it, and runs on Node 18.
+    let r = s
+        .api
+        .call(
+            "GET",
+            "/2015-03-31/functions/old-dev-f/configuration",
+            &[],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(json_body(&r)["Runtime"], "nodejs14.x");
+    let v = json_body(&s.invoke("old-dev-f", "{}").await);
+    assert_eq!(v["version"], format!("v{NODE18}"), "{v}");
+    // A language Stratus has no runtime for is refused even so.
+    let zip = raw_zip(&[("index.js", NODE_HANDLER)]);
+    let r = s.create("j", "java11", "a.B::c", &zip, json!({})).await;
+    assert_eq!(r.status, 400);
+    let msg = json_body(&r)["message"].as_str().unwrap().to_string();
+    assert!(msg.starts_with(&deprecated("java11")), "{msg}");
+    assert!(
+        msg.contains("Stratus has no runtime of that language"),
+        "{msg}"
+    );
+}

@@ -13,6 +13,10 @@
 //!   exact match is not runnable unless [`Fallback::Nearest`] (`--runtime-fallback
 //!   nearest`): then the closest installed version of the family runs it, and
 //!   [`Interpreters::substitute_warning`] says so at deploy, in health and in `info`.
+//! - Lambda's deprecated IDs (`nodejs12.x`…`16.x`, `python3.7`/`3.8`, `ruby2.7`,
+//!   `java8`, `java11`, `dotnet6`) are refused with Lambda's own message, or with
+//!   `--legacy-runtimes nearest` run as the nearest supported ID of their language
+//!   (Node.js → `nodejs18.x`, Python → `python3.9`), with the same warnings.
 //! - CreateFunction, UpdateFunctionConfiguration and deploy refuse an ID that is not
 //!   runnable with [`Interpreters::check`]: what is installed and how to add it.
 
@@ -80,6 +84,9 @@ pub struct Interpreters {
     by_id: BTreeMap<String, Choice>,
     installed: Vec<Interpreter>,
     fallback: Fallback,
+    legacy: Fallback,
+    /// Deprecated ID → the supported ID that runs it (`--legacy-runtimes nearest`).
+    legacy_map: BTreeMap<String, String>,
 }
 
 /// The family and wanted `(major, minor)` of a Node.js or Python runtime ID
@@ -151,6 +158,9 @@ pub struct Sources {
     pub explicit: Vec<(String, String)>,
     /// `--runtime-fallback`.
     pub fallback: Fallback,
+    /// `--legacy-runtimes`: Lambda's deprecated IDs ([`stratus_rules::LEGACY_RUNTIMES`])
+    /// refused with Lambda's message, or run on the nearest supported ID.
+    pub legacy: Fallback,
 }
 
 impl Interpreters {
@@ -219,7 +229,7 @@ impl Interpreters {
                 add(i, &mut installed);
             }
         }
-        installed.sort_by(|a, b| (a.family, a.key()).cmp(&(b.family, b.key())));
+        installed.sort_by_key(|a| (a.family, a.key()));
         let mut by_id = BTreeMap::new();
         for id in ids {
             let Some((family, want)) = wanted(id) else {
@@ -247,10 +257,27 @@ impl Interpreters {
                 by_id.insert(id.to_string(), c);
             }
         }
+        let mut legacy_map = BTreeMap::new();
+        if sources.legacy == Fallback::Nearest {
+            for (id, to) in stratus_rules::LEGACY_RUNTIMES {
+                if let Some(choice) = to.and_then(|t| by_id.get(t)).cloned() {
+                    by_id.insert(
+                        id.to_string(),
+                        Choice {
+                            exact: false,
+                            ..choice
+                        },
+                    );
+                    legacy_map.insert(id.to_string(), to.unwrap_or_default().to_string());
+                }
+            }
+        }
         Ok(Self {
             by_id,
             installed,
             fallback: sources.fallback,
+            legacy: sources.legacy,
+            legacy_map,
         })
     }
 
@@ -270,6 +297,22 @@ impl Interpreters {
     /// `Ok` when `id` can run here (or is not a Node.js/Python ID); else the error
     /// CreateFunction and deploy give: what is installed and how to add it.
     pub fn check(&self, id: &str) -> Result<(), String> {
+        if let Some(to) = stratus_rules::legacy_runtime(id) {
+            if self.by_id.contains_key(id) {
+                return Ok(());
+            }
+            let deprecated = stratus_rules::deprecated_runtime_message(id);
+            return Err(match (self.legacy, to) {
+                (Fallback::Refuse, _) => deprecated,
+                (Fallback::Nearest, None) => format!(
+                    "{deprecated} Stratus has no runtime of that language to run it on, even with --legacy-runtimes nearest."
+                ),
+                (Fallback::Nearest, Some(to)) => format!(
+                    "{deprecated} With --legacy-runtimes nearest it would run on {to}, but: {}",
+                    self.check(to).err().unwrap_or_default()
+                ),
+            });
+        }
         let Some((family, want)) = wanted(id) else {
             return Ok(());
         };
@@ -302,6 +345,14 @@ impl Interpreters {
     /// The warning for a function of `id` when it runs on another version.
     pub fn substitute_warning(&self, id: &str) -> Option<String> {
         let c = self.by_id.get(id).filter(|c| !c.exact)?;
+        if let Some(to) = self.legacy_map.get(id) {
+            return Some(format!(
+                "{id} is no longer supported by AWS Lambda; it runs as {to} on {} {} ({}) because --legacy-runtimes is nearest",
+                c.interpreter.family.name(),
+                c.interpreter.version,
+                c.interpreter.path.display()
+            ));
+        }
         Some(format!(
             "{id} runs on {} {} ({}): the exact version is not installed and --runtime-fallback is nearest",
             c.interpreter.family.name(),
@@ -310,9 +361,14 @@ impl Interpreters {
         ))
     }
 
-    /// The setting.
+    /// The `--runtime-fallback` setting.
     pub fn fallback(&self) -> Fallback {
         self.fallback
+    }
+
+    /// The `--legacy-runtimes` setting.
+    pub fn legacy(&self) -> Fallback {
+        self.legacy
     }
 
     /// For `GET /stratus/v1/health` and `stratus server`'s notice: each runnable ID
@@ -326,6 +382,7 @@ impl Interpreters {
                     "version": c.interpreter.version,
                     "path": c.interpreter.path.display().to_string(),
                     "exact": c.exact,
+                    "runsAs": self.legacy_map.get(id),
                 }),
             );
         }
@@ -418,6 +475,27 @@ mod tests {
         );
         assert!(matches(Family::Node, (20, 0), &all[0]));
         assert!(!matches(Family::Python, (3, 12), &all[1]));
+    }
+
+    #[test]
+    fn legacy_ids_are_refused_with_lambdas_message() {
+        let it = Interpreters::default();
+        assert_eq!(
+            it.check("nodejs14.x").unwrap_err(),
+            "The runtime parameter of nodejs14.x is no longer supported for creating or updating AWS Lambda functions. We recommend you use a supported runtime while creating or updating functions."
+        );
+        let near = Interpreters {
+            legacy: Fallback::Nearest,
+            ..Default::default()
+        };
+        assert!(near
+            .check("java8")
+            .unwrap_err()
+            .ends_with("Stratus has no runtime of that language to run it on, even with --legacy-runtimes nearest."));
+        assert!(near
+            .check("python3.8")
+            .unwrap_err()
+            .contains("it would run on python3.9, but: the runtime python3.9 needs Python 3.9"));
     }
 
     #[test]

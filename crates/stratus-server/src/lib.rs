@@ -72,6 +72,9 @@ pub struct ServerConfig {
     /// `--runtime-fallback`: refuse an ID whose version is not installed, or run it
     /// on the nearest one.
     pub runtime_fallback: interpreters::Fallback,
+    /// `--legacy-runtimes`: Lambda's deprecated runtime IDs refused (Lambda's
+    /// message) or run on the nearest supported one.
+    pub legacy_runtimes: interpreters::Fallback,
     /// Region in ARNs and `AWS_REGION`.
     pub region: String,
     /// Account id in ARNs.
@@ -165,6 +168,7 @@ impl ServerConfig {
             aws_sdk: None,
             runtimes: Vec::new(),
             runtime_fallback: interpreters::Fallback::Refuse,
+            legacy_runtimes: interpreters::Fallback::Refuse,
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             log_limits: logs::LogLimits::for_age(Duration::from_secs(7 * 24 * 3600)),
@@ -488,6 +492,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
             python: cfg.python.clone(),
             explicit: cfg.runtimes.clone(),
             fallback: cfg.runtime_fallback,
+            legacy: cfg.legacy_runtimes,
         },
     )
     .map_err(StartError::Runtimes)?

@@ -130,9 +130,13 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
         let rt = f["runtime"].as_str().unwrap_or("");
         if runtimes[rt]["exact"] == false {
             println!(
-                "    warning: {rt} runs on version {} ({}): its exact version is not installed on the server (--runtime-fallback nearest)",
+                "    warning: {rt} runs on version {} ({}){}: not its own version (the server's --runtime-fallback / --legacy-runtimes nearest)",
                 runtimes[rt]["version"].as_str().unwrap_or("?"),
-                runtimes[rt]["path"].as_str().unwrap_or("?")
+                runtimes[rt]["path"].as_str().unwrap_or("?"),
+                runtimes[rt]["runsAs"]
+                    .as_str()
+                    .map(|to| format!(" as {to}"))
+                    .unwrap_or_default()
             );
         }
         let mut details = vec![format!(
