@@ -87,6 +87,8 @@ pub struct Interpreters {
     legacy: Fallback,
     /// Deprecated ID → the supported ID that runs it (`--legacy-runtimes nearest`).
     legacy_map: BTreeMap<String, String>,
+    /// Why an interpreter named by `--node`/`--python` is not usable.
+    problems: Vec<String>,
 }
 
 /// The family and wanted `(major, minor)` of a Node.js or Python runtime ID
@@ -201,10 +203,19 @@ impl Interpreters {
                 installed.push(i);
             }
         };
+        let mut problems = Vec::new();
         let node = sources.node.as_deref().unwrap_or("node");
-        if let Some(p) = stratus_sandbox::which(node) {
-            if let Ok(i) = probe(Family::Node, &p) {
-                add(i, &mut installed);
+        match stratus_sandbox::which(node).map(|p| probe(Family::Node, &p)) {
+            Some(Ok(i)) => add(i, &mut installed),
+            Some(Err(e)) if sources.node.is_some() => problems.push(format!("--node: {e}")),
+            None if sources.node.is_some() => {
+                problems.push(format!("--node {node}: not found"));
+            }
+            _ => {}
+        }
+        if let Some(py) = sources.python.as_deref() {
+            if stratus_sandbox::which(py).is_none() {
+                problems.push(format!("--python {py}: not found"));
             }
         }
         let python = sources.python.as_deref().unwrap_or("python3");
@@ -278,6 +289,7 @@ impl Interpreters {
             fallback: sources.fallback,
             legacy: sources.legacy,
             legacy_map,
+            problems,
         })
     }
 
@@ -333,8 +345,13 @@ impl Interpreters {
             Family::Node => "node".to_string(),
             Family::Python => format!("python{}.{}", want.0, want.1),
         };
+        let problems = if self.problems.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", self.problems.join("; "))
+        };
         Err(format!(
-            "the runtime {id} needs {wanted_text}, which this server does not have ({} installed: {}). \
+            "the runtime {id} needs {wanted_text}, which this server does not have{problems} ({} installed: {}). \
              Add it with `stratus server --runtime {id}=/path/to/{bin}` (or put {bin} on PATH), \
              or let the server run it on the nearest installed version with `--runtime-fallback nearest`",
             family.name(),
