@@ -71,10 +71,9 @@ exports.handler = async () => {
   const inv = await lambda.send(new InvokeCommand({
     FunctionName: "sdk-dev-echo", Payload: JSON.stringify({ from: "node" }),
   }));
-  // The v3 SQS client sends to the QueueUrl's host unless told not to; Stratus's
-  // queue URLs name the server's outer address, which an isolated environment
-  // cannot reach (its endpoint is rewritten; queue URLs are not yet): a known gap.
-  const sqs = new SQSClient({ useQueueUrlAsEndpoint: false });
+  // The v3 SQS client sends to the QueueUrl's host: in an isolated environment
+  // the URL names the API as the environment reaches it.
+  const sqs = new SQSClient({});
   const { QueueUrl } = await sqs.send(new GetQueueUrlCommand({ QueueName: "sdk-node" }));
   await sqs.send(new SendMessageCommand({ QueueUrl, MessageBody: "from-node" }));
   const got = await sqs.send(new ReceiveMessageCommand({ QueueUrl, WaitTimeSeconds: 2, MaxNumberOfMessages: 10 }));
@@ -82,6 +81,8 @@ exports.handler = async () => {
     names: list.Functions.map((f) => f.FunctionName).sort(),
     invoked: JSON.parse(Buffer.from(inv.Payload).toString()),
     bodies: (got.Messages || []).map((m) => m.Body),
+    queueUrl: QueueUrl,
+    endpoint: process.env.AWS_ENDPOINT_URL,
     resolved: require.resolve("@aws-sdk/client-lambda"),
     version: require("@aws-sdk/client-lambda/package.json").version,
   };
@@ -172,6 +173,12 @@ async fn node_and_python_handlers_call_stratus_through_the_provided_sdks() {
     assert_eq!(v["invoked"], json!({"echoed": {"from": "node"}}), "{v}");
     assert_eq!(v["bodies"], json!(["from-node"]), "{v}");
     assert_eq!(v["version"], NODE_SDK_VERSION, "{v}");
+    // The queue URL names the API where this environment reaches it.
+    assert_eq!(
+        v["queueUrl"],
+        format!("{}/000000000000/sdk-node", v["endpoint"].as_str().unwrap()),
+        "{v}"
+    );
     assert!(
         v["resolved"].as_str().unwrap().starts_with(&root),
         "{v} (expected under {root})"
