@@ -232,6 +232,50 @@ async fn a_function_bundling_its_own_sdk_uses_its_own() {
     // Its own client-lambda; what it does not bundle still comes from the runtime.
     assert_eq!(v, json!({"marker": "bundled", "sqs": "function"}));
 
+    // An ES module handler finds the provided SDK too (ESM ignores NODE_PATH: the
+    // bootstrap's resolve hook), and still prefers a bundled copy.
+    let esm = raw_zip(&[(
+        "index.mjs",
+        b"import { LambdaClient } from '@aws-sdk/client-lambda';\n\
+          import { SQSClient } from '@aws-sdk/client-sqs';\n\
+          export const handler = async () => ({ lambda: typeof LambdaClient, sqs: typeof SQSClient });\n",
+    )]);
+    s.create_ok(
+        "esm",
+        "nodejs20.x",
+        "index.handler",
+        &esm,
+        json!({"Timeout": 30}),
+    )
+    .await;
+    let v = ok_json(&s.invoke("esm", "{}").await);
+    assert_eq!(v, json!({"lambda": "function", "sqs": "function"}));
+    let esm_own = raw_zip(&[
+        (
+            "index.mjs",
+            b"import own from '@aws-sdk/client-lambda';\n\
+              export const handler = async () => ({ marker: own.marker });\n",
+        ),
+        (
+            "node_modules/@aws-sdk/client-lambda/package.json",
+            br#"{"name":"@aws-sdk/client-lambda","version":"0.0.1-bundled","main":"index.js"}"#,
+        ),
+        (
+            "node_modules/@aws-sdk/client-lambda/index.js",
+            b"exports.marker = 'bundled';\n",
+        ),
+    ]);
+    s.create_ok(
+        "esm-own",
+        "nodejs20.x",
+        "index.handler",
+        &esm_own,
+        json!({"Timeout": 30}),
+    )
+    .await;
+    let v = ok_json(&s.invoke("esm-own", "{}").await);
+    assert_eq!(v, json!({"marker": "bundled"}));
+
     let py = raw_zip(&[
         (
             "app.py",
