@@ -711,7 +711,42 @@ function loadFile(file, propPath) {
   onModuleLoaded(mod, propPath);
 }
 
+// ES modules do not read NODE_PATH, where the server puts the AWS SDK it provides
+// (after the function's own node_modules). Before the first import of an ES
+// module handler, a resolve hook (module.register: Node 18.19+, 20.6+) retries a
+// bare specifier the function's own node_modules do not have against those
+// directories, so `import { LambdaClient } from "@aws-sdk/client-lambda"` works
+// as in CommonJS. Only ESM handlers pay for the hook's loader thread.
+let sdkResolverRegistered = false;
+function registerSdkResolver() {
+  if (sdkResolverRegistered) return;
+  sdkResolverRegistered = true;
+  const dirs = (process.env.NODE_PATH || '').split(':').filter((d) => d.startsWith('/'));
+  const mod = require('module');
+  if (dirs.length === 0 || typeof mod.register !== 'function') return;
+  const url = require('url');
+  const bases = dirs.map((d) => url.pathToFileURL(d.endsWith('/') ? d : d + '/').href);
+  const hook =
+    'const bases = ' + JSON.stringify(bases) + ';\n' +
+    'export async function resolve(spec, ctx, next) {\n' +
+    '  try { return await next(spec, ctx); } catch (e) {\n' +
+    '    const bare = !/^[./]/.test(spec) && !/^[a-z][a-z0-9+.-]*:/i.test(spec);\n' +
+    '    if (!e || e.code !== "ERR_MODULE_NOT_FOUND" || !bare) throw e;\n' +
+    '    for (const parentURL of bases) {\n' +
+    '      try { return await next(spec, { ...ctx, parentURL }); } catch (_) {}\n' +
+    '    }\n' +
+    '    throw e;\n' +
+    '  }\n' +
+    '}\n';
+  try {
+    mod.register('data:text/javascript,' + encodeURIComponent(hook));
+  } catch (_) {
+    // Without the hook an ES module handler bundles its SDK, as before.
+  }
+}
+
 function importModule(file, propPath) {
+  registerSdkResolver();
   import(require('url').pathToFileURL(file).href).then(
     (ns) => onModuleLoaded(ns, propPath),
     onModuleLoadError,

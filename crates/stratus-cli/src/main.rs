@@ -175,6 +175,9 @@ enum ServerAction {
     /// Replace the master key (re-wrapping every data key) of a stopped server's
     /// data dir; `--new-data-key` also starts a new data key for new writes.
     RotateKey(commands::rotate_key::RotateKeyArgs),
+    /// Install the AWS SDKs the runtimes provide (boto3, @aws-sdk/client-*) with
+    /// npm and pip into `{data-dir}/aws-sdk` (or `--aws-sdk DIR`).
+    InstallSdk(commands::install_sdk::InstallSdkArgs),
 }
 
 /// Server settings (every Lambda default can be changed here).
@@ -192,6 +195,25 @@ pub(crate) struct ServerArgs {
     /// Python interpreter for python* runtimes.
     #[arg(long, env = "STRATUS_PYTHON")]
     python: Option<String>,
+    /// Directory of the AWS SDKs functions get without bundling them (default
+    /// `{data-dir}/aws-sdk`; fill it with `stratus server install-sdk`).
+    #[arg(long, env = "STRATUS_AWS_SDK")]
+    aws_sdk: Option<PathBuf>,
+    /// The interpreter of one runtime ID, e.g. `--runtime python3.12=/opt/py312/bin/python3`
+    /// (repeatable; its version must be the ID's). Others are found on PATH and in pyenv.
+    #[arg(long = "runtime", value_name = "ID=PATH", value_parser = parse_runtime_flag)]
+    runtimes: Vec<(String, String)>,
+    /// A runtime ID whose exact interpreter version is not installed: `refuse` it at
+    /// CreateFunction/deploy, or run it on the `nearest` installed version (with a
+    /// warning at deploy, in health and in `stratus info`).
+    #[arg(long, default_value = "refuse", value_parser = ["refuse", "nearest"], env = "STRATUS_RUNTIME_FALLBACK")]
+    runtime_fallback: String,
+    /// Runtime IDs AWS Lambda has deprecated (nodejs12.x–16.x, python3.7/3.8, ruby2.7,
+    /// java8, java11, dotnet6): `refuse` them with Lambda's message, or run Node.js and
+    /// Python ones on the `nearest` supported runtime (nodejs18.x, python3.9) with a
+    /// warning at deploy, in health and in `stratus info`.
+    #[arg(long, default_value = "refuse", value_parser = ["refuse", "nearest"], env = "STRATUS_LEGACY_RUNTIMES")]
+    legacy_runtimes: String,
     /// Account concurrency limit.
     #[arg(long, default_value_t = 1000)]
     account_concurrency: u32,
@@ -338,6 +360,18 @@ impl ServerArgs {
         let mut cfg = ServerConfig::new(&self.data_dir, self.listen);
         cfg.node = self.node.clone();
         cfg.python = self.python.clone();
+        cfg.aws_sdk = self.aws_sdk.clone();
+        cfg.runtimes = self.runtimes.clone();
+        cfg.runtime_fallback = if self.runtime_fallback == "nearest" {
+            stratus_server::interpreters::Fallback::Nearest
+        } else {
+            stratus_server::interpreters::Fallback::Refuse
+        };
+        cfg.legacy_runtimes = if self.legacy_runtimes == "nearest" {
+            stratus_server::interpreters::Fallback::Nearest
+        } else {
+            stratus_server::interpreters::Fallback::Refuse
+        };
         cfg.settings.account_concurrency = self.account_concurrency;
         cfg.settings.unreserved_minimum = self.unreserved_minimum;
         cfg.settings.scaling_rate_per_10s = self.scaling_rate;
@@ -491,6 +525,10 @@ fn main() -> std::process::ExitCode {
                 action: Some(ServerAction::RotateKey(args)),
                 ..
             }) => commands::rotate_key::rotate_key(args),
+            Command::Server(ServerCommand {
+                action: Some(ServerAction::InstallSdk(args)),
+                ..
+            }) => commands::install_sdk::install_sdk(args),
             Command::Server(s) => serve(s.args).await,
             Command::Demo { server, exit } => demo::run(server, exit).await,
             Command::Bench(args) => bench::run(args).await,
@@ -548,6 +586,18 @@ fn set_transport(g: &Global, command: &Command, matches: &clap::ArgMatches) -> a
     }
     transport.set_default();
     Ok(())
+}
+
+/// `--runtime ID=PATH`.
+fn parse_runtime_flag(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, path)) if !id.is_empty() && !path.is_empty() => {
+            Ok((id.to_string(), path.to_string()))
+        }
+        _ => Err(format!(
+            "expected ID=PATH (e.g. python3.12=/usr/bin/python3.12), got {s:?}"
+        )),
+    }
 }
 
 /// Waits for SIGINT or SIGTERM.
@@ -616,6 +666,28 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
             "TLS certificate authority: {} (trust it with --ca-bundle or AWS_CA_BUNDLE)",
             ca.display()
         );
+    }
+    if let Some(sdk) = server.aws_sdk() {
+        for w in sdk.warnings() {
+            warn(w);
+        }
+    }
+    let runnable: Vec<String> = server
+        .interpreters()
+        .runnable()
+        .map(|(id, c)| {
+            format!(
+                "{id} ({}{})",
+                c.interpreter.version,
+                if c.exact { "" } else { ", nearest" }
+            )
+        })
+        .collect();
+    note(format!("runtimes: {}", runnable.join(", ")));
+    for (id, _) in server.interpreters().runnable() {
+        if let Some(w) = server.interpreters().substitute_warning(id) {
+            warn(w);
+        }
     }
     let sandbox = server.sandbox();
     if let Some(why) = server.sandbox_fallback() {

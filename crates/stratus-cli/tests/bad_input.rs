@@ -377,18 +377,23 @@ async fn invoke_api_rejects_malformed_invocations_clearly() {
 async fn a_missing_interpreter_is_a_clear_error_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &["--node", "/nonexistent/node"]).await;
-    s.create_ok(
-        "f",
-        "nodejs20.x",
-        "index.handler",
-        &fixture_zip("node"),
-        json!({}),
-    )
-    .await;
-    let t = std::time::Instant::now();
-    let r = s.invoke("f", "{}").await;
-    assert!(t.elapsed() < std::time::Duration::from_secs(5));
-    assert_error(&r, 502, "InvalidRuntimeException", "/nonexistent/node");
+    // Refused when the function is created (issue 12: an ID runs on its own
+    // interpreter or not at all), naming the missing one.
+    let r = s
+        .create(
+            "f",
+            "nodejs20.x",
+            "index.handler",
+            &fixture_zip("node"),
+            json!({}),
+        )
+        .await;
+    assert_error(
+        &r,
+        400,
+        "InvalidParameterValueException",
+        "--node /nonexistent/node: not found",
+    );
 
     // A provided function whose zip has no bootstrap: Runtime.ExitError-style init error, quickly.
     s.create_ok(

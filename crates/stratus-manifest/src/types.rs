@@ -52,6 +52,22 @@ pub enum Runtime {
     /// `provided.al2023`
     #[serde(rename = "provided.al2023")]
     ProvidedAl2023,
+    /// `nodejs12.x` (deprecated by Lambda: the server refuses it or runs it on the
+    /// nearest supported runtime, per its `--legacy-runtimes`)
+    #[serde(rename = "nodejs12.x")]
+    Nodejs12,
+    /// `nodejs14.x` (deprecated, as `nodejs12.x`)
+    #[serde(rename = "nodejs14.x")]
+    Nodejs14,
+    /// `nodejs16.x` (deprecated, as `nodejs12.x`)
+    #[serde(rename = "nodejs16.x")]
+    Nodejs16,
+    /// `python3.7` (deprecated, as `nodejs12.x`)
+    #[serde(rename = "python3.7")]
+    Python37,
+    /// `python3.8` (deprecated, as `nodejs12.x`)
+    #[serde(rename = "python3.8")]
+    Python38,
 }
 
 /// What kind of program a runtime starts.
@@ -81,6 +97,16 @@ impl Runtime {
         Runtime::ProvidedAl2023,
     ];
 
+    /// Deprecated Node.js and Python runtimes a manifest may name; the server
+    /// decides (`stratus_rules::LEGACY_RUNTIMES`).
+    pub const LEGACY: [Runtime; 5] = [
+        Runtime::Nodejs12,
+        Runtime::Nodejs14,
+        Runtime::Nodejs16,
+        Runtime::Python37,
+        Runtime::Python38,
+    ];
+
     /// The Lambda identifier (`nodejs20.x`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -95,19 +121,34 @@ impl Runtime {
             Runtime::Provided => "provided",
             Runtime::ProvidedAl2 => "provided.al2",
             Runtime::ProvidedAl2023 => "provided.al2023",
+            Runtime::Nodejs12 => "nodejs12.x",
+            Runtime::Nodejs14 => "nodejs14.x",
+            Runtime::Nodejs16 => "nodejs16.x",
+            Runtime::Python37 => "python3.7",
+            Runtime::Python38 => "python3.8",
         }
     }
 
     /// The runtime named by a Lambda identifier.
     pub fn from_id(id: &str) -> Option<Runtime> {
-        Runtime::ALL.into_iter().find(|r| r.as_str() == id)
+        Runtime::ALL
+            .into_iter()
+            .chain(Runtime::LEGACY)
+            .find(|r| r.as_str() == id)
     }
 
     /// Node.js, Python or a `bootstrap` executable.
     pub fn family(self) -> RuntimeFamily {
         match self {
-            Runtime::Nodejs18 | Runtime::Nodejs20 | Runtime::Nodejs22 => RuntimeFamily::Node,
-            Runtime::Python39
+            Runtime::Nodejs18
+            | Runtime::Nodejs20
+            | Runtime::Nodejs22
+            | Runtime::Nodejs12
+            | Runtime::Nodejs14
+            | Runtime::Nodejs16 => RuntimeFamily::Node,
+            Runtime::Python37
+            | Runtime::Python38
+            | Runtime::Python39
             | Runtime::Python310
             | Runtime::Python311
             | Runtime::Python312

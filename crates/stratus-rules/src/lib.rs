@@ -30,6 +30,38 @@ pub const RUNTIMES: &[&str] = &[
     "provided.al2023",
 ];
 
+/// Runtime IDs AWS Lambda no longer accepts for creating or updating functions,
+/// each with the supported ID of the same language that runs it under
+/// `stratus server --legacy-runtimes nearest` (`None`: Stratus has no runtime of
+/// that language).
+pub const LEGACY_RUNTIMES: &[(&str, Option<&str>)] = &[
+    ("nodejs12.x", Some("nodejs18.x")),
+    ("nodejs14.x", Some("nodejs18.x")),
+    ("nodejs16.x", Some("nodejs18.x")),
+    ("python3.7", Some("python3.9")),
+    ("python3.8", Some("python3.9")),
+    ("ruby2.7", None),
+    ("java8", None),
+    ("java11", None),
+    ("dotnet6", None),
+];
+
+/// `Some(nearest supported ID)` when `runtime` is one of [`LEGACY_RUNTIMES`].
+pub fn legacy_runtime(runtime: &str) -> Option<Option<&'static str>> {
+    LEGACY_RUNTIMES
+        .iter()
+        .find(|(id, _)| *id == runtime)
+        .map(|(_, to)| *to)
+}
+
+/// Lambda's CreateFunction/UpdateFunctionConfiguration message for a deprecated
+/// runtime (an `InvalidParameterValueException`).
+pub fn deprecated_runtime_message(runtime: &str) -> String {
+    format!(
+        "The runtime parameter of {runtime} is no longer supported for creating or updating AWS Lambda functions. We recommend you use a supported runtime while creating or updating functions."
+    )
+}
+
 /// Whether Stratus runs `runtime`.
 pub fn is_supported_runtime(runtime: &str) -> bool {
     RUNTIMES.contains(&runtime)

@@ -288,6 +288,11 @@ fn validate(
             message: format!("function {}: {}", f.key, e.message),
             ..e
         })?;
+        registry
+            .runtimes()
+            .interpreters()
+            .check(&f.runtime)
+            .map_err(|e| ApiError::invalid(format!("function {}: {e}", f.key)))?;
         crate::triggers::validate(&f.events)
             .map_err(|e| ApiError::invalid(format!("function {}: {e}", f.key)))?;
         let tags = f.tags.clone().unwrap_or_default();
@@ -478,6 +483,15 @@ pub async fn apply(
     }
     for f in req.functions.iter().filter(|f| f.egress) {
         ctx.step(&f.key, format!("warning: {EGRESS_WARNING}")).await;
+    }
+    for f in &req.functions {
+        if let Some(w) = registry
+            .runtimes()
+            .interpreters()
+            .substitute_warning(&f.runtime)
+        {
+            ctx.step(&f.key, format!("warning: {w}")).await;
+        }
     }
     // Queues first (dead-letter targets before the queues that name them), so
     // functions and their event sources find them.

@@ -16,11 +16,13 @@ pub mod api;
 pub mod async_queue;
 pub mod auth;
 pub mod autoscale;
+pub mod aws_sdk;
 pub mod cluster;
 pub mod deploy;
 pub mod error;
 pub mod esm;
 pub mod gateway;
+pub mod interpreters;
 pub mod listen;
 pub mod logs;
 mod metrics;
@@ -62,6 +64,17 @@ pub struct ServerConfig {
     pub node: Option<String>,
     /// Python interpreter (default `python3` on PATH).
     pub python: Option<String>,
+    /// `--aws-sdk DIR`: where the runtimes' AWS SDKs are installed (default
+    /// `{data-dir}/aws-sdk`); see [`aws_sdk`].
+    pub aws_sdk: Option<PathBuf>,
+    /// `--runtime ID=PATH`: the interpreter of a runtime ID (see [`interpreters`]).
+    pub runtimes: Vec<(String, String)>,
+    /// `--runtime-fallback`: refuse an ID whose version is not installed, or run it
+    /// on the nearest one.
+    pub runtime_fallback: interpreters::Fallback,
+    /// `--legacy-runtimes`: Lambda's deprecated runtime IDs refused (Lambda's
+    /// message) or run on the nearest supported one.
+    pub legacy_runtimes: interpreters::Fallback,
     /// Region in ARNs and `AWS_REGION`.
     pub region: String,
     /// Account id in ARNs.
@@ -155,6 +168,10 @@ impl ServerConfig {
             settings: Settings::default(),
             node: None,
             python: None,
+            aws_sdk: None,
+            runtimes: Vec::new(),
+            runtime_fallback: interpreters::Fallback::Refuse,
+            legacy_runtimes: interpreters::Fallback::Refuse,
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             log_limits: logs::LogLimits::for_age(Duration::from_secs(7 * 24 * 3600)),
@@ -301,6 +318,16 @@ impl RunningServer {
     /// What the sandbox driver isolates.
     pub fn sandbox(&self) -> SandboxInfo {
         self.state.scheduler.sandbox()
+    }
+
+    /// Which interpreter runs each Node.js/Python runtime ID.
+    pub fn interpreters(&self) -> &interpreters::Interpreters {
+        self.state.registry.runtimes().interpreters()
+    }
+
+    /// The runtimes' AWS SDKs found at start ([`aws_sdk`]).
+    pub fn aws_sdk(&self) -> Option<&aws_sdk::AwsSdk> {
+        self.state.registry.runtimes().aws_sdk()
     }
 
     /// Why `--sandbox auto` fell back to the `process` driver, when it did.
@@ -472,12 +499,20 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         }
         _ => None,
     };
-    let runtimes = Runtimes::prepare(
+    let runtimes = Runtimes::prepare_with(
         &dir.join("runtimes"),
-        cfg.node.as_deref(),
-        cfg.python.as_deref(),
+        &interpreters::Sources {
+            node: cfg.node.clone(),
+            python: cfg.python.clone(),
+            explicit: cfg.runtimes.clone(),
+            fallback: cfg.runtime_fallback,
+            legacy: cfg.legacy_runtimes,
+        },
     )
-    .map_err(StartError::Runtimes)?;
+    .map_err(StartError::Runtimes)?
+    .with_aws_sdk(aws_sdk::AwsSdk::detect(
+        &cfg.aws_sdk.clone().unwrap_or_else(|| dir.join("aws-sdk")),
+    ));
     let identity = Identity {
         region: cfg.region.clone(),
         account_id: cfg.account_id.clone(),

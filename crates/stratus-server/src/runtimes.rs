@@ -14,36 +14,63 @@ const PYTHON_BOOTSTRAP: &str = include_str!("../../../runtimes/python/bootstrap.
 /// Interpreters and bootstrap files.
 #[derive(Debug, Clone)]
 pub struct Runtimes {
-    node: Result<PathBuf, String>,
-    python: Result<PathBuf, String>,
+    interpreters: crate::interpreters::Interpreters,
     node_bootstrap: PathBuf,
     python_bootstrap: PathBuf,
     runtime_dir: PathBuf,
+    aws_sdk: Option<crate::aws_sdk::AwsSdk>,
 }
 
 impl Runtimes {
-    /// Resolves interpreters (`node`/`python3` on PATH unless given) and writes the
-    /// bootstraps under `dir`.
+    /// Resolves interpreters (`node`/`python3` on PATH unless given, and the other
+    /// versions [`crate::interpreters`] finds) and writes the bootstraps under `dir`.
     pub fn prepare(dir: &Path, node: Option<&str>, python: Option<&str>) -> std::io::Result<Self> {
+        Self::prepare_with(
+            dir,
+            &crate::interpreters::Sources {
+                node: node.map(str::to_string),
+                python: python.map(str::to_string),
+                ..Default::default()
+            },
+        )
+    }
+
+    /// [`Runtimes::prepare`] with every interpreter setting (`--runtime ID=PATH`,
+    /// `--runtime-fallback`).
+    pub fn prepare_with(
+        dir: &Path,
+        sources: &crate::interpreters::Sources,
+    ) -> std::io::Result<Self> {
         let node_bootstrap = dir.join("node").join("bootstrap.js");
         let python_bootstrap = dir.join("python").join("bootstrap.py");
         write_if_changed(&node_bootstrap, NODE_BOOTSTRAP)?;
         write_if_changed(&python_bootstrap, PYTHON_BOOTSTRAP)?;
-        let node_name = node.unwrap_or("node");
-        let python_name = python.unwrap_or("python3");
+        let interpreters =
+            crate::interpreters::Interpreters::discover(sources, stratus_rules::RUNTIMES)
+                .map_err(std::io::Error::other)?;
         Ok(Self {
-            node: stratus_sandbox::which(node_name)
-                .map(|p| p.canonicalize().unwrap_or(p))
-                .ok_or_else(|| {
-                    format!(
-                        "the Node.js interpreter '{node_name}' was not found on PATH (set --node)"
-                    )
-                }),
-            python: resolve_python(python_name),
+            interpreters,
             node_bootstrap,
             python_bootstrap,
             runtime_dir: dir.to_path_buf(),
+            aws_sdk: None,
         })
+    }
+
+    /// Which interpreter runs each runtime ID.
+    pub fn interpreters(&self) -> &crate::interpreters::Interpreters {
+        &self.interpreters
+    }
+
+    fn interpreter(&self, runtime: &str) -> Result<PathBuf, String> {
+        match self.interpreters.get(runtime) {
+            Some(c) => Ok(c.interpreter.path.clone()),
+            None => Err(self
+                .interpreters
+                .check(runtime)
+                .err()
+                .unwrap_or_else(|| format!("unsupported runtime {runtime}"))),
+        }
     }
 
     /// Program and arguments for `runtime` with code at `code_dir`.
@@ -56,17 +83,28 @@ impl Runtimes {
             return Ok((code_dir.join("bootstrap"), Vec::new()));
         }
         if runtime.starts_with("nodejs") {
-            let node = self.node.clone()?;
+            let node = self.interpreter(runtime)?;
             return Ok((node, vec![self.node_bootstrap.clone().into_os_string()]));
         }
         if runtime.starts_with("python") {
-            let python = self.python.clone()?;
+            let python = self.interpreter(runtime)?;
             return Ok((
                 python,
                 vec!["-u".into(), self.python_bootstrap.clone().into_os_string()],
             ));
         }
         Err(format!("unsupported runtime {runtime}"))
+    }
+
+    /// The AWS SDKs functions find on their module path ([`crate::aws_sdk`]).
+    pub fn with_aws_sdk(mut self, sdk: crate::aws_sdk::AwsSdk) -> Self {
+        self.aws_sdk = Some(sdk);
+        self
+    }
+
+    /// The AWS SDKs, when set.
+    pub fn aws_sdk(&self) -> Option<&crate::aws_sdk::AwsSdk> {
+        self.aws_sdk.as_ref()
     }
 
     /// What an isolated environment sees of the runtimes, read-only: the bootstraps
@@ -81,9 +119,11 @@ impl Runtimes {
             target: PathBuf::from("/var/runtime"),
             read_only: true,
         }];
-        for bin in [self.node.as_ref().ok(), self.python.as_ref().ok()]
-            .into_iter()
-            .flatten()
+        mounts.extend(self.aws_sdk.as_ref().and_then(|s| s.mount()));
+        for bin in self
+            .interpreters
+            .runnable()
+            .map(|(_, c)| &c.interpreter.path)
         {
             // `<prefix>/bin/<interpreter>`.
             let Some(prefix) = bin.parent().and_then(Path::parent) else {
@@ -111,14 +151,9 @@ impl Runtimes {
 
     /// Directory holding the interpreter, for the environment's PATH.
     pub fn interpreter_dir(&self, runtime: &str) -> Option<PathBuf> {
-        let p = if runtime.starts_with("nodejs") {
-            self.node.as_ref().ok()
-        } else if runtime.starts_with("python") {
-            self.python.as_ref().ok()
-        } else {
-            None
-        };
-        p.and_then(|p| p.parent().map(Path::to_path_buf))
+        self.interpreters
+            .get(runtime)
+            .and_then(|c| c.interpreter.path.parent().map(Path::to_path_buf))
     }
 }
 

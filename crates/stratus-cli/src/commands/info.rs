@@ -114,6 +114,12 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
     if let Some(line) = sandbox_line(&api).await {
         println!("sandbox: {line}");
     }
+    // Runtime IDs the server runs on another version (`--runtime-fallback nearest`).
+    let runtimes = match api.call("GET", "/stratus/v1/health", &[], "").await {
+        Ok(r) => r.json().ok().map(|h: Value| h["runtimes"].clone()),
+        Err(_) => None,
+    }
+    .unwrap_or(Value::Null);
     println!("functions:");
     for f in v["functions"].as_array().into_iter().flatten() {
         println!(
@@ -121,6 +127,18 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
             f["key"].as_str().unwrap_or(""),
             f["name"].as_str().unwrap_or("")
         );
+        let rt = f["runtime"].as_str().unwrap_or("");
+        if runtimes[rt]["exact"] == false {
+            println!(
+                "    warning: {rt} runs on version {} ({}){}: not its own version (the server's --runtime-fallback / --legacy-runtimes nearest)",
+                runtimes[rt]["version"].as_str().unwrap_or("?"),
+                runtimes[rt]["path"].as_str().unwrap_or("?"),
+                runtimes[rt]["runsAs"]
+                    .as_str()
+                    .map(|to| format!(" as {to}"))
+                    .unwrap_or_default()
+            );
+        }
         let mut details = vec![format!(
             "{} {} MB {} s",
             f["runtime"].as_str().unwrap_or(""),

@@ -5,6 +5,7 @@ pub(crate) mod create;
 pub(crate) mod deploy;
 pub(crate) mod dev;
 pub(crate) mod info;
+pub(crate) mod install_sdk;
 pub(crate) mod invoke;
 pub(crate) mod keys;
 pub(crate) mod logs;

@@ -33,11 +33,16 @@ pub(super) fn runtime(c: &mut Checker, node: &Node, path: &str) -> Option<Runtim
     match node.as_str().and_then(Runtime::from_id) {
         Some(r) => Some(r),
         None => {
+            let deprecated = node
+                .as_str()
+                .filter(|id| stratus_rules::legacy_runtime(id).is_some())
+                .map(|id| format!(" ({id} is no longer supported by AWS Lambda)"))
+                .unwrap_or_default();
             c.expected(
                 node,
                 path,
                 &format!(
-                    "a runtime supported by Stratus ({})",
+                    "a runtime supported by Stratus ({}){deprecated}",
                     Runtime::supported_list()
                 ),
             );

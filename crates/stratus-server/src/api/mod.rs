@@ -15,6 +15,7 @@ mod mappings;
 pub mod metrics;
 mod native;
 mod paging;
+mod queue_urls;
 mod services;
 mod tags;
 mod ui;
@@ -138,7 +139,8 @@ async fn sqs(
 ) -> Response {
     match headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         Some(target) if target.starts_with(stratus_queue::TARGET_PREFIX) => {
-            stratus_queue::handle(&s.queues, target, &body).await
+            let r = stratus_queue::handle(&s.queues, target, &body).await;
+            queue_urls::for_client(&s.registry.identity.endpoint_url, &headers, target, r).await
         }
         Some(target) if target.starts_with(cwlogs::TARGET_PREFIX) => {
             cwlogs::handle(s, target, &headers, &body).await

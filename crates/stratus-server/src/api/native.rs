@@ -38,6 +38,8 @@ async fn health(State(s): State<AppState>) -> Response {
                 "cgroup": sandbox.cgroup,
                 "seccomp": sandbox.seccomp,
             },
+            "awsSdk": s.registry.runtimes().aws_sdk().map(|a| a.health()),
+            "runtimes": s.registry.runtimes().interpreters().health(),
         }),
     )
 }

@@ -50,6 +50,10 @@ impl Registry {
             input.environment.as_ref(),
             storage,
         )?;
+        self.runtimes
+            .interpreters()
+            .check(&runtime)
+            .map_err(ApiError::invalid)?;
         if input.layers.as_ref().is_some_and(|l| !l.is_empty()) {
             return Err(ApiError::invalid("Layers are not supported yet by Stratus"));
         }
@@ -257,6 +261,12 @@ impl Registry {
                 environment.as_ref(),
                 storage,
             )?;
+            if input.runtime.is_some() {
+                self.runtimes
+                    .interpreters()
+                    .check(&runtime)
+                    .map_err(ApiError::invalid)?;
+            }
             c.runtime = runtime;
             c.handler = handler;
             c.memory_size = memory as u32;

@@ -67,6 +67,9 @@ impl Registry {
             ("AWS_ACCESS_KEY_ID".into(), "stratus".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "stratus".into()),
         ];
+        if let Some((k, v)) = self.runtimes.aws_sdk().and_then(|s| s.env_for(&c.runtime)) {
+            env.push((k.into(), v));
+        }
         if let Some(vars) = &c.environment {
             for (k, v) in &vars.variables {
                 env.retain(|(ek, _)| ek != k);

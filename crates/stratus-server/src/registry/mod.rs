@@ -338,6 +338,11 @@ impl Registry {
         drop(old);
     }
 
+    /// The interpreters, bootstraps and SDKs environments start with.
+    pub fn runtimes(&self) -> &Runtimes {
+        &self.runtimes
+    }
+
     /// A snapshot of function `name`, if it exists.
     pub fn snapshot(&self, name: &str) -> Option<FunctionSnapshot> {
         self.read(name, |e| FunctionSnapshot {

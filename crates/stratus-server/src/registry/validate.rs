@@ -16,7 +16,11 @@ pub fn check_settings(
     env: Option<&Environment>,
     storage: i64,
 ) -> Result<(), ApiError> {
-    if !stratus_rules::is_supported_runtime(runtime) {
+    // Deprecated IDs are refused or mapped by the server's `--legacy-runtimes`
+    // (`crate::interpreters`), after these checks.
+    if !stratus_rules::is_supported_runtime(runtime)
+        && stratus_rules::legacy_runtime(runtime).is_none()
+    {
         return Err(ApiError::invalid(format!(
             "The runtime parameter of {runtime} is not supported. Supported runtimes: {}",
             stratus_rules::RUNTIMES.join(", ")
