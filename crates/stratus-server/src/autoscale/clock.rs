@@ -17,6 +17,10 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> OffsetDateTime;
     /// Waits `d` of this clock's time.
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// Simulated seconds per real second (1 for real time).
+    fn speed(&self) -> f64 {
+        1.0
+    }
 }
 
 /// Wall-clock time.
@@ -57,9 +61,16 @@ impl AcceleratedClock {
         }
     }
 
-    /// Simulated seconds per real second.
-    pub fn speed(&self) -> f64 {
-        self.speed
+    /// Simulated time that ran `speed` times faster than real time since the real
+    /// instant `anchor`: every process given the same anchor and speed reads the
+    /// same time (the nodes of a cluster anchor at the cluster's creation).
+    pub fn anchored(anchor: OffsetDateTime, speed: f64) -> Self {
+        let clock = Self::new(anchor, speed);
+        let since = (OffsetDateTime::now_utc() - anchor).max(time::Duration::ZERO);
+        Self {
+            origin: anchor + since * clock.speed,
+            ..clock
+        }
     }
 }
 
@@ -71,6 +82,10 @@ impl Clock for AcceleratedClock {
 
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(tokio::time::sleep(d.div_f64(self.speed)))
+    }
+
+    fn speed(&self) -> f64 {
+        self.speed
     }
 }
 

@@ -31,8 +31,8 @@ pub mod leader;
 mod nodes;
 pub mod peers;
 pub mod pg;
-pub(crate) mod pollers;
 pub mod placement;
+pub(crate) mod pollers;
 mod scaling;
 
 use std::net::SocketAddr;

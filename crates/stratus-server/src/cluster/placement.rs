@@ -197,6 +197,22 @@ fn share(key: &str, ids: &[String], node: &str, total: u32) -> u32 {
     base + u32::from(rank < u64::from(extra))
 }
 
+impl Placement {
+    /// Provisioned environments of the pool `pool_key` on the other live nodes at
+    /// their last heartbeat: (busy, alive). Busy is alive less idle, so an idle
+    /// on-demand environment of the pool counts as a free provisioned one.
+    pub fn provisioned_usage_elsewhere(&self, pool_key: &str) -> (u32, u32) {
+        let wire = wire_key(pool_key);
+        self.view()
+            .peers
+            .iter()
+            .filter_map(|p| p.pools.get(&wire))
+            .fold((0, 0), |(busy, alive), (idle, prov)| {
+                (busy + prov.saturating_sub(*idle), alive + prov)
+            })
+    }
+}
+
 impl stratus_scheduler::Placement for Placement {
     fn share(&self, spec: &FunctionSpec, total: u32) -> u32 {
         let view = self.view();
