@@ -103,4 +103,16 @@ mod tests {
         assert!(real.elapsed() < Duration::from_secs(2));
         assert!(clock.now() - origin >= time::Duration::seconds(60));
     }
+
+    #[test]
+    fn clocks_anchored_alike_read_the_same_time_whenever_they_were_made() {
+        let anchor = OffsetDateTime::now_utc() - time::Duration::seconds(10);
+        let a = AcceleratedClock::anchored(anchor, 60.0);
+        std::thread::sleep(Duration::from_millis(300));
+        let b = AcceleratedClock::anchored(anchor, 60.0);
+        // Ten real seconds since the anchor are ten simulated minutes.
+        assert!(a.now() - anchor >= time::Duration::minutes(10));
+        let gap = (a.now() - b.now()).abs();
+        assert!(gap < time::Duration::seconds(3), "{gap}");
+    }
 }

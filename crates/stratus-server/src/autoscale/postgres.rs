@@ -306,3 +306,127 @@ impl PgAutoscale {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against a real PostgreSQL (`stratus_testkit`).
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::autoscale::tracking::Statistic;
+
+    fn target() -> Target {
+        Target {
+            resource_id: "function:f:live".into(),
+            function: "f".into(),
+            qualifier: "live".into(),
+            min: 1,
+            max: 5,
+            created: 1.5,
+            id: "abc".into(),
+            suspended: (false, false, false),
+        }
+    }
+
+    fn activity(i: u32) -> Activity {
+        Activity {
+            id: format!("a{i}"),
+            resource_id: "function:f:live".into(),
+            description: String::new(),
+            cause: String::new(),
+            start: 0.0,
+            end: 0.0,
+            status: "Successful".into(),
+            status_message: None,
+            metric: None,
+            from: i,
+            to: i + 1,
+        }
+    }
+
+    #[test]
+    fn rows_round_trip_and_activities_outlive_their_target() {
+        let url = stratus_testkit::Postgres::shared().database();
+        let db = PgDatabase::open(&url, "n1").unwrap();
+        let s = PgAutoscale::new(db);
+        let t = target();
+        let p = Policy {
+            name: "p".into(),
+            resource_id: t.resource_id.clone(),
+            target_value: 0.7,
+            scale_out_cooldown: 0,
+            scale_in_cooldown: 120,
+            disable_scale_in: false,
+            statistic: Statistic::Maximum,
+            metric_spec: serde_json::json!({"PredefinedMetricType": "LambdaProvisionedConcurrencyUtilization"}),
+            predefined: true,
+            id: "id".into(),
+            created: 2.0,
+        };
+        s.put_target(&t).unwrap();
+        let mut t2 = t.clone();
+        t2.max = 7;
+        s.put_target(&t2).unwrap();
+        s.put_policy(&p).unwrap();
+        for i in 0..3 {
+            s.add_activity(&activity(i)).unwrap();
+        }
+        let l = s.load().unwrap();
+        assert_eq!(l.targets, vec![t2.clone()]);
+        assert_eq!(l.policies, vec![p]);
+        let ids = |v: Vec<Activity>| v.into_iter().map(|a| a.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(s.activities(None, Some("function:f:"), 2).unwrap()),
+            ["a2", "a1"]
+        );
+        assert!(s
+            .activities(None, Some("function:g:"), 5)
+            .unwrap()
+            .is_empty());
+        s.delete_target(&t.resource_id).unwrap();
+        let l = s.load().unwrap();
+        assert!(l.targets.is_empty() && l.policies.is_empty());
+        assert_eq!(
+            ids(s.activities(Some(&t.resource_id), None, 10).unwrap()),
+            ["a2", "a1", "a0"]
+        );
+    }
+
+    #[test]
+    fn an_occurrence_runs_once_and_never_under_a_deposed_epoch() {
+        let url = stratus_testkit::Postgres::shared().database();
+        let db = PgDatabase::open(&url, "n1").unwrap();
+        db.run(|| async {
+            let c = pg::client(db.pool()).await?;
+            c.execute("UPDATE cluster_leader SET epoch = 5 WHERE id = 1", &[])
+                .await
+                .map_err(PgError::query("set the epoch"))?;
+            Ok(())
+        })
+        .unwrap();
+        let s = PgAutoscale::new(db);
+        let rid = "function:f:live";
+        assert_eq!(
+            s.record_firing(5, rid, "a", 1_000).unwrap(),
+            Firing::Recorded
+        );
+        assert_eq!(
+            s.record_firing(5, rid, "a", 1_000).unwrap(),
+            Firing::AlreadyFired
+        );
+        assert_eq!(
+            s.record_firing(5, rid, "b", 1_000).unwrap(),
+            Firing::Recorded
+        );
+        assert_eq!(
+            s.record_firing(4, rid, "a", 2_000).unwrap(),
+            Firing::Deposed { current: 5 }
+        );
+        // The deposed attempt wrote nothing: the current leader runs it.
+        assert_eq!(
+            s.record_firing(5, rid, "a", 2_000).unwrap(),
+            Firing::Recorded
+        );
+        assert!(s.cluster_created_ms().unwrap() > 0);
+    }
+}

@@ -376,6 +376,8 @@ mod tests {
         };
         assert!(p.install(vec![peer("n1", 0, 2), peer("n3", 1, 1)]));
         assert!(!p.install(vec![peer("n1", 0, 2), peer("n3", 1, 1)]));
+        // The autoscaler's utilization elsewhere: n1's two are busy, n3's one idle.
+        assert_eq!(p.provisioned_usage_elsewhere(&spec.pool_key), (2, 3));
         let ids = ids(3);
         assert_eq!(p.share(&spec, 5), share("f\u{0}1", &ids, "n2", 5));
         assert_eq!(p.alive_elsewhere(&spec.pool_key), 3);
