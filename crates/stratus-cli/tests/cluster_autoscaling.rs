@@ -5,7 +5,9 @@
 //! through one node are listed through every node; a scheduled action moves the
 //! provisioned concurrency exactly once (one activity, whichever node lists them);
 //! after the leader is SIGKILLed, the next scheduled action runs on the new leader,
-//! and the one already run is not run again.
+//! and the one already run is not run again. Target tracking reads the cluster's
+//! utilization: load on the two followers' provisioned environments (the leader's
+//! own idle) scales the target out.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
@@ -333,4 +335,135 @@ async fn scheduled_actions_run_once_cluster_wide_and_after_the_leader_dies() {
         },
     )
     .await;
+}
+
+/// Provisioned environments on node `id`, from its heartbeat as `s` reports it.
+async fn provisioned_on(s: &Server, id: &str) -> u64 {
+    status(s).await["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == id)
+        .and_then(|n| n["provisioned"].as_u64())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn target_tracking_reads_the_utilization_of_every_node() {
+    let c = Cluster::new();
+    let flags = ["--autoscale-clock-speed", "60"];
+    let mut nodes = Vec::new();
+    for id in ["n1", "n2", "n3"] {
+        nodes.push((id.to_string(), c.node_with(id, &flags).await));
+    }
+    let leader = {
+        let t0 = Instant::now();
+        loop {
+            if let Some(l) = leader_seen_by(&nodes[0].1).await {
+                break l;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "no leader elected");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let followers: Vec<&Server> = nodes
+        .iter()
+        .filter(|(id, _)| *id != leader)
+        .map(|(_, s)| s)
+        .collect();
+    let (a, b) = (followers[0], followers[1]);
+
+    // Each call keeps its environment busy for 1.5 s.
+    let zip = raw_zip(&[(
+        "index.js",
+        b"exports.handler = async () => { await new Promise(r => setTimeout(r, 1500)); return { ok: true }; };\n",
+    )]);
+    a.create_ok(
+        "scaled",
+        "nodejs20.x",
+        "index.handler",
+        &zip,
+        json!({"Timeout": 10}),
+    )
+    .await;
+    let v = a.publish("scaled").await;
+    let r = a
+        .api
+        .call(
+            "POST",
+            "/2015-03-31/functions/scaled/aliases",
+            &[],
+            json!({"Name": "live", "FunctionVersion": v}).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+
+    // min 3: three provisioned environments, one on each node.
+    aas(
+        a,
+        "RegisterScalableTarget",
+        json!({"ServiceNamespace": "lambda", "ResourceId": RID, "ScalableDimension": DIM,
+               "MinCapacity": 3, "MaxCapacity": 6}),
+    )
+    .await;
+    a.wait_ready("scaled", "live").await;
+    until(
+        "one provisioned environment per node",
+        Duration::from_secs(30),
+        || async {
+            let mut all = true;
+            for (id, _) in &nodes {
+                all &= provisioned_on(a, id).await == 1;
+            }
+            all
+        },
+    )
+    .await;
+    aas(
+        b,
+        "PutScalingPolicy",
+        json!({"PolicyName": "util", "ServiceNamespace": "lambda", "ResourceId": RID,
+               "ScalableDimension": DIM, "PolicyType": "TargetTrackingScaling",
+               "TargetTrackingScalingPolicyConfiguration": {
+                   "TargetValue": 0.4, "ScaleInCooldown": 0, "ScaleOutCooldown": 0,
+                   "PredefinedMetricSpecification": {"PredefinedMetricType": "LambdaProvisionedConcurrencyUtilization"}}}),
+    )
+    .await;
+
+    // One caller through each follower keeps that follower's environment busy; the
+    // leader's stays idle. Its own share reads 0 % — the cluster's reads 2/3, above
+    // the target 0.4, so the leader scales out.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut callers = Vec::new();
+    for s in [a, b] {
+        let (api, stop) = (s.api.clone(), stop.clone());
+        callers.push(tokio::spawn(async move {
+            let mut calls = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = api.invoke("scaled:live", "{}").await.unwrap();
+                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                calls += 1;
+            }
+            calls
+        }));
+    }
+    let took = until(
+        "a scale-out on the cluster's utilization",
+        Duration::from_secs(40),
+        || async { requested(a, "live").await >= 4 },
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in callers {
+        assert!(c.await.unwrap() > 0);
+    }
+    let n = requested(a, "live").await;
+    eprintln!("scaled out to {n} after {took:?} of load through the two followers");
+    let cs = causes(b).await;
+    assert!(
+        cs.iter()
+            .any(|c| c.starts_with("monitor alarm TargetTracking-function:scaled:live-AlarmHigh-")),
+        "{cs:?}"
+    );
 }
