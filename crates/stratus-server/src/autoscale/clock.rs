@@ -64,13 +64,16 @@ impl AcceleratedClock {
     /// Simulated time that ran `speed` times faster than real time since the real
     /// instant `anchor`: every process given the same anchor and speed reads the
     /// same time (the nodes of a cluster anchor at the cluster's creation).
+    /// Should the simulated time leave the calendar's range (an anchor decades
+    /// back at a high speed), the clock starts at the real time instead.
     pub fn anchored(anchor: OffsetDateTime, speed: f64) -> Self {
+        let now = OffsetDateTime::now_utc();
         let clock = Self::new(anchor, speed);
-        let since = (OffsetDateTime::now_utc() - anchor).max(time::Duration::ZERO);
-        Self {
-            origin: anchor + since * clock.speed,
-            ..clock
-        }
+        let since = (now - anchor).max(time::Duration::ZERO);
+        let origin = time::Duration::checked_seconds_f64(since.as_seconds_f64() * clock.speed)
+            .and_then(|d| anchor.checked_add(d))
+            .unwrap_or(now);
+        Self { origin, ..clock }
     }
 }
 
@@ -114,5 +117,8 @@ mod tests {
         assert!(a.now() - anchor >= time::Duration::minutes(10));
         let gap = (a.now() - b.now()).abs();
         assert!(gap < time::Duration::seconds(3), "{gap}");
+        // Out of the calendar's range: real time, no panic.
+        let far = AcceleratedClock::anchored(time::macros::datetime!(1970-01-01 00:00 UTC), 3600.0);
+        assert!((far.now() - OffsetDateTime::now_utc()).abs() < time::Duration::minutes(1));
     }
 }
