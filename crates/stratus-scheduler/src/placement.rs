@@ -35,6 +35,8 @@ pub struct PoolLoad {
     pub idle: u32,
     /// Provisioned environments alive.
     pub provisioned: u32,
+    /// Idle provisioned environments (of `idle`).
+    pub idle_provisioned: u32,
 }
 
 impl Scheduler {

@@ -649,6 +649,7 @@ impl State {
                 total: p.total,
                 idle: (p.idle_prov.len() + p.idle_od.len()) as u32,
                 provisioned: p.prov_alive,
+                idle_provisioned: p.idle_prov.len() as u32,
             })
             .collect()
     }

@@ -681,17 +681,32 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     } else {
         Arc::new(autoscale::SystemClock)
     };
-    let autoscaler = tokio::task::block_in_place(|| {
-        autoscale::Autoscaler::open(
-            dir,
-            registry.clone(),
-            Arc::new(autoscale::SchedulerSource::new(
+    let autoscaler = match (&cluster_db, &placement, &election) {
+        // In a cluster: the tables in PostgreSQL, decisions on the leader only,
+        // utilization over every node (autoscale/mod.rs).
+        (Some((db, _)), Some(p), Some(e)) => tokio::task::block_in_place(|| {
+            autoscale::cluster::open(
+                db,
+                &registry,
+                &scheduler,
+                p,
+                e,
+                cfg.autoscale_clock_speed,
+                clock,
+            )
+        })?,
+        _ => tokio::task::block_in_place(|| {
+            autoscale::Autoscaler::open(
+                dir,
                 registry.clone(),
-                scheduler.clone(),
-            )),
-            clock,
-        )
-    })?;
+                Arc::new(autoscale::SchedulerSource::new(
+                    registry.clone(),
+                    scheduler.clone(),
+                )),
+                clock,
+            )
+        })?,
+    };
     autoscaler.start(scheduler.clone());
     let cluster_db = match (&plan.cluster, &node) {
         (Some(c), Some(n)) => {
@@ -766,6 +781,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
                 registry: state.registry.clone(),
                 triggers: state.triggers.clone(),
                 auth: auth.clone(),
+                autoscaler: state.autoscaler.clone(),
             },
             state.scheduler.clone(),
             stop.subscribe(),

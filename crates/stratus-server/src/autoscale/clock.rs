@@ -17,6 +17,10 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> OffsetDateTime;
     /// Waits `d` of this clock's time.
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+    /// Simulated seconds per real second (1 for real time).
+    fn speed(&self) -> f64 {
+        1.0
+    }
 }
 
 /// Wall-clock time.
@@ -57,9 +61,19 @@ impl AcceleratedClock {
         }
     }
 
-    /// Simulated seconds per real second.
-    pub fn speed(&self) -> f64 {
-        self.speed
+    /// Simulated time that ran `speed` times faster than real time since the real
+    /// instant `anchor`: every process given the same anchor and speed reads the
+    /// same time (the nodes of a cluster anchor at the cluster's creation).
+    /// Should the simulated time leave the calendar's range (an anchor decades
+    /// back at a high speed), the clock starts at the real time instead.
+    pub fn anchored(anchor: OffsetDateTime, speed: f64) -> Self {
+        let now = OffsetDateTime::now_utc();
+        let clock = Self::new(anchor, speed);
+        let since = (now - anchor).max(time::Duration::ZERO);
+        let origin = time::Duration::checked_seconds_f64(since.as_seconds_f64() * clock.speed)
+            .and_then(|d| anchor.checked_add(d))
+            .unwrap_or(now);
+        Self { origin, ..clock }
     }
 }
 
@@ -71,6 +85,10 @@ impl Clock for AcceleratedClock {
 
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(tokio::time::sleep(d.div_f64(self.speed)))
+    }
+
+    fn speed(&self) -> f64 {
+        self.speed
     }
 }
 
@@ -87,5 +105,20 @@ mod tests {
         // A simulated minute is a tenth of a real second at 600x.
         assert!(real.elapsed() < Duration::from_secs(2));
         assert!(clock.now() - origin >= time::Duration::seconds(60));
+    }
+
+    #[test]
+    fn clocks_anchored_alike_read_the_same_time_whenever_they_were_made() {
+        let anchor = OffsetDateTime::now_utc() - time::Duration::seconds(10);
+        let a = AcceleratedClock::anchored(anchor, 60.0);
+        std::thread::sleep(Duration::from_millis(300));
+        let b = AcceleratedClock::anchored(anchor, 60.0);
+        // Ten real seconds since the anchor are ten simulated minutes.
+        assert!(a.now() - anchor >= time::Duration::minutes(10));
+        let gap = (a.now() - b.now()).abs();
+        assert!(gap < time::Duration::seconds(3), "{gap}");
+        // Out of the calendar's range: real time, no panic.
+        let far = AcceleratedClock::anchored(time::macros::datetime!(1970-01-01 00:00 UTC), 3600.0);
+        assert!((far.now() - OffsetDateTime::now_utc()).abs() < time::Duration::minutes(1));
     }
 }

@@ -39,10 +39,22 @@
 //! State (targets, policies, schedules, minute series, cooldowns) sits behind one
 //! lock and is written through to [`store::AutoscaleStore`] (SQLite, surviving
 //! restarts); series and cooldowns start afresh after a restart.
+//!
+//! **In a cluster** the store is the cluster's PostgreSQL ([`postgres`]): a write
+//! through any node notifies the others, which re-read the tables
+//! ([`Autoscaler::reload`]), so every node's API answers the same. Only the leader
+//! (`cluster/leader.rs`) runs the loop's decisions; a follower's tick does nothing.
+//! A node that becomes leader re-reads the tables with fresh series and cooldowns
+//! (as after a restart) and looks back [`HANDOVER_LOOKBACK`] for scheduled
+//! occurrences; each run of a scheduled action is recorded under the leader's
+//! epoch first ([`store::AutoscaleStore::record_firing`]), so an occurrence runs
+//! once cluster-wide. Utilization is the cluster's ([`cluster::ClusterSource`]).
 
 mod clock;
+pub mod cluster;
 mod deployed;
 pub mod model;
+pub mod postgres;
 pub mod store;
 pub mod tracking;
 
@@ -61,11 +73,16 @@ use model::{epoch, from_epoch, Activity, Policy, Scheduled, Target};
 use store::AutoscaleStore;
 use tracking::{Alarm, Cooldowns, MinuteSeries};
 
+use crate::cluster::leader::Firing;
 use crate::registry::Registry;
 use crate::store::StoreError;
 
 /// How often the loop samples and decides, in autoscaler time.
 pub const TICK: Duration = Duration::from_secs(5);
+
+/// How far back (real time) a new leader looks for scheduled occurrences that
+/// no leader ran during the hand-over.
+pub const HANDOVER_LOOKBACK: Duration = Duration::from_secs(10);
 
 /// Activities the dashboard shows at most.
 pub const DASHBOARD_ACTIVITIES: usize = 50;
@@ -320,6 +337,11 @@ struct Inner {
     source: RwLock<Arc<dyn UtilizationSource>>,
     clock: Arc<dyn Clock>,
     state: Mutex<BTreeMap<String, Live>>,
+    /// In a cluster: the election's `Some(epoch)` while this node leads.
+    leading: Option<tokio::sync::watch::Receiver<Option<i64>>>,
+    /// The epoch under which this node last took the state over (`None` while it
+    /// follows).
+    led: Mutex<Option<i64>>,
 }
 
 impl std::fmt::Debug for Autoscaler {
@@ -372,48 +394,21 @@ impl Autoscaler {
         source: Arc<dyn UtilizationSource>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        let store = AutoscaleStore::open(dir)?;
+        Self::with_store(AutoscaleStore::open(dir)?, registry, source, clock, None)
+    }
+
+    /// The autoscaler over `store`. `leading` (a cluster's election, `Some(epoch)`
+    /// while this node leads) gates the loop's decisions; `None` on a single node.
+    pub fn with_store(
+        store: AutoscaleStore,
+        registry: Arc<Registry>,
+        source: Arc<dyn UtilizationSource>,
+        clock: Arc<dyn Clock>,
+        leading: Option<tokio::sync::watch::Receiver<Option<i64>>>,
+    ) -> Result<Self, StoreError> {
         let loaded = store.load()?;
         let now = clock.now();
-        let mut state = BTreeMap::new();
-        for target in loaded.targets {
-            state.insert(
-                target.resource_id.clone(),
-                Live {
-                    target,
-                    policies: BTreeMap::new(),
-                    scheduled: BTreeMap::new(),
-                    series: MinuteSeries::default(),
-                    cooldowns: Cooldowns::default(),
-                },
-            );
-        }
-        for p in loaded.policies {
-            if let Some(live) = state.get_mut(&p.resource_id) {
-                live.policies.insert(p.name.clone(), p);
-            }
-        }
-        for s in loaded.scheduled {
-            let Some(live) = state.get_mut(&s.resource_id) else {
-                continue;
-            };
-            match scheduled::parse(&s.schedule, s.timezone.as_deref()) {
-                Ok(when) => {
-                    let next = next_run(&when, &s, now);
-                    live.scheduled.insert(
-                        s.name.clone(),
-                        LiveScheduled {
-                            action: s,
-                            when,
-                            next,
-                        },
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(action = %s.name, error = %e, "stored scheduled action does not parse; skipped")
-                }
-            }
-        }
+        let state = assemble(loaded, now, BTreeMap::new());
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -421,8 +416,64 @@ impl Autoscaler {
                 source: RwLock::new(source),
                 clock,
                 state: Mutex::new(state),
+                leading,
+                led: Mutex::new(None),
             }),
         })
+    }
+
+    /// Re-reads the targets, policies and scheduled actions (another node of the
+    /// cluster changed them), keeping the series and cooldowns of targets still
+    /// there and the next run of scheduled actions that did not change. Blocking.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        // Under the lock, so a local write (which writes the store under it) is
+        // never overwritten by an older read.
+        let mut state = self.inner.state.lock();
+        let loaded = self.inner.store.load()?;
+        let old = std::mem::take(&mut *state);
+        *state = assemble(loaded, self.now(), old);
+        Ok(())
+    }
+
+    /// This node became the leader: the tables are re-read with series and
+    /// cooldowns afresh, and scheduled occurrences of the last
+    /// [`HANDOVER_LOOKBACK`] (that the previous leader may not have run) are due.
+    fn take_over(&self) -> Result<(), StoreError> {
+        let mut state = self.inner.state.lock();
+        let loaded = self.inner.store.load()?;
+        let back = HANDOVER_LOOKBACK.mul_f64(self.inner.clock.speed());
+        let since = self.now() - back;
+        *state = assemble(loaded, since, BTreeMap::new());
+        Ok(())
+    }
+
+    /// The epoch the loop decides under: `Ok(None)` on a single node, `Ok(Some)`
+    /// while this node leads a cluster (taking the state over when the epoch is
+    /// new), `Err(())` while it follows (the tick does nothing).
+    fn leading_epoch(&self) -> Result<Option<i64>, ()> {
+        let Some(leading) = &self.inner.leading else {
+            return Ok(None);
+        };
+        let epoch = *leading.borrow();
+        let mut led = self.inner.led.lock();
+        match epoch {
+            None => {
+                *led = None;
+                Err(())
+            }
+            Some(e) if *led == Some(e) => Ok(Some(e)),
+            Some(e) => match self.take_over() {
+                Ok(()) => {
+                    tracing::info!(epoch = e, "leading: the autoscaler decides on this node");
+                    *led = Some(e);
+                    Ok(Some(e))
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot read the autoscaling tables to take over; retried next tick");
+                    Err(())
+                }
+            },
+        }
     }
 
     /// Replaces where utilization is read (the metrics store, once it exists).
@@ -559,11 +610,22 @@ impl Autoscaler {
     /// One pass of the loop: due scheduled actions, a sample per tracked target,
     /// and the policies of targets whose minute completed.
     pub fn tick(&self) {
+        let Ok(epoch) = self.leading_epoch() else {
+            return;
+        };
         let now = self.now();
         let source = self.inner.source.read().clone();
         let mut state = self.inner.state.lock();
+        let mut deposed = false;
         for live in state.values_mut() {
-            self.run_scheduled(live, now);
+            if let Err(current) = self.run_scheduled(live, now, epoch) {
+                tracing::warn!(
+                    current,
+                    "deposed while running scheduled actions; the new leader runs them"
+                );
+                deposed = true;
+                break;
+            }
             if live.policies.is_empty() {
                 continue;
             }
@@ -572,11 +634,22 @@ impl Autoscaler {
                 self.track(live, now);
             }
         }
+        drop(state);
+        if deposed {
+            *self.inner.led.lock() = None;
+        }
     }
 
-    fn run_scheduled(&self, live: &mut Live, now: OffsetDateTime) {
+    /// Runs `live`'s due scheduled actions, each recorded first under `epoch` in a
+    /// cluster; `Err(current epoch)` when this node was deposed.
+    fn run_scheduled(
+        &self,
+        live: &mut Live,
+        now: OffsetDateTime,
+        leader_epoch: Option<i64>,
+    ) -> Result<(), i64> {
         if live.target.suspended.2 {
-            return;
+            return Ok(());
         }
         let due: Vec<String> = live
             .scheduled
@@ -588,6 +661,27 @@ impl Autoscaler {
             let Some(s) = live.scheduled.get_mut(&name) else {
                 continue;
             };
+            let due_ms = s
+                .next
+                .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+            match self.inner.store.record_firing(
+                leader_epoch,
+                &live.target.resource_id,
+                &name,
+                due_ms,
+            ) {
+                Ok(Firing::Recorded) => {}
+                Ok(Firing::AlreadyFired) => {
+                    s.next = next_run(&s.when, &s.action, now);
+                    continue;
+                }
+                Ok(Firing::Deposed { current }) => return Err(current),
+                Err(e) => {
+                    // Left due: tried again next tick.
+                    tracing::warn!(action = %name, error = %e, "cannot record a scheduled action's run; retried next tick");
+                    continue;
+                }
+            }
             s.next = next_run(&s.when, &s.action, now);
             let action = s.action.clone();
             let before = (live.target.min, live.target.max);
@@ -628,6 +722,7 @@ impl Autoscaler {
             tracing::debug!(?before, "scheduled action ran");
             self.clamp(live);
         }
+        Ok(())
     }
 
     fn track(&self, live: &mut Live, now: OffsetDateTime) {
@@ -1060,6 +1155,74 @@ impl Autoscaler {
             })
             .collect()
     }
+}
+
+/// The live state of what `loaded` holds at `now`; targets still in `old` keep
+/// their series and cooldowns, scheduled actions unchanged there their next run.
+fn assemble(
+    loaded: store::Loaded,
+    now: OffsetDateTime,
+    mut old: BTreeMap<String, Live>,
+) -> BTreeMap<String, Live> {
+    let mut state = BTreeMap::new();
+    for target in loaded.targets {
+        let (series, cooldowns, previous) = match old.remove(&target.resource_id) {
+            Some(l) => (l.series, l.cooldowns, l.scheduled),
+            None => Default::default(),
+        };
+        state.insert(
+            target.resource_id.clone(),
+            (
+                Live {
+                    target,
+                    policies: BTreeMap::new(),
+                    scheduled: BTreeMap::new(),
+                    series,
+                    cooldowns,
+                },
+                previous,
+            ),
+        );
+    }
+    for p in loaded.policies {
+        if let Some((live, _)) = state.get_mut(&p.resource_id) {
+            live.policies.insert(p.name.clone(), p);
+        }
+    }
+    for s in loaded.scheduled {
+        let Some((live, previous)) = state.get_mut(&s.resource_id) else {
+            continue;
+        };
+        if let Some(p) = previous.remove(&s.name).filter(|p| p.action == s) {
+            live.scheduled.insert(s.name.clone(), p);
+            continue;
+        }
+        match scheduled::parse(&s.schedule, s.timezone.as_deref()) {
+            Ok(when) => {
+                let next = next_run(&when, &s, now);
+                live.scheduled.insert(
+                    s.name.clone(),
+                    LiveScheduled {
+                        action: s,
+                        when,
+                        next,
+                    },
+                );
+            }
+            Err(e) => {
+                tracing::warn!(action = %s.name, error = %e, "stored scheduled action does not parse; skipped")
+            }
+        }
+    }
+    state
+        .into_iter()
+        .map(|(k, (mut live, _))| {
+            if live.policies.is_empty() {
+                live.series = MinuteSeries::default();
+            }
+            (k, live)
+        })
+        .collect()
 }
 
 /// The next run of `s` after `now`.

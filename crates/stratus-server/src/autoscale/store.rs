@@ -1,8 +1,13 @@
-//! The autoscaler's tables in the state database (`state.db`), on a connection of
-//! their own (WAL mode, so they do not contend with the function store's): scalable
-//! targets, policies, scheduled actions and the scaling activities. Each row is the
-//! model type as JSON, so the tables are created here (`CREATE TABLE IF NOT EXISTS`
-//! is the migration) and survive restarts.
+//! The autoscaler's tables: scalable targets, policies, scheduled actions and the
+//! scaling activities, each row the model type as JSON. [`AutoscaleStore`] is one
+//! of two backends, settled in one `match` per method:
+//!
+//! - a single node's state database (`state.db`), on a connection of its own (WAL
+//!   mode, so it does not contend with the function store's); the tables are
+//!   created here (`CREATE TABLE IF NOT EXISTS` is the migration);
+//! - a cluster's PostgreSQL database ([`super::postgres::PgAutoscale`], migration
+//!   `V36__autoscale.sql`), whose writes notify the other nodes, and which records
+//!   each run of a scheduled action under the leader's epoch.
 
 use std::path::Path;
 
@@ -10,7 +15,9 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection};
 
 use super::model::{Activity, Policy, Scheduled, Target};
-use crate::store::StoreError;
+use super::postgres::PgAutoscale;
+use crate::cluster::leader::Firing;
+use crate::store::{PgDatabase, StoreError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS autoscale_targets (
@@ -37,7 +44,7 @@ CREATE TABLE IF NOT EXISTS autoscale_activities (
 ";
 
 /// Activities kept per target; older ones are dropped as new ones come.
-const ACTIVITIES_KEPT: i64 = 1000;
+pub(super) const ACTIVITIES_KEPT: i64 = 1000;
 
 /// Everything stored, as [`AutoscaleStore::load`] returns it.
 #[derive(Debug, Default)]
@@ -50,21 +57,145 @@ pub struct Loaded {
     pub scheduled: Vec<Scheduled>,
 }
 
-/// The autoscaler's tables.
+/// The autoscaler's tables: a single node's, or the cluster's.
 #[derive(Debug)]
-pub struct AutoscaleStore {
+pub enum AutoscaleStore {
+    /// `state.db`.
+    Sqlite(SqliteAutoscale),
+    /// The cluster database.
+    Postgres(PgAutoscale),
+}
+
+/// The autoscaler's tables in `state.db`.
+#[derive(Debug)]
+pub struct SqliteAutoscale {
     conn: Mutex<Connection>,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(what: &'static str, s: &str) -> Result<T, StoreError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    s: &str,
+) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|source| StoreError::Decode { what, source })
 }
 
-fn encode<T: serde::Serialize>(v: &T) -> String {
+pub(super) fn encode<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
 impl AutoscaleStore {
+    /// Opens the tables in `dir/state.db`, creating them if needed.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        SqliteAutoscale::open(dir).map(Self::Sqlite)
+    }
+
+    /// The cluster's tables in `db`.
+    pub fn postgres(db: PgDatabase) -> Self {
+        Self::Postgres(PgAutoscale::new(db))
+    }
+
+    /// Whether the tables are the cluster's.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
+    /// Every target, policy and scheduled action.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.load(),
+            Self::Postgres(p) => p.load(),
+        }
+    }
+
+    /// Inserts or replaces a target.
+    pub fn put_target(&self, t: &Target) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.put_target(t),
+            Self::Postgres(p) => p.put_target(t),
+        }
+    }
+
+    /// Deletes a target with its policies and scheduled actions (activities stay,
+    /// as AAS keeps them), atomically.
+    pub fn delete_target(&self, resource_id: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.delete_target(resource_id),
+            Self::Postgres(p) => p.delete_target(resource_id),
+        }
+    }
+
+    /// Inserts or replaces a policy.
+    pub fn put_policy(&self, p: &Policy) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.put_policy(p),
+            Self::Postgres(pg) => pg.put_policy(p),
+        }
+    }
+
+    /// Deletes a policy.
+    pub fn delete_policy(&self, resource_id: &str, name: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.delete_policy(resource_id, name),
+            Self::Postgres(p) => p.delete_policy(resource_id, name),
+        }
+    }
+
+    /// Inserts or replaces a scheduled action.
+    pub fn put_scheduled(&self, a: &Scheduled) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.put_scheduled(a),
+            Self::Postgres(p) => p.put_scheduled(a),
+        }
+    }
+
+    /// Deletes a scheduled action.
+    pub fn delete_scheduled(&self, resource_id: &str, name: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.delete_scheduled(resource_id, name),
+            Self::Postgres(p) => p.delete_scheduled(resource_id, name),
+        }
+    }
+
+    /// Records an activity, dropping the target's oldest beyond what is kept.
+    pub fn add_activity(&self, a: &Activity) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.add_activity(a),
+            Self::Postgres(p) => p.add_activity(a),
+        }
+    }
+
+    /// Activities, newest first: of one target, or of targets whose ResourceId
+    /// starts with `prefix` (`function:NAME:`), or all; at most `limit`.
+    pub fn activities(
+        &self,
+        resource_id: Option<&str>,
+        prefix: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Activity>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.activities(resource_id, prefix, limit),
+            Self::Postgres(p) => p.activities(resource_id, prefix, limit),
+        }
+    }
+
+    /// Records the run of scheduled action `name` of `resource_id` due at `due_ms`
+    /// by the leader of `epoch` (see [`PgAutoscale::record_firing`]). A single node
+    /// (no epoch, or `state.db`) records nothing: its only loop runs it.
+    pub fn record_firing(
+        &self,
+        epoch: Option<i64>,
+        resource_id: &str,
+        name: &str,
+        due_ms: i64,
+    ) -> Result<Firing, StoreError> {
+        match (self, epoch) {
+            (Self::Postgres(p), Some(e)) => p.record_firing(e, resource_id, name, due_ms),
+            _ => Ok(Firing::Recorded),
+        }
+    }
+}
+
+impl SqliteAutoscale {
     /// Opens the tables in `dir/state.db`, creating them if needed.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("state.db");

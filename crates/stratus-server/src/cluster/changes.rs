@@ -33,6 +33,8 @@ pub(crate) struct Applier {
     pub(crate) triggers: Triggers,
     /// Access keys.
     pub(crate) auth: Arc<Auth>,
+    /// Autoscaling targets, policies and scheduled actions.
+    pub(crate) autoscaler: crate::autoscale::Autoscaler,
 }
 
 impl Applier {
@@ -40,7 +42,7 @@ impl Applier {
     /// re-read once however many notifications name it.
     fn apply(&self, me: &str, batch: &[Change]) {
         let mut functions = BTreeSet::new();
-        let (mut triggers, mut keys) = (false, false);
+        let (mut triggers, mut keys, mut autoscale) = (false, false, false);
         for c in batch.iter().filter(|c| c.node != me) {
             match c.kind {
                 ChangeKind::Function => {
@@ -48,6 +50,7 @@ impl Applier {
                 }
                 ChangeKind::Service | ChangeKind::Mappings => triggers = true,
                 ChangeKind::Keys => keys = true,
+                ChangeKind::Autoscale => autoscale = true,
             }
         }
         for name in &functions {
@@ -64,6 +67,11 @@ impl Applier {
                 tracing::warn!(error = %e, "cannot reload the access keys another node changed");
             }
         }
+        if autoscale {
+            if let Err(e) = self.autoscaler.reload() {
+                tracing::warn!(error = %e, "cannot re-read the autoscaling targets another node changed; they are re-read when the change feed reconnects");
+            }
+        }
     }
 
     /// Re-reads everything (blocking).
@@ -74,6 +82,9 @@ impl Applier {
         let _ = self.triggers.reload(&self.registry);
         if let Err(e) = self.auth.reload_keys() {
             tracing::warn!(error = %e, "cannot re-read the access keys from the cluster database");
+        }
+        if let Err(e) = self.autoscaler.reload() {
+            tracing::warn!(error = %e, "cannot re-read the autoscaling targets from the cluster database");
         }
     }
 }

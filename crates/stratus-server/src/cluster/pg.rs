@@ -99,6 +99,9 @@ pub enum ChangeKind {
     Mappings,
     /// An access key (`name`: its id).
     Keys,
+    /// Application Auto Scaling's targets, policies or scheduled actions (`name`:
+    /// the ResourceId).
+    Autoscale,
 }
 
 /// The payload of a notification on [`CHANGES_CHANNEL`].

@@ -46,6 +46,10 @@ pub struct PoolInfo {
     pub idle: u32,
     /// Provisioned environments alive.
     pub provisioned: u32,
+    /// Idle provisioned environments (of `idle`; the autoscaler's utilization).
+    /// Absent from an older node's heartbeat: `idle` is used then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_provisioned: Option<u32>,
 }
 
 /// The published form of a pool key.
@@ -67,6 +71,7 @@ pub(crate) fn local_pools(scheduler: &Scheduler) -> Vec<PoolInfo> {
             key: wire_key(&l.pool_key),
             idle: l.idle,
             provisioned: l.provisioned,
+            idle_provisioned: Some(l.idle_provisioned),
         })
         .collect()
 }
@@ -79,6 +84,8 @@ pub(crate) struct Peer {
     pub(crate) address: String,
     /// Pool key → (idle, provisioned alive).
     pools: HashMap<String, (u32, u32)>,
+    /// Pool key → idle provisioned environments (where the heartbeat had them).
+    idle_provisioned: HashMap<String, u32>,
 }
 
 /// The membership as last read.
@@ -197,6 +204,24 @@ fn share(key: &str, ids: &[String], node: &str, total: u32) -> u32 {
     base + u32::from(rank < u64::from(extra))
 }
 
+impl Placement {
+    /// Provisioned environments of the pool `pool_key` on the other live nodes at
+    /// their last heartbeat: (busy, alive). Busy is alive less idle provisioned
+    /// (less idle, from a heartbeat without that figure).
+    pub fn provisioned_usage_elsewhere(&self, pool_key: &str) -> (u32, u32) {
+        let wire = wire_key(pool_key);
+        self.view()
+            .peers
+            .iter()
+            .filter_map(|p| {
+                let (idle, prov) = p.pools.get(&wire)?;
+                let idle = p.idle_provisioned.get(&wire).unwrap_or(idle);
+                Some((prov.saturating_sub(*idle), *prov))
+            })
+            .fold((0, 0), |(busy, alive), (b, a)| (busy + b, alive + a))
+    }
+}
+
 impl stratus_scheduler::Placement for Placement {
     fn share(&self, spec: &FunctionSpec, total: u32) -> u32 {
         let view = self.view();
@@ -259,6 +284,12 @@ pub(crate) fn spawn(
                         .pools
                         .iter()
                         .map(|p| (p.key.clone(), (p.idle, p.provisioned)))
+                        .collect(),
+                    idle_provisioned: n
+                        .info
+                        .pools
+                        .iter()
+                        .filter_map(|p| Some((p.key.clone(), p.idle_provisioned?)))
                         .collect(),
                     id: n.id,
                     address: n.address,
@@ -357,9 +388,23 @@ mod tests {
             pools: [(wire_key(&spec.pool_key), (idle, prov))]
                 .into_iter()
                 .collect(),
+            idle_provisioned: HashMap::new(),
         };
         assert!(p.install(vec![peer("n1", 0, 2), peer("n3", 1, 1)]));
         assert!(!p.install(vec![peer("n1", 0, 2), peer("n3", 1, 1)]));
+        // The autoscaler's utilization elsewhere: n1's two are busy, n3's one idle.
+        assert_eq!(p.provisioned_usage_elsewhere(&spec.pool_key), (2, 3));
+        // Where the heartbeat tells idle provisioned environments apart, an idle
+        // on-demand one does not make a busy provisioned one look free.
+        let mut n1 = peer("n1", 1, 2);
+        n1.idle_provisioned.insert(wire_key(&spec.pool_key), 0);
+        p.install(vec![n1, peer("n3", 1, 1)]);
+        assert_eq!(
+            p.provisioned_usage_elsewhere(&spec.pool_key),
+            (2, 3),
+            "n1: 2 busy provisioned (its idle one is on-demand), n3: 1 idle"
+        );
+        p.install(vec![peer("n1", 0, 2), peer("n3", 1, 1)]);
         let ids = ids(3);
         assert_eq!(p.share(&spec, 5), share("f\u{0}1", &ids, "n2", 5));
         assert_eq!(p.alive_elsewhere(&spec.pool_key), 3);
