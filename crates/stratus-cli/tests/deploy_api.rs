@@ -344,8 +344,12 @@ async fn bad_deployments_change_nothing() {
             "must not exceed reservedConcurrency",
         ),
         (
+            json!({"functions": [function("a", &v1, json!({"runtime": "java21"}))]}),
+            "java21 is not supported",
+        ),
+        (
             json!({"functions": [function("a", &v1, json!({"runtime": "java8"}))]}),
-            "java8 is not supported",
+            "java8 is no longer supported",
         ),
     ] {
         let (_, done) = deploy(&s, body).await;
