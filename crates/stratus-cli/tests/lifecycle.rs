@@ -31,6 +31,38 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Fails unless, within a second of the server's exit, no process mentions
+/// `needle` (teardown of an environment's namespaces and mounts is asynchronous:
+/// a keeper killed mid-setup can take some milliseconds to go). Names what is left.
+async fn assert_none_left(needle: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let described: Vec<String> = left
+                .iter()
+                .map(|p| {
+                    let cmd = std::fs::read(format!("/proc/{p}/cmdline"))
+                        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                        .unwrap_or_default();
+                    let status = std::fs::read_to_string(format!("/proc/{p}/status"))
+                        .unwrap_or_default()
+                        .lines()
+                        .filter(|l| l.starts_with("State") || l.starts_with("PPid"))
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    format!("{p}: {cmd} ({status})")
+                })
+                .collect();
+            panic!("{what}: {described:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_keeps_state_and_rewarms_provisioned_environments() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,10 +105,7 @@ async fn restart_keeps_state_and_rewarms_provisioned_environments() {
     assert_eq!(s.invoke("keep:live", "{}").await.status, 200);
     let status = s.terminate().await;
     assert!(status.success(), "SIGTERM exits 0: {status:?}");
-    assert!(
-        processes_mentioning(data.to_str().unwrap()).is_empty(),
-        "no environment outlives the server"
-    );
+    assert_none_left(data.to_str().unwrap(), "no environment outlives the server").await;
 
     let s = Server::start(&data, &[]).await;
     let after = json_body(
@@ -154,10 +183,7 @@ async fn sigterm_finishes_in_flight_invocations_then_kills_environments() {
         "it finished normally: {}",
         String::from_utf8_lossy(&r.body)
     );
-    assert!(
-        processes_mentioning(data.to_str().unwrap()).is_empty(),
-        "every environment killed"
-    );
+    assert_none_left(data.to_str().unwrap(), "every environment killed").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

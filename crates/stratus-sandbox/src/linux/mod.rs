@@ -535,10 +535,25 @@ impl Driver for LinuxDriver {
 
     fn shutdown(&self) {
         self.inner.parker.lock().take();
-        let parked: Vec<Parked> = self.inner.pool.lock().drain(..).collect();
-        let reserved: Vec<Parked> = self.inner.reserved.lock().drain(..).collect();
+        let mut parked: Vec<Parked> = self.inner.pool.lock().drain(..).collect();
+        parked.extend(self.inner.reserved.lock().drain(..));
+        // Kill the unused keepers and wait (bounded) until they are gone: a keeper
+        // killed mid-setup (mounts) can take a moment to exit, and none may
+        // outlive the server.
+        for p in &mut parked {
+            if let Some(c) = &mut p.child {
+                let _ = c.start_kill();
+            }
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        for p in &mut parked {
+            if let Some(c) = &mut p.child {
+                while matches!(c.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+            }
+        }
         drop(parked);
-        drop(reserved);
     }
 
     fn info(&self) -> SandboxInfo {
