@@ -253,7 +253,9 @@ async fn invoke_api_rejects_malformed_invocations_clearly() {
         "nodejs20.x",
         "index.handler",
         &fixture_zip("node"),
-        json!({}),
+        // Building and posting a 7 MB answer takes ~1.5 s of CPU at 128 MB's
+        // share of a vCPU (Lambda's proportion); room enough on a loaded machine.
+        json!({"MemorySize": 1024, "Timeout": 30}),
     )
     .await;
 
@@ -416,7 +418,10 @@ async fn an_oversized_response_is_a_function_error_in_every_runtime() {
         ("big-node", "nodejs20.x", "index.handler", "node"),
         ("big-python", "python3.12", "app.handler", "python"),
     ] {
-        s.create_ok(name, runtime, handler, &fixture_zip(fixture), json!({}))
+        // More than 128 MB's sliver of CPU, and time: a 7 MB answer costs Node
+        // ~1.5 s at 128 MB, and a timeout would hide what this test checks.
+        let config = json!({"MemorySize": 1024, "Timeout": 30});
+        s.create_ok(name, runtime, handler, &fixture_zip(fixture), config)
             .await;
         let r = s.invoke(name, r#"{"action":"big","bytes":7000000}"#).await;
         assert_eq!(r.status, 200, "{name}");
