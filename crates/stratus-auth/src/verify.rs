@@ -51,6 +51,20 @@ impl AuthError {
         }
     }
 
+    /// The code the query-protocol services (SQS) give the same failure, which they
+    /// also send on their JSON protocol in `x-amzn-query-error` (SQS's common errors:
+    /// `MissingAuthenticationToken`, `InvalidClientTokenId`, `IncompleteSignature`,
+    /// and `SignatureDoesNotMatch` for a signature that is wrong, out of date or
+    /// scoped elsewhere).
+    pub fn query_code(&self) -> &'static str {
+        match self {
+            Self::Missing => "MissingAuthenticationToken",
+            Self::Incomplete(_) => "IncompleteSignature",
+            Self::UnknownKey => "InvalidClientTokenId",
+            Self::BadSignature(_) | Self::Expired(_) | Self::Scope(_) => "SignatureDoesNotMatch",
+        }
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {

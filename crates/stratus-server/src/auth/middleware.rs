@@ -303,8 +303,18 @@ async fn read_body(parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
 }
 
 /// An authentication error in the shape of `api`.
+/// SQS answers with its query-protocol codes, in `__type` and in the
+/// `x-amzn-query-error` header its SDKs read the code from.
 fn reject(api: Api, e: &AuthError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
+    if let Api::Sqs = api {
+        let mut resp = error_response(api, status, e.query_code(), &e.to_string());
+        let code = format!("{};Sender", e.query_code());
+        if let Ok(v) = HeaderValue::from_str(&code) {
+            resp.headers_mut().insert("x-amzn-query-error", v);
+        }
+        return resp;
+    }
     error_response(api, status, e.error_type(), &e.to_string())
 }
 
