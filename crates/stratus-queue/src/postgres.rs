@@ -29,11 +29,10 @@
 
 use std::collections::HashSet;
 use std::future::poll_fn;
-use std::str::FromStr as _;
 use std::sync::Weak;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Object, Pool};
 use tokio_postgres::types::FromSql;
 use tokio_postgres::{AsyncMessage, NoTls, Row, Transaction};
 
@@ -104,36 +103,7 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
-/// `url` with its password replaced by `***`.
-fn redact(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[start..];
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => match rest[..at].find(':') {
-            Some(colon) => format!("{}{}:***{}", &url[..start], &rest[..colon], &rest[at..]),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
-/// An error and its causes (tokio-postgres keeps the server's words in a cause).
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        next = cause.source();
-    }
-    text
-}
+use stratus_pg::{chain, redact};
 
 fn pg(what: &'static str) -> impl Fn(tokio_postgres::Error) -> QueueError {
     move |e| {
@@ -401,47 +371,11 @@ impl PgStore {
                 reason,
             })
         };
-        let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| failed(chain(&e)))?;
-        if cfg.get_connect_timeout().is_none() {
-            cfg.connect_timeout(Duration::from_secs(5));
-        }
-        if cfg.get_application_name().is_none() {
-            cfg.application_name("stratus-queues");
-        }
-        let manager = Manager::from_config(
-            cfg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(POOL_SIZE)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(10)))
-            .create_timeout(Some(Duration::from_secs(10)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| failed(e.to_string()))?;
-        let mut client = pool.get().await.map_err(|e| failed(chain(&e)))?;
-        client
-            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        let cfg = stratus_pg::config(url, "stratus-queues").map_err(failed)?;
+        let pool = stratus_pg::pool(cfg, POOL_SIZE).map_err(failed)?;
+        stratus_pg::migrate(&pool, embedded::migrations::runner(), HISTORY, MIGRATION_LOCK)
             .await
-            .map_err(|e| failed(chain(&e)))?;
-        let ran = embedded::migrations::runner()
-            .set_migration_table_name(HISTORY)
-            .run_async(&mut **client)
-            .await;
-        let unlocked = client
-            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-            .await;
-        if unlocked.is_err() {
-            // The lock is the session's: never hand it back to the pool.
-            let _ = Object::take(client);
-        } else {
-            drop(client);
-        }
-        ran.map_err(|e| failed(format!("migrating: {}", chain(&e))))?;
+            .map_err(|e| failed(format!("migrating: {e}")))?;
         let store = Self {
             pool,
             instance: crate::queue::new_uuid(),
@@ -459,12 +393,10 @@ impl PgStore {
     }
 
     async fn client(&self) -> Result<Object, QueueError> {
-        self.pool.get().await.map_err(|e| {
-            QueueError::Store(StoreError::Unavailable(match e {
-                deadpool_postgres::PoolError::Backend(e) => chain(&e),
-                other => chain(&other),
-            }))
-        })
+        self.pool
+            .get()
+            .await
+            .map_err(|e| QueueError::Store(StoreError::Unavailable(stratus_pg::pool_reason(e))))
     }
 
     /// Wakes the other nodes' long polls of `queue` when `tx` commits.
@@ -1018,9 +950,8 @@ impl PgStore {
 
 /// One listening connection; `Ok` when the queues are gone.
 async fn listen_session(url: &str, me: &str, queues: &Weak<Queues>) -> Result<(), String> {
-    let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| chain(&e))?;
+    let mut cfg = stratus_pg::config(url, "stratus-queues")?;
     cfg.keepalives_idle(Duration::from_secs(10));
-    cfg.connect_timeout(Duration::from_secs(5));
     let (client, mut conn) = cfg.connect(NoTls).await.map_err(|e| chain(&e))?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let driver = tokio::spawn(async move {
@@ -1089,15 +1020,6 @@ mod tests {
     use crate::clock::SystemClock;
     use crate::message::MessageAttributes;
     use crate::queue::test_support::pg_database;
-
-    #[test]
-    fn passwords_never_show() {
-        assert_eq!(
-            redact("postgres://stratus:s3cret@db:5432/x"),
-            "postgres://stratus:***@db:5432/x"
-        );
-        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
-    }
 
     /// Two "nodes": two `Queues` over one database, sealing with the same key.
     async fn two_nodes() -> (String, Arc<Queues>, Arc<Queues>) {

@@ -12,10 +12,8 @@
 //! [`Change`] (`{"node":…,"kind":…,"name":…}`), so a node's listener learns what
 //! another node changed exactly when it is committed.
 
-use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool_postgres::Pool;
 
 #[allow(
     missing_docs,
@@ -115,57 +113,11 @@ pub struct Change {
     pub name: String,
 }
 
-/// `url` with its password replaced by `***`, for messages and logs: works for
-/// URLs (`postgres://user:pw@host/db`) and key-value strings (`password=pw`).
-pub fn redact(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        if let Some(at) = authority.rfind('@') {
-            let userinfo = &authority[..at];
-            if let Some(colon) = userinfo.find(':') {
-                return format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &rest[at..]
-                );
-            }
-        }
-        return url.to_string();
-    }
-    url.split_whitespace()
-        .map(|kv| match kv.split_once('=') {
-            Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-            _ => kv.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// An error and its causes, `: `-separated (tokio-postgres keeps the cause, such
-/// as "Connection refused" or the server's message, out of its own text).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        next = cause.source();
-    }
-    text
-}
+pub use stratus_pg::{chain, redact};
 
 /// Why a pool gave no connection, in words.
 fn pool_reason(e: deadpool_postgres::PoolError) -> String {
-    match e {
-        deadpool_postgres::PoolError::Backend(e) => chain(&e),
-        other => chain(&other),
-    }
+    stratus_pg::pool_reason(e)
 }
 
 /// A pool of at most `max_size` connections to `url`, checked by taking one
@@ -173,34 +125,14 @@ fn pool_reason(e: deadpool_postgres::PoolError) -> String {
 /// the first write. Must run inside a Tokio runtime (the pool spawns connections).
 pub async fn connect(url: &str, max_size: usize) -> Result<Pool, PgError> {
     let shown = redact(url);
-    let mut cfg: tokio_postgres::Config = url.parse().map_err(|e| PgError::Url {
+    let cfg = stratus_pg::config(url, "stratus").map_err(|reason| PgError::Url {
         url: shown.clone(),
-        reason: format!("{e}"),
+        reason,
     })?;
-    if cfg.get_connect_timeout().is_none() {
-        cfg.connect_timeout(Duration::from_secs(5));
-    }
-    if cfg.get_application_name().is_none() {
-        cfg.application_name("stratus");
-    }
-    let manager = Manager::from_config(
-        cfg,
-        NoTls,
-        ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        },
-    );
-    let pool = Pool::builder(manager)
-        .max_size(max_size)
-        .runtime(Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(10)))
-        .create_timeout(Some(Duration::from_secs(10)))
-        .recycle_timeout(Some(Duration::from_secs(5)))
-        .build()
-        .map_err(|e| PgError::Connect {
-            url: shown.clone(),
-            reason: e.to_string(),
-        })?;
+    let pool = stratus_pg::pool(cfg, max_size).map_err(|reason| PgError::Connect {
+        url: shown.clone(),
+        reason,
+    })?;
     let checked = pool.get().await.map_err(|e| PgError::Connect {
         url: shown,
         reason: pool_reason(e),
@@ -219,28 +151,17 @@ pub async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, PgError> {
 /// Applies the embedded migrations not yet applied (one node at a time). `url`
 /// only names the database in errors.
 pub async fn migrate(pool: &Pool, url: &str) -> Result<(), PgError> {
-    let failed = |reason: String| PgError::Migrate {
+    let report = stratus_pg::migrate(
+        pool,
+        embedded::migrations::runner(),
+        MIGRATIONS_TABLE,
+        MIGRATION_LOCK,
+    )
+    .await
+    .map_err(|reason| PgError::Migrate {
         url: redact(url),
         reason,
-    };
-    let mut client = client(pool).await?;
-    client
-        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
-        .await
-        .map_err(|e| failed(chain(&e)))?;
-    let ran = embedded::migrations::runner()
-        .set_migration_table_name(MIGRATIONS_TABLE)
-        .run_async(&mut **client)
-        .await;
-    let unlocked = client
-        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
-        .await;
-    let report = ran.map_err(|e| failed(chain(&e)))?;
-    if unlocked.is_err() {
-        // The lock is the session's: a connection that cannot unlock must not go
-        // back to the pool holding it.
-        let _ = deadpool_postgres::Object::take(client);
-    }
+    })?;
     for m in report.applied_migrations() {
         tracing::info!(
             version = m.version(),
@@ -273,20 +194,6 @@ pub async fn notify(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn passwords_never_show_in_messages() {
-        assert_eq!(
-            redact("postgres://stratus:s3cret@db.local:5432/state?sslmode=disable"),
-            "postgres://stratus:***@db.local:5432/state?sslmode=disable"
-        );
-        assert_eq!(redact("postgresql://a:b:c@h/d"), "postgresql://a:***@h/d");
-        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
-        assert_eq!(
-            redact("host=h user=u password=s3cret dbname=d"),
-            "host=h user=u password=*** dbname=d"
-        );
-    }
 
     #[test]
     fn change_payloads_have_the_documented_shape() {
