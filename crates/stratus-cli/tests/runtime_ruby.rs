@@ -93,7 +93,10 @@ fn ruby_zip() -> Vec<u8> {
             "broken.rb",
             b"require 'module_that_does_not_exist'\ndef handler(event:, context:) = 1\n",
         ),
-        ("syntax.rb", b"def handler(event:, context:\n  1 +\nend end\n"),
+        (
+            "syntax.rb",
+            b"def handler(event:, context:\n  1 +\nend end\n",
+        ),
         ("raises.rb", b"raise 'failed while loading'\n"),
     ])
 }
@@ -136,8 +139,8 @@ async fn ruby_handlers_run_with_context_logs_and_errors() {
     .await;
 
     // Cold: result, context object, environment.
-    let cc = base64::engine::general_purpose::STANDARD
-        .encode(r#"{"custom":{"k":"v"},"env":{"e":"1"}}"#);
+    let cc =
+        base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"k":"v"},"env":{"e":"1"}}"#);
     let r = s
         .api
         .call(
@@ -210,10 +213,7 @@ async fn ruby_handlers_run_with_context_logs_and_errors() {
         format!("START RequestId: {request_id} Version: $LATEST"),
         "{tail}"
     );
-    assert!(
-        lines.contains(&r#"hello from ruby {"name":"a"}"#),
-        "{tail}"
-    );
+    assert!(lines.contains(&r#"hello from ruby {"name":"a"}"#), "{tail}");
     assert!(lines.contains(&"to stderr"), "{tail}");
     let logger_line = lines
         .iter()
@@ -251,9 +251,16 @@ async fn ruby_handlers_run_with_context_logs_and_errors() {
     assert_eq!(e["errorType"], "Function<ArgumentError>", "{e}");
     assert_eq!(e["errorMessage"], "ruby says no: d");
     let trace = e["stackTrace"].as_array().unwrap();
-    let line = APP_RB.lines().position(|l| l.contains("ruby says no")).unwrap() + 1;
+    let line = APP_RB
+        .lines()
+        .position(|l| l.contains("ruby says no"))
+        .unwrap()
+        + 1;
     assert!(
-        trace[0].as_str().unwrap().contains(&format!("app.rb:{line}:in")),
+        trace[0]
+            .as_str()
+            .unwrap()
+            .contains(&format!("app.rb:{line}:in")),
         "the handler's own frame first: {e}"
     );
     assert!(
@@ -340,13 +347,16 @@ async fn ruby_handlers_run_with_context_logs_and_errors() {
         .await;
     let e = json_body(&s.invoke("rb-nomethod", "{}").await);
     assert_eq!(e["errorType"], "Function<NoMethodError>", "{e}");
-    assert!(
-        e["errorMessage"].as_str().unwrap().contains("nope"),
-        "{e}"
-    );
+    assert!(e["errorMessage"].as_str().unwrap().contains("nope"), "{e}");
     // A class that is not there.
-    s.create_ok("rb-noclass", id, "app.Nope::Here.call", &ruby_zip(), json!({}))
-        .await;
+    s.create_ok(
+        "rb-noclass",
+        id,
+        "app.Nope::Here.call",
+        &ruby_zip(),
+        json!({}),
+    )
+    .await;
     let e = json_body(&s.invoke("rb-noclass", "{}").await);
     assert_eq!(e["errorType"], "Function<NameError>", "{e}");
 
@@ -590,7 +600,9 @@ async fn a_gemfile_service_is_packaged_with_its_gems() {
     let text = output_text(&o);
     assert!(!o.status.success(), "{text}");
     assert!(
-        text.contains("has a Gemfile, but `bundle-is-not-installed` (Ruby's Bundler) was not found"),
+        text.contains(
+            "has a Gemfile, but `bundle-is-not-installed` (Ruby's Bundler) was not found"
+        ),
         "{text}"
     );
 
@@ -619,7 +631,12 @@ async fn a_gemfile_service_is_packaged_with_its_gems() {
     assert!(!svc.join(".bundle").exists());
 
     let v: Value = serde_json::from_str(
-        &stratus_ok(&svc, &ep, &["invoke", "-f", "hello", "-d", r#"{"name":"Ruby"}"#]).await,
+        &stratus_ok(
+            &svc,
+            &ep,
+            &["invoke", "-f", "hello", "-d", r#"{"name":"Ruby"}"#],
+        )
+        .await,
     )
     .unwrap();
     assert_eq!(v["greeting"], "Hello, Ruby, from a vendored gem", "{v}");
@@ -640,5 +657,8 @@ async fn a_gemfile_service_is_packaged_with_its_gems() {
     // Packaging again reuses the install: the same bytes.
     let first = std::fs::read(svc.join(".serverless/gems.zip")).unwrap();
     stratus_ok(&svc, &ep, &["package"]).await;
-    assert_eq!(first, std::fs::read(svc.join(".serverless/gems.zip")).unwrap());
+    assert_eq!(
+        first,
+        std::fs::read(svc.join(".serverless/gems.zip")).unwrap()
+    );
 }

@@ -255,7 +255,8 @@ impl Interpreters {
             }
         }
         // Ruby: `ruby`, then the versioned names some distributions install.
-        for name in std::iter::once("ruby".to_string()).chain((2..=4).map(|m| format!("ruby3.{m}"))) {
+        for name in std::iter::once("ruby".to_string()).chain((2..=4).map(|m| format!("ruby3.{m}")))
+        {
             let Some(p) = stratus_sandbox::which(&name) else {
                 continue;
             };

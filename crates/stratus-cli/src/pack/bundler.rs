@@ -91,7 +91,11 @@ fn run_bundler(project: &Path, gemfile: &Path, bundle_dir: &Path) -> anyhow::Res
     if !out.status.success() {
         bail!(
             "`bundle install` (deployment mode{}) failed in {}: {}{}{}",
-            if local { ", --local from vendor/cache" } else { "" },
+            if local {
+                ", --local from vendor/cache"
+            } else {
+                ""
+            },
             project.display(),
             String::from_utf8_lossy(&out.stdout).trim(),
             if out.stdout.is_empty() { "" } else { "\n" },
@@ -122,8 +126,8 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<SelectedFile>) -> anyhow::Resu
         if parts.len() == 3 && parts[0] == "ruby" && parts[2] == "cache" {
             continue;
         }
-        let meta = std::fs::metadata(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("cannot read {}", path.display()))?;
         if meta.is_dir() {
             collect(root, &path, out)?;
         } else if meta.is_file() {
