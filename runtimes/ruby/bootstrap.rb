@@ -32,15 +32,15 @@
 #   `bundle install --deployment` lays out) is put first on `GEM_PATH`, then the
 #   interpreter's own gem directories (where a system-installed AWS SDK lives).
 #
-# The Runtime API is reached over one keep-alive HTTP/1.1 connection
-# (net/http); a request that finds a reused connection closed before any
-# answer came is sent once more on a new one.
+# The Runtime API is reached over one keep-alive HTTP/1.1 connection (a
+# plain socket; see Client); a request that finds a reused connection closed
+# before any answer came is sent once more on a new one.
 #
 # Exit codes: 0 on SIGTERM; 1 after an init error (reported with
 # /init/error) or when the Runtime API is unusable.
 
 require 'json'
-require 'net/http'
+require 'socket'
 require 'logger'
 require 'stringio'
 
@@ -142,8 +142,15 @@ module StratusRuntime
     nil
   end
 
-  # One keep-alive connection to the Runtime API.
+  # One keep-alive HTTP/1.1 connection to the Runtime API, spoken directly over
+  # a socket: the protocol is four fixed requests to one local server, and
+  # net/http's general machinery cost several times the exchange itself per
+  # invocation, which counts at a small function's share of a CPU. Responses
+  # must carry Content-Length (the Runtime API always sends it).
   class Client
+    HEAD_END = "\r\n\r\n"
+    MAX_HEAD = 1024 * 1024
+
     def initialize(address)
       address = address.sub(%r{\Ahttp://}, '').split('/', 2).first
       if address.start_with?('[')
@@ -153,62 +160,110 @@ module StratusRuntime
         host, _, port = address.rpartition(':')
         host, port = address, '80' if host.empty?
       end
-      @http = Net::HTTP.new(host, Integer(port))
-      # The /next long poll must never time out; the server never closes an
-      # idle connection, so it is kept for the environment's life.
-      @http.read_timeout = nil
-      @http.write_timeout = nil
-      @http.keep_alive_timeout = 86_400
+      @host = host
+      @port = Integer(port)
+      @host_line = "Host: #{host.include?(':') ? "[#{host}]" : host}:#{@port}\r\n"
+      @next_request = "GET #{NEXT} HTTP/1.1\r\n#{@host_line}\r\n".b.freeze
+      @sock = nil
+      @buf = String.new(encoding: Encoding::BINARY)
+      # A whole response was read on this connection (it is a reused keep-alive
+      # connection), and some answer to the current request came.
       @used = false
+      @got = false
     end
 
-    def request(req)
-      retried = false
-      begin
-        reused = @used && @http.started?
-        @http.start unless @http.started?
-        res = @http.request(req)
-        @used = true
-        res
-      rescue EOFError, Errno::ECONNRESET, Errno::EPIPE, IOError => e
-        # A reused connection closed before any answer (EOFError reading the
-        # status line): nothing was processed, send it again once.
-        close
-        raise ApiError, "Runtime API request failed (#{req.method} #{req.path}): #{e.class}: #{e.message}" if retried || !reused
-
-        retried = true
-        retry
-      rescue SystemCallError, SocketError, Timeout::Error => e
-        close
-        raise ApiError, "Runtime API request failed (#{req.method} #{req.path}): #{e.class}: #{e.message}"
-      end
+    def open
+      @sock = Socket.tcp(@host, @port)
+      @sock.setsockopt(Socket::IPPROTO_TCP, Socket::TCP_NODELAY, 1)
+      @sock.sync = true
+      @buf = String.new(encoding: Encoding::BINARY)
+      @used = false
     end
 
     def close
-      @http.finish if @http.started?
+      @sock&.close
     rescue StandardError
       nil
     ensure
+      @sock = nil
+      @buf = String.new(encoding: Encoding::BINARY)
       @used = false
     end
 
-    def next_invocation
-      res = request(Net::HTTP::Get.new(NEXT))
-      raise ApiError, "GET #{NEXT} returned #{res.code}: #{res.body.to_s[0, 500]}" unless res.code == '200'
+    def fill(want)
+      data = @sock.readpartial(want < 65_536 ? 65_536 : want)
+      @got = true
+      @buf << data
+    end
 
-      res
+    # Sends one request (head and body); returns [status, headers, body] with
+    # header names lower-cased.
+    def exchange(head, body)
+      open unless @sock
+      body.empty? ? @sock.write(head) : @sock.write(head, body)
+      until (at = @buf.index(HEAD_END))
+        raise ApiError, 'Runtime API response head larger than 1 MB' if @buf.bytesize > MAX_HEAD
+
+        fill(65_536)
+      end
+      lines = @buf.byteslice(0, at).split("\r\n")
+      first = lines.shift.to_s
+      status = first[%r{\AHTTP/1\.\d (\d{3})}, 1]
+      raise ApiError, "malformed response from the Runtime API: #{first[0, 200].inspect}" unless status
+
+      headers = {}
+      lines.each do |line|
+        name, value = line.split(':', 2)
+        headers[name.strip.downcase] = value.strip if value
+      end
+      length = headers['content-length']
+      raise ApiError, 'Runtime API response without a valid Content-Length' unless length&.match?(/\A\d+\z/)
+
+      start = at + HEAD_END.bytesize
+      stop = start + length.to_i
+      fill(stop - @buf.bytesize) while @buf.bytesize < stop
+      body = @buf.byteslice(start, length.to_i)
+      @buf = @buf.byteslice(stop, @buf.bytesize - stop)
+      @used = true
+      close if headers['connection']&.casecmp?('close')
+      [status.to_i, headers, body]
+    end
+
+    def request(what, head, body = '')
+      retried = false
+      begin
+        reused = !@sock.nil? && @used
+        @got = false
+        exchange(head, body)
+      rescue EOFError, IOError, SystemCallError, SocketError => e
+        got = @got
+        close
+        raise ApiError, "Runtime API request failed (#{what}): #{e.class}: #{e.message}" if got || !reused || retried
+
+        # An idle keep-alive connection the server closed before reading the
+        # request: nothing was processed, send it again on a new connection.
+        retried = true
+        retry
+      end
+    end
+
+    def next_invocation
+      status, headers, body = request("GET #{NEXT}", @next_request)
+      raise ApiError, "GET #{NEXT} returned #{status}: #{body[0, 500]}" unless status == 200
+
+      [headers, body]
     end
 
     def post(path, body, content_type, error_type = nil)
-      req = Net::HTTP::Post.new(path)
-      req['Content-Type'] = content_type
-      req['Lambda-Runtime-Function-Error-Type'] = error_type.to_s.encode('ASCII', undef: :replace).tr("\r\n", '  ') if error_type
-      req.body = body
-      res = request(req)
-      code = res.code.to_i
+      head = +"POST #{path} HTTP/1.1\r\n#{@host_line}Content-Type: #{content_type}\r\n"
+      if error_type
+        head << "Lambda-Runtime-Function-Error-Type: #{error_type.to_s.encode('ASCII', undef: :replace, invalid: :replace).tr("\r\n", '  ')}\r\n"
+      end
+      head << "Content-Length: #{body.bytesize}\r\n\r\n"
+      status, _, data = request("POST #{path}", head.b, body)
       # 413: the response was too large; the server already answers the caller
       # with Function.ResponseSizeTooLarge, as Lambda does.
-      StratusRuntime.warn("POST #{path} returned #{code}: #{res.body.to_s[0, 500]}") unless (200..299).cover?(code) || code == 413
+      StratusRuntime.warn("POST #{path} returned #{status}: #{data[0, 500]}") unless (200..299).cover?(status) || status == 413
     end
 
     def segment(id)
@@ -316,25 +371,25 @@ module StratusRuntime
   def self.serve(client, klass, method)
     receiver = nil
     loop do
-      res = client.next_invocation
-      request_id = res['Lambda-Runtime-Aws-Request-Id'].to_s
+      headers, body = client.next_invocation
+      request_id = headers['lambda-runtime-aws-request-id'].to_s
       raise ApiError, "GET #{NEXT} response without Lambda-Runtime-Aws-Request-Id" if request_id.empty?
 
       $_global_aws_request_id = request_id
-      trace = res['Lambda-Runtime-Trace-Id']
+      trace = headers['lambda-runtime-trace-id']
       trace ? ENV['_X_AMZN_TRACE_ID'] = trace : ENV.delete('_X_AMZN_TRACE_ID')
       context = LambdaContext.new(
         request_id: request_id,
-        deadline_ms: res['Lambda-Runtime-Deadline-Ms'].to_i,
-        invoked_function_arn: res['Lambda-Runtime-Invoked-Function-Arn'],
-        identity: parse_json_header(res['Lambda-Runtime-Cognito-Identity']),
-        client_context: parse_json_header(res['Lambda-Runtime-Client-Context']),
-        tenant_id: res['Lambda-Runtime-Aws-Tenant-Id']
+        deadline_ms: headers['lambda-runtime-deadline-ms'].to_i,
+        invoked_function_arn: headers['lambda-runtime-invoked-function-arn'],
+        identity: parse_json_header(headers['lambda-runtime-cognito-identity']),
+        client_context: parse_json_header(headers['lambda-runtime-client-context']),
+        tenant_id: headers['lambda-runtime-aws-tenant-id']
       )
-      body = res.body.to_s.force_encoding(Encoding::UTF_8)
+      body.force_encoding(Encoding::UTF_8)
       critical = false
       begin
-        event = res.content_type == 'application/json' ? JSON.parse(body) : body
+        event = headers['content-type'].to_s.start_with?('application/json') ? JSON.parse(body) : body
         receiver ||= klass ? Object.const_get(klass) : TOPLEVEL_BINDING.receiver
         result = receiver.__send__(method, event: event, context: context)
         out, type = case result
