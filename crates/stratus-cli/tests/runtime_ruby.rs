@@ -342,6 +342,44 @@ async fn ruby_handlers_run_with_context_logs_and_errors() {
         json!({"form": "class", "name": "z", "request": r.header("x-amzn-requestid").unwrap()})
     );
 
+    // Lambda's JSON log format, and the level, for Loggers on stdout.
+    s.create_ok(
+        "rb-json",
+        id,
+        "app.handler",
+        &ruby_zip(),
+        json!({"Environment": {"Variables": {"AWS_LAMBDA_LOG_FORMAT": "JSON"}}}),
+    )
+    .await;
+    let (r, tail) = s.invoke_tail("rb-json", "{}").await;
+    let request_id = r.header("x-amzn-requestid").unwrap();
+    let logged: Value = tail
+        .lines()
+        .find_map(|l| {
+            serde_json::from_str::<Value>(l)
+                .ok()
+                .filter(|v| v.is_object())
+        })
+        .unwrap_or_else(|| panic!("no JSON log line: {tail}"));
+    assert_eq!(logged["level"], "INFO", "{logged}");
+    assert_eq!(logged["message"], "logged at info", "{logged}");
+    assert_eq!(logged["requestId"], request_id, "{logged}");
+    assert!(
+        logged["timestamp"].as_str().unwrap().ends_with('Z'),
+        "{logged}"
+    );
+    s.create_ok(
+        "rb-level",
+        id,
+        "app.handler",
+        &ruby_zip(),
+        json!({"Environment": {"Variables": {"AWS_LAMBDA_LOG_LEVEL": "WARN"}}}),
+    )
+    .await;
+    let (_, tail) = s.invoke_tail("rb-level", "{}").await;
+    assert!(tail.contains("hello from ruby"), "{tail}");
+    assert!(!tail.contains("logged at info"), "{tail}");
+
     // A method that is not there: NoMethodError when called, as in Lambda.
     s.create_ok("rb-nomethod", id, "app.nope", &ruby_zip(), json!({}))
         .await;
