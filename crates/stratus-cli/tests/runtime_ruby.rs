@@ -2,8 +2,8 @@
 //! `stratus` binary and server with the Ruby installed on the machine (Debian 12's
 //! Ruby 3.1, which runs `ruby3.x` only with `--runtime-fallback nearest`): result,
 //! context object, logs, function errors, init errors, timeout, crash, both handler
-//! forms, a Gemfile service with a vendored gem, and the refusal of an ID whose
-//! Ruby is not installed.
+//! forms, a Gemfile service with a vendored gem, the refusal of an ID whose Ruby
+//! is not installed, and `ruby2.7` under `--legacy-runtimes nearest`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
@@ -699,4 +699,36 @@ async fn a_gemfile_service_is_packaged_with_its_gems() {
         first,
         std::fs::read(svc.join(".serverless/gems.zip")).unwrap()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ruby2_7_runs_as_ruby3_2_only_when_the_server_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let installed = installed_ruby();
+    let s = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--legacy-runtimes",
+            "nearest",
+            "--runtime-fallback",
+            "nearest",
+        ],
+    )
+    .await;
+    let h: Value = s
+        .api
+        .call("GET", "/stratus/v1/health", &[], "")
+        .await
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(h["runtimes"]["ruby2.7"]["runsAs"], "ruby3.2", "{h}");
+    assert_eq!(h["runtimes"]["ruby2.7"]["version"], installed, "{h}");
+    s.create_ok("old", "ruby2.7", "app.handler", &ruby_zip(), json!({}))
+        .await;
+    let r = s.invoke("old", r#"{"k":"v"}"#).await;
+    let v = json_body(&r);
+    assert_eq!(v["event"], json!({"k": "v"}), "{v}");
+    // It keeps its own ID, as Lambda shows it.
+    assert_eq!(v["env"]["exec_env"], "AWS_Lambda_ruby2.7");
 }
