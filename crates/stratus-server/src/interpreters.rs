@@ -528,6 +528,24 @@ mod tests {
     }
 
     #[test]
+    fn ruby_ids_want_their_minor_version() {
+        let mut it = Interpreters::default();
+        it.installed.push(i(Family::Ruby, "3.1.2"));
+        assert!(!matches(Family::Ruby, (3, 3), &it.installed[0]));
+        assert!(matches(Family::Ruby, (3, 1), &it.installed[0]));
+        let e = it.check("ruby3.3").unwrap_err();
+        assert!(e.contains("the runtime ruby3.3 needs Ruby 3.3"), "{e}");
+        assert!(e.contains("Ruby installed: 3.1.2 at /x/3.1.2"), "{e}");
+        assert!(e.contains("--runtime ruby3.3=/path/to/ruby"), "{e}");
+        assert_eq!(
+            nearest(&it.installed, Family::Ruby, (3, 4))
+                .unwrap()
+                .version,
+            "3.1.2"
+        );
+    }
+
+    #[test]
     fn legacy_ids_are_refused_with_lambdas_message() {
         let it = Interpreters::default();
         assert_eq!(

@@ -141,3 +141,61 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<SelectedFile>) -> anyhow::Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_package_holds_installed_gems_not_bundlers_download_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, body) in [
+            ("ruby/3.1.0/gems/g-1.0/lib/g.rb", "module G; end\n"),
+            ("ruby/3.1.0/specifications/g-1.0.gemspec", "spec\n"),
+            ("ruby/3.1.0/cache/g-1.0.gem", "archive"),
+            ("ruby/3.1.0/bin/g", "#!/bin/sh\n"),
+        ] {
+            let p = root.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, body).unwrap();
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            root.join("ruby/3.1.0/bin/g"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let mut files = Vec::new();
+        collect(root, root, &mut files).unwrap();
+        files.sort_by(|a, b| a.zip_path.cmp(&b.zip_path));
+        let names: Vec<(&str, bool)> = files
+            .iter()
+            .map(|f| (f.zip_path.as_str(), f.executable))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("vendor/bundle/ruby/3.1.0/bin/g", true),
+                ("vendor/bundle/ruby/3.1.0/gems/g-1.0/lib/g.rb", false),
+                (
+                    "vendor/bundle/ruby/3.1.0/specifications/g-1.0.gemspec",
+                    false
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_gemfile_without_its_lock_is_refused_before_bundler_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Gemfile"), "gem 'x'\n").unwrap();
+        let e = install(dir.path(), &dir.path().join("cache"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has a Gemfile but no Gemfile.lock"), "{e}");
+        assert!(!dir.path().join("cache").exists());
+    }
+}
