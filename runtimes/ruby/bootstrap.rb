@@ -23,7 +23,9 @@
 #   exception from handler". Lambda's runtime then exits; this one stays: an
 #   environment that exits between invocations would fail the next invocation
 #   Stratus hands it with `Runtime.ExitError` (the answer to this one is the same).
-# - `puts`/`print` and `$stderr` go to the function's log; a `Logger` writing
+# - `puts`/`print` and `$stderr` go to the function's log, one `puts` call one
+#   log event even over several lines (as Lambda's Ruby runtime, which replaces
+#   `Kernel#puts`, makes it); a `Logger` writing
 #   to `$stdout`/`$stderr` gets Lambda's format
 #   (`I, [2024-01-01T00:00:00.000000 #8]  INFO <request id> -- : message`), or
 #   JSON with `AWS_LAMBDA_LOG_FORMAT=JSON`; `AWS_LAMBDA_LOG_LEVEL` sets their
@@ -335,6 +337,23 @@ module StratusRuntime
     ENV['AWS_LAMBDA_LOG_FORMAT'].to_s.casecmp?('json') ? JsonFormatter.new : TextFormatter.new
   end
 
+  # `Kernel#puts` as Lambda's Ruby runtime has it: one call, one log event (the
+  # lines of a multi-line message joined by '\r', which the log stream keeps
+  # in one event). Only this method: `$stdout.puts`, `print` and `$stderr` are
+  # written as they are.
+  def self.patch_puts
+    Kernel.module_eval do
+      def puts(*args)
+        return $stdout.write("\n") && nil if args.empty?
+
+        lines = args.flatten.map { |a| (a.nil? ? '' : a.to_s).chomp("\n") }
+        $stdout.write(StratusRuntime.text(lines.join("\n")).gsub(/\r?\n/, "\r") << "\n")
+        nil
+      end
+      private :puts
+    end
+  end
+
   # The function's bundled gems first, then the interpreter's.
   def self.setup_gems(task_root)
     ours = RbConfig::CONFIG['ruby_version']
@@ -435,6 +454,7 @@ module StratusRuntime
     $LOAD_PATH.unshift(task_root) unless $LOAD_PATH.include?(task_root)
     setup_gems(task_root)
     Logger.prepend(LoggerPatch)
+    patch_puts
     client = Client.new(address)
     handler = ENV['_HANDLER'].to_s
     begin

@@ -51,6 +51,7 @@ def handler(event:, context:)
   when 'missing' then this_method_does_not_exist
   end
   puts "hello from ruby #{event.to_json}"
+  puts "first line\nsecond line"
   $stderr.puts 'to stderr'
   LOGGER.info('logged at info')
   {
@@ -215,6 +216,8 @@ async fn ruby_handlers_run_with_context_logs_and_errors() {
     );
     assert!(lines.contains(&r#"hello from ruby {"name":"a"}"#), "{tail}");
     assert!(lines.contains(&"to stderr"), "{tail}");
+    // One `puts`, one log event, as Lambda's Ruby runtime makes it.
+    assert!(lines.contains(&"first line\rsecond line"), "{tail}");
     let logger_line = lines
         .iter()
         .find(|l| l.ends_with(&format!(" INFO {request_id} -- : logged at info")))
