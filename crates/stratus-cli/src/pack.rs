@@ -10,7 +10,9 @@
 //!   excludes, `stratus-package::select`), plus production `node_modules` (dev
 //!   dependencies excluded) when there is a `package.json`, plus the requirements of a
 //!   `requirements.txt` installed for the server's platform (what
-//!   serverless-python-requirements does; `custom.pythonRequirements` is honoured).
+//!   serverless-python-requirements does; `custom.pythonRequirements` is honoured),
+//!   plus, for a Ruby function of a service with a `Gemfile`, its gems installed by
+//!   Bundler in deployment mode under `vendor/bundle` ([`bundler`]).
 //!   Native modules built for another OS or architecture are reported by name.
 //!
 //! The same inputs give the same bytes and sha256, so deploying unchanged code uploads
@@ -26,6 +28,8 @@ use stratus_package::SelectedFile;
 
 use crate::project::Project;
 use crate::ui;
+
+mod bundler;
 
 /// One package.
 #[derive(Debug, Clone)]
@@ -181,6 +185,13 @@ fn select(
             let (merged, _shadowed) = stratus_package::merge_files(files, report.files);
             files = merged;
         }
+    }
+    if f.is_some_and(|f| f.runtime.family() == RuntimeFamily::Ruby)
+        && p.dir.join("Gemfile").is_file()
+    {
+        let gems = bundler::install(&p.dir, &p.dir.join(".stratus").join("cache").join("ruby"))?;
+        let (merged, _shadowed) = stratus_package::merge_files(files, gems);
+        files = merged;
     }
     Ok(files)
 }

@@ -43,6 +43,15 @@ pub enum Runtime {
     /// `python3.13`
     #[serde(rename = "python3.13")]
     Python313,
+    /// `ruby3.2`
+    #[serde(rename = "ruby3.2")]
+    Ruby32,
+    /// `ruby3.3`
+    #[serde(rename = "ruby3.3")]
+    Ruby33,
+    /// `ruby3.4`
+    #[serde(rename = "ruby3.4")]
+    Ruby34,
     /// `provided`
     #[serde(rename = "provided")]
     Provided,
@@ -68,6 +77,9 @@ pub enum Runtime {
     /// `python3.8` (deprecated, as `nodejs12.x`)
     #[serde(rename = "python3.8")]
     Python38,
+    /// `ruby2.7` (deprecated, as `nodejs12.x`)
+    #[serde(rename = "ruby2.7")]
+    Ruby27,
 }
 
 /// What kind of program a runtime starts.
@@ -77,13 +89,15 @@ pub enum RuntimeFamily {
     Node,
     /// Python.
     Python,
+    /// Ruby.
+    Ruby,
     /// A `bootstrap` executable.
     Provided,
 }
 
 impl Runtime {
     /// Every supported runtime, in the order listed to users.
-    pub const ALL: [Runtime; 11] = [
+    pub const ALL: [Runtime; 14] = [
         Runtime::Nodejs18,
         Runtime::Nodejs20,
         Runtime::Nodejs22,
@@ -92,19 +106,23 @@ impl Runtime {
         Runtime::Python311,
         Runtime::Python312,
         Runtime::Python313,
+        Runtime::Ruby32,
+        Runtime::Ruby33,
+        Runtime::Ruby34,
         Runtime::Provided,
         Runtime::ProvidedAl2,
         Runtime::ProvidedAl2023,
     ];
 
-    /// Deprecated Node.js and Python runtimes a manifest may name; the server
+    /// Deprecated Node.js, Python and Ruby runtimes a manifest may name; the server
     /// decides (`stratus_rules::LEGACY_RUNTIMES`).
-    pub const LEGACY: [Runtime; 5] = [
+    pub const LEGACY: [Runtime; 6] = [
         Runtime::Nodejs12,
         Runtime::Nodejs14,
         Runtime::Nodejs16,
         Runtime::Python37,
         Runtime::Python38,
+        Runtime::Ruby27,
     ];
 
     /// The Lambda identifier (`nodejs20.x`).
@@ -118,6 +136,9 @@ impl Runtime {
             Runtime::Python311 => "python3.11",
             Runtime::Python312 => "python3.12",
             Runtime::Python313 => "python3.13",
+            Runtime::Ruby32 => "ruby3.2",
+            Runtime::Ruby33 => "ruby3.3",
+            Runtime::Ruby34 => "ruby3.4",
             Runtime::Provided => "provided",
             Runtime::ProvidedAl2 => "provided.al2",
             Runtime::ProvidedAl2023 => "provided.al2023",
@@ -126,6 +147,7 @@ impl Runtime {
             Runtime::Nodejs16 => "nodejs16.x",
             Runtime::Python37 => "python3.7",
             Runtime::Python38 => "python3.8",
+            Runtime::Ruby27 => "ruby2.7",
         }
     }
 
@@ -137,7 +159,7 @@ impl Runtime {
             .find(|r| r.as_str() == id)
     }
 
-    /// Node.js, Python or a `bootstrap` executable.
+    /// Node.js, Python, Ruby or a `bootstrap` executable.
     pub fn family(self) -> RuntimeFamily {
         match self {
             Runtime::Nodejs18
@@ -153,6 +175,9 @@ impl Runtime {
             | Runtime::Python311
             | Runtime::Python312
             | Runtime::Python313 => RuntimeFamily::Python,
+            Runtime::Ruby27 | Runtime::Ruby32 | Runtime::Ruby33 | Runtime::Ruby34 => {
+                RuntimeFamily::Ruby
+            }
             Runtime::Provided | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 => {
                 RuntimeFamily::Provided
             }

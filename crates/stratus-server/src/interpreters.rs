@@ -8,15 +8,18 @@
 //!   refuses to start), `--node`/`--python` (default `node` and `python3` on PATH),
 //!   `python3.9` … `python3.13` on PATH (pyenv shims skipped: they are scripts that
 //!   fail outside their version), and pyenv's installations
-//!   (`$PYENV_ROOT/versions/X.Y.Z/bin/python3`, version from the directory name).
-//! - `nodejsNN.x` wants Node major NN; `pythonX.Y` wants Python X.Y. An ID with no
+//!   (`$PYENV_ROOT/versions/X.Y.Z/bin/python3`, version from the directory name);
+//!   `ruby` and `ruby3.2` … `ruby3.4` on PATH.
+//! - `nodejsNN.x` wants Node major NN; `pythonX.Y` wants Python X.Y; `rubyX.Y` wants
+//!   Ruby X.Y (Debian 12's Ruby 3.1 runs none of them exactly). An ID with no
 //!   exact match is not runnable unless [`Fallback::Nearest`] (`--runtime-fallback
 //!   nearest`): then the closest installed version of the family runs it, and
 //!   [`Interpreters::substitute_warning`] says so at deploy, in health and in `info`.
 //! - Lambda's deprecated IDs (`nodejs12.x`…`16.x`, `python3.7`/`3.8`, `ruby2.7`,
 //!   `java8`, `java11`, `dotnet6`) are refused with Lambda's own message, or with
 //!   `--legacy-runtimes nearest` run as the nearest supported ID of their language
-//!   (Node.js → `nodejs18.x`, Python → `python3.9`), with the same warnings.
+//!   (Node.js → `nodejs18.x`, Python → `python3.9`, Ruby → `ruby3.2`), with the same
+//!   warnings.
 //! - CreateFunction, UpdateFunctionConfiguration and deploy refuse an ID that is not
 //!   runnable with [`Interpreters::check`]: what is installed and how to add it.
 
@@ -33,13 +36,15 @@ pub enum Fallback {
     Nearest,
 }
 
-/// Node.js or Python.
+/// Node.js, Python or Ruby.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Family {
     /// Node.js: versions compared by major.
     Node,
     /// Python: versions compared by major.minor.
     Python,
+    /// Ruby: versions compared by major.minor.
+    Ruby,
 }
 
 impl Family {
@@ -47,6 +52,7 @@ impl Family {
         match self {
             Family::Node => "Node.js",
             Family::Python => "Python",
+            Family::Ruby => "Ruby",
         }
     }
 }
@@ -97,6 +103,9 @@ pub fn wanted(id: &str) -> Option<(Family, (u32, u32))> {
     if let Some(n) = id.strip_prefix("nodejs").and_then(|r| r.strip_suffix(".x")) {
         return Some((Family::Node, (n.parse().ok()?, 0)));
     }
+    if let Some((maj, min)) = id.strip_prefix("ruby").and_then(|v| v.split_once('.')) {
+        return Some((Family::Ruby, (maj.parse().ok()?, min.parse().ok()?)));
+    }
     let v = id.strip_prefix("python")?;
     let (maj, min) = v.split_once('.')?;
     Some((Family::Python, (maj.parse().ok()?, min.parse().ok()?)))
@@ -113,7 +122,7 @@ fn matches(family: Family, want: (u32, u32), i: &Interpreter) -> bool {
     i.family == family
         && match family {
             Family::Node => i.key().0 == want.0,
-            Family::Python => i.key() == want,
+            Family::Python | Family::Ruby => i.key() == want,
         }
 }
 
@@ -125,6 +134,11 @@ pub fn probe(family: Family, program: &Path) -> Result<Interpreter, String> {
         Family::Python => cmd.args([
             "-c",
             "import sys; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])",
+        ]),
+        Family::Ruby => cmd.args([
+            "--disable-gems",
+            "-e",
+            "require 'rbconfig'; puts RbConfig.ruby, RUBY_VERSION",
         ]),
     };
     let out = cmd
@@ -173,7 +187,7 @@ impl Interpreters {
         for (id, path) in &sources.explicit {
             let Some((family, want)) = wanted(id) else {
                 return Err(format!(
-                    "--runtime {id}={path}: {id} is not a Node.js or Python runtime ID (one of {})",
+                    "--runtime {id}={path}: {id} is not a Node.js, Python or Ruby runtime ID (one of {})",
                     ids.iter()
                         .filter(|i| wanted(i).is_some())
                         .copied()
@@ -237,6 +251,19 @@ impl Interpreters {
         }
         if sources.python.is_none() {
             for i in pyenv_versions() {
+                add(i, &mut installed);
+            }
+        }
+        // Ruby: `ruby`, then the versioned names some distributions install.
+        for name in std::iter::once("ruby".to_string()).chain((2..=4).map(|m| format!("ruby3.{m}")))
+        {
+            let Some(p) = stratus_sandbox::which(&name) else {
+                continue;
+            };
+            if p.components().any(|c| c.as_os_str() == "shims") {
+                continue;
+            }
+            if let Ok(i) = probe(Family::Ruby, &p) {
                 add(i, &mut installed);
             }
         }
@@ -340,10 +367,12 @@ impl Interpreters {
         let wanted_text = match family {
             Family::Node => format!("Node.js {}", want.0),
             Family::Python => format!("Python {}.{}", want.0, want.1),
+            Family::Ruby => format!("Ruby {}.{}", want.0, want.1),
         };
         let bin = match family {
             Family::Node => "node".to_string(),
             Family::Python => format!("python{}.{}", want.0, want.1),
+            Family::Ruby => "ruby".to_string(),
         };
         let problems = if self.problems.is_empty() {
             String::new()
@@ -413,7 +442,9 @@ fn nearest(installed: &[Interpreter], family: Family, want: (u32, u32)) -> Optio
         let (a, b) = i.key();
         match family {
             Family::Node => u64::from(a.abs_diff(want.0)),
-            Family::Python => u64::from(a.abs_diff(want.0)) * 1000 + u64::from(b.abs_diff(want.1)),
+            Family::Python | Family::Ruby => {
+                u64::from(a.abs_diff(want.0)) * 1000 + u64::from(b.abs_diff(want.1))
+            }
         }
     };
     installed
@@ -468,6 +499,8 @@ mod tests {
     fn wanted_versions() {
         assert_eq!(wanted("nodejs18.x"), Some((Family::Node, (18, 0))));
         assert_eq!(wanted("python3.12"), Some((Family::Python, (3, 12))));
+        assert_eq!(wanted("ruby3.3"), Some((Family::Ruby, (3, 3))));
+        assert_eq!(wanted("ruby3.x"), None);
         assert_eq!(wanted("provided.al2"), None);
     }
 
@@ -492,6 +525,24 @@ mod tests {
         );
         assert!(matches(Family::Node, (20, 0), &all[0]));
         assert!(!matches(Family::Python, (3, 12), &all[1]));
+    }
+
+    #[test]
+    fn ruby_ids_want_their_minor_version() {
+        let mut it = Interpreters::default();
+        it.installed.push(i(Family::Ruby, "3.1.2"));
+        assert!(!matches(Family::Ruby, (3, 3), &it.installed[0]));
+        assert!(matches(Family::Ruby, (3, 1), &it.installed[0]));
+        let e = it.check("ruby3.3").unwrap_err();
+        assert!(e.contains("the runtime ruby3.3 needs Ruby 3.3"), "{e}");
+        assert!(e.contains("Ruby installed: 3.1.2 at /x/3.1.2"), "{e}");
+        assert!(e.contains("--runtime ruby3.3=/path/to/ruby"), "{e}");
+        assert_eq!(
+            nearest(&it.installed, Family::Ruby, (3, 4))
+                .unwrap()
+                .version,
+            "3.1.2"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Lambda runtime identifiers → how to start an environment for them.
 //!
-//! `provided*` execs `bootstrap` from the code root. Node.js and Python run our own
+//! `provided*` execs `bootstrap` from the code root. Node.js, Python and Ruby run our own
 //! bootstraps (under `runtimes/` in the repository, embedded in the binary and
 //! written to the data dir at start) with an interpreter resolved once to its real
 //! binary (a pyenv shim script costs more than Python's own start).
@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 const NODE_BOOTSTRAP: &str = include_str!("../../../runtimes/node/bootstrap.js");
 const PYTHON_BOOTSTRAP: &str = include_str!("../../../runtimes/python/bootstrap.py");
+const RUBY_BOOTSTRAP: &str = include_str!("../../../runtimes/ruby/bootstrap.rb");
 
 /// Interpreters and bootstrap files.
 #[derive(Debug, Clone)]
@@ -17,6 +18,7 @@ pub struct Runtimes {
     interpreters: crate::interpreters::Interpreters,
     node_bootstrap: PathBuf,
     python_bootstrap: PathBuf,
+    ruby_bootstrap: PathBuf,
     runtime_dir: PathBuf,
     aws_sdk: Option<crate::aws_sdk::AwsSdk>,
 }
@@ -45,6 +47,8 @@ impl Runtimes {
         let python_bootstrap = dir.join("python").join("bootstrap.py");
         write_if_changed(&node_bootstrap, NODE_BOOTSTRAP)?;
         write_if_changed(&python_bootstrap, PYTHON_BOOTSTRAP)?;
+        let ruby_bootstrap = dir.join("ruby").join("bootstrap.rb");
+        write_if_changed(&ruby_bootstrap, RUBY_BOOTSTRAP)?;
         let interpreters =
             crate::interpreters::Interpreters::discover(sources, stratus_rules::RUNTIMES)
                 .map_err(std::io::Error::other)?;
@@ -52,6 +56,7 @@ impl Runtimes {
             interpreters,
             node_bootstrap,
             python_bootstrap,
+            ruby_bootstrap,
             runtime_dir: dir.to_path_buf(),
             aws_sdk: None,
         })
@@ -92,6 +97,10 @@ impl Runtimes {
                 python,
                 vec!["-u".into(), self.python_bootstrap.clone().into_os_string()],
             ));
+        }
+        if runtime.starts_with("ruby") {
+            let ruby = self.interpreter(runtime)?;
+            return Ok((ruby, vec![self.ruby_bootstrap.clone().into_os_string()]));
         }
         Err(format!("unsupported runtime {runtime}"))
     }
