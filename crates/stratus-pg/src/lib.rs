@@ -110,7 +110,7 @@ pub fn pool(cfg: tokio_postgres::Config, max_size: usize) -> Result<Pool, String
 /// advisory lock `lock` meanwhile. Returns what was applied.
 pub async fn migrate(
     pool: &Pool,
-    runner: refinery::Runner,
+    mut runner: refinery::Runner,
     table: &str,
     lock: i64,
 ) -> Result<refinery::Report, String> {
