@@ -43,6 +43,15 @@ pub enum Runtime {
     /// `python3.13`
     #[serde(rename = "python3.13")]
     Python313,
+    /// `java17`
+    #[serde(rename = "java17")]
+    Java17,
+    /// `java21`
+    #[serde(rename = "java21")]
+    Java21,
+    /// `java25`
+    #[serde(rename = "java25")]
+    Java25,
     /// `provided`
     #[serde(rename = "provided")]
     Provided,
@@ -77,13 +86,15 @@ pub enum RuntimeFamily {
     Node,
     /// Python.
     Python,
+    /// Java.
+    Java,
     /// A `bootstrap` executable.
     Provided,
 }
 
 impl Runtime {
     /// Every supported runtime, in the order listed to users.
-    pub const ALL: [Runtime; 11] = [
+    pub const ALL: [Runtime; 14] = [
         Runtime::Nodejs18,
         Runtime::Nodejs20,
         Runtime::Nodejs22,
@@ -92,6 +103,9 @@ impl Runtime {
         Runtime::Python311,
         Runtime::Python312,
         Runtime::Python313,
+        Runtime::Java17,
+        Runtime::Java21,
+        Runtime::Java25,
         Runtime::Provided,
         Runtime::ProvidedAl2,
         Runtime::ProvidedAl2023,
@@ -118,6 +132,9 @@ impl Runtime {
             Runtime::Python311 => "python3.11",
             Runtime::Python312 => "python3.12",
             Runtime::Python313 => "python3.13",
+            Runtime::Java17 => "java17",
+            Runtime::Java21 => "java21",
+            Runtime::Java25 => "java25",
             Runtime::Provided => "provided",
             Runtime::ProvidedAl2 => "provided.al2",
             Runtime::ProvidedAl2023 => "provided.al2023",
@@ -137,7 +154,7 @@ impl Runtime {
             .find(|r| r.as_str() == id)
     }
 
-    /// Node.js, Python or a `bootstrap` executable.
+    /// Node.js, Python, Java or a `bootstrap` executable.
     pub fn family(self) -> RuntimeFamily {
         match self {
             Runtime::Nodejs18
@@ -153,6 +170,7 @@ impl Runtime {
             | Runtime::Python311
             | Runtime::Python312
             | Runtime::Python313 => RuntimeFamily::Python,
+            Runtime::Java17 | Runtime::Java21 | Runtime::Java25 => RuntimeFamily::Java,
             Runtime::Provided | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 => {
                 RuntimeFamily::Provided
             }

@@ -25,6 +25,9 @@ pub const RUNTIMES: &[&str] = &[
     "python3.11",
     "python3.12",
     "python3.13",
+    "java17",
+    "java21",
+    "java25",
     "provided",
     "provided.al2",
     "provided.al2023",
@@ -270,6 +273,7 @@ mod tests {
     #[test]
     fn runtimes() {
         assert!(is_supported_runtime("nodejs20.x") && is_supported_runtime("provided.al2023"));
-        assert!(!is_supported_runtime("java17") && !is_supported_runtime("go1.x"));
+        assert!(is_supported_runtime("java21") && !is_supported_runtime("java8"));
+        assert!(!is_supported_runtime("go1.x"));
     }
 }
