@@ -330,6 +330,11 @@ async fn java_handler_forms_and_package_layouts() {
     let e = json_body(&r);
     assert_eq!(e["errorType"], "java.lang.RuntimeException", "{e}");
     assert_eq!(e["errorMessage"], "An error occurred during JSON parsing");
+    assert!(
+        e["cause"]["errorMessage"].as_str().is_some_and(|m| m
+            .contains("Cannot deserialize value of type `example.Orders$Order` from a JSON array")),
+        "{e}"
+    );
 
     // RequestStreamHandler: raw bytes in and out.
     create("upper", "example.Upper", jar.clone()).await;
@@ -431,6 +436,19 @@ async fn java_init_errors_are_reported_as_lambda_does() {
     assert_eq!(
         e["errorMessage"],
         "Error loading class example.BadInit: java.lang.IllegalArgumentException: static init failed"
+    );
+    // The cause, as Lambda's Java runtime nests it.
+    assert_eq!(
+        e["cause"]["errorType"], "java.lang.IllegalArgumentException",
+        "{e}"
+    );
+    assert_eq!(e["cause"]["errorMessage"], "static init failed");
+    assert!(
+        e["cause"]["stackTrace"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("example.BadInit.compute(BadInit.java:"),
+        "{e}"
     );
 }
 
