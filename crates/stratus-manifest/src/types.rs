@@ -77,6 +77,12 @@ pub enum Runtime {
     /// `python3.8` (deprecated, as `nodejs12.x`)
     #[serde(rename = "python3.8")]
     Python38,
+    /// `java8` (deprecated, as `nodejs12.x`)
+    #[serde(rename = "java8")]
+    Java8,
+    /// `java11` (deprecated, as `nodejs12.x`)
+    #[serde(rename = "java11")]
+    Java11,
 }
 
 /// What kind of program a runtime starts.
@@ -111,14 +117,16 @@ impl Runtime {
         Runtime::ProvidedAl2023,
     ];
 
-    /// Deprecated Node.js and Python runtimes a manifest may name; the server
+    /// Deprecated Node.js, Python and Java runtimes a manifest may name; the server
     /// decides (`stratus_rules::LEGACY_RUNTIMES`).
-    pub const LEGACY: [Runtime; 5] = [
+    pub const LEGACY: [Runtime; 7] = [
         Runtime::Nodejs12,
         Runtime::Nodejs14,
         Runtime::Nodejs16,
         Runtime::Python37,
         Runtime::Python38,
+        Runtime::Java8,
+        Runtime::Java11,
     ];
 
     /// The Lambda identifier (`nodejs20.x`).
@@ -143,6 +151,8 @@ impl Runtime {
             Runtime::Nodejs16 => "nodejs16.x",
             Runtime::Python37 => "python3.7",
             Runtime::Python38 => "python3.8",
+            Runtime::Java8 => "java8",
+            Runtime::Java11 => "java11",
         }
     }
 
@@ -170,7 +180,11 @@ impl Runtime {
             | Runtime::Python311
             | Runtime::Python312
             | Runtime::Python313 => RuntimeFamily::Python,
-            Runtime::Java17 | Runtime::Java21 | Runtime::Java25 => RuntimeFamily::Java,
+            Runtime::Java8
+            | Runtime::Java11
+            | Runtime::Java17
+            | Runtime::Java21
+            | Runtime::Java25 => RuntimeFamily::Java,
             Runtime::Provided | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 => {
                 RuntimeFamily::Provided
             }

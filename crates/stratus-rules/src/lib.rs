@@ -44,8 +44,8 @@ pub const LEGACY_RUNTIMES: &[(&str, Option<&str>)] = &[
     ("python3.7", Some("python3.9")),
     ("python3.8", Some("python3.9")),
     ("ruby2.7", None),
-    ("java8", None),
-    ("java11", None),
+    ("java8", Some("java17")),
+    ("java11", Some("java17")),
     ("dotnet6", None),
 ];
 

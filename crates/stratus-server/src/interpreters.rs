@@ -20,7 +20,8 @@
 //! - Lambda's deprecated IDs (`nodejs12.x`…`16.x`, `python3.7`/`3.8`, `ruby2.7`,
 //!   `java8`, `java11`, `dotnet6`) are refused with Lambda's own message, or with
 //!   `--legacy-runtimes nearest` run as the nearest supported ID of their language
-//!   (Node.js → `nodejs18.x`, Python → `python3.9`), with the same warnings.
+//!   (Node.js → `nodejs18.x`, Python → `python3.9`, Java → `java17`), with the same
+//!   warnings.
 //! - CreateFunction, UpdateFunctionConfiguration and deploy refuse an ID that is not
 //!   runnable with [`Interpreters::check`]: what is installed and how to add it.
 
@@ -624,7 +625,7 @@ mod tests {
             ..Default::default()
         };
         assert!(near
-            .check("java8")
+            .check("dotnet6")
             .unwrap_err()
             .ends_with("Stratus has no runtime of that language to run it on, even with --legacy-runtimes nearest."));
         assert!(near
