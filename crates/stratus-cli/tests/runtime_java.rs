@@ -340,6 +340,45 @@ async fn java_handler_forms_and_package_layouts() {
         "{e}"
     );
 
+    // Untyped events: every JSON form read and written back unchanged.
+    create("echo", "example.Echo", jar.clone()).await;
+    let event = json!({
+        "s": "tab\t quote\" backslash\\ slash/ nl\n é 雪 😀 \u{1}",
+        "ints": [0, -1, 2147483647, 2147483648_i64, -9223372036854775808_i64, 12345678901234567890_u64],
+        "floats": [1.5, -0.25, 1e300, 6.02e23],
+        "nested": {"a": [[], {}, [null, true, false]], "": "empty key"},
+        "null": null
+    });
+    let r = s.invoke("echo", &event.to_string()).await;
+    assert_eq!(
+        json_body(&r),
+        json!(["LinkedHashMap", event]),
+        "{}",
+        body_text(&r)
+    );
+    assert_eq!(
+        json_body(&s.invoke("echo", r#""just text""#).await),
+        json!(["String", "just text"])
+    );
+    assert_eq!(
+        json_body(&s.invoke("echo", "7").await),
+        json!(["Integer", 7])
+    );
+    // Records, enums, arrays and lists of a POJO method.
+    create("reshape", "example.Echo::reshape", jar.clone()).await;
+    let r = s
+        .invoke(
+            "reshape",
+            r#"{"name":"tri","color":"RED","sides":[3,4,5],"weights":[0.5,1]}"#,
+        )
+        .await;
+    assert_eq!(
+        json_body(&r),
+        json!({"name":"tri (12)","color":"GREEN","sides":[12],"weights":[0.5,1.0]}),
+        "{}",
+        body_text(&r)
+    );
+
     // RequestStreamHandler: raw bytes in and out.
     create("upper", "example.Upper", jar.clone()).await;
     let r = s.invoke("upper", r#"{"word":"shout"}"#).await;
