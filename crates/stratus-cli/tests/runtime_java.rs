@@ -18,6 +18,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use base64::Engine as _;
 use common::*;
 use serde_json::{json, Value};
 
@@ -212,6 +213,27 @@ async fn java17_result_context_logs_errors_timeout_and_crash() {
     assert_eq!(json_body(&r)["invocations"], 2, "the environment is reused");
     assert!(!tail.contains("Init Duration"), "warm: {tail}");
 
+    // A mobile SDK's client context reaches getClientContext().
+    let cc = base64::engine::general_purpose::STANDARD.encode(
+        r#"{"client":{"installation_id":"i-1"},"custom":{"k":"v"},"env":{"platform":"Android"}}"#,
+    );
+    let r = s
+        .api
+        .call(
+            "POST",
+            "/2015-03-31/functions/hello/invocations",
+            &[("x-amz-client-context", cc.as_str())],
+            "{}",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        json_body(&r)["clientContext"],
+        json!({"k":"v"}),
+        "{}",
+        body_text(&r)
+    );
+
     // A thrown exception: Lambda's Java error shape.
     let r = s
         .invoke("hello", r#"{"action":"error","detail":"d"}"#)
@@ -238,12 +260,12 @@ async fn java17_result_context_logs_errors_timeout_and_crash() {
     );
     assert_eq!(
         json_body(&s.invoke("hello", "{}").await)["invocations"],
-        4,
+        5,
         "the environment survived the exception"
     );
 
     // Logs: START, the handler's output, END and REPORT, in order.
-    let logs = s.wait_logs("hello", "REPORT", 4).await;
+    let logs = s.wait_logs("hello", "REPORT", 5).await;
     let start = logs
         .iter()
         .position(|l| l.starts_with(&format!("START RequestId: {id}")))

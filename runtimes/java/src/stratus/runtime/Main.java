@@ -92,6 +92,9 @@ public final class Main {
                 failure = Failure.of(t);
                 fatal = t instanceof VirtualMachineError;
             }
+            // What the handler printed without a newline belongs to this invocation.
+            System.out.flush();
+            System.err.flush();
             try {
                 if (failure == null) {
                     api.respond(id, result);
