@@ -401,6 +401,11 @@ async fn java_handler_forms_and_package_layouts() {
         body_text(&r)
     );
 
+    // The event type given by a generic base class's parameterization.
+    create("generic", "example.Generic", jar.clone()).await;
+    let r = s.invoke("generic", r#"{"name":"Ada","vip":true}"#).await;
+    assert_eq!(json_body(&r), json!("Ada (vip)"), "{}", body_text(&r));
+
     // RequestStreamHandler: raw bytes in and out.
     create("upper", "example.Upper", jar.clone()).await;
     let r = s.invoke("upper", r#"{"word":"shout"}"#).await;

@@ -11,11 +11,16 @@ import java.lang.reflect.Constructor;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import java.lang.reflect.Modifier;
+import java.lang.reflect.ParameterizedType;
 import java.lang.reflect.Type;
+import java.lang.reflect.TypeVariable;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Loads the handler {@code _HANDLER} names, as Lambda's Java runtime does:
@@ -113,8 +118,8 @@ final class Handlers {
 
     /** The input and output types of {@code handleRequest} as the class declares it. */
     private static Invoker typed(Class<?> c, RequestHandler<?, ?> h) {
-        Type in = Object.class;
-        Type out = Object.class;
+        Type in = null;
+        Type out = null;
         for (Method m : c.getMethods()) {
             if (m.getName().equals("handleRequest") && m.getParameterCount() == 2 && !m.isBridge()
                     && m.getParameterTypes()[1] == Context.class) {
@@ -122,6 +127,24 @@ final class Handlers {
                 out = m.getGenericReturnType();
                 break;
             }
+        }
+        // Declared through a generic base class (`Base<T> implements
+        // RequestHandler<T, R>`, `Impl extends Base<Order>`): the class's own
+        // parameterization says what T is.
+        Type[] declared = typeArguments(c, RequestHandler.class, new HashMap<>());
+        if (declared != null && declared.length == 2) {
+            if (!concrete(in)) {
+                in = declared[0];
+            }
+            if (!concrete(out)) {
+                out = declared[1];
+            }
+        }
+        if (in == null) {
+            in = Object.class;
+        }
+        if (out == null) {
+            out = Object.class;
         }
         @SuppressWarnings("unchecked")
         RequestHandler<Object, Object> handler = (RequestHandler<Object, Object>) h;
@@ -132,6 +155,52 @@ final class Handlers {
             Object result = handler.handleRequest(input, context);
             return isVoid ? NULL : encode(result);
         };
+    }
+
+    private static boolean concrete(Type t) {
+        return t instanceof Class || t instanceof ParameterizedType || t instanceof java.lang.reflect.GenericArrayType;
+    }
+
+    /**
+     * The type arguments {@code c} gives {@code target} (an interface it implements
+     * through any chain of classes and interfaces), type variables substituted;
+     * null when it is not implemented with arguments.
+     */
+    private static Type[] typeArguments(Class<?> c, Class<?> target, Map<TypeVariable<?>, Type> bindings) {
+        List<Type> supers = new ArrayList<>(Arrays.asList(c.getGenericInterfaces()));
+        if (c.getGenericSuperclass() != null) {
+            supers.add(c.getGenericSuperclass());
+        }
+        for (Type t : supers) {
+            if (t instanceof ParameterizedType) {
+                ParameterizedType p = (ParameterizedType) t;
+                Class<?> raw = (Class<?>) p.getRawType();
+                Type[] args = p.getActualTypeArguments().clone();
+                for (int k = 0; k < args.length; k++) {
+                    if (args[k] instanceof TypeVariable && bindings.containsKey(args[k])) {
+                        args[k] = bindings.get(args[k]);
+                    }
+                }
+                if (raw == target) {
+                    return args;
+                }
+                Map<TypeVariable<?>, Type> next = new HashMap<>();
+                TypeVariable<?>[] params = raw.getTypeParameters();
+                for (int k = 0; k < params.length && k < args.length; k++) {
+                    next.put(params[k], args[k]);
+                }
+                Type[] found = typeArguments(raw, target, next);
+                if (found != null) {
+                    return found;
+                }
+            } else if (t instanceof Class && t != target) {
+                Type[] found = typeArguments((Class<?>) t, target, new HashMap<>());
+                if (found != null) {
+                    return found;
+                }
+            }
+        }
+        return null;
     }
 
     static Object decode(byte[] event, Type type) {
