@@ -207,6 +207,11 @@ async fn java17_result_context_logs_errors_timeout_and_crash() {
     assert_eq!(v["input"], json!({"k":"v","n":5}));
     assert!(tail.contains("hello from java {k=v, n=5}"), "{tail}");
     assert!(tail.contains("logged by the context logger"), "{tail}");
+    // One logger call is one log entry, however many lines it has.
+    assert!(
+        tail.contains("logged at warn\rsecond line of the same entry"),
+        "{tail}"
+    );
     assert!(tail.contains("Init Duration"), "{tail}");
 
     let (r, tail) = s.invoke_tail("hello", "{}").await;

@@ -38,6 +38,8 @@ const SOURCES: &[(&str, &str)] = sources!(
     "com/amazonaws/services/lambda/runtime/LambdaRuntime.java",
     "com/amazonaws/services/lambda/runtime/RequestHandler.java",
     "com/amazonaws/services/lambda/runtime/RequestStreamHandler.java",
+    "com/amazonaws/services/lambda/runtime/logging/LogFormat.java",
+    "com/amazonaws/services/lambda/runtime/logging/LogLevel.java",
     "stratus/runtime/Failure.java",
     "stratus/runtime/Handlers.java",
     "stratus/runtime/Json.java",
