@@ -65,6 +65,8 @@ struct Built {
     app_jar: PathBuf,
     /// A library jar the `UsesLib` handler needs.
     helper_jar: PathBuf,
+    /// The handlers with the Lambda interfaces bundled (a shaded Maven build).
+    fat_jar: PathBuf,
 }
 
 fn build(dir: &Path) -> Built {
@@ -106,11 +108,43 @@ fn build(dir: &Path) -> Built {
         .arg("-C")
         .arg(&classes)
         .arg("."));
+    // The interfaces compiled on their own, as the official jar's classes would be.
+    let api_classes = dir.join("api-classes");
+    let api_sources: Vec<PathBuf> = walk(&api.join("com"));
+    run(Command::new("javac")
+        .args(["--release", "17", "-d"])
+        .arg(&api_classes)
+        .args(&api_sources));
+    let fat_jar = dir.join("fat.jar");
+    run(Command::new("jar")
+        .arg("cf")
+        .arg(&fat_jar)
+        .arg("-C")
+        .arg(&classes)
+        .arg(".")
+        .arg("-C")
+        .arg(&api_classes)
+        .arg("com"));
     Built {
         classes,
         app_jar,
         helper_jar,
+        fat_jar,
     }
+}
+
+/// Every `.java` file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if p.extension().is_some_and(|x| x == "java") {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// The classes at the zip's root and `lib/helper.jar` (the layout Lambda documents
@@ -453,6 +487,12 @@ async fn java_handler_forms_and_package_layouts() {
         "{}",
         body_text(&r)
     );
+
+    // A jar that bundles its own copy of the Lambda interfaces (as shaded builds
+    // do): the runtime's copy is the one used, so its Context fits.
+    create("fat", "example.Hello", std::fs::read(&b.fat_jar).unwrap()).await;
+    let r = s.invoke("fat", r#"{"f":1}"#).await;
+    assert_eq!(json_body(&r)["input"], json!({"f":1}), "{}", body_text(&r));
 
     // The handler jar itself at the package root.
     create(
