@@ -344,8 +344,8 @@ async fn bad_deployments_change_nothing() {
             "must not exceed reservedConcurrency",
         ),
         (
-            json!({"functions": [function("a", &v1, json!({"runtime": "java21"}))]}),
-            "java21 is not supported",
+            json!({"functions": [function("a", &v1, json!({"runtime": "dotnet8"}))]}),
+            "dotnet8 is not supported",
         ),
         (
             json!({"functions": [function("a", &v1, json!({"runtime": "java8"}))]}),

@@ -341,10 +341,10 @@ async fn legacy_runtime_ids_run_on_the_nearest_supported_one_when_allowed() {
     assert_eq!(v["version"], format!("v{NODE18}"), "{v}");
     // A language Stratus has no runtime for is refused even so.
     let zip = raw_zip(&[("index.js", NODE_HANDLER)]);
-    let r = s.create("j", "java11", "a.B::c", &zip, json!({})).await;
+    let r = s.create("d", "dotnet6", "a::B::c", &zip, json!({})).await;
     assert_eq!(r.status, 400);
     let msg = json_body(&r)["message"].as_str().unwrap().to_string();
-    assert!(msg.starts_with(&deprecated("java11")), "{msg}");
+    assert!(msg.starts_with(&deprecated("dotnet6")), "{msg}");
     assert!(
         msg.contains("Stratus has no runtime of that language"),
         "{msg}"

@@ -52,6 +52,15 @@ pub enum Runtime {
     /// `ruby3.4`
     #[serde(rename = "ruby3.4")]
     Ruby34,
+    /// `java17`
+    #[serde(rename = "java17")]
+    Java17,
+    /// `java21`
+    #[serde(rename = "java21")]
+    Java21,
+    /// `java25`
+    #[serde(rename = "java25")]
+    Java25,
     /// `provided`
     #[serde(rename = "provided")]
     Provided,
@@ -80,6 +89,12 @@ pub enum Runtime {
     /// `ruby2.7` (deprecated, as `nodejs12.x`)
     #[serde(rename = "ruby2.7")]
     Ruby27,
+    /// `java8` (deprecated, as `nodejs12.x`)
+    #[serde(rename = "java8")]
+    Java8,
+    /// `java11` (deprecated, as `nodejs12.x`)
+    #[serde(rename = "java11")]
+    Java11,
 }
 
 /// What kind of program a runtime starts.
@@ -91,13 +106,15 @@ pub enum RuntimeFamily {
     Python,
     /// Ruby.
     Ruby,
+    /// Java.
+    Java,
     /// A `bootstrap` executable.
     Provided,
 }
 
 impl Runtime {
     /// Every supported runtime, in the order listed to users.
-    pub const ALL: [Runtime; 14] = [
+    pub const ALL: [Runtime; 17] = [
         Runtime::Nodejs18,
         Runtime::Nodejs20,
         Runtime::Nodejs22,
@@ -109,20 +126,25 @@ impl Runtime {
         Runtime::Ruby32,
         Runtime::Ruby33,
         Runtime::Ruby34,
+        Runtime::Java17,
+        Runtime::Java21,
+        Runtime::Java25,
         Runtime::Provided,
         Runtime::ProvidedAl2,
         Runtime::ProvidedAl2023,
     ];
 
-    /// Deprecated Node.js, Python and Ruby runtimes a manifest may name; the server
-    /// decides (`stratus_rules::LEGACY_RUNTIMES`).
-    pub const LEGACY: [Runtime; 6] = [
+    /// Deprecated Node.js, Python, Ruby and Java runtimes a manifest may name; the
+    /// server decides (`stratus_rules::LEGACY_RUNTIMES`).
+    pub const LEGACY: [Runtime; 8] = [
         Runtime::Nodejs12,
         Runtime::Nodejs14,
         Runtime::Nodejs16,
         Runtime::Python37,
         Runtime::Python38,
         Runtime::Ruby27,
+        Runtime::Java8,
+        Runtime::Java11,
     ];
 
     /// The Lambda identifier (`nodejs20.x`).
@@ -139,6 +161,9 @@ impl Runtime {
             Runtime::Ruby32 => "ruby3.2",
             Runtime::Ruby33 => "ruby3.3",
             Runtime::Ruby34 => "ruby3.4",
+            Runtime::Java17 => "java17",
+            Runtime::Java21 => "java21",
+            Runtime::Java25 => "java25",
             Runtime::Provided => "provided",
             Runtime::ProvidedAl2 => "provided.al2",
             Runtime::ProvidedAl2023 => "provided.al2023",
@@ -148,6 +173,8 @@ impl Runtime {
             Runtime::Python37 => "python3.7",
             Runtime::Python38 => "python3.8",
             Runtime::Ruby27 => "ruby2.7",
+            Runtime::Java8 => "java8",
+            Runtime::Java11 => "java11",
         }
     }
 
@@ -159,7 +186,7 @@ impl Runtime {
             .find(|r| r.as_str() == id)
     }
 
-    /// Node.js, Python, Ruby or a `bootstrap` executable.
+    /// Node.js, Python, Ruby, Java or a `bootstrap` executable.
     pub fn family(self) -> RuntimeFamily {
         match self {
             Runtime::Nodejs18
@@ -178,6 +205,11 @@ impl Runtime {
             Runtime::Ruby27 | Runtime::Ruby32 | Runtime::Ruby33 | Runtime::Ruby34 => {
                 RuntimeFamily::Ruby
             }
+            Runtime::Java8
+            | Runtime::Java11
+            | Runtime::Java17
+            | Runtime::Java21
+            | Runtime::Java25 => RuntimeFamily::Java,
             Runtime::Provided | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 => {
                 RuntimeFamily::Provided
             }

@@ -28,6 +28,9 @@ pub const RUNTIMES: &[&str] = &[
     "ruby3.2",
     "ruby3.3",
     "ruby3.4",
+    "java17",
+    "java21",
+    "java25",
     "provided",
     "provided.al2",
     "provided.al2023",
@@ -44,8 +47,8 @@ pub const LEGACY_RUNTIMES: &[(&str, Option<&str>)] = &[
     ("python3.7", Some("python3.9")),
     ("python3.8", Some("python3.9")),
     ("ruby2.7", Some("ruby3.2")),
-    ("java8", None),
-    ("java11", None),
+    ("java8", Some("java17")),
+    ("java11", Some("java17")),
     ("dotnet6", None),
 ];
 
@@ -273,6 +276,7 @@ mod tests {
     #[test]
     fn runtimes() {
         assert!(is_supported_runtime("nodejs20.x") && is_supported_runtime("provided.al2023"));
-        assert!(!is_supported_runtime("java17") && !is_supported_runtime("go1.x"));
+        assert!(is_supported_runtime("java21") && !is_supported_runtime("java8"));
+        assert!(!is_supported_runtime("go1.x"));
     }
 }

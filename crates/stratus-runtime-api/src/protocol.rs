@@ -84,7 +84,8 @@ pub mod headers {
     pub const FUNCTION_ERROR_TYPE: &str = "lambda-runtime-function-error-type";
 }
 
-/// Lambda's error body: `{"errorMessage","errorType","stackTrace"}`.
+/// Lambda's error body: `{"errorMessage","errorType","stackTrace"}`, plus `cause`
+/// (the exception's cause, same shape, nested) when Java's runtime sends one.
 /// Runtimes send `stackTrace` (Python, Java, Rust) or `trace` (Node); both are kept
 /// as `stackTrace`, and any other fields (such as `requestId`) are dropped.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -104,6 +105,9 @@ pub struct ErrorBody {
         deserialize_with = "stack_lines"
     )]
     pub stack_trace: Vec<serde_json::Value>,
+    /// The cause of a Java exception, as Lambda's Java runtime reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<serde_json::Value>,
 }
 
 fn stack_lines<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<serde_json::Value>, D::Error> {
@@ -139,6 +143,7 @@ impl ErrorBody {
             error_message: message.into(),
             error_type: error_type.to_string(),
             stack_trace: Vec::new(),
+            cause: None,
         }
     }
 
@@ -165,6 +170,20 @@ mod tests {
             py.to_json(),
             br#"{"errorMessage":"m","errorType":"E","stackTrace":[["f",1,"g","h"]]}"#.to_vec()
         );
+    }
+
+    #[test]
+    fn keeps_a_java_cause() {
+        let java = ErrorBody::parse(
+            br#"{"errorMessage":"An error occurred during JSON parsing","errorType":"java.lang.RuntimeException","stackTrace":[],"cause":{"errorMessage":"m","errorType":"java.lang.IllegalArgumentException","stackTrace":["a.B.c(B.java:1)"]}}"#,
+            None,
+        );
+        assert_eq!(
+            java.cause.as_ref().unwrap()["errorType"],
+            "java.lang.IllegalArgumentException"
+        );
+        let back: serde_json::Value = serde_json::from_slice(&java.to_json()).unwrap();
+        assert_eq!(back["cause"]["stackTrace"][0], "a.B.c(B.java:1)");
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Which interpreter runs each Node.js and Python runtime ID: that exact version,
-//! or — only when the server allows it — the nearest one installed, never a silent
-//! substitute.
+//! Which interpreter runs each Node.js, Python, Ruby and Java runtime ID: that exact
+//! version, or — only when the server allows it — the nearest one installed, never a
+//! silent substitute.
 //!
 //! Design:
 //! - Candidates, each asked its version once at start (the only cost, at start):
@@ -9,16 +9,21 @@
 //!   `python3.9` … `python3.13` on PATH (pyenv shims skipped: they are scripts that
 //!   fail outside their version), and pyenv's installations
 //!   (`$PYENV_ROOT/versions/X.Y.Z/bin/python3`, version from the directory name);
-//!   `ruby` and `ruby3.2` … `ruby3.4` on PATH.
+//!   `ruby` and `ruby3.2` … `ruby3.4` on PATH. Java: `java` on PATH,
+//!   `$JAVA_HOME/bin/java` and the JDKs/JREs under `/usr/lib/jvm`, each resolved to
+//!   its real binary and versioned from its installation's `release` file
+//!   (`JAVA_VERSION="21.0.8"`), else `java -version`.
 //! - `nodejsNN.x` wants Node major NN; `pythonX.Y` wants Python X.Y; `rubyX.Y` wants
-//!   Ruby X.Y (Debian 12's Ruby 3.1 runs none of them exactly). An ID with no
+//!   Ruby X.Y (Debian 12's Ruby 3.1 runs none of them exactly); `javaNN` wants Java
+//!   major NN. An ID with no
 //!   exact match is not runnable unless [`Fallback::Nearest`] (`--runtime-fallback
 //!   nearest`): then the closest installed version of the family runs it, and
 //!   [`Interpreters::substitute_warning`] says so at deploy, in health and in `info`.
 //! - Lambda's deprecated IDs (`nodejs12.x`…`16.x`, `python3.7`/`3.8`, `ruby2.7`,
 //!   `java8`, `java11`, `dotnet6`) are refused with Lambda's own message, or with
 //!   `--legacy-runtimes nearest` run as the nearest supported ID of their language
-//!   (Node.js → `nodejs18.x`, Python → `python3.9`, Ruby → `ruby3.2`), with the same
+//!   (Node.js → `nodejs18.x`, Python → `python3.9`, Ruby → `ruby3.2`, Java → `java17`),
+//!   with the same
 //!   warnings.
 //! - CreateFunction, UpdateFunctionConfiguration and deploy refuse an ID that is not
 //!   runnable with [`Interpreters::check`]: what is installed and how to add it.
@@ -36,7 +41,7 @@ pub enum Fallback {
     Nearest,
 }
 
-/// Node.js, Python or Ruby.
+/// Node.js, Python, Ruby or Java.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Family {
     /// Node.js: versions compared by major.
@@ -45,6 +50,8 @@ pub enum Family {
     Python,
     /// Ruby: versions compared by major.minor.
     Ruby,
+    /// Java: versions compared by major.
+    Java,
 }
 
 impl Family {
@@ -53,6 +60,7 @@ impl Family {
             Family::Node => "Node.js",
             Family::Python => "Python",
             Family::Ruby => "Ruby",
+            Family::Java => "Java",
         }
     }
 }
@@ -60,7 +68,7 @@ impl Family {
 /// One interpreter found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interpreter {
-    /// Node.js or Python.
+    /// Node.js, Python or Java.
     pub family: Family,
     /// The real binary.
     pub path: PathBuf,
@@ -97,14 +105,17 @@ pub struct Interpreters {
     problems: Vec<String>,
 }
 
-/// The family and wanted `(major, minor)` of a Node.js or Python runtime ID
-/// (`nodejs20.x` → Node 20; `python3.12` → Python 3.12).
+/// The family and wanted `(major, minor)` of a Node.js, Python or Java runtime ID
+/// (`nodejs20.x` → Node 20; `python3.12` → Python 3.12; `java21` → Java 21).
 pub fn wanted(id: &str) -> Option<(Family, (u32, u32))> {
     if let Some(n) = id.strip_prefix("nodejs").and_then(|r| r.strip_suffix(".x")) {
         return Some((Family::Node, (n.parse().ok()?, 0)));
     }
     if let Some((maj, min)) = id.strip_prefix("ruby").and_then(|v| v.split_once('.')) {
         return Some((Family::Ruby, (maj.parse().ok()?, min.parse().ok()?)));
+    }
+    if let Some(n) = id.strip_prefix("java") {
+        return Some((Family::Java, (n.parse().ok()?, 0)));
     }
     let v = id.strip_prefix("python")?;
     let (maj, min) = v.split_once('.')?;
@@ -121,16 +132,18 @@ fn version_key(v: &str) -> (u32, u32) {
 fn matches(family: Family, want: (u32, u32), i: &Interpreter) -> bool {
     i.family == family
         && match family {
-            Family::Node => i.key().0 == want.0,
+            Family::Node | Family::Java => i.key().0 == want.0,
             Family::Python | Family::Ruby => i.key() == want,
         }
 }
 
-/// Asks an interpreter its real path and version (one process start).
+/// Asks an interpreter its real path and version (one process start; none for a
+/// Java installation with a `release` file).
 pub fn probe(family: Family, program: &Path) -> Result<Interpreter, String> {
     let mut cmd = std::process::Command::new(program);
     match family {
         Family::Node => cmd.args(["-p", "process.execPath + '\\n' + process.versions.node"]),
+        Family::Java => return probe_java(program),
         Family::Python => cmd.args([
             "-c",
             "import sys; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])",
@@ -187,7 +200,7 @@ impl Interpreters {
         for (id, path) in &sources.explicit {
             let Some((family, want)) = wanted(id) else {
                 return Err(format!(
-                    "--runtime {id}={path}: {id} is not a Node.js, Python or Ruby runtime ID (one of {})",
+                    "--runtime {id}={path}: {id} is not a Node.js, Python, Ruby or Java runtime ID (one of {})",
                     ids.iter()
                         .filter(|i| wanted(i).is_some())
                         .copied()
@@ -264,6 +277,11 @@ impl Interpreters {
                 continue;
             }
             if let Ok(i) = probe(Family::Ruby, &p) {
+                add(i, &mut installed);
+            }
+        }
+        for p in java_candidates() {
+            if let Ok(i) = probe_java(&p) {
                 add(i, &mut installed);
             }
         }
@@ -368,9 +386,11 @@ impl Interpreters {
             Family::Node => format!("Node.js {}", want.0),
             Family::Python => format!("Python {}.{}", want.0, want.1),
             Family::Ruby => format!("Ruby {}.{}", want.0, want.1),
+            Family::Java => format!("Java {}", want.0),
         };
         let bin = match family {
             Family::Node => "node".to_string(),
+            Family::Java => "java".to_string(),
             Family::Python => format!("python{}.{}", want.0, want.1),
             Family::Ruby => "ruby".to_string(),
         };
@@ -441,7 +461,7 @@ fn nearest(installed: &[Interpreter], family: Family, want: (u32, u32)) -> Optio
     let distance = |i: &Interpreter| -> u64 {
         let (a, b) = i.key();
         match family {
-            Family::Node => u64::from(a.abs_diff(want.0)),
+            Family::Node | Family::Java => u64::from(a.abs_diff(want.0)),
             Family::Python | Family::Ruby => {
                 u64::from(a.abs_diff(want.0)) * 1000 + u64::from(b.abs_diff(want.1))
             }
@@ -451,6 +471,76 @@ fn nearest(installed: &[Interpreter], family: Family, want: (u32, u32)) -> Optio
         .iter()
         .filter(|i| i.family == family)
         .min_by(|x, y| distance(x).cmp(&distance(y)).then(y.key().cmp(&x.key())))
+}
+
+/// Where Java installations are looked for: `java` on PATH, `$JAVA_HOME/bin/java`,
+/// `/usr/lib/jvm/*/bin/java` (Debian's JDK and JRE packages).
+fn java_candidates() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = stratus_sandbox::which("java").into_iter().collect();
+    if let Some(home) = std::env::var_os("JAVA_HOME") {
+        out.push(PathBuf::from(home).join("bin").join("java"));
+    }
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/jvm") {
+        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        dirs.sort();
+        out.extend(dirs.into_iter().map(|d| d.join("bin").join("java")));
+    }
+    out.retain(|p| p.is_file());
+    out
+}
+
+/// A Java launcher's real binary and version: the `release` file of its
+/// installation (`<home>/bin/java` → `<home>/release`), else `java -version`.
+pub fn probe_java(program: &Path) -> Result<Interpreter, String> {
+    let real = program
+        .canonicalize()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let release = real
+        .parent()
+        .and_then(Path::parent)
+        .map(|home| home.join("release"));
+    if let Some(text) = release.and_then(|r| std::fs::read_to_string(r).ok()) {
+        if let Some(v) = java_release_version(&text) {
+            return Ok(Interpreter {
+                family: Family::Java,
+                path: real,
+                version: v,
+            });
+        }
+    }
+    let out = std::process::Command::new(&real)
+        .arg("-version")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", real.display()))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    match java_version_output(&text) {
+        Some(v) if out.status.success() => Ok(Interpreter {
+            family: Family::Java,
+            path: real,
+            version: v,
+        }),
+        _ => Err(format!(
+            "{} is not a working Java runtime ({})",
+            program.display(),
+            text.trim()
+        )),
+    }
+}
+
+/// `JAVA_VERSION="21.0.8"` of a `release` file.
+fn java_release_version(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("JAVA_VERSION="))
+        .map(|v| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// The version of `java -version`'s first line (`openjdk version "17.0.15" 2025-04-15`).
+fn java_version_output(text: &str) -> Option<String> {
+    let line = text.lines().next()?;
+    let start = line.find('"')? + 1;
+    let end = start + line[start..].find('"')?;
+    Some(line[start..end].to_string()).filter(|v| !v.is_empty())
 }
 
 /// pyenv's installed CPythons (`$PYENV_ROOT/versions/3.12.1/bin/python3`), read from
@@ -502,6 +592,35 @@ mod tests {
         assert_eq!(wanted("ruby3.3"), Some((Family::Ruby, (3, 3))));
         assert_eq!(wanted("ruby3.x"), None);
         assert_eq!(wanted("provided.al2"), None);
+        assert_eq!(wanted("java21"), Some((Family::Java, (21, 0))));
+        assert_eq!(wanted("java8.al2"), None);
+    }
+
+    #[test]
+    fn java_versions_from_release_file_and_version_output() {
+        assert_eq!(
+            java_release_version(
+                "IMPLEMENTOR=\"Eclipse\"\nJAVA_VERSION=\"21.0.8\"\nMODULES=\"java.base\"\n"
+            ),
+            Some("21.0.8".into())
+        );
+        assert_eq!(java_release_version("JAVA_RUNTIME_VERSION=\"x\"\n"), None);
+        assert_eq!(
+            java_version_output("openjdk version \"17.0.15\" 2025-04-15\nOpenJDK Runtime"),
+            Some("17.0.15".into())
+        );
+        let all = [i(Family::Java, "17.0.15"), i(Family::Java, "21.0.8")];
+        assert!(matches(Family::Java, (21, 0), &all[1]));
+        assert!(!matches(Family::Java, (25, 0), &all[1]));
+        assert_eq!(
+            nearest(&all, Family::Java, (25, 0)).unwrap().version,
+            "21.0.8"
+        );
+        let mut it = Interpreters::default();
+        it.installed.extend(all);
+        let e = it.check("java25").unwrap_err();
+        assert!(e.contains("needs Java 25"), "{e}");
+        assert!(e.contains("--runtime java25=/path/to/java"), "{e}");
     }
 
     #[test]
@@ -557,7 +676,7 @@ mod tests {
             ..Default::default()
         };
         assert!(near
-            .check("java8")
+            .check("dotnet6")
             .unwrap_err()
             .ends_with("Stratus has no runtime of that language to run it on, even with --legacy-runtimes nearest."));
         assert!(near

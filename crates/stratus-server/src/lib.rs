@@ -23,6 +23,7 @@ pub mod error;
 pub mod esm;
 pub mod gateway;
 pub mod interpreters;
+pub mod java_runtime;
 pub mod listen;
 pub mod logs;
 mod metrics;

@@ -3,7 +3,9 @@
 //! `provided*` execs `bootstrap` from the code root. Node.js, Python and Ruby run our own
 //! bootstraps (under `runtimes/` in the repository, embedded in the binary and
 //! written to the data dir at start) with an interpreter resolved once to its real
-//! binary (a pyenv shim script costs more than Python's own start).
+//! binary (a pyenv shim script costs more than Python's own start). Java runs our
+//! runtime client (`runtimes/java/`), compiled on first use ([`crate::java_runtime`]),
+//! on the `java` found for the ID with Lambda's JVM flags.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -21,6 +23,8 @@ pub struct Runtimes {
     ruby_bootstrap: PathBuf,
     runtime_dir: PathBuf,
     aws_sdk: Option<crate::aws_sdk::AwsSdk>,
+    /// The compiled Java runtime client, once a Java function needed it.
+    java_classes: std::sync::Arc<std::sync::OnceLock<Result<PathBuf, String>>>,
 }
 
 impl Runtimes {
@@ -59,6 +63,7 @@ impl Runtimes {
             ruby_bootstrap,
             runtime_dir: dir.to_path_buf(),
             aws_sdk: None,
+            java_classes: Default::default(),
         })
     }
 
@@ -103,6 +108,38 @@ impl Runtimes {
             return Ok((ruby, vec![self.ruby_bootstrap.clone().into_os_string()]));
         }
         Err(format!("unsupported runtime {runtime}"))
+    }
+
+    /// [`Runtimes::launch`] for a function of `memory_mb`: Java's heap is sized
+    /// from it, as Lambda does.
+    pub fn launch_sized(
+        &self,
+        runtime: &str,
+        code_dir: &Path,
+        memory_mb: u32,
+    ) -> Result<(PathBuf, Vec<OsString>), String> {
+        if runtime.starts_with("java") {
+            let java = self.interpreter(runtime)?;
+            let classes = self.java_classes()?;
+            return Ok((java, crate::java_runtime::jvm_args(&classes, memory_mb)));
+        }
+        self.launch(runtime, code_dir)
+    }
+
+    /// The Java runtime client's classes, compiled the first time they are needed
+    /// (once per server and source version; see [`crate::java_runtime`]).
+    pub fn java_classes(&self) -> Result<PathBuf, String> {
+        self.java_classes
+            .get_or_init(|| {
+                let javas: Vec<PathBuf> = self
+                    .interpreters
+                    .runnable()
+                    .filter(|(id, _)| id.starts_with("java"))
+                    .map(|(_, c)| c.interpreter.path.clone())
+                    .collect();
+                crate::java_runtime::compile(&self.runtime_dir, &javas)
+            })
+            .clone()
     }
 
     /// The AWS SDKs functions find on their module path ([`crate::aws_sdk`]).

@@ -25,7 +25,8 @@ pub struct ProviderConfig {
     /// `name: aws` — the only provider Stratus speaks.
     pub name: String,
     /// `runtime: nodejs20.x` — one of nodejs18.x, nodejs20.x, nodejs22.x,
-    /// python3.9–python3.13, ruby3.2–ruby3.4, provided, provided.al2, provided.al2023.
+    /// python3.9–python3.13, ruby3.2–ruby3.4, java17, java21, java25, provided,
+    /// provided.al2, provided.al2023.
     pub runtime: Option<Runtime>,
     /// `stage: dev` — letters, digits and hyphens. Default `dev`.
     pub stage: Option<String>,

@@ -26,7 +26,9 @@ impl Registry {
             stratus_package::unpack_once(&self.code_root, code_hex, &zip, &Limits::default())
                 .map_err(|e| format!("cannot unpack code: {e}"))?;
         }
-        let (program, args) = self.runtimes.launch(&c.runtime, &code_dir)?;
+        let (program, args) = self
+            .runtimes
+            .launch_sized(&c.runtime, &code_dir, c.memory_size)?;
         let mut path = String::new();
         if let Some(dir) = self.runtimes.interpreter_dir(&c.runtime) {
             path.push_str(&dir.display().to_string());
