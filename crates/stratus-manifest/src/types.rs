@@ -68,6 +68,10 @@ pub enum Runtime {
     /// `python3.8` (deprecated, as `nodejs12.x`)
     #[serde(rename = "python3.8")]
     Python38,
+    /// `go1.x` (retired by Lambda): an alias of `provided.al2` — the Go binary is
+    /// built as `bootstrap` (`stratus_rules::RUNTIME_ALIASES`).
+    #[serde(rename = "go1.x")]
+    Go1x,
 }
 
 /// What kind of program a runtime starts.
@@ -107,6 +111,9 @@ impl Runtime {
         Runtime::Python38,
     ];
 
+    /// Retired IDs another one runs unchanged (`stratus_rules::RUNTIME_ALIASES`).
+    pub const ALIASES: [Runtime; 1] = [Runtime::Go1x];
+
     /// The Lambda identifier (`nodejs20.x`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -126,6 +133,7 @@ impl Runtime {
             Runtime::Nodejs16 => "nodejs16.x",
             Runtime::Python37 => "python3.7",
             Runtime::Python38 => "python3.8",
+            Runtime::Go1x => "go1.x",
         }
     }
 
@@ -134,6 +142,7 @@ impl Runtime {
         Runtime::ALL
             .into_iter()
             .chain(Runtime::LEGACY)
+            .chain(Runtime::ALIASES)
             .find(|r| r.as_str() == id)
     }
 
@@ -156,6 +165,7 @@ impl Runtime {
             Runtime::Provided | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 => {
                 RuntimeFamily::Provided
             }
+            Runtime::Go1x => RuntimeFamily::Provided,
         }
     }
 
