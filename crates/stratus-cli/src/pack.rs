@@ -278,7 +278,7 @@ fn cargo_bootstrap(p: &Project, f: &ResolvedFunction) -> anyhow::Result<Vec<u8>>
 }
 
 /// The Go toolchain: `STRATUS_GO`, else `go` on PATH.
-fn go_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn go_binary() -> anyhow::Result<PathBuf> {
     if let Some(go) = std::env::var_os("STRATUS_GO").filter(|v| !v.is_empty()) {
         let go = PathBuf::from(go);
         if !go.is_file() {
@@ -380,9 +380,19 @@ fn go_bootstrap(p: &Project, f: &ResolvedFunction) -> anyhow::Result<Vec<u8>> {
     let go = go_binary()?;
     let package = go_package(&p.dir, &f.handler).map_err(|e| anyhow!("function {}: {e}", f.key))?;
     let stage = tempfile_dir(p)?.join(format!("go-{}", f.key));
-    std::fs::create_dir_all(&stage)?;
+    go_build_zip(&go, &p.dir, &package, &stage).with_context(|| format!("function {}", f.key))
+}
+
+/// `go build` of `package` in module directory `dir` into `stage/bootstrap`, zipped.
+pub(crate) fn go_build_zip(
+    go: &Path,
+    dir: &Path,
+    package: &str,
+    stage: &Path,
+) -> anyhow::Result<Vec<u8>> {
+    std::fs::create_dir_all(stage).with_context(|| format!("cannot create {}", stage.display()))?;
     let bootstrap = stage.join("bootstrap");
-    let out = Command::new(&go)
+    let out = Command::new(go)
         .args([
             "build",
             "-tags",
@@ -393,18 +403,17 @@ fn go_bootstrap(p: &Project, f: &ResolvedFunction) -> anyhow::Result<Vec<u8>> {
             "-o",
         ])
         .arg(&bootstrap)
-        .arg(&package)
+        .arg(package)
         .env("GOOS", "linux")
         .env("GOARCH", goarch())
         .env("CGO_ENABLED", "0")
-        .current_dir(&p.dir)
+        .current_dir(dir)
         .output()
         .with_context(|| format!("cannot run {}", go.display()))?;
     if !out.status.success() {
         bail!(
-            "go build of {package} (function {}) failed in {}:\n{}",
-            f.key,
-            p.dir.display(),
+            "go build of {package} failed in {}:\n{}",
+            dir.display(),
             String::from_utf8_lossy(&out.stderr).trim_end()
         );
     }
