@@ -14,7 +14,8 @@
 //!   A sample whose REPORT has no `Init Duration` was warm, and is an error.
 //! - Figures per runtime: Init Duration from the REPORT line (environment start to
 //!   the runtime's first `/next`), and the client-observed latency of that first call
-//!   (request sent to response read, signing and loopback HTTP included), p50/p90.
+//!   (request sent to response read, signing and loopback HTTP included), p50/p90;
+//!   then, for scale, the p50 of [`WARM_CALLS`] warm calls through the same client.
 
 use std::path::Path;
 use std::time::Instant;
@@ -25,6 +26,9 @@ use serde_json::{json, Value};
 
 use super::{create, percentile};
 use crate::client::Api;
+
+/// Warm calls after the cold samples, for the warm p50 beside the cold figures.
+const WARM_CALLS: u32 = 100;
 
 /// A trivial function per language: runtime ID prefix, file name, source, handler.
 const TRIVIAL: &[(&str, &str, &str, &str)] = &[
@@ -158,8 +162,8 @@ pub(super) async fn run(
 
     println!("cold starts, {samples} per runtime (UpdateFunctionConfiguration before each call):");
     println!(
-        "{:<24} {:<20} {:>26} {:>26}",
-        "runtime", "runs on", "Init Duration p50 / p90", "first call p50 / p90"
+        "{:<24} {:<20} {:>26} {:>26} {:>14}",
+        "runtime", "runs on", "Init Duration p50 / p90", "first call p50 / p90", "warm call p50"
     );
     for (i, s) in subjects.iter().enumerate() {
         let name = format!("cold-{i}");
@@ -168,8 +172,8 @@ pub(super) async fn run(
             .call("DELETE", &format!("/2015-03-31/functions/{name}"), &[], "")
             .await;
         match result {
-            Ok((init, first)) => println!(
-                "{:<24} {:<20} {:>26} {:>26}",
+            Ok((init, first, warm)) => println!(
+                "{:<24} {:<20} {:>26} {:>26} {:>14}",
                 s.label,
                 s.runs_on,
                 format!(
@@ -182,6 +186,7 @@ pub(super) async fn run(
                     percentile(&first, 0.5),
                     percentile(&first, 0.9)
                 ),
+                format!("{:.2} ms", percentile(&warm, 0.5)),
             ),
             Err(e) => println!("{:<24} failed: {e:#}", s.label),
         }
@@ -192,13 +197,13 @@ pub(super) async fn run(
     Ok(())
 }
 
-/// Init Durations and first-call latencies (ms), sorted.
+/// Init Durations, first-call and warm-call latencies (ms), sorted.
 async fn measure(
     api: &Api,
     name: &str,
     s: &Subject,
     samples: u32,
-) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
     create(api, name, &s.runtime, &s.handler, &s.zip).await?;
     let (mut init, mut first) = (Vec::new(), Vec::new());
     for i in 0..samples {
@@ -243,9 +248,26 @@ async fn measure(
             .with_context(|| format!("sample {i} was not cold: no Init Duration in {log}"))?;
         init.push(ms);
     }
+    let mut warm = Vec::new();
+    for _ in 0..WARM_CALLS {
+        let t = Instant::now();
+        let r = api
+            .call(
+                "POST",
+                &format!("/2015-03-31/functions/{name}/invocations"),
+                &[],
+                "{}",
+            )
+            .await?;
+        warm.push(t.elapsed().as_secs_f64() * 1000.0);
+        if r.status != 200 || r.header("x-amz-function-error").is_some() {
+            bail!("warm invoke: {}", String::from_utf8_lossy(&r.body));
+        }
+    }
     init.sort_by(f64::total_cmp);
     first.sort_by(f64::total_cmp);
-    Ok((init, first))
+    warm.sort_by(f64::total_cmp);
+    Ok((init, first, warm))
 }
 
 /// The Go no-op built as `stratus deploy` builds Go functions; its zip and Go's
