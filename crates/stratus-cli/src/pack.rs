@@ -133,9 +133,7 @@ fn build(
         f.runtime.family() == RuntimeFamily::Provided && p.dir.join("Cargo.toml").is_file()
     }) {
         cargo_bootstrap(p, f)?
-    } else if let Some(f) = f
-        .filter(|f| f.runtime.family() == RuntimeFamily::Provided && p.dir.join("go.mod").is_file())
-    {
+    } else if let Some(f) = f.filter(|f| is_go(p, f)) {
         go_bootstrap(p, f)?
     } else {
         let files = select(p, f, out_dir)?;
