@@ -302,3 +302,49 @@ async fn without_go_the_build_says_go_is_not_installed() {
     assert!(text.contains("STRATUS_GO=/path/to/go"), "{text}");
     assert!(!svc.join(".serverless/hello.zip").exists());
 }
+
+/// `stratus bench --cold-starts` measures every runtime the server runs, and Go.
+/// (Figures belong to BENCHMARKS.md; that each line is produced is checked here.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_cold_starts_has_a_line_per_runtime_and_for_go() {
+    let go = go();
+    let noop = workspace_bin("noop-bootstrap", "noop-bootstrap");
+    let mut path = vec![go.parent().unwrap().to_path_buf()];
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+        .arg("bench")
+        .arg("--bootstrap")
+        .arg(&noop)
+        .args(["--cold-starts", "--cold-samples", "2"])
+        .env("PATH", std::env::join_paths(path).unwrap())
+        .env("GOPROXY", "off")
+        .env("GOTOOLCHAIN", "local")
+        .env_remove("STRATUS_GO")
+        .output()
+        .await
+        .unwrap();
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("failed:"), "{text}");
+    for start in [
+        "nodejs20.x ",
+        "python3",
+        "provided.al2023 (Rust) ",
+        "provided.al2023 (Go) ",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_else(|| panic!("no line for {start:?}:\n{text}"));
+        let figures: Vec<f64> = line
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        assert!(
+            figures.len() >= 5 && figures.iter().all(|f| *f > 0.0),
+            "Init Duration p50/p90, first call p50/p90 and warm p50 in {line:?}"
+        );
+    }
+}
