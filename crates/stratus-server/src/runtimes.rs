@@ -1,6 +1,6 @@
 //! Lambda runtime identifiers → how to start an environment for them.
 //!
-//! `provided*` execs `bootstrap` from the code root. Node.js, Python and Ruby run our own
+//! `provided*` (and `go1.x`, its alias) execs `bootstrap` from the code root. Node.js, Python and Ruby run our own
 //! bootstraps (under `runtimes/` in the repository, embedded in the binary and
 //! written to the data dir at start) with an interpreter resolved once to its real
 //! binary (a pyenv shim script costs more than Python's own start). Java runs our
@@ -89,7 +89,7 @@ impl Runtimes {
         runtime: &str,
         code_dir: &Path,
     ) -> Result<(PathBuf, Vec<OsString>), String> {
-        if runtime.starts_with("provided") {
+        if runtime.starts_with("provided") || runtime == "go1.x" {
             return Ok((code_dir.join("bootstrap"), Vec::new()));
         }
         if runtime.starts_with("nodejs") {

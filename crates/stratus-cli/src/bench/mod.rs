@@ -19,6 +19,9 @@
 //! `--cluster postgres://… --nats nats://…` compares instead a cluster node with the
 //! embedded one and measures several nodes together and a routed invoke ([`cluster`]).
 //!
+//! `--cold-starts` measures instead cold starts per runtime the server runs, Init
+//! Duration and first-call latency ([`cold_start`]).
+//!
 //! `--autoscaling` replays instead a daily-shaped trace with fixed and with
 //! autoscaled provisioned concurrency and counts cold starts ([`autoscaling`]).
 
@@ -26,6 +29,7 @@ mod async_accept;
 mod attacks;
 mod autoscaling;
 mod cluster;
+mod cold_start;
 mod load;
 
 use std::net::SocketAddr;
@@ -87,6 +91,15 @@ pub(crate) struct BenchArgs {
     /// `--autoscaling`: concurrent callers at the day's peak.
     #[arg(long, default_value_t = 8)]
     day_peak: u32,
+    /// Only measure cold starts, `--cold-samples` per runtime the server runs (and
+    /// `provided` with the Rust no-op and with a Go one): Init Duration and the first
+    /// call's latency, p50/p90.
+    #[arg(long)]
+    cold_starts: bool,
+    /// An extra argument for the benchmarked server (repeatable), e.g.
+    /// `--server-arg=--runtime --server-arg=nodejs22.x=/opt/node22/bin/node`.
+    #[arg(long = "server-arg", value_name = "ARG", allow_hyphen_values = true)]
+    server_args: Vec<String>,
     /// Only measure how long an asynchronous invoke takes to be accepted (202),
     /// `--requests` events sequentially and again from 16 callers.
     #[arg(long)]
@@ -330,6 +343,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .args(args.no_auth.then_some("--no-auth"))
         .args(args.no_metrics.then_some("--no-metrics-recording"))
         .args(args.nats.iter().flat_map(|u| ["--nats", u.as_str()]))
+        .args(&args.server_args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -389,6 +403,15 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             None => "events.db (SQLite)".to_string(),
         };
         return async_accept::run(&api, &node_zip, args.requests, &backend).await;
+    }
+    if args.cold_starts {
+        let result = cold_start::run(&api, &health, &provided_zip, &work, args.cold_samples).await;
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &server_pid.to_string()])
+            .status();
+        let _ = server.wait().await;
+        let _ = stratus_package::remove_tree(&work);
+        return result;
     }
     if args.attacks {
         let result = attacks::run(

@@ -128,7 +128,13 @@ pub(crate) async fn info(g: &Global, args: InfoArgs) -> anyhow::Result<()> {
             f["name"].as_str().unwrap_or("")
         );
         let rt = f["runtime"].as_str().unwrap_or("");
-        if runtimes[rt]["exact"] == false {
+        if runtimes[rt]["exact"] == false && runtimes[rt]["version"].is_null() {
+            // An alias (`go1.x`): the same code runs as another ID.
+            println!(
+                "    warning: {rt} is no longer supported by AWS Lambda; it runs as {}",
+                runtimes[rt]["runsAs"].as_str().unwrap_or("?")
+            );
+        } else if runtimes[rt]["exact"] == false {
             println!(
                 "    warning: {rt} runs on version {} ({}){}: not its own version (the server's --runtime-fallback / --legacy-runtimes nearest)",
                 runtimes[rt]["version"].as_str().unwrap_or("?"),

@@ -26,9 +26,20 @@ impl Registry {
             stratus_package::unpack_once(&self.code_root, code_hex, &zip, &Limits::default())
                 .map_err(|e| format!("cannot unpack code: {e}"))?;
         }
-        let (program, args) = self
-            .runtimes
-            .launch_sized(&c.runtime, &code_dir, c.memory_size)?;
+        let (mut program, args) =
+            self.runtimes
+                .launch_sized(&c.runtime, &code_dir, c.memory_size)?;
+        // Lambda's go1.x ran the binary its handler names; `stratus deploy` builds it
+        // as `bootstrap`, a zip made for go1.x carries it under the handler's name.
+        if c.runtime == "go1.x" && !program.is_file() {
+            let named = std::path::Path::new(&c.handler);
+            if named
+                .components()
+                .all(|p| matches!(p, std::path::Component::Normal(_)))
+            {
+                program = code_dir.join(named);
+            }
+        }
         let mut path = String::new();
         if let Some(dir) = self.runtimes.interpreter_dir(&c.runtime) {
             path.push_str(&dir.display().to_string());

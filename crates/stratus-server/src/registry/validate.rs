@@ -20,6 +20,7 @@ pub fn check_settings(
     // (`crate::interpreters`), after these checks.
     if !stratus_rules::is_supported_runtime(runtime)
         && stratus_rules::legacy_runtime(runtime).is_none()
+        && stratus_rules::runtime_alias(runtime).is_none()
     {
         return Err(ApiError::invalid(format!(
             "The runtime parameter of {runtime} is not supported. Supported runtimes: {}",
