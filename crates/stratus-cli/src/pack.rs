@@ -53,11 +53,20 @@ pub(crate) struct Packages {
     pub(crate) by_function: BTreeMap<String, Artifact>,
 }
 
+/// A function packaged on its own: asked for, given its own artifact, or built into
+/// its own `bootstrap` (Rust and Go: a shared service zip would carry one
+/// function's binary for all of them).
 fn is_individual(p: &Project, f: &ResolvedFunction) -> bool {
     p.service.package.individually
         || f.package.individually
         || f.package.artifact.is_some()
+        || is_rust(p, f)
         || is_go(p, f)
+}
+
+/// A Rust function: `cargo build --bin <handler>` becomes its `bootstrap`.
+fn is_rust(p: &Project, f: &ResolvedFunction) -> bool {
+    f.runtime.family() == RuntimeFamily::Provided && p.dir.join("Cargo.toml").is_file()
 }
 
 /// A Go function: each builds its own `bootstrap` from its handler's main package.
@@ -133,9 +142,7 @@ fn build(
         let path = p.dir.join(&artifact);
         std::fs::read(&path)
             .with_context(|| format!("package.artifact {} cannot be read", path.display()))?
-    } else if let Some(f) = f.filter(|f| {
-        f.runtime.family() == RuntimeFamily::Provided && p.dir.join("Cargo.toml").is_file()
-    }) {
+    } else if let Some(f) = f.filter(|f| is_rust(p, f)) {
         cargo_bootstrap(p, f)?
     } else if let Some(f) = f.filter(|f| is_go(p, f)) {
         go_bootstrap(p, f)?

@@ -368,6 +368,54 @@ async fn package_is_deterministic_and_invoke_local_needs_no_server() {
     assert_eq!(v["functions"]["hello"]["memory_size"], 1024, "{model}");
 }
 
+/// Two Rust functions of one service (not `individually`) each get their own
+/// `bootstrap`: one shared service zip would run the first one's binary for both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_rust_function_is_packaged_with_its_own_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("two-bins");
+    std::fs::create_dir_all(dir.join("src/bin")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"two-bins\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    for name in ["alpha", "beta"] {
+        std::fs::write(
+            dir.join(format!("src/bin/{name}.rs")),
+            format!("fn main() {{ println!(\"{name}\"); }}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("serverless.yml"),
+        "service: twobins\nprovider:\n  name: aws\n  runtime: provided.al2023\nfunctions:\n  a:\n    handler: alpha\n  b:\n    handler: beta\n",
+    )
+    .unwrap();
+    ok(stratus(&dir, "http://127.0.0.1:1", &["package"]).await);
+    let bootstrap = |key: &str| {
+        let bytes = std::fs::read(dir.join(format!(".serverless/{key}.zip"))).unwrap();
+        let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let names: Vec<String> = z.file_names().map(|n| n.unwrap().to_string()).collect();
+        assert_eq!(names, ["bootstrap"], "{key}");
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut z.by_name("bootstrap").unwrap(), &mut out).unwrap();
+        out
+    };
+    let (a, b) = (bootstrap("a"), bootstrap("b"));
+    assert_ne!(a, b, "each function has its own binary");
+    let runs = |bin: &[u8], name: &str| {
+        let path = tmp.path().join(name);
+        std::fs::write(&path, bin).unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        String::from_utf8(std::process::Command::new(&path).output().unwrap().stdout).unwrap()
+    };
+    assert_eq!(runs(&a, "a-bootstrap"), "alpha\n");
+    assert_eq!(runs(&b, "b-bootstrap"), "beta\n");
+    assert!(!dir.join(".serverless/twobins.zip").exists());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dev_deploys_and_redeploys_on_change() {
     let tmp = tempfile::tempdir().unwrap();
