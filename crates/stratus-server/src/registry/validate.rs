@@ -114,10 +114,10 @@ mod tests {
         let v = |rt: &str, h: &str, m: i64, t: i64| check_settings(rt, h, m, t, None, 512);
         assert!(v("nodejs20.x", "index.handler", 128, 3).is_ok());
         assert!(v("provided.al2023", "", 128, 3).is_ok());
-        assert!(v("java21", "x", 128, 3)
+        assert!(v("dotnet8", "x", 128, 3)
             .unwrap_err()
             .message
-            .contains("java21 is not supported"));
+            .contains("dotnet8 is not supported"));
         // Deprecated IDs pass here: the server's `--legacy-runtimes` decides.
         assert!(v("java8", "x", 128, 3).is_ok());
         assert!(v("python3.12", "", 128, 3)
