@@ -17,7 +17,9 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::NoTls;
 
 /// `url` with its password replaced by `***`, for messages and logs: works for
@@ -158,7 +160,11 @@ mod tests {
         let cfg = config("postgres://u@h/d", "stratus-test").unwrap();
         assert_eq!(cfg.get_application_name(), Some("stratus-test"));
         assert_eq!(cfg.get_connect_timeout(), Some(&Duration::from_secs(5)));
-        let cfg = config("postgres://u@h/d?application_name=mine&connect_timeout=2", "x").unwrap();
+        let cfg = config(
+            "postgres://u@h/d?application_name=mine&connect_timeout=2",
+            "x",
+        )
+        .unwrap();
         assert_eq!(cfg.get_application_name(), Some("mine"));
         assert_eq!(cfg.get_connect_timeout(), Some(&Duration::from_secs(2)));
     }

@@ -373,9 +373,14 @@ impl PgStore {
         };
         let cfg = stratus_pg::config(url, "stratus-queues").map_err(failed)?;
         let pool = stratus_pg::pool(cfg, POOL_SIZE).map_err(failed)?;
-        stratus_pg::migrate(&pool, embedded::migrations::runner(), HISTORY, MIGRATION_LOCK)
-            .await
-            .map_err(|e| failed(format!("migrating: {e}")))?;
+        stratus_pg::migrate(
+            &pool,
+            embedded::migrations::runner(),
+            HISTORY,
+            MIGRATION_LOCK,
+        )
+        .await
+        .map_err(|e| failed(format!("migrating: {e}")))?;
         let store = Self {
             pool,
             instance: crate::queue::new_uuid(),

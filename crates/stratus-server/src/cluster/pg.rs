@@ -12,7 +12,6 @@
 //! [`Change`] (`{"node":…,"kind":…,"name":…}`), so a node's listener learns what
 //! another node changed exactly when it is committed.
 
-
 use deadpool_postgres::Pool;
 
 #[allow(
