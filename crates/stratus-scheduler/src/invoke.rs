@@ -177,7 +177,7 @@ impl Scheduler {
             Some(env) => {
                 let mut settle = Settle::new(self, spec, lease, env, &req, None, 0);
                 let outcome = settle.wait().await;
-                if !not_started(&outcome) {
+                if !self.again(&outcome, 0) {
                     return Ok(settle.finish(outcome));
                 }
                 let lease = match self.retake(spec, &req, settle.abandon(&outcome), 1) {
@@ -226,7 +226,7 @@ impl Scheduler {
             };
             let mut settle = Settle::new(&self, &spec, held, env, &req, init, attempt);
             let outcome = settle.wait().await;
-            if attempt >= MAX_REDISPATCH || !not_started(&outcome) {
+            if !self.again(&outcome, attempt) {
                 return Ok(settle.finish(outcome));
             }
             attempt += 1;
@@ -434,9 +434,15 @@ struct InFlight {
 /// The outcome as awaited: `None` when the function's timeout passed first.
 type Awaited = Option<Result<Outcome, oneshot::error::RecvError>>;
 
-/// The environment died before its runtime fetched the event: dispatch it again.
-fn not_started(outcome: &Awaited) -> bool {
-    matches!(outcome, Some(Ok(Outcome::NotStarted(_))))
+impl Scheduler {
+    /// Whether an event is dispatched again after `attempt` re-dispatches: its
+    /// environment died before its runtime fetched it, the bound is not reached and
+    /// the server is not shutting down (which destroys environments itself).
+    fn again(&self, outcome: &Awaited, attempt: u32) -> bool {
+        matches!(outcome, Some(Ok(Outcome::NotStarted(_))))
+            && attempt < MAX_REDISPATCH
+            && !self.inner.shutdown.is_set()
+    }
 }
 
 /// Carries one invocation from hand-off to the slot's return, exactly once: through
@@ -581,7 +587,7 @@ impl Drop for Settle<'_> {
                     let outcome = tokio::time::timeout_at(inv.deadline, &mut inv.rx)
                         .await
                         .ok();
-                    if attempt >= MAX_REDISPATCH || !not_started(&outcome) {
+                    if !sched.again(&outcome, attempt) {
                         settle(&sched, &spec, lease, &env, &inv, outcome);
                         return;
                     }
