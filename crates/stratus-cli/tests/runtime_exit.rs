@@ -95,8 +95,11 @@ async fn a_one_shot_bootstrap_costs_each_next_invocation_a_cold_start() {
     // that answered last (still lingering), which exits without fetching it.
     let mut ids = Vec::new();
     let mut pids = HashSet::new();
+    let mut took = Vec::new();
     for i in 0..5 {
+        let t = Instant::now();
         let r = s.invoke("once", &json!({ "n": i }).to_string()).await;
+        took.push(t.elapsed().as_millis());
         let v = ok_body(&r);
         assert_eq!(v["event"]["n"], i, "{v}");
         let id = r.header("x-amzn-requestid").unwrap().to_string();
@@ -105,6 +108,9 @@ async fn a_one_shot_bootstrap_costs_each_next_invocation_a_cold_start() {
         pids.insert(v["process"].as_str().unwrap().to_string());
     }
     assert_eq!(pids.len(), 5, "one process per invocation: {pids:?}");
+    // The first is a plain cold start; the others also wait for the lingering
+    // environment to exit before going to a new one.
+    eprintln!("one-shot bootstrap, ms per invoke: {took:?}");
 
     let logs = s.wait_logs("once", "REPORT RequestId", 5).await;
     // Give a stray line time to show up before counting exactly.

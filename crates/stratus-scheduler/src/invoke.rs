@@ -520,7 +520,8 @@ impl<'a> Settle<'a> {
     }
 }
 
-/// Logs why a dispatch is given up and makes sure its environment is gone (the
+/// Logs why a dispatch is given up. Its environment is gone already: `NotStarted`
+/// comes only from a link that `Env::destroy` failed, which kills the tree (the
 /// watcher accounts for it).
 fn abandon(env: &Env, outcome: &Awaited, attempt: u32) {
     let reason = match outcome {
@@ -530,9 +531,9 @@ fn abandon(env: &Env, outcome: &Awaited, attempt: u32) {
     tracing::info!(
         %reason,
         attempt = attempt + 1,
+        env = env.id,
         "the environment exited before its runtime fetched the event; dispatching it again"
     );
-    env.destroy("exited before fetching the invocation");
 }
 
 /// Concludes `inv` on `env` and gives its slot back (with `env` if it survived).
