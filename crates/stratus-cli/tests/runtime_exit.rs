@@ -2,9 +2,10 @@
 //! the next invocation a fresh init, never an error. End to end through the real
 //! `stratus` binary and server: a one-shot `provided.al2` bootstrap (a Python script
 //! that handles one event and exits) sequentially and under concurrency with
-//! reserved concurrency (no leaked slot), a bootstrap that dies at every init (the
-//! usual init error, no retry loop), and the Ruby runtime exiting after a critical
-//! exception as Lambda's does.
+//! reserved concurrency (no leaked slot), a runtime gone while parked in `/next`, a
+//! bootstrap that dies at every init (the usual init error, no retry loop), one that
+//! hangs up its first `/next` and exits (a clean `Runtime.ExitError`, bounded), and
+//! the Ruby runtime exiting after a critical exception as Lambda's does.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod common;
@@ -302,7 +303,7 @@ async fn a_bootstrap_that_dies_at_every_init_fails_fast_without_retrying() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runtime_that_never_takes_its_event_is_dispatched_again_a_bounded_number_of_times() {
+async fn a_runtime_that_hangs_up_its_first_next_and_exits_ends_in_exit_error_without_looping() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]).await;
     // Ends init with a first `GET /next`, hangs up before any event can come, exits.
@@ -350,6 +351,9 @@ sys.exit(4)
         assert!(later.len() >= logs.len());
         later
     };
+    // Whether the event reached the hung-up `/next` (then it was fetched: one
+    // environment) or not (then dispatched again, at most twice) is a race; the
+    // bound holds either way.
     let inits = logs.iter().filter(|l| l.as_str() == "init").count();
     assert!(
         (1..=3).contains(&inits),
@@ -363,6 +367,71 @@ sys.exit(4)
         );
     }
     eprintln!("never-takes: {inits} environments started for one event");
+    assert!(s.terminate().await.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runtime_gone_while_waiting_in_next_costs_the_next_event_a_cold_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(&dir.path().join("data"), &[]).await;
+    // Answers one event, then asks for the next one and goes away while waiting
+    // (its connection closed, then its process lingers and exits): a runtime killed
+    // between calls.
+    let script = format!(
+        r#"#!{}
+import json, os, socket, sys, time, urllib.request
+token = os.urandom(8).hex()
+api = os.environ['AWS_LAMBDA_RUNTIME_API']
+base = 'http://' + api + '/2018-06-01/runtime/invocation'
+with urllib.request.urlopen(base + '/next') as r:
+    rid = r.headers['Lambda-Runtime-Aws-Request-Id']
+    r.read()
+body = json.dumps({{'process': token}}).encode()
+urllib.request.urlopen(urllib.request.Request(base + '/' + rid + '/response', data=body, method='POST')).read()
+host, port = api.rsplit(':', 1)
+c = socket.create_connection((host, int(port)))
+c.sendall(b'GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n')
+c.close()
+time.sleep(0.5)
+sys.exit(0)
+"#,
+        python()
+    );
+    s.create_ok(
+        "gone-waiting",
+        "provided.al2",
+        "unused",
+        &bootstrap_zip(&script),
+        json!({"Timeout": 10}),
+    )
+    .await;
+    let mut seen = HashSet::new();
+    for round in 0..3 {
+        let (r, tail) = s.invoke_tail("gone-waiting", "{}").await;
+        let v = ok_body(&r);
+        assert!(
+            seen.insert(v["process"].as_str().unwrap().to_string()),
+            "round {round}: {v}"
+        );
+        assert!(tail.contains("\tInit Duration: "), "round {round}: {tail}");
+        // The runtime is parked in /next and hangs up within a few milliseconds;
+        // the next event comes while its process still lingers.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let logs = s.wait_logs("gone-waiting", "REPORT RequestId", 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let logs = {
+        let later = s.logs("gone-waiting").await;
+        assert!(later.len() >= logs.len());
+        later
+    };
+    for prefix in ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "] {
+        assert_eq!(
+            logs.iter().filter(|l| l.starts_with(prefix)).count(),
+            3,
+            "{prefix}: {logs:#?}"
+        );
+    }
     assert!(s.terminate().await.success());
 }
 
