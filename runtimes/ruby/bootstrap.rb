@@ -20,9 +20,9 @@
 #   report is also logged: "Error raised from handler method" and the JSON.
 #   A `NoMethodError`/`NameError` (a wrong handler name among them) or an
 #   exception that is not a `StandardError` is logged as Lambda's "Critical
-#   exception from handler". Lambda's runtime then exits; this one stays: an
-#   environment that exits between invocations would fail the next invocation
-#   Stratus hands it with `Runtime.ExitError` (the answer to this one is the same).
+#   exception from handler". As Lambda's runtime does, this one then exits (status
+#   255, its `exit(-1)`) once the error is posted: the next invocation gets a fresh
+#   environment (the scheduler dispatches an event no runtime fetched again).
 # - `puts`/`print` and `$stderr` go to the function's log, one `puts` call one
 #   log event even over several lines (as Lambda's Ruby runtime, which replaces
 #   `Kernel#puts`, makes it); a `Logger` writing
@@ -430,6 +430,11 @@ module StratusRuntime
       if fault
         log_error(critical ? 'Critical exception from handler' : 'Error raised from handler method', fault)
         client.fail(request_id, fault)
+        if critical
+          $stdout.flush
+          $stderr.flush
+          exit!(255)
+        end
       else
         client.respond(request_id, out, type)
       end

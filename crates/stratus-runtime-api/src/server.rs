@@ -129,6 +129,14 @@ async fn next(link: &EnvLink) -> Resp {
         },
         Err(reason) => return json_error(StatusCode::GONE, "EnvironmentShutdown", &reason),
     };
+    if !link.fetched(&inv) {
+        // The environment was declared dead first; the event goes elsewhere.
+        return json_error(
+            StatusCode::GONE,
+            "EnvironmentShutdown",
+            "the execution environment is shutting down",
+        );
+    }
     let mut resp = Response::new(Full::new(inv.payload));
     let hm = resp.headers_mut();
     hm.insert(

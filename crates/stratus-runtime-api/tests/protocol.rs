@@ -147,10 +147,15 @@ async fn next_response_error_and_wrong_states() {
     let (status, _, body) = call(&c, "GET", format!("{base}/nothing"), vec![]).await;
     assert_eq!(status, 404, "{body}");
 
-    // Death: pending work completes with Exited, and /next is refused.
+    // Death: an invocation the runtime fetched completes with Exited, one it never
+    // fetched with NotStarted, and /next is refused.
     let rx = link.dispatch(invocation("req-4"));
+    let (status, _, _) = call(&c, "GET", format!("{base}/invocation/next"), vec![]).await;
+    assert_eq!(status, 200);
     link.fail("exit status 1");
     assert!(matches!(rx.await.unwrap(), Outcome::Exited(r) if r == "exit status 1"));
+    let rx = link.dispatch(invocation("req-5"));
+    assert!(matches!(rx.await.unwrap(), Outcome::NotStarted(r) if r == "exit status 1"));
     let (status, _, _) = call(&c, "GET", format!("{base}/invocation/next"), vec![]).await;
     assert_eq!(status, 410);
 }
@@ -204,4 +209,51 @@ async fn from_std_serves_a_listener_bound_elsewhere() {
         std::net::TcpStream::connect(bound).is_err(),
         "closed on drop"
     );
+}
+
+#[tokio::test]
+async fn an_event_no_runtime_fetched_is_not_started() {
+    let (link, _ready) = EnvLink::new();
+    let listener = RuntimeListener::bind([127, 0, 0, 1].into(), link.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}/2018-06-01/runtime", listener.addr());
+    let c: C = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    // One invocation handled, then the runtime exits without asking for another.
+    let rx = link.dispatch(invocation("one"));
+    let (status, _, _) = call(&c, "GET", format!("{base}/invocation/next"), vec![]).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = call(
+        &c,
+        "POST",
+        format!("{base}/invocation/one/response"),
+        b"1".to_vec(),
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert!(matches!(rx.await.unwrap(), Outcome::Response(_)));
+    let rx = link.dispatch(invocation("two"));
+    link.fail("exit status 0");
+    assert!(matches!(rx.await.unwrap(), Outcome::NotStarted(r) if r == "exit status 0"));
+
+    // A runtime parked in /next whose connection dies before the event arrives.
+    let (link, _ready) = EnvLink::new();
+    let listener = RuntimeListener::bind([127, 0, 0, 1].into(), link.clone())
+        .await
+        .unwrap();
+    let url = format!(
+        "http://{}/2018-06-01/runtime/invocation/next",
+        listener.addr()
+    );
+    let parked = tokio::spawn(async move {
+        let c: C = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+        call(&c, "GET", url, vec![]).await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    parked.abort();
+    let _ = parked.await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let rx = link.dispatch(invocation("three"));
+    link.fail("signal: killed");
+    assert!(matches!(rx.await.unwrap(), Outcome::NotStarted(_)));
 }

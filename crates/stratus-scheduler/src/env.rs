@@ -138,6 +138,11 @@ pub(crate) async fn start(
         process.stderr.take(),
         killer.clone(),
     );
+    // START is written when the runtime fetches an invocation (see logpump.rs).
+    let (capture, version) = (log.clone(), spec.version.clone());
+    link.on_fetch(Box::new(move |inv| {
+        capture.start_invocation(&inv.request_id, &version)
+    }));
     let env = Arc::new(Env {
         id,
         pool_key: spec.pool_key.clone(),

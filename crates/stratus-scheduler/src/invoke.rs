@@ -10,6 +10,20 @@
 //! - **Caller gone** (the Invoke request's connection closed mid-invocation): as in
 //!   Lambda, the invocation runs on to its end or its timeout, holding its slot; its
 //!   END/REPORT are logged and the environment goes back to the pool warm.
+//! - **Not started** (the environment died before its runtime fetched the event: a
+//!   one-shot `provided` bootstrap that exits after answering, a Ruby runtime that
+//!   exits after a critical exception, a runtime killed while idle): as in Lambda,
+//!   this costs the event a fresh environment, not an error. The event is dispatched
+//!   again with the same request id and the same slot (the lease is kept: nothing
+//!   is released or counted twice): first to an idle environment or a new one, then
+//!   (second time) to a new one only, and after [`MAX_REDISPATCH`] times it ends in
+//!   `Runtime.ExitError` as a crash does, so a runtime that dies every time cannot
+//!   loop. Each dispatch gets the function's full timeout from its own hand-over
+//!   (Lambda's timeout covers the invoke phase, which never began). START is written
+//!   when a runtime fetches the event (the link's fetch hook), so the dead
+//!   environment's log gets none; START/END/REPORT appear once, in the log stream
+//!   of the environment that ran it, REPORT with its Init Duration when it was
+//!   started for it. The normal path pays one atomic for this (in the link).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +37,13 @@ use crate::env::{self, exit_error, Env, StartFailure};
 use crate::logpump::{now_ms, Report};
 use crate::state::Refusal;
 use crate::{FunctionSpec, InvokeError, InvokeRequest, InvokeResponse, Scheduler};
+
+/// How many times an event whose environment died before fetching it is dispatched
+/// again (see the module docs).
+pub(crate) const MAX_REDISPATCH: u32 = 2;
+
+/// An answer given without running the event (or after giving up on it).
+type Answer = Result<InvokeResponse, InvokeError>;
 
 impl Scheduler {
     /// Runs one synchronous invocation of `spec`.
@@ -154,29 +175,101 @@ impl Scheduler {
     ) -> Result<InvokeResponse, InvokeError> {
         match lease.env.take() {
             Some(env) => {
-                let mut settle = Settle::new(self, spec, lease, env, &req, None);
+                let mut settle = Settle::new(self, spec, lease, env, &req, None, 0);
                 let outcome = settle.wait().await;
-                Ok(settle.finish(outcome))
+                if !self.again(&outcome, 0) {
+                    return Ok(settle.finish(outcome));
+                }
+                let lease = match self.retake(spec, &req, settle.abandon(&outcome), 1) {
+                    Ok(lease) => lease,
+                    Err(answer) => return answer,
+                };
+                self.spawn_run(spec.clone(), req, lease, 1).await
             }
-            None => {
-                let this = self.clone();
-                let spec = spec.clone();
-                let run = async move { this.run_cold(spec, req, lease).await };
-                tokio::spawn(run.instrument(tracing::Span::current()))
-                    .await
-                    .unwrap_or(Err(InvokeError::ShuttingDown))
+            None => self.spawn_run(spec.clone(), req, lease, 0).await,
+        }
+    }
+
+    /// [`Scheduler::run_on`] on a task of its own, so that a caller that goes away
+    /// cannot orphan a new environment.
+    async fn spawn_run(
+        &self,
+        spec: Arc<FunctionSpec>,
+        req: InvokeRequest,
+        lease: crate::state::Lease,
+        attempt: u32,
+    ) -> Answer {
+        let this = self.clone();
+        let run = async move { this.run_on(spec, req, lease, attempt).await };
+        tokio::spawn(run.instrument(tracing::Span::current()))
+            .await
+            .unwrap_or(Err(InvokeError::ShuttingDown))
+    }
+
+    /// Runs the invocation on `lease`'s environment, or starts one for it; then, as
+    /// long as the environment dies before fetching the event, on another (`attempt`
+    /// counts the dispatches again so far).
+    async fn run_on(
+        self,
+        spec: Arc<FunctionSpec>,
+        req: InvokeRequest,
+        mut lease: crate::state::Lease,
+        mut attempt: u32,
+    ) -> Answer {
+        loop {
+            let (held, env, init) = match lease.env.take() {
+                Some(env) => (lease, env, None),
+                None => match self.cold_start(&spec, &req, lease).await {
+                    Ok((held, env, init)) => (held, env, Some(init)),
+                    Err(answer) => return answer,
+                },
+            };
+            let mut settle = Settle::new(&self, &spec, held, env, &req, init, attempt);
+            let outcome = settle.wait().await;
+            if !self.again(&outcome, attempt) {
+                return Ok(settle.finish(outcome));
+            }
+            attempt += 1;
+            lease = match self.retake(&spec, &req, settle.abandon(&outcome), attempt) {
+                Ok(lease) => lease,
+                Err(answer) => return answer,
+            };
+        }
+    }
+
+    /// Finds a lease whose environment died before fetching its event another
+    /// environment for dispatch number `attempt` (the slot stays held); on refusal
+    /// (cold starts backing off) the slot is given back and the init error answers.
+    fn retake(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        req: &InvokeRequest,
+        mut lease: crate::state::Lease,
+        attempt: u32,
+    ) -> Result<crate::state::Lease, Answer> {
+        let mut st = self.inner.state.lock();
+        let now = Instant::now();
+        match st.retake_env(spec, &mut lease, now, attempt < MAX_REDISPATCH) {
+            Ok(()) => Ok(lease),
+            Err(body) => {
+                let flags = (lease.provisioned, lease.spillover);
+                st.release(spec, lease, None, now, None);
+                drop(st);
+                self.record(|| record(spec, req, Duration::ZERO, None, flags));
+                Err(Ok(function_error(&body)))
             }
         }
     }
 
-    /// Starts an environment for `lease`, then runs the invocation on it.
-    async fn run_cold(
-        self,
-        spec: Arc<FunctionSpec>,
-        req: InvokeRequest,
+    /// Starts an environment for `lease`. On failure the slot is given back and the
+    /// answer (the init error as a function error) returned.
+    async fn cold_start(
+        &self,
+        spec: &Arc<FunctionSpec>,
+        req: &InvokeRequest,
         lease: crate::state::Lease,
-    ) -> Result<InvokeResponse, InvokeError> {
-        let (env, init) = match env::start(&self.inner, &spec, false).await {
+    ) -> Result<(crate::state::Lease, Arc<Env>, Duration), Answer> {
+        match env::start(&self.inner, spec, false).await {
             Ok((env, init)) => {
                 tracing::info!(
                     init_ms = init.as_millis() as u64,
@@ -186,42 +279,40 @@ impl Scheduler {
                     .state
                     .lock()
                     .record_init(&spec.pool_key, Ok(()), Instant::now());
-                (env, init)
+                Ok((lease, env, init))
             }
             Err(failure) => {
                 let mut st = self.inner.state.lock();
                 let body = match failure {
                     StartFailure::Spawn(msg) => {
                         st.start_failed(&spec.pool_key);
-                        st.release(&spec, lease, None, Instant::now(), None);
-                        return Err(InvokeError::Start(msg));
+                        st.release(spec, lease, None, Instant::now(), None);
+                        return Err(Err(InvokeError::Start(msg)));
                     }
                     StartFailure::Init(body) => body,
                 };
                 tracing::warn!(error = %body.error_message, "cold start: init failed");
                 st.record_init(&spec.pool_key, Err(&body), Instant::now());
                 let flags = (lease.provisioned, lease.spillover);
-                st.release(&spec, lease, None, Instant::now(), None);
+                st.release(spec, lease, None, Instant::now(), None);
                 drop(st);
-                self.record(|| record(&spec, &req, Duration::ZERO, None, flags));
-                return Ok(function_error(&body));
+                self.record(|| record(spec, req, Duration::ZERO, None, flags));
+                Err(Ok(function_error(&body)))
             }
-        };
-        let mut settle = Settle::new(&self, &spec, lease, env, &req, Some(init));
-        let outcome = settle.wait().await;
-        Ok(settle.finish(outcome))
+        }
     }
 
-    /// Hands the event to `env` (START is logged first) and returns where its outcome
-    /// will arrive.
+    /// Hands the event to `env` and returns where its outcome will arrive (START is
+    /// logged when the runtime fetches it).
     fn begin(
         spec: &FunctionSpec,
         env: &Env,
         req: &InvokeRequest,
         init: Option<Duration>,
     ) -> InFlight {
-        env.log
-            .start_invocation(&req.request_id, &spec.version, req.tail);
+        if req.tail {
+            env.log.want_tail();
+        }
         let started = Instant::now();
         let rx = env.link.dispatch(Invocation {
             request_id: req.request_id.clone(),
@@ -267,7 +358,7 @@ impl Scheduler {
                 );
                 (Bytes::from(e.to_json()), true, true)
             }
-            Some(Ok(Outcome::Exited(reason))) => {
+            Some(Ok(Outcome::Exited(reason) | Outcome::NotStarted(reason))) => {
                 tracing::warn!(%reason, "the environment exited during the invocation");
                 let e = exit_error(Some(request_id), &reason);
                 status = Some(("error", Some(e.error_type.clone())));
@@ -300,14 +391,17 @@ impl Scheduler {
             function_error,
             "invocation done"
         );
-        let tail = env.log.end_invocation(Report {
-            request_id: request_id.clone(),
-            duration,
-            memory_mb: spec.memory_mb,
-            init: inv.init,
-            prelude,
-            status,
-        });
+        let tail = env.log.end_invocation(
+            Report {
+                request_id: request_id.clone(),
+                duration,
+                memory_mb: spec.memory_mb,
+                init: inv.init,
+                prelude,
+                status,
+            },
+            &spec.version,
+        );
         ((payload, function_error, tail), keep)
     }
 
@@ -340,6 +434,17 @@ struct InFlight {
 /// The outcome as awaited: `None` when the function's timeout passed first.
 type Awaited = Option<Result<Outcome, oneshot::error::RecvError>>;
 
+impl Scheduler {
+    /// Whether an event is dispatched again after `attempt` re-dispatches: its
+    /// environment died before its runtime fetched it, the bound is not reached and
+    /// the server is not shutting down (which destroys environments itself).
+    fn again(&self, outcome: &Awaited, attempt: u32) -> bool {
+        matches!(outcome, Some(Ok(Outcome::NotStarted(_))))
+            && attempt < MAX_REDISPATCH
+            && !self.inner.shutdown.is_set()
+    }
+}
+
 /// Carries one invocation from hand-off to the slot's return, exactly once: through
 /// [`Settle::finish`] with the outcome, or, when the caller goes away mid-way (the
 /// future is dropped), on drop, by finishing the invocation on a task of its own.
@@ -349,6 +454,10 @@ struct Settle<'a> {
     /// Taken when settled.
     run: Option<(crate::state::Lease, InFlight)>,
     env: Arc<Env>,
+    /// Cloned only if the caller goes away and the event must be dispatched again.
+    req: &'a InvokeRequest,
+    /// Dispatches again so far.
+    attempt: u32,
 }
 
 impl<'a> Settle<'a> {
@@ -357,8 +466,9 @@ impl<'a> Settle<'a> {
         spec: &'a Arc<FunctionSpec>,
         lease: crate::state::Lease,
         env: Arc<Env>,
-        req: &InvokeRequest,
+        req: &'a InvokeRequest,
         init: Option<Duration>,
+        attempt: u32,
     ) -> Self {
         let inv = Scheduler::begin(spec, &env, req, init);
         Self {
@@ -366,6 +476,8 @@ impl<'a> Settle<'a> {
             spec,
             run: Some((lease, inv)),
             env,
+            req,
+            attempt,
         }
     }
 
@@ -377,8 +489,21 @@ impl<'a> Settle<'a> {
             .ok()
     }
 
-    // `run` is `Some` from construction until `finish` or `Drop` takes it, and
-    // `finish` consumes `self`: it cannot be taken twice.
+    /// Gives up this dispatch (the environment died before fetching the event):
+    /// nothing is logged or counted, and the slot, still held, is returned for the
+    /// next dispatch.
+    #[allow(clippy::expect_used)] // as in `finish`
+    fn abandon(mut self, outcome: &Awaited) -> crate::state::Lease {
+        let (lease, _) = self
+            .run
+            .take()
+            .expect("an invocation is settled exactly once");
+        abandon(&self.env, outcome, self.attempt);
+        lease
+    }
+
+    // `run` is `Some` from construction until `finish`, `abandon` or `Drop` takes
+    // it, and both consume `self`: it cannot be taken twice.
     #[allow(clippy::expect_used)]
     fn finish(mut self, outcome: Awaited) -> InvokeResponse {
         let (lease, inv) = self
@@ -393,6 +518,22 @@ impl<'a> Settle<'a> {
             log_tail,
         }
     }
+}
+
+/// Logs why a dispatch is given up. Its environment is gone already: `NotStarted`
+/// comes only from a link that `Env::destroy` failed, which kills the tree (the
+/// watcher accounts for it).
+fn abandon(env: &Env, outcome: &Awaited, attempt: u32) {
+    let reason = match outcome {
+        Some(Ok(Outcome::NotStarted(reason))) => reason.as_str(),
+        _ => "",
+    };
+    tracing::info!(
+        %reason,
+        attempt = attempt + 1,
+        env = env.id,
+        "the environment exited before its runtime fetched the event; dispatching it again"
+    );
 }
 
 /// Concludes `inv` on `env` and gives its slot back (with `env` if it survived).
@@ -439,13 +580,23 @@ impl Drop for Settle<'_> {
             return;
         };
         let (sched, spec, env) = (self.sched.clone(), self.spec.clone(), self.env.clone());
+        let attempt = self.attempt;
         match tokio::runtime::Handle::try_current() {
             Ok(rt) => {
+                let req = self.req.clone();
                 rt.spawn(async move {
                     let outcome = tokio::time::timeout_at(inv.deadline, &mut inv.rx)
                         .await
                         .ok();
-                    settle(&sched, &spec, lease, &env, &inv, outcome);
+                    if !sched.again(&outcome, attempt) {
+                        settle(&sched, &spec, lease, &env, &inv, outcome);
+                        return;
+                    }
+                    // As for a caller still waiting: dispatched again, answer dropped.
+                    abandon(&env, &outcome, attempt);
+                    if let Ok(lease) = sched.retake(&spec, &req, lease, attempt + 1) {
+                        let _ = sched.clone().run_on(spec, req, lease, attempt + 1).await;
+                    }
                 });
             }
             // No runtime left to wait on (the server is going down): the invocation

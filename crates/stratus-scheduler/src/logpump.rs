@@ -182,6 +182,11 @@ struct Inner {
     err: Stream,
     pending: Vec<LogLine>,
     tail: Option<String>,
+    /// START is out for the current invocation.
+    started: bool,
+    /// The last invocation END was written for: a hand-over that comes too late
+    /// (after a timeout) writes no START for it.
+    last_ended: Option<Arc<str>>,
     killer: Killer,
     memory: (u64, Option<Instant>),
     buf: Vec<u8>,
@@ -433,6 +438,8 @@ impl Capture {
                 },
                 pending: Vec::new(),
                 tail: None,
+                started: false,
+                last_ended: None,
                 killer,
                 memory: (0, None),
                 buf: vec![0u8; 64 * 1024],
@@ -447,23 +454,37 @@ impl Capture {
         capture
     }
 
-    /// Emits START. Output written between invocations is not drained first (that
-    /// would cost two system calls on every warm invocation); the reader task files it
-    /// as it arrives.
-    pub(crate) fn start_invocation(&self, request_id: &str, version: &str, tail: bool) {
+    /// Starts keeping this invocation's log for the caller (`X-Amz-Log-Type: Tail`);
+    /// called before the hand-over.
+    pub(crate) fn want_tail(&self) {
+        self.inner.lock().tail = Some(String::new());
+    }
+
+    /// Emits START, when the runtime fetches the invocation (the link's fetch hook):
+    /// an event dispatched here but run elsewhere leaves no START here. Output
+    /// written between invocations is not drained first (that would cost two system
+    /// calls on every warm invocation); the reader task files it as it arrives.
+    pub(crate) fn start_invocation(&self, request_id: &Arc<str>, version: &str) {
         let mut c = self.inner.lock();
-        if tail {
-            c.tail = Some(String::new());
+        if c.started || c.last_ended.as_ref() == Some(request_id) {
+            return;
         }
+        c.started = true;
         c.push(format!("START RequestId: {request_id} Version: {version}"));
         c.flush();
     }
 
-    /// Emits the function's remaining output, then END and REPORT. Returns the last
-    /// 4 KB of this invocation's log when START asked for the tail.
-    pub(crate) fn end_invocation(&self, mut report: Report) -> Option<String> {
+    /// Emits the function's remaining output, then END and REPORT (and START first
+    /// if the runtime never fetched the invocation: timed out or died before it).
+    /// Returns the last 4 KB of this invocation's log when the tail was asked for.
+    pub(crate) fn end_invocation(&self, mut report: Report, version: &str) -> Option<String> {
         let mut c = self.inner.lock();
         c.drain();
+        if !std::mem::replace(&mut c.started, false) {
+            let line = format!("START RequestId: {} Version: {version}", report.request_id);
+            c.push(line);
+        }
+        c.last_ended = Some(report.request_id.clone());
         if let Some(line) = report.prelude.take() {
             c.push(line);
         }

@@ -406,6 +406,40 @@ impl State {
         Ok((env, provisioned, spillover))
     }
 
+    /// Finds `lease` a new environment after its own died before its runtime fetched
+    /// the event (see `invoke.rs`): the slot (busy counts, cluster slot) stays as it
+    /// is. An idle one when `idle_ok` (provisioned first), else room to start one; no
+    /// rate token is taken, the invocation was admitted already. Refuses with the
+    /// last init error while cold starts back off.
+    pub(crate) fn retake_env(
+        &mut self,
+        spec: &Arc<FunctionSpec>,
+        lease: &mut Lease,
+        now: Instant,
+        idle_ok: bool,
+    ) -> Result<(), ErrorBody> {
+        let pool = self.pool(spec);
+        let (env, provisioned) = if !idle_ok {
+            (None, false)
+        } else if let Some(env) = pool.idle_prov.pop() {
+            (Some(env), true)
+        } else {
+            (pool.idle_od.pop().map(|(env, _)| env), false)
+        };
+        if env.is_none() {
+            if let (Some(until), Some(err)) = (pool.backoff_until, &pool.last_init_error) {
+                if now < until {
+                    return Err(err.clone());
+                }
+            }
+            pool.total += 1;
+        }
+        lease.spillover = !provisioned && pool.prov_target > 0;
+        lease.provisioned = provisioned;
+        lease.env = env;
+        Ok(())
+    }
+
     /// Gives the slot back. A live `env` goes back to its pool unless the pool is
     /// retired or has more provisioned environments than asked for; then it is
     /// returned to the caller to destroy.
@@ -868,5 +902,53 @@ mod tests {
         assert!(state.functions.is_empty());
         assert_eq!(state.reserved_total, 0);
         assert_eq!(state.unreserved_available("x"), 900);
+    }
+
+    #[test]
+    fn a_lease_dispatched_again_keeps_its_slot_and_counts_nothing_twice() {
+        let mut state = State::new(&Settings::default());
+        state.set_reserved("f", Some(2));
+        let f = spec("f");
+        let now = Instant::now();
+        let mut lease = state.acquire(&f, now, None).unwrap();
+        assert!(lease.env.is_none(), "a cold start");
+        assert_eq!(state.busy("f"), 1);
+        assert_eq!(state.pool(&f).total, 1);
+        // Its environment died before fetching the event: the watcher forgets it...
+        state.pool(&f).total -= 1;
+        // ...and the event gets room for a new one, in the same slot.
+        state.retake_env(&f, &mut lease, now, true).unwrap();
+        assert!(lease.env.is_none());
+        assert_eq!(state.busy("f"), 1, "the slot is not taken twice");
+        assert_eq!(state.pool(&f).total, 1);
+        // A second caller still fits the reservation of 2, a third does not.
+        let other = state.acquire(&f, now, None).unwrap();
+        assert!(matches!(
+            state.acquire(&f, now, None),
+            Err(Refusal::Throttled(_))
+        ));
+        state.release(&f, other, None, now, Some((false, Duration::ZERO)));
+        state.release(&f, lease, None, now, Some((false, Duration::ZERO)));
+        assert_eq!(state.busy("f"), 0, "every slot back");
+        assert_eq!(state.metrics("f").invocations, 2, "each invocation once");
+    }
+
+    #[test]
+    fn a_lease_dispatched_again_during_init_back_off_gets_the_init_error() {
+        let mut state = State::new(&Settings::default());
+        let f = spec("f");
+        let now = Instant::now();
+        let mut lease = state.acquire(&f, now, None).unwrap();
+        let err = ErrorBody::new(
+            "Runtime.ExitError",
+            "Error: Runtime exited with error: exit status 3",
+        );
+        for _ in 0..3 {
+            state.record_init(&f.pool_key, Err(&err), now);
+        }
+        let refused = state.retake_env(&f, &mut lease, now, true).unwrap_err();
+        assert_eq!(refused.error_message, err.error_message);
+        state.release(&f, lease, None, now, None);
+        assert_eq!(state.busy("f"), 0);
     }
 }
