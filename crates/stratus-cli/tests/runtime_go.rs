@@ -333,6 +333,8 @@ async fn bench_cold_starts_has_a_line_per_runtime_and_for_go() {
         "python3",
         "provided.al2023 (Rust) ",
         "provided.al2023 (Go) ",
+        // Debian's OpenJDK 17 (scripts/test installs it), its POJO built with javac.
+        "java17 (512 MB) ",
     ] {
         let line = text
             .lines()

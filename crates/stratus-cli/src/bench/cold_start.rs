@@ -7,7 +7,8 @@
 //!   (`runsAs`: legacy IDs and aliases); then `provided.al2023` with the Rust no-op
 //!   bootstrap (`--bootstrap`) and with a Go one (standard library only) built with
 //!   `go build` when Go is installed (as `stratus deploy` finds it). A new language is
-//!   one row: ID prefix, file name, source, handler.
+//!   one row: ID prefix, file name, source, handler (Java's is compiled with the
+//!   `javac` on PATH first, and runs at 512 MB).
 //! - Forcing cold: the function is created once; before every later sample an
 //!   UpdateFunctionConfiguration changes an environment variable, so the next invoke
 //!   is of a new revision and starts a new environment (Lambda does the same).
@@ -24,7 +25,7 @@ use anyhow::{bail, Context};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{create, percentile};
+use super::{create_with, percentile};
 use crate::client::Api;
 
 /// Warm calls after the cold samples, for the warm p50 beside the cold figures.
@@ -50,7 +51,34 @@ const TRIVIAL: &[(&str, &str, &str, &str)] = &[
         "def handler(event:, context:)\n  { ok: true }\nend\n",
         "function.handler",
     ),
+    // A POJO handler (no interface needed); compiled by [`compile_java`].
+    (
+        "java",
+        "example/Hello.java",
+        "package example;\n\npublic class Hello {\n    public java.util.Map<String, Object> handleRequest(java.util.Map<String, Object> event) {\n        return java.util.Map.of(\"ok\", true);\n    }\n}\n",
+        "example.Hello::handleRequest",
+    ),
 ];
+
+/// Compiles the trivial Java function in `dir` in place with the `javac` on PATH
+/// (`--release 17`, what every Java runtime ID runs), leaving only its class.
+fn compile_java(dir: &Path, file: &str) -> anyhow::Result<()> {
+    let source = dir.join(file);
+    let out = std::process::Command::new("javac")
+        .args(["--release", "17", "-d"])
+        .arg(dir)
+        .arg(&source)
+        .output()
+        .context("cannot run javac (a JDK on PATH builds the Java function)")?;
+    if !out.status.success() {
+        bail!(
+            "javac failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    std::fs::remove_file(&source)?;
+    Ok(())
+}
 
 /// The Go no-op: the Runtime API loop on the standard library, as a Go function
 /// without aws-lambda-go would be.
@@ -90,6 +118,9 @@ struct Subject {
     runs_on: String,
     handler: String,
     zip: Vec<u8>,
+    /// MemorySize: 128 MB, but 512 MB for Java (a JVM at 128 MB's sliver of CPU
+    /// measures the quota, not the runtime; 512 MB is the usual Java setting).
+    memory_mb: u32,
 }
 
 /// Measures `samples` cold starts per runtime and prints a table.
@@ -115,10 +146,21 @@ pub(super) async fn run(
             continue;
         };
         let dir = work.join(format!("cold-{id}"));
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join(file), source)?;
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap_or(&dir))?;
+        std::fs::write(&path, source)?;
+        if id.starts_with("java") {
+            if let Err(e) = compile_java(&dir, file) {
+                skipped.push(format!("{id} ({e:#})"));
+                continue;
+            }
+        }
         subjects.push(Subject {
-            label: id.clone(),
+            label: if id.starts_with("java") {
+                format!("{id} (512 MB)")
+            } else {
+                id.clone()
+            },
             runtime: id.clone(),
             runs_on: format!(
                 "{}{}",
@@ -131,6 +173,7 @@ pub(super) async fn run(
             ),
             handler: (*handler).to_string(),
             zip: stratus_package::zip_dir(&dir)?,
+            memory_mb: if id.starts_with("java") { 512 } else { 128 },
         });
     }
     // `nodejs18.x` … `python3.9`, `python3.10` …: by language, then version.
@@ -148,6 +191,7 @@ pub(super) async fn run(
         runs_on: "noop-bootstrap".into(),
         handler: "bootstrap".into(),
         zip: provided_zip.to_vec(),
+        memory_mb: 128,
     });
     match go_noop(work) {
         Ok((zip, version)) => subjects.push(Subject {
@@ -156,6 +200,7 @@ pub(super) async fn run(
             runs_on: version,
             handler: "bootstrap".into(),
             zip,
+            memory_mb: 128,
         }),
         Err(e) => skipped.push(format!("Go ({e:#})")),
     }
@@ -204,7 +249,7 @@ async fn measure(
     s: &Subject,
     samples: u32,
 ) -> anyhow::Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
-    create(api, name, &s.runtime, &s.handler, &s.zip).await?;
+    create_with(api, name, &s.runtime, &s.handler, &s.zip, s.memory_mb).await?;
     let (mut init, mut first) = (Vec::new(), Vec::new());
     for i in 0..samples {
         if i > 0 {
