@@ -509,6 +509,38 @@ async fn a_ruby_id_whose_version_is_not_installed_is_refused() {
         "{text}"
     );
 
+    // `invoke local` embeds a server: refused the same way, and run on the installed
+    // Ruby when STRATUS_RUNTIME_FALLBACK says so, as for `stratus server`.
+    let local = |fallback: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stratus"));
+        cmd.args(["invoke", "local", "-f", "f", "-d", r#"{"name":"local"}"#])
+            .current_dir(&svc)
+            .env("NO_COLOR", "1")
+            .env_remove("STRATUS_RUNTIME_FALLBACK");
+        if let Some(v) = fallback {
+            cmd.env("STRATUS_RUNTIME_FALLBACK", v);
+        }
+        cmd.output().unwrap()
+    };
+    let o = local(None);
+    let text = output_text(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("the runtime {id} needs Ruby {want}")),
+        "{text}"
+    );
+    let o = local(Some("nearest"));
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("REPORT RequestId"), "{text}");
+    let o = local(Some("sometimes"));
+    let text = output_text(&o);
+    assert!(!o.status.success(), "{text}");
+    assert!(
+        text.contains("STRATUS_RUNTIME_FALLBACK=sometimes: expected refuse or nearest"),
+        "{text}"
+    );
+
     // `--runtime ID=PATH` with a Ruby of another version stops the server.
     let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])

@@ -225,6 +225,16 @@ async fn invoke_remote(
 }
 
 /// Runs one function through an in-process server with a throwaway data dir.
+/// `refuse` (or unset) or `nearest`, from the environment variable `name`.
+fn fallback_from_env(name: &str) -> anyhow::Result<stratus_server::interpreters::Fallback> {
+    use stratus_server::interpreters::Fallback;
+    match std::env::var(name).as_deref() {
+        Err(_) | Ok("") | Ok("refuse") => Ok(Fallback::Refuse),
+        Ok("nearest") => Ok(Fallback::Nearest),
+        Ok(other) => anyhow::bail!("{name}={other}: expected refuse or nearest"),
+    }
+}
+
 async fn invoke_local(g: &Global, e: &EventArgs, env: &[String]) -> anyhow::Result<()> {
     let p = project::load(g)?;
     let f = p.function(&e.function)?.clone();
@@ -246,6 +256,10 @@ async fn invoke_local(g: &Global, e: &EventArgs, env: &[String]) -> anyhow::Resu
     let mut cfg = stratus_server::ServerConfig::new(data.path(), "127.0.0.1:0".parse()?);
     cfg.shutdown_grace = std::time::Duration::from_secs(1);
     cfg.region = p.service.region.clone();
+    // The settings a server reads from the environment apply to the one embedded
+    // here too: a `rubyX.Y` on another Ruby, a deprecated ID on its successor.
+    cfg.runtime_fallback = fallback_from_env("STRATUS_RUNTIME_FALLBACK")?;
+    cfg.legacy_runtimes = fallback_from_env("STRATUS_LEGACY_RUNTIMES")?;
     let server = stratus_server::start(cfg).await?;
     let api = Api::with_signer(
         &format!("http://{}", server.addr()),
