@@ -16,6 +16,27 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
+/// The function's log once `n` lines containing `needle` are there, and 300 ms more
+/// (a stray line would show up by then, before anything is counted exactly).
+async fn settled_logs(s: &Server, function: &str, needle: &str, n: usize) -> Vec<String> {
+    let first = s.wait_logs(function, needle, n).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = s.logs(function).await;
+    assert!(later.len() >= first.len());
+    later
+}
+
+/// START, END and REPORT appear exactly `n` times each.
+fn assert_platform_lines_once_each(logs: &[String], n: usize) {
+    for prefix in ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "] {
+        assert_eq!(
+            logs.iter().filter(|l| l.starts_with(prefix)).count(),
+            n,
+            "{prefix}: {logs:#?}"
+        );
+    }
+}
+
 /// The Python interpreter's absolute path, for a bootstrap's `#!` line.
 fn python() -> String {
     let o = std::process::Command::new("python3")
@@ -113,21 +134,8 @@ async fn a_one_shot_bootstrap_costs_each_next_invocation_a_cold_start() {
     // environment to exit before going to a new one.
     eprintln!("one-shot bootstrap, ms per invoke: {took:?}");
 
-    let logs = s.wait_logs("once", "REPORT RequestId", 5).await;
-    // Give a stray line time to show up before counting exactly.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = {
-        let later = s.logs("once").await;
-        assert!(later.len() >= logs.len());
-        later
-    };
-    for prefix in ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "] {
-        assert_eq!(
-            logs.iter().filter(|l| l.starts_with(prefix)).count(),
-            5,
-            "{prefix}: {logs:#?}"
-        );
-    }
+    let logs = settled_logs(&s, "once", "REPORT RequestId", 5).await;
+    assert_platform_lines_once_each(&logs, 5);
     for id in &ids {
         assert_eq!(
             count(&logs, &format!("START RequestId: {id} ")),
@@ -233,20 +241,8 @@ async fn one_shot_environments_under_reserved_concurrency_leak_no_slot() {
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
 
-    let logs = s.wait_logs("capped-once", "REPORT RequestId", ok).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = {
-        let later = s.logs("capped-once").await;
-        assert!(later.len() >= logs.len());
-        later
-    };
-    for prefix in ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "] {
-        assert_eq!(
-            logs.iter().filter(|l| l.starts_with(prefix)).count(),
-            ok,
-            "{prefix}: {logs:#?}"
-        );
-    }
+    let logs = settled_logs(&s, "capped-once", "REPORT RequestId", ok).await;
+    assert_platform_lines_once_each(&logs, ok);
     for report in reports(&logs) {
         assert!(report.contains("\tInit Duration: "), "{report}");
     }
@@ -286,13 +282,7 @@ async fn a_bootstrap_that_dies_at_every_init_fails_fast_without_retrying() {
             "{e}"
         );
     }
-    let logs = s.wait_logs("dies", "dying at init", 2).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = {
-        let later = s.logs("dies").await;
-        assert!(later.len() >= logs.len());
-        later
-    };
+    let logs = settled_logs(&s, "dies", "dying at init", 2).await;
     assert_eq!(
         count(&logs, "dying at init"),
         2,
@@ -359,13 +349,7 @@ sys.exit(4)
         (1..=3).contains(&inits),
         "at most two dispatches again: {inits} inits: {logs:#?}"
     );
-    for prefix in ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "] {
-        assert_eq!(
-            logs.iter().filter(|l| l.starts_with(prefix)).count(),
-            1,
-            "{prefix}: {logs:#?}"
-        );
-    }
+    assert_platform_lines_once_each(&logs, 1);
     eprintln!("never-takes: {inits} environments started for one event");
     assert!(s.terminate().await.success());
 }
@@ -418,20 +402,8 @@ sys.exit(0)
         // the next event comes while its process still lingers.
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    let logs = s.wait_logs("gone-waiting", "REPORT RequestId", 3).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = {
-        let later = s.logs("gone-waiting").await;
-        assert!(later.len() >= logs.len());
-        later
-    };
-    for prefix in ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "] {
-        assert_eq!(
-            logs.iter().filter(|l| l.starts_with(prefix)).count(),
-            3,
-            "{prefix}: {logs:#?}"
-        );
-    }
+    let logs = settled_logs(&s, "gone-waiting", "REPORT RequestId", 3).await;
+    assert_platform_lines_once_each(&logs, 3);
     assert!(s.terminate().await.success());
 }
 
@@ -500,20 +472,8 @@ async fn ruby_exits_after_a_critical_exception_and_the_next_call_starts_cold() {
         assert_eq!(tail.matches("START RequestId").count(), 1, "{tail}");
     }
 
-    let logs = s.wait_logs("rb-critical", "REPORT RequestId", 7).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let logs = {
-        let later = s.logs("rb-critical").await;
-        assert!(later.len() >= logs.len());
-        later
-    };
-    for prefix in ["START RequestId: ", "END RequestId: ", "REPORT RequestId: "] {
-        assert_eq!(
-            logs.iter().filter(|l| l.starts_with(prefix)).count(),
-            7,
-            "{prefix}: {logs:#?}"
-        );
-    }
+    let logs = settled_logs(&s, "rb-critical", "REPORT RequestId", 7).await;
+    assert_platform_lines_once_each(&logs, 7);
     assert_eq!(count(&logs, "Runtime.ExitError"), 0, "{logs:#?}");
     assert!(s.terminate().await.success());
 }

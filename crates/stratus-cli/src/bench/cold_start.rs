@@ -22,10 +22,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use base64::Engine as _;
 use serde_json::{json, Value};
 
-use super::{create_with, percentile};
+use super::{create_with, init_duration, percentile};
 use crate::client::Api;
 
 /// Warm calls after the cold samples, for the warm p50 beside the cold figures.
@@ -282,16 +281,7 @@ async fn measure(
         if r.status != 200 || r.header("x-amz-function-error").is_some() {
             bail!("invoke: {}", String::from_utf8_lossy(&r.body));
         }
-        let log = base64::engine::general_purpose::STANDARD
-            .decode(r.header("x-amz-log-result").unwrap_or_default())?;
-        let log = String::from_utf8_lossy(&log);
-        let ms = log
-            .split("Init Duration: ")
-            .nth(1)
-            .and_then(|s| s.split(" ms").next())
-            .and_then(|s| s.parse::<f64>().ok())
-            .with_context(|| format!("sample {i} was not cold: no Init Duration in {log}"))?;
-        init.push(ms);
+        init.push(init_duration(&r).with_context(|| format!("sample {i} was not cold"))?);
     }
     let mut warm = Vec::new();
     for _ in 0..WARM_CALLS {

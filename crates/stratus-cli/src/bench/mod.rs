@@ -121,6 +121,18 @@ pub(crate) struct BenchArgs {
     rounds: u32,
 }
 
+/// The `Init Duration` (ms) in the REPORT line of a reply's `LogType=Tail` log.
+fn init_duration(r: &crate::client::Reply) -> anyhow::Result<f64> {
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(r.header("x-amz-log-result").unwrap_or_default())?;
+    let log = String::from_utf8_lossy(&log);
+    log.split("Init Duration: ")
+        .nth(1)
+        .and_then(|s| s.split(" ms").next())
+        .and_then(|s| s.parse::<f64>().ok())
+        .with_context(|| format!("no Init Duration in {log}"))
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -271,16 +283,7 @@ async fn cold_samples(
                 "{}",
             )
             .await?;
-        let log = base64::engine::general_purpose::STANDARD
-            .decode(r.header("x-amz-log-result").unwrap_or_default())?;
-        let log = String::from_utf8_lossy(&log);
-        let init = log
-            .split("Init Duration: ")
-            .nth(1)
-            .and_then(|s| s.split(" ms").next())
-            .and_then(|s| s.parse::<f64>().ok())
-            .with_context(|| format!("no Init Duration in {log}"))?;
-        out.push(init);
+        out.push(init_duration(&r).context("the call was not cold")?);
         api.call("DELETE", &format!("/2015-03-31/functions/{name}"), &[], "")
             .await?;
     }
