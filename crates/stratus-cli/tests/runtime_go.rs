@@ -160,7 +160,9 @@ async fn a_go_service_is_built_with_go_build_and_conforms() {
         "{tail}"
     );
     assert!(tail.contains(&format!("REPORT RequestId: {id}")), "{tail}");
-    let logs = s.wait_logs("goconf-dev-hello", "go init done", 1).await;
+    // Both calls' REPORT lines (the log store may hold the init's output before them).
+    let logs = s.wait_logs("goconf-dev-hello", "REPORT RequestId", 2).await;
+    assert_eq!(count(&logs, "go init done"), 1, "{logs:?}");
     assert!(
         logs.iter().any(|l| l.contains("Init Duration")),
         "the first REPORT has the Init Duration: {logs:?}"
