@@ -263,6 +263,16 @@ pub(crate) struct ServerArgs {
     /// The linux driver's seccomp filter: on or off.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     seccomp: String,
+    /// How functions with egress (`custom.stratus.egress`) reach the outside under
+    /// the linux driver: `routed` (their own network namespace, a veth pair, NAT;
+    /// the host and other environments firewalled off) or `host` (the host's
+    /// network namespace, its loopback ports included).
+    #[arg(long, default_value = "routed", value_parser = ["routed", "host"], env = "STRATUS_EGRESS_MODE")]
+    egress_mode: String,
+    /// The private IPv4 range routed egress takes addresses from, a /30 per running
+    /// environment with egress (the default, carrier-grade NAT space, holds 16,384).
+    #[arg(long, default_value = "100.96.0.0/16", value_parser = parse_egress_pool)]
+    egress_pool: stratus_server::Ipv4Cidr,
     /// How long per-minute metrics are kept: a number with `d`, `h` or `m`
     /// (CloudWatch keeps one-minute data 15 days).
     #[arg(long, default_value = "15d", value_parser = parse_retention)]
@@ -302,6 +312,10 @@ pub(crate) struct ServerArgs {
     /// start, kept in {data-dir}/node-id).
     #[arg(long, env = "STRATUS_NODE_ID", value_name = "ID")]
     node_id: Option<String>,
+    /// In a cluster, the leader deletes the row of a node without a heartbeat
+    /// (stopped or dead) for this long: a number with d, h or m.
+    #[arg(long, default_value = "24h", value_parser = parse_retention)]
+    forget_nodes_after: Duration,
 }
 
 /// `--nats`: `nats://host:port` or `tls://host:port` (`host:port` means `nats://`).
@@ -332,6 +346,10 @@ fn parse_clock_speed(raw: &str) -> Result<f64, String> {
             "{raw:?}: expected a number from 1 (the real clock) to 3600"
         )),
     }
+}
+
+fn parse_egress_pool(raw: &str) -> Result<stratus_server::Ipv4Cidr, String> {
+    raw.parse()
 }
 
 fn parse_retention(raw: &str) -> Result<Duration, String> {
@@ -395,6 +413,13 @@ impl ServerArgs {
             _ => stratus_server::SandboxMode::Auto,
         };
         cfg.seccomp = self.seccomp == "on";
+        cfg.egress = stratus_server::EgressOptions {
+            mode: match self.egress_mode.as_str() {
+                "host" => stratus_server::EgressMode::Host,
+                _ => stratus_server::EgressMode::Routed,
+            },
+            pool: self.egress_pool,
+        };
         cfg.metrics.retention = self.metrics_retention;
         cfg.metrics.record = !self.no_metrics_recording;
         cfg.metrics_open = self.metrics_open;
@@ -406,6 +431,7 @@ impl ServerArgs {
             advertise: self.advertise.clone(),
             node_id: self.node_id.clone(),
         };
+        cfg.forget_nodes_after = self.forget_nodes_after;
         cfg
     }
 }
@@ -699,11 +725,15 @@ async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     }
     if sandbox.isolated {
         note(format!(
-            "sandbox: {} (namespaces, cgroup {}, seccomp {})",
+            "sandbox: {} (namespaces, cgroup {}, seccomp {}, egress {})",
             sandbox.driver,
             sandbox.cgroup.unwrap_or("?"),
-            if sandbox.seccomp { "on" } else { "off" }
+            if sandbox.seccomp { "on" } else { "off" },
+            sandbox.egress.split(':').next().unwrap_or_default(),
         ));
+        for w in server.egress_warnings() {
+            warn(format!("egress: {w}"));
+        }
     } else {
         note(format!("sandbox: {} (no isolation)", sandbox.driver));
     }

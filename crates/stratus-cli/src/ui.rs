@@ -89,6 +89,14 @@ impl Progress {
         }
     }
 
+    /// Reports a note: printed whether or not steps are (above the spinner).
+    pub(crate) fn note(&self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("note: {message}")),
+            None => eprintln!("note: {message}"),
+        }
+    }
+
     /// Removes the spinner.
     pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -287,6 +287,21 @@ async fn a_single_node_reports_itself() {
     .await;
     let j: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(j["mode"], "single");
+    // A single node has no node rows to forget.
+    let o = stratus_cmd(
+        tmp.path(),
+        &format!("http://{}", s.addr),
+        &["cluster", "forget", "x"],
+    )
+    .await;
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains(
+            "InvalidParameterValueException: cannot forget node x: this is a single node"
+        ),
+        "{}",
+        output_text(&o)
+    );
     // No file of cluster mode appears in a single node's data dir.
     assert!(!tmp.path().join("data/node-id").exists());
 }
@@ -550,4 +565,257 @@ async fn reserved_concurrency_holds_across_three_nodes() {
     assert!(!spans.is_empty(), "nothing ran");
     assert!(throttled > 0, "nothing was throttled");
     assert_eq!(spans.len() + throttled, 3 * CALLERS_PER_NODE);
+}
+
+/// `GET …/configuration` (of `qualifier`, or `$LATEST`) through `s`.
+async fn configuration(s: &Server, name: &str) -> Value {
+    let r = s
+        .api
+        .call(
+            "GET",
+            &format!("/2015-03-31/functions/{name}/configuration"),
+            &[],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    json_body(&r)
+}
+
+/// Sends `body` with `method` to `path` through `s`: (status, JSON answer).
+async fn send(s: &Server, method: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = s
+        .api
+        .call(method, path, &[], body.to_string())
+        .await
+        .unwrap();
+    (r.status, json_body(&r))
+}
+
+/// Waits until both nodes show the same `$LATEST` (or alias) revision; returns
+/// what they show.
+async fn settled(n1: &Server, n2: &Server, name: &str, alias: Option<&str>) -> Value {
+    let path = match alias {
+        None => format!("/2015-03-31/functions/{name}/configuration"),
+        Some(a) => format!("/2015-03-31/functions/{name}/aliases/{a}"),
+    };
+    let t0 = Instant::now();
+    loop {
+        let a = n1.api.call("GET", &path, &[], "").await.unwrap();
+        let b = n2.api.call("GET", &path, &[], "").await.unwrap();
+        if a.status == 200 && b.status == 200 {
+            let (a, b) = (json_body(&a), json_body(&b));
+            if a["RevisionId"] == b["RevisionId"] {
+                return a;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{path} never settled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The answer to one of two racing updates: accepted, or refused as a conflict
+/// (never accepted and then lost).
+fn accepted(who: &str, status: u16, body: &Value) -> bool {
+    match status {
+        200 => true,
+        409 => {
+            assert_eq!(body["Type"], "User", "{who}: {body:#}");
+            let m = body["message"].as_str().unwrap();
+            assert!(m.contains("was changed through another node"), "{who}: {m}");
+            false
+        }
+        _ => panic!("{who}: {status} {body:#}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_updates_through_two_nodes_lose_nothing() {
+    let c = Cluster::new();
+    let n1 = c.node("n1").await;
+    let n2 = c.node("n2").await;
+    n1.create_ok(
+        "race",
+        "nodejs20.x",
+        "index.handler",
+        &node_zip("v"),
+        json!({}),
+    )
+    .await;
+    settled(&n1, &n2, "race", None).await;
+
+    // Each round changes a different field through each node at the same time.
+    // Both may be accepted (then both changes are kept: the second was applied
+    // on top of the first) or one is refused; an accepted change is never lost.
+    let path = "/2015-03-31/functions/race/configuration";
+    let mut refused = 0;
+    for i in 0..12u32 {
+        let (memory, timeout) = (200 + i, 10 + i);
+        let ((s1, b1), (s2, b2)) = tokio::join!(
+            send(&n1, "PUT", path, json!({ "MemorySize": memory })),
+            send(&n2, "PUT", path, json!({ "Timeout": timeout })),
+        );
+        let (ok1, ok2) = (accepted("n1", s1, &b1), accepted("n2", s2, &b2));
+        assert!(ok1 || ok2, "round {i}: both refused: {b1:#} {b2:#}");
+        refused += usize::from(!ok1) + usize::from(!ok2);
+        // The refused node re-read the function before answering: the same
+        // request sent again at once is applied on top of the other change.
+        let (ok1, ok2) = if ok1 && ok2 {
+            (true, true)
+        } else {
+            let (node, body) = if ok1 {
+                (&n2, json!({ "Timeout": timeout }))
+            } else {
+                (&n1, json!({ "MemorySize": memory }))
+            };
+            let (s, b) = send(node, "PUT", path, body).await;
+            assert_eq!(s, 200, "round {i}: retry refused: {b:#}");
+            (true, true)
+        };
+        let now = settled(&n1, &n2, "race", None).await;
+        if ok1 {
+            assert_eq!(
+                now["MemorySize"], memory,
+                "round {i}: n1's change lost: {now:#}"
+            );
+        }
+        if ok2 {
+            assert_eq!(
+                now["Timeout"], timeout,
+                "round {i}: n2's change lost: {now:#}"
+            );
+        }
+    }
+    eprintln!("$LATEST: {refused} of 24 racing updates refused as conflicts, none lost");
+
+    // A RevisionId the caller read before another node's change: refused with
+    // Lambda's PreconditionFailedException whether or not the node it asks has
+    // heard of the change yet.
+    for i in 0..4u32 {
+        let before = configuration(&n1, "race").await["RevisionId"].clone();
+        let (s, b) = send(
+            &n1,
+            "PUT",
+            path,
+            json!({ "Description": format!("n1 {i}") }),
+        )
+        .await;
+        assert_eq!(s, 200, "{b:#}");
+        let (s, b) = send(
+            &n2,
+            "PUT",
+            path,
+            json!({ "Description": format!("n2 {i}"), "RevisionId": before }),
+        )
+        .await;
+        assert_eq!(s, 412, "{b:#}");
+        assert!(
+            b["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("The Revision Id provided does not match"),
+            "{b:#}"
+        );
+        let now = settled(&n1, &n2, "race", None).await;
+        assert_eq!(now["Description"], format!("n1 {i}"));
+    }
+
+    // Aliases: n1 changes the description while n2 moves the alias.
+    n1.publish("race").await;
+    send(&n1, "PUT", path, json!({ "MemorySize": 256 })).await;
+    settled(&n1, &n2, "race", None).await;
+    let v2 = n1.publish("race").await;
+    let (s, b) = send(
+        &n1,
+        "POST",
+        "/2015-03-31/functions/race/aliases",
+        json!({ "Name": "live", "FunctionVersion": "1" }),
+    )
+    .await;
+    assert_eq!(s, 201, "{b:#}");
+    settled(&n1, &n2, "race", Some("live")).await;
+    let alias_path = "/2015-03-31/functions/race/aliases/live";
+    let mut refused = 0;
+    for i in 0..8u32 {
+        let target = if i % 2 == 0 { v2.as_str() } else { "1" };
+        let description = format!("round {i}");
+        let ((s1, b1), (s2, b2)) = tokio::join!(
+            send(
+                &n1,
+                "PUT",
+                alias_path,
+                json!({ "Description": description })
+            ),
+            send(&n2, "PUT", alias_path, json!({ "FunctionVersion": target })),
+        );
+        let (ok1, ok2) = (accepted("n1", s1, &b1), accepted("n2", s2, &b2));
+        assert!(ok1 || ok2, "alias round {i}: both refused: {b1:#} {b2:#}");
+        refused += usize::from(!ok1) + usize::from(!ok2);
+        let now = settled(&n1, &n2, "race", Some("live")).await;
+        if ok1 {
+            assert_eq!(
+                now["Description"], description,
+                "alias round {i}: n1's change lost: {now:#}"
+            );
+        }
+        if ok2 {
+            assert_eq!(
+                now["FunctionVersion"], target,
+                "alias round {i}: n2's change lost: {now:#}"
+            );
+        }
+    }
+    eprintln!("alias: {refused} of 16 racing updates refused as conflicts, none lost");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_node_is_forgotten_and_a_live_one_is_not() {
+    let c = Cluster::new();
+    let n1 = c.node("n1").await;
+    let n2 = c.node("n2").await;
+    let dir = c.tmp.path();
+    let forget = |id: &'static str| {
+        let ep = ep(&n1);
+        async move { stratus_cmd(dir, &ep, &["cluster", "forget", id]).await }
+    };
+    // A healthy node is refused, naming it; an unknown id is not found.
+    let o = forget("n2").await;
+    assert!(!o.status.success());
+    let text = output_text(&o);
+    assert!(
+        text.contains("ResourceConflictException: node n2 at ")
+            && text.contains("is healthy")
+            && text.contains("stop it first"),
+        "{text}"
+    );
+    let o = forget("n9").await;
+    assert!(!o.status.success());
+    assert!(
+        output_text(&o).contains("ResourceNotFoundException: no node n9 in the cluster"),
+        "{}",
+        output_text(&o)
+    );
+    // Stopped, it is forgotten and no longer listed.
+    n2.terminate().await;
+    until("n2 stopped", Duration::from_secs(10), || async {
+        health_of(&status(&n1).await, "n2") == "stopped"
+    })
+    .await;
+    let out = stratus_ok(dir, &ep(&n1), &["cluster", "forget", "n2"]).await;
+    assert_eq!(out.trim(), "forgot node n2 (stopped)");
+    let v = status(&n1).await;
+    let ids: Vec<&str> = v["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["n1"], "{v:#}");
+    // Started again, it rejoins by itself.
+    let _n2 = c.node("n2").await;
+    assert_eq!(health_of(&status(&n1).await, "n2"), "healthy");
 }

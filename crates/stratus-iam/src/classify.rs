@@ -93,6 +93,10 @@ pub const STRATUS_ACTIONS: &[(&str, &str)] = &[
     ("stratus:GetHealth", "*"),
     ("stratus:GetCluster", "*"),
     (
+        "stratus:ForgetNode",
+        "arn:aws:stratus:{region}:{account}:node/{id}",
+    ),
+    (
         "stratus:GetLogs",
         "function ARN (`?function=`/`?group=/aws/lambda/…`), else *",
     ),
@@ -661,6 +665,7 @@ fn stratus(
     let (action, resource) = match (method, rest) {
         ("GET", ["health"]) => ("GetHealth", Some("*".to_string())),
         ("GET", ["cluster"]) => ("GetCluster", Some("*".to_string())),
+        ("DELETE", ["cluster", "nodes", id]) => ("ForgetNode", decode(id).map(|i| arn("node", &i))),
         ("GET", ["logs"]) => {
             let name = function.or_else(|| group.and_then(|g| g.strip_prefix("/aws/lambda/")));
             (
@@ -886,6 +891,13 @@ mod tests {
         let cases = [
             ("GET", "/stratus/v1/health", "", "stratus:GetHealth", "*"),
             ("GET", "/stratus/v1/cluster", "", "stratus:GetCluster", "*"),
+            (
+                "DELETE",
+                "/stratus/v1/cluster/nodes/n%2D3",
+                "",
+                "stratus:ForgetNode",
+                "arn:aws:stratus:us-east-1:000000000000:node/n-3",
+            ),
             (
                 "GET",
                 "/stratus/v1/logs?function=hello",

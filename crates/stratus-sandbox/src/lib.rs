@@ -31,6 +31,10 @@ mod linux;
 
 pub use linux::{
     cgroup::{CgroupVersion, CpuLimit},
+    egress::{
+        pool::{Ipv4Cidr, VETH_PREFIX},
+        EgressError, EgressMode, EgressOptions,
+    },
     net::{NetListeners, NetNs},
     probe, LinuxDriver, LinuxOptions, RUNTIME_API_ADDR, STRATUS_API_ADDR,
 };
@@ -56,6 +60,9 @@ pub enum SandboxError {
     /// The spec asks for something the driver cannot build (a bad mount).
     #[error("invalid launch spec: {0}")]
     Spec(String),
+    /// The environment's route to the outside could not be made.
+    #[error(transparent)]
+    Egress(#[from] EgressError),
 }
 
 /// A host directory made visible inside an isolated environment.
@@ -69,14 +76,16 @@ pub struct Mount {
     pub read_only: bool,
 }
 
-/// Whether an environment gets its own network.
+/// Whether an environment may reach beyond its own loopback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Network {
     /// Its own network namespace with only `lo` (the default).
     #[default]
     Isolated,
-    /// The host's network (egress allowed).
-    Host,
+    /// Egress allowed. Under the linux driver: its own namespace plus a routed veth
+    /// pair behind NAT ([`EgressMode::Routed`]), or the host's network
+    /// ([`EgressMode::Host`]); under the process driver, the host's network.
+    Egress,
 }
 
 /// What a driver isolates, for start-up output, health and `stratus info`.
@@ -90,6 +99,11 @@ pub struct SandboxInfo {
     pub cgroup: Option<&'static str>,
     /// Whether the seccomp filter is applied.
     pub seccomp: bool,
+    /// How egress functions reach the outside: `routed 100.96.0.0/16`, `host`, or
+    /// `unavailable: why`.
+    pub egress: String,
+    /// Routed-egress slots (veth pairs, addresses) in use now.
+    pub egress_in_use: Option<u32>,
 }
 
 /// Everything needed to start an environment's process.
@@ -146,8 +160,13 @@ pub trait Driver: Send + Sync + fmt::Debug {
     fn start(&self, spec: &LaunchSpec) -> Result<Process, SandboxError>;
 
     /// A fresh network namespace with `lo` up and the environment's listeners bound
-    /// inside it, or `None` when this driver does not isolate the network.
-    fn new_netns(&self) -> Result<Option<(Arc<NetNs>, NetListeners)>, SandboxError> {
+    /// inside it (and, for [`Network::Egress`] when routed, a route out), or `None`
+    /// when this driver gives an environment with `network` the host's network.
+    fn new_netns(
+        &self,
+        network: Network,
+    ) -> Result<Option<(Arc<NetNs>, NetListeners)>, SandboxError> {
+        let _ = network;
         Ok(None)
     }
 
@@ -195,6 +214,8 @@ pub struct TreeKiller {
     pid: u32,
     tmp_dir: PathBuf,
     cgroup: Option<linux::cgroup::Cgroup>,
+    /// The routed-egress slot (veth pair, address), freed when the tree is killed.
+    egress: parking_lot::Mutex<Option<linux::egress::Lease>>,
 }
 
 impl TreeKiller {
@@ -218,6 +239,7 @@ impl TreeKiller {
             cg.kill_all();
             cg.remove();
         }
+        drop(self.egress.lock().take());
         // Under the linux driver this is only a mount point (the root lives in the
         // environment's own mount namespace), so this removes an empty directory.
         let _ = std::fs::remove_dir_all(&self.tmp_dir);
@@ -387,6 +409,7 @@ impl Driver for ProcessDriver {
             pid,
             tmp_dir: spec.tmp_dir.clone(),
             cgroup: None,
+            egress: parking_lot::Mutex::new(None),
         });
         let capture = |fd: io::Result<OwnedFd>| fd.and_then(OutputPipe::new);
         let stdout = child.stdout.take().map(|s| capture(s.into_owned_fd()));
@@ -412,6 +435,8 @@ impl Driver for ProcessDriver {
             isolated: false,
             cgroup: None,
             seccomp: false,
+            egress: "host".into(),
+            egress_in_use: None,
         }
     }
 }

@@ -6,7 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use stratus_sandbox::{Driver, LaunchSpec, LinuxDriver, LinuxOptions, Mount, Network, Process};
+use stratus_sandbox::{
+    Driver, EgressMode, EgressOptions, LaunchSpec, LinuxDriver, LinuxOptions, Mount, Network,
+    Process,
+};
 
 fn driver() -> Option<&'static LinuxDriver> {
     static D: OnceLock<Option<LinuxDriver>> = OnceLock::new();
@@ -234,18 +237,108 @@ async fn host_ports_are_unreachable_and_host_mode_reaches_them() {
     let (out, err, _, p) = run(d, &s).await;
     p.killer().kill_tree();
     assert!(out.starts_with("refused"), "{out} {err}");
+    // `--egress-mode host`: egress shares the host's network, its loopback included.
+    let host_mode = LinuxDriver::new(LinuxOptions {
+        egress: EgressOptions {
+            mode: EgressMode::Host,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
     let mut s = spec(&f, "/usr/bin/python3", &["-c", &script]);
-    s.network = Network::Host;
-    let (out, err, _, p) = run(d, &s).await;
+    s.network = Network::Egress;
+    assert!(host_mode.new_netns(Network::Egress).unwrap().is_none());
+    let (out, err, _, p) = run(&host_mode, &s).await;
     p.killer().kill_tree();
     assert_eq!(out.trim(), "CONNECTED", "{err}");
+    host_mode.shutdown();
+}
+
+/// Routed egress at the driver level: the environment has `lo` and `eth0` with the
+/// pool's address and a default route; the host's loopback is its own (refused),
+/// the host-side veth address is dropped by the firewall (a timeout, where without
+/// the rule a closed port would refuse at once); the slot comes back when the
+/// environment is killed, and the table goes at shutdown.
+#[tokio::test]
+async fn routed_egress_has_a_route_out_and_not_to_the_host() {
+    if driver().is_none() {
+        return;
+    }
+    let d = LinuxDriver::new(LinuxOptions {
+        egress: EgressOptions {
+            mode: EgressMode::Routed,
+            pool: "100.127.252.0/24".parse().unwrap(),
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let info = d.info();
+    assert_eq!(
+        info.egress,
+        "routed 100.127.252.0/24",
+        "{:?}",
+        d.egress_warnings()
+    );
+    let f = fixture();
+    let host = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    const SCRIPT: &str = r#"
+import socket, sys
+port = int(sys.argv[1])
+def probe(ip):
+    try:
+        socket.create_connection((ip, port), timeout=1.5).close()
+        return 'connected'
+    except socket.timeout:
+        return 'timeout'
+    except OSError as e:
+        return 'errno %d' % e.errno
+routes = open('/proc/net/route').read().splitlines()[1:]
+print([l.split()[:3] for l in routes if l.split()[1] == '00000000'])
+print(sorted(l.split(':')[0].strip() for l in open('/proc/net/dev').read().splitlines()[2:]))
+print(probe('127.0.0.1'))
+print(probe('100.127.252.1'))
+"#;
+    let port = port.to_string();
+    let (ns, _listeners) = d.new_netns(Network::Egress).unwrap().unwrap();
+    assert_eq!(d.egress_in_use(), Some(1));
+    let mut s = spec(&f, "/usr/bin/python3", &["-c", SCRIPT, &port]);
+    s.network = Network::Egress;
+    s.netns = Some(ns);
+    let (out, err, _, p) = run(&d, &s).await;
+    let lines: Vec<&str> = out.lines().collect();
+    // Default route (destination 0) through eth0, gateway 100.127.252.1 (little-endian hex).
+    assert_eq!(
+        lines.first().copied(),
+        Some("[['eth0', '00000000', '01FC7F64']]"),
+        "{out} {err}"
+    );
+    assert_eq!(lines[1], "['eth0', 'lo']", "{out}");
+    assert_eq!(
+        lines[2], "errno 111",
+        "the host's loopback is not the environment's: {out}"
+    );
+    assert_eq!(lines[3], "timeout", "the host is firewalled off: {out}");
+    p.killer().kill_tree();
+    assert_eq!(d.egress_in_use(), Some(0), "the slot is free again");
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&links.stdout).to_string();
+    assert!(
+        !table.contains("stx647ffc00@"),
+        "the veth pair is gone: {table}"
+    );
+    d.shutdown();
 }
 
 #[tokio::test]
 async fn listeners_made_in_the_netns_are_reachable_inside() {
     let Some(d) = driver() else { return };
     let f = fixture();
-    let (ns, listeners) = d.new_netns().unwrap().unwrap();
+    let (ns, listeners) = d.new_netns(Network::Isolated).unwrap().unwrap();
     let mut s = spec(
         &f,
         "/usr/bin/python3",
@@ -365,7 +458,7 @@ async fn pooled_keepers_serve_starts_and_refill() {
     // More starts than the pool holds: pooled ones, then fresh ones, all isolated.
     let mut seen = Vec::new();
     for _ in 0..4 {
-        let (ns, listeners) = d.new_netns().unwrap().unwrap();
+        let (ns, listeners) = d.new_netns(Network::Isolated).unwrap().unwrap();
         let mut s = spec(
             &f,
             "/bin/sh",
@@ -412,7 +505,7 @@ async fn pooled_keepers_serve_starts_and_refill() {
     }
     assert!(parked >= 2, "{parked} keepers parked");
     // An abandoned reservation (netns taken, never started) is reclaimed.
-    let (ns, _l) = d.new_netns().unwrap().unwrap();
+    let (ns, _l) = d.new_netns(Network::Isolated).unwrap().unwrap();
     drop(ns);
     let (_, _, st, p) = run(&d, &spec(&f, "/bin/true", &[])).await;
     p.killer().kill_tree();

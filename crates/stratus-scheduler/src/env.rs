@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stratus_runtime_api::{EnvLink, ErrorBody, InitOutcome, RuntimeListener};
-use stratus_sandbox::{Killer, LaunchSpec, Network, STRATUS_API_ADDR};
+use stratus_sandbox::{Killer, LaunchSpec, STRATUS_API_ADDR};
 
 use crate::logpump::{self, Capture};
 use crate::{FunctionSpec, Inner};
@@ -70,13 +70,11 @@ pub(crate) async fn start(
     let id = inner.next_env_id.fetch_add(1, Ordering::Relaxed);
     let stream: Arc<str> = Arc::from(logpump::stream_name(&spec.version));
     let (link, ready) = EnvLink::new();
-    let netns = match spec.network {
-        Network::Isolated => inner
-            .driver
-            .new_netns()
-            .map_err(|e| StartFailure::Spawn(e.to_string()))?,
-        Network::Host => None,
-    };
+    // `None`: the host's network (the process driver, or `--egress-mode host`).
+    let netns = inner
+        .driver
+        .new_netns(spec.network)
+        .map_err(|e| StartFailure::Spawn(e.to_string()))?;
     let (mut env, credentials) =
         crate::credentials::environment(inner, spec, id).map_err(StartFailure::Spawn)?;
     let (listener, api, netns) = match netns {

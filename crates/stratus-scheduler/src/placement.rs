@@ -109,7 +109,7 @@ mod tests {
             role_policy: None,
             mounts: Vec::new(),
             tmp_mb: 512,
-            network: crate::Network::Host,
+            network: crate::Network::Egress,
         })
     }
 

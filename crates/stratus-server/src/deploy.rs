@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 
 use crate::error::{ApiError, ErrorKind};
 use crate::model::Environment;
-use crate::registry::{CodeInput, FunctionInput, Registry};
+use crate::registry::{CodeInput, FunctionInput, Preconditions, Registry};
 use crate::store::{DeploymentStore, Stores};
 
 pub use crate::model::PROVISIONED_ALIAS;
@@ -377,9 +377,17 @@ fn desired_input(f: &DeployFunction, account: &str) -> FunctionInput {
     }
 }
 
-/// Said at every deployment of a function with egress: what it opens up, since
-/// it is more than the outside (README, "Security → Sandbox").
-const EGRESS_WARNING: &str = "egress is on (custom.stratus.egress): its environments share the host's network namespace, so besides the outside they reach every port listening on the host, its loopback included (the Stratus API and gateway, the Runtime API of other functions with egress, any local service)";
+/// Said at every deployment of a function with egress, by what egress means on
+/// this server (README, "Security → Sandbox").
+fn egress_notice(mode: &str) -> String {
+    if let Some(pool) = mode.strip_prefix("routed ") {
+        format!("note: egress is on (custom.stratus.egress): its environments reach the outside through NAT from their own network namespace ({pool}); the host's own addresses and other environments stay unreachable")
+    } else if let Some(why) = mode.strip_prefix("unavailable: ") {
+        format!("warning: egress is on (custom.stratus.egress), but routed egress is unavailable on this server ({why}): its environments will fail to start until the server runs with working nftables, or with --egress-mode host")
+    } else {
+        "warning: egress is on (custom.stratus.egress): its environments share the host's network namespace, so besides the outside they reach every port listening on the host, its loopback included (the Stratus API and gateway, the Runtime API of other functions with egress, any local service)".into()
+    }
+}
 
 /// Gives every function without an explicit `role_policy` the one its manifest
 /// defines (`crate::roles`); returns the warnings to show, by function key.
@@ -481,8 +489,9 @@ pub async fn apply(
     for (key, warning) in role_warnings {
         ctx.step(&key, format!("warning: {warning}")).await;
     }
+    let egress_mode = registry.egress_mode();
     for f in req.functions.iter().filter(|f| f.egress) {
-        ctx.step(&f.key, format!("warning: {EGRESS_WARNING}")).await;
+        ctx.step(&f.key, egress_notice(&egress_mode)).await;
     }
     for f in &req.functions {
         if let Some(w) = registry
@@ -595,7 +604,7 @@ async fn deploy_function(
                 .deployments
                 .put_service_function(service, stage, &f.key, &f.name)?;
             ctx.step(&f.key, "publishing version 1".into()).await;
-            let v = registry.publish(&f.name, None)?;
+            let v = registry.publish(&f.name, None, Preconditions::default())?;
             ("created", v.version)
         }
         Some(snap) => {
@@ -623,7 +632,7 @@ async fn deploy_function(
                 .as_ref()
                 .is_some_and(|(c, hex)| *hex == f.code_sha256 && !config_differs(c, f));
             if code_changed || config_changed || !published_matches {
-                let v = registry.publish(&f.name, None)?;
+                let v = registry.publish(&f.name, None, Preconditions::default())?;
                 ctx.step(&f.key, format!("published version {}", v.version))
                     .await;
                 let action = if published_matches && !ctx.force {

@@ -175,8 +175,15 @@ impl ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
-        if let crate::store::StoreError::Conflict(message) = e {
-            return Self::conflict(message);
+        use crate::store::StoreError;
+        match e {
+            StoreError::Conflict(message) => return Self::conflict(message),
+            StoreError::RevisionMismatch { .. } => {
+                return Self::conflict(format!(
+                    "{e}. Call the GetFunction/GetAlias API to retrieve the latest Revision Id and retry"
+                ))
+            }
+            _ => {}
         }
         tracing::error!(error = %e, "state database");
         Self::service(e.to_string())

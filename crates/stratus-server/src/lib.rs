@@ -41,6 +41,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use stratus_sandbox::{Driver, LinuxDriver, LinuxOptions, ProcessDriver, SandboxInfo};
+pub use stratus_sandbox::{EgressMode, EgressOptions, Ipv4Cidr};
 use stratus_scheduler::{ApiServer, Scheduler, Settings};
 
 use tokio::net::TcpListener;
@@ -104,6 +105,9 @@ pub struct ServerConfig {
     pub sandbox: SandboxMode,
     /// Whether the linux driver installs its seccomp filter.
     pub seccomp: bool,
+    /// How egress functions reach the outside under the linux driver
+    /// (`--egress-mode`, `--egress-pool`).
+    pub egress: EgressOptions,
     /// How long per-minute metrics are kept, and whether they are recorded.
     pub metrics: stratus_metrics::Settings,
     /// `--metrics-open`: `GET /metrics` answers unsigned requests (for Prometheus).
@@ -114,6 +118,9 @@ pub struct ServerConfig {
     /// Cluster mode (`--cluster`, `--blobs`, `--advertise`, `--node-id`); all unset:
     /// the embedded single node.
     pub cluster: cluster::ClusterFlags,
+    /// In a cluster, how long a stopped or dead node's row stays before the leader
+    /// deletes it (`--forget-nodes-after`).
+    pub forget_nodes_after: std::time::Duration,
     /// Schedule time per real second, from each schedule's anchor (the same on
     /// every node): 1 is the real clock; more (tests) fires schedules faster.
     pub schedule_clock_speed: f64,
@@ -132,10 +139,15 @@ pub enum SandboxMode {
 }
 
 /// Picks the driver for `mode`; with `Auto`, also why `linux` was not possible.
+/// The driver, why `auto` fell back to `process` (if it did), and what to warn
+/// about egress.
+type PickedDriver = (Arc<dyn Driver>, Option<String>, Vec<String>);
+
 fn sandbox_driver(
     mode: SandboxMode,
     seccomp: bool,
-) -> Result<(Arc<dyn Driver>, Option<String>), StartError> {
+    egress: &EgressOptions,
+) -> Result<PickedDriver, StartError> {
     let linux = || {
         tokio::task::block_in_place(|| {
             LinuxDriver::new(LinuxOptions {
@@ -143,19 +155,24 @@ fn sandbox_driver(
                 // Keepers parked ahead take the cgroup join (an RCU grace period) and
                 // the network namespace off the cold-start path.
                 pool: 8,
+                egress: egress.clone(),
                 ..Default::default()
             })
         })
     };
+    let picked = |d: LinuxDriver| {
+        let warnings = d.egress_warnings();
+        (Arc::new(d) as Arc<dyn Driver>, None, warnings)
+    };
     match mode {
-        SandboxMode::Process => Ok((Arc::new(ProcessDriver), None)),
+        SandboxMode::Process => Ok((Arc::new(ProcessDriver), None, Vec::new())),
         SandboxMode::Linux => match linux() {
-            Ok(d) => Ok((Arc::new(d), None)),
+            Ok(d) => Ok(picked(d)),
             Err(e) => Err(StartError::Sandbox(e)),
         },
         SandboxMode::Auto => match linux() {
-            Ok(d) => Ok((Arc::new(d), None)),
-            Err(e) => Ok((Arc::new(ProcessDriver), Some(e))),
+            Ok(d) => Ok(picked(d)),
+            Err(e) => Ok((Arc::new(ProcessDriver), Some(e), Vec::new())),
         },
     }
 }
@@ -186,11 +203,13 @@ impl ServerConfig {
             no_auth: false,
             sandbox: SandboxMode::Auto,
             seccomp: true,
+            egress: EgressOptions::default(),
             metrics: stratus_metrics::Settings::default(),
             metrics_open: false,
             autoscale_clock_speed: 1.0,
             cluster: cluster::ClusterFlags::default(),
             schedule_clock_speed: 1.0,
+            forget_nodes_after: cluster::leader::FORGET_NODES_AFTER,
         }
     }
 }
@@ -275,6 +294,7 @@ pub struct RunningServer {
     /// Marks the data dir as in use (`stratus server rotate-key` refuses it).
     _lock: stratus_seal::DataDirLock,
     sandbox_fallback: Option<String>,
+    egress_warnings: Vec<String>,
     /// In cluster mode: the database, who this node is and its concurrency grants
     /// (to leave and give them back at shutdown).
     node: Option<(
@@ -334,6 +354,12 @@ impl RunningServer {
     /// Why `--sandbox auto` fell back to the `process` driver, when it did.
     pub fn sandbox_fallback(&self) -> Option<&str> {
         self.sandbox_fallback.as_deref()
+    }
+
+    /// What the operator should know about egress (routed egress unavailable, host
+    /// mode, an unreachable DNS resolver), found at start.
+    pub fn egress_warnings(&self) -> &[String] {
+        &self.egress_warnings
     }
 
     /// The scheduler (for embedding and tests).
@@ -474,7 +500,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
     // Leftover temp dirs of environments of a previous run.
     let _ = std::fs::remove_dir_all(&settings.tmp_root);
     let _ = std::fs::create_dir_all(&settings.tmp_root);
-    let (driver, sandbox_fallback) = sandbox_driver(cfg.sandbox, cfg.seccomp)?;
+    let (driver, sandbox_fallback, egress_warnings) =
+        sandbox_driver(cfg.sandbox, cfg.seccomp, &cfg.egress)?;
     // Isolated environments reach the API only through a listener inside their own
     // network namespace; it serves the same router once it exists.
     let router: Arc<std::sync::OnceLock<axum::Router>> = Arc::default();
@@ -656,7 +683,8 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         (Some(c), Some(n)) => Some(
             cluster::leader::Election::new(&c.url, &n.id)
                 .await
-                .map_err(cluster::ClusterError::from)?,
+                .map_err(cluster::ClusterError::from)?
+                .forget_nodes_after(cfg.forget_nodes_after),
         ),
         _ => None,
     };
@@ -906,6 +934,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         task,
         _lock: lock,
         sandbox_fallback,
+        egress_warnings,
         node: cluster_db.map(|(pool, n, _, grants)| (pool, n, grants)),
     })
 }

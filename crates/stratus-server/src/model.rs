@@ -72,9 +72,10 @@ pub struct FunctionConfiguration {
     #[serde(rename = "KMSKeyArn", default, skip_serializing_if = "Option::is_none")]
     pub kms_key_arn: Option<String>,
     /// Stratus: whether the function's environments may reach the network outside
-    /// them (serverless.yml `custom.stratus.egress`): they then share the host's
-    /// network namespace (`Network::Host`). Shown only when on; absent in
-    /// configurations stored before it existed, which therefore stay isolated.
+    /// them (serverless.yml `custom.stratus.egress`): `Network::Egress`, a routed
+    /// veth behind NAT (or the host's network under `--egress-mode host`). Shown
+    /// only when on; absent in configurations stored before it existed, which
+    /// therefore stay isolated.
     #[serde(
         default,
         rename = "StratusEgress",

@@ -83,11 +83,13 @@ impl Runtimes {
         }
     }
 
-    /// Program and arguments for `runtime` with code at `code_dir`.
+    /// Program and arguments for `runtime` with code at `code_dir`, for a function of
+    /// `memory_mb` (Java's heap is sized from it, as Lambda does).
     pub fn launch(
         &self,
         runtime: &str,
         code_dir: &Path,
+        memory_mb: u32,
     ) -> Result<(PathBuf, Vec<OsString>), String> {
         if runtime.starts_with("provided") || runtime == "go1.x" {
             return Ok((code_dir.join("bootstrap"), Vec::new()));
@@ -107,23 +109,12 @@ impl Runtimes {
             let ruby = self.interpreter(runtime)?;
             return Ok((ruby, vec![self.ruby_bootstrap.clone().into_os_string()]));
         }
-        Err(format!("unsupported runtime {runtime}"))
-    }
-
-    /// [`Runtimes::launch`] for a function of `memory_mb`: Java's heap is sized
-    /// from it, as Lambda does.
-    pub fn launch_sized(
-        &self,
-        runtime: &str,
-        code_dir: &Path,
-        memory_mb: u32,
-    ) -> Result<(PathBuf, Vec<OsString>), String> {
         if runtime.starts_with("java") {
             let java = self.interpreter(runtime)?;
             let classes = self.java_classes()?;
             return Ok((java, crate::java_runtime::jvm_args(&classes, memory_mb)));
         }
-        self.launch(runtime, code_dir)
+        Err(format!("unsupported runtime {runtime}"))
     }
 
     /// The Java runtime client's classes, compiled the first time they are needed

@@ -72,6 +72,7 @@ fn concrete(template: &str) -> String {
         .replace("{service}", "svc")
         .replace("{stage}", "dev")
         .replace("{op}", "ListMetrics")
+        .replace("{id}", "n1")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

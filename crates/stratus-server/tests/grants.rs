@@ -477,3 +477,64 @@ async fn two_servers_with_the_limiter_share_one_reservation() {
         n.server.shutdown().await;
     }
 }
+
+/// A burst on a node that holds nothing yet, arriving while its first grant
+/// request is in flight on a slow database (every grant write takes 300 ms, as on
+/// an overloaded machine): the first request covers the first caller and a batch,
+/// the rest need a second request that ends past `acquire_wait` (500 ms) of their
+/// arrival. The account pool is far below its limit, so every caller must be
+/// admitted, none throttled for the database's slowness.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_on_a_new_node_is_not_throttled_by_a_slow_database() {
+    const LIMIT: u32 = 1000;
+    let url = Postgres::shared().database();
+    let settings = GrantSettings {
+        request_timeout: Duration::from_secs(2),
+        ..quick()
+    };
+    let g = Grants::new(&url, "new-node", settings).await.unwrap();
+    let client = connect(&url).await;
+    client
+        .batch_execute(
+            "CREATE FUNCTION slow_grant() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$; \
+             CREATE TRIGGER slow_grant BEFORE INSERT ON concurrency_grants \
+             FOR EACH ROW EXECUTE FUNCTION slow_grant();",
+        )
+        .await
+        .unwrap();
+    let p = LimitPool::Account;
+    let t0 = Instant::now();
+    let first = {
+        let g = g.clone();
+        let p = p.clone();
+        tokio::spawn(async move { take(&g, &p, LIMIT).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let burst: Vec<_> = (0..63)
+        .map(|_| {
+            let g = g.clone();
+            let p = p.clone();
+            tokio::spawn(async move { take(&g, &p, LIMIT).await })
+        })
+        .collect();
+    let mut admitted = u32::from(first.await.unwrap());
+    for h in burst {
+        admitted += u32::from(h.await.unwrap());
+    }
+    eprintln!(
+        "64 callers on a new node, 300 ms per grant write: {admitted} admitted after {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(
+        admitted, 64,
+        "callers throttled with the pool at {admitted}/{LIMIT}"
+    );
+    // None was released: the node holds a grant for every one of them.
+    assert!(
+        g.held(&p).in_use == 64 && g.held(&p).granted >= 64,
+        "{:?}",
+        g.held(&p)
+    );
+    assert!(db_held(&client, "account").await >= 64);
+}

@@ -149,6 +149,7 @@ fn publish(b: &Backend, f: &mut StoredFunction, n: u64) -> Result<(), StoreError
             config: v,
             code_hex: f.code_hex.clone(),
         },
+        &f.config.revision_id,
     )?;
     f.version_counter = n;
     Ok(())
@@ -170,12 +171,12 @@ fn function_lifecycle(b: &Backend) {
     // $LATEST changes, reserved concurrency, two versions, aliases, provisioned.
     f.config.description = "updated".into();
     f.reserved = Some(5);
-    fs.put_function(&f).unwrap();
+    fs.put_function(&f, "r").unwrap();
     publish(b, &mut f, 1).unwrap();
     publish(b, &mut f, 2).unwrap();
-    fs.put_alias("f", &alias("live", "1")).unwrap();
-    fs.put_alias("f", &alias("live", "2")).unwrap();
-    fs.put_alias("f", &alias("old", "1")).unwrap();
+    fs.put_alias("f", &alias("live", "1"), None).unwrap();
+    fs.put_alias("f", &alias("live", "2"), Some("rev")).unwrap();
+    fs.put_alias("f", &alias("old", "1"), None).unwrap();
     fs.put_provisioned("f", "live", Some((3, "t1"))).unwrap();
     fs.put_provisioned("f", "1", Some((1, "t2"))).unwrap();
     fs.put_provisioned("f", "live", Some((4, "t3"))).unwrap();
@@ -286,6 +287,92 @@ fn function_lifecycle(b: &Backend) {
 }
 both!(function_lifecycle);
 
+/// Writes based on a RevisionId that is no longer the stored one (another node
+/// wrote first) are refused and change nothing: `$LATEST`, publishing, aliases.
+fn stale_revisions_are_refused(b: &Backend) {
+    let fs = &b.stores.functions;
+    let mut f = function("f", "s");
+    fs.create_function(&f, &BTreeMap::new()).unwrap();
+    // Node A changes $LATEST from revision r to r-a.
+    let mut from_a = f.clone();
+    from_a.config.description = "from a".into();
+    from_a.config.revision_id = "r-a".into();
+    fs.put_function(&from_a, "r").unwrap();
+    // Node B, which still holds revision r, changes another field: refused.
+    let mut from_b = f.clone();
+    from_b.config.memory_size = 512;
+    from_b.config.revision_id = "r-b".into();
+    let err = fs.put_function(&from_b, "r").unwrap_err();
+    assert!(
+        matches!(&err, StoreError::RevisionMismatch { what, expected } if what == "function f" && expected == "r"),
+        "{err:?}"
+    );
+    // Reserved concurrency from a stale copy is refused too (it would write the
+    // stale configuration back).
+    from_b.reserved = Some(3);
+    assert!(matches!(
+        fs.put_function(&from_b, "r"),
+        Err(StoreError::RevisionMismatch { .. })
+    ));
+    let stored = &fs.load_function("f").unwrap().unwrap().function;
+    assert_eq!(stored.config.revision_id, "r-a");
+    assert_eq!(stored.config.description, "from a");
+    assert_eq!(stored.config.memory_size, 128);
+    assert_eq!(stored.reserved, None);
+    // B, having re-read, writes on top of A's change.
+    from_b.config.description = "from a".into();
+    fs.put_function(&from_b, "r-a").unwrap();
+
+    // A version snapshotting a $LATEST that is no longer the stored one: refused,
+    // no version stored, the counter unchanged.
+    let err = publish(b, &mut f, 1).unwrap_err();
+    assert!(
+        matches!(err, StoreError::RevisionMismatch { .. }),
+        "{err:?}"
+    );
+    let loaded = fs.load_function("f").unwrap().unwrap();
+    assert!(loaded.versions.is_empty());
+    assert_eq!(loaded.function.version_counter, 0);
+    let mut latest = loaded.function;
+    publish(b, &mut latest, 1).unwrap();
+    assert_eq!(fs.load_function("f").unwrap().unwrap().versions.len(), 1);
+
+    // Aliases: creating one that exists by now is a conflict; an update from a
+    // stale revision is refused; so is an update of an alias deleted meanwhile.
+    fs.put_alias("f", &alias("live", "1"), None).unwrap();
+    let err = fs
+        .put_alias("f", &alias("live", "$LATEST"), None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("Alias already exists")),
+        "{err:?}"
+    );
+    let mut moved = alias("live", "$LATEST");
+    moved.revision_id = "rev-a".into();
+    fs.put_alias("f", &moved, Some("rev")).unwrap();
+    let mut stale = alias("live", "1");
+    stale.description = "from b".into();
+    stale.revision_id = "rev-b".into();
+    let err = fs.put_alias("f", &stale, Some("rev")).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::RevisionMismatch { what, .. } if what == "alias f:live"),
+        "{err:?}"
+    );
+    let aliases = fs.load_function("f").unwrap().unwrap().aliases;
+    assert_eq!(aliases.len(), 1);
+    assert_eq!(aliases[0].function_version, "$LATEST");
+    assert_eq!(aliases[0].revision_id, "rev-a");
+    fs.delete_alias("f", "live").unwrap();
+    let err = fs.put_alias("f", &stale, Some("rev-a")).unwrap_err();
+    assert!(
+        matches!(err, StoreError::RevisionMismatch { .. }),
+        "{err:?}"
+    );
+    assert!(fs.load_function("f").unwrap().unwrap().aliases.is_empty());
+}
+
+both!(stale_revisions_are_refused);
+
 fn deployments(b: &Backend) {
     let ds = &b.stores.deployments;
     ds.put_service_function("svc", "dev", "hello", "svc-dev-hello")
@@ -394,7 +481,7 @@ fn malformed_rows_are_decode_errors(b: &Backend) {
     let fs = &b.stores.functions;
     fs.create_function(&function("f", "s"), &BTreeMap::new())
         .unwrap();
-    fs.put_alias("f", &alias("live", "$LATEST")).unwrap();
+    fs.put_alias("f", &alias("live", "$LATEST"), None).unwrap();
     fs.put_event_invoke_config("f", "$LATEST", Some(&retries(1)))
         .unwrap();
     b.stores
@@ -479,6 +566,7 @@ fn two_nodes_never_hand_out_the_same_version_number() {
                 config: v,
                 code_hex: "c0de".into(),
             },
+            "r",
         )
     };
     put(&a, 1).unwrap();
@@ -487,7 +575,7 @@ fn two_nodes_never_hand_out_the_same_version_number() {
     assert!(err.to_string().contains("already published"), "{err}");
     // A node that has not heard of version 1 updates $LATEST with its stale
     // counter: the counter does not go back.
-    b.functions.put_function(&f).unwrap();
+    b.functions.put_function(&f, "r").unwrap();
     assert_eq!(a.functions.load().unwrap()[0].function.version_counter, 1);
     assert!(put(&b, 1).is_err());
 
@@ -522,9 +610,12 @@ fn two_nodes_never_hand_out_the_same_version_number() {
     assert_eq!(rows.trim(), expect);
     // Writes to a function another node deleted are refused, not resurrected.
     a.functions.delete_function("f").unwrap();
-    let err = b.functions.put_function(&f).unwrap_err();
+    let err = b.functions.put_function(&f, "r").unwrap_err();
     assert!(err.to_string().contains("no longer exists"), "{err}");
-    let err = b.functions.put_alias("f", &alias("x", "1")).unwrap_err();
+    let err = b
+        .functions
+        .put_alias("f", &alias("x", "1"), None)
+        .unwrap_err();
     assert!(err.to_string().contains("no longer exists"), "{err}");
     let err = put(&b, 99).unwrap_err();
     assert!(err.to_string().contains("no longer exists"), "{err}");
@@ -608,7 +699,7 @@ fn every_write_notifies_listeners_on_commit() {
     let mut f = function("fn1", "s");
     fs.create_function(&f, &BTreeMap::new()).unwrap();
     assert_eq!(l.next(), change(ChangeKind::Function, "fn1"));
-    fs.put_function(&f).unwrap();
+    fs.put_function(&f, "r").unwrap();
     assert_eq!(l.next(), change(ChangeKind::Function, "fn1"));
     let b = Backend {
         stores: stores.clone(),
@@ -617,7 +708,7 @@ fn every_write_notifies_listeners_on_commit() {
     };
     publish(&b, &mut f, 1).unwrap();
     assert_eq!(l.next(), change(ChangeKind::Function, "fn1"));
-    fs.put_alias("fn1", &alias("a", "1")).unwrap();
+    fs.put_alias("fn1", &alias("a", "1"), None).unwrap();
     assert_eq!(l.next(), change(ChangeKind::Function, "fn1"));
     fs.put_provisioned("fn1", "a", Some((1, "t"))).unwrap();
     assert_eq!(l.next(), change(ChangeKind::Function, "fn1"));
@@ -670,7 +761,7 @@ fn every_write_notifies_listeners_on_commit() {
     assert_eq!(l.next(), change(ChangeKind::Mappings, "fn1"));
     // A write that fails sends nothing (the notification is part of its
     // transaction).
-    assert!(fs.put_function(&f).is_err());
+    assert!(fs.put_function(&f, "r").is_err());
     l.none();
 }
 

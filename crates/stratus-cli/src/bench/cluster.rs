@@ -230,6 +230,26 @@ async fn until_invocable(node: &Node, function: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Waits until `node` answers GetFunction for `function` (the change feed brought it).
+async fn until_known(node: &Node, function: &str) -> anyhow::Result<()> {
+    let t = std::time::Instant::now();
+    let path = format!("/2015-03-31/functions/{function}");
+    loop {
+        let r = node.api.call("GET", &path, &[], "").await?;
+        if r.status == 200 {
+            return Ok(());
+        }
+        if t.elapsed() > Duration::from_secs(30) {
+            bail!(
+                "{function} unknown to {} after 30 s: {}",
+                node.name,
+                r.status
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub(super) async fn run(args: &BenchArgs, pg_url: &str) -> anyhow::Result<()> {
     let Some(nats) = args.nats.as_deref() else {
         bail!("--cluster needs --nats nats://HOST:PORT (a NATS server with JetStream), as `stratus server --cluster` does");
@@ -431,8 +451,12 @@ async fn run_in(
     super::create(&n1.api, ROUTED, "provided.al2023", "bootstrap", &zip).await?;
     let mut warm_n1 = load::sequential(n1.addr, n1.request(ROUTED), 100, args.requests).await?;
     warm_n1.sort_by(f64::total_cmp);
+    // n2 must know the function without being invoked (an invoke before n2 has seen
+    // n1's idle environment in a heartbeat would start one on n2), and then see that
+    // environment: two heartbeats after the warm-up.
+    until_known(n2, ROUTED).await?;
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
     let before = n2.environments().await?;
-    until_invocable(n2, ROUTED).await?;
     let mut lat = load::sequential(n2.addr, n2.request(ROUTED), 100, args.requests).await?;
     lat.sort_by(f64::total_cmp);
     let after = n2.environments().await?;

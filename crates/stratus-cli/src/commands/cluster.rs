@@ -2,6 +2,9 @@
 //! address, health, environments, load and last heartbeat — and which node leads
 //! (fires the schedules), as a table, or the server's JSON with `--json`
 //! (`GET /stratus/v1/cluster`).
+//!
+//! `stratus cluster forget NODE_ID`: deletes a retired (stopped or dead) node's
+//! row (`DELETE /stratus/v1/cluster/nodes/{id}`); a healthy node is refused.
 
 use clap::{Args, Subcommand};
 use serde_json::Value;
@@ -25,10 +28,19 @@ enum ClusterCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Forget a retired node: delete the row of a stopped or dead node (a
+    /// healthy node is refused). A node that starts again rejoins by itself.
+    Forget {
+        /// The node's id, as `stratus cluster status` lists it.
+        node: String,
+    },
 }
 
 pub(crate) async fn run(g: &Global, args: ClusterArgs) -> anyhow::Result<()> {
-    let ClusterCommand::Status { json } = args.what;
+    let json = match args.what {
+        ClusterCommand::Status { json } => json,
+        ClusterCommand::Forget { node } => return forget(g, &node).await,
+    };
     let api = Api::new(&g.endpoint);
     let r = api
         .call("GET", "/stratus/v1/cluster", &[], "")
@@ -43,6 +55,27 @@ pub(crate) async fn run(g: &Global, args: ClusterArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", table(&v));
     }
+    Ok(())
+}
+
+async fn forget(g: &Global, node: &str) -> anyhow::Result<()> {
+    let api = Api::new(&g.endpoint);
+    let path = format!(
+        "/stratus/v1/cluster/nodes/{}",
+        percent_encoding::utf8_percent_encode(node, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let r = api
+        .call("DELETE", &path, &[], "")
+        .await
+        .map_err(|e| unreachable(&g.endpoint, e))?;
+    if r.status != 200 {
+        return Err(server_error(&format!("forgetting node {node}"), &r));
+    }
+    let v = r.json()?;
+    println!(
+        "forgot node {node} ({})",
+        v["health"].as_str().unwrap_or("?")
+    );
     Ok(())
 }
 

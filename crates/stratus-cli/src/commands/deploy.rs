@@ -505,11 +505,14 @@ pub(crate) async fn stream(
             if ev["type"] == "step" {
                 let function = ev["function"].as_str().unwrap_or("");
                 let message = ev["message"].as_str().unwrap_or("");
-                // Warnings (an execution role that cannot be honoured, egress) are
-                // said even without --verbose.
-                match message.strip_prefix("warning: ") {
-                    Some(w) => progress.warn(&format!("function {function}: {w}")),
-                    None => progress.step(&format!("{function}: {message}")),
+                // Warnings (an execution role that cannot be honoured, egress) and
+                // notes (egress) are said even without --verbose.
+                if let Some(w) = message.strip_prefix("warning: ") {
+                    progress.warn(&format!("function {function}: {w}"));
+                } else if let Some(n) = message.strip_prefix("note: ") {
+                    progress.note(&format!("function {function}: {n}"));
+                } else {
+                    progress.step(&format!("{function}: {message}"));
                 }
             }
             last = ev;

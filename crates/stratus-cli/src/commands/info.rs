@@ -68,13 +68,14 @@ async fn sandbox_line(api: &Api) -> Option<String> {
     let driver = s["driver"].as_str()?;
     Some(if s["isolated"].as_bool() == Some(true) {
         format!(
-            "{driver} (isolated: namespaces, cgroup {}, seccomp {})",
+            "{driver} (isolated: namespaces, cgroup {}, seccomp {}, egress {})",
             s["cgroup"].as_str().unwrap_or("?"),
             if s["seccomp"].as_bool() == Some(true) {
                 "on"
             } else {
                 "off"
-            }
+            },
+            s["egress"].as_str().unwrap_or("?"),
         )
     } else {
         format!("{driver} (NOT isolated: functions run as plain processes on the host)")

@@ -17,6 +17,7 @@
 //! everything else in its namespace.
 
 pub(crate) mod cgroup;
+pub(crate) mod egress;
 pub(crate) mod mounts;
 pub(crate) mod net;
 pub(crate) mod seccomp;
@@ -60,6 +61,8 @@ pub struct LinuxOptions {
     /// start does not wait for them. 0 makes every start pay for its own. The pool
     /// belongs to the Tokio runtime current when it is filled.
     pub pool: usize,
+    /// How environments of egress functions reach the outside.
+    pub egress: egress::EgressOptions,
 }
 
 impl Default for LinuxOptions {
@@ -72,6 +75,7 @@ impl Default for LinuxOptions {
             uid: 65534,
             gid: 65534,
             pool: 0,
+            egress: egress::EgressOptions::default(),
         }
     }
 }
@@ -95,6 +99,17 @@ struct Shared {
     filling: std::sync::atomic::AtomicUsize,
     /// The thread that forks keepers when the pool is on (see [`Shared::park`]).
     parker: Mutex<Option<std::sync::mpsc::Sender<ParkRequest>>>,
+    /// How egress environments get out (set once, after the probe).
+    egress: std::sync::OnceLock<EgressState>,
+}
+
+/// What [`Network::Egress`] means on this server.
+#[derive(Debug)]
+enum EgressState {
+    Routed(egress::Egress),
+    Host,
+    /// Routed was asked for and could not be set up: egress functions fail to start.
+    Unavailable(String),
 }
 
 /// Asks the parker thread for one more pooled keeper.
@@ -116,6 +131,8 @@ struct Parked {
     cgroup: Option<cgroup::Cgroup>,
     netns: Option<Arc<NetNs>>,
     listeners: Option<NetListeners>,
+    /// The routed-egress slot of its namespace.
+    lease: Option<egress::Lease>,
     /// Where the launch message goes.
     launch: std::fs::File,
     /// EOF once PID 1 exec'd; an errno (4 bytes) if it could not.
@@ -164,6 +181,7 @@ impl LinuxDriver {
                 reserved: Mutex::new(Vec::new()),
                 filling: Default::default(),
                 parker: Mutex::new(None),
+                egress: std::sync::OnceLock::new(),
             }),
         };
         let dir = std::env::temp_dir().join(format!("stratus-probe-{}", std::process::id()));
@@ -185,6 +203,16 @@ impl LinuxDriver {
         if !status.success() {
             return Err(format!("an isolated probe process failed ({status})"));
         }
+        let egress = match driver.inner.opts.egress.mode {
+            egress::EgressMode::Host => EgressState::Host,
+            egress::EgressMode::Routed => {
+                match egress::Egress::setup(driver.inner.opts.egress.pool) {
+                    Ok(e) => EgressState::Routed(e),
+                    Err(why) => EgressState::Unavailable(why),
+                }
+            }
+        };
+        let _ = driver.inner.egress.set(egress);
         if driver.inner.opts.pool > 0 {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 Shared::start_parker(&driver.inner, handle)?;
@@ -197,6 +225,31 @@ impl LinuxDriver {
     /// The cgroup version in use.
     pub fn cgroup_version(&self) -> cgroup::CgroupVersion {
         self.inner.layout.version
+    }
+
+    /// Warnings about egress for the start-up output: why routed egress is
+    /// unavailable, that egress means the host's network, or what its set-up found
+    /// (a resolver environments cannot reach).
+    pub fn egress_warnings(&self) -> Vec<String> {
+        match self.inner.egress.get() {
+            Some(EgressState::Routed(e)) => e.warnings().to_vec(),
+            Some(EgressState::Host) => vec![
+                "--egress-mode host: functions with egress share the host's network                  namespace and reach every port on the host, its loopback included"
+                    .into(),
+            ],
+            Some(EgressState::Unavailable(why)) => vec![format!(
+                "routed egress is unavailable ({why}): functions with egress will fail to                  start (--egress-mode host gives them the host's network instead)"
+            )],
+            None => Vec::new(),
+        }
+    }
+
+    /// Routed egress slots in use (tests, health).
+    pub fn egress_in_use(&self) -> Option<u32> {
+        match self.inner.egress.get() {
+            Some(EgressState::Routed(e)) => Some(e.in_use()),
+            _ => None,
+        }
     }
 }
 
@@ -312,6 +365,7 @@ impl Shared {
             cgroup: Some(cg),
             netns,
             listeners,
+            lease: None,
             launch: std::fs::File::from(launch_tx),
             status: std::fs::File::from(status_rx),
         })
@@ -339,7 +393,17 @@ impl Shared {
     /// A keeper for `spec`: the one whose namespace `new_netns` handed out, a pooled
     /// one, or a new one.
     fn take(&self, spec: &LaunchSpec) -> Result<Parked, SandboxError> {
-        let host = spec.network == Network::Host;
+        let host = match (spec.network, &spec.netns) {
+            (Network::Isolated, _) | (Network::Egress, Some(_)) => false,
+            (Network::Egress, None) => match self.egress.get() {
+                Some(EgressState::Host) => true,
+                Some(EgressState::Unavailable(why)) => {
+                    return Err(egress::EgressError::Unavailable(why.clone()).into())
+                }
+                // Routed: a namespace of its own with the route out.
+                _ => return self.reserve(Network::Egress),
+            },
+        };
         // Reservations whose namespace nobody holds any more were abandoned.
         self.reserved
             .lock()
@@ -366,6 +430,24 @@ impl Shared {
         self.park(None, host)
     }
 
+    /// A keeper with a namespace (pooled or new) for an environment with `network`:
+    /// for routed egress, its veth pair made and leased. Not yet reserved.
+    fn reserve(&self, network: Network) -> Result<Parked, SandboxError> {
+        let pooled = self.pool.lock().pop();
+        let mut parked = match pooled {
+            Some(p) => p,
+            None => self.park(None, false)?,
+        };
+        self.refill();
+        if let (Network::Egress, Some(EgressState::Routed(e)), Some(ns)) =
+            (network, self.egress.get(), &parked.netns)
+        {
+            // On an error the keeper (and its namespace) is dropped with `parked`.
+            parked.lease = Some(e.attach(ns)?);
+        }
+        Ok(parked)
+    }
+
     /// Sends the launch message to `parked` and waits for PID 1 to exec.
     fn launch(&self, mut parked: Parked, spec: &LaunchSpec) -> Result<Process, SandboxError> {
         let program_name = spec.program.display().to_string();
@@ -378,6 +460,7 @@ impl Shared {
             source,
         })?;
         let message = self.message(spec)?;
+        let lease = parked.lease.take();
         let (Some(mut child), Some(mut cgroup)) = (parked.child.take(), parked.cgroup.take())
         else {
             return Err(fail(std::io::Error::other("the keeper was already used")));
@@ -431,6 +514,7 @@ impl Shared {
             pid,
             tmp_dir: spec.tmp_dir.clone(),
             cgroup: Some(cgroup),
+            egress: Mutex::new(lease),
         });
         let capture = |fd: std::io::Result<OwnedFd>| fd.and_then(OutputPipe::new);
         let stdout = stdout.map(|s| capture(s.into_owned_fd()));
@@ -517,13 +601,20 @@ impl Driver for LinuxDriver {
         self.inner.launch(parked, spec)
     }
 
-    fn new_netns(&self) -> Result<Option<(Arc<NetNs>, NetListeners)>, SandboxError> {
-        let pooled = self.inner.pool.lock().pop();
-        let mut parked = match pooled {
-            Some(p) => p,
-            None => self.inner.park(None, false)?,
-        };
-        self.inner.refill();
+    fn new_netns(
+        &self,
+        network: Network,
+    ) -> Result<Option<(Arc<NetNs>, NetListeners)>, SandboxError> {
+        if network == Network::Egress {
+            match self.inner.egress.get() {
+                Some(EgressState::Host) => return Ok(None),
+                Some(EgressState::Unavailable(why)) => {
+                    return Err(egress::EgressError::Unavailable(why.clone()).into())
+                }
+                _ => {}
+            }
+        }
+        let mut parked = self.inner.reserve(network)?;
         let (Some(ns), Some(listeners)) = (parked.netns.clone(), parked.listeners.take()) else {
             return Err(SandboxError::Network(std::io::Error::other(
                 "a parked keeper has no network namespace",
@@ -535,6 +626,9 @@ impl Driver for LinuxDriver {
 
     fn shutdown(&self) {
         self.inner.parker.lock().take();
+        if let Some(EgressState::Routed(e)) = self.inner.egress.get() {
+            e.teardown();
+        }
         let mut parked: Vec<Parked> = self.inner.pool.lock().drain(..).collect();
         parked.extend(self.inner.reserved.lock().drain(..));
         // Kill the unused keepers and wait (bounded) until they are gone: a keeper
@@ -562,6 +656,12 @@ impl Driver for LinuxDriver {
             isolated: true,
             cgroup: Some(self.inner.layout.version.name()),
             seccomp: self.inner.bpf.is_some(),
+            egress: match self.inner.egress.get() {
+                Some(EgressState::Routed(e)) => format!("routed {}", e.pool()),
+                Some(EgressState::Unavailable(why)) => format!("unavailable: {why}"),
+                Some(EgressState::Host) | None => "host".into(),
+            },
+            egress_in_use: self.egress_in_use(),
         }
     }
 }

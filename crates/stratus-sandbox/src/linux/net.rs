@@ -56,9 +56,22 @@ pub(crate) fn create() -> std::io::Result<(NetNs, NetListeners)> {
         .map_err(|_| std::io::Error::other("the netns thread panicked"))?
 }
 
+/// Moves the calling thread into `netns` (a descriptor of a network namespace).
+pub(crate) fn enter(netns: libc::c_int) -> std::io::Result<()> {
+    sys::setns_net(netns)
+}
+
 #[allow(unsafe_code)]
 mod sys {
     use std::io;
+
+    pub(super) fn setns_net(fd: libc::c_int) -> io::Result<()> {
+        // SAFETY: setns(2) on a descriptor we hold; it affects only this thread.
+        if unsafe { libc::setns(fd, libc::CLONE_NEWNET) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
 
     pub(super) fn unshare_net() -> io::Result<()> {
         // SAFETY: unshare(2) with a flag constant; it affects only this thread.

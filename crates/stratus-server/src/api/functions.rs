@@ -162,40 +162,19 @@ struct PublishInput {
 
 async fn publish(State(s): State<AppState>, Path(name): Path<String>, body: Bytes) -> Response {
     let r = match parse_json::<PublishInput>(&body) {
-        Ok(input) => s.db(move |r| publish_checked(r, &name, input)).await,
+        Ok(input) => {
+            s.db(move |r| {
+                let pre = crate::registry::Preconditions {
+                    code_sha256: input.code_sha256,
+                    revision_id: input.revision_id,
+                };
+                r.publish(&name, input.description, pre)
+            })
+            .await
+        }
         Err(e) => Err(e),
     };
     respond(StatusCode::CREATED, r)
-}
-
-/// PublishVersion with its `CodeSha256` and `RevisionId` preconditions.
-fn publish_checked(
-    registry: &crate::registry::Registry,
-    name: &str,
-    input: PublishInput,
-) -> Result<crate::model::FunctionConfiguration, ApiError> {
-    {
-        let (latest, _) = registry.get(name, None)?;
-        if input
-            .code_sha256
-            .as_ref()
-            .is_some_and(|c| *c != latest.code_sha256)
-        {
-            return Err(ApiError::precondition(format!(
-                "CodeSHA256 ({}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the CodeSHA256 in $LATEST.",
-                input.code_sha256.unwrap_or_default(),
-                latest.code_sha256
-            )));
-        }
-        if input
-            .revision_id
-            .as_ref()
-            .is_some_and(|r| *r != latest.revision_id)
-        {
-            return Err(ApiError::precondition("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id"));
-        }
-        registry.publish(name, input.description)
-    }
 }
 
 async fn versions(

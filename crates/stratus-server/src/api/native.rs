@@ -37,6 +37,8 @@ async fn health(State(s): State<AppState>) -> Response {
                 "isolated": sandbox.isolated,
                 "cgroup": sandbox.cgroup,
                 "seccomp": sandbox.seccomp,
+                "egress": sandbox.egress,
+                "egressInUse": sandbox.egress_in_use,
             },
             "awsSdk": s.registry.runtimes().aws_sdk().map(|a| a.health()),
             "runtimes": s.registry.runtimes().interpreters().health(),

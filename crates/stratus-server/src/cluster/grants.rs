@@ -9,7 +9,8 @@
 //!
 //! Admission ([`ConcurrencyLimiter::try_acquire`]) is a local count against the
 //! node's granted slots and its own deadline: no database round trip. When the
-//! share is used up, callers wait (bounded by [`GrantSettings::acquire_wait`]) for
+//! share is used up, callers wait (bounded by [`GrantSettings::acquire_wait`], or one
+//! request timeout past it while a request for the pool is in flight) for
 //! one request made by a background agent on behalf of all of them; with nothing
 //! granted they are throttled exactly as on a single node. The agent renews every
 //! grant at a third of its lifetime and gives back slots unused since the last
@@ -260,13 +261,21 @@ impl Grants {
             done: Notify::new(),
             closing: AtomicBool::new(false),
         });
-        let conn = Conn::open(&config, request_timeout, shared.clone()).await?;
+        let mut conn = Conn::open(&config, request_timeout, shared.clone()).await?;
         let schema =
             format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA}\nCOMMIT;");
         within(
             request_timeout,
             "creating the grant tables",
             conn.client.batch_execute(&schema),
+        )
+        .await?;
+        // Prepared now, not inside the first grant request: five round trips more
+        // would delay a new node's first callers (a reconnect prepares again).
+        within(
+            request_timeout,
+            "preparing the grant statements",
+            conn.stmts(),
         )
         .await?;
         let agent = Agent {
@@ -379,9 +388,12 @@ impl Drop for Waiting<'_> {
 
 /// Takes a slot of `pool`, asking the agent for more when none is held; gives up
 /// when the request that covers this caller found none, the database is down, or
-/// the wait runs out.
+/// the wait runs out ([`GrantSettings::acquire_wait`], plus at most one
+/// [`GrantSettings::request_timeout`] when a request for the pool is in flight
+/// then).
 async fn wait_for_slot(shared: Arc<Shared>, pool: LimitPool, limit: u32) -> bool {
-    let give_up = tokio::time::Instant::now() + shared.settings.acquire_wait;
+    let mut give_up = tokio::time::Instant::now() + shared.settings.acquire_wait;
+    let mut extended = false;
     let mut need = {
         let mut t = shared.table.lock();
         let now = Instant::now();
@@ -432,7 +444,23 @@ async fn wait_for_slot(shared: Arc<Shared>, pool: LimitPool, limit: u32) -> bool
             }
         }
         if tokio::time::timeout_at(give_up, notified).await.is_err() {
-            return false;
+            // The wait ran out. While a request for this pool is on its way, its
+            // answer is at most one request timeout off (the agent bounds it), and
+            // callers behind it are covered by the next one the agent plans at
+            // once: wait for that, once, rather than throttle callers of a pool
+            // that may have plenty of room merely because the database is slow
+            // (a burst on a node that holds nothing yet needs two requests).
+            let in_flight = shared
+                .table
+                .lock()
+                .pools
+                .get(&pool)
+                .is_some_and(|l| l.issued > l.completed);
+            if extended || !in_flight {
+                return false;
+            }
+            extended = true;
+            give_up = tokio::time::Instant::now() + shared.settings.request_timeout;
         }
     }
 }
@@ -875,7 +903,9 @@ impl Agent {
         }
         if self.conn.is_none() {
             let limit = self.shared.settings.request_timeout;
-            self.conn = Some(Conn::open(&self.config, limit, self.shared.clone()).await?);
+            let mut conn = Conn::open(&self.config, limit, self.shared.clone()).await?;
+            within(limit, "preparing the grant statements", conn.stmts()).await?;
+            self.conn = Some(conn);
         }
         match self.conn.as_mut() {
             Some(conn) => Ok(conn),

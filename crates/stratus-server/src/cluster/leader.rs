@@ -269,7 +269,12 @@ pub struct Election {
     url: String,
     tx: watch::Sender<Option<i64>>,
     leadership: Leadership,
+    forget_nodes_after: Duration,
 }
+
+/// How long a stopped or dead node's row stays before the leader deletes it, by
+/// default (`--forget-nodes-after`).
+pub const FORGET_NODES_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl Election {
     /// Prepares node `node`'s candidacy in the cluster database at `url` (reached
@@ -286,7 +291,14 @@ impl Election {
                 pool,
                 leading,
             },
+            forget_nodes_after: FORGET_NODES_AFTER,
         })
+    }
+
+    /// While leading, delete the rows of nodes without a heartbeat for `after`.
+    pub fn forget_nodes_after(mut self, after: Duration) -> Self {
+        self.forget_nodes_after = after;
+        self
     }
 
     /// What local tasks watch.
@@ -296,7 +308,13 @@ impl Election {
 
     /// Campaigns until `stop` turns true (then gives the lead up at once).
     pub fn spawn(self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(campaign(self.url, self.leadership.node, self.tx, stop))
+        tokio::spawn(campaign(
+            self.url,
+            self.leadership.node,
+            self.tx,
+            stop,
+            self.forget_nodes_after,
+        ))
     }
 }
 
@@ -305,10 +323,20 @@ async fn campaign(
     node: String,
     tx: watch::Sender<Option<i64>>,
     mut stop: watch::Receiver<bool>,
+    forget_nodes_after: Duration,
 ) {
     let mut failing = false;
     loop {
-        match term(&url, &node, &tx, &mut stop, &mut failing).await {
+        match term(
+            &url,
+            &node,
+            &tx,
+            &mut stop,
+            &mut failing,
+            forget_nodes_after,
+        )
+        .await
+        {
             Ok(()) => return,
             Err(e) => {
                 if let Some(epoch) = tx.send_replace(None) {
@@ -350,6 +378,7 @@ async fn term(
     tx: &watch::Sender<Option<i64>>,
     stop: &mut watch::Receiver<bool>,
     failing: &mut bool,
+    forget_nodes_after: Duration,
 ) -> Result<(), LeaderError> {
     let mut cfg = tokio_postgres::Config::from_str(url).map_err(|e| PgError::Url {
         url: redact(url),
@@ -414,7 +443,7 @@ async fn term(
     let mut checks = 0u32;
     loop {
         if checks.is_multiple_of(PRUNE_EVERY) {
-            prune(&client).await;
+            prune(&client, forget_nodes_after).await;
         }
         checks = checks.wrapping_add(1);
         let stopping = tokio::select! {
@@ -446,8 +475,21 @@ async fn term(
     }
 }
 
-/// Forgets firings older than a day (no schedule looks that far back).
-async fn prune(client: &tokio_postgres::Client) {
+/// Forgets firings older than a day (no schedule looks that far back), and the
+/// rows of nodes without a heartbeat for `forget_nodes_after`.
+async fn prune(client: &tokio_postgres::Client, forget_nodes_after: Duration) {
+    let forgotten = tokio::time::timeout(
+        CHECK_TIMEOUT,
+        super::nodes::forget_older_than(client, forget_nodes_after),
+    )
+    .await;
+    match forgotten {
+        Ok(Ok(ids)) if !ids.is_empty() => {
+            tracing::info!(nodes = ?ids, after = ?forget_nodes_after, "forgot nodes without a heartbeat");
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, "cannot forget old nodes"),
+        _ => {}
+    }
     let pruned = tokio::time::timeout(
         CHECK_TIMEOUT,
         client.execute(
@@ -517,6 +559,38 @@ mod tests {
             .unwrap();
         tokio::spawn(conn);
         client.query(sql, &[]).await.unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_leader_forgets_nodes_silent_longer_than_the_retention() {
+        let url = stratus_testkit::Postgres::shared().database();
+        let a = Election::new(&url, "a")
+            .await
+            .unwrap()
+            .forget_nodes_after(Duration::from_secs(600));
+        psql(
+            &url,
+            "INSERT INTO nodes (id, advertise, started_at, heartbeat_at, info) VALUES \
+             ('long-gone', 'h:1', now() - interval '2 hours', now() - interval '1 hour', '{}'), \
+             ('just-died', 'h:2', now() - interval '2 hours', now() - interval '1 minute', '{}')",
+        )
+        .await;
+        let (la, (_stop, stop_rx)) = (a.leadership(), watch::channel(false));
+        a.spawn(stop_rx);
+        until_some(&la, Duration::from_secs(5)).await;
+        let t0 = Instant::now();
+        loop {
+            let ids: Vec<String> = psql(&url, "SELECT id FROM nodes ORDER BY id")
+                .await
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            if ids == ["just-died"] {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5), "{ids:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -42,7 +42,7 @@ use std::sync::Arc;
 
 use crate::registry::blobs::{BlobsError, BlobsLocation};
 
-pub use nodes::{NodeInfo, NodeStatus, DEAD_AFTER};
+pub use nodes::{Forget, NodeInfo, NodeStatus, DEAD_AFTER};
 
 /// Errors of cluster mode: flags, start-up and the cluster database.
 #[derive(Debug, thiserror::Error)]
@@ -459,6 +459,15 @@ impl Membership {
     /// This node's id.
     pub fn node_id(&self) -> &str {
         &self.inner.id
+    }
+
+    /// `DELETE /stratus/v1/cluster/nodes/{id}`: forgets a stopped or dead node's
+    /// row. `None` on a single node (there are no rows).
+    pub async fn forget(&self, id: &str) -> Result<Option<Forget>, ClusterError> {
+        match &self.inner.cluster {
+            None => Ok(None),
+            Some(pool) => nodes::forget(pool, id).await.map(Some),
+        }
     }
 
     /// The answer of `GET /stratus/v1/cluster`: the mode, this node's id, and every

@@ -219,6 +219,92 @@ pub(crate) fn spawn_heartbeat(
     })
 }
 
+/// What [`forget`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forget {
+    /// The row is deleted; the node was `stopped` or `dead`.
+    Forgotten {
+        /// Its health when it was forgotten.
+        health: &'static str,
+    },
+    /// No node has this id.
+    Unknown,
+    /// The node is healthy (a heartbeat younger than [`DEAD_AFTER`]): refused.
+    Live {
+        /// Its advertised address.
+        address: String,
+        /// How old its last heartbeat is.
+        age_ms: i64,
+    },
+}
+
+/// Deletes the row of node `id` (and its expired concurrency grants) unless the
+/// node is healthy. The row is locked first, so a heartbeat written meanwhile is
+/// seen (its age is then negative: healthy). A forgotten node that comes back
+/// writes its row anew at its next heartbeat.
+pub(crate) async fn forget(pool: &Pool, id: &str) -> Result<Forget, ClusterError> {
+    let mut c = pool
+        .get()
+        .await
+        .map_err(|e| ClusterError::query("reach the database", e))?;
+    let tx = c
+        .transaction()
+        .await
+        .map_err(|e| ClusterError::query("begin", e))?;
+    let row = tx
+        .query_opt(
+            "SELECT advertise, (extract(epoch FROM now() - heartbeat_at) * 1000)::int8, \
+             stopped_at IS NOT NULL FROM nodes WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await
+        .map_err(|e| ClusterError::query("read the nodes table", e))?;
+    let Some(row) = row else {
+        return Ok(Forget::Unknown);
+    };
+    let (address, age_ms, stopped): (String, i64, bool) = (row.get(0), row.get(1), row.get(2));
+    let health = if stopped {
+        "stopped"
+    } else if age_ms < DEAD_AFTER.as_millis() as i64 {
+        return Ok(Forget::Live { address, age_ms });
+    } else {
+        "dead"
+    };
+    tx.execute("DELETE FROM nodes WHERE id = $1", &[&id])
+        .await
+        .map_err(|e| ClusterError::query("write the nodes table", e))?;
+    // Its unexpired grants stay: they count against the limits until they
+    // expire, as the node itself may still be admitting under them.
+    tx.execute(
+        "DELETE FROM concurrency_grants WHERE node = $1 AND expires_at < now()",
+        &[&id],
+    )
+    .await
+    .map_err(|e| ClusterError::query("write the grants table", e))?;
+    tx.commit()
+        .await
+        .map_err(|e| ClusterError::query("commit", e))?;
+    Ok(Forget::Forgotten { health })
+}
+
+/// Deletes the rows of nodes whose last heartbeat is older than `retention`
+/// (stopped or dead that long); the leader calls it now and then. Returns the
+/// ids forgotten.
+pub(crate) async fn forget_older_than(
+    client: &tokio_postgres::Client,
+    retention: Duration,
+) -> Result<Vec<String>, tokio_postgres::Error> {
+    let ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let rows = client
+        .query(
+            "DELETE FROM nodes WHERE heartbeat_at < now() - $1::int8 * interval '1 millisecond' \
+             RETURNING id",
+            &[&ms],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Every node, by id.
 pub(crate) async fn list(pool: &Pool) -> Result<Vec<NodeStatus>, ClusterError> {
     let c = pool
@@ -262,4 +348,120 @@ pub(crate) async fn list(pool: &Pool) -> Result<Vec<NodeStatus>, ClusterError> {
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    //! Forgetting nodes against a real PostgreSQL (`stratus_testkit`).
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::cluster::pg;
+
+    async fn pool() -> Pool {
+        let url = stratus_testkit::Postgres::shared().database();
+        let pool = pg::connect(&url, 2).await.unwrap();
+        pg::migrate(&pool, &url).await.unwrap();
+        pool
+    }
+
+    fn node(id: &str) -> Node {
+        Node {
+            id: id.into(),
+            advertise: format!("127.0.0.1:{}", 9000 + id.len()),
+        }
+    }
+
+    /// Makes node `id`'s last heartbeat `secs` seconds old.
+    async fn age(pool: &Pool, id: &str, secs: i64) {
+        pool.get()
+            .await
+            .unwrap()
+            .execute(
+                "UPDATE nodes SET heartbeat_at = now() - $2::int8 * interval '1 second' WHERE id = $1",
+                &[&id, &secs],
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn ids(pool: &Pool) -> Vec<String> {
+        list(pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.id)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn only_stopped_or_dead_nodes_are_forgotten() {
+        let pool = pool().await;
+        let info = NodeInfo::default();
+        for id in ["live", "gone", "retired"] {
+            join(&pool, &node(id), &info).await.unwrap();
+        }
+        leave(&pool, &node("retired")).await.unwrap();
+        age(&pool, "gone", 6).await;
+        // A healthy node is refused, with its address and heartbeat age.
+        match forget(&pool, "live").await.unwrap() {
+            Forget::Live { address, age_ms } => {
+                assert_eq!(address, node("live").advertise);
+                assert!(age_ms < DEAD_AFTER.as_millis() as i64, "{age_ms}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(forget(&pool, "nobody").await.unwrap(), Forget::Unknown);
+        // A dead node's expired grant goes with it; an unexpired one stays.
+        let c = pool.get().await.unwrap();
+        c.batch_execute(
+            "INSERT INTO concurrency_pools (pool, slot_limit) VALUES ('account', 10) ON CONFLICT DO NOTHING;
+             INSERT INTO concurrency_grants (pool, node, slots, wanted, expires_at)
+               VALUES ('account', 'gone', 2, 2, now() - interval '1 second');
+             INSERT INTO concurrency_grants (pool, node, slots, wanted, expires_at)
+               VALUES ('account', 'retired', 3, 3, now() + interval '1 minute');",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            forget(&pool, "gone").await.unwrap(),
+            Forget::Forgotten { health: "dead" }
+        );
+        assert_eq!(
+            forget(&pool, "retired").await.unwrap(),
+            Forget::Forgotten { health: "stopped" }
+        );
+        assert_eq!(ids(&pool).await, ["live"]);
+        let grants: Vec<String> = c
+            .query("SELECT node FROM concurrency_grants ORDER BY node", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(grants, ["retired"]);
+        // A forgotten node that comes back writes its row again.
+        beat(&pool, &node("gone"), &info).await.unwrap();
+        assert_eq!(ids(&pool).await, ["gone", "live"]);
+    }
+
+    #[tokio::test]
+    async fn the_leader_forgets_nodes_silent_longer_than_the_retention() {
+        let pool = pool().await;
+        let info = NodeInfo::default();
+        for id in ["fresh", "old-dead", "old-stopped", "recent-dead"] {
+            join(&pool, &node(id), &info).await.unwrap();
+        }
+        leave(&pool, &node("old-stopped")).await.unwrap();
+        age(&pool, "old-dead", 3 * 3600).await;
+        age(&pool, "old-stopped", 3 * 3600).await;
+        age(&pool, "recent-dead", 30 * 60).await;
+        let c = pool.get().await.unwrap();
+        let mut gone = forget_older_than(&c, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        gone.sort();
+        assert_eq!(gone, ["old-dead", "old-stopped"]);
+        assert_eq!(ids(&pool).await, ["fresh", "recent-dead"]);
+    }
 }

@@ -378,7 +378,7 @@ mod tests {
             role_policy: None,
             mounts: Vec::new(),
             tmp_mb: 512,
-            network: stratus_scheduler::Network::Host,
+            network: stratus_scheduler::Network::Egress,
         };
         use stratus_scheduler::Placement as _;
         assert_eq!(p.share(&spec, 5), 0);

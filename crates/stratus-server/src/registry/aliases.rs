@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use stratus_scheduler::FunctionSpec;
 
-use super::{parse_function_ref, FnEntry, Registry, Resolved, VersionEntry};
+use super::{parse_function_ref, FnEntry, Registry, Resolved, VersionEntry, REVISION_MISMATCH};
 use crate::error::ApiError;
 use crate::model::{new_uuid, AliasConfiguration, RoutingConfig};
 
@@ -101,7 +101,7 @@ impl Registry {
         if !stratus_rules::is_alias_name(alias) {
             return Err(ApiError::validation(alias, "name", ALIAS_PATTERN));
         }
-        let (_writer, mut entry) = self.begin(&name)?;
+        let (writer, mut entry) = self.begin(&name)?;
         if entry.aliases.contains_key(alias) {
             return Err(ApiError::conflict(format!(
                 "Alias already exists: {}:{alias}",
@@ -117,7 +117,9 @@ impl Registry {
             routing_config: routing.filter(|r| !r.additional_version_weights.is_empty()),
             revision_id: new_uuid(),
         };
-        self.store.put_alias(&name, &a)?;
+        if let Err(e) = self.store.put_alias(&name, &a, None) {
+            return Err(self.refused(&name, writer, e, false));
+        }
         entry.aliases.insert(alias.to_string(), a.clone());
         self.install(&name, entry);
         Ok(a)
@@ -154,15 +156,16 @@ impl Registry {
     ) -> Result<AliasConfiguration, ApiError> {
         let (name, _) = parse_function_ref(raw)?;
         check_alias_name(alias)?;
-        let (_writer, mut entry) = self.begin(&name)?;
+        let (writer, mut entry) = self.begin(&name)?;
         let mut a = entry
             .aliases
             .get(alias)
             .cloned()
             .ok_or_else(|| alias_not_found(&entry, alias))?;
-        if revision.is_some_and(|r| r != a.revision_id) {
-            return Err(ApiError::precondition("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id"));
+        if revision.as_ref().is_some_and(|r| *r != a.revision_id) {
+            return Err(ApiError::precondition(REVISION_MISMATCH));
         }
+        let base = a.revision_id.clone();
         let old_spec = qualifier_spec(&entry, alias).ok();
         if let Some(v) = version {
             a.function_version = v;
@@ -175,7 +178,9 @@ impl Registry {
         }
         check_alias_target(&entry, &a.function_version, a.routing_config.as_ref())?;
         a.revision_id = new_uuid();
-        self.store.put_alias(&name, &a)?;
+        if let Err(e) = self.store.put_alias(&name, &a, Some(&base)) {
+            return Err(self.refused(&name, writer, e, revision.is_some()));
+        }
         entry.aliases.insert(alias.to_string(), a.clone());
         // The floor moves to the new version's pool (the old pool keeps what its
         // other configs ask for) once the moved alias is visible.

@@ -71,7 +71,7 @@ impl Registry {
                 &format!("Member must have value less than or equal to {}", u32::MAX),
             )
         })?;
-        let (_writer, mut entry) = self.begin(&name)?;
+        let (writer, mut entry) = self.begin(&name)?;
         let available = self.scheduler.unreserved_available(&name);
         if n > available {
             return Err(ApiError::invalid(format!(
@@ -86,7 +86,10 @@ impl Registry {
             )));
         }
         entry.reserved = Some(n);
-        self.store.put_function(&entry.stored())?;
+        let base = entry.latest.config.revision_id.clone();
+        if let Err(e) = self.store.put_function(&entry.stored(), &base) {
+            return Err(self.refused(&name, writer, e, false));
+        }
         self.install(&name, entry);
         self.scheduler.set_reserved(&name, Some(n));
         Ok(n)
@@ -101,9 +104,12 @@ impl Registry {
     /// DeleteFunctionConcurrency.
     pub fn delete_reserved(&self, raw: &str) -> Result<(), ApiError> {
         let (name, _) = parse_function_ref(raw)?;
-        let (_writer, mut entry) = self.begin(&name)?;
+        let (writer, mut entry) = self.begin(&name)?;
         entry.reserved = None;
-        self.store.put_function(&entry.stored())?;
+        let base = entry.latest.config.revision_id.clone();
+        if let Err(e) = self.store.put_function(&entry.stored(), &base) {
+            return Err(self.refused(&name, writer, e, false));
+        }
         self.install(&name, entry);
         self.scheduler.set_reserved(&name, None);
         Ok(())

@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::tags::{check_tag_count, check_tags};
-use super::{parse_function_ref, CodeInput, FnEntry, FunctionInput, FunctionView, Registry};
+use super::{
+    parse_function_ref, CodeInput, FnEntry, FunctionInput, FunctionView, Registry,
+    REVISION_MISMATCH,
+};
 use crate::error::ApiError;
 use crate::model::{
     lambda_time_now, new_uuid, EphemeralStorage, FunctionConfiguration, TracingConfig,
 };
 use crate::store::{StoredFunction, StoredVersion};
-
-const REVISION_MISMATCH: &str = "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id";
 
 impl Registry {
     /// CreateFunction.
@@ -125,7 +126,7 @@ impl Registry {
             self.install(&name, entry);
         }
         if input.publish.unwrap_or(false) {
-            self.publish(&name, None)?;
+            self.publish(&name, None, Preconditions::default())?;
         }
         Ok(config)
     }
@@ -226,7 +227,7 @@ impl Registry {
             Ok(())
         })?;
         if code.publish.unwrap_or(false) {
-            self.publish(&name, None)?;
+            self.publish(&name, None, Preconditions::default())?;
         }
         Ok(config)
     }
@@ -302,10 +303,13 @@ impl Registry {
         revision: Option<&str>,
         change: impl FnOnce(&mut FunctionConfiguration, &mut String) -> Result<(), ApiError>,
     ) -> Result<FunctionConfiguration, ApiError> {
-        let (_writer, mut entry) = self.begin(name)?;
+        let (writer, mut entry) = self.begin(name)?;
         if revision.is_some_and(|r| r != entry.latest.config.revision_id) {
             return Err(ApiError::precondition(REVISION_MISMATCH));
         }
+        // What the change is based on: the store writes only while it is still
+        // the stored revision (another node may have changed it since).
+        let base = entry.latest.config.revision_id.clone();
         let mut config = entry.latest.config.clone();
         let mut hex = entry.latest.code_hex.clone();
         change(&mut config, &mut hex)?;
@@ -313,7 +317,9 @@ impl Registry {
         config.revision_id = new_uuid();
         let old_key = entry.latest.spec.as_ref().ok().map(|s| s.pool_key.clone());
         entry.latest = self.version_entry(config.clone(), hex);
-        self.store.put_function(&entry.stored())?;
+        if let Err(e) = self.store.put_function(&entry.stored(), &base) {
+            return Err(self.refused(name, writer, e, revision.is_some()));
+        }
         self.install(name, entry);
         if let Some(key) = old_key {
             self.scheduler.retire(&key);
@@ -323,13 +329,36 @@ impl Registry {
 
     /// PublishVersion: snapshots `$LATEST` unless it is unchanged since the last
     /// published version, in which case that version is returned (as Lambda does).
+    /// The caller's `CodeSha256` and `RevisionId` are checked against `$LATEST`
+    /// under the writer lock, and the store records the version only while
+    /// `$LATEST` is still the revision snapshotted.
     pub fn publish(
         &self,
         raw: &str,
         description: Option<String>,
+        pre: Preconditions,
     ) -> Result<FunctionConfiguration, ApiError> {
         let (name, _) = parse_function_ref(raw)?;
-        let (_writer, mut entry) = self.begin(&name)?;
+        let (writer, mut entry) = self.begin(&name)?;
+        let latest = &entry.latest.config;
+        if let Some(c) = pre
+            .code_sha256
+            .as_ref()
+            .filter(|c| **c != latest.code_sha256)
+        {
+            return Err(ApiError::precondition(format!(
+                "CodeSHA256 ({c}) is different from current CodeSHA256 in $LATEST ({}). Please try again with the CodeSHA256 in $LATEST.",
+                latest.code_sha256
+            )));
+        }
+        if pre
+            .revision_id
+            .as_ref()
+            .is_some_and(|r| *r != latest.revision_id)
+        {
+            return Err(ApiError::precondition(REVISION_MISMATCH));
+        }
+        let base = latest.revision_id.clone();
         if let Some((_, last)) = entry.versions.iter().next_back() {
             if same_content(&last.config, &entry.latest.config)
                 && last.code_hex == entry.latest.code_hex
@@ -352,7 +381,9 @@ impl Registry {
             code_hex: entry.latest.code_hex.clone(),
         };
         let stored: StoredFunction = entry.stored();
-        self.store.put_version(&stored, &version)?;
+        if let Err(e) = self.store.put_version(&stored, &version, &base) {
+            return Err(self.refused(&name, writer, e, pre.revision_id.is_some()));
+        }
         let ve = self.version_entry(config.clone(), version.code_hex);
         Arc::make_mut(&mut entry.versions).insert(n, Arc::new(ve));
         self.install(&name, entry);
@@ -368,6 +399,15 @@ impl Registry {
             out
         })
     }
+}
+
+/// What PublishVersion's caller expects of `$LATEST` (each checked if given).
+#[derive(Debug, Default, Clone)]
+pub struct Preconditions {
+    /// `CodeSha256`: the code `$LATEST` must have.
+    pub code_sha256: Option<String>,
+    /// `RevisionId`: the revision `$LATEST` must have.
+    pub revision_id: Option<String>,
 }
 
 /// Whether two configurations differ only in what each version has of its own

@@ -26,9 +26,7 @@ impl Registry {
             stratus_package::unpack_once(&self.code_root, code_hex, &zip, &Limits::default())
                 .map_err(|e| format!("cannot unpack code: {e}"))?;
         }
-        let (mut program, args) =
-            self.runtimes
-                .launch_sized(&c.runtime, &code_dir, c.memory_size)?;
+        let (mut program, args) = self.runtimes.launch(&c.runtime, &code_dir, c.memory_size)?;
         // Lambda's go1.x ran the binary its handler names; `stratus deploy` builds it
         // as `bootstrap`, a zip made for go1.x carries it under the handler's name.
         if c.runtime == "go1.x" && !program.is_file() {
@@ -114,10 +112,10 @@ impl Registry {
                 m
             },
             tmp_mb: c.ephemeral_storage.size,
-            // Egress is opt-in per function; with it the environment shares the
-            // host's network namespace (what that exposes: README, Security).
+            // Egress is opt-in per function: under the linux driver a routed veth
+            // pair behind NAT, the host firewalled off (README, Security).
             network: if c.egress {
-                Network::Host
+                Network::Egress
             } else {
                 Network::Isolated
             },

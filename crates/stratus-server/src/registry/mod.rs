@@ -50,10 +50,14 @@ use stratus_scheduler::{FunctionSpec, Scheduler};
 use crate::error::ApiError;
 use crate::model::{AliasConfiguration, Environment, EphemeralStorage, FunctionConfiguration};
 use crate::runtimes::Runtimes;
-use crate::store::FunctionStore;
+use crate::store::{FunctionStore, StoreError};
+
+/// Lambda's message for a RevisionId that is not the latest.
+pub(crate) const REVISION_MISMATCH: &str = "The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id";
 
 pub use code::MAX_ZIP_BYTES;
 pub use event_config::EventInvokeSettings;
+pub use functions::Preconditions;
 pub use names::{parse_function_ref, parse_tag_arn, Identity, TagArn};
 pub use tags::{check_tag_count, check_tag_key, check_tags, MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE};
 pub use validate::check_settings;
@@ -208,6 +212,12 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// How this server's environments with egress reach the outside (the sandbox
+    /// driver's `egress`: `routed …`, `host`, `unavailable: …`).
+    pub(crate) fn egress_mode(&self) -> String {
+        self.scheduler.sandbox().egress
+    }
+
     /// Loads every function from the store, builds specs, and re-applies reserved and
     /// provisioned concurrency to the scheduler (which re-warms provisioned pools).
     pub fn open(
@@ -329,6 +339,33 @@ impl Registry {
         let guard = self.writer.lock();
         let entry = self.read(name, FnEntry::clone)?;
         Ok((guard, entry))
+    }
+
+    /// The answer to a write the store refused. When another node changed or
+    /// deleted the function first (a RevisionId that is no longer the stored one,
+    /// a conflict), the writer lock is let go and the function re-read at once
+    /// rather than at the change notification, so a retry starts from the latest
+    /// state. `client_revision`: the caller named the RevisionId it expected, which
+    /// Lambda answers `PreconditionFailedException`; without one the lost race is a
+    /// `ResourceConflictException`.
+    fn refused(
+        &self,
+        name: &str,
+        writer: MutexGuard<'_, ()>,
+        e: StoreError,
+        client_revision: bool,
+    ) -> ApiError {
+        drop(writer);
+        let mismatch = matches!(e, StoreError::RevisionMismatch { .. });
+        if mismatch || matches!(e, StoreError::Conflict(_)) {
+            if let Err(err) = self.refresh_function(name) {
+                tracing::warn!(function = name, error = %err.message, "re-reading a function after a refused write");
+            }
+        }
+        if mismatch && client_revision {
+            return ApiError::precondition(REVISION_MISMATCH);
+        }
+        e.into()
     }
 
     /// Installs a changed entry the store already has. The replaced entry is dropped

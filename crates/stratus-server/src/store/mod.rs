@@ -69,6 +69,16 @@ pub enum StoreError {
     /// handed out, a function created or deleted meanwhile).
     #[error("{0}")]
     Conflict(String),
+    /// A conditional write found the resource changed since the writer read it:
+    /// its stored RevisionId is no longer the one the change was based on (another
+    /// node wrote it first). Nothing was written.
+    #[error("{what} was changed through another node: its Revision Id is no longer {expected}")]
+    RevisionMismatch {
+        /// The resource (`function F`, `alias F:A`).
+        what: String,
+        /// The RevisionId the change was based on.
+        expected: String,
+    },
     /// A stored row could not be decoded.
     #[error("corrupt stored {what}: {source}")]
     Decode {
@@ -148,17 +158,34 @@ pub trait FunctionStore: Send + Sync + std::fmt::Debug {
         f: &StoredFunction,
         tags: &BTreeMap<String, String>,
     ) -> Result<(), StoreError>;
-    /// Inserts or replaces a function's `$LATEST` and function-level settings.
-    fn put_function(&self, f: &StoredFunction) -> Result<(), StoreError>;
+    /// Replaces a function's `$LATEST` and function-level settings, but only while
+    /// the stored `$LATEST` still has RevisionId `base` (the one the change was
+    /// made from): else [`StoreError::RevisionMismatch`] and nothing is written, so
+    /// two nodes changing one function never silently lose one change.
+    fn put_function(&self, f: &StoredFunction, base: &str) -> Result<(), StoreError>;
     /// Deletes a function and everything keyed by it (versions, aliases, configs,
     /// tags, and its event sources), atomically.
     fn delete_function(&self, name: &str) -> Result<(), StoreError>;
-    /// Records a published version together with the function's new counter.
-    fn put_version(&self, f: &StoredFunction, v: &StoredVersion) -> Result<(), StoreError>;
+    /// Records a published version together with the function's new counter, but
+    /// only while the stored `$LATEST` still has RevisionId `base` (the `$LATEST`
+    /// the version is a snapshot of): else [`StoreError::RevisionMismatch`].
+    fn put_version(
+        &self,
+        f: &StoredFunction,
+        v: &StoredVersion,
+        base: &str,
+    ) -> Result<(), StoreError>;
     /// Deletes one published version and the provisioned config on it.
     fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError>;
-    /// Inserts or replaces an alias.
-    fn put_alias(&self, function: &str, a: &AliasConfiguration) -> Result<(), StoreError>;
+    /// Writes an alias: a new one (`base` = `None`; [`StoreError::Conflict`] if
+    /// it exists by now), or a change of the one whose stored RevisionId is `base`
+    /// (else [`StoreError::RevisionMismatch`]; a deleted alias is a mismatch too).
+    fn put_alias(
+        &self,
+        function: &str,
+        a: &AliasConfiguration,
+        base: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// Deletes an alias and the provisioned config on it.
     fn delete_alias(&self, function: &str, alias: &str) -> Result<(), StoreError>;
     /// Sets (`Some((requested, last_modified))`) or clears a provisioned config.
@@ -272,5 +299,29 @@ impl Stores {
             deployments: db.clone(),
             mappings: db,
         })
+    }
+}
+
+/// The error for a write to a function that no longer exists.
+pub(crate) fn function_gone(name: &str) -> StoreError {
+    StoreError::Conflict(format!(
+        "function {name} no longer exists (deleted through another node)"
+    ))
+}
+
+/// The error for a conditional write to `$LATEST` that found another revision.
+pub(crate) fn latest_changed(name: &str, base: &str) -> StoreError {
+    StoreError::RevisionMismatch {
+        what: format!("function {name}"),
+        expected: base.to_string(),
+    }
+}
+
+/// The error for a conditional write to an alias that found another revision
+/// (or no alias).
+pub(crate) fn alias_changed(function: &str, alias: &str, base: &str) -> StoreError {
+    StoreError::RevisionMismatch {
+        what: format!("alias {function}:{alias}"),
+        expected: base.to_string(),
     }
 }

@@ -12,8 +12,9 @@ use stratus_seal::Sealer;
 
 use super::sealed::{self, deployment_aad, latest_aad, version_aad};
 use super::{
-    DeploymentRecord, DeploymentStore, FunctionEvents, FunctionStore, LoadedFunction, MappingStore,
-    StoreError, StoredFunction, StoredVersion,
+    alias_changed, function_gone, latest_changed, DeploymentRecord, DeploymentStore,
+    FunctionEvents, FunctionStore, LoadedFunction, MappingStore, StoreError, StoredFunction,
+    StoredVersion,
 };
 use crate::model::{AliasConfiguration, EventInvokeConfig};
 
@@ -93,6 +94,22 @@ CREATE TABLE IF NOT EXISTS provisioned (
 
 fn encode<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
+}
+
+/// Why a conditional write of `name`'s `$LATEST` changed no row: the function is
+/// gone, or its RevisionId is no longer `base`.
+fn latest_conflict(conn: &Connection, name: &str, base: &str) -> Result<StoreError, StoreError> {
+    let exists = conn
+        .query_row(
+            "SELECT 1 FROM functions WHERE name = ?1",
+            [name],
+            |_| Ok(()),
+        )
+        .optional()?;
+    Ok(match exists {
+        None => function_gone(name),
+        Some(()) => latest_changed(name, base),
+    })
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &'static str, s: &str) -> Result<T, StoreError> {
@@ -275,13 +292,25 @@ impl FunctionStore for SqliteStore {
         Ok(())
     }
 
-    /// Inserts or replaces a function's `$LATEST` row.
-    fn put_function(&self, f: &StoredFunction) -> Result<(), StoreError> {
-        self.conn.lock().execute(
-            "INSERT INTO functions (name, config, code_hex, version_counter, reserved) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(name) DO UPDATE SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5",
-            params![f.config.function_name, self.sealed_latest(f)?, f.code_hex, f.version_counter as i64, f.reserved.map(|r| r as i64)],
+    /// Replaces a function's `$LATEST` row while its stored RevisionId is `base`.
+    fn put_function(&self, f: &StoredFunction, base: &str) -> Result<(), StoreError> {
+        let name = &f.config.function_name;
+        let conn = self.conn.lock();
+        let updated = conn.execute(
+            "UPDATE functions SET config = ?2, code_hex = ?3, version_counter = ?4, reserved = ?5
+             WHERE name = ?1 AND json_extract(config, '$.RevisionId') = ?6",
+            params![
+                name,
+                self.sealed_latest(f)?,
+                f.code_hex,
+                f.version_counter as i64,
+                f.reserved.map(|r| r as i64),
+                base
+            ],
         )?;
+        if updated == 0 {
+            return Err(latest_conflict(&conn, name, base)?);
+        }
         Ok(())
     }
 
@@ -310,20 +339,30 @@ impl FunctionStore for SqliteStore {
         Ok(())
     }
 
-    /// Records a published version together with the function's new counter.
-    fn put_version(&self, f: &StoredFunction, v: &StoredVersion) -> Result<(), StoreError> {
+    /// Records a published version together with the function's new counter,
+    /// while `$LATEST`'s stored RevisionId is `base`.
+    fn put_version(
+        &self,
+        f: &StoredFunction,
+        v: &StoredVersion,
+        base: &str,
+    ) -> Result<(), StoreError> {
         let number = v.config.version.parse::<i64>().unwrap_or(0);
         let aad = version_aad(&v.config.function_name, &number.to_string());
         let config = sealed::encode_config(&self.sealer, &aad, &v.config)?;
         let mut conn = self.conn.lock();
         let tx = conn.transaction()?;
+        let updated = tx.execute(
+            "UPDATE functions SET version_counter = ?2
+             WHERE name = ?1 AND json_extract(config, '$.RevisionId') = ?3",
+            params![f.config.function_name, f.version_counter as i64, base],
+        )?;
+        if updated == 0 {
+            return Err(latest_conflict(&tx, &f.config.function_name, base)?);
+        }
         tx.execute(
             "INSERT OR REPLACE INTO versions (name, version, config, code_hex) VALUES (?1, ?2, ?3, ?4)",
             params![v.config.function_name, number, config, v.code_hex],
-        )?;
-        tx.execute(
-            "UPDATE functions SET version_counter = ?2 WHERE name = ?1",
-            params![f.config.function_name, f.version_counter as i64],
         )?;
         tx.commit()?;
         Ok(())
@@ -343,12 +382,40 @@ impl FunctionStore for SqliteStore {
         Ok(())
     }
 
-    /// Inserts or replaces an alias.
-    fn put_alias(&self, function: &str, a: &AliasConfiguration) -> Result<(), StoreError> {
-        self.conn.lock().execute(
-            "INSERT OR REPLACE INTO aliases (name, alias, config) VALUES (?1, ?2, ?3)",
-            params![function, a.name, encode(a)],
-        )?;
+    /// Inserts a new alias (`base` = `None`) or replaces the one whose stored
+    /// RevisionId is `base`.
+    fn put_alias(
+        &self,
+        function: &str,
+        a: &AliasConfiguration,
+        base: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn.lock();
+        match base {
+            None => {
+                let inserted = conn.execute(
+                    "INSERT INTO aliases (name, alias, config) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(name, alias) DO NOTHING",
+                    params![function, a.name, encode(a)],
+                )?;
+                if inserted == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "Alias already exists: {}",
+                        a.alias_arn
+                    )));
+                }
+            }
+            Some(base) => {
+                let updated = conn.execute(
+                    "UPDATE aliases SET config = ?3
+                     WHERE name = ?1 AND alias = ?2 AND json_extract(config, '$.RevisionId') = ?4",
+                    params![function, a.name, encode(a), base],
+                )?;
+                if updated == 0 {
+                    return Err(alias_changed(function, &a.name, base));
+                }
+            }
+        }
         Ok(())
     }
 

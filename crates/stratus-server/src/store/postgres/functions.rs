@@ -6,9 +6,11 @@
 //! database row (`version_counter` only rises; a version number another node
 //! already published is refused with [`StoreError::Conflict`], never stored twice),
 //! creating a function that another node created, or updating one another node
-//! deleted, is a conflict too. Concurrent updates of the same `$LATEST` are last
-//! writer wins (the store is not given the RevisionId the change was based on);
-//! the change listener keeps that window to the notification delay.
+//! deleted, is a conflict too. Changes of `$LATEST`, publishing a version and
+//! alias updates are conditional on the RevisionId the change was based on
+//! (`… WHERE config::jsonb ->> 'RevisionId' = $base`, under the row's lock): the
+//! node that writes second gets [`StoreError::RevisionMismatch`] and writes
+//! nothing, so no change is silently lost.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +21,8 @@ use crate::cluster::pg::{ChangeKind, PgError};
 use crate::model::{AliasConfiguration, EventInvokeConfig};
 use crate::store::sealed::{self, latest_aad, version_aad};
 use crate::store::{
-    FunctionStore, LoadedFunction, StoreError, StoredFunction, StoredProvisioned, StoredVersion,
+    alias_changed, function_gone, latest_changed, FunctionStore, LoadedFunction, StoreError,
+    StoredFunction, StoredProvisioned, StoredVersion,
 };
 
 /// Replaces `name`'s tag rows inside `tx`.
@@ -191,12 +194,7 @@ impl FunctionStore for PgStore {
     ) -> Result<(), StoreError> {
         let name = f.config.function_name.as_str();
         let config = self.sealed_latest(f)?;
-        self.db.run(|| async {
-            let mut client = self.db.client().await?;
-            let tx = client
-                .transaction()
-                .await
-                .map_err(PgError::query("begin"))?;
+        self.transact(&[(ChangeKind::Function, name)], async |tx| {
             let inserted = tx
                 .execute(
                     "INSERT INTO functions (name, config, code_hex, version_counter, reserved)
@@ -216,78 +214,70 @@ impl FunctionStore for PgStore {
                     "Function already exist: {name} (created through another node)"
                 )));
             }
-            write_tags(&tx, name, tags)
+            write_tags(tx, name, tags)
                 .await
                 .map_err(PgError::query("write tags"))?;
-            self.db.notify(&tx, ChangeKind::Function, name).await?;
-            tx.commit().await.map_err(PgError::query("commit"))?;
             Ok(())
         })
     }
 
-    fn put_function(&self, f: &StoredFunction) -> Result<(), StoreError> {
+    fn put_function(&self, f: &StoredFunction, base: &str) -> Result<(), StoreError> {
         let name = f.config.function_name.as_str();
         let config = self.sealed_latest(f)?;
-        self.db.run(|| async {
-            let mut client = self.db.client().await?;
-            let tx = client
-                .transaction()
-                .await
-                .map_err(PgError::query("begin"))?;
+        self.transact(&[(ChangeKind::Function, name)], async |tx| {
             // The counter never goes back: a node that has not yet heard of a
             // version another node published must not hand its number out again.
             let updated = tx
                 .execute(
                     "UPDATE functions SET config = $2, code_hex = $3,
                          version_counter = GREATEST(version_counter, $4), reserved = $5
-                     WHERE name = $1",
+                     WHERE name = $1 AND config::jsonb ->> 'RevisionId' = $6",
                     &[
                         &name,
                         &config,
                         &f.code_hex,
                         &counter(f.version_counter),
                         &reserved(f.reserved),
+                        &base,
                     ],
                 )
                 .await
                 .map_err(PgError::query("update a function"))?;
             if updated == 0 {
-                return Err(gone(name));
+                return Err(latest_conflict(tx, name, base).await?);
             }
-            self.db.notify(&tx, ChangeKind::Function, name).await?;
-            tx.commit().await.map_err(PgError::query("commit"))?;
             Ok(())
         })
     }
 
     fn delete_function(&self, name: &str) -> Result<(), StoreError> {
-        self.db.run(|| async {
-            let mut client = self.db.client().await?;
-            let tx = client
-                .transaction()
-                .await
-                .map_err(PgError::query("begin"))?;
-            // Versions, aliases, provisioned and event invoke configs and tags go
-            // by ON DELETE CASCADE; event sources are keyed by function name only.
-            tx.execute("DELETE FROM functions WHERE name = $1", &[&name])
-                .await
-                .map_err(PgError::query("delete a function"))?;
-            for sql in [
-                "DELETE FROM function_events WHERE function_name = $1",
-                "DELETE FROM event_source_mappings WHERE function_name = $1",
-            ] {
-                tx.execute(sql, &[&name])
+        self.transact(
+            &[(ChangeKind::Function, name), (ChangeKind::Mappings, name)],
+            async |tx| {
+                // Versions, aliases, provisioned and event invoke configs and tags go
+                // by ON DELETE CASCADE; event sources are keyed by function name only.
+                tx.execute("DELETE FROM functions WHERE name = $1", &[&name])
                     .await
-                    .map_err(PgError::query("delete a function's event sources"))?;
-            }
-            self.db.notify(&tx, ChangeKind::Function, name).await?;
-            self.db.notify(&tx, ChangeKind::Mappings, name).await?;
-            tx.commit().await.map_err(PgError::query("commit"))?;
-            Ok(())
-        })
+                    .map_err(PgError::query("delete a function"))?;
+                for sql in [
+                    "DELETE FROM function_events WHERE function_name = $1",
+                    "DELETE FROM event_source_mappings WHERE function_name = $1",
+                ] {
+                    tx.execute(sql, &[&name])
+                        .await
+                        .map_err(PgError::query("delete a function's event sources"))?;
+                }
+                Ok(())
+            },
+        )
     }
 
-    fn put_version(&self, f: &StoredFunction, v: &StoredVersion) -> Result<(), StoreError> {
+    fn put_version(
+        &self,
+        f: &StoredFunction,
+        v: &StoredVersion,
+        base: &str,
+    ) -> Result<(), StoreError> {
         let name = v.config.function_name.as_str();
         let number = v.config.version.parse::<i64>().map_err(|_| {
             StoreError::Conflict(format!(
@@ -298,29 +288,38 @@ impl FunctionStore for PgStore {
         let aad = version_aad(name, &number.to_string());
         let config = sealed::encode_config(&self.sealer, &aad, &v.config)?;
         let wanted = counter(f.version_counter).max(number);
-        self.db.run(|| async {
-            let mut client = self.db.client().await?;
-            let tx = client.transaction().await.map_err(PgError::query("begin"))?;
+        self.transact(&[(ChangeKind::Function, name)], async |tx| {
             // The row hands the number out: only when no node has published it (or
-            // a later one) yet. The row lock orders concurrent publishers.
+            // a later one) yet, and only of the `$LATEST` this node snapshotted.
+            // The row lock orders concurrent publishers and updaters.
             let bumped = tx
                 .query_opt(
                     "UPDATE functions SET version_counter = $2
-                     WHERE name = $1 AND version_counter < $3 RETURNING version_counter",
-                    &[&name, &wanted, &number],
+                     WHERE name = $1 AND version_counter < $3
+                       AND config::jsonb ->> 'RevisionId' = $4
+                     RETURNING version_counter",
+                    &[&name, &wanted, &number, &base],
                 )
                 .await
                 .map_err(PgError::query("bump the version counter"))?;
             if bumped.is_none() {
-                let exists = tx
-                    .query_opt("SELECT 1 FROM functions WHERE name = $1", &[&name])
+                let row = tx
+                    .query_opt(
+                        "SELECT version_counter >= $2 FROM functions WHERE name = $1",
+                        &[&name, &number],
+                    )
                     .await
                     .map_err(PgError::query("read a function"))?;
-                return Err(match exists {
-                    None => gone(name),
-                    Some(_) => StoreError::Conflict(format!(
+                let taken: Option<bool> = row
+                    .map(|r| r.try_get(0))
+                    .transpose()
+                    .map_err(PgError::query("read a function"))?;
+                return Err(match taken {
+                    None => function_gone(name),
+                    Some(true) => StoreError::Conflict(format!(
                         "version {number} of {name} was already published through another node; retry to publish the next"
                     )),
+                    Some(false) => latest_changed(name, base),
                 });
             }
             tx.execute(
@@ -329,20 +328,13 @@ impl FunctionStore for PgStore {
             )
             .await
             .map_err(PgError::query("insert a version"))?;
-            self.db.notify(&tx, ChangeKind::Function, name).await?;
-            tx.commit().await.map_err(PgError::query("commit"))?;
             Ok(())
         })
     }
 
     fn delete_version(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let number = version.parse::<i64>().unwrap_or(-1);
-        self.db.run(|| async {
-            let mut client = self.db.client().await?;
-            let tx = client
-                .transaction()
-                .await
-                .map_err(PgError::query("begin"))?;
+        self.transact(&[(ChangeKind::Function, name)], async |tx| {
             tx.execute(
                 "DELETE FROM versions WHERE name = $1 AND version = $2",
                 &[&name, &number],
@@ -355,21 +347,67 @@ impl FunctionStore for PgStore {
             )
             .await
             .map_err(PgError::query("delete a provisioned config"))?;
-            self.db.notify(&tx, ChangeKind::Function, name).await?;
-            tx.commit().await.map_err(PgError::query("commit"))?;
             Ok(())
         })
     }
 
-    fn put_alias(&self, function: &str, a: &AliasConfiguration) -> Result<(), StoreError> {
+    fn put_alias(
+        &self,
+        function: &str,
+        a: &AliasConfiguration,
+        base: Option<&str>,
+    ) -> Result<(), StoreError> {
         let config = encode("alias", a)?;
-        self.write_function(function, "write an alias", async |tx| {
-            tx.execute(
-                "INSERT INTO aliases (name, alias, config) VALUES ($1, $2, $3)
-                 ON CONFLICT (name, alias) DO UPDATE SET config = EXCLUDED.config",
-                &[&function, &a.name, &config],
-            )
-            .await
+        self.transact(&[(ChangeKind::Function, function)], async |tx| {
+            let written = match base {
+                None => {
+                    tx.execute(
+                        "INSERT INTO aliases (name, alias, config) VALUES ($1, $2, $3)
+                         ON CONFLICT (name, alias) DO NOTHING",
+                        &[&function, &a.name, &config],
+                    )
+                    .await
+                }
+                Some(base) => {
+                    tx.execute(
+                        "UPDATE aliases SET config = $3
+                         WHERE name = $1 AND alias = $2 AND config::jsonb ->> 'RevisionId' = $4",
+                        &[&function, &a.name, &config, &base],
+                    )
+                    .await
+                }
+            };
+            let written = match written {
+                Ok(n) => n,
+                Err(source)
+                    if source.code()
+                        == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) =>
+                {
+                    return Err(function_gone(function));
+                }
+                Err(source) => {
+                    return Err(PgError::Query {
+                        what: "write an alias",
+                        source,
+                    }
+                    .into())
+                }
+            };
+            if written == 0 {
+                return Err(match base {
+                    None => StoreError::Conflict(format!(
+                        "Alias already exists: {} (created through another node)",
+                        a.alias_arn
+                    )),
+                    Some(base) => match latest_conflict(tx, function, base).await? {
+                        StoreError::RevisionMismatch { .. } => {
+                            alias_changed(function, &a.name, base)
+                        }
+                        gone => gone,
+                    },
+                });
+            }
+            Ok(())
         })
     }
 
@@ -496,11 +534,21 @@ impl FunctionStore for PgStore {
     }
 }
 
-/// The error for a write to a function that no longer exists.
-fn gone(name: &str) -> StoreError {
-    StoreError::Conflict(format!(
-        "function {name} no longer exists (deleted through another node)"
-    ))
+/// Why a conditional write of `name`'s `$LATEST` changed no row: the function is
+/// gone, or its RevisionId is no longer `base`.
+async fn latest_conflict(
+    tx: &Transaction<'_>,
+    name: &str,
+    base: &str,
+) -> Result<StoreError, StoreError> {
+    let exists = tx
+        .query_opt("SELECT 1 FROM functions WHERE name = $1", &[&name])
+        .await
+        .map_err(PgError::query("read a function"))?;
+    Ok(match exists {
+        None => function_gone(name),
+        Some(_) => latest_changed(name, base),
+    })
 }
 
 impl PgStore {
@@ -515,19 +563,38 @@ impl PgStore {
     where
         F: AsyncFnOnce(&Transaction<'_>) -> Result<u64, tokio_postgres::Error> + Send,
     {
+        self.transact(
+            &[(ChangeKind::Function, function)],
+            async |tx| match write(tx).await {
+                Ok(_) => Ok(()),
+                Err(source)
+                    if source.code()
+                        == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) =>
+                {
+                    Err(function_gone(function))
+                }
+                Err(source) => Err(PgError::Query { what, source }.into()),
+            },
+        )
+    }
+
+    /// Runs `body` in one transaction, then sends each `(kind, name)` notification
+    /// in it and commits: the change and its notification are one. An error from
+    /// `body` rolls everything back (the transaction is dropped uncommitted).
+    fn transact<F>(&self, notify: &[(ChangeKind, &str)], body: F) -> Result<(), StoreError>
+    where
+        F: AsyncFnOnce(&Transaction<'_>) -> Result<(), StoreError> + Send,
+    {
         self.db.run(|| async move {
             let mut client = self.db.client().await?;
             let tx = client
                 .transaction()
                 .await
                 .map_err(PgError::query("begin"))?;
-            if let Err(source) = write(&tx).await {
-                if source.code() == Some(&tokio_postgres::error::SqlState::FOREIGN_KEY_VIOLATION) {
-                    return Err(gone(function));
-                }
-                return Err(PgError::Query { what, source }.into());
+            body(&tx).await?;
+            for (kind, name) in notify {
+                self.db.notify(&tx, *kind, name).await?;
             }
-            self.db.notify(&tx, ChangeKind::Function, function).await?;
             tx.commit().await.map_err(PgError::query("commit"))?;
             Ok(())
         })
