@@ -96,7 +96,8 @@ async fn bench_attacks_prints_the_neighbour_figures_or_refuses_without_isolation
         .arg("bench")
         .arg("--bootstrap")
         .arg(&noop)
-        .args(["--attacks", "--requests", "30", "--sandbox", sandbox])
+        .args(["--attacks", "--requests", "30", "--rounds", "1"])
+        .args(["--sandbox", sandbox])
         .output()
         .await
         .unwrap();
@@ -118,12 +119,84 @@ async fn bench_attacks_prints_the_neighbour_figures_or_refuses_without_isolation
         ] {
             let line = format!("neighbour {neighbour} during {attack} ");
             assert!(figure(&text, &line, " µs, p99") > 0.0, "{text}");
+            // The p99 of all the rounds' calls together, and its ratio.
+            assert!(figure(&text, &line, " µs, ratio") > 0.0, "{text}");
             assert!(figure(&text, &line, "; server CPU") > 0.0, "{text}");
         }
     }
     assert!(text.contains("after the attacks: "), "{text}");
     // The bench does not measure the normal figures in this mode.
     assert!(!text.contains("warm invoke, concurrency 16"), "{text}");
+}
+
+/// `--attack`, `--neighbour` and `--rounds` choose what `--attacks` measures, and
+/// `--attacker-code` replaces the attacker's handler (here one that returns at once,
+/// so the attacker is called far more often than the built-in 2-second attacks
+/// allow); a file that cannot be read is named in the error.
+#[tokio::test]
+async fn bench_attacks_runs_the_chosen_attack_neighbour_and_attacker_code() {
+    let root = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root {
+        return; // the refusal without isolation is tested above
+    }
+    let noop = workspace_bin("noop-bootstrap", "noop-bootstrap");
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("attacker.py");
+    std::fs::write(
+        &code,
+        "def handler(event, context):\n    return {'attack': event['attack']}\n",
+    )
+    .unwrap();
+    let run = |code: std::path::PathBuf| {
+        let noop = noop.clone();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
+                .arg("bench")
+                .arg("--bootstrap")
+                .arg(&noop)
+                .args([
+                    "--attacks",
+                    "--attack",
+                    "cpu_spin",
+                    "--neighbour",
+                    "python3.12",
+                ])
+                .args(["--requests", "300", "--rounds", "2", "--sandbox", "linux"])
+                .arg("--attacker-code")
+                .arg(&code)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(code).await;
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" during ")).collect();
+    assert_eq!(lines.len(), 2, "the heading and one figure line: {text}");
+    assert!(lines[0].contains("2 quiet and 2 attacked rounds"), "{text}");
+    assert!(
+        lines[1].starts_with("neighbour python3.12 during cpu_spin "),
+        "{text}"
+    );
+    let calls: u64 = lines[1]
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(" attacker calls)"))
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no attacker calls in {}", lines[1]));
+    assert!(calls > 4, "the replaced attacker returns at once: {text}");
+    assert!(figure(&text, "neighbour python3.12 during cpu_spin ", " µs, ratio") > 0.0);
+
+    let out = run(dir.path().join("missing.py")).await;
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("cannot read --attacker-code") && text.contains("missing.py"),
+        "{text}"
+    );
 }
 
 /// `stratus bench --cluster`: an embedded node against a cluster node on a real

@@ -783,7 +783,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         }
         None => cluster::peers::Peers::none(),
     };
-    let state = AppState {
+    let state = AppState::new(api::AppParts {
         autoscaler,
         registry,
         stores,
@@ -797,7 +797,7 @@ pub async fn start(cfg: ServerConfig) -> Result<RunningServer, StartError> {
         membership,
         router: router_of_calls,
         peers,
-    };
+    });
     let limits = cfg.limits.clone();
     let acceptor = tls.as_ref().map(|t| t.config.clone());
     let (stop, stopped) = watch::channel(false);

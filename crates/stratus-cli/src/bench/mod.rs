@@ -76,6 +76,18 @@ pub(crate) struct BenchArgs {
     /// fill), `--requests` calls per round.
     #[arg(long)]
     attacks: bool,
+    /// `--attacks`: only this attack (repeatable): fork_bomb, memory_bomb, cpu_spin,
+    /// tmp_fill, stdout_flood.
+    #[arg(long = "attack", value_name = "NAME", value_parser = ["fork_bomb", "memory_bomb", "cpu_spin", "tmp_fill", "stdout_flood"])]
+    only_attacks: Vec<String>,
+    /// `--attacks`: only this neighbour (`provided` or `python3.12`).
+    #[arg(long = "neighbour", value_name = "RUNTIME", value_parser = ["provided", "python3.12"])]
+    only_neighbour: Option<String>,
+    /// `--attacks`: the attacker's handler (`app.py`, `handler(event, context)` with
+    /// `event = {"attack": NAME, "seconds": 2}`) instead of the built-in one, for
+    /// experiments with variants of an attack.
+    #[arg(long, value_name = "FILE")]
+    attacker_code: Option<PathBuf>,
     /// Run the server with metrics recording off (`--no-metrics-recording`), the
     /// baseline for what recording costs on the invocation path.
     #[arg(long)]
@@ -116,7 +128,8 @@ pub(crate) struct BenchArgs {
     /// `--cluster`: cluster nodes for the aggregate throughput.
     #[arg(long, default_value_t = 3)]
     nodes: u32,
-    /// `--cluster`: interleaved rounds of embedded and cluster node.
+    /// `--cluster`: interleaved rounds of embedded and cluster node; `--attacks`:
+    /// quiet and attacked rounds per attack and neighbour.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
 }
@@ -424,7 +437,7 @@ pub(crate) async fn run(args: BenchArgs) -> anyhow::Result<()> {
             &signer,
             &provided_zip,
             &python_zip,
-            args.requests,
+            &args,
         )
         .await;
         let _ = std::process::Command::new("kill")
