@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{output_text, workspace_bin};
+use common::{is_root, output_text, workspace_bin};
 
 fn figure(out: &str, line_start: &str, before: &str) -> f64 {
     let line = out
@@ -87,10 +87,7 @@ async fn bench_without_its_bootstrap_says_how_to_build_it() {
 #[tokio::test]
 async fn bench_attacks_prints_the_neighbour_figures_or_refuses_without_isolation() {
     let noop = workspace_bin("noop-bootstrap", "noop-bootstrap");
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    let root = is_root();
     let sandbox = if root { "linux" } else { "process" };
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_stratus"))
         .arg("bench")
@@ -135,11 +132,7 @@ async fn bench_attacks_prints_the_neighbour_figures_or_refuses_without_isolation
 /// allow); a file that cannot be read is named in the error.
 #[tokio::test]
 async fn bench_attacks_runs_the_chosen_attack_neighbour_and_attacker_code() {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
-    if !root {
+    if !is_root() {
         return; // the refusal without isolation is tested above
     }
     let noop = workspace_bin("noop-bootstrap", "noop-bootstrap");

@@ -567,22 +567,6 @@ async fn reserved_concurrency_holds_across_three_nodes() {
     assert_eq!(spans.len() + throttled, 3 * CALLERS_PER_NODE);
 }
 
-/// `GET …/configuration` (of `qualifier`, or `$LATEST`) through `s`.
-async fn configuration(s: &Server, name: &str) -> Value {
-    let r = s
-        .api
-        .call(
-            "GET",
-            &format!("/2015-03-31/functions/{name}/configuration"),
-            &[],
-            "",
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    json_body(&r)
-}
-
 /// Sends `body` with `method` to `path` through `s`: (status, JSON answer).
 async fn send(s: &Server, method: &str, path: &str, body: Value) -> (u16, Value) {
     let r = s
@@ -696,7 +680,7 @@ async fn concurrent_updates_through_two_nodes_lose_nothing() {
     // Lambda's PreconditionFailedException whether or not the node it asks has
     // heard of the change yet.
     for i in 0..4u32 {
-        let before = configuration(&n1, "race").await["RevisionId"].clone();
+        let before = n1.configuration("race").await["RevisionId"].clone();
         let (s, b) = send(
             &n1,
             "PUT",

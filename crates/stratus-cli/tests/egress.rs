@@ -207,30 +207,6 @@ async fn call(s: &Server, name: &str, event: Value) -> Value {
     json_body(&r)
 }
 
-async fn configuration(s: &Server, name: &str) -> Value {
-    let r = s
-        .api
-        .call(
-            "GET",
-            &format!("/2015-03-31/functions/{name}/configuration"),
-            &[],
-            "",
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    r.json().unwrap()
-}
-
-async fn health(s: &Server) -> Value {
-    let r = s
-        .api
-        .call("GET", "/stratus/v1/health", &[], "")
-        .await
-        .unwrap();
-    r.json().unwrap()
-}
-
 /// The Stratus tables in the host's nftables ruleset.
 fn stratus_tables() -> String {
     let out = Command::new("nft")
@@ -256,7 +232,7 @@ async fn egress_reaches_the_outside_but_not_the_host_or_other_environments() {
         eprintln!("the process driver runs here (no root?): environments are not isolated");
         return;
     }
-    let h = health(&s).await;
+    let h = s.health().await;
     assert_eq!(h["sandbox"]["egress"], "routed 100.96.0.0/28", "{h}");
     let server_pid = s.child.id().unwrap();
     let table = format!("table inet stratus_{server_pid}_0");
@@ -281,17 +257,8 @@ async fn egress_reaches_the_outside_but_not_the_host_or_other_environments() {
     // Listening on every host address: reachable from the host's own namespace.
     let host_listener = TcpListener::bind(("0.0.0.0", 0)).unwrap();
     let host_port = host_listener.local_addr().unwrap().port();
-    let api_port: u16 = s.addr.rsplit(':').next().unwrap().parse().unwrap();
-    let gw_port: u16 = s
-        .gateway
-        .as_ref()
-        .unwrap()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let api_port = s.api_port();
+    let gw_port = s.gateway_port();
 
     // Another egress environment, kept warm: its address is a neighbour's.
     let other = call(&s, "egress-dev-other", json!({})).await;
@@ -366,10 +333,10 @@ async fn egress_reaches_the_outside_but_not_the_host_or_other_environments() {
 
     // The mode is shown: in the configuration and by `stratus info`.
     assert_eq!(
-        configuration(&s, "egress-dev-out").await["StratusEgress"],
+        s.configuration("egress-dev-out").await["StratusEgress"],
         true
     );
-    let shut_config = configuration(&s, "egress-dev-shut").await;
+    let shut_config = s.configuration("egress-dev-shut").await;
     assert!(shut_config.get("StratusEgress").is_none(), "{shut_config}");
     let info = stratus_ok(&dir, &ep, &["info"]).await;
     let line = |key: &str| {
@@ -398,7 +365,7 @@ async fn egress_reaches_the_outside_but_not_the_host_or_other_environments() {
     }
     let again = call(&s, "egress-dev-out", json!({"url": url})).await;
     assert_eq!(again["http"], "hello from outside", "{again}");
-    assert_eq!(health(&s).await["sandbox"]["egressInUse"], 2);
+    assert_eq!(s.health().await["sandbox"]["egressInUse"], 2);
 
     // Taking egress away (and changing nothing else) redeploys the function, whose
     // new environments are isolated.
@@ -412,7 +379,8 @@ async fn egress_reaches_the_outside_but_not_the_host_or_other_environments() {
     stratus_ok(&dir, &ep, &["deploy"]).await;
     let out = call(&s, "egress-dev-out", json!({"url": url})).await;
     assert_eq!(out["ip"], "ENETUNREACH", "{out}");
-    assert!(configuration(&s, "egress-dev-out")
+    assert!(s
+        .configuration("egress-dev-out")
         .await
         .get("StratusEgress")
         .is_none());
@@ -434,7 +402,7 @@ async fn host_mode_shares_the_host_network_and_warns() {
         eprintln!("the process driver runs here (no root?): environments are not isolated");
         return;
     }
-    assert_eq!(health(&s).await["sandbox"]["egress"], "host");
+    assert_eq!(s.health().await["sandbox"]["egress"], "host");
     let dir = service_dir(tmp.path());
     let ep = format!("http://{}", s.addr);
     let deployed = stratus_cmd(&dir, &ep, &["deploy"]).await;
@@ -477,7 +445,7 @@ async fn ephemeral_storage_round_trips_through_the_api_and_sizes_tmp() {
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(json_body(&r)["EphemeralStorage"]["Size"], 2048);
     assert_eq!(
-        configuration(&s, "sized").await["EphemeralStorage"]["Size"],
+        s.configuration("sized").await["EphemeralStorage"]["Size"],
         2048
     );
 
@@ -516,7 +484,7 @@ async fn ephemeral_storage_round_trips_through_the_api_and_sizes_tmp() {
         assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     }
     assert_eq!(
-        configuration(&s, "sized").await["EphemeralStorage"]["Size"],
+        s.configuration("sized").await["EphemeralStorage"]["Size"],
         2048
     );
 
@@ -533,7 +501,7 @@ async fn ephemeral_storage_round_trips_through_the_api_and_sizes_tmp() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(json_body(&r)["EphemeralStorage"]["Size"], 10240);
     assert_eq!(
-        configuration(&s, "sized").await["EphemeralStorage"]["Size"],
+        s.configuration("sized").await["EphemeralStorage"]["Size"],
         10240
     );
 
@@ -560,7 +528,7 @@ async fn without_nft_egress_functions_fail_to_start_with_a_clear_error() {
         eprintln!("the process driver runs here (no root?): environments are not isolated");
         return;
     }
-    let mode = health(&s).await["sandbox"]["egress"].clone();
+    let mode = s.health().await["sandbox"]["egress"].clone();
     assert!(
         mode.as_str()
             .unwrap()
@@ -618,7 +586,7 @@ async fn an_exhausted_pool_is_a_clear_error_and_a_dead_environment_frees_its_slo
         "{} {body}",
         r.status
     );
-    assert_eq!(health(&s).await["sandbox"]["egressInUse"], 1);
+    assert_eq!(s.health().await["sandbox"]["egressInUse"], 1);
     // The holder dies; its slot comes back.
     let r = s.invoke("egress-dev-other", r#"{"exit": true}"#).await;
     assert_eq!(r.header("x-amz-function-error"), Some("Unhandled"));

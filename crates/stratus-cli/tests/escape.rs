@@ -16,15 +16,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        == Some("0")
-}
-
 /// The victim: holds a secret in its environment and answers with who it is,
 /// optionally after sleeping (so an invocation of it is in flight).
 const VICTIM: &str = r#"
@@ -374,17 +365,8 @@ async fn a_function_cannot_reach_its_neighbour_or_the_server() {
     assert_eq!(v, json!({}));
 
     // 4. Host listeners: the API's port, the gateway's, and the host's own address.
-    let api_port: u16 = s.addr.rsplit(':').next().unwrap().parse().unwrap();
-    let gw_port: u16 = s
-        .gateway
-        .as_deref()
-        .unwrap()
-        .trim_end_matches('/')
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let api_port = s.api_port();
+    let gw_port = s.gateway_port();
     let mut targets = vec![
         json!(["127.0.0.1", api_port]),
         json!(["127.0.0.1", gw_port]),

@@ -175,22 +175,13 @@ fn body_text(r: &Reply) -> String {
     String::from_utf8_lossy(&r.body).into_owned()
 }
 
-async fn health(s: &Server) -> Value {
-    s.api
-        .call("GET", "/stratus/v1/health", &[], "")
-        .await
-        .unwrap()
-        .json()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java17_result_context_logs_errors_timeout_and_crash() {
     let dir = tempfile::tempdir().unwrap();
     let b = build(dir.path());
     let jar = std::fs::read(&b.app_jar).unwrap();
     let s = Server::start(&dir.path().join("data"), &[]).await;
-    let h = health(&s).await;
+    let h = s.health().await;
     assert!(
         h["runtimes"]["java17"]["version"]
             .as_str()
@@ -577,7 +568,7 @@ async fn java21_and_java25_run_on_their_own_jvms_and_a_missing_version_is_refuse
 
     // Without a Java 21 the ID is refused, naming what is installed and how to add it.
     let s = Server::start(&dir.path().join("plain"), &[]).await;
-    let h = health(&s).await;
+    let h = s.health().await;
     if h["runtimes"]["java21"].is_null() {
         let r = s
             .create("j21", "java21", "example.Hello", &jar, json!({}))
@@ -605,7 +596,7 @@ async fn java21_and_java25_run_on_their_own_jvms_and_a_missing_version_is_refuse
         ],
     )
     .await;
-    let h = health(&s).await;
+    let h = s.health().await;
     for (id, (_, _, version)) in [("java21", JDK21), ("java25", JDK25)] {
         assert_eq!(h["runtimes"][id]["version"], version, "{h}");
         assert_eq!(h["runtimes"][id]["exact"], true, "{h}");
@@ -647,7 +638,7 @@ async fn nearest_fallback_runs_a_missing_java_on_an_installed_one() {
     let b = build(dir.path());
     let jar = std::fs::read(&b.app_jar).unwrap();
     let s = Server::start(&dir.path().join("data"), &["--runtime-fallback", "nearest"]).await;
-    let h = health(&s).await;
+    let h = s.health().await;
     if h["runtimes"]["java21"]["exact"] == true {
         return; // a Java 21 is installed here: nothing to fall back from
     }
@@ -703,7 +694,7 @@ async fn java11_runs_as_java17_when_legacy_runtimes_are_nearest() {
     )
     .unwrap();
     let s = Server::start(&dir.path().join("data"), &["--legacy-runtimes", "nearest"]).await;
-    let h = health(&s).await;
+    let h = s.health().await;
     assert_eq!(h["runtimes"]["java11"]["runsAs"], "java17", "{h}");
     let endpoint = format!("http://{}", s.addr);
     let o = stratus_cmd(&svc, &endpoint, &["deploy"]).await;

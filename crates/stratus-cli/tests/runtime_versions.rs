@@ -34,15 +34,6 @@ const NODE_HANDLER: &[u8] =
     b"exports.handler = async () => { console.log('printed-by-node'); return { version: process.version }; };\n";
 const PY_HANDLER: &[u8] = b"import sys\ndef handler(e, c):\n    print('printed-by-python')\n    return {'version': '%d.%d.%d' % sys.version_info[:3]}\n";
 
-async fn health(s: &Server) -> Value {
-    s.api
-        .call("GET", "/stratus/v1/health", &[], "")
-        .await
-        .unwrap()
-        .json()
-        .unwrap()
-}
-
 /// Creates `name` on `runtime`, invokes it, and returns the version it ran on,
 /// checking its print reached the log tail.
 async fn version_of(s: &Server, name: &str, runtime: &str) -> String {
@@ -92,7 +83,7 @@ async fn each_runtime_id_runs_on_its_own_version() {
         ],
     )
     .await;
-    let h = health(&s).await;
+    let h = s.health().await;
     assert_eq!(h["runtimes"]["nodejs18.x"]["version"], NODE18, "{h}");
     assert_eq!(h["runtimes"]["nodejs22.x"]["version"], NODE22, "{h}");
     assert_eq!(h["runtimes"]["nodejs18.x"]["exact"], true, "{h}");
@@ -129,7 +120,7 @@ async fn each_runtime_id_runs_on_its_own_version() {
 async fn a_missing_version_is_refused_with_what_is_installed_and_how_to_add_it() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &[]).await;
-    let h = health(&s).await;
+    let h = s.health().await;
     assert!(h["runtimes"]["nodejs18.x"].is_null(), "{h}");
     let zip = raw_zip(&[("index.js", NODE_HANDLER)]);
     let r = s
@@ -174,7 +165,7 @@ async fn a_missing_version_is_refused_with_what_is_installed_and_how_to_add_it()
 async fn nearest_fallback_runs_on_another_version_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(&dir.path().join("data"), &["--runtime-fallback", "nearest"]).await;
-    let h = health(&s).await;
+    let h = s.health().await;
     assert_eq!(h["runtimes"]["nodejs18.x"]["exact"], false, "{h}");
     let log = std::fs::read_to_string(dir.path().join("data.server.log")).unwrap();
     assert!(
@@ -301,7 +292,7 @@ async fn legacy_runtime_ids_run_on_the_nearest_supported_one_when_allowed() {
         ],
     )
     .await;
-    let h = health(&s).await;
+    let h = s.health().await;
     assert_eq!(h["runtimes"]["nodejs14.x"]["runsAs"], "nodejs18.x", "{h}");
     let svc = dir.path().join("svc");
     std::fs::create_dir_all(&svc).unwrap();

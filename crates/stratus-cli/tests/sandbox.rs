@@ -9,15 +9,6 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 
-fn is_root() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        == Some("0")
-}
-
 /// A Python function that runs the probe named in the event and returns what it saw.
 const PROBE: &str = r#"
 import json, os, socket, errno, signal

@@ -18,6 +18,16 @@ use tokio::process::{Child, Command};
 
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
+/// Whether the tests run with an effective uid of 0 (the `linux` sandbox needs it).
+pub fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        == Some("0")
+}
+
 /// Each started server's credentials file, by endpoint (`http://addr`), so commands
 /// run against an endpoint sign with its key.
 static CREDENTIALS: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
@@ -172,14 +182,53 @@ impl Server {
         );
     }
 
-    /// Whether environments run isolated (the `linux` sandbox driver), from health.
-    pub async fn isolated(&self) -> bool {
+    /// `GET /stratus/v1/health`.
+    pub async fn health(&self) -> Value {
         let r = self
             .api
             .call("GET", "/stratus/v1/health", &[], "")
             .await
             .expect("health");
-        r.json().unwrap()["sandbox"]["isolated"] == true
+        r.json().unwrap()
+    }
+
+    /// Whether environments run isolated (the `linux` sandbox driver), from health.
+    pub async fn isolated(&self) -> bool {
+        self.health().await["sandbox"]["isolated"] == true
+    }
+
+    /// GetFunctionConfiguration of `name` (a `name:qualifier` works too); must be 200.
+    pub async fn configuration(&self, name: &str) -> Value {
+        let r = self
+            .api
+            .call(
+                "GET",
+                &format!("/2015-03-31/functions/{name}/configuration"),
+                &[],
+                "",
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json().unwrap()
+    }
+
+    /// The API listener's port.
+    pub fn api_port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// The gateway listener's port (the server was started with `--gateway`).
+    pub fn gateway_port(&self) -> u16 {
+        self.gateway
+            .as_deref()
+            .expect("started with --gateway")
+            .trim_end_matches('/')
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
     }
 
     pub async fn invoke(&self, target: &str, payload: &str) -> Reply {
