@@ -536,3 +536,147 @@ async fn cpu_quota_holds_a_small_function_to_its_share_of_a_vcpu() {
     );
     p.killer().kill_tree();
 }
+
+/// The CPUs each process of the tree under `root` may run on
+/// (`Cpus_allowed_list` of every thread).
+fn masks_under(root: u32) -> Vec<(u32, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(pid) = stack.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            if let Some(l) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            {
+                out.push((pid, l.trim().to_string()));
+            }
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            stack.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_function_using_up_its_cpu_quota_is_pinned_and_cannot_unpin_itself() {
+    let Some(d) = driver() else { return };
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        eprintln!("one CPU: nothing to pin");
+        return;
+    }
+    let f = fixture();
+    let all = masks_under(std::process::id())[0].1.clone();
+    // Three spinning processes at one vCPU of quota; the third tries to pin itself.
+    let spin = "import os, time\ntime.sleep(0.2)\nfor _ in range(2):\n    if os.fork() == 0:\n        while True: pass\ntry:\n    os.sched_setaffinity(0, {0})\n    print('setaffinity allowed', flush=True)\nexcept OSError as e:\n    print('setaffinity errno', e.errno, flush=True)\nwhile True: pass\n";
+    let mut s = spec(&f, "/usr/bin/python3", &["-c", spin]);
+    s.memory_mb = 1769;
+    let mut busy = d.start(&s).unwrap();
+    let _kill_busy = KillOnDrop(busy.killer());
+    busy.killer().limit_cpu();
+    let mut idle = spec(
+        &f,
+        "/usr/bin/python3",
+        &["-c", "import time; time.sleep(60)"],
+    );
+    idle.memory_mb = 1769;
+    let idle = d.start(&idle).unwrap();
+    let _kill_idle = KillOnDrop(idle.killer());
+    idle.killer().limit_cpu();
+
+    let mut out = busy.stdout.take().unwrap();
+    let mut said = String::new();
+    let mut buf = [0u8; 256];
+    while !said.contains('\n') {
+        let n = out.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the spinner exited: {said}");
+        said.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    // seccomp: EPERM (1).
+    assert_eq!(said.trim(), "setaffinity errno 1");
+
+    // Within a few samples every thread of the spinner is on one CPU.
+    let mut masks = Vec::new();
+    for _ in 0..60 {
+        masks = masks_under(busy.pid());
+        if masks.len() >= 4 && masks.iter().all(|(_, m)| m.parse::<u32>().is_ok()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(masks.len() >= 4, "{masks:?}");
+    assert!(
+        masks.iter().all(|(_, m)| m.parse::<u32>().is_ok()),
+        "a spinning function at one vCPU was not pinned to one CPU: {masks:?}"
+    );
+    assert!(d.pinned_environments() >= 1);
+    // The idle function floats on every CPU.
+    let idle_masks = masks_under(idle.pid());
+    assert!(
+        idle_masks.iter().all(|(_, m)| *m == all),
+        "an idle function was pinned: {idle_masks:?} (all: {all})"
+    );
+}
+
+/// Kills an environment when a test ends, failed assertions included.
+struct KillOnDrop(stratus_sandbox::Killer);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        self.0.kill_tree();
+    }
+}
+
+#[test]
+fn an_environment_dies_with_the_thread_that_started_it() {
+    // Keepers die with the thread that forked them (the server's, in a crash); the
+    // environment's PID 1 runs as another user, which clears a parent-death signal
+    // set before the switch, and must die with its keeper all the same.
+    let started = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let d = driver()?;
+        let f = fixture();
+        let p = d.start(&spec(&f, "/bin/sleep", &["60"])).unwrap();
+        let mut tree = Vec::new();
+        for _ in 0..100 {
+            tree = masks_under(p.pid());
+            if tree.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        std::mem::forget(p);
+        Some(tree)
+    })
+    .join()
+    .unwrap();
+    let Some(tree) = started else { return };
+    assert!(tree.len() >= 2, "keeper and PID 1: {tree:?}");
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, r)| !r.starts_with('Z'))
+        })
+    };
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = tree.iter().map(|(p, _)| *p).filter(|p| alive(*p)).collect();
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(left.is_empty(), "still running: {left:?} of {tree:?}");
+}

@@ -10,6 +10,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::cpus::Placer;
 
 /// Which cgroup hierarchy the machine uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,11 +247,8 @@ impl Layout {
         limits: Limits,
         cpu: Option<CpuLimit>,
     ) -> Result<Cgroup, crate::SandboxError> {
-        let name = format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{id}", std::process::id());
         let dirs: Vec<(&'static str, PathBuf)> = self
             .bases
             .iter()
@@ -258,6 +258,8 @@ impl Layout {
             version: self.version,
             dirs,
             cpu,
+            id,
+            placer: None,
         };
         let fail = |path: PathBuf, source: io::Error| crate::SandboxError::Cgroup { path, source };
         for (_, dir) in &cg.dirs {
@@ -288,6 +290,10 @@ pub(crate) struct Cgroup {
     version: CgroupVersion,
     dirs: Vec<(&'static str, PathBuf)>,
     cpu: Option<CpuLimit>,
+    /// Unique within the process (the number in its name).
+    id: u64,
+    /// Pins the group while it uses up its quota (see `cpus`), once the quota is on.
+    placer: Option<Arc<Placer>>,
 }
 
 impl Cgroup {
@@ -306,8 +312,10 @@ impl Cgroup {
         &mut self,
         limits: Limits,
         cpu: Option<CpuLimit>,
+        placer: Option<Arc<Placer>>,
     ) -> Result<(), crate::SandboxError> {
         self.cpu = cpu;
+        self.placer = placer;
         let files = setup_files(self.version, limits);
         // v1 wants memory <= memory+swap at every step: raising needs memsw first,
         // lowering needs memory first; a first pass that may fail, then the real one.
@@ -333,17 +341,26 @@ impl Cgroup {
             .collect()
     }
 
-    /// Applies the CPU quota, if one was asked for.
+    /// Applies the CPU quota, if one was asked for, and has the placer watch the
+    /// group from now on.
     pub(crate) fn limit_cpu(&self) {
-        if let Some(cpu) = self.cpu {
-            for (controller, file, value) in cpu_files(self.version, cpu) {
-                if let Err(e) = std::fs::write(self.dir(controller).join(file), value) {
-                    tracing::warn!(
-                        "cannot set the CPU quota of {}: {e}",
-                        self.dir(controller).display()
-                    );
-                }
+        let Some(cpu) = self.cpu else { return };
+        for (controller, file, value) in cpu_files(self.version, cpu) {
+            if let Err(e) = std::fs::write(self.dir(controller).join(file), value) {
+                tracing::warn!(
+                    "cannot set the CPU quota of {}: {e}",
+                    self.dir(controller).display()
+                );
+                return;
             }
+        }
+        if let Some(placer) = &self.placer {
+            let dir = self.dir("cpu");
+            let tasks = match self.version {
+                CgroupVersion::V1 => dir.join("tasks"),
+                CgroupVersion::V2 => dir.join("cgroup.threads"),
+            };
+            placer.watch(self.id, dir, tasks, cpu);
         }
     }
 
@@ -397,6 +414,9 @@ impl Cgroup {
     /// Removes the group's directories. A group still holding dying processes is
     /// retried in the background for a few seconds.
     pub(crate) fn remove(&self) {
+        if let Some(placer) = &self.placer {
+            placer.forget(self.id);
+        }
         let mut busy = Vec::new();
         for (_, dir) in &self.dirs {
             match std::fs::remove_dir(dir) {

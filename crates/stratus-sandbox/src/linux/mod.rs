@@ -1,7 +1,9 @@
 //! The `linux` driver: each environment in its own mount, PID, IPC, UTS and network
 //! namespaces, a root built from the spec's mounts (see `mounts`), a cgroup with its
 //! memory, CPU and pids limits (`cgroup`), an unprivileged user, and a seccomp
-//! filter (`seccomp`). Its network namespace and listeners come from `net`.
+//! filter (`seccomp`). Its network namespace and listeners come from `net`. An
+//! environment that uses up its CPU quota is pinned to its share of the CPUs while it
+//! does (`cpus`).
 //!
 //! How a process is started. The server forks a *keeper* (the process the scheduler
 //! waits on) that joins a fresh cgroup, enters a fresh network namespace, unshares
@@ -17,6 +19,7 @@
 //! everything else in its namespace.
 
 pub(crate) mod cgroup;
+pub(crate) mod cpus;
 pub(crate) mod egress;
 pub(crate) mod mounts;
 pub(crate) mod net;
@@ -51,6 +54,9 @@ pub struct LinuxOptions {
     pub pids_max: u32,
     /// Limit CPU in proportion to memory (after init).
     pub cpu_quota: bool,
+    /// Pin environments that use up their CPU quota to as many CPUs as their quota
+    /// needs, while they do (see `cpus`).
+    pub pin_busy: bool,
     /// Where the cgroup file systems are mounted.
     pub cgroup_root: PathBuf,
     /// User and group the function runs as (`nobody` by default).
@@ -71,6 +77,7 @@ impl Default for LinuxOptions {
             seccomp: true,
             pids_max: 1024,
             cpu_quota: true,
+            pin_busy: true,
             cgroup_root: PathBuf::from("/sys/fs/cgroup"),
             uid: 65534,
             gid: 65534,
@@ -101,6 +108,8 @@ struct Shared {
     parker: Mutex<Option<std::sync::mpsc::Sender<ParkRequest>>>,
     /// How egress environments get out (set once, after the probe).
     egress: std::sync::OnceLock<EgressState>,
+    /// Pins busy environments (with `pin_busy` and the CPU quota, on two CPUs or more).
+    placer: Option<Arc<cpus::Placer>>,
 }
 
 /// What [`Network::Egress`] means on this server.
@@ -172,8 +181,12 @@ impl LinuxDriver {
         } else {
             None
         };
+        let placer = (opts.pin_busy && opts.cpu_quota)
+            .then(cpus::Placer::start)
+            .flatten();
         let driver = Self {
             inner: Arc::new(Shared {
+                placer,
                 opts,
                 layout,
                 bpf,
@@ -242,6 +255,11 @@ impl LinuxDriver {
             )],
             None => Vec::new(),
         }
+    }
+
+    /// Environments pinned now because they use up their CPU quota (see `cpus`).
+    pub fn pinned_environments(&self) -> usize {
+        self.inner.placer.as_ref().map_or(0, |p| p.pinned())
     }
 
     /// Routed egress slots in use (tests, health).
@@ -474,6 +492,7 @@ impl Shared {
             self.opts
                 .cpu_quota
                 .then(|| cgroup::CpuLimit::for_memory(spec.memory_mb)),
+            self.placer.clone(),
         )?;
         let len = (message.len() as u32).to_le_bytes();
         // The status pipe carries `k` (the keeper forked PID 1) and, if PID 1 could
@@ -847,6 +866,10 @@ mod sys {
                 libc::setgroups(0, std::ptr::null()),
                 libc::setgid(setup.gid),
                 libc::setuid(setup.uid),
+                // Changing the user cleared the parent-death signal: set it again, so
+                // PID 1 (and with it the whole namespace) dies with its keeper, and
+                // the keeper dies with the server.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL),
             ] {
                 if let Err(e) = check(rc) {
                     return e;

@@ -55,6 +55,9 @@ pub(crate) const DENIED: &[(&str, libc::c_long)] = &[
     ("iopl", libc::SYS_iopl),
     ("ioperm", libc::SYS_ioperm),
     ("lookup_dcookie", libc::SYS_lookup_dcookie),
+    // The server pins environments that use up their CPU quota (`cpus`); a function
+    // must not undo it.
+    ("sched_setaffinity", libc::SYS_sched_setaffinity),
 ];
 
 /// Compiles the filter for this machine's architecture.
