@@ -254,6 +254,7 @@ async fn the_process_driver_is_reported_as_not_isolated() {
     let v = json_body(&h);
     assert_eq!(v["sandbox"]["driver"], "process");
     assert_eq!(v["sandbox"]["isolated"], false);
+    assert!(v["sandbox"]["pinnedEnvironments"].is_null(), "{v}");
     if is_root() {
         let dir = tempfile::tempdir().unwrap();
         let s = Server::start(
@@ -272,5 +273,7 @@ async fn the_process_driver_is_reported_as_not_isolated() {
         assert_eq!(v["sandbox"]["seccomp"], false);
         let cgroup = v["sandbox"]["cgroup"].as_str().unwrap();
         assert!(cgroup == "v1" || cgroup == "v2", "{v}");
+        // Nothing runs yet, so nothing is busy.
+        assert_eq!(v["sandbox"]["pinnedEnvironments"], 0, "{v}");
     }
 }

@@ -104,6 +104,8 @@ pub struct SandboxInfo {
     pub egress: String,
     /// Routed-egress slots (veth pairs, addresses) in use now.
     pub egress_in_use: Option<u32>,
+    /// Environments pinned now because they use up their CPU quota (linux driver).
+    pub pinned: Option<u32>,
 }
 
 /// Everything needed to start an environment's process.
@@ -437,6 +439,7 @@ impl Driver for ProcessDriver {
             seccomp: false,
             egress: "host".into(),
             egress_in_use: None,
+            pinned: None,
         }
     }
 }

@@ -618,6 +618,7 @@ async fn a_function_using_up_its_cpu_quota_is_pinned_and_cannot_unpin_itself() {
         "a spinning function at one vCPU was not pinned to one CPU: {masks:?}"
     );
     assert!(d.pinned_environments() >= 1);
+    assert!(d.info().pinned >= Some(1), "{:?}", d.info());
     // The idle function floats on every CPU.
     let idle_masks = masks_under(idle.pid());
     assert!(

@@ -67,8 +67,12 @@ async fn sandbox_line(api: &Api) -> Option<String> {
     let s = &v["sandbox"];
     let driver = s["driver"].as_str()?;
     Some(if s["isolated"].as_bool() == Some(true) {
+        let pinned = match s["pinnedEnvironments"].as_u64() {
+            Some(n) if n > 0 => format!(", {n} busy environment(s) pinned"),
+            _ => String::new(),
+        };
         format!(
-            "{driver} (isolated: namespaces, cgroup {}, seccomp {}, egress {})",
+            "{driver} (isolated: namespaces, cgroup {}, seccomp {}, egress {}{pinned})",
             s["cgroup"].as_str().unwrap_or("?"),
             if s["seccomp"].as_bool() == Some(true) {
                 "on"

@@ -681,6 +681,7 @@ impl Driver for LinuxDriver {
                 Some(EgressState::Host) | None => "host".into(),
             },
             egress_in_use: self.egress_in_use(),
+            pinned: Some(u32::try_from(self.pinned_environments()).unwrap_or(u32::MAX)),
         }
     }
 }

@@ -39,6 +39,7 @@ async fn health(State(s): State<AppState>) -> Response {
                 "seccomp": sandbox.seccomp,
                 "egress": sandbox.egress,
                 "egressInUse": sandbox.egress_in_use,
+                "pinnedEnvironments": sandbox.pinned,
             },
             "awsSdk": s.registry.runtimes().aws_sdk().map(|a| a.health()),
             "runtimes": s.registry.runtimes().interpreters().health(),
