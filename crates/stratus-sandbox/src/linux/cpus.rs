@@ -164,15 +164,20 @@ pub(crate) struct Placer {
     state: Mutex<State>,
 }
 
-/// One group's system calls after a tick: its task list, the new mask, the CPUs the
-/// group runs on now, whether this is a first pin, and the `cpu.idle` value to write.
-type Work = (
-    PathBuf,
-    Vec<usize>,
-    Vec<usize>,
-    bool,
-    Option<(PathBuf, &'static str)>,
-);
+/// One group's system calls after a tick, made once the lock is let go.
+#[derive(Debug)]
+struct Work {
+    /// The group's task list.
+    tasks: PathBuf,
+    /// The new mask of its tasks.
+    mask: Vec<usize>,
+    /// The CPUs it runs on now: the calls are made from there.
+    from: Vec<usize>,
+    /// A first pin (applied twice).
+    first: bool,
+    /// `cpu.idle` and the value to write.
+    idle: Option<(PathBuf, &'static str)>,
+}
 
 #[derive(Debug, Default)]
 struct State {
@@ -187,8 +192,8 @@ struct Group {
     tasks: PathBuf,
     /// `cpu.idle`: 1 while pinned.
     idle: PathBuf,
-    /// Quota in thousandths of a vCPU.
-    milli: u64,
+    /// Load it adds to each CPU it is pinned to, in thousandths of a vCPU.
+    share: u64,
     need: usize,
     tracker: Tracker,
     /// Positions in `cpus` while pinned.
@@ -237,14 +242,14 @@ impl Placer {
                 return;
             }
         };
-        let milli = cpu.quota_us * 1000 / cpu.period_us.max(1);
+        let share = cpu.quota_us * 1000 / cpu.period_us.max(1) / need as u64;
         self.state.lock().groups.insert(
             id,
             Group {
                 stat,
                 tasks,
                 idle: dir.join("cpu.idle"),
-                milli,
+                share,
                 need,
                 tracker: Tracker::default(),
                 on: Vec::new(),
@@ -256,7 +261,7 @@ impl Placer {
     pub(crate) fn forget(&self, id: u64) {
         let mut state = self.state.lock();
         if let Some(g) = state.groups.remove(&id) {
-            state.unload(&g);
+            unload(&mut state.load, &g);
         }
     }
 
@@ -286,39 +291,40 @@ impl Placer {
                 else {
                     continue;
                 };
+                let on = |g: &Group| g.on.iter().map(|&i| self.cpus[i]).collect::<Vec<_>>();
                 match g.tracker.step(sample, now) {
                     Action::Stay => {}
                     Action::Pin => {
                         g.on = choose(&state.load, g.need);
                         for &i in &g.on {
-                            state.load[i] += g.milli / g.need as u64;
+                            state.load[i] += g.share;
                         }
-                        let cpus: Vec<usize> = g.on.iter().map(|&i| self.cpus[i]).collect();
-                        work.push((
-                            g.tasks.clone(),
-                            cpus.clone(),
-                            cpus,
-                            true,
-                            Some((g.idle.clone(), "1")),
-                        ));
+                        work.push(Work {
+                            tasks: g.tasks.clone(),
+                            mask: on(g),
+                            from: on(g),
+                            first: true,
+                            idle: Some((g.idle.clone(), "1")),
+                        });
                     }
-                    Action::Refresh => {
-                        let cpus: Vec<usize> = g.on.iter().map(|&i| self.cpus[i]).collect();
-                        work.push((g.tasks.clone(), cpus.clone(), cpus, false, None));
-                    }
+                    Action::Refresh => work.push(Work {
+                        tasks: g.tasks.clone(),
+                        mask: on(g),
+                        from: on(g),
+                        first: false,
+                        idle: None,
+                    }),
                     Action::Release => {
-                        let on: Vec<usize> = g.on.iter().map(|&i| self.cpus[i]).collect();
-                        for &i in &g.on {
-                            state.load[i] = state.load[i].saturating_sub(g.milli / g.need as u64);
-                        }
+                        let from = on(g);
+                        unload(&mut state.load, g);
                         g.on.clear();
-                        work.push((
-                            g.tasks.clone(),
-                            self.cpus.clone(),
-                            on,
-                            false,
-                            Some((g.idle.clone(), "0")),
-                        ));
+                        work.push(Work {
+                            tasks: g.tasks.clone(),
+                            mask: self.cpus.clone(),
+                            from,
+                            first: false,
+                            idle: Some((g.idle.clone(), "0")),
+                        });
                     }
                 }
             }
@@ -326,35 +332,35 @@ impl Placer {
         if work.is_empty() {
             return;
         }
-        for (tasks, cpus, from, first, idle) in work {
-            if let Some((file, value)) = idle {
+        for w in work {
+            if let Some((file, value)) = w.idle {
                 // An idle group gives way at once to any other task woken on its
                 // CPUs, instead of at the end of its slice or the next tick.
                 let _ = std::fs::write(file, value);
             }
-            if first {
+            if w.first {
                 tracing::debug!(
-                    "{} used up its CPU quota: pinned to CPUs {cpus:?}",
-                    tasks.display()
+                    "{} used up its CPU quota: pinned to CPUs {:?}",
+                    w.tasks.display(),
+                    w.mask
                 );
             }
             // The system calls (one per task: a fork bomb has hundreds) run on the
             // group's own CPUs, not on those its neighbours are left.
-            sys::set_own_affinity(&from);
+            sys::set_own_affinity(&w.from);
             // A first pin runs twice: tasks forked while it ran get the mask too.
-            for _ in 0..if first { 2 } else { 1 } {
-                sys::set_affinity(&tasks, &cpus);
+            for _ in 0..if w.first { 2 } else { 1 } {
+                sys::set_affinity(&w.tasks, &w.mask);
             }
         }
         sys::set_own_affinity(&self.cpus);
     }
 }
 
-impl State {
-    fn unload(&mut self, g: &Group) {
-        for &i in &g.on {
-            self.load[i] = self.load[i].saturating_sub(g.milli / g.need as u64);
-        }
+/// Takes the load of pinned group `g` off its CPUs.
+fn unload(load: &mut [u64], g: &Group) {
+    for &i in &g.on {
+        load[i] = load[i].saturating_sub(g.share);
     }
 }
 
